@@ -17,6 +17,7 @@ from .uri import (
     SipUri,
     Uri,
     Via,
+    is_digits,
     is_token,
     parse_name_addr,
     parse_uri,
@@ -73,6 +74,27 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(low) or name
 
 
+# Exact header name as written -> (lookup key, canonical name). Deterministic (depends only on the
+# name itself), bounded, and only ever filled with names that are valid tokens.
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_MAX = 2048
+
+
+def _name_info(name: str) -> tuple[str, str]:
+    info = _NAME_CACHE.get(name)
+    if info is None:
+        canon = canonical_name(name)
+        info = (canon.lower(), canon)
+        if len(_NAME_CACHE) < _NAME_CACHE_MAX and is_token(name):
+            _NAME_CACHE[name] = info
+    return info
+
+
+def _key(name: str) -> str:
+    info = _NAME_CACHE.get(name)
+    return info[0] if info is not None else canonical_name(name).lower()
+
+
 class ParseError(ValueError):
     """A message that must not be processed. ``status`` is what to answer a request with."""
 
@@ -89,47 +111,46 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()):
-        self._items: list[tuple[str, str, str]] = [(canonical_name(n).lower(), canonical_name(n), v) for n, v in items]
+        self._items: list[tuple[str, str, str]] = [(*_name_info(n), v) for n, v in items]
 
     def _add_raw(self, name: str, value: str) -> None:
-        canon = canonical_name(name)
-        self._items.append((canon.lower(), canon, value))
+        self._items.append((*_name_info(name), value))
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = canonical_name(name).lower()
+        key = _key(name)
         for k, _, v in self._items:
             if k == key:
                 return v
         return default
 
     def get_lines(self, name: str) -> list[str]:
-        key = canonical_name(name).lower()
+        key = _key(name)
         return [v for k, _, v in self._items if k == key]
 
     def get_all(self, name: str) -> list[str]:
-        """Every value, with comma-combined lines split for multi-value headers."""
-        key = canonical_name(name).lower()
+        """Every value, with comma-combined lines split for multi-value headers (commas inside
+        quoted strings and <...> do not split)."""
+        key = _key(name)
         lines = [v for k, _, v in self._items if k == key]
         if key not in MULTI_VALUE:
             return lines
         out: list[str] = []
         for line in lines:
             if "," in line:
-                out.extend(p.strip() for p in split_outside_quotes(line, ","))
+                out.extend(p.strip(" \t") for p in split_outside_quotes(line, ",", strict=False))
             else:
-                out.append(line.strip())
+                out.append(line.strip(" \t"))
         return out
 
     def count(self, name: str) -> int:
-        key = canonical_name(name).lower()
+        key = _key(name)
         return sum(1 for k, _, _ in self._items if k == key)
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
-        canon = canonical_name(name)
-        item = (canon.lower(), canon, value)
+        item = (*_name_info(name), value)
         if first:
             self._items.insert(0, item)
         else:
@@ -137,8 +158,7 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, at the position of the first."""
-        canon = canonical_name(name)
-        key = canon.lower()
+        key, canon = _name_info(name)
         for i, (k, _, _) in enumerate(self._items):
             if k == key:
                 self._items[i] = (key, canon, value)
@@ -147,20 +167,20 @@ class Headers:
         self._items.append((key, canon, value))
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
+        key = _key(name)
         self._items = [it for it in self._items if it[0] != key]
 
     def pop_first(self, name: str) -> str | None:
         """Remove the first value (of a possibly comma-combined line) and return it."""
-        key = canonical_name(name).lower()
+        key = _key(name)
         for i, (k, canon, v) in enumerate(self._items):
             if k == key:
-                parts = split_outside_quotes(v, ",") if key in MULTI_VALUE else [v]
+                parts = split_outside_quotes(v, ",", strict=False) if key in MULTI_VALUE else [v]
                 if len(parts) > 1:
-                    self._items[i] = (k, canon, ",".join(parts[1:]).strip())
+                    self._items[i] = (k, canon, ",".join(parts[1:]).strip(" \t"))
                 else:
                     del self._items[i]
-                return parts[0].strip()
+                return parts[0].strip(" \t")
         return None
 
     def items(self) -> Iterator[tuple[str, str]]:
@@ -185,11 +205,23 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
+def _uint(text: str) -> int | None:
+    """1*DIGIT (ASCII) as an int, leading zeros allowed; None if not digits. Absurdly long numbers
+    come back as MAX_UINT32 + 1 (never int() on thousands of digits)."""
+    if not is_digits(text):
+        return None
+    if len(text) > 12:
+        text = text.lstrip("0") or "0"
+        if len(text) > 12:
+            return MAX_UINT32 + 1
+    return int(text)
+
+
 def parse_cseq(value: str) -> CSeq:
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
-        raise ValueError(f"bad CSeq {value!r}")
-    num = int(parts[0])
+    num = _uint(parts[0]) if len(parts) == 2 else None
+    if num is None or not is_token(parts[1]):
+        raise ValueError(f"bad CSeq {value[:40]!r}")
     if num > MAX_UINT32:
         raise ValueError("CSeq number out of range")
     return CSeq(num, parts[1])
@@ -293,54 +325,93 @@ class Response(Message):
 # ----------------------------------------------------------------------------------------- parsing
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        return data[:end], data[end + 4 :]
-    end = data.find(b"\n\n")  # bare-LF messages (liberal, RFC 5118 archive form)
-    if end >= 0:
-        return data[:end], data[end + 2 :]
-    # No empty line: the header section is unterminated (RFC 4475 baddn). Take it all as headers.
-    return data.rstrip(b"\r\n"), b""
+    """Split at the first empty line. Lines end in CRLF or (liberally, RFC 5118's archive form) in a
+    bare LF, so the empty line is the first "\n\r\n" or "\n\n"."""
+    crlf = data.find(b"\n\r\n")
+    lf = data.find(b"\n\n", 0, crlf if crlf >= 0 else len(data))
+    if lf >= 0:
+        end, start = lf, lf + 2
+    elif crlf >= 0:
+        end, start = crlf, crlf + 3
+    else:
+        # No empty line: the header section is unterminated (RFC 4475 baddn). Take it all as headers.
+        return data.rstrip(b"\r\n"), b""
+    if end and data[end - 1] == 13:  # CR of the last header line's CRLF
+        end -= 1
+    return data[:end], data[start:]
+
+
+# Methods RFC 3261 and its extensions define; a request whose CSeq method does not match an
+# unknown method is answered 501 rather than 400 (RFC 4475 mismatch02).
+KNOWN_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
+)
+SINGLETON_KEYS = frozenset(SINGLETONS)
+_MANDATORY = (("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     """Parse one complete SIP message. ``stream`` = True when framed from TCP/TLS (Content-Length is
     then mandatory and already used by the framer)."""
-    data = data.lstrip(b"\r\n")  # keep-alive CRLFs before a message are allowed (§7.5)
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")  # keep-alive CRLFs before a message are allowed (§7.5)
     if not data:
         raise ParseError("empty message")
     head, body = _split_head(data)
     text = head.decode("utf-8", "surrogateescape")
+    bare_cr = False
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        bare_cr = "\r" in text
     if "\n " in text or "\n\t" in text:
-        # line folding: a line starting with whitespace continues the previous one
-        text = _unfold(text)
+        text = _unfold(text)  # line folding: a line starting with SP/HTAB continues the previous one
     lines = text.split("\n")
-    start = lines[0].rstrip("\r")
+    start = lines[0]
     msg: Request | Response
-    if start.startswith("SIP/"):
+    error: str | None = None  # the first defect; raised once every header line has been read, so
+    # that the partial message carries Via/From/To/Call-ID/CSeq and the element can answer it
+    if start[:4].upper() == "SIP/":
         msg = _parse_status_line(start)
     else:
-        msg = _parse_request_line(start)
-    headers = msg.headers
-    for raw in lines[1:]:
-        line = raw.rstrip("\r") if raw.endswith("\r") else raw
-        if not line:
-            continue
+        msg, error = _parse_request_line(start)
+    items = msg.headers._items
+    cache = _NAME_CACHE
+    for i in range(1, len(lines)):
+        line = lines[i]
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not name or not is_token(name):
-            raise ParseError(f"malformed header line {line[:40]!r}", partial=msg)
-        headers._add_raw(name, value.strip(" \t"))
-    if msg.version.upper() != "SIP/2.0":
+        info = cache.get(name) if colon else None
+        if info is None:
+            name = name.rstrip(" \t")
+            if not colon or not name or not is_token(name):
+                if line and error is None:
+                    error = f"malformed header line {line[:40]!r}"
+                continue
+            info = _name_info(name)
+        items.append((info[0], info[1], value.strip(" \t")))
+    if error is None and bare_cr:
+        error = "bare CR in the header section"
+    if error is not None:
+        raise ParseError(error, partial=msg)
+    if msg.version != "SIP/2.0" and msg.version.upper() != "SIP/2.0":
         raise ParseError("SIP version not supported", status=505, partial=msg)
-    msg.body = _frame_body(msg, body, stream)
-    _validate(msg)
+    # One pass: the first value of each header field, and the first singleton seen twice.
+    first: dict[str, str] = {}
+    dup = None
+    for k, _, v in items:
+        if k in first:
+            if dup is None and k in SINGLETON_KEYS:
+                dup = k
+        else:
+            first[k] = v
+    msg.body = _frame_body(msg, body, stream, first, dup)
+    _validate(msg, first, dup)
     return msg
 
 
 def _unfold(text: str) -> str:
     out: list[str] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
+    for line in text.split("\n"):
         if line[:1] in (" ", "\t") and out:
             out[-1] = out[-1].rstrip(" \t") + " " + line.strip(" \t")
         else:
@@ -348,89 +419,91 @@ def _unfold(text: str) -> str:
     return "\n".join(out)
 
 
-def _parse_request_line(line: str) -> Request:
+def _parse_request_line(line: str) -> tuple[Request, str | None]:
+    """The Request-Line, and what is wrong with it (None if nothing). Only a line that does not
+    even start with a method token raises at once: there is no request to answer then."""
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
-        raise ParseError("malformed Request-Line")
+        words = line.split()
+        if not words or not is_token(words[0]):
+            raise ParseError("malformed Request-Line")
+        # RFC 4475 lwsstart / trws / lwsruri: rejected, but with the headers, so that a 400 can go back
+        return Request(method=words[0], uri=words[1] if len(words) > 1 else ""), "malformed Request-Line"
     method, uri, version = parts
     if not is_token(method):
         raise ParseError("malformed method")
-    if not version.startswith("SIP/") or not _is_version(version[4:]):
-        raise ParseError("malformed SIP-Version")
+    if version[:4].upper() != "SIP/" or not _is_version(version[4:]):
+        return Request(method=method, uri=uri), "malformed SIP-Version"
     req = Request(method=method, uri=uri, version=version)
-    if version.upper() != "SIP/2.0":
-        return req  # headers are still parsed, so that parse_message can answer 505 (RFC 4475 badvers)
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        return req, None  # headers are still parsed, so that parse_message can answer 505 (RFC 4475 badvers)
     try:
         req._ruri = parse_uri(uri)
     except ValueError as e:
-        raise ParseError(f"malformed Request-URI: {e}", partial=req) from None
+        return req, f"malformed Request-URI: {e}"  # RFC 4475 ltgtruri
     if isinstance(req._ruri, SipUri) and req._ruri.headers is not None:
-        raise ParseError("headers are not allowed in a Request-URI", partial=req)  # RFC 4475 escruri
-    return req
+        return req, "headers are not allowed in a Request-URI"  # RFC 4475 escruri
+    return req, None
 
 
 def _is_version(v: str) -> bool:
     major, dot, minor = v.partition(".")
-    return bool(dot) and major.isdigit() and minor.isdigit()
+    return bool(dot) and is_digits(major) and is_digits(minor)
 
 
 def _parse_status_line(line: str) -> Response:
     version, sp, rest = line.partition(" ")
-    code, sp2, reason = rest.partition(" ")
-    if not sp or not sp2 or version.upper() != "SIP/2.0":
+    code, _, reason = rest.partition(" ")  # liberal: "SIP/2.0 100" without the SP is accepted
+    if not sp or version.upper() != "SIP/2.0":
         raise ParseError("malformed Status-Line")
-    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+    if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
         raise ParseError(f"bad status code {code[:12]!r}")
     return Response(status=int(code), reason=reason, version=version)
 
 
-def _frame_body(msg: Message, body: bytes, stream: bool) -> bytes:
-    lengths = msg.headers.get_lines("Content-Length")
-    if not lengths:
+def _frame_body(msg: Message, body: bytes, stream: bool, first: dict[str, str], dup: str | None) -> bytes:
+    value = first.get("content-length")
+    if value is None:
         if stream:
             raise ParseError("Content-Length is mandatory on stream transports", partial=msg)
-        return body
-    values = {v.strip() for v in lengths}
-    if len(values) != 1:
-        raise ParseError("conflicting Content-Length values", partial=msg)
-    value = values.pop()
-    if not value.isdigit():
-        raise ParseError(f"bad Content-Length {value[:20]!r}", partial=msg)
-    n = int(value)
+        return body  # UDP: the body is every octet after the empty line (RFC 4475 inv2543)
+    if dup == "content-length" or (dup is not None and msg.headers.count("Content-Length") > 1):
+        raise ParseError("more than one Content-Length", partial=msg)  # RFC 4475 mcl01
+    n = _uint(value)
+    if n is None:
+        raise ParseError(f"bad Content-Length {value[:20]!r}", partial=msg)  # RFC 4475 ncl
     if n > len(body):
-        raise ParseError("Content-Length larger than the message body", partial=msg)
-    return body[:n]  # octets beyond Content-Length are discarded (§18.3)
+        raise ParseError("Content-Length larger than the message body", partial=msg)  # RFC 4475 clerr
+    return body if n == len(body) else body[:n]  # octets beyond Content-Length are discarded (§18.3)
 
 
-def _validate(msg: Message) -> None:
-    h = msg.headers
+def _validate(msg: Message, first: dict[str, str], dup: str | None) -> None:
     try:
-        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-            if name not in h:
+        for key, name in _MANDATORY:
+            if key not in first:
                 raise ValueError(f"missing {name}")
-        for name in SINGLETONS:
-            if h.count(name) > 1:
-                raise ValueError(f"more than one {canonical_name(name)}")
-        if not msg.call_id.strip():
+        if dup is not None:
+            raise ValueError(f"more than one {canonical_name(dup)}")  # RFC 4475 multi01
+        if not first["call-id"]:
             raise ValueError("empty Call-ID")
-        vias = msg.vias
-        for via in vias:
+        for via in msg.vias:
             if via.version != "2.0":
                 raise ValueError("Via version is not 2.0")
-        msg.from_, msg.to, msg.cseq  # noqa: B018  (parse and cache)
-        mf = h.get("Max-Forwards")
-        if mf is not None and (not mf.isdigit() or int(mf) > 255):
+        msg._from = parse_name_addr(first["from"])
+        msg._to = parse_name_addr(first["to"])
+        msg._cseq = cseq = parse_cseq(first["cseq"])
+        mf = first.get("max-forwards")
+        if mf is not None and ((n := _uint(mf)) is None or n > 255):
             raise ValueError(f"bad Max-Forwards {mf[:20]!r}")
-        exp = h.get("Expires")
-        if exp is not None and (not exp.isdigit() or int(exp) > MAX_UINT32):
+        exp = first.get("expires")
+        if exp is not None and ((n := _uint(exp)) is None or n > MAX_UINT32):
             raise ValueError(f"bad Expires {exp[:20]!r}")
-        if isinstance(msg, Request):
-            if msg.cseq.method != msg.method:
-                raise ValueError("CSeq method does not match the request method")
-            if vias[0].branch == "z9hG4bK":
-                raise ValueError("Via branch is only the magic cookie")
     except ValueError as e:
         raise ParseError(str(e), partial=msg) from None
+    if isinstance(msg, Request) and cseq.method != msg.method:
+        # RFC 4475 mismatch01 (400); mismatch02: an unknown method is answered 501 first.
+        status = 400 if msg.method in KNOWN_METHODS else 501
+        raise ParseError("CSeq method does not match the request method", status=status, partial=msg)
 
 
 # --------------------------------------------------------------------------------------- building

@@ -8,33 +8,66 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from functools import lru_cache
+from ipaddress import IPv6Address
+from urllib.parse import quote, unquote
 
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
-_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)$")
-_PARAM_NAME_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~\[\]/:&+$]+$")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+# hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanumeric with inner hyphens.
+# Liberal: '_' is tolerated (container and SRV-style names). A name whose last label is numeric
+# must be a dotted-quad IPv4address (a toplabel starts with ALPHA).
+_HOSTNAME_RE = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.?")
+_IPV4_RE = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
+_IPV6_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]+")
+_PARAM_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]/:&+$]+")
+_DIGITS_RE = re.compile(r"[0-9]+")
+# Characters that may not appear unescaped anywhere in a URI (controls, SP, DEL, and the
+# delimiters of the enclosing header field).
+_URI_ILLEGAL_RE = re.compile(r"[\x00-\x20\x7f<>\"]")
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# paramchar = param-unreserved / unreserved / escaped (RFC 3261 §25.1)
+_PARAMCHAR_SAFE = "-_.!~*'()[]/:&+$"
+_PARAMCHAR_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*")
 MAX_UINT32 = 2**32 - 1
 
 
 def is_token(text: str) -> bool:
-    return bool(_TOKEN_RE.match(text))
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
-def split_outside_quotes(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` where it is not inside a quoted string or <...> (Contact lists, params)."""
+def is_digits(text: str) -> bool:
+    """ASCII decimal digits only (``str.isdigit`` also accepts '²', '٣', ...)."""
+    return _DIGITS_RE.fullmatch(text) is not None
+
+
+_SPLIT_RES: dict[str, re.Pattern[str]] = {}
+
+
+def split_outside_quotes(text: str, sep: str, *, strict: bool = True) -> list[str]:
+    """Split on ``sep`` where it is not inside a quoted string or <...> (Contact lists, params).
+
+    An unterminated quoted string raises ``ValueError`` when ``strict``; otherwise the rest of
+    the text is the last part."""
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
+    special = _SPLIT_RES.get(sep)
+    if special is None:
+        special = _SPLIT_RES[sep] = re.compile(r'[\\"<>' + re.escape(sep) + "]")
     parts: list[str] = []
     depth = 0
     quoted = False
     start = 0
-    i = 0
-    n = len(text)
-    while i < n:
+    skip_to = -1
+    for m in special.finditer(text):
+        i = m.start()
+        if i < skip_to:
+            continue  # the character after a backslash inside a quoted string
         ch = text[i]
         if quoted:
             if ch == "\\":
-                i += 1
+                skip_to = i + 2
             elif ch == '"':
                 quoted = False
         elif ch == '"':
@@ -42,36 +75,34 @@ def split_outside_quotes(text: str, sep: str) -> list[str]:
         elif ch == "<":
             depth += 1
         elif ch == ">":
-            depth = max(0, depth - 1)
+            if depth:
+                depth -= 1
         elif ch == sep and depth == 0:
             parts.append(text[start:i])
             start = i + 1
-        i += 1
-    if quoted:
+    if quoted and strict:
         raise ValueError("unterminated quoted string")
     parts.append(text[start:])
     return parts
 
 
 def parse_params(text: str, *, strict: bool = True) -> dict[str, str | None]:
-    """Parse ``;name=value;flag`` (text without the leading ';'). Names are lower-cased."""
+    """Parse ``;name=value;flag`` (text without the leading ';'). Names are lower-cased, values
+    kept as received (header parameters: '%' is not an escape there)."""
     params: dict[str, str | None] = {}
-    if not text.strip():
+    if not text.strip(" \t"):
         if strict:
             raise ValueError("empty parameter")
         return params
     for raw in split_outside_quotes(text, ";"):
-        item = raw.strip()
-        if not item:
-            raise ValueError("empty parameter")
-        name, eq, value = item.partition("=")
-        name = name.strip()
-        if not name or not _PARAM_NAME_RE.match(name):
-            raise ValueError(f"bad parameter name {name!r}")
+        name, eq, value = raw.partition("=")
+        name = name.strip(" \t")
+        if not name or _PARAM_NAME_RE.fullmatch(name) is None:
+            raise ValueError(f"bad parameter name {name[:40]!r}" if name else "empty parameter")
         if eq:
-            value = value.strip()
+            value = value.strip(" \t")
             if not value:
-                raise ValueError(f"parameter {name!r} has an empty value")
+                raise ValueError(f"parameter {name[:40]!r} has an empty value")
             params[name.lower()] = value
         else:
             params[name.lower()] = None
@@ -82,8 +113,94 @@ def format_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 
+def _unescape(text: str) -> str:
+    """Decode %HH escapes once (never recursively: 'v%61lue%25%34%31' -> 'value%41')."""
+    if "%" not in text:
+        return text
+    if _BAD_ESCAPE_RE.search(text):
+        raise ValueError(f"bad %-escape in {text[:40]!r}")
+    return unquote(text, errors="surrogateescape")
+
+
+def _escape_param(text: str) -> str:
+    if _PARAMCHAR_RE.fullmatch(text):
+        return text
+    return quote(text, safe=_PARAMCHAR_SAFE, errors="surrogateescape")
+
+
+def parse_uri_params(text: str) -> dict[str, str | None]:
+    """URI parameters (text after the first ';'): %HH escapes are decoded once, names lower-cased.
+    ``SipUri.__str__`` escapes them again, so the URI stays equivalent (RFC 3261 §19.1.4)."""
+    params: dict[str, str | None] = {}
+    for raw in text.split(";"):
+        name, eq, value = raw.partition("=")
+        if not name or _PARAM_NAME_RE.fullmatch(name) is None:
+            raise ValueError(f"bad URI parameter name {name[:40]!r}" if name else "empty URI parameter")
+        if "%" in name:
+            name = _unescape(name)
+        if eq:
+            if not value:
+                raise ValueError(f"URI parameter {name[:40]!r} has an empty value")
+            params[name.lower()] = _unescape(value) if "%" in value else value
+        else:
+            params[name.lower()] = None
+    return params
+
+
+def format_uri_params(params: dict[str, str | None]) -> str:
+    return "".join(
+        f";{_escape_param(k)}" if v is None else f";{_escape_param(k)}={_escape_param(v)}"
+        for k, v in params.items()
+    )
+
+
+@lru_cache(maxsize=1024)
+def _ipv6_reference(ref: str) -> str:
+    """Validate ``[IPv6address]``; return it, with the RFC 3261 ABNF's third colon dropped
+    (RFC 5118 §4.10: '2001:db8:::192.0.2.1' is read as '2001:db8::192.0.2.1')."""
+    inner = ref[1:-1]
+    if _IPV6_CHARS_RE.fullmatch(inner) is None:
+        raise ValueError(f"bad IPv6 reference {ref[:60]!r}")
+    try:
+        IPv6Address(inner)
+        return ref
+    except ValueError:
+        pass
+    if ":::" in inner:
+        fixed = inner.replace(":::", "::", 1)
+        try:
+            IPv6Address(fixed)
+            return f"[{fixed}]"
+        except ValueError:
+            pass
+    raise ValueError(f"bad IPv6 reference {ref[:60]!r}")
+
+
+def check_host(host: str) -> str:
+    """Validate a host (hostname / IPv4address / IPv6reference) and return it as it will be kept."""
+    if host[:1] == "[":
+        if host[-1:] != "]":
+            raise ValueError("unterminated IPv6 reference")
+        return _ipv6_reference(host)
+    if _HOSTNAME_RE.fullmatch(host) is None:
+        raise ValueError(f"bad host {host[:60]!r}")
+    last = host[-2] if host[-1] == "." and len(host) > 1 else host[-1]
+    if last.isdigit() and _IPV4_RE.fullmatch(host) is None:
+        raise ValueError(f"bad IPv4 address {host[:60]!r}")
+    return host
+
+
+def parse_port(text: str) -> int:
+    if len(text) > 5 or _DIGITS_RE.fullmatch(text) is None:
+        raise ValueError(f"bad port {text[:20]!r}")
+    port = int(text)
+    if not 0 < port <= 65535:
+        raise ValueError(f"bad port {text!r}")
+    return port
+
+
 def split_hostport(text: str) -> tuple[str, int | None]:
-    text = text.strip()
+    text = text.strip(" \t")
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -96,19 +213,16 @@ def split_hostport(text: str) -> tuple[str, int | None]:
         host, colon, port_s = text.partition(":")
         if not colon:
             port_s = None
-    if not host or not _HOST_RE.match(host):
-        raise ValueError(f"bad host {host!r}")
-    port: int | None = None
-    if port_s is not None:
-        if not port_s.isdigit() or not 0 < int(port_s) <= 65535:
-            raise ValueError(f"bad port {port_s!r}")
-        port = int(port_s)
-    return host, port
+    if not host:
+        raise ValueError("empty host")
+    host = check_host(host)
+    return host, (None if port_s is None else parse_port(port_s))
 
 
 @dataclass(slots=True)
 class SipUri:
-    """sip: or sips: URI. ``user`` keeps its %-escapes (as received); ``user_unescaped`` decodes them."""
+    """sip: or sips: URI. ``user`` keeps its %-escapes (as received); ``user_unescaped`` decodes them.
+    ``params`` hold decoded names (lower-cased) and values; ``str()`` escapes them again."""
 
     scheme: str
     host: str
@@ -138,7 +252,8 @@ class SipUri:
                 out.append(":" + self.password)
             out.append("@")
         out.append(self.hostport())
-        out.append(format_params(self.params))
+        if self.params:
+            out.append(format_uri_params(self.params))
         if self.headers is not None:
             out.append("?" + self.headers)
         return "".join(out)
@@ -159,14 +274,14 @@ Uri = SipUri | AbsoluteUri
 
 
 def parse_uri(text: str) -> Uri:
-    text = text.strip()
+    text = text.strip(" \t")
     scheme, colon, rest = text.partition(":")
-    if not colon or not _SCHEME_RE.match(scheme):
-        raise ValueError(f"bad URI {text!r}")
-    if any(c in rest for c in " \t\r\n<>\""):
-        raise ValueError(f"illegal character in URI {text!r}")
+    if not colon or _SCHEME_RE.fullmatch(scheme) is None:
+        raise ValueError(f"bad URI {text[:60]!r}")
+    if _URI_ILLEGAL_RE.search(rest):
+        raise ValueError(f"illegal character in URI {text[:60]!r}")
     lscheme = scheme.lower()
-    if lscheme not in ("sip", "sips"):
+    if lscheme != "sip" and lscheme != "sips":
         if not rest:
             raise ValueError("empty URI")
         return AbsoluteUri(lscheme, rest)
@@ -175,9 +290,9 @@ def parse_uri(text: str) -> Uri:
     user = password = None
     if "@" in rest:
         userinfo, _, rest = rest.partition("@")
-        if not userinfo:
-            raise ValueError("empty user part")
         user, pcolon, pw = userinfo.partition(":")
+        if not user:
+            raise ValueError("empty user part")
         if pcolon:
             password = pw
     rest, qmark, headers = rest.partition("?")
@@ -189,7 +304,7 @@ def parse_uri(text: str) -> Uri:
         user=user,
         password=password,
         port=port,
-        params=parse_params(params) if semi else {},
+        params=parse_uri_params(params) if semi else {},
         headers=headers if qmark else None,
     )
 
@@ -294,14 +409,16 @@ class Via:
         return f"SIP/{self.version}/{self.transport} {self.sent_by()}{format_params(self.params)}"
 
 
-_VIA_RE = re.compile(r"^\s*SIP\s*/\s*([0-9.]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.S)
+# sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around each
+# SLASH (RFC 4475 wsinv); ABNF literals are case-insensitive.
+_VIA_RE = re.compile(r"[ \t]*([Ss][Ii][Pp])[ \t]*/[ \t]*([0-9]+\.[0-9]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+([^ \t].*)", re.S)
 
 
 def parse_via(text: str) -> Via:
-    m = _VIA_RE.match(text)
+    m = _VIA_RE.fullmatch(text)
     if not m:
-        raise ValueError(f"bad Via {text!r}")
-    version, transport, rest = m.groups()
+        raise ValueError(f"bad Via {text[:60]!r}")
+    _, version, transport, rest = m.groups()
     sent_by, semi, params = rest.partition(";")
     host, port = split_hostport(sent_by)
     return Via(

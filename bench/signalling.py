@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Signalling load: the switch and Kamailio measured side by side in one run, with the same SIPp driver
+(../shared/bench/signalling_load.py): digest REGISTER for 2,000 users at rising rates, then
+authenticated calls between them at rising rates. Prints both tables and the ratios.
+
+Usage: bench/signalling.py [--skip-kamailio] [--memory]
+  REG_RATES / CALL_RATES (comma-separated) are passed through to the driver.
+  --memory: also register 10,000 contacts and report the switch's resident memory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "bench"
+DRIVER = SHARED / "signalling_load.py"
+
+
+def bench_config(path: Path, port: int, users: range) -> None:
+    lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "bench.local"\n',
+             "[log]\nlevel = \"WARNING\"\n",
+             '[store]\npath = "bench.db"\n']
+    for u in users:
+        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\n')
+    path.write_text("".join(lines))
+
+
+def run_switch(work: Path, port: int, users: range) -> subprocess.Popen:
+    cfg = work / "config.toml"
+    bench_config(cfg, port, users)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "run", "--config", str(cfg)],
+                            stderr=open(work / "switch.log", "w"), env=env, cwd=work)
+    for _ in range(100):
+        time.sleep(0.1)
+        if "softswitch running" in (work / "switch.log").read_text():
+            return proc
+        if proc.poll() is not None:
+            break
+    raise SystemExit(f"switch did not start:\n{(work / 'switch.log').read_text()}")
+
+
+def drive(addr: str, pid: int) -> list[str]:
+    out = subprocess.run([sys.executable, str(DRIVER), addr, str(pid)], capture_output=True, text=True,
+                         cwd=SHARED, env=os.environ)
+    print(out.stdout, end="", flush=True)
+    if out.returncode:
+        print(out.stderr, file=sys.stderr)
+    return out.stdout.splitlines()
+
+
+def parse_rows(lines: list[str]) -> dict[str, tuple[int, int, float]]:
+    rows = {}
+    for line in lines:
+        m = re.match(r"(REGISTER|CALLS)\s+(\d+)/s\s+ok\s+(-?\d+) failed\s+(-?\d+).*cpu\s+(\d+)%", line)
+        if m:
+            rows[f"{m[1]} {m[2]}/s"] = (int(m[3]), int(m[4]), float(m[5]))
+    return rows
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory_test(work: Path) -> None:
+    """Register 10,000 contacts (users 10000..19999) and report resident memory."""
+    port = 5091
+    users = range(10000, 20000)
+    proc = run_switch(work, port, users)
+    base = rss_mb(proc.pid)
+    csv = work / "mem.csv"
+    csv.write_text("SEQUENTIAL\n" + "".join(
+        f"{u};[authentication username={u} password=pw{u}];bench.local;5094\n" for u in users))
+    subprocess.run(["sipp", "-nostdin", "-sf", str(SHARED / "sipp" / "reg_auth.xml"), "-inf", str(csv),
+                    "-m", "10000", "-r", "1000", "-l", "4000", "-timeout", "60s", f"127.0.0.1:{port}"],
+                   capture_output=True, cwd=work)
+    time.sleep(1)
+    print(f"memory: {len(users)} extensions configured, RSS before registrations {base:.0f} MB, "
+          f"after 10,000 registered contacts {rss_mb(proc.pid):.0f} MB")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-kamailio", action="store_true")
+    ap.add_argument("--memory", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-sig-"))
+    port = 5090
+    print("== softswitch ==", flush=True)
+    proc = run_switch(work, port, range(5000, 7000))
+    try:
+        ours = parse_rows(drive(f"127.0.0.1:{port}", proc.pid))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    theirs: dict = {}
+    if not args.skip_kamailio:
+        print("== Kamailio (../shared/bench/kamailio/run.sh) ==", flush=True)
+        out = subprocess.run(["bash", str(SHARED / "kamailio" / "run.sh")], capture_output=True, text=True)
+        print(out.stdout, end="")
+        theirs = parse_rows(out.stdout.splitlines())
+    print("\n| step | softswitch ok / failed | CPU | Kamailio ok / failed | CPU | ok ratio |")
+    print("|---|---|---|---|---|---|")
+    for step, (ok, bad, cpu) in ours.items():
+        k = theirs.get(step)
+        ks = f"{k[0]} / {k[1]} | {k[2]:.0f} %" if k else "- | -"
+        ratio = f"{ok / k[0]:.2f}" if k and k[0] > 0 else "-"
+        print(f"| {step} | {ok} / {bad} | {cpu:.0f} % | {ks} | {ratio} |")
+    if args.memory:
+        memory_test(work)
+
+
+if __name__ == "__main__":
+    main()

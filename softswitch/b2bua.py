@@ -1,0 +1,505 @@
+"""Back-to-back user agent: calls between registered extensions (RFC 3261 UAS on one side, UAC on the other).
+
+A ``Call`` has one caller leg (the INVITE we answer) and one callee leg per registered contact of the
+called extension (parallel forking); the first to answer wins and the others are cancelled. Each leg
+is a full dialog of its own, so the switch can later anchor media, record, transfer and put the
+legs of different calls together. Everything here is sans-IO: handlers return actions.
+
+Media slot: ``B2BUA.sdp_to(leg, body)`` is where the media engine rewrites SDP so both legs send RTP
+to the switch; for now it passes SDP through unchanged.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .sip.dialog import Dialog, new_call_id, new_tag
+from .sip.message import Request, Response, make_response, new_request
+from .sip.transaction import ClientTransaction, Peer, Send, ServerTransaction, new_branch
+
+if TYPE_CHECKING:
+    from .core import SwitchCore
+
+log = logging.getLogger("softswitch.calls")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+
+
+@dataclass(eq=False)
+class Leg:
+    call: "Call"
+    role: str                       # "caller" | "callee"
+    peer: Peer                      # where this phone's signalling goes (its source address: NAT-safe)
+    invite: Request                 # the INVITE we received (caller) or sent (callee)
+    tx: Any = None                  # its INVITE server or client transaction
+    dialog: Dialog | None = None
+    state: str = "calling"          # calling | early | confirmed | terminated
+    final: Response | None = None   # final response received (callee legs)
+    ack: Request | None = None      # ACK we sent for its 2xx, resent when the 2xx is retransmitted
+    cancel_pending: bool = False
+    got_provisional: bool = False
+    media: Any = None               # media endpoint (filled in by the media engine)
+    reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
+    pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        return (self.dialog.call_id, self.dialog.local_tag) if self.dialog else None
+
+
+@dataclass(eq=False)
+class Call:
+    id: str
+    caller_number: str
+    callee_number: str
+    created: float
+    caller: Leg = field(init=False)
+    callees: list[Leg] = field(default_factory=list)
+    answered: Leg | None = None
+    state: str = "ringing"          # ringing | answered | ended
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str = ""
+    caller_acked: bool = False
+    delayed_offer: bool = False
+
+    def other(self, leg: Leg) -> Leg | None:
+        return self.answered if leg is self.caller else self.caller
+
+    def parties(self) -> set[str]:
+        return {self.caller_number, self.callee_number}
+
+
+@dataclass
+class Relay:
+    """An in-dialog request forwarded from one leg to the other, waiting for its answer."""
+    origin_tx: Any                  # server transaction on the originating leg (None for BYE we originate)
+    origin: Leg
+    target: Leg
+    method: str
+
+
+class B2BUA:
+    def __init__(self, core: "SwitchCore"):
+        self.core = core
+        self.calls: dict[str, Call] = {}
+        self._by_dialog: dict[tuple[str, str], Leg] = {}
+        self._by_client_tx: dict[int, tuple[Leg, Relay | None]] = {}
+        self._timers: list[tuple[float, int, str]] = []
+        self._seq = 0
+
+    # ------------------------------------------------------------------------------ helpers
+    def active_calls(self, number: str) -> int:
+        return sum(1 for c in self.calls.values() if c.state != "ended" and number in c.parties())
+
+    def sdp_to(self, leg: Leg, body: bytes) -> bytes:
+        """SDP sent towards ``leg`` (media anchoring hooks in here)."""
+        return body
+
+    def next_deadline(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def _schedule(self, when: float, call_id: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (when, self._seq, call_id))
+
+    def _send_request(self, leg: Leg, req: Request, now: float, relay: Relay | None = None) -> list:
+        tx, actions = self.core.tl.send_request(req, leg.peer, now)
+        self._by_client_tx[id(tx)] = (leg, relay)
+        return actions
+
+    def _respond(self, tx: ServerTransaction, resp: Response, now: float) -> list:
+        return self.core.tl.respond(tx, resp, now)
+
+    def _answer(self, leg: Leg, req: Request, status: int, reason: str | None = None, body: bytes = b"",
+                content_type: str | None = None, extra: list[tuple[str, str]] | None = None) -> Response:
+        """A response on ``leg``'s dialog (our To tag, our Contact)."""
+        tag = leg.dialog.local_tag if leg.dialog else None
+        ex = list(extra or [])
+        if 100 < status < 300 and req.method in ("INVITE", "UPDATE"):
+            ex.append(("Contact", self.core.contact(leg.peer)))
+            ex.append(("Allow", ALLOW))
+        if body:
+            ex.append(("Content-Type", content_type or "application/sdp"))
+        return make_response(req, status, reason, to_tag=tag, extra=ex, body=body)
+
+    # ------------------------------------------------------------------------ new INVITE
+    def on_invite(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, now: float) -> list:
+        core = self.core
+        actions = self._respond(tx, make_response(req, 100), now)
+        target = req.ruri.user_unescaped if hasattr(req.ruri, "user_unescaped") else None
+        target = (target or "").split(";")[0]
+        ext = core.config.extension(target) if target else None
+        if ext is None or not ext.enabled:
+            log.info("call from %s to %s refused: unknown number (404)", caller, target or "-")
+            return actions + self._respond(tx, make_response(req, 404, to_tag=new_tag()), now)
+        mf = req.headers.get("Max-Forwards")
+        if mf is not None and int(mf) == 0:
+            return actions + self._respond(tx, make_response(req, 483, to_tag=new_tag()), now)
+        contacts = core.registrar.lookup(ext.number, now)
+        if not contacts:
+            log.info("call from %s to %s refused: not registered (480)", caller, target)
+            return actions + self._respond(tx, make_response(req, 480, "Not Registered", to_tag=new_tag()), now)
+        limit = getattr(ext, "busy_limit", 1)
+        if limit and self.active_calls(ext.number) >= limit:
+            log.info("call from %s to %s refused: busy (486)", caller, target)
+            return actions + self._respond(tx, make_response(req, 486, to_tag=new_tag()), now)
+
+        call = Call(id=new_tag() + new_tag(), caller_number=caller, callee_number=ext.number, created=now)
+        call.delayed_offer = not req.body
+        a = Leg(call, "caller", peer, req, tx)
+        a.dialog = Dialog.as_uas(req, new_tag())
+        a.state = "early"
+        call.caller = a
+        self.calls[call.id] = call
+        self._by_dialog[a.key] = a  # type: ignore[index]
+        tx.b2bua_leg = a  # lets CANCEL find the call
+        caller_ext = core.config.extension(caller)
+        display = (caller_ext.name if caller_ext and caller_ext.name else caller).replace('"', "")
+        domain = core.config.sip.domain
+        mf_out = str(min(69, int(mf) - 1 if mf is not None else 69))
+        for binding in contacts:
+            dest = core.binding_peer(binding)
+            b_req = new_request("INVITE", binding.contact_uri, [
+                ("Via", core.via(dest, new_branch())),
+                ("Max-Forwards", mf_out),
+                ("From", f'"{display}" <sip:{caller}@{domain}>;tag={new_tag()}'),
+                ("To", f"<sip:{ext.number}@{domain}>"),
+                ("Call-ID", new_call_id(domain)),
+                ("CSeq", "1 INVITE"),
+                ("Contact", core.contact(dest)),
+                ("Allow", ALLOW),
+                ("User-Agent", core.config.sip.user_agent),
+            ])
+            b = Leg(call, "callee", dest, b_req)
+            body = self.sdp_to(b, req.body)
+            if body:
+                b_req.headers.add("Content-Type", req.headers.get("Content-Type") or "application/sdp")
+                b_req.body = body
+            call.callees.append(b)
+            actions += self._send_request(b, b_req, now)
+        self._schedule(now + core.config.sip.ring_timeout, call.id)
+        log.info("call %s: %s -> %s ringing %d contact(s)", call.id, caller, ext.number, len(contacts))
+        return actions
+
+    # --------------------------------------------------------------------------- responses
+    def on_response(self, resp: Response, tx: ClientTransaction, now: float) -> list:
+        entry = self._by_client_tx.get(id(tx))
+        if entry is None:
+            return self.on_stray_response(resp, None, now)
+        leg, relay = entry
+        if relay is not None:
+            return self._relay_response(resp, tx, leg, relay, now)
+        if resp.cseq.method == "INVITE" and leg.role == "callee" and resp.cseq.number == leg.invite.cseq.number:
+            return self._callee_invite_response(resp, leg, now)
+        if resp.cseq.method in ("BYE", "CANCEL") and resp.status >= 200:
+            self._by_client_tx.pop(id(tx), None)
+            if resp.cseq.method == "BYE":
+                self._leg_gone(leg)
+        return []
+
+    def _callee_invite_response(self, resp: Response, leg: Leg, now: float) -> list:
+        call = leg.call
+        a = call.caller
+        actions: list = []
+        status = resp.status
+        if status < 200:
+            if status == 100:
+                return []
+            leg.got_provisional = True
+            if resp.to.tag and leg.dialog is None:
+                leg.dialog = Dialog.as_uac(leg.invite, resp)
+                self._by_dialog[leg.key] = leg  # type: ignore[index]
+            leg.state = "early"
+            if leg.cancel_pending:
+                leg.cancel_pending = False
+                return self._send_cancel(leg, now)
+            if call.state == "ringing":
+                body = self.sdp_to(a, resp.body) if resp.body else b""
+                actions += self._respond(a.tx, self._answer(a, a.invite, status, resp.reason, body,
+                                                            resp.headers.get("Content-Type")), now)
+            return actions
+        if status < 300:
+            if leg.dialog is None or leg.dialog.remote_tag != resp.to.tag:
+                if leg.dialog is not None and leg.key in self._by_dialog:
+                    del self._by_dialog[leg.key]  # type: ignore[arg-type]
+                leg.dialog = Dialog.as_uac(leg.invite, resp)
+                self._by_dialog[leg.key] = leg  # type: ignore[index]
+            if leg.state == "confirmed" or leg.ack is not None:
+                if leg.ack is not None:  # 2xx retransmission: our ACK got lost
+                    actions.append(Send(leg.ack.serialize(), leg.peer))
+                return actions
+            leg.dialog.update_target(resp)
+            leg.state = "confirmed"
+            if call.state != "ringing":
+                # another fork answered first (or the caller gave up): ACK and hang this one up
+                actions += self._send_ack(leg, b"", now)
+                actions += self._send_bye(leg, now)
+                return actions
+            call.state = "answered"
+            call.answered = leg
+            call.answered_at = now
+            if not call.delayed_offer:
+                actions += self._send_ack(leg, b"", now)
+            for other in call.callees:
+                if other is not leg and other.state in ("calling", "early"):
+                    actions += self._send_cancel(other, now)
+            body = self.sdp_to(a, resp.body)
+            a.state = "confirmed"
+            actions += self._respond(a.tx, self._answer(a, a.invite, 200, None, body,
+                                                        resp.headers.get("Content-Type")), now)
+            log.info("call %s: %s -> %s answered", call.id, call.caller_number, call.callee_number)
+            return actions
+        # final failure of this fork
+        leg.state = "terminated"
+        leg.final = resp
+        if call.state == "ringing" and all(l.state == "terminated" for l in call.callees):
+            best = _best_final([l.final for l in call.callees if l.final is not None])
+            code, reason = (best.status, best.reason) if best else (480, None)
+            if code in (408, 503):
+                code, reason = 480, "Temporarily Unavailable"
+            if code == 487 and call.end_reason == "cancelled":
+                return actions  # the caller's CANCEL already got its 487
+            actions += self._respond(a.tx, self._answer(a, a.invite, code, reason), now)
+            self._end(call, f"failed {code}", now)
+        return actions
+
+    def on_timeout(self, tx: ClientTransaction, now: float) -> list:
+        entry = self._by_client_tx.pop(id(tx), None)
+        if entry is None:
+            return []
+        leg, relay = entry
+        if relay is not None:
+            if relay.method == "INVITE":
+                relay.origin.reinvite = None
+            if relay.origin_tx is None:
+                return []
+            return self._respond(relay.origin_tx, self._answer(relay.origin, relay.origin_tx.request, 408), now)
+        if leg.role == "callee" and leg.state in ("calling", "early"):
+            fake = make_response(leg.invite, 408)
+            self._by_client_tx[id(tx)] = (leg, None)
+            return self._callee_invite_response(fake, leg, now)
+        if tx_method(tx) == "BYE":
+            self._leg_gone(leg)
+        return []
+
+    def on_stray_response(self, resp: Response, peer: Peer, now: float) -> list:
+        """A 2xx retransmission after its transaction ended: re-send our ACK (RFC 3261 §13.2.2.4)."""
+        if resp.status // 100 != 2 or resp.cseq.method != "INVITE":
+            return []
+        leg = self._by_dialog.get((resp.call_id, resp.from_.tag or ""))
+        if leg is not None and leg.ack is not None and leg.ack.cseq.number == resp.cseq.number:
+            return [Send(leg.ack.serialize(), leg.peer)]
+        return []
+
+    # ------------------------------------------------------------------------------ CANCEL
+    def on_cancel(self, req: Request, peer: Peer, tx: ServerTransaction, now: float) -> list:
+        inv_tx = self.core.tl.find_invite_server_tx(req)
+        leg: Leg | None = getattr(inv_tx, "b2bua_leg", None) if inv_tx is not None else None
+        if leg is None:
+            return self._respond(tx, make_response(req, 481, to_tag=new_tag()), now)
+        actions = self._respond(tx, make_response(req, 200), now)
+        call = leg.call
+        if call.state != "ringing":
+            return actions  # too late: the call was answered (or ended); the CANCEL has no effect
+        call.end_reason = "cancelled"
+        actions += self._respond(leg.tx, self._answer(leg, leg.invite, 487), now)
+        for b in call.callees:
+            if b.state in ("calling", "early"):
+                actions += self._send_cancel(b, now)
+        self._end(call, "cancelled by caller", now)
+        return actions
+
+    def _send_cancel(self, leg: Leg, now: float) -> list:
+        if not leg.got_provisional:
+            leg.cancel_pending = True  # §9.1: no CANCEL before a provisional response
+            return []
+        inv = leg.invite
+        cancel = new_request("CANCEL", inv.uri, [
+            ("Via", inv.headers.get_all("Via")[0]),
+            ("Max-Forwards", "70"),
+            ("From", inv.headers.get("From") or ""),
+            ("To", inv.headers.get("To") or ""),
+            ("Call-ID", inv.call_id),
+            ("CSeq", f"{inv.cseq.number} CANCEL"),
+        ])
+        return self._send_request(leg, cancel, now)
+
+    # ------------------------------------------------------------------ in-dialog requests
+    def find_leg(self, req: Request) -> Leg | None:
+        tag = req.to.tag
+        return self._by_dialog.get((req.call_id, tag)) if tag else None
+
+    def on_in_dialog(self, req: Request, peer: Peer, tx: ServerTransaction | None, now: float) -> list:
+        leg = self.find_leg(req)
+        method = req.method
+        if leg is None or leg.dialog is None:
+            if method == "ACK":
+                return []
+            return self._respond(tx, make_response(req, 481), now) if tx else []
+        if not leg.dialog.check_remote_cseq(req):
+            return self._respond(tx, make_response(req, 500, "CSeq Out of Order"), now) if tx else []
+        call = leg.call
+        if method == "ACK":
+            return self._on_ack(req, leg, now)
+        if method == "OPTIONS":
+            return self._respond(tx, self._answer(leg, req, 200, extra=[("Allow", ALLOW)]), now)
+        if method == "BYE":
+            actions = self._respond(tx, self._answer(leg, req, 200), now)
+            leg.state = "terminated"
+            other = call.other(leg)
+            if other is not None and other.state == "confirmed":
+                actions += self._send_bye(other, now)
+            who = "caller" if leg is call.caller else "callee"
+            self._end(call, f"{who} hung up", now)
+            return actions
+        other = call.other(leg)
+        if other is None or other.dialog is None or other.state != "confirmed" or call.state != "answered":
+            return self._respond(tx, make_response(req, 481 if other is None else 491), now)
+        if method == "INVITE":
+            if leg.reinvite is not None or other.reinvite is not None:
+                return self._respond(tx, self._answer(leg, req, 491, extra=[("Retry-After", "1")]), now)
+            leg.reinvite = tx
+        if method in ("INVITE", "UPDATE"):
+            leg.dialog.update_target(req)
+        body = self.sdp_to(other, req.body) if req.body else b""
+        out = other.dialog.create_request(method, via=self.core.via(other.peer, new_branch()),
+                                          contact=self.core.contact(other.peer), body=body,
+                                          content_type=req.headers.get("Content-Type"))
+        for name in ("Event", "Info-Package", "Content-Disposition", "Subject"):
+            v = req.headers.get(name)
+            if v is not None:
+                out.headers.add(name, v)
+        return self._send_request(other, out, now, Relay(tx, leg, other, method))
+
+    def _relay_response(self, resp: Response, tx: ClientTransaction, target: Leg, relay: Relay, now: float) -> list:
+        if resp.status < 200 and resp.status == 100:
+            return []
+        origin = relay.origin
+        req = relay.origin_tx.request if relay.origin_tx is not None else None
+        actions: list = []
+        if resp.status >= 200:
+            self._by_client_tx.pop(id(tx), None)
+        if relay.method == "INVITE" and resp.status < 300 and resp.status >= 200:
+            target.dialog.update_target(resp)  # type: ignore[union-attr]
+        if req is None:
+            return actions
+        body = self.sdp_to(origin, resp.body) if resp.body else b""
+        out = self._answer(origin, req, resp.status, resp.reason, body, resp.headers.get("Content-Type"))
+        if relay.method == "INVITE" and resp.status >= 300:
+            origin.reinvite = None
+        if relay.method == "INVITE" and 200 <= resp.status < 300:
+            origin.pending_ack_to = (target, resp.cseq.number)
+        return actions + self._respond(relay.origin_tx, out, now)
+
+    def _on_ack(self, req: Request, leg: Leg, now: float) -> list:
+        call = leg.call
+        actions: list = []
+        if leg is call.caller and not call.caller_acked and req.cseq.number == leg.invite.cseq.number:
+            call.caller_acked = True
+            if call.delayed_offer and call.answered is not None and call.answered.ack is None:
+                actions += self._send_ack(call.answered, self.sdp_to(call.answered, req.body), now)
+            return actions
+        pending = leg.pending_ack_to
+        if pending is not None:
+            target, cseq = pending
+            leg.pending_ack_to = None
+            leg.reinvite = None
+            if target.dialog is not None and target.state == "confirmed":
+                body = self.sdp_to(target, req.body) if req.body else b""
+                ack = target.dialog.create_request("ACK", via=self.core.via(target.peer, new_branch()),
+                                                   contact=None, body=body, cseq=cseq,
+                                                   content_type=req.headers.get("Content-Type"))
+                target.ack = ack  # re-sent if the target retransmits its 2xx
+                actions.append(Send(ack.serialize(), target.peer))
+        return actions
+
+    def _send_ack(self, leg: Leg, body: bytes, now: float) -> list:
+        assert leg.dialog is not None
+        ack = leg.dialog.create_request("ACK", via=self.core.via(leg.peer, new_branch()), contact=None,
+                                        body=body, cseq=leg.invite.cseq.number)
+        leg.ack = ack
+        return [Send(ack.serialize(), leg.peer)]
+
+    def _send_bye(self, leg: Leg, now: float) -> list:
+        if leg.dialog is None or leg.state == "terminated" and leg.key not in self._by_dialog:
+            return []
+        bye = leg.dialog.create_request("BYE", via=self.core.via(leg.peer, new_branch()), contact=None)
+        leg.state = "terminated"
+        return self._send_request(leg, bye, now)
+
+    # ------------------------------------------------------------------------- timers/end
+    def on_ack_timeout(self, tx: ServerTransaction, now: float) -> list:
+        leg: Leg | None = getattr(tx, "b2bua_leg", None)
+        if leg is None or leg.call.state == "ended":
+            return []
+        call = leg.call
+        actions = []
+        if call.answered is not None:
+            actions += self._send_bye(call.answered, now)
+        actions += self._send_bye(call.caller, now)
+        self._end(call, "no ACK from caller", now)
+        return actions
+
+    def on_timer(self, now: float) -> list:
+        actions: list = []
+        while self._timers and self._timers[0][0] <= now:
+            _, _, call_id = heapq.heappop(self._timers)
+            call = self.calls.get(call_id)
+            if call is None:
+                continue
+            if call.state == "ringing":
+                call.end_reason = "no answer"
+                a = call.caller
+                actions += self._respond(a.tx, self._answer(a, a.invite, 480, "No Answer"), now)
+                for b in call.callees:
+                    if b.state in ("calling", "early"):
+                        actions += self._send_cancel(b, now)
+                self._end(call, "no answer", now)
+            elif call.state == "ended":
+                self._forget(call)
+        return actions
+
+    def _end(self, call: Call, reason: str, now: float) -> None:
+        if call.state == "ended":
+            return
+        talk = f", talked {now - call.answered_at:.1f}s" if call.answered_at else ""
+        call.state = "ended"
+        call.ended_at = now
+        call.end_reason = call.end_reason or reason
+        log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)
+        # keep the legs findable for a while to absorb late BYE/ACK/2xx retransmissions
+        self._schedule(now + 32.0, call.id)
+
+    def _forget(self, call: Call) -> None:
+        for leg in [call.caller, *call.callees]:
+            self._unlink(leg)
+        self.calls.pop(call.id, None)
+
+    def _unlink(self, leg: Leg) -> None:
+        if leg.key is not None and self._by_dialog.get(leg.key) is leg:
+            del self._by_dialog[leg.key]
+
+    def _leg_gone(self, leg: Leg) -> None:
+        leg.state = "terminated"
+
+
+def tx_method(tx: Any) -> str:
+    req = getattr(tx, "request", None)
+    return req.method if req is not None else ""
+
+
+def _best_final(finals: list[Response]) -> Response | None:
+    """RFC 3261 §16.7 step 6, simplified: a 6xx wins, then the lowest class, 486 preferred among 4xx."""
+    if not finals:
+        return None
+    six = [r for r in finals if r.status >= 600]
+    if six:
+        return six[0]
+    busy = [r for r in finals if r.status == 486]
+    if busy:
+        return busy[0]
+    return min(finals, key=lambda r: (r.status // 100, r.status == 408, r.status))

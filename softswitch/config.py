@@ -1,0 +1,661 @@
+"""config.toml: load, validate and turn into frozen dataclasses.
+
+A bad config is refused at start, before any socket is opened, with the file, the dotted key
+(``extensions[2].number``, list indexes count from 0) and the reason: a switch that starts with a
+typo silently ignored (``[sip] min_expire = 30``) is worse than one that does not start.
+
+Each TOML table is described once, declaratively (``Table`` of ``Key``s: expected type, default,
+checks), and one generic walker does the type checks, unknown-key detection ("did you mean ...")
+and error paths. Adding a section (media, acd, ivr, queues...) is a dataclass, a ``Table`` and a
+line in ``ROOT``.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import difflib
+import ipaddress
+import os
+import re
+import ssl
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "SecurityConfig", "SipConfig",
+    "StoreConfig", "TlsConfig", "load_config", "parse_config",
+]
+
+
+class ConfigError(Exception):
+    """A config the switch refuses to start with. ``str(e) == f"{file}: {key}: {reason}"``; ``key`` is
+    None for file-level problems (unreadable file, TOML syntax error)."""
+
+    def __init__(self, file: str, key: str | None, reason: str):
+        self.file = file
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{file}: {key}: {reason}" if key else f"{file}: {reason}")
+
+
+# ============================================================================ the settings
+
+TRANSPORTS = ("udp", "tcp", "tls")
+AUTH_ALGORITHMS = ("SHA-256", "MD5")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+NAT_MODES = ("auto", "force", "never")
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """One socket to bind; the host is stored without IPv6 brackets (what bind() wants)."""
+
+    transport: str  # "udp" | "tcp" | "tls"
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Certificate chain and private key (PEM) for ``tls:`` listeners; relative to the config file."""
+
+    certificate: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    listen: list[ListenAddress]
+    domain: str
+    realm: str = ""  # "" = the domain (filled in by __post_init__)
+    user_agent: str = "softswitch/0.1"
+    advertised_address: str | None = None  # host for Via/Contact/Record-Route behind NAT; None = listen host
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 600
+    nonce_lifetime: int = 300
+    auth_algorithms: list[str] = field(default_factory=lambda: list(AUTH_ALGORITHMS))
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    t1_ms: int = 500
+    t2_ms: int = 4000
+    t4_ms: int = 5000
+    ring_timeout: int = 60  # seconds an outgoing leg may ring before 408/480
+    max_message_size: int = 65535
+    nat: str = "auto"  # "auto" | "force" | "never": where to send requests to a registered contact
+
+    def __post_init__(self) -> None:
+        if not self.realm:
+            object.__setattr__(self, "realm", self.domain)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: Path  # SQLite file; its parent directory is created at runtime, not here
+
+
+@dataclass(frozen=True)
+class Extension:
+    number: str
+    password: str
+    name: str = ""
+    max_contacts: int = 5
+    record: bool = False  # used later by media
+    enabled: bool = True
+    busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    max_auth_failures: int = 10
+    failure_window: int = 60
+    ban_time: int = 900
+    ban_exempt: list[str] = field(default_factory=list)  # IPs/CIDRs; loopback is NOT exempt by default
+    blacklist: list[str] = field(default_factory=list)  # caller numbers refused with 403; "123*" = prefix
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    sip: SipConfig
+    store: StoreConfig
+    extensions: list[Extension] = field(default_factory=list)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_number", {e.number: e for e in self.extensions})
+
+    def extension(self, number: str) -> Extension | None:
+        """The extension with this number (enabled or not), or None; O(1), called per request."""
+        return self._by_number.get(number)
+
+
+# ============================================================================ schema machinery
+
+class Invalid(ValueError):
+    """Raised by checks. ``at`` is where, relative to the value being checked (".min_expires",
+    "[2].number"), so a check on a whole list or table can point at the offending element."""
+
+    def __init__(self, reason: str, at: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.at = at
+
+
+Check = Callable[[Any], Any]  # returns the (possibly converted) value or raises Invalid / ValueError
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A TOML scalar; ``convert`` turns the raw TOML value into the Python value (Path, ...)."""
+
+    name: str
+    types: tuple[type, ...]
+    convert: Callable[[Any, _Ctx], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Array:
+    of: Kind
+    each: Sequence[Check] = ()  # checks applied to every element, errors at "key[i]"
+    min_len: int = 0
+
+
+@dataclass(frozen=True)
+class Table:
+    """A TOML table that becomes ``cls(**values)`` (the values dict itself if cls is None); ``post`` does
+    cross-key checks on the values dict (and may fill in values) before ``cls`` is built."""
+
+    cls: type | None
+    keys: dict[str, Key]
+    post: Callable[[dict[str, Any]], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.cls is not None:  # catch a schema/dataclass mismatch at import, not in production
+            _assert_fields(self.cls, self.keys)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """An array of tables (``[[extensions]]``)."""
+
+    table: Table
+
+
+Kind = Scalar | Array | Table | Tables
+
+
+def _assert_fields(cls: type, keys: dict) -> None:
+    names = {f.name for f in fields(cls) if f.init}
+    assert set(keys) <= names, f"{cls.__name__}: schema keys {set(keys) - names} are not fields"
+
+
+_REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key: its kind, its default (``_REQUIRED`` if none; for a Table kind the default is raw TOML
+    data run through the table's schema, so ``{}`` means "all defaults"), and checks in order."""
+
+    kind: Kind
+    default: Any = _REQUIRED
+    checks: Sequence[Check] = ()
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    source: str
+    base_dir: Path
+
+
+def _path(value: str, ctx: _Ctx) -> Path:
+    if not value.strip():
+        raise Invalid("must not be empty")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else ctx.base_dir / p
+
+
+STRING = Scalar("string", (str,))
+INTEGER = Scalar("integer", (int,))
+BOOLEAN = Scalar("boolean", (bool,))
+FLOAT = Scalar("float", (float, int))
+PATH = Scalar("string", (str,), _path)  # a file name; relative to the config file's directory
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    for t, name in ((float, "float"), (str, "string"), (list, "array"), (dict, "table"),
+                    (datetime.datetime, "datetime"), (datetime.date, "date"), (datetime.time, "time")):
+        if isinstance(value, t):
+            return name
+    return type(value).__name__
+
+
+def _kind_name(kind: Kind) -> str:
+    if isinstance(kind, Scalar):
+        return kind.name
+    if isinstance(kind, Array):
+        return f"array of {_kind_name(kind.of)}s"
+    if isinstance(kind, Table):
+        return "table"
+    return "array of tables"
+
+
+def _join(path: str, at: str) -> str:
+    if not at:
+        return path
+    if at.startswith("["):
+        return path + at
+    at = at.lstrip(".")
+    return f"{path}.{at}" if path else at
+
+
+def _hint(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _wrong_type(kind: Kind, value: Any, key: str) -> str:
+    got = _toml_type(value)
+    reason = f"expected {_kind_name(kind)}, got {got}"
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        reason += f" ({_q(value)})" if isinstance(value, str) else f" ({value})"
+    if isinstance(kind, Tables) and isinstance(value, dict):
+        reason += f": write each entry as [[{key.rsplit('.', 1)[-1]}]]"
+    elif (isinstance(kind, Array) and isinstance(kind.of, Scalar) and isinstance(value, kind.of.types)
+          and (bool in kind.of.types or not isinstance(value, bool))):
+        reason += f": put it in brackets, [{_q(value)}]"
+    return reason
+
+
+def _q(value: Any) -> str:
+    """A value as it would be written in TOML (strings in double quotes), for messages."""
+    return '"' + value.replace('"', '\\"') + '"' if isinstance(value, str) else str(value).lower()
+
+
+class _Walker:
+    def __init__(self, ctx: _Ctx):
+        self.ctx = ctx
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.ctx.source, key or None, reason)
+
+    def value(self, kind: Kind, raw: Any, path: str) -> Any:
+        if isinstance(kind, Scalar):
+            if (isinstance(raw, bool) and bool not in kind.types) or not isinstance(raw, kind.types):
+                raise self.fail(path, _wrong_type(kind, raw, path))
+            if kind.convert is None:
+                return raw
+            return self.checked(raw, (lambda v: kind.convert(v, self.ctx),), path)
+        if isinstance(kind, Table):
+            if not isinstance(raw, dict):
+                raise self.fail(path, _wrong_type(kind, raw, path))
+            return self.table(kind, raw, path)
+        if not isinstance(raw, list):
+            raise self.fail(path, _wrong_type(kind, raw, path))
+        if isinstance(kind, Tables):
+            return [self.value(kind.table, item, f"{path}[{i}]") for i, item in enumerate(raw)]
+        if len(raw) < kind.min_len:
+            raise self.fail(path, "must not be empty" if kind.min_len == 1 else
+                            f"needs at least {kind.min_len} entries")
+        return [self.checked(self.value(kind.of, item, f"{path}[{i}]"), kind.each, f"{path}[{i}]")
+                for i, item in enumerate(raw)]
+
+    def checked(self, value: Any, checks: Sequence[Check], path: str) -> Any:
+        for check in checks:
+            try:
+                value = check(value)
+            except Invalid as e:
+                raise self.fail(_join(path, e.at), e.reason) from None
+            except ValueError as e:
+                raise self.fail(path, str(e)) from None
+        return value
+
+    def table(self, table: Table, raw: dict[str, Any], path: str) -> Any:
+        for name in raw:
+            if name not in table.keys:
+                item = raw[name]
+                is_table = isinstance(item, dict) or (isinstance(item, list) and item and isinstance(item[0], dict))
+                what = "unknown table" if is_table else "unknown key"
+                raise self.fail(_join(path, name), what + _hint(name, list(table.keys)))
+        values: dict[str, Any] = {}
+        for name, key in table.keys.items():
+            sub = _join(path, name)
+            if name in raw:
+                values[name] = self.checked(self.value(key.kind, raw[name], sub), key.checks, sub)
+            elif key.default is _REQUIRED:
+                what = (f"required table [{sub}] is missing" if isinstance(key.kind, Table) else
+                        f"required array of tables [[{sub}]] is missing" if isinstance(key.kind, Tables) else
+                        "required key is missing")
+                raise self.fail(sub, what)
+            elif isinstance(key.kind, Table):
+                values[name] = self.value(key.kind, key.default, sub)
+            else:
+                values[name] = copy.deepcopy(key.default)
+        if table.post is not None:
+            try:
+                table.post(values)
+            except Invalid as e:
+                raise self.fail(_join(path, e.at), e.reason) from None
+        return values if table.cls is None else table.cls(**values)
+
+
+# ============================================================================ reusable checks
+
+def between(lo: int | float, hi: int | float) -> Check:
+    def check(v: int | float) -> int | float:
+        if not lo <= v <= hi:
+            raise Invalid(f"must be between {lo} and {hi}, got {v}")
+        return v
+    return check
+
+
+def one_of(*choices: str, fold: Callable[[str], str] | None = None) -> Check:
+    """Enumerations; ``fold`` (str.upper, str.lower) makes them case-insensitive and normalises."""
+    def check(v: str) -> str:
+        norm = fold(v) if fold else v
+        if norm not in choices:
+            raise Invalid(f"must be one of {', '.join(choices)}, got {_q(v)}" + _hint(norm, choices))
+        return norm
+    return check
+
+
+def nonempty(v: str) -> str:
+    if not v.strip():
+        raise Invalid("must not be empty")
+    return v
+
+
+def no_quote(v: str) -> str:
+    if '"' in v:
+        raise Invalid("must not contain '\"' (it is sent inside a quoted string)")
+    return v
+
+
+def printable(v: str) -> str:
+    """For values that go into SIP headers: a CR/LF would let a config inject header lines."""
+    if any(not c.isprintable() for c in v):
+        raise Invalid("must not contain control characters (newline, tab, ...)")
+    return v
+
+
+def unique(v: list) -> list:
+    seen: dict[Any, int] = {}
+    for i, item in enumerate(v):
+        if item in seen:
+            raise Invalid(f"duplicate {_q(str(item))} (also at [{seen[item]}])", at=f"[{i}]")
+        seen[item] = i
+    return v
+
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def hostname(v: str) -> str:
+    """A DNS name or an IP address (IPv6 with or without brackets)."""
+    bare = v[1:-1] if v.startswith("[") and v.endswith("]") else v
+    try:
+        ipaddress.ip_address(bare)
+        return v
+    except ValueError:
+        pass
+    name = bare[:-1] if bare.endswith(".") else bare
+    if not name:
+        raise Invalid("must not be empty")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise Invalid(f"not a valid host name or IP address: {_q(v)}")
+    return v
+
+
+def existing_file(p: Path) -> Path:
+    if not p.exists():
+        raise Invalid(f"file not found: {p}")
+    if not p.is_file():
+        raise Invalid(f"not a file: {p}")
+    if not os.access(p, os.R_OK):
+        raise Invalid(f"not readable: {p}")
+    return p
+
+
+# ============================================================================ section checks
+
+def listen_address(v: str) -> ListenAddress:
+    """ "transport:host:port"; IPv6 hosts in brackets ("udp:[::1]:5060"); the port may be left out
+    (5060, 5061 for tls)."""
+    transport, sep, rest = v.partition(":")
+    if not sep:
+        raise Invalid(f'expected "transport:host:port" (e.g. "udp:0.0.0.0:5060"), got {_q(v)}')
+    try:
+        transport = one_of(*TRANSPORTS, fold=str.lower)(transport)
+    except Invalid as e:
+        raise Invalid(f"transport {e.reason} in {_q(v)}") from None
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise Invalid(f"unclosed '[' in {_q(v)}")
+        host, after = rest[1:end], rest[end + 1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise Invalid(f"not an IPv6 address in brackets: {_q(host)} in {_q(v)}") from None
+        if after and not after.startswith(":"):
+            raise Invalid(f'expected ":port" after "]" in {_q(v)}')
+        port_text = after[1:] if after else ""
+    else:
+        host, _, port_text = rest.partition(":")
+        if ":" in port_text:
+            raise Invalid(f'IPv6 addresses go in brackets, e.g. "{transport}:[::1]:5060", got {_q(v)}')
+        if not host:
+            raise Invalid(f"missing host in {_q(v)}")
+        hostname(host)
+    if not port_text and rest.endswith(":"):
+        raise Invalid(f"missing port in {_q(v)}")
+    if not port_text:
+        port = 5061 if transport == "tls" else 5060
+    elif not port_text.isdigit():
+        raise Invalid(f"port must be a number, got {_q(port_text)} in {_q(v)}")
+    else:
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise Invalid(f"port must be between 1 and 65535, got {port} in {_q(v)}")
+    return ListenAddress(transport, host, port)
+
+
+def listen_list(addrs: list[ListenAddress]) -> list[ListenAddress]:
+    seen: dict[tuple, int] = {}
+    for i, la in enumerate(addrs):
+        # tcp and tls both need a TCP socket: the same host:port for both cannot be bound
+        sock = ("udp" if la.transport == "udp" else "tcp", la.host, la.port)
+        if sock in seen:
+            j = seen[sock]
+            if addrs[j] == la:
+                raise Invalid(f"duplicate listen address {_q(str(la))} (also sip.listen[{j}])", at=f"[{i}]")
+            raise Invalid(f"{_q(str(la))} needs the same TCP port as {_q(str(addrs[j]))} (sip.listen[{j}])",
+                          at=f"[{i}]")
+        seen[sock] = i
+    return addrs
+
+
+def _sip_post(v: dict[str, Any]) -> None:
+    if not v["min_expires"] <= v["default_expires"] <= v["max_expires"]:
+        if v["min_expires"] > v["max_expires"]:
+            raise Invalid(f"must not be greater than max_expires ({v['max_expires']}), got {v['min_expires']}",
+                          at="min_expires")
+        raise Invalid(f"must be between min_expires ({v['min_expires']}) and max_expires ({v['max_expires']}), "
+                      f"got {v['default_expires']}", at="default_expires")
+    if v["t1_ms"] > v["t2_ms"]:
+        raise Invalid(f"must not be greater than t2_ms ({v['t2_ms']}), got {v['t1_ms']}", at="t1_ms")
+    tls: TlsConfig = v["tls"]
+    if (tls.certificate is None) != (tls.key is None):
+        missing, given = ("key", "certificate") if tls.key is None else ("certificate", "key")
+        raise Invalid(f"required when tls.{given} is set", at=f"tls.{missing}")
+    tls_listeners = [(i, la) for i, la in enumerate(v["listen"]) if la.transport == "tls"]
+    if tls_listeners:
+        i, la = tls_listeners[0]
+        if tls.certificate is None:
+            raise Invalid(f"required by the tls listener {_q(str(la))} (sip.listen[{i}]): set [sip.tls] "
+                          "certificate and key", at="tls.certificate")
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                str(tls.certificate), str(tls.key), password=b"")
+        except (ssl.SSLError, OSError) as e:
+            raise Invalid(f"cannot load the certificate with tls.key {_q(str(tls.key))}: {e} "
+                          "(both PEM; the key must not be encrypted)", at="tls.certificate") from None
+
+
+_NUMBER = re.compile(r"\+?[0-9]{2,15}")
+
+
+def ext_number(v: str) -> str:
+    if not _NUMBER.fullmatch(v):
+        raise Invalid(f"must be 2-15 digits, optionally after a '+', got {_q(v)}")
+    return v
+
+
+def password(v: str) -> str:
+    if len(v) < 4:
+        raise Invalid("must be at least 4 characters" if v else "must not be empty")
+    return v
+
+
+def unique_numbers(exts: list[Extension]) -> list[Extension]:
+    seen: dict[str, int] = {}
+    for i, e in enumerate(exts):
+        if e.number in seen:
+            raise Invalid(f"duplicate extension number {_q(e.number)} (also extensions[{seen[e.number]}])",
+                          at=f"[{i}].number")
+        seen[e.number] = i
+    return exts
+
+
+def ip_or_cidr(v: str) -> str:
+    try:
+        ipaddress.ip_network(v.strip(), strict=False)
+    except ValueError as e:
+        raise Invalid(f"not an IP address or CIDR network ({e})") from None
+    return v.strip()
+
+
+_PATTERN = re.compile(r"\+?[0-9]+|\+?[0-9]*\*")
+
+
+def number_pattern(v: str) -> str:
+    if not _PATTERN.fullmatch(v) or v == "*":
+        raise Invalid(f"must be a number (digits, optional leading '+') or a prefix ending in '*', got {_q(v)}")
+    return v
+
+
+# ============================================================================ the schema
+
+TLS = Table(TlsConfig, {
+    "certificate": Key(PATH, None, (existing_file,)),
+    "key": Key(PATH, None, (existing_file,)),
+})
+
+SIP = Table(SipConfig, {
+    "listen": Key(Array(STRING, each=(listen_address,), min_len=1), checks=(listen_list,)),
+    "domain": Key(STRING, checks=(nonempty, hostname)),
+    "realm": Key(STRING, "", (nonempty, printable, no_quote)),
+    "user_agent": Key(STRING, "softswitch/0.1", (nonempty, printable)),
+    "advertised_address": Key(STRING, None, (nonempty, hostname, lambda v: v.strip("[]"))),
+    "min_expires": Key(INTEGER, 60, (between(1, 86400),)),
+    "max_expires": Key(INTEGER, 3600, (between(1, 604800),)),
+    "default_expires": Key(INTEGER, 600, (between(1, 604800),)),
+    "nonce_lifetime": Key(INTEGER, 300, (between(10, 86400),)),
+    "auth_algorithms": Key(Array(STRING, each=(one_of(*AUTH_ALGORITHMS, fold=str.upper),), min_len=1),
+                           list(AUTH_ALGORITHMS), (unique,)),
+    "tls": Key(TLS, {}),
+    "t1_ms": Key(INTEGER, 500, (between(50, 10000),)),
+    "t2_ms": Key(INTEGER, 4000, (between(100, 64000),)),
+    "t4_ms": Key(INTEGER, 5000, (between(100, 64000),)),
+    "ring_timeout": Key(INTEGER, 60, (between(1, 3600),)),
+    "max_message_size": Key(INTEGER, 65535, (between(1500, 1048576),)),
+    "nat": Key(STRING, "auto", (one_of(*NAT_MODES, fold=str.lower),)),
+}, post=_sip_post)
+
+
+STORE = Table(StoreConfig, {
+    "path": Key(PATH),
+})
+
+EXTENSION = Table(Extension, {
+    "number": Key(STRING, checks=(ext_number,)),
+    "password": Key(STRING, checks=(password,)),
+    "name": Key(STRING, "", (printable,)),
+    "max_contacts": Key(INTEGER, 5, (between(1, 100),)),
+    "record": Key(BOOLEAN, False),
+    "enabled": Key(BOOLEAN, True),
+    "busy_limit": Key(INTEGER, 1, (between(0, 1000),)),
+})
+
+SECURITY = Table(SecurityConfig, {
+    "max_auth_failures": Key(INTEGER, 10, (between(1, 10000),)),
+    "failure_window": Key(INTEGER, 60, (between(1, 86400),)),
+    "ban_time": Key(INTEGER, 900, (between(1, 31536000),)),
+    "ban_exempt": Key(Array(STRING, each=(ip_or_cidr,)), []),
+    "blacklist": Key(Array(STRING, each=(number_pattern,)), []),
+})
+
+LOG = Table(LogConfig, {
+    "level": Key(STRING, "INFO", (one_of(*LOG_LEVELS, fold=str.upper),)),
+})
+
+ROOT = Table(None, {
+    "sip": Key(SIP),
+    "store": Key(STORE),
+    "extensions": Key(Tables(EXTENSION), [], (unique_numbers,)),
+    "security": Key(SECURITY, {}),
+    "log": Key(LOG, {}),
+})  # cls None: parse_config adds ``source``, which is not a TOML key
+_assert_fields(Config, ROOT.keys)
+
+
+# ============================================================================ entry points
+
+def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path(".")) -> Config:
+    """Validate already-parsed TOML data (tests build dicts); relative paths resolve against base_dir."""
+    walker = _Walker(_Ctx(str(source), Path(base_dir)))
+    if not isinstance(data, dict):
+        raise ConfigError(str(source), None, f"expected a table at the top level, got {_toml_type(data)}")
+    values = walker.table(ROOT, data, "")
+    return Config(source=Path(source), **values)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; every problem is a ConfigError naming the file."""
+    source = str(path)
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(source, None, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(source, None, "is a directory, not a file") from None
+    except OSError as e:
+        raise ConfigError(source, None, f"cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(source, None, f"not UTF-8 text (bad byte at offset {e.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, None, f"TOML syntax error: {e}") from None
+    return parse_config(data, source, p.absolute().parent)

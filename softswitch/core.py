@@ -1,0 +1,352 @@
+"""The switch's sans-IO core: bytes and time in, actions out.
+
+``SwitchCore.receive(data, peer, now)`` parses a datagram or framed stream message, applies the
+safety checks (size, parse errors, bans, blacklist), runs it through the transaction layer and
+dispatches to the registrar or the B2BUA. The asyncio edge (``transport.py``) only moves bytes,
+commits ``PersistBindings`` to the store, and calls ``on_timer`` at ``next_deadline()``.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from .b2bua import ALLOW, B2BUA
+from .config import Config
+from .registrar import Change, Registrar, received_to_peer
+from .security import BanPolicy, BanTracker
+from .sip.digest import DigestAuthenticator, NonceManager
+from .sip.message import ParseError, Request, Response, make_response, parse_message
+from .sip.transaction import (
+    AckTimeout,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    StrayResponse,
+    Timers,
+    TransactionLayer,
+    TransactionTimeout,
+)
+from .sip.uri import SipUri, parse_uri
+
+log = logging.getLogger("softswitch.core")
+
+SUPPORTED: frozenset[str] = frozenset({"path", "outbound", "replaces"})
+ACCEPTED_BODIES = ("application/sdp", "application/dtmf-relay", "application/dtmf", "text/plain",
+                   "application/media_control+xml", "message/sipfrag", "multipart/mixed")
+
+
+@dataclass
+class PersistBindings:
+    """Commit ``changes`` to the store, then call ``core.after_persist(self, now)`` for the actions
+    (the 200 OK): a registration is acknowledged only once it is durable."""
+    changes: list[Change]
+    tx: Any = None
+    response: Response | None = None
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    parse_errors: int = 0
+    dropped_banned: int = 0
+    auth_failures: int = 0
+    bans: int = 0
+
+
+class SwitchCore:
+    def __init__(self, config: Config, *, secret: bytes | None = None):
+        self.config = config
+        sip = config.sip
+        self.tl = TransactionLayer(Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000))
+        self.nonces = NonceManager(secret or secrets.token_bytes(32), lifetime=float(sip.nonce_lifetime))
+        self.auth = DigestAuthenticator(sip.realm, self._password_for, self.nonces,
+                                        algorithms=tuple(sip.auth_algorithms))
+        sec = config.security
+        self.bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
+                                         ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt)))
+        self.registrar = Registrar(config)
+        self.b2bua = B2BUA(self)
+        self.local: dict[str, tuple[str, int]] = {}
+        self.stats = Stats()
+        self._next_expiry_sweep = 0.0
+
+    # ---------------------------------------------------------------------- addressing
+    def set_local(self, transport: str, host: str, port: int) -> None:
+        """The edge reports each bound listener; its address goes into our Via and Contact."""
+        self.local.setdefault(transport, (self.config.sip.advertised_address or host, port))
+
+    def _local_for(self, transport: str) -> tuple[str, int]:
+        if transport in self.local:
+            return self.local[transport]
+        return next(iter(self.local.values()), ("127.0.0.1", 5060))
+
+    def via(self, peer: Peer, branch: str) -> str:
+        host, port = self._local_for(peer.transport)
+        return f"SIP/2.0/{peer.transport.upper()} {_host(host)}:{port};branch={branch};rport"
+
+    def contact(self, peer: Peer) -> str:
+        host, port = self._local_for(peer.transport)
+        t = "" if peer.transport == "udp" else f";transport={peer.transport}"
+        return f"<sip:{_host(host)}:{port}{t}>"
+
+    def binding_peer(self, binding: Any) -> Peer:
+        """Where to reach a registered contact. ``[sip] nat``: "auto" sends to the address the REGISTER
+        came from when the Contact names another host (a phone behind NAT advertising its private
+        address) or when it registered over TCP/TLS (reuse its connection; it may not accept ours);
+        "force" always does (Asterisk's force_rport + rewrite_contact); "never" trusts the Contact."""
+        u = parse_uri(binding.contact_uri)
+        assert isinstance(u, SipUri)
+        contact = Peer(u.transport or "udp", u.host.strip("[]"), u.port or (5061 if u.scheme == "sips" else 5060))
+        if not binding.received:
+            return contact
+        received = received_to_peer(binding.received)
+        mode = getattr(self.config.sip, "nat", "auto")
+        if mode == "never":
+            return contact
+        if mode == "force" or received.reliable or contact.host != received.host:
+            return received
+        return contact
+
+    def _password_for(self, user: str) -> str | None:
+        ext = self.config.extension(user)
+        return ext.password if ext is not None and ext.enabled else None
+
+    # ---------------------------------------------------------------------------- input
+    def receive(self, data: bytes, peer: Peer, now: float) -> list:
+        self.stats.received += 1
+        if self.bans.is_banned(peer.host, now):
+            self.stats.dropped_banned += 1
+            return []  # like fail2ban: a banned address gets no answer at all
+        if len(data) > self.config.sip.max_message_size:
+            return self._stateless_error(data, peer, 513, "Message Too Large")
+        try:
+            msg = parse_message(data, stream=peer.reliable)
+        except ParseError as e:
+            self.stats.parse_errors += 1
+            partial = e.partial
+            if isinstance(partial, Request) and partial.method != "ACK":
+                log.debug("bad request from %s:%s: %s", peer.host, peer.port, e.reason)
+                return self._reply_stateless(partial, peer, e.status, e.reason[:120])
+            return []  # unparseable or a bad response: drop (RFC 3261 §18.3 / RFC 4475)
+        if isinstance(msg, Request):
+            _stamp_received(msg, peer)
+        events = self.tl.receive(msg, peer, now)
+        return self._handle_events(events, now)
+
+    def on_timer(self, now: float) -> list:
+        actions = self._handle_events(self.tl.on_timer(now), now)
+        actions += self.b2bua.on_timer(now)
+        if now >= self._next_expiry_sweep:
+            self._next_expiry_sweep = now + 10.0
+            changes = self.registrar.expire(now)
+            if changes:
+                actions.append(PersistBindings(changes))
+        return actions
+
+    def next_deadline(self) -> float | None:
+        cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep) if d]
+        return min(cands) if cands else None
+
+    def after_persist(self, p: PersistBindings, now: float) -> list:
+        if p.tx is None or p.response is None:
+            return []
+        return self.tl.respond(p.tx, p.response, now)
+
+    # --------------------------------------------------------------------------- events
+    def _handle_events(self, events: list, now: float) -> list:
+        out: list = []
+        for ev in events:
+            if isinstance(ev, Send):
+                out.append(ev)
+            elif isinstance(ev, RequestReceived):
+                try:
+                    out += self._on_request(ev.request, ev.peer, ev.tx, now)
+                except Exception:  # never let one message take the switch down
+                    log.exception("error handling %s from %s", ev.request.method, ev.peer)
+                    if ev.tx is not None and ev.request.method != "ACK":
+                        out += self.tl.respond(ev.tx, make_response(ev.request, 500), now)
+            elif isinstance(ev, ResponseReceived):
+                out += self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
+            elif isinstance(ev, TransactionTimeout):
+                out += self._guard(self.b2bua.on_timeout, ev.tx, now)
+            elif isinstance(ev, AckTimeout):
+                out += self._guard(self.b2bua.on_ack_timeout, ev.tx, now)
+            elif isinstance(ev, StrayResponse):
+                out += self._guard(self.b2bua.on_stray_response, ev.response, ev.peer, now)
+        return out
+
+    def _guard(self, fn, *args) -> list:
+        try:
+            return fn(*args)
+        except Exception:
+            log.exception("error in %s", fn.__name__)
+            return []
+
+    def _on_request(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
+        method = req.method
+        if tx is None:  # ACK for a 2xx: belongs to a dialog
+            return self.b2bua.on_in_dialog(req, peer, None, now)
+        ruri = req.ruri
+        if not isinstance(ruri, SipUri) and ruri.scheme != "tel":
+            return self.tl.respond(tx, make_response(req, 416, to_tag=_tag()), now)
+        unsupported = [o for o in _option_tags(req, "Require") if o.lower() not in SUPPORTED]
+        if unsupported and method not in ("ACK", "CANCEL"):
+            return self.tl.respond(tx, make_response(req, 420, to_tag=_tag(),
+                                                     extra=[("Unsupported", ", ".join(unsupported))]), now)
+        if method == "REGISTER":  # some phones put a To tag on refreshes; a REGISTER is never in a dialog
+            return self._on_register(req, peer, tx, now)
+        if method == "CANCEL":
+            return self.b2bua.on_cancel(req, peer, tx, now)
+        if req.to.tag:
+            return self.b2bua.on_in_dialog(req, peer, tx, now)
+        if method == "OPTIONS":
+            return self.tl.respond(tx, make_response(req, 200, to_tag=_tag(), extra=[
+                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", ", ".join(sorted(SUPPORTED))),
+                ("Server", self.config.sip.user_agent)]), now)
+        if method == "INVITE":
+            return self._on_invite(req, peer, tx, now)
+        if method in ("BYE", "INFO", "UPDATE", "PRACK", "ACK"):
+            return self.tl.respond(tx, make_response(req, 481, to_tag=_tag()), now)
+        if method in ("MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER"):
+            return self.tl.respond(tx, make_response(req, 405, to_tag=_tag(), extra=[("Allow", ALLOW)]), now)
+        return self.tl.respond(tx, make_response(req, 501, to_tag=_tag(), extra=[("Allow", ALLOW)]), now)
+
+    # --------------------------------------------------------------------------- auth
+    def authenticate(self, req: Request, peer: Peer, tx: Any, now: float, *, proxy: bool,
+                     expected_user: str | None) -> tuple[str | None, list]:
+        """Digest-check ``req``. Returns (user, []) when authenticated, else (None, actions answering
+        with a challenge or a refusal). Unknown users and wrong passwords take the same path."""
+        header = "Proxy-Authorization" if proxy else "Authorization"
+        challenge_name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        code = 407 if proxy else 401
+        outcome, user = "absent", None
+        for value in req.headers.get_lines(header):
+            result = self.auth.verify(req.method, value, now, peer.host, expected_user=expected_user)
+            outcome, user = result.outcome, result.username
+            if outcome != "absent":
+                break
+        if outcome == "ok":
+            self.bans.record_success(peer.host, now)
+            return user, []
+        if outcome == "failed":
+            self.stats.auth_failures += 1
+            if self.bans.record_failure(peer.host, now):
+                self.stats.bans += 1
+                log.warning("banned %s for %ds after %d failed authentications", peer.host,
+                            self.config.security.ban_time, self.config.security.max_auth_failures)
+            log.info("%s from %s: authentication failed for %s", req.method, peer.host,
+                     _quote_user(req, header) or "-")
+            return None, self.tl.respond(tx, make_response(req, 403, to_tag=_tag()), now)
+        extra = [(challenge_name, v) for v in self.auth.challenge_headers(now, peer.host, stale=outcome == "stale")]
+        return None, self.tl.respond(tx, make_response(req, code, to_tag=_tag(), extra=extra), now)
+
+    # ----------------------------------------------------------------------- REGISTER
+    def _on_register(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
+        to_uri = req.to.uri
+        if not isinstance(to_uri, SipUri) or not to_uri.user:
+            return self.tl.respond(tx, make_response(req, 400, "To must be a SIP URI with a user",
+                                                     to_tag=_tag()), now)
+        aor = to_uri.user_unescaped or ""
+        user, actions = self.authenticate(req, peer, tx, now, proxy=False, expected_user=aor)
+        if user is None:
+            return actions
+        ext = self.config.extension(aor)
+        assert ext is not None  # authentication succeeded only for a configured extension
+        result = self.registrar.handle(req, peer, aor, now, ext.max_contacts)
+        if result.response.status == 200 and result.changes:
+            return [PersistBindings(result.changes, tx, result.response)]
+        return self.tl.respond(tx, result.response, now)
+
+    # ------------------------------------------------------------------------- INVITE
+    def _on_invite(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
+        from_uri = req.from_.uri
+        caller = from_uri.user_unescaped if isinstance(from_uri, SipUri) else None
+        if caller and self._blacklisted(caller):
+            log.info("call from blacklisted number %s refused (403)", caller)
+            return self.tl.respond(tx, make_response(req, 403, "Caller Blacklisted", to_tag=_tag()), now)
+        if req.body and not _acceptable_body(req):
+            return self.tl.respond(tx, make_response(req, 415, to_tag=_tag(),
+                                                     extra=[("Accept", "application/sdp")]), now)
+        accept = req.headers.get("Accept")
+        if accept is not None and req.body and not any(
+                a.split(";")[0].strip().lower() in ("application/sdp", "application/*", "*/*")
+                for a in accept.split(",")):
+            return self.tl.respond(tx, make_response(req, 406, to_tag=_tag(), extra=[
+                ("Warning", '399 - "Only application/sdp answers are possible"')]), now)
+        user, actions = self.authenticate(req, peer, tx, now, proxy=True, expected_user=caller)
+        if user is None:
+            return actions
+        return self.b2bua.on_invite(req, peer, tx, user, now)
+
+    def _blacklisted(self, number: str) -> bool:
+        for entry in self.config.security.blacklist:
+            if entry.endswith("*") and number.startswith(entry[:-1]) or number == entry:
+                return True
+        return False
+
+    # ------------------------------------------------------------------- stateless
+    def _reply_stateless(self, req: Request, peer: Peer, status: int, reason: str) -> list:
+        try:
+            resp = make_response(req, status, reason, to_tag=_tag())
+        except Exception:
+            return []
+        if not resp.headers.get("Via"):
+            return []
+        return [Send(resp.serialize(), peer)]
+
+    def _stateless_error(self, data: bytes, peer: Peer, status: int, reason: str) -> list:
+        try:
+            msg = parse_message(data[: self.config.sip.max_message_size * 4], stream=peer.reliable)
+        except ParseError as e:
+            msg = e.partial  # type: ignore[assignment]
+        if isinstance(msg, Request) and msg.method != "ACK":
+            return self._reply_stateless(msg, peer, status, reason)
+        return []
+
+
+def _tag() -> str:
+    return secrets.token_hex(5)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _stamp_received(req: Request, peer: Peer) -> None:
+    """RFC 3261 §18.2.1 + RFC 3581: record the source address in the top Via so that responses
+    (and the phone) learn its public address and port."""
+    try:
+        via = req.top_via
+    except ValueError:
+        return
+    changed = False
+    if via.host.strip("[]") != peer.host:
+        via.params["received"] = peer.host
+        changed = True
+    if "rport" in via.params and via.params["rport"] is None:
+        via.params["received"] = peer.host
+        via.params["rport"] = str(peer.port)
+        changed = True
+    if changed:
+        req.headers.pop_first("Via")
+        req.headers.add("Via", str(via), first=True)
+
+
+def _option_tags(req: Request, name: str) -> list[str]:
+    return [t.strip() for t in req.headers.get_all(name) if t.strip()]
+
+
+def _acceptable_body(req: Request) -> bool:
+    ctype = (req.headers.get("Content-Type") or "application/sdp").split(";")[0].strip().lower()
+    return ctype in ACCEPTED_BODIES
+
+
+def _quote_user(req: Request, header: str) -> str | None:
+    v = req.headers.get(header) or ""
+    i = v.find('username="')
+    if i < 0:
+        return None
+    return v[i + 10 : v.find('"', i + 10)][:40]

@@ -1,0 +1,142 @@
+"""Failed-authentication ban tracker (fail2ban-like), sans-IO.
+
+SIP scanners (friendly-scanner, sipvicious, ...) hammer REGISTER/INVITE with guessed passwords. The
+transport layer asks ``BanTracker.is_banned`` before doing any work for a datagram and reports each
+digest "failed" outcome with ``record_failure``; the time is always passed in as ``now``.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+__all__ = ["BanPolicy", "BanTracker"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class BanPolicy:
+    """max_failures within window seconds bans an address for ban_time seconds.
+
+    exempt holds IPs or CIDRs (e.g. the call-centre LAN, a trunk provider). Loopback is NOT exempt
+    unless listed: a local proxy or a compromised local process must not get a free pass.
+    """
+
+    max_failures: int = 10
+    window: float = 60.0
+    ban_time: float = 900.0
+    exempt: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Entry:
+    failures: deque[float] = field(default_factory=deque)
+    banned_until: float | None = None
+
+
+def _normalise(ip: str) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
+    """Canonical key for an address so '::ffff:10.0.0.1' and '10.0.0.1' (or differently written IPv6)
+    count as one source. Unparseable strings are used verbatim."""
+    try:
+        addr = ipaddress.ip_address(ip.strip().strip("[]"))
+    except ValueError:
+        return ip, None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr), addr
+
+
+class BanTracker:
+    """Counts failed authentications per source address in a sliding window; max_failures within window bans the
+    address for ban_time. Memory is bounded (max_addresses, evicting the least recently seen) so a scanner spraying
+    source addresses cannot exhaust memory."""
+
+    def __init__(self, policy: BanPolicy, max_addresses: int = 65536):
+        if policy.max_failures < 1:
+            raise ValueError("max_failures must be >= 1")
+        if max_addresses < 1:
+            raise ValueError("max_addresses must be >= 1")
+        self.policy = policy
+        self.max_addresses = max_addresses
+        self._exempt: tuple[_Network, ...] = tuple(
+            ipaddress.ip_network(net.strip(), strict=False) for net in policy.exempt
+        )
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _is_exempt(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return addr is not None and any(addr.version == net.version and addr in net for net in self._exempt)
+
+    def _expire_ban(self, key: str, entry: _Entry, now: float) -> None:
+        if entry.banned_until is not None and now >= entry.banned_until:
+            entry.banned_until = None
+            if not entry.failures:
+                del self._entries[key]
+
+    def is_banned(self, ip: str, now: float) -> bool:
+        """True while the address serves a ban. Touching a banned address keeps it from being evicted."""
+        key, _ = _normalise(ip)
+        entry = self._entries.get(key)
+        if entry is None or entry.banned_until is None:
+            return False
+        self._expire_ban(key, entry, now)
+        if entry.banned_until is None:
+            return False
+        self._entries.move_to_end(key)
+        return True
+
+    def record_failure(self, ip: str, now: float) -> bool:
+        """Count one failed authentication; True if this failure caused a new ban."""
+        key, addr = _normalise(ip)
+        if self._is_exempt(addr):
+            return False
+        p = self.policy
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(deque(maxlen=p.max_failures))
+            self._evict()
+        else:
+            self._entries.move_to_end(key)
+            self._expire_ban(key, entry, now)
+            if key not in self._entries:  # ban had expired with nothing else to remember
+                entry = self._entries[key] = _Entry(deque(maxlen=p.max_failures))
+        if entry.banned_until is not None:
+            return False  # already banned; its traffic should not even get here
+        failures = entry.failures
+        while failures and now - failures[0] >= p.window:
+            failures.popleft()
+        failures.append(now)
+        if len(failures) >= p.max_failures:
+            failures.clear()
+            entry.banned_until = now + p.ban_time
+            return True
+        return False
+
+    def record_success(self, ip: str, now: float) -> None:
+        """Clear the failure count (an active ban stays: it is lifted only by time)."""
+        key, _ = _normalise(ip)
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        entry.failures.clear()
+        self._expire_ban(key, entry, now)
+        if key in self._entries and entry.banned_until is None:
+            del self._entries[key]
+
+    def banned(self, now: float) -> dict[str, float]:
+        """ip -> ban expiry for active bans, for status pages and logging (drops expired ones)."""
+        out: dict[str, float] = {}
+        for key, entry in list(self._entries.items()):
+            if entry.banned_until is None:
+                continue
+            self._expire_ban(key, entry, now)
+            if entry.banned_until is not None:
+                out[key] = entry.banned_until
+        return out
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.max_addresses:
+            self._entries.popitem(last=False)

@@ -1,0 +1,255 @@
+"""The asyncio edge: sockets, connections, the timer and the store around the sans-IO ``SwitchCore``.
+
+Nothing here knows SIP beyond framing a stream. Every datagram or framed message goes to
+``core.receive``; the returned actions are executed at once, except ``PersistBindings``, which are
+group-committed (all registrations that arrive while one commit runs share the next commit), and
+the 200 OKs go out only after their commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+
+from store.db import Store
+
+from .config import Config, ListenAddress
+from .core import PersistBindings, SwitchCore
+from .sip.framing import FramingError, KeepAlive, StreamFramer
+from .sip.transaction import Peer, Send
+
+log = logging.getLogger("softswitch.transport")
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: "Server"):
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport):  # type: ignore[override]
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        self.server.process(data, Peer("udp", addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.: not fatal
+        log.debug("udp error: %s", exc)
+
+
+class _Stream(asyncio.Protocol):
+    """One TCP or TLS connection, inbound or outbound."""
+
+    def __init__(self, server: "Server", transport_name: str, max_message: int):
+        self.server = server
+        self.name = transport_name
+        self.framer = StreamFramer(max_message)
+        self.transport: asyncio.Transport | None = None
+        self.conn_id = next(server._conn_ids)
+        self.addr: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport):  # type: ignore[override]
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.addr = (peer[0], peer[1])
+        self.server._conns[self.conn_id] = self
+        self.server._conn_by_addr[(self.name, *self.addr)] = self.conn_id
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            items = self.framer.feed(data)
+        except FramingError as e:
+            log.info("closing %s connection from %s:%s: %s", self.name, *self.addr, e)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        for item in items:
+            if isinstance(item, KeepAlive):
+                self.transport.write(b"\r\n")  # type: ignore[union-attr]  # RFC 5626 pong
+            else:
+                self.server.process(item, Peer(self.name, self.addr[0], self.addr[1], self.conn_id))
+
+    def connection_lost(self, exc) -> None:  # type: ignore[override]
+        self.server._conns.pop(self.conn_id, None)
+        key = (self.name, *self.addr)
+        if self.server._conn_by_addr.get(key) == self.conn_id:
+            del self.server._conn_by_addr[key]
+
+
+@dataclass
+class _PendingCommit:
+    items: list[PersistBindings] = field(default_factory=list)
+
+
+class Server:
+    def __init__(self, config: Config):
+        self.config = config
+        self.core = SwitchCore(config)
+        self.store: Store | None = None
+        self._udp: dict[str, _Udp] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._conns: dict[int, _Stream] = {}
+        self._conn_by_addr: dict[tuple[str, str, int], int] = {}
+        self._conn_ids = itertools.count(1)
+        self._connecting: dict[tuple[str, str, int], list[bytes]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pending: list[PersistBindings] = []
+        self._flushing: asyncio.Task | None = None
+        self._tls_client: ssl.SSLContext | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.store = await Store.open(self.config.store.path)
+        bindings = await self.store.load_bindings(time.time())
+        self.core.registrar.load(bindings)
+        log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
+        for la in self.config.sip.listen:
+            await self._listen(la)
+        self._rearm()
+
+    async def _listen(self, la: ListenAddress) -> None:
+        loop = self.loop
+        assert loop is not None
+        max_msg = self.config.sip.max_message_size
+        if la.transport == "udp":
+            transport, proto = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(la.host, la.port))
+            port = transport.get_extra_info("sockname")[1]
+            self._udp.setdefault("udp", proto)
+        else:
+            ctx = None
+            if la.transport == "tls":
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ctx.load_cert_chain(str(self.config.sip.tls.certificate), str(self.config.sip.tls.key))
+            srv = await loop.create_server(lambda: _Stream(self, la.transport, max_msg), la.host, la.port,
+                                           ssl=ctx, reuse_address=True)
+            self._servers.append(srv)
+            port = srv.sockets[0].getsockname()[1]
+        self.core.set_local(la.transport, la.host, port)
+        log.info("listening on %s:%s:%d", la.transport, la.host, port)
+
+    def bound_port(self, transport: str) -> int:
+        return self.core.local[transport][1]
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for srv in self._servers:
+            srv.close()
+        for proto in self._udp.values():
+            if proto.transport is not None:
+                proto.transport.close()
+        for conn in list(self._conns.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._flushing is not None:
+            await self._flushing
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped")
+
+    # ---------------------------------------------------------------------------- input
+    def process(self, data: bytes, peer: Peer) -> None:
+        try:
+            actions = self.core.receive(data, peer, time.time())
+        except Exception:  # the core guards itself; this is the last line of defence
+            log.exception("unhandled error processing a message from %s:%s", peer.host, peer.port)
+            return
+        self._execute(actions)
+        self._rearm()
+
+    def _execute(self, actions: list) -> None:
+        for a in actions:
+            if isinstance(a, Send):
+                self._send(a.data, a.peer)
+            elif isinstance(a, PersistBindings):
+                self._pending.append(a)
+                if self._flushing is None:
+                    self._flushing = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Group commit: everything queued while the previous commit ran goes in the next one."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                changes = [c for p in batch for c in p.changes]
+                try:
+                    assert self.store is not None
+                    await self.store.save_bindings(changes)
+                except Exception:
+                    log.exception("store write failed; %d registration(s) not acknowledged", len(batch))
+                    continue  # no 200 OK: the phones retransmit or retry
+                now = time.time()
+                for p in batch:
+                    self._execute(self.core.after_persist(p, now))
+                self._rearm()
+        finally:
+            self._flushing = None
+
+    # --------------------------------------------------------------------------- output
+    def _send(self, data: bytes, peer: Peer) -> None:
+        if peer.transport == "udp":
+            proto = self._udp.get("udp")
+            if proto is not None and proto.transport is not None:
+                proto.transport.sendto(data, (peer.host, peer.port))
+            return
+        conn_id = peer.conn_id if peer.conn_id in self._conns else self._conn_by_addr.get(
+            (peer.transport, peer.host, peer.port))
+        conn = self._conns.get(conn_id) if conn_id is not None else None
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.write(data)
+            return
+        key = (peer.transport, peer.host, peer.port)
+        if key in self._connecting:
+            self._connecting[key].append(data)
+            return
+        self._connecting[key] = [data]
+        asyncio.ensure_future(self._connect(key))
+
+    async def _connect(self, key: tuple[str, str, int]) -> None:
+        transport_name, host, port = key
+        ctx = None
+        if transport_name == "tls":
+            if self._tls_client is None:
+                self._tls_client = ssl.create_default_context()
+                self._tls_client.check_hostname = False
+                self._tls_client.verify_mode = ssl.CERT_NONE  # phones present self-signed certificates
+            ctx = self._tls_client
+        loop = self.loop
+        assert loop is not None
+        try:
+            _, proto = await asyncio.wait_for(loop.create_connection(
+                lambda: _Stream(self, transport_name, self.config.sip.max_message_size), host, port, ssl=ctx), 5.0)
+        except (OSError, asyncio.TimeoutError) as e:
+            log.info("cannot connect to %s:%s:%d: %s", transport_name, host, port, e)
+            self._connecting.pop(key, None)  # the transaction's timer reports the failure
+            return
+        for data in self._connecting.pop(key, []):
+            proto.transport.write(data)  # type: ignore[union-attr]
+
+    # ---------------------------------------------------------------------------- timer
+    def _rearm(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = self.loop
+        assert loop is not None
+        self._timer_at = deadline
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            actions = self.core.on_timer(time.time())
+        except Exception:
+            log.exception("timer handling failed")
+            actions = []
+        self._execute(actions)
+        self._rearm()

@@ -1,0 +1,165 @@
+"""The SQLite store: one database file, one aiosqlite connection, migrated when it opens.
+
+Settings and why:
+
+* WAL journal: readers never block the writer and a commit is one sequential append.
+* ``synchronous=FULL``: the WAL is fsynced at every commit, so "committed" means "survives a power
+  cut", which is what a 200 OK to a REGISTER promises (``NORMAL`` in WAL mode may lose the last
+  commits on power loss). Group commit (see ``store.bindings``) keeps the fsync count low.
+* ``busy_timeout``: another process (an operator's ``sqlite3`` shell, a backup) holding the lock
+  makes us wait a little instead of failing at once.
+* ``foreign_keys=ON``: later tables reference each other; SQLite only enforces that when asked.
+* Autocommit mode (``isolation_level=None``): Python's sqlite3 starts no hidden transactions; every
+  write is an explicit ``BEGIN IMMEDIATE ... COMMIT`` run by ``Store.write``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
+
+import aiosqlite
+
+from .bindings import Binding, Change, apply_changes, delete_expired, load_unexpired, validate_changes
+from .migrations import (LATEST_VERSION, Migration, MigrationError, SchemaTooNewError, StoreError,
+                         migrate as _migrate)
+
+__all__ = ["Store", "StoreError", "SchemaTooNewError", "MigrationError", "LATEST_VERSION"]
+
+log = logging.getLogger("softswitch.store")
+
+T = TypeVar("T")
+
+
+class Store:
+    """The database. Create it with ``await Store.open(path)``; ``await close()`` when done (the
+    aiosqlite worker thread is not a daemon: an unclosed store keeps the process alive)."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str | os.PathLike[str],
+                 migrations: list[Migration] | None = None, backup: bool = True):
+        self.path = path
+        self.version = 0
+        self.commits = 0  # write transactions committed (metrics; tests count group commits with it)
+        self._conn: aiosqlite.Connection | None = conn
+        self._migrations = migrations
+        self._backup = backup
+        # One connection = one transaction at a time: writers take turns (reads too, so they never
+        # see another coroutine's uncommitted half-transaction).
+        self._lock = asyncio.Lock()
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------------------ lifecycle
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, migrations: list[Migration] | None = None,
+                   backup: bool = True, busy_timeout_ms: int = 5000) -> "Store":
+        """Open (creating the file and its directory if needed) and migrate to the latest schema.
+
+        Raises ``SchemaTooNewError`` for a database written by a newer release and
+        ``MigrationError`` when a migration fails (the database is then left unchanged).
+        ``migrations`` replaces the built-in list (tests); ``backup=False`` skips the copy made
+        before a schema upgrade.
+        """
+        memory = str(path) == ":memory:"
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            (mode,), = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+            if mode.lower() != "wal" and not memory:
+                log.warning("store %s: WAL journal unavailable (journal_mode=%s); using it anyway", path, mode)
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn, path, migrations, backup)
+            await store.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def migrate(self) -> int:
+        """Apply pending migrations (see ``store.migrations``); run by ``open``."""
+        conn = self._require()
+        async with self._lock:
+            backup = self._backup and str(self.path) != ":memory:"
+            self.version = await _migrate(conn, self._migrations, name=str(self.path),
+                                          backup_file=self.path if backup else None)
+        return self.version
+
+    async def close(self) -> None:
+        """Finish the writes in progress, then close. Safe to call twice."""
+        if self._conn is None:
+            return
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def _require(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self._conn
+
+    # ------------------------------------------------------------------------- primitives
+    async def write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``body(conn)`` in one ``BEGIN IMMEDIATE`` transaction; return its result once committed.
+
+        The transaction runs in its own task, shielded from the caller: cancelling the caller
+        (a timeout, shutdown) cannot stop it between BEGIN and COMMIT and leave the shared
+        connection inside a dangling transaction. It commits or rolls back on its own.
+        ``body`` must use the ``conn`` it is given (not other ``Store`` methods: the lock is held).
+        """
+        self._require()
+        task = asyncio.ensure_future(self._transaction(body))
+        self._inflight.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception never retrieved" noise when the caller left
+
+    async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        async with self._lock:
+            conn = self._require()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = await body(conn)
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.rollback()  # no-op if COMMIT already ended the transaction
+                raise
+            self.commits += 1
+            return result
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        """Run one read query and return its rows."""
+        async with self._lock:
+            return list(await self._require().execute_fetchall(sql, tuple(params)))
+
+    # ---------------------------------------------------------------------------- bindings
+    async def load_bindings(self, now: float) -> list[Binding]:
+        """Unexpired bindings (the registrar's table at start-up); expired rows are deleted."""
+        return await self.write(lambda conn: load_unexpired(conn, now))
+
+    async def save_bindings(self, changes: list[Change]) -> None:
+        """Apply ("put", Binding) / ("del", (aor, contact_uri)) / ("del_aor", (aor, "")) changes, in
+        order, in ONE transaction, committed (fsynced) before returning. Invalid input raises
+        ``ValueError`` and writes nothing. Call it once per batch of REGISTERs (group commit)."""
+        ops = validate_changes(changes)
+        if not ops:
+            return
+        await self.write(lambda conn: apply_changes(conn, ops))
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete bindings with ``expires_at <= now``; returns how many."""
+        return await self.write(lambda conn: delete_expired(conn, now))

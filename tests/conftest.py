@@ -1,0 +1,205 @@
+"""Shared fixtures: a real switch process on 127.0.0.1, SIPp runs, raw SIP over UDP.
+
+The switch always runs as its own process (``python -m softswitch.cli run``), the way an operator
+runs it, with a config written for the test and ports picked free on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SIPP_DIR = Path(__file__).resolve().parent / "sipp"
+DOMAIN = "callcenter.local"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class SwitchProcess:
+    config_path: Path
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+    extensions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 5.0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError(f"log never matched {pattern!r}:\n{self.log()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def write_config(path: Path, port: int, extensions: dict[str, str], extra: str = "", tcp: bool = True) -> None:
+    listen = [f'"udp:127.0.0.1:{port}"'] + ([f'"tcp:127.0.0.1:{port}"'] if tcp else [])
+    text = f'[sip]\nlisten = [{", ".join(listen)}]\ndomain = "{DOMAIN}"\n'
+    text += extra + "\n"
+    text += '[store]\npath = "var/softswitch.db"\n'
+    for number, password in extensions.items():
+        text += f'[[extensions]]\nnumber = "{number}"\npassword = "{password}"\nname = "Extension {number}"\n'
+    path.write_text(text)
+
+
+def start_switch(tmp: Path, extensions: dict[str, str], extra: str = "", port: int | None = None,
+                 config_text: str | None = None) -> SwitchProcess:
+    port = port or free_port()
+    cfg = tmp / "config.toml"
+    if config_text is None:
+        write_config(cfg, port, extensions, extra)
+    else:
+        cfg.write_text(config_text)
+    log_path = tmp / f"switch-{port}.log"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "run", "--config", str(cfg), "--log-level", "DEBUG"],
+                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), env=env, cwd=tmp)
+    sw = SwitchProcess(cfg, port, proc, log_path, dict(extensions))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"switch exited with {proc.returncode}:\n{sw.log()}")
+        if "softswitch running" in sw.log():
+            return sw
+        time.sleep(0.05)
+    sw.stop()
+    raise AssertionError(f"switch did not start:\n{sw.log()}")
+
+
+@pytest.fixture
+def switch_factory(tmp_path):
+    started: list[SwitchProcess] = []
+
+    def make(extensions: dict[str, str] | None = None, extra: str = "", **kw) -> SwitchProcess:
+        exts = extensions if extensions is not None else {"1001": "secret-1001", "1002": "secret-1002",
+                                                          "1003": "secret-1003"}
+        sw = start_switch(tmp_path, exts, extra, **kw)
+        started.append(sw)
+        return sw
+
+    yield make
+    for sw in started:
+        rc = sw.stop()
+        assert rc == 0, f"switch exited with {rc} on SIGTERM:\n{sw.log()[-3000:]}"
+        assert "Traceback" not in sw.log(), sw.log()[-5000:]
+
+
+@pytest.fixture
+def switch(switch_factory) -> SwitchProcess:
+    return switch_factory()
+
+
+# --------------------------------------------------------------------------------------- SIPp
+
+def sipp_available() -> bool:
+    return shutil.which("sipp") is not None
+
+
+requires_sipp = pytest.mark.skipif(not sipp_available() and not os.environ.get("CI"),
+                                   reason="sipp (Debian sip-tester) not installed; bin/setup --test installs it")
+
+
+def sipp(scenario: str | Path, target: str, *args: str, timeout: float = 20, cwd: Path | None = None,
+         background: bool = False):
+    """Run SIPp on 127.0.0.1 with a bounded number of calls and a global timeout."""
+    path = scenario if isinstance(scenario, Path) else SIPP_DIR / scenario
+    cmd = ["sipp", "-nostdin", "-sf", str(path), "-i", "127.0.0.1", "-m", "1", "-timeout", f"{int(timeout)}s",
+           "-timeout_error", "-max_recv_loops", "1000", "-trace_err", "-trace_msg", *args, target]
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=True)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 15, cwd=cwd)
+
+
+def sipp_ok(result, cwd: Path | None = None) -> None:
+    """Assert a SIPp run succeeded, showing its message trace if not."""
+    rc = result.returncode
+    if rc != 0:
+        traces = ""
+        if cwd is not None:
+            for f in sorted(Path(cwd).glob("*_messages.log")) + sorted(Path(cwd).glob("*_errors.log")):
+                traces += f"\n--- {f.name}\n" + f.read_text(errors="replace")[-4000:]
+        out = getattr(result, "stdout", "") or ""
+        raise AssertionError(f"sipp exited {rc}\n{out[-2000:]}{traces}")
+
+
+# ---------------------------------------------------------------------------------- raw UDP
+
+class UdpClient:
+    """A bare UDP socket for hand-written SIP messages (malformed input, scanners)."""
+
+    def __init__(self, target_port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.target = ("127.0.0.1", target_port)
+
+    def send(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        self.sock.sendto(data, self.target)
+
+    def recv(self, timeout: float = 2.0) -> bytes | None:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(65535)
+        except socket.timeout:
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def udp_client_factory():
+    clients: list[UdpClient] = []
+
+    def make(port: int) -> UdpClient:
+        c = UdpClient(port)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()

@@ -1,0 +1,138 @@
+"""Registrar and its safety rules, driven through the sans-IO core with a fake clock."""
+from __future__ import annotations
+
+from softswitch.sip.message import Response
+from softswitch.sip.transaction import Peer
+
+from .core_harness import DOMAIN, Net, Phone, make_core, responses
+
+
+def phone(net: Net, user: str = "1001", password: str = "pw-1001-x", port: int = 40001, **kw) -> Phone:
+    return Phone(net, user, password, Peer("udp", "127.0.0.1", port), **kw)
+
+
+def test_register_challenge_offers_sha256_then_md5():
+    net = Net(make_core())
+    p = phone(net)
+    out = responses(p.send(p.msg("REGISTER", f"sip:{DOMAIN}", extra=["Expires: 300"])))
+    assert [r.status for r in out] == [401]
+    challenges = out[0].headers.get_lines("WWW-Authenticate")
+    assert len(challenges) == 2
+    assert "algorithm=SHA-256" in challenges[0] and "algorithm=MD5" in challenges[1]
+    assert all('qop="auth"' in c and 'realm="callcenter.local"' in c for c in challenges)
+    assert net.persisted == []
+
+
+def test_register_md5_and_sha256_and_binding_is_persisted_before_ok():
+    for algorithm in ("MD5", "SHA-256"):
+        net = Net(make_core())
+        p = phone(net)
+        resp = p.register(algorithm=algorithm)
+        assert resp.status == 200, resp
+        contacts = resp.headers.get_all("Contact")
+        assert contacts == ["<sip:1001@127.0.0.1:40001>;expires=300"]
+        assert [op for op, _ in net.persisted] == ["put"]
+        b = net.persisted[0][1]
+        assert (b.aor, b.contact_uri, b.received) == ("1001", "sip:1001@127.0.0.1:40001", "udp:127.0.0.1:40001")
+        assert b.expires_at == net.now + 300
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer():
+    net = Net(make_core())
+    wrong = phone(net).register(password="nope")
+    unknown = Phone(net, "1999", "whatever", Peer("udp", "127.0.0.1", 40002)).register()
+    assert isinstance(wrong, Response) and isinstance(unknown, Response)
+    assert (wrong.status, wrong.reason) == (unknown.status, unknown.reason) == (403, "Forbidden")
+    assert sorted(n for n, _ in wrong.headers.items()) == sorted(n for n, _ in unknown.headers.items())
+
+
+def test_expires_below_minimum_is_423_with_min_expires():
+    net = Net(make_core())
+    resp = phone(net).register(expires=30)
+    assert resp.status == 423
+    assert resp.headers.get("Min-Expires") == "60"
+
+
+def test_expires_above_maximum_is_clamped():
+    net = Net(make_core())
+    resp = phone(net).register(expires=999999)
+    assert resp.headers.get_all("Contact") == ["<sip:1001@127.0.0.1:40001>;expires=3600"]
+
+
+def test_several_contacts_unregister_one_and_wildcard():
+    net = Net(make_core())
+    a, b = phone(net, port=40001), phone(net, port=40002)
+    assert a.register().status == 200
+    resp = b.register()
+    assert len(resp.headers.get_all("Contact")) == 2
+    resp = b.register(expires=0)
+    assert resp.headers.get_all("Contact") == ["<sip:1001@127.0.0.1:40001>;expires=300"]
+    # wildcard without Expires: 0 is refused, with it every binding goes
+    bad = a.register(expires=300, contact="*")
+    assert bad.status == 400
+    gone = a.register(expires=0, contact="*")
+    assert gone.status == 200 and gone.headers.get_all("Contact") == []
+    assert net.core.registrar.lookup("1001", net.now) == []
+
+
+def test_registration_expires():
+    net = Net(make_core())
+    phone(net).register(expires=60)
+    assert net.core.registrar.lookup("1001", net.now)
+    net.advance(61)
+    assert net.core.registrar.lookup("1001", net.now) == []
+    assert ("del", ("1001", "sip:1001@127.0.0.1:40001")) in net.persisted
+
+
+def test_stale_nonce_is_rechallenged_with_stale_true():
+    net = Net(make_core())
+    p = phone(net)
+    call_id = "stale@x"
+    r401 = responses(p.send(p.msg("REGISTER", f"sip:{DOMAIN}", call_id=call_id)))[0]
+    challenge = r401.headers.get_lines("WWW-Authenticate")[1]
+    net.now += 400  # past the 300 s nonce lifetime
+    from softswitch.sip.digest import authorization_header
+    auth = authorization_header(challenge, "REGISTER", f"sip:{DOMAIN}", "1001", "pw-1001-x")
+    resp = responses(p.send(p.msg("REGISTER", f"sip:{DOMAIN}", call_id=call_id, extra=[f"Authorization: {auth}"])))[0]
+    assert resp.status == 401
+    assert all("stale=true" in c for c in resp.headers.get_lines("WWW-Authenticate"))
+
+
+def test_ten_failures_in_a_minute_ban_the_address_including_loopback():
+    net = Net(make_core())
+    attacker = phone(net, port=41000)
+    for _ in range(10):
+        assert attacker.register(password="guess").status == 403
+    # banned: no answer at all, even to a correct password or an OPTIONS
+    out = attacker.send(attacker.msg("OPTIONS", f"sip:{DOMAIN}"))
+    assert out == []
+    # another address is unaffected
+    other = Phone(net, "1002", "pw-1002-x", Peer("udp", "127.0.0.2", 41001))
+    assert other.register().status == 200
+    # the ban lifts after 15 minutes
+    net.advance(15 * 60 + 1)
+    assert attacker.register().status == 200
+
+
+def test_ban_is_configurable_and_exemptions_work():
+    net = Net(make_core(security={"max_auth_failures": 3, "ban_exempt": ["127.0.0.0/8"]}))
+    p = phone(net)
+    for _ in range(5):
+        assert p.register(password="guess").status == 403
+    assert p.register().status == 200
+
+
+def test_register_to_must_be_a_sip_uri():
+    net = Net(make_core())
+    p = phone(net)
+    data = p.msg("REGISTER", f"sip:{DOMAIN}", to="<tel:+15551234>")
+    assert [r.status for r in responses(p.send(data))] == [400]
+
+
+def test_bindings_are_restored_from_the_store_records():
+    net = Net(make_core())
+    phone(net).register()
+    puts = [b for op, b in net.persisted if op == "put"]
+    fresh = make_core()
+    fresh.registrar.load(puts)
+    assert [b.contact_uri for b in fresh.registrar.lookup("1001", net.now)] == ["sip:1001@127.0.0.1:40001"]

@@ -1,0 +1,118 @@
+"""BanTracker: sliding-window failure counting, ban expiry, exemptions and bounded memory."""
+from __future__ import annotations
+
+import pytest
+
+from softswitch.security import BanPolicy, BanTracker
+
+IP = "203.0.113.5"
+
+
+def tracker(**kw) -> BanTracker:
+    max_addresses = kw.pop("max_addresses", 65536)
+    return BanTracker(BanPolicy(**{"max_failures": 5, "window": 60.0, "ban_time": 900.0, **kw}), max_addresses)
+
+
+def test_ban_after_exactly_max_failures():
+    t = tracker()
+    for i in range(4):
+        assert t.record_failure(IP, 100.0 + i) is False
+        assert not t.is_banned(IP, 100.0 + i)
+    assert t.record_failure(IP, 104.0) is True
+    assert t.is_banned(IP, 104.0)
+    assert t.banned(104.0) == {IP: 104.0 + 900.0}
+    assert t.record_failure(IP, 105.0) is False  # already banned: not a new ban
+
+
+def test_failures_spread_beyond_window_do_not_ban():
+    t = tracker()
+    for i in range(20):
+        assert t.record_failure(IP, i * 15.0) is False  # at most 4 within any 60 s
+    assert not t.is_banned(IP, 300.0)
+
+
+def test_window_boundary_is_exclusive():
+    t = tracker(max_failures=2, window=60.0)
+    t.record_failure(IP, 0.0)
+    assert t.record_failure(IP, 60.0) is False  # the first one has just left the window
+    assert t.record_failure(IP, 119.9) is True
+
+
+def test_ban_expires():
+    t = tracker(ban_time=100.0)
+    for i in range(5):
+        t.record_failure(IP, 10.0)
+    assert t.is_banned(IP, 109.9)
+    assert not t.is_banned(IP, 110.0)
+    assert t.banned(110.0) == {}
+    # After expiry the count starts again from zero.
+    for i in range(4):
+        assert t.record_failure(IP, 111.0) is False
+    assert t.record_failure(IP, 111.0) is True
+
+
+def test_exempt_cidr_and_ip():
+    t = tracker(max_failures=1, exempt=("10.0.0.0/8", "2001:db8::1", "192.168.1.7/24"))
+    for ip in ("10.1.2.3", "2001:db8::1", "192.168.1.200", "::ffff:10.9.9.9"):
+        assert t.record_failure(ip, 0.0) is False
+        assert not t.is_banned(ip, 0.0)
+    assert t.record_failure("11.0.0.1", 0.0) is True
+
+
+def test_loopback_banned_by_default():
+    t = tracker(max_failures=1)
+    assert t.record_failure("127.0.0.1", 0.0) is True
+    assert t.is_banned("127.0.0.1", 1.0)
+    assert t.record_failure("::1", 0.0) is True
+    t2 = tracker(max_failures=1, exempt=("127.0.0.0/8", "::1"))
+    assert t2.record_failure("127.0.0.1", 0.0) is False
+
+
+def test_address_normalisation():
+    t = tracker(max_failures=2)
+    t.record_failure("::ffff:198.51.100.1", 0.0)
+    assert t.record_failure("198.51.100.1", 1.0) is True
+    assert t.is_banned("::ffff:198.51.100.1", 2.0)
+    t.record_failure("2001:DB8:0::5", 0.0)
+    assert t.record_failure("2001:db8::5", 0.0) is True
+
+
+def test_success_clears_count_but_not_ban():
+    t = tracker()
+    for i in range(4):
+        t.record_failure(IP, float(i))
+    t.record_success(IP, 5.0)
+    for i in range(4):
+        assert t.record_failure(IP, 6.0 + i) is False
+    assert t.record_failure(IP, 10.0) is True
+    t.record_success(IP, 11.0)
+    assert t.is_banned(IP, 11.0)
+
+
+def test_bounded_memory_evicts_least_recently_seen():
+    t = tracker(max_failures=3, max_addresses=100)
+    t.record_failure("198.51.100.1", 0.0)
+    t.record_failure("198.51.100.1", 0.0)
+    for i in range(10_000):
+        t.record_failure(f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}", 1.0)
+        assert len(t) <= 100
+    assert len(t) == 100
+    # The old partial count was evicted: two more failures are not enough.
+    t.record_failure("198.51.100.1", 2.0)
+    assert t.record_failure("198.51.100.1", 2.0) is False
+
+
+def test_banned_address_kept_while_active():
+    t = tracker(max_failures=1, max_addresses=10)
+    assert t.record_failure(IP, 0.0)
+    for i in range(100):
+        assert t.is_banned(IP, 1.0)  # the scanner keeps knocking: recently seen
+        t.record_failure(f"10.0.0.{i}", 1.0)
+    assert t.is_banned(IP, 2.0)
+
+
+def test_invalid_policy():
+    with pytest.raises(ValueError):
+        BanTracker(BanPolicy(max_failures=0))
+    with pytest.raises(ValueError):
+        BanTracker(BanPolicy(exempt=("not-a-network",)))
