@@ -147,7 +147,8 @@ class SwitchCore:
         return actions
 
     def next_deadline(self) -> float | None:
-        cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep) if d]
+        cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep)
+                 if d is not None]
         return min(cands) if cands else None
 
     def after_persist(self, p: PersistBindings, now: float) -> list:

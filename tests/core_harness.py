@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from softswitch.config import parse_config
 from softswitch.core import PersistBindings, SwitchCore
 from softswitch.sip.digest import authorization_header
-from softswitch.sip.message import Request, Response, parse_message
+from softswitch.sip.message import ParseError, Request, Response, parse_message
 from softswitch.sip.transaction import Peer, Send
 
 DOMAIN = "callcenter.local"
@@ -48,7 +48,10 @@ class Net:
         out = []
         for a in actions:
             if isinstance(a, Send):
-                msg = parse_message(a.data, stream=a.peer.reliable)
+                try:
+                    msg = parse_message(a.data, stream=a.peer.reliable)
+                except ParseError as e:  # e.g. a 400 that echoes the malformed CSeq it answers
+                    msg = e.partial
                 out.append((a.peer, msg))
             elif isinstance(a, PersistBindings):
                 self.persisted.extend(a.changes)

@@ -68,7 +68,7 @@ def test_call_answered_and_caller_hangs_up():
     call = next(iter(net.core.b2bua.calls.values()))
     assert call.state == "answered"
     bye = in_dialog("BYE", ruri="sip:x@127.0.0.1:5060", from_=a_ok.headers.get("From"), to=a_ok.headers.get("To"),
-                    call_id=a_ok.call_id, cseq=3, via_host="127.0.0.1", via_port=CALLER.port)
+                    call_id=a_ok.call_id, cseq=a_ok.cseq.number + 1, via_host="127.0.0.1", via_port=CALLER.port)
     out = net.deliver(bye, CALLER)
     assert [r.status for r in responses(out)] == [200]
     byes = requests(out, "BYE")
