@@ -13,6 +13,7 @@ from .config import ConfigError, load_config
 def _setup_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # one line per SQL statement otherwise
 
 
 async def _run(config) -> int:
