@@ -1,0 +1,70 @@
+"""Two pjsua2 softphones (a real SIP stack, each in its own process) register to the switch with
+digest authentication and call each other through it, over UDP and TCP."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("pjsua2")
+
+from tests.phones import Phones  # noqa: E402
+
+from .conftest import DOMAIN  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def phones(tmp_path):
+    pool = Phones(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+def _register(phone, sw, number: str) -> dict:
+    reg = phone.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr};transport={phone.transport}")
+    assert reg["code"] == 200 and reg["active"], reg
+    return reg
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_two_pjsua2_phones_call_through_the_switch(switch, phones, transport):
+    a = phones("a", transport)
+    b = phones("b", transport)
+    _register(a, switch, "1001")
+    _register(b, switch, "1002")
+    switch.wait_log(r"registered 1001 contact .* from " + transport)
+    switch.wait_log(r"registered 1002 contact .* from " + transport)
+    b.auto_answer(code=200, delay_ms=300)
+
+    call = a.call(f"sip:1002@{DOMAIN}")
+    incoming = b.wait_event("incoming", timeout=10)
+    assert "1001" in incoming["from"]
+    assert a.wait_call_state(call, "CONFIRMED", timeout=10)["code"] == 200
+    b.wait_call_state(incoming["call"], "CONFIRMED", timeout=10)
+    a.wait_event("media_state", call=call, active=True, timeout=5)
+    switch.wait_log(r"1001 -> 1002 answered")
+
+    time.sleep(0.5)
+    b.hangup(incoming["call"])  # the callee hangs up; the caller is told
+    a.wait_call_state(call, "DISCONNECTED", timeout=10)
+    b.wait_call_state(incoming["call"], "DISCONNECTED", timeout=10)
+    switch.wait_log(r"1001 -> 1002 ended: ")
+
+    errors = [e for p in (a, b) for e in p.history if e["event"] == "error"]
+    assert not errors, errors
+
+
+def test_pjsua2_uses_sha256_digest_when_offered_first(switch, phones):
+    """The switch offers SHA-256 before MD5 (RFC 8760); pjsip picks it."""
+    a = phones("a")
+    _register(a, switch, "1001")
+    lines = [l for l in a.pjsip_log_path.read_text(errors="replace").splitlines() if l.startswith("Authorization:")]
+    assert lines and all("algorithm=SHA-256" in l for l in lines), lines
+
+
+def test_wrong_password_is_refused_with_403(switch, phones):
+    a = phones("a")
+    reg = a.register("1001", "not-the-password", DOMAIN, f"sip:{switch.addr}")
+    assert reg["code"] == 403, reg
