@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,8 @@ DRIVER = SHARED / "signalling_load.py"
 
 
 def bench_config(path: Path, port: int, users: range) -> None:
-    lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "bench.local"\n',
+    # SIPp answers only MD5 (Kamailio's bench config is MD5 too), so the switch offers MD5 alone here.
+    lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "bench.local"\nauth_algorithms = ["MD5"]\n',
              "[log]\nlevel = \"WARNING\"\n",
              '[store]\npath = "bench.db"\n']
     for u in users:
@@ -39,13 +41,27 @@ def run_switch(work: Path, port: int, users: range) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "run", "--config", str(cfg)],
                             stderr=open(work / "switch.log", "w"), env=env, cwd=work)
-    for _ in range(100):
+    for _ in range(150):  # ready when it answers an OPTIONS (the log is at WARNING: no start line)
         time.sleep(0.1)
-        if "softswitch running" in (work / "switch.log").read_text():
-            return proc
         if proc.poll() is not None:
             break
+        if _answers_options(port):
+            return proc
     raise SystemExit(f"switch did not start:\n{(work / 'switch.log').read_text()}")
+
+
+def _answers_options(port: int) -> bool:
+    msg = (f"OPTIONS sip:bench.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKping{time.time_ns()}\r\n"
+           "From: <sip:ping@bench.local>;tag=1\r\nTo: <sip:bench.local>\r\nCall-ID: ping@bench\r\n"
+           "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        s.connect(("127.0.0.1", port))
+        try:
+            s.send(msg)
+            return s.recv(4096).startswith(b"SIP/2.0 200")
+        except OSError:
+            return False
 
 
 def drive(addr: str, pid: int) -> list[str]:

@@ -6,6 +6,7 @@ digest "failed" outcome with ``record_failure``; the time is always passed in as
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class _Entry:
     banned_until: float | None = None
 
 
+@functools.lru_cache(maxsize=4096)  # parsed on every request: a few hot sources dominate
 def _normalise(ip: str) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
     """Canonical key for an address so '::ffff:10.0.0.1' and '10.0.0.1' (or differently written IPv6)
     count as one source. Unparseable strings are used verbatim."""

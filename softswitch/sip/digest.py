@@ -51,6 +51,15 @@ _TOKEN_CHARS = frozenset(
 )
 _LWS = " \t\r\n"
 
+# Fast path for the well-formed headers phones send: one regex pass over the whole value. Anything it
+# does not match whole (odd spacing aside) goes to the exact scanner below, which names the defect.
+_TOKEN_RE = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_PARAM_RE = rf'({_TOKEN_RE})[ \t\r\n]*=[ \t\r\n]*(?:"((?:[^"\\]|\\.)*)"|([^,"\s]+))'
+_AUTH_FAST = re.compile(rf"[ \t\r\n]*({_TOKEN_RE})[ \t\r\n]+({_PARAM_RE}(?:[ \t\r\n]*,[ \t\r\n]*{_PARAM_RE})*)[ \t\r\n]*",
+                        re.S)
+_AUTH_PARAM = re.compile(_PARAM_RE, re.S)
+_UNESCAPE = re.compile(r"\\(.)", re.S)
+
 
 # --------------------------------------------------------------------------------------------------
 # Header parsing
@@ -72,6 +81,23 @@ def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     and empty list elements (``a=b,,c=d``) are tolerated. The scheme is returned as written; callers
     compare it case-insensitively.
     """
+    m = _AUTH_FAST.fullmatch(value)
+    if m is not None:
+        fast: dict[str, str] = {}
+        for pm in _AUTH_PARAM.finditer(m.group(2)):
+            name = pm.group(1).lower()
+            if name in fast:
+                raise ValueError(f"duplicate parameter {name!r}")
+            quoted = pm.group(2)
+            if quoted is None:
+                fast[name] = pm.group(3)
+            else:
+                fast[name] = _UNESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        return m.group(1), fast
+    return _parse_auth_params_exact(value)
+
+
+def _parse_auth_params_exact(value: str) -> tuple[str, dict[str, str]]:
     s = value
     i = _skip_lws(s, 0)
     start = i
@@ -170,6 +196,10 @@ class Credentials:
     def from_header(cls, value: str) -> "Credentials":
         """Raises ValueError if the scheme is not Digest or a required parameter is missing."""
         scheme, p = parse_auth_params(value)
+        return cls.from_params(scheme, p)
+
+    @classmethod
+    def from_params(cls, scheme: str, p: dict[str, str]) -> "Credentials":
         if scheme.lower() != "digest":
             raise ValueError(f"not a Digest header (scheme {scheme!r})")
         missing = [k for k in ("username", "realm", "nonce", "uri", "response") if k not in p]
@@ -410,7 +440,7 @@ class DigestAuthenticator:
         if "realm" in params and params["realm"] != self.realm:
             return AuthResult("absent")  # meant for another hop / realm
         try:
-            creds = Credentials.from_header(authorization)
+            creds = Credentials.from_params(scheme, params)
         except ValueError:
             return AuthResult("failed", params.get("username"))
         user = creds.username
