@@ -242,7 +242,8 @@ class SwitchCore:
                      _quote_user(req, header) or "-")
             return None, self.tl.respond(tx, make_response(req, 403, to_tag=_tag()), now)
         extra = [(challenge_name, v) for v in self.auth.challenge_headers(now, peer.host, stale=outcome == "stale")]
-        return None, self.tl.respond(tx, make_response(req, code, to_tag=_tag(), extra=extra), now)
+        challenge = make_response(req, code, to_tag=_tag(), extra=extra)
+        return None, [a for a in self.tl.respond_statelessly(tx, challenge, now) if isinstance(a, Send)]
 
     # ----------------------------------------------------------------------- REGISTER
     def _on_register(self, req: Request, peer: Peer, tx: Any, now: float) -> list:

@@ -8,6 +8,7 @@ registrations per second; instead the REGISTERs of a few milliseconds share one 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import deque
 from dataclasses import astuple, dataclass, fields
 from typing import TYPE_CHECKING, Iterable, Union
@@ -83,6 +84,18 @@ async def apply_changes(conn: aiosqlite.Connection, ops: list[tuple[str, tuple]]
         while j < len(ops) and ops[j][0] == op:
             j += 1
         await conn.executemany(_SQL[op], [params for _, params in ops[i:j]])
+        i = j
+
+
+def apply_changes_sync(conn: sqlite3.Connection, ops: list[tuple[str, tuple]]) -> None:
+    """``apply_changes`` on the raw connection, run in the database thread (``Store.write_sync``)."""
+    i = 0
+    while i < len(ops):
+        op = ops[i][0]
+        j = i
+        while j < len(ops) and ops[j][0] == op:
+            j += 1
+        conn.executemany(_SQL[op], [params for _, params in ops[i:j]])
         i = j
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import aiosqlite
 
-from .bindings import Binding, Change, apply_changes, delete_expired, load_unexpired, validate_changes
+from .bindings import Binding, Change, apply_changes, apply_changes_sync, delete_expired, load_unexpired, validate_changes
 from .migrations import (LATEST_VERSION, Migration, MigrationError, SchemaTooNewError, StoreError,
                          migrate as _migrate)
 
@@ -141,6 +142,37 @@ class Store:
             self.commits += 1
             return result
 
+    async def write_sync(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """``write`` for a synchronous ``body``: BEGIN, body, COMMIT run in the database thread in one
+        hop, instead of one thread round trip per statement (each costs a future, a queue hand-off
+        and a loop wake-up; at a thousand REGISTERs a second that was a fifth of the switch's CPU).
+        Uses aiosqlite's ``_execute``/``_conn`` (stable since 0.17; pinned by a test)."""
+        self._require()
+        task = asyncio.ensure_future(self._transaction_sync(body))
+        self._inflight.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
+    async def _transaction_sync(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._lock:
+            conn = self._require()
+
+            def run() -> T:
+                raw: sqlite3.Connection = conn._conn  # type: ignore[attr-defined]
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    result = body(raw)
+                    raw.execute("COMMIT")
+                except BaseException:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                    raise
+                return result
+
+            result = await conn._execute(run)  # type: ignore[attr-defined]
+            self.commits += 1
+            return result
+
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         """Run one read query and return its rows."""
         async with self._lock:
@@ -158,7 +190,7 @@ class Store:
         ops = validate_changes(changes)
         if not ops:
             return
-        await self.write(lambda conn: apply_changes(conn, ops))
+        await self.write_sync(lambda conn: apply_changes_sync(conn, ops))
 
     async def purge_expired(self, now: float) -> int:
         """Delete bindings with ``expires_at <= now``; returns how many."""

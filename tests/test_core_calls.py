@@ -205,3 +205,18 @@ def test_malformed_request_gets_400_and_garbage_is_dropped():
     assert [r.status for r in responses(a.send(bad))] == [400]
     assert a.send(b"\x00\xff garbage \r\n\r\n") == []
     assert a.send(b"SIP/2.0 200 OK\r\n\r\n") == []
+
+
+def test_challenge_is_stateless_not_retransmitted_and_its_ack_is_dropped():
+    """Like Kamailio's proxy_challenge: the 407 keeps no transaction (no Timer G retransmissions,
+    nothing held for 32 s); a retransmitted INVITE gets a fresh 407; the ACK matches nothing."""
+    net, a, b = setup()
+    inv = a.msg("INVITE", f"sip:1002@{DOMAIN}", to=f"<sip:1002@{DOMAIN}>", body=SDP)
+    first = responses(a.send(inv))
+    assert [r.status for r in first] == [407]
+    assert net.advance(40) == []  # no retransmission of the 407, ever
+    again = responses(a.send(inv))
+    assert [r.status for r in again] == [407]
+    ack = a.msg("ACK", f"sip:1002@{DOMAIN}", to=f"<sip:1002@{DOMAIN}>", cseq=a.cseq, to_tag=again[0].to.tag)
+    assert a.send(ack) == []
+    assert len(net.core.tl) == 0  # no transaction left behind

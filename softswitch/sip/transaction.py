@@ -575,6 +575,17 @@ class TransactionLayer:
             tx.request = _COMPLETED_PLACEHOLDER.get(tx._method) or _placeholder(tx._method)
         return actions
 
+    def respond_statelessly(self, tx: ServerTransaction, resp: Response, now: float) -> list[Action]:
+        """Send a final response and forget ``tx`` at once (RFC 3261 §16.11 stateless behaviour), as
+        Kamailio and OpenSIPS answer digest challenges: nothing is retransmitted or kept for 32 s,
+        a retransmitted request simply gets a fresh answer, and the ACK to a stateless non-2xx
+        matches nothing and is dropped."""
+        if not isinstance(tx, ServerTransaction) or tx.state is _S.TERMINATED:
+            return []
+        actions: list[Action] = [Send(resp.serialize(), tx.peer)]
+        self._terminate(tx, actions)
+        return actions
+
     def transport_error(self, tx: Transaction, now: float) -> list[Action]:
         """The transport could not deliver for ``tx`` (e.g. TCP connect failed): a client transaction
         still waiting for its final response times out; any transaction is terminated."""
