@@ -1,0 +1,145 @@
+"""The asyncio edge of the media engine: UDP sockets and the 20 ms tick.
+
+Per-packet asyncio callbacks cost ~40 µs a packet on this machine (see /work/shared/bench/README.md);
+instead, one task wakes every 20 ms, asks epoll which RTP/RTCP sockets have data (one ``poll(0)``
+call, no reader callbacks registered with the loop), drains each of those with non-blocking
+``recvfrom`` until EAGAIN, runs ``engine.tick`` and sends what it returns. The sockets are bound
+synchronously when the engine allocates a port, so an SDP answer never names a port that is not open.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import select
+import socket
+from typing import Callable
+
+from .engine import MediaEngine, TickOutput
+
+log = logging.getLogger("softswitch.media")
+TICK = 0.020
+
+
+class MediaEdge:
+    def __init__(self, engine: MediaEngine, on_events: Callable[[list], None] | None = None,
+                 bind_address: str | None = None):
+        self.engine = engine
+        self.on_events = on_events
+        self.bind_address = bind_address or engine.config.bind_address
+        self.socks: dict[int, socket.socket] = {}
+        self._fd: dict[int, tuple[socket.socket, int]] = {}
+        self._poll = select.epoll() if hasattr(select, "epoll") else None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.received = self.sent = self.send_drops = self.send_errors = 0
+        engine.port_open = self._open
+        engine.port_close = self._close
+
+    # ------------------------------------------------------------------ sockets
+    def _open(self, port: int) -> bool:
+        opened = []
+        try:
+            for p in (port, port + 1):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                opened.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+                s.bind((self.bind_address, p))
+                s.setblocking(False)
+        except OSError as e:
+            log.warning("media port %d unusable: %s", port, e)
+            for s in opened:
+                s.close()
+            return False
+        for p, s in zip((port, port + 1), opened):
+            self.socks[p] = s
+            self._fd[s.fileno()] = (s, p)
+            if self._poll is not None:
+                self._poll.register(s.fileno(), select.EPOLLIN)
+        return True
+
+    def _close(self, port: int) -> None:
+        for p in (port, port + 1):
+            s = self.socks.pop(p, None)
+            if s is not None:
+                self._fd.pop(s.fileno(), None)
+                if self._poll is not None:
+                    try:
+                        self._poll.unregister(s.fileno())
+                    except (OSError, ValueError):
+                        pass
+                s.close()
+
+    # ------------------------------------------------------------------ one tick
+    def drain(self, now: float) -> int:
+        """Read every waiting datagram into the engine; returns how many."""
+        n = 0
+        handle = self.engine.datagram_received
+        ready = ([self._fd[fd] for fd, _ in self._poll.poll(0) if fd in self._fd] if self._poll is not None
+                 else [(s, p) for p, s in self.socks.items()])
+        for s, port in ready:
+            recv = s.recvfrom
+            while True:
+                try:
+                    data, addr = recv(2048)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:               # ICMP port unreachable reported on a later recv: ignore
+                    continue
+                handle(port, data, addr, now)
+                n += 1
+        self.received += n
+        return n
+
+    def send(self, out: TickOutput) -> None:
+        socks = self.socks
+        for port, data, addr in out.datagrams:
+            s = socks.get(port)
+            if s is None:
+                continue
+            try:
+                s.sendto(data, addr)
+                self.sent += 1
+            except BlockingIOError:
+                self.send_drops += 1
+            except OSError:
+                self.send_errors += 1
+
+    def step(self, now: float, due: float | None = None) -> TickOutput:
+        self.drain(now)
+        out = self.engine.tick(now, due)
+        self.send(out)
+        if out.events and self.on_events is not None:
+            self.on_events(out.events)
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while not self._stop.is_set():
+            due += TICK
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                if self._stop.is_set():
+                    break
+            elif delay < -10 * TICK:          # stalled (debugger, overload): skip ahead, do not burst
+                due = loop.time()
+            try:
+                self.step(loop.time(), due)
+            except Exception:                 # a bug in one tick must not stop all media
+                log.exception("media tick failed")
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="media-tick")
+        return self._task
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        self.engine.close()
+        for port in [p for p in list(self.socks) if p % 2 == 0]:
+            self._close(port)
+        if self._poll is not None:
+            self._poll.close()

@@ -1,0 +1,827 @@
+"""The sans-IO media engine: endpoints (one per call leg, with an RTP/RTCP port pair), SDP offer/answer,
+bridges and conferences, prompts and music, recording, DTMF — driven by datagrams and a 20 ms tick.
+
+The call controller uses it like this (all calls return at once; nothing here touches a socket)::
+
+    ep_a = engine.allocate(call_id, "caller 1001")          # RTP port from [media] rtp_ports
+    ep_b = engine.allocate(call_id, "agent 2001")
+    offer_b = engine.offer(ep_b, prefer=...)                  # SDP for the INVITE to the agent
+    engine.accept_answer(ep_b, answer_from_agent)
+    answer_a = engine.answer(ep_a, offer_from_caller)         # NegotiationError → 488
+    engine.bridge(ep_a, ep_b)                                  # or engine.play(ep_a, "welcome.wav")
+    rec = engine.start_recording(call_id, left=ep_a, right=ep_b)
+    ...
+    engine.answer(ep_a, reinvite_offer)                        # sendonly/inactive: the agent hears music
+    engine.release(ep_a); engine.release(ep_b)                 # ports back to the pool
+
+and the I/O edge (``media.edge``) feeds ``datagram_received(port, data, addr, now)`` and calls
+``tick(now)`` every 20 ms, sending the returned datagrams and passing the events (DTMF digits,
+finished prompts, RTP timeouts) to the controller.
+
+Per tick the engine works on arrays with one row per leg: the jitter buffers' frames are gathered into
+one ``legs × 160`` code matrix, decoded by table, checked for in-band DTMF by one matrix product, mixed
+by the sparse plan of ``media.mixer``, recorded, encoded by table and given vectorised RTP headers.
+The only per-leg Python in a tick is taking a frame out of each jitter buffer and handing each
+packet to the socket layer.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, NamedTuple
+
+import numpy as np
+
+from . import rtcp as rtcp_mod
+from . import rtp as rtp_mod
+from . import sdp as sdp_mod
+from .dtmf import Rfc4733Receiver, Rfc4733Sender, ToneDetector, digit_tone
+from .g711 import CODEC_BY_NAME, CODEC_NAMES, SILENCE_BYTE, ULAW, decode_rows, encode_float
+from .mixer import Bridge, Member, Plan, Route, compile_plan, empty_plan
+from .playback import Players, Sound, SoundBank
+from .ports import PortAllocator, parse_port_range
+from .recording import Recorder, Recording
+from .rtp import FRAME, LOST, PLAY, JitterBuffer, ReceptionStats, TimestampUnwrapper
+
+_HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
+_CONCEAL_STEP = np.float32(0.6)   # each concealed frame repeats the previous one, 4.4 dB quieter
+_CONCEAL_MAX = 3                  # then silence
+
+
+# ----------------------------------------------------------------------------------------- config
+
+@dataclass
+class MediaConfig:
+    """The ``[media]`` table of config.toml (``from_mapping``)."""
+    address: str = "127.0.0.1"            # the switch's media address, as written in SDP
+    bind_address: str = "0.0.0.0"
+    rtp_ports: str = "10000-20000"
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    telephone_event_pt: int = 101
+    ptime: int = 20
+    jitter_min_ms: int = 40
+    jitter_max_ms: int = 240
+    rtp_timeout: float = 60.0             # no RTP from a phone that should send: RtpTimeout event
+    rtcp_interval: float = 5.0
+    inband_dtmf: bool = True
+    hold_music: str | None = None         # a sound file; None: a built-in gentle loop
+    recordings_dir: str = "var/recordings"
+    recording_fsync: bool = False         # fsync each 1 s flush too (power-loss safe, costs disk syncs)
+
+    @classmethod
+    def from_mapping(cls, d: dict) -> "MediaConfig":
+        known = set(cls.__dataclass_fields__)
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ValueError(f"media: unknown key {bad[0]!r}")
+        cfg = cls(**{k: (tuple(v) if k == "codecs" else v) for k, v in d.items()})
+        parse_port_range(cfg.rtp_ports)
+        for c in cfg.codecs:
+            if c.upper() not in CODEC_BY_NAME:
+                raise ValueError(f"media: codecs: {c!r} is not PCMU or PCMA")
+        if cfg.ptime % 10 or not 10 <= cfg.ptime <= 60:
+            raise ValueError("media: ptime must be 10, 20, 30, 40, 50 or 60")
+        if not 96 <= cfg.telephone_event_pt <= 127:
+            raise ValueError("media: telephone_event_pt must be a dynamic payload type (96-127)")
+        return cfg
+
+
+# ----------------------------------------------------------------------------------------- events
+
+@dataclass(frozen=True)
+class DtmfReceived:
+    endpoint: "Endpoint"
+    digit: str
+    source: str             # "rfc4733" | "inband"
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    endpoint: "Endpoint"
+    playback: int
+
+
+@dataclass(frozen=True)
+class RtpTimeout:
+    endpoint: "Endpoint"
+    silent_for: float
+
+
+@dataclass(frozen=True)
+class SourceLatched:
+    endpoint: "Endpoint"
+    addr: tuple[str, int]
+
+
+class Datagram(NamedTuple):
+    port: int                   # local port to send from (RTP port, or RTP port + 1 for RTCP)
+    data: bytes
+    addr: tuple[str, int]
+
+
+@dataclass
+class TickOutput:
+    datagrams: list[Datagram]
+    events: list
+
+
+@dataclass
+class LegStats:
+    codec: str | None
+    remote: tuple[str, int] | None
+    rx_packets: int
+    rx_lost: int
+    rx_jitter_ms: float
+    rx_late: int
+    rx_concealed: int
+    jitter_buffer_ms: int
+    tx_packets: int
+    tx_octets: int
+    remote_loss_percent: float | None     # what the phone reports about our stream (RTCP)
+    remote_jitter_ms: float | None
+    rtt_ms: float | None
+
+
+@dataclass
+class TickStats:
+    """How long ticks take and how late they start (lateness is measured by the edge)."""
+    ticks: int = 0
+    total: float = 0.0
+    max: float = 0.0
+    late_ticks: int = 0                  # started more than 5 ms after their due time
+    max_late: float = 0.0
+    recent: deque = field(default_factory=lambda: deque(maxlen=3000))
+    stages: dict = field(default_factory=dict)   # seconds spent per stage, summed over all ticks
+
+    def add(self, dt: float, late: float | None) -> None:
+        self.ticks += 1
+        self.total += dt
+        self.max = max(self.max, dt)
+        self.recent.append(dt)
+        if late is not None:
+            self.max_late = max(self.max_late, late)
+            if late > 0.005:
+                self.late_ticks += 1
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.ticks if self.ticks else 0.0
+
+    def percentile(self, p: float) -> float:
+        return float(np.percentile(np.fromiter(self.recent, float), p)) if self.recent else 0.0
+
+
+# ----------------------------------------------------------------------------------------- endpoint
+
+class Endpoint:
+    """One leg's media: its port pair, negotiated stream, reception state and place in the topology."""
+
+    def __init__(self, eid: int, call_id: str, label: str, port: int, row: int, local: sdp_mod.LocalSdp,
+                 jb: JitterBuffer, now: float):
+        self.id = eid
+        self.call_id = call_id
+        self.label = label
+        self.port = port
+        self.row = row
+        self.local = local
+        self.params: sdp_mod.StreamParams | None = None
+        self.remote: tuple[str, int] | None = None       # where RTP goes (SDP address, then the latched source)
+        self.latched = False
+        self.rtcp_remote: tuple[str, int] | None = None
+        self.rx = ReceptionStats()
+        self.jb = jb
+        self.tsu = TimestampUnwrapper()
+        self.rx_ssrc: int | None = None
+        self.dtmf_rx = Rfc4733Receiver()
+        self.dtmf_tx = Rfc4733Sender()
+        self.rtcp = rtcp_mod.RtcpState(next_report=now + random.uniform(0.5, 1.5))
+        self.bridge: Bridge | None = None
+        self.prompt: int | None = None                   # player row
+        self.prompt_id = 0
+        self.prompt_mix = False
+        self.music: int | None = None                    # player row of a music channel
+        self.held = False                                # the switch holds this party (it hears music)
+        self.holding = False                             # this party's phone put the call on hold
+        self.last_rx = now
+        self.rx_packets = 0
+        self.rx_foreign = 0                              # packets from an address we did not latch
+        self.out_buf = bytearray()                       # audio waiting for a ptime other than 20 ms
+        self.out_ts = 0
+        self.timeout_reported = False
+        self.released = False
+        self.tx_since_report = False
+
+    @property
+    def codec(self) -> str | None:
+        return CODEC_NAMES[self.params.codec] if self.params else None
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {self.id} {self.label!r} port={self.port} codec={self.codec}>"
+
+
+# ----------------------------------------------------------------------------------------- engine
+
+class MediaEngine:
+    def __init__(self, config: MediaConfig | None = None, *, bank: SoundBank | None = None,
+                 recorder: Recorder | None = None, now: Callable[[], float] = time.monotonic,
+                 port_open: Callable[[int], bool] | None = None, port_close: Callable[[int], None] | None = None):
+        self.config = config or MediaConfig()
+        self.ports = PortAllocator(self.config.rtp_ports)
+        self.bank = bank or SoundBank()
+        self._recorder = recorder
+        self._clock = now
+        self.port_open = port_open             # the edge binds sockets here; False: port unusable
+        self.port_close = port_close
+        self.codecs = tuple(CODEC_BY_NAME[c.upper()] for c in self.config.codecs)
+        self.players = Players(self.bank)
+        self.detector = ToneDetector(64)
+        self.tick_no = 0
+        self.stats = TickStats()
+        self.endpoints: dict[int, Endpoint] = {}
+        self._by_port: dict[int, Endpoint] = {}
+        self._by_row: dict[int, Endpoint] = {}
+        self._free_rows: list[int] = []
+        self._next_id = 1
+        self._bridge_id = 1
+        self._events: list = []
+        self._pending: list[Datagram] = []
+        self._channels: dict[str, int] = {}       # sound name -> shared music player row
+        self._prompt_owner: dict[int, Endpoint] = {}
+        self._cap = 0
+        self._grow(64)
+        self._plan: Plan = empty_plan(self._cap, self.players.capacity)
+        self._topology_dirty = False
+        self._lists_dirty = True
+        self._rx_eps: list[Endpoint] = []
+        self._rx_rows = np.zeros(0, np.int64)
+        self._tx_eps: list[Endpoint] = []
+        self._tx_rows = np.zeros(0, np.int64)
+        self._hk: list[Endpoint] = []
+        self._direct_of_row = np.full(self._cap, -1, np.int64)
+        self._dtmf_open: set[Endpoint] = set()
+        self.dropped_packets = 0
+
+    # ------------------------------------------------------------------------------ row arrays
+    def _grow(self, cap: int) -> None:
+        old = self._cap
+
+        def ext(name: str, dtype, fill=0, width: int | None = None) -> None:
+            shape = (cap,) if width is None else (cap, width)
+            new = np.full(shape, fill, dtype=dtype)
+            if old:
+                new[:old] = getattr(self, name)
+            setattr(self, name, new)
+        ext("codec", np.int8)
+        ext("pt", np.int64)
+        ext("seq", np.int64)
+        ext("ts", np.int64)
+        ext("ssrc", np.int64)
+        ext("marker", bool)
+        ext("fast", bool)                       # sends plain 20 ms packets (no DTMF event, no odd ptime)
+        ext("inband", bool)
+        ext("conceal_run", np.int16)
+        ext("concealed", np.int64)
+        ext("tx_packets", np.int64)
+        ext("tx_octets", np.int64)
+        ext("prev", np.float32, 0, FRAME)
+        self._free_rows = list(range(cap - 1, old - 1, -1)) + self._free_rows
+        self._cap = cap
+        self.detector.ensure(cap)
+        self._topology_dirty = True
+        self._lists_dirty = True
+        self._direct_of_row = np.full(cap, -1, np.int64)
+
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            self._recorder = Recorder(self.config.recordings_dir, fsync=self.config.recording_fsync)
+        return self._recorder
+
+    # ------------------------------------------------------------------------------ endpoints
+    def allocate(self, call_id: str = "", label: str = "") -> Endpoint:
+        """A new endpoint with an RTP port (raises ports.PortsExhausted: answer 503)."""
+        while True:
+            port = self.ports.allocate()
+            if self.port_open is None or self.port_open(port):
+                break
+            self.ports.quarantine(port)
+        if not self._free_rows:
+            self._grow(self._cap * 2)
+        row = self._free_rows.pop()
+        now = self._clock()
+        local = sdp_mod.LocalSdp(self.config.address, port, self.codecs, self.config.telephone_event_pt,
+                                 self.config.ptime)
+        jb = JitterBuffer(max(1, self.config.jitter_min_ms // 20), max(2, self.config.jitter_max_ms // 20))
+        ep = Endpoint(self._next_id, call_id, label, port, row, local, jb, now)
+        self._next_id += 1
+        self.endpoints[ep.id] = ep
+        self._by_port[port] = ep
+        self._by_row[row] = ep
+        self.ssrc[row] = random.getrandbits(32)
+        self.seq[row] = random.getrandbits(16)
+        self.ts[row] = random.getrandbits(32)
+        self.marker[row] = True
+        self.codec[row] = ULAW
+        self.inband[row] = False
+        self.detector.reset_rows([row])
+        self._lists_dirty = True
+        self._topology_dirty = True
+        return ep
+
+    def release(self, ep: Endpoint) -> None:
+        """End the leg: out of any bridge, prompts stopped, RTCP BYE sent, port and row freed (idempotent)."""
+        if ep.released:
+            return
+        ep.released = True
+        self.leave(ep)
+        self.stop_playback(ep)
+        ep.music = None
+        if self._recorder is not None:
+            self._recorder.drop_rows({ep.row})
+        dest = ep.rtcp_remote or (ep.remote and (ep.remote[0], ep.remote[1] + 1))
+        if dest and ep.params is not None:
+            self._pending.append(Datagram(ep.port + 1, rtcp_mod.build_bye(int(self.ssrc[ep.row])), dest))
+        self._dtmf_open.discard(ep)
+        del self.endpoints[ep.id]
+        del self._by_port[ep.port]
+        del self._by_row[ep.row]
+        r = ep.row
+        self.fast[r] = self.inband[r] = self.marker[r] = False
+        self.prev[r] = 0
+        self.conceal_run[r] = 0
+        self.concealed[r] = self.tx_packets[r] = self.tx_octets[r] = 0
+        self._free_rows.append(r)
+        self.ports.release(ep.port)
+        if self.port_close is not None:
+            self.port_close(ep.port)
+        self._lists_dirty = True
+        self._topology_dirty = True
+
+    # ------------------------------------------------------------------------------ SDP
+    def offer(self, ep: Endpoint, direction: str = "sendrecv", prefer: str | Endpoint | None = None) -> str:
+        """Our SDP offer for this leg; ``prefer`` (a codec name or another leg) goes first to avoid transcoding."""
+        if isinstance(prefer, Endpoint):
+            prefer = prefer.codec
+        law = CODEC_BY_NAME.get(prefer.upper()) if prefer else None
+        return ep.local.offer(direction, law)
+
+    def accept_answer(self, ep: Endpoint, answer: str | bytes, offered_direction: str = "sendrecv") -> None:
+        """The phone's answer to our offer (raises NegotiationError: the controller hangs up that leg)."""
+        self._apply(ep, ep.local.accept_answer(sdp_mod.parse(answer), offered_direction))
+
+    def answer(self, ep: Endpoint, offer: str | bytes) -> str:
+        """Answer the phone's offer (first INVITE or re-INVITE); raises NegotiationError → 488, SdpError → 400."""
+        body, params = ep.local.answer(sdp_mod.parse(offer))
+        self._apply(ep, params)
+        return body
+
+    def _apply(self, ep: Endpoint, p: sdp_mod.StreamParams) -> None:
+        old = ep.params
+        ep.params = p
+        if old is None or (old.remote_addr, old.remote_port) != (p.remote_addr, p.remote_port):
+            ok = p.remote_addr and p.remote_addr != "0.0.0.0" and p.remote_port > 0
+            ep.remote = (p.remote_addr, p.remote_port) if ok else None
+            ep.latched = False
+            ep.rtcp_remote = None
+        r = ep.row
+        if old is None or old.codec != p.codec:
+            self.codec[r] = p.codec
+            ep.jb.silence = SILENCE_BYTE[p.codec]
+            ep.jb.reset()
+        self.pt[r] = p.pt
+        if old is None or old.te_pt != p.te_pt or ep.dtmf_rx.events_received == 0:
+            self.inband[r] = self.config.inband_dtmf and ep.dtmf_rx.events_received == 0
+        if p.on_hold != ep.holding:
+            ep.holding = p.on_hold
+            self._topology_dirty = True
+        if old is not None and old.send != p.send:
+            self.marker[r] = True
+        self._update_fast(ep)
+        self._lists_dirty = True
+
+    def _update_fast(self, ep: Endpoint) -> None:
+        self.fast[ep.row] = bool(ep.params and ep.params.ptime == 20 and not ep.dtmf_tx.busy)
+
+    # ------------------------------------------------------------------------------ topology
+    def bridge(self, *eps: Endpoint) -> Bridge:
+        """Connect legs: two make a call, more a conference (each hears all the others)."""
+        b = Bridge(self._bridge_id)
+        self._bridge_id += 1
+        for ep in eps:
+            self.join(b, ep)
+        return b
+
+    def join(self, b: Bridge, ep: Endpoint, mode: str = "full", whisper_to: Endpoint | Iterable[Endpoint] = ()) -> None:
+        """Add a leg: ``full``/``barge`` (talks, hears), ``listen`` (hears only), ``whisper`` (heard by ``whisper_to``)."""
+        if ep.bridge is not None and ep.bridge is not b:
+            self.leave(ep)
+        self.set_mode(b, ep, mode, whisper_to, _join=True)
+        ep.bridge = b
+
+    def set_mode(self, b: Bridge, ep: Endpoint, mode: str, whisper_to: Endpoint | Iterable[Endpoint] = (),
+                 _join: bool = False) -> None:
+        """Change a member's mode (a supervisor going from listen to whisper to barge)."""
+        if mode == "barge":
+            mode = "full"
+        if mode not in ("full", "listen", "whisper"):
+            raise ValueError(f"unknown bridge mode {mode!r}")
+        if not _join and ep.row not in b.members:
+            raise ValueError(f"{ep} is not in bridge {b.id}")
+        targets = [whisper_to] if isinstance(whisper_to, Endpoint) else list(whisper_to)
+        if mode == "whisper" and not targets:
+            raise ValueError("whisper needs whisper_to (the agent)")
+        b.members[ep.row] = Member(mode, frozenset(t.row for t in targets))
+        self._topology_dirty = True
+
+    def leave(self, ep: Endpoint) -> None:
+        b = ep.bridge
+        if b is None:
+            return
+        b.members.pop(ep.row, None)
+        for row, m in list(b.members.items()):
+            if ep.row in m.whisper_to:
+                b.members[row] = Member(m.mode, m.whisper_to - {ep.row})
+        ep.bridge = None
+        self._topology_dirty = True
+
+    def hold(self, ep: Endpoint, on: bool = True) -> None:
+        """The switch holds this party (agent pressed hold on the desk): it hears music, nobody hears it."""
+        if ep.held != on:
+            ep.held = on
+            self._topology_dirty = True
+
+    # ------------------------------------------------------------------------------ playback
+    def load(self, path: str) -> Sound:
+        """Load (and cache) a sound file now, so the first play does not resample inside a tick."""
+        return self.bank.load(path)
+
+    def play(self, ep: Endpoint, sound: Sound | str, loop: bool = False, mix: bool = False) -> int:
+        """Play a prompt to one leg (replacing what it hears, or ``mix``ed over the call); returns its id.
+
+        A ``PlaybackFinished`` event follows when a non-looping prompt ends.
+        """
+        snd = sound if isinstance(sound, Sound) else (self.bank.sounds.get(sound) or self.bank.load(sound))
+        self.stop_playback(ep)
+        ep.prompt = self.players.start(snd, loop)
+        ep.prompt_id += 1
+        ep.prompt_mix = mix
+        self._prompt_owner[ep.prompt] = ep
+        self._topology_dirty = True
+        return ep.prompt_id
+
+    def stop_playback(self, ep: Endpoint) -> None:
+        if ep.prompt is not None:
+            self.players.stop(ep.prompt)
+            self._prompt_owner.pop(ep.prompt, None)
+            ep.prompt = None
+            self._topology_dirty = True
+
+    def _channel(self, sound: Sound | str | None) -> int:
+        if sound is None:
+            if self.config.hold_music:
+                sound = self.bank.load(self.config.hold_music)
+            else:
+                sound = self.bank.sounds.get("<hold>") or self.bank.add("<hold>", default_hold_music())
+        snd = sound if isinstance(sound, Sound) else (self.bank.sounds.get(sound) or self.bank.load(sound))
+        row = self._channels.get(snd.name)
+        if row is None:
+            row = self._channels[snd.name] = self.players.start(snd, loop=True)
+            self._topology_dirty = True
+        return row
+
+    def play_music(self, ep: Endpoint, sound: Sound | str | None = None) -> None:
+        """Music to this leg (queue music): a shared looping channel, one stream for all its listeners."""
+        ep.music = self._channel(sound)
+        self._topology_dirty = True
+
+    def stop_music(self, ep: Endpoint) -> None:
+        if ep.music is not None:
+            ep.music = None
+            self._topology_dirty = True
+
+    # ------------------------------------------------------------------------------ recording, DTMF out
+    def start_recording(self, call_id: str, left: Endpoint | list[Endpoint], right: Endpoint | list[Endpoint],
+                        parties: dict[str, str] | None = None, name: str | None = None) -> Recording:
+        """Stereo WAV of a call: ``left`` (the caller) and ``right`` (agent/callee) — what each party says."""
+        lt = [left] if isinstance(left, Endpoint) else list(left)
+        rt = [right] if isinstance(right, Endpoint) else list(right)
+        parties = parties or {"left": ", ".join(e.label for e in lt), "right": ", ".join(e.label for e in rt)}
+        return self.recorder.start(call_id, [e.row for e in lt], [e.row for e in rt], parties, self.tick_no, name)
+
+    def stop_recording(self, rec: Recording) -> None:
+        self.recorder.stop(rec, self.tick_no)
+
+    def send_dtmf(self, ep: Endpoint, digits: str, duration_ms: int = 100) -> None:
+        """Send digits to the phone: RFC 4733 events if it negotiated telephone-event, else tones in the audio."""
+        if ep.params is not None and ep.params.te_pt is not None:
+            ep.dtmf_tx.send(digits, duration_ms)
+            self._update_fast(ep)
+        else:
+            parts = []
+            for d in digits:
+                parts += [digit_tone(d, duration_ms, 6000.0), np.zeros(8 * 60)]
+            name = f"<dtmf {digits} {duration_ms}>"
+            snd = self.bank.sounds.get(name) or self.bank.add(name, np.concatenate(parts))
+            self.play(ep, snd, mix=True)
+
+    # ------------------------------------------------------------------------------ statistics
+    def leg_stats(self, ep: Endpoint) -> LegStats:
+        rb = ep.rtcp.remote
+        return LegStats(ep.codec, ep.remote, ep.rx.received, max(0, ep.rx.lost), ep.rx.jitter / 8.0, ep.jb.late,
+                        int(self.concealed[ep.row]), ep.jb.depth() * 20, int(self.tx_packets[ep.row]),
+                        int(self.tx_octets[ep.row]), rb.loss_percent if rb else None,
+                        rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None)
+
+    # ------------------------------------------------------------------------------ packets in
+    def datagram_received(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
+        ep = self._by_port.get(port & ~1)
+        if ep is None or ep.params is None:
+            self.dropped_packets += 1
+            return
+        if port & 1:                                           # RTCP
+            if ep.rtcp_remote is None or ep.rtcp_remote == addr or not ep.latched:
+                ep.rtcp_remote = addr
+                ep.rtcp.on_packet(data, now, int(self.ssrc[ep.row]))
+            return
+        if len(data) < 12:
+            self.dropped_packets += 1
+            return
+        if data[0] == 0x80:                                    # the usual case: no CSRC, extension, padding
+            b1 = data[1]
+            seq, ts, ssrc = rtp_mod._HDR.unpack_from(data)[2:]
+            payload = data[12:]
+            marker = b1 & 0x80
+            pt = b1 & 0x7F
+        else:
+            try:
+                p = rtp_mod.parse(data)
+            except rtp_mod.RtpError:
+                self.dropped_packets += 1
+                return
+            seq, ts, ssrc, payload, marker, pt = p.seq, p.ts, p.ssrc, p.payload, p.marker, p.pt
+        if addr != ep.remote or not ep.latched:               # symmetric RTP: latch to the source
+            if ep.latched and now - ep.last_rx < 1.0:
+                ep.rx_foreign += 1                             # someone else while the phone is talking
+                return
+            if addr != ep.remote:
+                self._events.append(SourceLatched(ep, addr))
+            ep.remote = addr
+            ep.latched = True
+            self._lists_dirty = True
+        ep.last_rx = now
+        ep.timeout_reported = False
+        if ssrc != ep.rx_ssrc:                                 # new source (phone restarted its stream)
+            ep.rx_ssrc = ssrc
+            ep.rx = ReceptionStats()
+            ep.jb.reset()
+            ep.tsu = TimestampUnwrapper()
+        if not ep.rx.update(seq, ts, int(now * 8000)):
+            return
+        ep.rx_packets += 1
+        params = ep.params
+        if pt == params.pt:
+            ep.jb.put(ep.tsu(ts), payload, bool(marker))
+        elif pt == params.te_pt and params.te_pt is not None:
+            digits = ep.dtmf_rx.on_packet(ts, payload, now)
+            if self.inband[ep.row]:                            # the phone sends RFC 4733: trust that only
+                self.inband[ep.row] = False
+                self.detector.reset_rows([ep.row])
+                self._lists_dirty = True
+            self._dtmf_open.add(ep)
+            for d in digits:
+                self._events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
+
+    # ------------------------------------------------------------------------------ the tick
+    def _rebuild_lists(self) -> None:
+        eps = sorted(self.endpoints.values(), key=lambda e: e.row)
+        self._rx_eps = [e for e in eps if e.params is not None]
+        self._rx_rows = np.array([e.row for e in self._rx_eps], dtype=np.int64)
+        self._tx_eps = [e for e in eps if e.params is not None and e.params.send and e.remote is not None]
+        self._tx_rows = np.array([e.row for e in self._tx_eps], dtype=np.int64)
+        self._hk = eps
+        self._lists_dirty = False
+
+    def _compile(self) -> None:
+        hold_row = None
+        routes = []
+        for ep in self.endpoints.values():
+            needs_hold = ep.held or (ep.bridge is not None and any(
+                self._by_row[r].holding for r in ep.bridge.members if r != ep.row and r in self._by_row))
+            if needs_hold and hold_row is None:
+                hold_row = self._channel(None)
+            routes.append(Route(ep.row, ep.bridge, ep.prompt, ep.prompt_mix, ep.music,
+                                hold_row if needs_hold else None, ep.holding, ep.held))
+        self._plan = compile_plan(routes, self._cap, self.players.capacity)
+        self._direct_of_row = np.full(self._cap, -1, np.int64)
+        self._direct_of_row[self._plan.direct_rows] = self._plan.direct_players
+        self._topology_dirty = False
+
+    def tick(self, now: float | None = None, due: float | None = None) -> TickOutput:
+        """One 20 ms step: play out, detect, mix, record, encode and packetise for every leg."""
+        t0 = time.perf_counter()
+        if now is None:
+            now = self._clock()
+        self.tick_no += 1
+        if self._lists_dirty:
+            self._rebuild_lists()
+        if self._topology_dirty or self._plan.n_players != self.players.capacity or self._plan.n_legs != self._cap:
+            self._compile()
+        out, self._pending = self._pending, []
+        events, self._events = self._events, []
+        cap = self._cap
+
+        # 1. one frame out of every jitter buffer, decoded for all legs at once
+        x = np.zeros((cap + 1, FRAME), dtype=np.float32)      # + a zero row (recording padding)
+        rx_eps, rows = self._rx_eps, self._rx_rows
+        n = len(rx_eps)
+        if n:
+            fill = b"\xff" * FRAME
+            frames = []
+            states = bytearray(n)
+            append = frames.append
+            for i, ep in enumerate(rx_eps):
+                f, st = ep.jb.pop()
+                if st:
+                    states[i] = st
+                    append(fill)
+                else:
+                    append(f)
+            codes = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(n, FRAME)
+            xr = decode_rows(codes, self.codec[rows])
+            st = np.frombuffer(bytes(states), dtype=np.uint8)
+            if st.any():
+                lost = st == LOST
+                run = np.where(lost, self.conceal_run[rows] + 1, 0).astype(np.int16)
+                conceal = lost & (run <= _CONCEAL_MAX)
+                xr[conceal] = self.prev[rows[conceal]] * _CONCEAL_STEP
+                xr[(st != PLAY) & ~conceal] = 0.0
+                self.conceal_run[rows] = run
+                self.concealed[rows] += lost
+            self.prev[rows] = xr
+            x[rows] = xr
+
+            # 2. in-band DTMF on the legs that do not send RFC 4733
+            ib = rows[self.inband[rows]]
+            if len(ib):
+                for row, d in self.detector.process(x[ib], ib):
+                    ep = self._by_row.get(row)
+                    if ep is not None:
+                        events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
+
+        t1 = time.perf_counter()
+        # 3. players, 4. the mix
+        pframes, pidx, finished = self.players.frames()
+        mixed = self._plan.mix(x[:cap], pframes)
+
+        t2 = time.perf_counter()
+        # 5. recording (what each party says)
+        if self._recorder is not None and self._recorder.active:
+            self._recorder.write(x, self.tick_no)
+        t3 = time.perf_counter()
+
+        # 6. encode and packetise
+        tx_eps, trows = self._tx_eps, self._tx_rows
+        if len(trows):
+            laws = self.codec[trows]
+            dp = self._direct_of_row[trows]
+            direct = dp >= 0
+            if direct.any():
+                codes_out = np.empty((len(trows), FRAME), dtype=np.uint8)
+                mixed_sel = ~direct
+                codes_out[mixed_sel] = encode_float(mixed[trows[mixed_sel]], laws[mixed_sel])
+                codes_out[direct] = self.bank.encoded[laws[direct].astype(np.int64)[:, None], pidx[dp[direct]]]
+            else:
+                codes_out = encode_float(mixed[trows], laws)
+            fast = self.fast[trows]
+            fr = trows[fast]
+            if len(fr):
+                hdr = rtp_mod.build_headers(self.pt[fr], self.seq[fr] & 0xFFFF, self.ts[fr] & 0xFFFFFFFF,
+                                            self.ssrc[fr], self.marker[fr])
+                buf = np.concatenate([hdr, codes_out[fast]], axis=1).tobytes()
+                size = 12 + FRAME
+                new = tuple.__new__                            # a NamedTuple without its Python-level __new__
+                if len(fr) == len(trows):
+                    out += [new(Datagram, (ep.port, buf[i * size:(i + 1) * size], ep.remote))
+                            for i, ep in enumerate(tx_eps)]
+                else:
+                    out += [new(Datagram, (tx_eps[j].port, buf[i * size:(i + 1) * size], tx_eps[j].remote))
+                            for i, j in enumerate(np.nonzero(fast)[0])]
+                self.seq[fr] += 1
+                self.marker[fr] = False
+                self.tx_packets[fr] += 1
+                self.tx_octets[fr] += FRAME
+            if not fast.all():
+                for j in np.nonzero(~fast)[0]:
+                    self._send_slow(tx_eps[j], codes_out[j], out)
+        self.ts += FRAME                                      # every leg's clock runs, sending or not
+        t4 = time.perf_counter()
+
+        # 7. ended prompts, DTMF events that lost their end packets, per-leg housekeeping
+        for prow in finished:
+            ep = self._prompt_owner.get(int(prow))
+            if ep is not None:
+                pid = ep.prompt_id
+                self.stop_playback(ep)
+                events.append(PlaybackFinished(ep, pid))
+            else:
+                self.players.stop(int(prow))
+        if self._dtmf_open:
+            for ep in list(self._dtmf_open):
+                d = ep.dtmf_rx.poll(now)
+                if d is not None:
+                    events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
+                if ep.dtmf_rx.ended:
+                    self._dtmf_open.discard(ep)
+        for ep in self._hk[self.tick_no % _HOUSEKEEPING_TICKS::_HOUSEKEEPING_TICKS]:
+            if ep.params is not None and not ep.released:
+                self._housekeeping(ep, now, out, events)
+
+        late = None if due is None else now - due
+        t5 = time.perf_counter()
+        st = self.stats.stages
+        for name, a, b in (("playout+decode+dtmf", t0, t1), ("mix", t1, t2), ("record", t2, t3),
+                           ("encode+send", t3, t4), ("housekeeping", t4, t5)):
+            st[name] = st.get(name, 0.0) + (b - a)
+        self.stats.add(t5 - t0, late)
+        return TickOutput(out, events)
+
+    def _send_slow(self, ep: Endpoint, codes: np.ndarray, out: list[Datagram]) -> None:
+        """A leg sending a DTMF event or using a ptime other than 20 ms."""
+        r = ep.row
+        if ep.dtmf_tx.busy:
+            pk = ep.dtmf_tx.tick(int(self.ts[r]) & 0xFFFFFFFF)
+            if pk is not None:
+                for payload, marker, ts in pk:
+                    out.append(Datagram(ep.port, rtp_mod.build(ep.params.te_pt, int(self.seq[r]), ts,
+                                                               int(self.ssrc[r]), payload, marker), ep.remote))
+                    self.seq[r] += 1
+                    self.tx_packets[r] += 1
+                    self.tx_octets[r] += len(payload)
+                ep.out_buf.clear()
+                self._update_fast(ep)
+                return
+            self._update_fast(ep)
+        size = ep.params.ptime * 8
+        if not ep.out_buf:
+            ep.out_ts = int(self.ts[r])
+        ep.out_buf += codes.tobytes()
+        while len(ep.out_buf) >= size:
+            out.append(Datagram(ep.port, rtp_mod.build(int(self.pt[r]), int(self.seq[r]), ep.out_ts, int(self.ssrc[r]),
+                                                       bytes(ep.out_buf[:size]), bool(self.marker[r])), ep.remote))
+            del ep.out_buf[:size]
+            ep.out_ts += size
+            self.seq[r] += 1
+            self.marker[r] = False
+            self.tx_packets[r] += 1
+            self.tx_octets[r] += size
+        ep.tx_since_report = True
+
+    def _housekeeping(self, ep: Endpoint, now: float, out: list[Datagram], events: list) -> None:
+        ep.jb.set_jitter(ep.rx.jitter)
+        if ep.params.receive and not ep.timeout_reported and now - ep.last_rx > self.config.rtp_timeout:
+            ep.timeout_reported = True
+            events.append(RtpTimeout(ep, now - ep.last_rx))
+        if now >= ep.rtcp.next_report and ep.remote is not None:
+            r = ep.row
+            sending = bool(self.tx_packets[r])
+            data = rtcp_mod.build_report(int(self.ssrc[r]), f"softswitch-{ep.id}@{self.config.address}", time.time(),
+                                         sending=sending, rtp_ts=int(self.ts[r]), packets=int(self.tx_packets[r]),
+                                         octets=int(self.tx_octets[r]), remote_ssrc=ep.rx_ssrc, stats=ep.rx,
+                                         lsr=ep.rtcp.last_sr_mid, lsr_arrival=ep.rtcp.last_sr_arrival)
+            dest = ep.rtcp_remote or (ep.remote[0], ep.remote[1] + 1)
+            out.append(Datagram(ep.port + 1, data, dest))
+            ep.rtcp.reports_sent += 1
+            ep.rtcp.next_report = now + self.config.rtcp_interval * random.uniform(0.5, 1.5)
+
+    def rtcp_report_now(self, ep: Endpoint, wall: float | None = None) -> bytes:
+        """Build the leg's RTCP report immediately (tests, and a BYE-time final report)."""
+        r = ep.row
+        return rtcp_mod.build_report(int(self.ssrc[r]), f"softswitch-{ep.id}@{self.config.address}",
+                                     time.time() if wall is None else wall, sending=bool(self.tx_packets[r]),
+                                     rtp_ts=int(self.ts[r]), packets=int(self.tx_packets[r]),
+                                     octets=int(self.tx_octets[r]), remote_ssrc=ep.rx_ssrc, stats=ep.rx,
+                                     lsr=ep.rtcp.last_sr_mid, lsr_arrival=ep.rtcp.last_sr_arrival)
+
+    def close(self) -> None:
+        """Release everything and finish recordings (shutdown)."""
+        for ep in list(self.endpoints.values()):
+            self.release(ep)
+        if self._recorder is not None:
+            self._recorder.close(self.tick_no)
+
+
+def default_hold_music(seconds: float = 8.0) -> np.ndarray:
+    """A soft built-in loop (arpeggiated major chords with a few harmonics) when no hold_music is configured."""
+    rate = 8000
+    t = np.arange(int(rate * 0.5)) / rate
+    env = np.minimum(1, t / 0.02) * np.exp(-t * 3)
+    notes = []
+    for root in (261.63, 220.0, 174.61, 196.0):                       # C, Am, F, G
+        for f in (root, root * 1.26, root * 1.5, root * 2):
+            tone = sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3))
+            notes.append(2500 * env * tone)
+    y = np.concatenate(notes)
+    return np.tile(y, max(1, int(seconds / (len(y) / rate))))
