@@ -84,8 +84,10 @@ class Rfc4733Receiver:
                 return out                           # end-of-event redundancy, or a late repeat
             self.duration = max(self.duration, duration)
         else:
-            if self.cur_ts is not None and ts < self.cur_ts and self.cur_ts - ts < (1 << 31):
-                return out                           # a straggler of an older event
+            if self.cur_ts is not None and ts < self.cur_ts and self.cur_ts - ts < 16000:
+                return out                           # a straggler of an older event (within 2 s)
+            # further back than that is a timestamp discontinuity (a restarted or spliced stream,
+            # SIPp replaying pcaps): a new event
             if not self.ended:                       # the previous event never got its end packet
                 d = self._finish()
                 if d:

@@ -26,6 +26,7 @@ packet to the socket layer.
 """
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import deque
@@ -45,6 +46,7 @@ from .ports import PortAllocator, parse_port_range
 from .recording import Recorder, Recording
 from .rtp import FRAME, LOST, PLAY, JitterBuffer, ReceptionStats, TimestampUnwrapper
 
+_log = logging.getLogger("softswitch.media")
 _HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
 _CONCEAL_STEP = np.float32(0.6)   # each concealed frame repeats the previous one, 4.4 dB quieter
 _CONCEAL_MAX = 3                  # then silence
@@ -737,7 +739,10 @@ class MediaEngine:
                     self._dtmf_open.discard(ep)
         for ep in self._hk[self.tick_no % _HOUSEKEEPING_TICKS::_HOUSEKEEPING_TICKS]:
             if ep.params is not None and not ep.released:
-                self._housekeeping(ep, now, out, events)
+                try:
+                    self._housekeeping(ep, now, out, events)
+                except Exception:  # one leg's report or timer must not cost every leg its tick
+                    _log.exception("media housekeeping failed for %s", ep)
 
         late = None if due is None else now - due
         t5 = time.perf_counter()
@@ -790,7 +795,7 @@ class MediaEngine:
             data = rtcp_mod.build_report(int(self.ssrc[r]), f"softswitch-{ep.id}@{self.config.address}", time.time(),
                                          sending=sending, rtp_ts=int(self.ts[r]), packets=int(self.tx_packets[r]),
                                          octets=int(self.tx_octets[r]), remote_ssrc=ep.rx_ssrc, stats=ep.rx,
-                                         lsr=ep.rtcp.last_sr_mid, lsr_arrival=ep.rtcp.last_sr_arrival)
+                                         lsr=ep.rtcp.last_sr_mid, lsr_arrival=_to_wall(ep.rtcp.last_sr_arrival, now))
             dest = ep.rtcp_remote or (ep.remote[0], ep.remote[1] + 1)
             out.append(Datagram(ep.port + 1, data, dest))
             ep.rtcp.reports_sent += 1
@@ -811,6 +816,11 @@ class MediaEngine:
             self.release(ep)
         if self._recorder is not None:
             self._recorder.close(self.tick_no)
+
+
+def _to_wall(t: float | None, now: float) -> float | None:
+    """A time on the tick's clock (monotonic) as wall-clock time, for the DLSR of an RTCP report."""
+    return None if t is None else t + (time.time() - now)
 
 
 def default_hold_music(seconds: float = 8.0) -> np.ndarray:

@@ -54,9 +54,13 @@ class RtcpPacket:
 
 
 def _block(ssrc: int, st: ReceptionStats, lsr: int, dlsr: int) -> bytes:
-    frac = st.interval_fraction_lost()
+    # Every field is clamped to its wire range: duplicates make loss negative (fraction 0, signed
+    # 24-bit cumulative), and a report must never be what stops a media tick.
+    frac = max(0, min(255, st.interval_fraction_lost()))
     cum = max(-(1 << 23), min((1 << 23) - 1, st.lost)) & 0xFFFFFF
-    return struct.pack("!IIIIII", ssrc, (frac << 24) | cum, st.extended_max & 0xFFFFFFFF, int(st.jitter), lsr, dlsr)
+    u32 = 0xFFFFFFFF
+    return struct.pack("!IIIIII", ssrc & u32, (frac << 24) | cum, st.extended_max & u32,
+                       max(0, min(u32, int(st.jitter))), lsr & u32, max(0, min(u32, dlsr)))
 
 
 def build_report(ssrc: int, cname: str, now: float, *, sending: bool, rtp_ts: int = 0, packets: int = 0,

@@ -5,8 +5,11 @@ called extension (parallel forking); the first to answer wins and the others are
 is a full dialog of its own, so the switch can later anchor media, record, transfer and put the
 legs of different calls together. Everything here is sans-IO: handlers return actions.
 
-Media slot: ``B2BUA.sdp_to(leg, body)`` is where the media engine rewrites SDP so both legs send RTP
-to the switch; for now it passes SDP through unchanged.
+Media: with ``[media] enabled`` (the default) every leg gets an endpoint of the media engine
+(``core.media``): the caller's offer is answered by the switch, each callee is offered the switch's
+own SDP, and once a callee answers the two endpoints are bridged. Re-INVITEs and UPDATEs (hold and
+resume) are answered by the switch from that leg's endpoint and never relayed, so the other party
+hears hold music instead of silence. With media disabled SDP passes through (``sdp_to``).
 """
 from __future__ import annotations
 
@@ -19,6 +22,12 @@ from typing import TYPE_CHECKING, Any
 from .sip.dialog import Dialog, new_call_id, new_tag
 from .sip.message import Request, Response, make_response, new_request
 from .sip.transaction import ClientTransaction, Peer, Send, ServerTransaction, new_branch
+
+try:  # the media engine is optional at import time only for tools that never place calls
+    from media.ports import PortsExhausted
+    from media.sdp import NegotiationError, SdpError
+except ImportError:  # pragma: no cover
+    PortsExhausted = NegotiationError = SdpError = ()  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
     from .core import SwitchCore
@@ -41,7 +50,8 @@ class Leg:
     ack: Request | None = None      # ACK we sent for its 2xx, resent when the 2xx is retransmitted
     cancel_pending: bool = False
     got_provisional: bool = False
-    media: Any = None               # media endpoint (filled in by the media engine)
+    media: Any = None               # its media.engine.Endpoint when media is anchored
+    awaiting_answer: bool = False   # we put an offer in a 2xx; the phone's answer comes in the ACK
     reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
     pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
 
@@ -65,6 +75,10 @@ class Call:
     end_reason: str = ""
     caller_acked: bool = False
     delayed_offer: bool = False
+    caller_answer: bytes = b""      # the switch's SDP answer to the caller's offer (anchored media)
+    media_partner: Leg | None = None  # callee leg whose endpoint is bridged to the caller's
+    recording: Any = None           # media.recording.Recording while the call is recorded
+    quality: dict = field(default_factory=dict)  # role -> media LegStats at the end (for call records)
 
     def other(self, leg: Leg) -> Leg | None:
         return self.answered if leg is self.caller else self.caller
@@ -90,6 +104,8 @@ class B2BUA:
         self._by_client_tx: dict[int, tuple[Leg, Relay | None]] = {}
         self._timers: list[tuple[float, int, str]] = []
         self._seq = 0
+        self.media = core.media  # media.engine.MediaEngine, or None when SDP passes through
+        self._by_endpoint: dict[int, Leg] = {}
 
     # ------------------------------------------------------------------------------ helpers
     def active_calls(self, number: str) -> int:
@@ -101,6 +117,71 @@ class B2BUA:
 
     def next_deadline(self) -> float | None:
         return self._timers[0][0] if self._timers else None
+
+    # ------------------------------------------------------------------------------- media
+    def _attach(self, leg: Leg, label: str) -> bool:
+        """Give ``leg`` a media endpoint; False when the port range is exhausted."""
+        try:
+            leg.media = self.media.allocate(leg.call.id, label)  # type: ignore[union-attr]
+        except PortsExhausted:
+            log.warning("call %s: no free RTP port for %s", leg.call.id, label)
+            return False
+        self._by_endpoint[leg.media.id] = leg
+        return True
+
+    def _detach(self, leg: Leg) -> None:
+        if leg.media is not None and self.media is not None:
+            self._by_endpoint.pop(leg.media.id, None)
+            self.media.release(leg.media)
+            leg.media = None
+
+    def _bridge(self, call: Call, callee: Leg) -> None:
+        a = call.caller
+        if self.media is None or a.media is None or callee.media is None or call.media_partner is callee:
+            return
+        self.media.bridge(a.media, callee.media)
+        call.media_partner = callee
+
+    def _accept(self, leg: Leg, body: bytes) -> bool:
+        """The phone's SDP answer to our offer; a bad one is logged (that leg then stays silent)."""
+        try:
+            self.media.accept_answer(leg.media, body)  # type: ignore[union-attr]
+            return True
+        except (NegotiationError, SdpError) as e:
+            log.warning("call %s: unusable SDP answer from %s: %s", leg.call.id, leg.role, e)
+            return False
+
+    def _should_record(self, call: Call) -> bool:
+        mode = self.core.config.media.record
+        if mode == "all":
+            return True
+        if mode == "none":
+            return False
+        exts = (self.core.config.extension(n) for n in (call.caller_number, call.callee_number))
+        return any(e is not None and e.record for e in exts)
+
+    def leg_for_endpoint(self, endpoint: Any) -> Leg | None:
+        return self._by_endpoint.get(getattr(endpoint, "id", -1))
+
+    def on_media_events(self, events: list, now: float) -> list:
+        """Events of the media tick (DTMF digits, RTP time-outs) for the legs they belong to."""
+        actions: list = []
+        for ev in events:
+            leg = self.leg_for_endpoint(getattr(ev, "endpoint", None))
+            if leg is None:
+                continue
+            kind = type(ev).__name__
+            if kind == "DtmfReceived":
+                log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source,
+                         ev.duration_ms)
+            elif kind == "RtpTimeout" and leg.call.state == "answered" and not leg.media.holding:
+                log.info("call %s: no RTP from %s for %.0fs: hanging up", leg.call.id, leg.role, ev.silent_for)
+                call = leg.call
+                for l in (call.caller, call.answered):
+                    if l is not None and l.state == "confirmed":
+                        actions += self._send_bye(l, now)
+                self._end(call, f"RTP timeout ({leg.role})", now)
+        return actions
 
     def _schedule(self, when: float, call_id: str) -> None:
         self._seq += 1
@@ -154,6 +235,22 @@ class B2BUA:
         a.dialog = Dialog.as_uas(req, new_tag())
         a.state = "early"
         call.caller = a
+        if self.media is not None:
+            if not self._attach(a, f"caller {caller}"):
+                return actions + self._respond(tx, make_response(req, 503, "Out of Media Ports",
+                                                                 to_tag=new_tag(), extra=[("Retry-After", "5")]), now)
+            if req.body:
+                try:
+                    call.caller_answer = self.media.answer(a.media, req.body).encode()
+                except NegotiationError as e:
+                    self._detach(a)
+                    log.info("call from %s to %s refused: %s (488)", caller, target, e)
+                    return actions + self._respond(tx, make_response(req, 488, to_tag=new_tag(), extra=[
+                        ("Warning", '304 - "Media type not available"')]), now)
+                except SdpError as e:
+                    self._detach(a)
+                    return actions + self._respond(tx, make_response(req, 400, f"Bad SDP: {e}"[:100],
+                                                                     to_tag=new_tag()), now)
         self.calls[call.id] = call
         self._by_dialog[a.key] = a  # type: ignore[index]
         tx.b2bua_leg = a  # lets CANCEL find the call
@@ -175,14 +272,24 @@ class B2BUA:
                 ("User-Agent", core.config.sip.user_agent),
             ])
             b = Leg(call, "callee", dest, b_req)
-            body = self.sdp_to(b, req.body)
-            if body:
-                b_req.headers.add("Content-Type", req.headers.get("Content-Type") or "application/sdp")
-                b_req.body = body
+            if self.media is not None:
+                if not self._attach(b, f"callee {ext.number}"):
+                    continue
+                b_req.headers.add("Content-Type", "application/sdp")
+                b_req.body = self.media.offer(b.media, prefer=a.media).encode()
+            else:
+                body = self.sdp_to(b, req.body)
+                if body:
+                    b_req.headers.add("Content-Type", req.headers.get("Content-Type") or "application/sdp")
+                    b_req.body = body
             call.callees.append(b)
             actions += self._send_request(b, b_req, now)
+        if not call.callees:  # every fork failed for want of a media port
+            actions += self._respond(tx, self._answer(a, req, 503, "Out of Media Ports", extra=[("Retry-After", "5")]), now)
+            self._end(call, "no media port", now)
+            return actions
         self._schedule(now + core.config.sip.ring_timeout, call.id)
-        log.info("call %s: %s -> %s ringing %d contact(s)", call.id, caller, ext.number, len(contacts))
+        log.info("call %s: %s -> %s ringing %d contact(s)", call.id, caller, ext.number, len(call.callees))
         return actions
 
     # --------------------------------------------------------------------------- responses
@@ -218,9 +325,16 @@ class B2BUA:
                 leg.cancel_pending = False
                 return self._send_cancel(leg, now)
             if call.state == "ringing":
-                body = self.sdp_to(a, resp.body) if resp.body else b""
-                actions += self._respond(a.tx, self._answer(a, a.invite, status, resp.reason, body,
-                                                            resp.headers.get("Content-Type")), now)
+                if self.media is not None:
+                    body = b""
+                    if resp.body and leg.media is not None and self._accept(leg, resp.body):
+                        self._bridge(call, leg)  # early media (ringback, announcements) flows through us
+                        body = call.caller_answer
+                    ctype = "application/sdp" if body else None
+                else:
+                    body = self.sdp_to(a, resp.body) if resp.body else b""
+                    ctype = resp.headers.get("Content-Type")
+                actions += self._respond(a.tx, self._answer(a, a.invite, status, resp.reason, body, ctype), now)
             return actions
         if status < 300:
             if leg.dialog is None or leg.dialog.remote_tag != resp.to.tag:
@@ -242,20 +356,40 @@ class B2BUA:
             call.state = "answered"
             call.answered = leg
             call.answered_at = now
-            if not call.delayed_offer:
+            if not call.delayed_offer or self.media is not None:
                 actions += self._send_ack(leg, b"", now)
             for other in call.callees:
                 if other is not leg and other.state in ("calling", "early"):
                     actions += self._send_cancel(other, now)
-            body = self.sdp_to(a, resp.body)
             a.state = "confirmed"
-            actions += self._respond(a.tx, self._answer(a, a.invite, 200, None, body,
-                                                        resp.headers.get("Content-Type")), now)
+            if self.media is not None:
+                for other in call.callees:
+                    if other is not leg:
+                        self._detach(other)
+                if resp.body and leg.media is not None:
+                    self._accept(leg, resp.body)
+                self._bridge(call, leg)
+                if call.delayed_offer:  # the caller sent no offer: we offer in the 200, it answers in the ACK
+                    a.awaiting_answer = True
+                    body = self.media.offer(a.media, prefer=leg.media).encode()
+                else:
+                    body = call.caller_answer
+                ctype = "application/sdp"
+                if self._should_record(call):
+                    call.recording = self.media.start_recording(
+                        call.id, left=a.media, right=leg.media,
+                        parties={"left": call.caller_number, "right": call.callee_number})
+                    log.info("call %s: recording to %s", call.id, call.recording.path)
+            else:
+                body = self.sdp_to(a, resp.body)
+                ctype = resp.headers.get("Content-Type")
+            actions += self._respond(a.tx, self._answer(a, a.invite, 200, None, body, ctype), now)
             log.info("call %s: %s -> %s answered", call.id, call.caller_number, call.callee_number)
             return actions
         # final failure of this fork
         leg.state = "terminated"
         leg.final = resp
+        self._detach(leg)
         if call.state == "ringing" and all(l.state == "terminated" for l in call.callees):
             best = _best_final([l.final for l in call.callees if l.final is not None])
             code, reason = (best.status, best.reason) if best else (480, None)
@@ -359,6 +493,8 @@ class B2BUA:
         other = call.other(leg)
         if other is None or other.dialog is None or other.state != "confirmed" or call.state != "answered":
             return self._respond(tx, make_response(req, 481 if other is None else 491), now)
+        if self.media is not None and leg.media is not None and method in ("INVITE", "UPDATE"):
+            return self._local_offer_answer(req, leg, tx, now)
         if method == "INVITE":
             if leg.reinvite is not None or other.reinvite is not None:
                 return self._respond(tx, self._answer(leg, req, 491, extra=[("Retry-After", "1")]), now)
@@ -374,6 +510,29 @@ class B2BUA:
             if v is not None:
                 out.headers.add(name, v)
         return self._send_request(other, out, now, Relay(tx, leg, other, method))
+
+    def _local_offer_answer(self, req: Request, leg: Leg, tx: ServerTransaction, now: float) -> list:
+        """A re-INVITE/UPDATE on an anchored leg (hold, resume, codec change, session refresh): the
+        switch answers it from the leg's endpoint; the other party is not disturbed (it hears hold
+        music while this leg is on hold)."""
+        leg.dialog.update_target(req)  # type: ignore[union-attr]
+        ep = leg.media
+        was_holding = ep.holding
+        if req.body:
+            try:
+                body = self.media.answer(ep, req.body).encode()  # type: ignore[union-attr]
+            except NegotiationError:
+                return self._respond(tx, self._answer(leg, req, 488), now)
+            except SdpError as e:
+                return self._respond(tx, self._answer(leg, req, 400, f"Bad SDP: {e}"[:100]), now)
+        elif req.method == "INVITE":
+            leg.awaiting_answer = True  # offerless re-INVITE: our offer in the 200, the answer in the ACK
+            body = self.media.offer(ep).encode()  # type: ignore[union-attr]
+        else:
+            body = b""
+        if ep.holding != was_holding:
+            log.info("call %s: %s %s", leg.call.id, leg.role, "put the call on hold" if ep.holding else "resumed the call")
+        return self._respond(tx, self._answer(leg, req, 200, None, body, "application/sdp" if body else None), now)
 
     def _relay_response(self, resp: Response, tx: ClientTransaction, target: Leg, relay: Relay, now: float) -> list:
         if resp.status < 200 and resp.status == 100:
@@ -398,9 +557,12 @@ class B2BUA:
     def _on_ack(self, req: Request, leg: Leg, now: float) -> list:
         call = leg.call
         actions: list = []
+        if leg.awaiting_answer and req.body and leg.media is not None:
+            leg.awaiting_answer = False
+            self._accept(leg, req.body)
         if leg is call.caller and not call.caller_acked and req.cseq.number == leg.invite.cseq.number:
             call.caller_acked = True
-            if call.delayed_offer and call.answered is not None and call.answered.ack is None:
+            if self.media is None and call.delayed_offer and call.answered is not None and call.answered.ack is None:
                 actions += self._send_ack(call.answered, self.sdp_to(call.answered, req.body), now)
             return actions
         pending = leg.pending_ack_to
@@ -470,6 +632,17 @@ class B2BUA:
         call.state = "ended"
         call.ended_at = now
         call.end_reason = call.end_reason or reason
+        if call.recording is not None and self.media is not None:
+            self.media.stop_recording(call.recording)
+        for leg in (call.caller, call.answered):
+            if leg is not None and leg.media is not None and self.media is not None:
+                st = self.media.leg_stats(leg.media)
+                call.quality[leg.role] = st
+                log.info("call %s: %s media %s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
+                         "buffer %d ms, tx %d", call.id, leg.role, st.codec, st.rx_packets, st.rx_lost,
+                         st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms, st.tx_packets)
+        for leg in [call.caller, *call.callees]:
+            self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)
         # keep the legs findable for a while to absorb late BYE/ACK/2xx retransmissions
         self._schedule(now + 32.0, call.id)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "SecurityConfig", "SipConfig",
+    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaSettings", "SecurityConfig", "SipConfig",
     "StoreConfig", "TlsConfig", "load_config", "parse_config",
 ]
 
@@ -121,6 +121,27 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    """``[media]``: the switch anchors every call's RTP (hold music, prompts, recording, DTMF)."""
+
+    enabled: bool = True                  # false: SDP passes through and phones talk directly
+    address: str = ""                     # address written in SDP; "" = advertised_address or listen host
+    bind_address: str = ""                # "" = the SDP address
+    rtp_ports: str = "10000-20000"
+    codecs: list[str] = field(default_factory=lambda: ["PCMU", "PCMA"])
+    telephone_event_pt: int = 101
+    ptime: int = 20
+    jitter_min_ms: int = 40
+    jitter_max_ms: int = 240
+    rtp_timeout: int = 60
+    inband_dtmf: bool = True
+    hold_music: Path | None = None
+    recordings_dir: Path = Path("var/recordings")
+    recording_fsync: bool = False
+    record: str = "extensions"            # "all" | "none" | "extensions" (those with record = true)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -133,6 +154,7 @@ class Config:
     extensions: list[Extension] = field(default_factory=list)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    media: MediaSettings = field(default_factory=MediaSettings)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -377,6 +399,14 @@ def one_of(*choices: str, fold: Callable[[str], str] | None = None) -> Check:
     return check
 
 
+def one_of_int(*choices: int) -> Check:
+    def check(v: int) -> int:
+        if v not in choices:
+            raise Invalid(f"must be one of {', '.join(map(str, choices))}, got {v}")
+        return v
+    return check
+
+
 def nonempty(v: str) -> str:
     if not v.strip():
         raise Invalid("must not be empty")
@@ -613,6 +643,42 @@ SECURITY = Table(SecurityConfig, {
     "blacklist": Key(Array(STRING, each=(number_pattern,)), []),
 })
 
+def rtp_port_range(v: str) -> str:
+    m = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", v)
+    if not m:
+        raise Invalid(f'must look like "10000-20000", got {_q(v)}')
+    lo, hi = int(m[1]), int(m[2])
+    if not (1024 <= lo < hi <= 65535) or hi - lo < 3:
+        raise Invalid(f"needs 1024 <= low < high <= 65535 and room for two calls, got {lo}-{hi}")
+    return f"{lo}-{hi}"
+
+
+def _media_post(v: dict[str, Any]) -> None:
+    if v["jitter_min_ms"] > v["jitter_max_ms"]:
+        raise Invalid(f"jitter_min_ms ({v['jitter_min_ms']}) is above jitter_max_ms ({v['jitter_max_ms']})",
+                      ".jitter_min_ms")
+
+
+MEDIA = Table(MediaSettings, {
+    "enabled": Key(BOOLEAN, True),
+    "address": Key(STRING, "", (lambda v: hostname(v) if v else v,)),
+    "bind_address": Key(STRING, "", (lambda v: hostname(v) if v else v,)),
+    "rtp_ports": Key(STRING, "10000-20000", (rtp_port_range,)),
+    "codecs": Key(Array(STRING, each=(one_of("PCMU", "PCMA", fold=str.upper),), min_len=1),
+                  ["PCMU", "PCMA"], (unique,)),
+    "telephone_event_pt": Key(INTEGER, 101, (between(96, 127),)),
+    "ptime": Key(INTEGER, 20, (one_of_int(10, 20, 30, 40, 60),)),
+    "jitter_min_ms": Key(INTEGER, 40, (between(20, 1000),)),
+    "jitter_max_ms": Key(INTEGER, 240, (between(20, 2000),)),
+    "rtp_timeout": Key(INTEGER, 60, (between(5, 3600),)),
+    "inband_dtmf": Key(BOOLEAN, True),
+    "hold_music": Key(PATH, None, (existing_file,)),
+    "recordings_dir": Key(PATH, Path("var/recordings")),
+    "recording_fsync": Key(BOOLEAN, False),
+    "record": Key(STRING, "extensions", (one_of("all", "none", "extensions", fold=str.lower),)),
+}, post=_media_post)
+
+
 LOG = Table(LogConfig, {
     "level": Key(STRING, "INFO", (one_of(*LOG_LEVELS, fold=str.upper),)),
 })
@@ -623,6 +689,7 @@ ROOT = Table(None, {
     "extensions": Key(Tables(EXTENSION), [], (unique_numbers,)),
     "security": Key(SECURITY, {}),
     "log": Key(LOG, {}),
+    "media": Key(MEDIA, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 _assert_fields(Config, ROOT.keys)
 

@@ -68,6 +68,7 @@ class SwitchCore:
         self.bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
                                          ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt)))
         self.registrar = Registrar(config)
+        self.media = make_media_engine(config) if config.media.enabled else None
         self.b2bua = B2BUA(self)
         self.local: dict[str, tuple[str, int]] = {}
         self.stats = Stats()
@@ -145,6 +146,14 @@ class SwitchCore:
             if changes:
                 actions.append(PersistBindings(changes))
         return actions
+
+    def on_media_events(self, events: list, now: float) -> list:
+        """DTMF digits, RTP time-outs... from the media tick (``media.edge``)."""
+        try:
+            return self.b2bua.on_media_events(events, now)
+        except Exception:
+            log.exception("error handling media events")
+            return []
 
     def next_deadline(self) -> float | None:
         cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep)
@@ -307,6 +316,25 @@ class SwitchCore:
         if isinstance(msg, Request) and msg.method != "ACK":
             return self._reply_stateless(msg, peer, status, reason)
         return []
+
+
+def make_media_engine(config: Config) -> Any:
+    """The media engine for ``[media]``: its SDP address defaults to the advertised or listen address."""
+    from media.engine import MediaConfig, MediaEngine
+
+    m = config.media
+    address = m.address or config.sip.advertised_address or config.sip.listen[0].host
+    if address in ("0.0.0.0", "::"):
+        log.warning("[media] address not set and the switch listens on %s: SDP will name 127.0.0.1; "
+                    "set [media] address (or [sip] advertised_address) to the switch's LAN address", address)
+        address = "127.0.0.1"
+    mc = MediaConfig(address=address, bind_address=m.bind_address or address, rtp_ports=m.rtp_ports,
+                     codecs=tuple(m.codecs), telephone_event_pt=m.telephone_event_pt, ptime=m.ptime,
+                     jitter_min_ms=m.jitter_min_ms, jitter_max_ms=m.jitter_max_ms,
+                     rtp_timeout=float(m.rtp_timeout), inband_dtmf=m.inband_dtmf,
+                     hold_music=str(m.hold_music) if m.hold_music else None,
+                     recordings_dir=str(m.recordings_dir), recording_fsync=m.recording_fsync)
+    return MediaEngine(mc)
 
 
 def _tag() -> str:

@@ -100,6 +100,7 @@ class Server:
         self._flushing: asyncio.Task | None = None
         self._tls_client: ssl.SSLContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.media_edge = None  # media.edge.MediaEdge when [media] enabled
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -110,6 +111,13 @@ class Server:
         log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
         for la in self.config.sip.listen:
             await self._listen(la)
+        if self.core.media is not None:
+            from media.edge import MediaEdge
+
+            self.media_edge = MediaEdge(self.core.media, self._on_media_events)
+            self.media_edge.start()
+            log.info("media anchored on %s, RTP ports %s", self.core.media.config.address,
+                     self.config.media.rtp_ports)
         self._rearm()
 
     async def _listen(self, la: ListenAddress) -> None:
@@ -135,9 +143,15 @@ class Server:
     def bound_port(self, transport: str) -> int:
         return self.core.local[transport][1]
 
+    def _on_media_events(self, events: list) -> None:
+        self._execute(self.core.on_media_events(events, time.time()))
+        self._rearm()
+
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.media_edge is not None:
+            await self.media_edge.stop()
         for srv in self._servers:
             srv.close()
         for proto in self._udp.values():

@@ -27,6 +27,7 @@ def make_core(extensions: dict[str, str] | None = None, **sections) -> SwitchCor
         "store": {"path": "var/test.db"},
         "extensions": [{"number": n, "password": p, "name": f"Ext {n}"} for n, p in exts.items()],
     }
+    data["media"] = {"enabled": False}  # SDP passes through unless a test asks for anchored media
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     core = SwitchCore(parse_config(data), secret=b"k" * 32)
