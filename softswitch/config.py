@@ -702,6 +702,10 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
     if not isinstance(data, dict):
         raise ConfigError(str(source), None, f"expected a table at the top level, got {_toml_type(data)}")
     values = walker.table(ROOT, data, "")
+    media = values["media"]
+    if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
+        import dataclasses
+        values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
     return Config(source=Path(source), **values)
 
 
