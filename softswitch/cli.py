@@ -1,4 +1,4 @@
-"""Command line: ``softswitch run --config FILE`` and ``softswitch check-config FILE``."""
+"""Command line: ``softswitch run --config FILE``, ``check-config FILE``, ``staffing ...``, ``prompts build``."""
 from __future__ import annotations
 
 import argparse
@@ -70,8 +70,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# Subcommands owned by other packages: everything after the name is theirs to parse.
+DELEGATED = {
+    "staffing": ("acd.staffing_cli", "Erlang C: agents needed for a service level (--calls-per-hour N --aht S --target 80/20)"),
+    "prompts": ("ivr.prompts_build", "render the IVR prompt texts in prompts/ to WAV (prompts build [--lang en,zh,yue])"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="softswitch", description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
+    p = argparse.ArgumentParser(prog="softswitch", description=__doc__,
+                                epilog="also: " + "; ".join(f"{k}: {v[1]}" for k, v in DELEGATED.items()))
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the switch in the foreground")
     r.add_argument("--config", "-c", default="config.toml")
