@@ -46,6 +46,7 @@ class SwitchProcess:
     proc: subprocess.Popen
     log_path: Path
     extensions: dict[str, str] = field(default_factory=dict)
+    tls_port: int | None = None
 
     @property
     def addr(self) -> str:
@@ -74,8 +75,10 @@ class SwitchProcess:
         return self.proc.returncode
 
 
-def write_config(path: Path, port: int, extensions: dict[str, str], extra: str = "", tcp: bool = True) -> None:
+def write_config(path: Path, port: int, extensions: dict[str, str], extra: str = "", tcp: bool = True,
+                 tls_port: int | None = None) -> None:
     listen = [f'"udp:127.0.0.1:{port}"'] + ([f'"tcp:127.0.0.1:{port}"'] if tcp else [])
+    listen += [f'"tls:127.0.0.1:{tls_port}"'] if tls_port else []
     text = f'[sip]\nlisten = [{", ".join(listen)}]\ndomain = "{DOMAIN}"\n'
     text += extra + "\n"
     text += '[store]\npath = "var/softswitch.db"\n'
@@ -85,18 +88,18 @@ def write_config(path: Path, port: int, extensions: dict[str, str], extra: str =
 
 
 def start_switch(tmp: Path, extensions: dict[str, str], extra: str = "", port: int | None = None,
-                 config_text: str | None = None) -> SwitchProcess:
+                 config_text: str | None = None, tls_port: int | None = None) -> SwitchProcess:
     port = port or free_port()
     cfg = tmp / "config.toml"
     if config_text is None:
-        write_config(cfg, port, extensions, extra)
+        write_config(cfg, port, extensions, extra, tls_port=tls_port)
     else:
         cfg.write_text(config_text)
     log_path = tmp / f"switch-{port}.log"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "run", "--config", str(cfg), "--log-level", "DEBUG"],
                             stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), env=env, cwd=tmp)
-    sw = SwitchProcess(cfg, port, proc, log_path, dict(extensions))
+    sw = SwitchProcess(cfg, port, proc, log_path, dict(extensions), tls_port)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -68,3 +68,34 @@ def test_wrong_password_is_refused_with_403(switch, phones):
     a = phones("a")
     reg = a.register("1001", "not-the-password", DOMAIN, f"sip:{switch.addr}")
     assert reg["code"] == 403, reg
+
+
+@pytest.fixture
+def tls_switch(switch_factory, tmp_path):
+    """A switch with a TLS listener and a self-signed certificate (openssl)."""
+    import shutil
+    import subprocess
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", f"/CN={DOMAIN}"], check=True, capture_output=True)
+    from .conftest import free_port
+    tls_port = free_port()
+    return switch_factory(extra=f'[sip.tls]\ncertificate = "{cert}"\nkey = "{key}"\n', tls_port=tls_port)
+
+
+def test_two_pjsua2_phones_call_over_tls(tls_switch, phones):
+    sw = tls_switch
+    a, b = phones("a", "tls"), phones("b", "tls")
+    for p, n in ((a, "1001"), (b, "1002")):
+        reg = p.register(n, sw.extensions[n], DOMAIN, f"sip:127.0.0.1:{sw.tls_port};transport=tls")
+        assert reg["code"] == 200 and reg["active"], reg
+    sw.wait_log(r"registered 1002 contact .* from tls")
+    b.auto_answer(code=200)
+    call = a.call(f"sip:1002@{DOMAIN}")
+    incoming = b.wait_event("incoming", timeout=10)
+    assert a.wait_call_state(call, "CONFIRMED", timeout=10)["code"] == 200
+    a.hangup(call)
+    b.wait_call_state(incoming["call"], "DISCONNECTED", timeout=10)
+    sw.wait_log(r"1001 -> 1002 ended: caller hung up")

@@ -277,7 +277,11 @@ class Phone:
         tcfg.port = 0
         tcfg.boundAddress = "127.0.0.1"
         tcfg.publicAddress = "127.0.0.1"
-        ttype = pj.PJSIP_TRANSPORT_TCP if self.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
+        ttype = {"tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}.get(self.transport,
+                                                                                  pj.PJSIP_TRANSPORT_UDP)
+        if self.transport == "tls":  # test servers use self-signed certificates
+            tcfg.tlsConfig.verifyServer = False
+            tcfg.tlsConfig.verifyClient = False
         self.tid = self.ep.transportCreate(ttype, tcfg)
         self.ep.libStart()
         local = self.ep.transportGetInfo(self.tid).localName  # "127.0.0.1:port"
@@ -298,8 +302,8 @@ class Phone:
     # -- helpers --------------------------------------------------------------------------
     def _tp_uri(self, uri: str) -> str:
         """For TCP, pin a sip: URI to TCP unless it already names a transport."""
-        if self.transport == "tcp" and uri.startswith("sip:") and "transport=" not in uri.lower():
-            return uri + ";transport=tcp"
+        if self.transport in ("tcp", "tls") and uri.startswith("sip:") and "transport=" not in uri.lower():
+            return uri + f";transport={self.transport}"
         return uri
 
     def _call(self, msg) -> PhoneCall:
@@ -606,7 +610,7 @@ def stdin_reader(q: queue.Queue) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    ap.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
     ap.add_argument("--log", help="write pjsip logs (level 5, with SIP messages) to this file")
     ap.add_argument("--name", default="phone")
     args = ap.parse_args()
