@@ -172,6 +172,9 @@ class Server:
         if self._timer is not None:
             self._timer.cancel()
         if self.media_edge is not None:
+            media = self.core.media
+            log.info("media: %d endpoint(s) open, %d RTP port(s) in use at shutdown",
+                     len(media.endpoints), media.ports.in_use if hasattr(media.ports, "in_use") else -1)
             await self.media_edge.stop()
         for srv in self._servers:
             srv.close()

@@ -176,3 +176,24 @@ def test_sipp_rfc4733_pcaps_are_detected_digit_for_digit(switch_factory, tmp_pat
     sw.wait_log(r"ended: ")
     got = "".join(re.findall(r"DTMF (\S) from caller \(rfc4733", sw.log()))
     assert got == digits, sw.log()[-3000:]
+
+
+@requires_sipp
+def test_rtp_ports_are_all_released_after_many_calls(switch_factory, tmp_path):
+    """50 SIPp calls (answered, refused busy, cancelled...) through the anchored switch: at the end
+    no endpoint and no RTP port is left allocated."""
+    sw = switch_factory(extra=media_extra(tmp_path))
+    port = free_port()
+    r = sipp("register.xml", sw.addr, "-s", "1002", "-au", "1002", "-ap", sw.extensions["1002"],
+             "-key", "domain", DOMAIN, "-key", "contact_host", "127.0.0.1", "-key", "contact_port", str(port),
+             "-key", "expires", "300", cwd=tmp_path)
+    sipp_ok(r, tmp_path)
+    callee = sipp("callee.xml", sw.addr, "-p", str(port), "-m", "50", cwd=tmp_path, background=True, timeout=60)
+    r = sipp("caller.xml", sw.addr, "-s", "1002", "-au", "1001", "-ap", sw.extensions["1001"],
+             "-key", "domain", DOMAIN, "-key", "caller", "1001", "-m", "50", "-r", "10", "-l", "1",
+             cwd=tmp_path, timeout=60)
+    sipp_ok(r, tmp_path)
+    callee.communicate(timeout=30)
+    assert len(re.findall(r"1001 -> 1002 ended: caller hung up", sw.log())) == 50
+    assert sw.stop() == 0
+    assert re.search(r"media: 0 endpoint\(s\) open, 0 RTP port\(s\) in use at shutdown", sw.log()), sw.log()[-1500:]
