@@ -52,6 +52,10 @@ class Leg:
     got_provisional: bool = False
     media: Any = None               # its media.engine.Endpoint when media is anchored
     awaiting_answer: bool = False   # we put an offer in a 2xx; the phone's answer comes in the ACK
+    agent_id: str = ""              # a queue call offered to this agent (callee legs of queue calls)
+    extension: str = ""             # the extension this callee leg rings
+    withdrawn: bool = False         # the ACD took the offer back: a late 2xx gets ACK + BYE
+    answered_offer: bool = False    # the agent's phone answered this offer
     reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
     pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
 
@@ -79,6 +83,14 @@ class Call:
     media_partner: Leg | None = None  # callee leg whose endpoint is bridged to the caller's
     recording: Any = None           # media.recording.Recording while the call is recorded
     quality: dict = field(default_factory=dict)  # role -> media LegStats at the end (for call records)
+    queue: str | None = None        # a call-centre queue call (softswitch.queues)
+    service: bool = False           # a feature-code call answered by the switch
+    connected: bool = False         # queue call bridged to an agent
+    prompt_id: int | None = None    # prompt playing to the caller, and what follows it
+    after_prompt: str | None = None
+    agent_prompt_id: int | None = None
+    hung_up_by: str = ""            # "caller" | "callee" | "" (the switch)
+    marked_busy: list = field(default_factory=list)  # extensions reported busy to the ACD for this call
 
     def other(self, leg: Leg) -> Leg | None:
         return self.answered if leg is self.caller else self.caller
@@ -106,6 +118,13 @@ class B2BUA:
         self._seq = 0
         self.media = core.media  # media.engine.MediaEngine, or None when SDP passes through
         self._by_endpoint: dict[int, Leg] = {}
+        self.deferred: list = []  # actions produced outside a handler's return path (ends of calls)
+        from .queues import QueueCalls
+        self.queues = QueueCalls(self, core.config)
+
+    def take_deferred(self) -> list:
+        out, self.deferred = self.deferred, []
+        return out
 
     # ------------------------------------------------------------------------------ helpers
     def active_calls(self, number: str) -> int:
@@ -142,6 +161,121 @@ class B2BUA:
         self.media.bridge(a.media, callee.media)
         call.media_partner = callee
 
+    # ---------------------------------------------------------- building blocks (queues.py)
+    def answer_locally(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, number: str,
+                       now: float, kind: str) -> tuple["Call | None", list]:
+        """Answer an INVITE with the switch's own media (queue calls, feature codes)."""
+        def refuse(code: int, reason: str | None = None, extra=None) -> tuple[None, list]:
+            return None, self._respond(tx, make_response(req, code, reason, to_tag=new_tag(), extra=extra), now)
+
+        if self.media is None:
+            log.warning("call from %s to %s (%s) refused: needs [media] enabled", caller, number, kind)
+            return refuse(480, "Needs Anchored Media")
+        call = Call(id=new_tag() + new_tag(), caller_number=caller, callee_number=number, created=now)
+        call.delayed_offer = not req.body
+        a = Leg(call, "caller", peer, req, tx)
+        a.dialog = Dialog.as_uas(req, new_tag())
+        call.caller = a
+        if not self._attach(a, f"caller {caller}"):
+            return refuse(503, "Out of Media Ports", [("Retry-After", "5")])
+        if req.body:
+            try:
+                body = self.media.answer(a.media, req.body).encode()
+            except NegotiationError:
+                self._detach(a)
+                return refuse(488)
+            except SdpError as e:
+                self._detach(a)
+                return refuse(400, f"Bad SDP: {e}"[:100])
+        else:
+            a.awaiting_answer = True
+            body = self.media.offer(a.media).encode()
+        self.calls[call.id] = call
+        self._by_dialog[a.key] = a  # type: ignore[index]
+        tx.b2bua_leg = a
+        a.state = "confirmed"
+        call.state = "queued"
+        return call, self._respond(tx, self._answer(a, req, 200, None, body, "application/sdp"), now)
+
+    def ring_extension(self, call: "Call", number: str, now: float, *, agent_id: str = "",
+                       display: str = "") -> tuple[list[Leg], list]:
+        """New outgoing legs of ``call`` to every registered phone of extension ``number``."""
+        core = self.core
+        domain = core.config.sip.domain
+        legs: list[Leg] = []
+        actions: list = []
+        name = (display or call.caller_number).replace('"', "")
+        for binding in core.registrar.lookup(number, now):
+            dest = core.binding_peer(binding)
+            b_req = new_request("INVITE", binding.contact_uri, [
+                ("Via", core.via(dest, new_branch())),
+                ("Max-Forwards", "70"),
+                ("From", f'"{name}" <sip:{call.caller_number or "anonymous"}@{domain}>;tag={new_tag()}'),
+                ("To", f"<sip:{number}@{domain}>"),
+                ("Call-ID", new_call_id(domain)),
+                ("CSeq", "1 INVITE"),
+                ("Contact", core.contact(dest)),
+                ("Allow", ALLOW),
+                ("User-Agent", core.config.sip.user_agent),
+            ])
+            leg = Leg(call, "callee", dest, b_req, agent_id=agent_id, extension=number)
+            if self.media is not None:
+                if not self._attach(leg, f"agent {agent_id or number}"):
+                    continue
+                b_req.headers.add("Content-Type", "application/sdp")
+                b_req.body = self.media.offer(leg.media, prefer=call.caller.media).encode()
+            call.callees.append(leg)
+            legs.append(leg)
+            actions += self._send_request(leg, b_req, now)
+        return legs, actions
+
+    def confirm_callee_leg(self, leg: Leg, resp: Response, now: float) -> list | None:
+        """A callee leg's 2xx: dialog, ACK, the phone's SDP answer. None for a 2xx retransmission."""
+        if leg.dialog is None or leg.dialog.remote_tag != resp.to.tag:
+            if leg.dialog is not None and leg.key in self._by_dialog:
+                del self._by_dialog[leg.key]  # type: ignore[arg-type]
+            leg.dialog = Dialog.as_uac(leg.invite, resp)
+            self._by_dialog[leg.key] = leg  # type: ignore[index]
+        if leg.state == "confirmed" or leg.ack is not None:
+            return [Send(leg.ack.serialize(), leg.peer)] if leg.ack is not None else None
+        leg.dialog.update_target(resp)
+        leg.state = "confirmed"
+        actions = self._send_ack(leg, b"", now)
+        if resp.body and leg.media is not None:
+            self._accept(leg, resp.body)
+        return actions
+
+    def bye_leg(self, leg: Leg, now: float) -> list:
+        return self._send_bye(leg, now)
+
+    def cancel_leg(self, leg: Leg, now: float) -> list:
+        return self._send_cancel(leg, now)
+
+    def detach(self, leg: Leg) -> None:
+        self._detach(leg)
+
+    def bridge_answered(self, call: "Call") -> None:
+        if call.answered is None or self.media is None:
+            return
+        self._bridge(call, call.answered)
+        if call.recording is None and self._should_record(call):
+            call.recording = self.media.start_recording(
+                call.id, left=call.caller.media, right=call.answered.media,
+                parties={"left": call.caller_number, "right": call.answered.extension or call.callee_number})
+            log.info("call %s: recording to %s", call.id, call.recording.path)
+
+    def hangup(self, call: "Call", now: float, reason: str) -> list:
+        """The switch ends the call: BYE to the parties that answered, CANCEL to phones still ringing."""
+        actions: list = []
+        for leg in [call.caller, *call.callees]:
+            if leg.state == "confirmed":
+                actions += self._send_bye(leg, now)
+            elif leg.role == "callee" and leg.state in ("calling", "early"):
+                leg.withdrawn = True
+                actions += self._send_cancel(leg, now)
+        self._end(call, reason, now)
+        return actions
+
     def _accept(self, leg: Leg, body: bytes) -> bool:
         """The phone's SDP answer to our offer; a bad one is logged (that leg then stays silent)."""
         try:
@@ -171,7 +305,9 @@ class B2BUA:
             if leg is None:
                 continue
             kind = type(ev).__name__
-            if kind == "DtmfReceived":
+            if kind == "PlaybackFinished":
+                actions += self.queues.on_playback_finished(leg, ev.playback, now)
+            elif kind == "DtmfReceived":
                 log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source,
                          ev.duration_ms)
             elif kind == "RtpTimeout" and leg.call.state == "answered" and not leg.media.holding:
@@ -213,6 +349,11 @@ class B2BUA:
         actions = self._respond(tx, make_response(req, 100), now)
         target = req.ruri.user_unescaped if hasattr(req.ruri, "user_unescaped") else None
         target = (target or "").split(";")[0]
+        if target and self.queues.is_feature_code(target):
+            return actions + self.queues.on_feature_code(req, peer, tx, caller, target, now)
+        queue = self.queues.queue_for(target) if target else None
+        if queue is not None:
+            return actions + self.queues.on_queue_invite(req, peer, tx, caller, target, queue, now)
         ext = core.config.extension(target) if target else None
         if ext is None or not ext.enabled:
             log.info("call from %s to %s refused: unknown number (404)", caller, target or "-")
@@ -289,6 +430,9 @@ class B2BUA:
             self._end(call, "no media port", now)
             return actions
         self._schedule(now + core.config.sip.ring_timeout, call.id)
+        call.marked_busy = [n for n in (caller, ext.number) if core.config.extension(n) is not None]
+        for n in call.marked_busy:  # the ACD never offers a queue call to a phone that is on a call
+            self.deferred += self.queues.phone_busy(n, now)
         log.info("call %s: %s -> %s ringing %d contact(s)", call.id, caller, ext.number, len(call.callees))
         return actions
 
@@ -336,6 +480,8 @@ class B2BUA:
                     ctype = resp.headers.get("Content-Type")
                 actions += self._respond(a.tx, self._answer(a, a.invite, status, resp.reason, body, ctype), now)
             return actions
+        if leg.agent_id or call.queue is not None:
+            return self.queues.on_agent_response(resp, leg, now)
         if status < 300:
             if leg.dialog is None or leg.dialog.remote_tag != resp.to.tag:
                 if leg.dialog is not None and leg.key in self._by_dialog:
@@ -488,13 +634,14 @@ class B2BUA:
             if other is not None and other.state == "confirmed":
                 actions += self._send_bye(other, now)
             who = "caller" if leg is call.caller else "callee"
+            call.hung_up_by = who
             self._end(call, f"{who} hung up", now)
             return actions
+        if self.media is not None and leg.media is not None and method in ("INVITE", "UPDATE"):
+            return self._local_offer_answer(req, leg, tx, now)
         other = call.other(leg)
         if other is None or other.dialog is None or other.state != "confirmed" or call.state != "answered":
             return self._respond(tx, make_response(req, 481 if other is None else 491), now)
-        if self.media is not None and leg.media is not None and method in ("INVITE", "UPDATE"):
-            return self._local_offer_answer(req, leg, tx, now)
         if method == "INVITE":
             if leg.reinvite is not None or other.reinvite is not None:
                 return self._respond(tx, self._answer(leg, req, 491, extra=[("Retry-After", "1")]), now)
@@ -644,6 +791,11 @@ class B2BUA:
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)
+        if call.queue is not None or call.service:
+            self.deferred += self.queues.on_caller_gone(call, now, by_agent=call.hung_up_by == "callee")
+        for n in call.marked_busy:
+            self.deferred += self.queues.phone_free(n, now)
+        call.marked_busy = []
         # keep the legs findable for a while to absorb late BYE/ACK/2xx retransmissions
         self._schedule(now + 32.0, call.id)
 

@@ -155,6 +155,8 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     log: LogConfig = field(default_factory=LogConfig)
     media: MediaSettings = field(default_factory=MediaSettings)
+    acd: Any = None   # acd.config.AcdConfig (queues, agents, skills, dialplan); filled by the [acd] table
+    ivr: Any = None   # ivr.config.IvrConfig or None: no IVR configured
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -691,7 +693,6 @@ ROOT = Table(None, {
     "log": Key(LOG, {}),
     "media": Key(MEDIA, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
-_assert_fields(Config, ROOT.keys)
 
 
 # ============================================================================ entry points
@@ -730,3 +731,13 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, None, f"TOML syntax error: {e}") from None
     return parse_config(data, source, p.absolute().parent)
+
+
+# The call-centre sections are described by their own packages (which build on the walker above);
+# imported last because they import this module.
+from acd.config import ACD  # noqa: E402
+from ivr.config import IVR  # noqa: E402
+
+ROOT.keys["acd"] = Key(ACD, {})
+ROOT.keys["ivr"] = Key(IVR, None)
+_assert_fields(Config, ROOT.keys)

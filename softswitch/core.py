@@ -139,7 +139,9 @@ class SwitchCore:
 
     def on_timer(self, now: float) -> list:
         actions = self._handle_events(self.tl.on_timer(now), now)
-        actions += self.b2bua.on_timer(now)
+        actions += self._guard(self.b2bua.on_timer, now)
+        actions += self._guard(self.b2bua.queues.on_timer, now)
+        actions += self.b2bua.take_deferred()
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
             changes = self.registrar.expire(now)
@@ -150,13 +152,14 @@ class SwitchCore:
     def on_media_events(self, events: list, now: float) -> list:
         """DTMF digits, RTP time-outs... from the media tick (``media.edge``)."""
         try:
-            return self.b2bua.on_media_events(events, now)
+            return self.b2bua.on_media_events(events, now) + self.b2bua.take_deferred()
         except Exception:
             log.exception("error handling media events")
-            return []
+            return self.b2bua.take_deferred()
 
     def next_deadline(self) -> float | None:
-        cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep)
+        cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep,
+                             self.b2bua.queues.next_deadline())
                  if d is not None]
         return min(cands) if cands else None
 
@@ -186,7 +189,7 @@ class SwitchCore:
                 out += self._guard(self.b2bua.on_ack_timeout, ev.tx, now)
             elif isinstance(ev, StrayResponse):
                 out += self._guard(self.b2bua.on_stray_response, ev.response, ev.peer, now)
-        return out
+        return out + self.b2bua.take_deferred()
 
     def _guard(self, fn, *args) -> list:
         try:

@@ -19,6 +19,7 @@ from store.db import Store
 
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
+from .queues import WriteQueueLog
 from .sip.framing import FramingError, KeepAlive, StreamFramer
 from .sip.transaction import Peer, Send
 
@@ -121,6 +122,7 @@ class Server:
         self._tls_client: ssl.SSLContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.media_edge = None  # media.edge.MediaEdge when [media] enabled
+        self._queue_log = None  # open queue_log file
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -204,10 +206,23 @@ class Server:
         for a in actions:
             if isinstance(a, Send):
                 self._send(a.data, a.peer)
+            elif isinstance(a, WriteQueueLog):
+                self._write_queue_log(a)
             elif isinstance(a, PersistBindings):
                 self._pending.append(a)
                 if self._flushing is None:
                     self._flushing = asyncio.ensure_future(self._flush())
+
+    def _write_queue_log(self, a: WriteQueueLog) -> None:
+        """queue_log lines, appended and flushed at once (reporting tools tail the file)."""
+        try:
+            if self._queue_log is None or self._queue_log.name != str(a.path):
+                a.path.parent.mkdir(parents=True, exist_ok=True)
+                self._queue_log = open(a.path, "a", encoding="utf-8")
+            self._queue_log.write(a.line + "\n")
+            self._queue_log.flush()
+        except OSError as e:
+            log.error("cannot write queue_log %s: %s", a.path, e)
 
     async def _flush(self) -> None:
         """Group commit: everything queued while the previous commit ran goes in the next one."""

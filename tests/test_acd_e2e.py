@@ -1,0 +1,187 @@
+"""The call centre end to end: pjsua2 agents log in with feature codes from their phones, pjsua2
+callers dial the queue number, the switch plays music, offers calls to agents and connects them.
+Checked: which agent rings, ring-no-answer re-queueing, VIP callers first, the audio the caller hears
+(music, then the agent's work number, then the agent), and the queue_log lines."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pjsua2")
+
+from tests.phones import Phones  # noqa: E402
+
+from . import audio  # noqa: E402
+from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004",
+        "1005": "secret-1005"}
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory) -> Path:
+    """The English prompts, built once (espeak-ng through pyttsx3, as `softswitch prompts build`)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (bin/setup installs it)")
+    out = tmp_path_factory.mktemp("prompts")
+    r = subprocess.run([sys.executable, "-m", "softswitch.cli", "prompts", "build", "--prompts", str(ROOT / "prompts"),
+                        "--out", str(out), "--lang", "en"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool = True) -> str:
+    """Queue "support" on number 500; agents 2001 (ext 1002, level 5) and 2002 (ext 1003, level 9);
+    caller 1005 is a VIP. Prompts come from var/prompts beside the config, as when no [ivr] is set."""
+    (tmp / "var").mkdir(exist_ok=True)
+    (tmp / "var" / "prompts").symlink_to(sounds, target_is_directory=True)
+    lo = 20000 + (free_port() % 200) * 100
+    return f'''auth_algorithms = ["MD5", "SHA-256"]
+[media]
+rtp_ports = "{lo}-{lo + 99}"
+[acd]
+queue_log = "{tmp / 'queue_log'}"
+[[acd.skills]]
+name = "support"
+[[acd.agents]]
+id = "2001"
+name = "Alice"
+extension = "1002"
+skills = {{ support = 5 }}
+[[acd.agents]]
+id = "2002"
+name = "Bob"
+extension = "1003"
+skills = {{ support = 9 }}
+[[acd.queues]]
+name = "support"
+skill = "support"
+strategy = "longest-idle"
+skill_level_first = true
+ring_time = {ring_time}
+wrapup_time = 1
+announce_agent = {str(announce_agent).lower()}
+[[acd.queues.priority_rules]]
+numbers = ["1005"]
+priority = 10
+[[acd.dialplan]]
+number = "500"
+queue = "support"
+'''
+
+
+@pytest.fixture
+def phones(tmp_path):
+    pool = Phones(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+def register(sw, phones, name: str, number: str):
+    p = phones(name)
+    reg = p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")
+    assert reg["code"] == 200, reg
+    return p
+
+
+def feature_code(sw, phone, code: str) -> None:
+    """Dial a feature code; the switch answers, beeps and hangs up."""
+    call = phone.call(f"sip:{code}@{DOMAIN}")
+    phone.wait_call_state(call, "CONFIRMED", timeout=10)
+    phone.wait_call_state(call, "DISCONNECTED", timeout=10)
+
+
+def queue_log(tmp: Path) -> list[list[str]]:
+    path = tmp / "queue_log"
+    return [line.split("|") for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_login_call_connects_to_agent_and_queue_log(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds))
+    alice = register(sw, phones, "alice", "1002")
+    caller = register(sw, phones, "caller", "1001")
+    feature_code(sw, alice, "*11*2001")
+    sw.wait_log(r"feature code \*11\*2001 from 1002: ok")
+    sw.wait_log(r"agent 2001 is ready")
+    alice.auto_answer(code=200, delay_ms=500)
+    heard = tmp_path / "caller_heard.wav"
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)  # the switch answers: music while queued
+    caller.record(call, heard)
+    incoming = alice.wait_event("incoming", timeout=10)
+    sw.wait_log(r"queue support offers the call to agent 2001 at 1002")
+    sw.wait_log(r"connected to agent 2001 at 1002")
+    alice.wait_call_state(incoming["call"], "CONFIRMED", timeout=10)
+    time.sleep(4.0)  # "agent 2 0 0 1 is serving you", then Alice
+    src = audio.write_wav(tmp_path / "alice_says.wav", audio.melody(2.0, seed=5))
+    alice.play(incoming["call"], src)
+    time.sleep(3.0)
+    caller.stop_record(call)
+    caller.hangup(call)
+    alice.wait_call_state(incoming["call"], "DISCONNECTED", timeout=10)
+    sw.wait_log(r"agent 2001 is wrap-up|agent 2001 is wrapup|agent 2001 is wrap")
+
+    # the caller heard the announcement of the agent's work number, then the agent
+    got = audio.read_mono(heard)
+    prompt = audio.read_mono(sounds / "en" / "is-serving-you.wav")
+    assert audio.best_correlation(prompt, got)[0] > 0.6, "the caller did not hear 'is serving you'"
+    assert audio.windowed_correlation(audio.read_mono(src), got) > 0.6, "the caller did not hear the agent"
+
+    events = [row[4] for row in queue_log(tmp_path)]
+    assert events[:1] == ["AGENTLOGIN"], events
+    for ev in ("ENTERQUEUE", "CONNECT", "COMPLETECALLER"):
+        assert ev in events, events
+    connect = next(r for r in queue_log(tmp_path) if r[4] == "CONNECT")
+    assert connect[2] == "support" and connect[3] == "Agent/2001"
+
+
+def test_ring_no_answer_requeues_to_the_next_agent(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds, ring_time=3, announce_agent=False))
+    alice, bob = register(sw, phones, "alice", "1002"), register(sw, phones, "bob", "1003")
+    caller = register(sw, phones, "caller", "1001")
+    feature_code(sw, bob, "*11*2002")    # Bob: level 9, offered first (skill-level first)
+    feature_code(sw, alice, "*11*2001")
+    alice.auto_answer(code=200)
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)
+    bob.wait_event("incoming", timeout=10)        # Bob's phone rings but nobody picks up
+    sw.wait_log(r"offers the call to agent 2002 at 1003")
+    alice.wait_event("incoming", timeout=10)      # after 3 s the call goes to Alice
+    sw.wait_log(r"connected to agent 2001 at 1002", timeout=10)
+    sw.wait_log(r"agent 2002 is not-ready|agent 2002 is not_ready|agent 2002 is not ready")
+    caller.hangup(call)
+    sw.wait_log(r"ended: ")
+    events = [r[4] for r in queue_log(tmp_path)]
+    assert "RINGNOANSWER" in events, events
+    rna = next(r for r in queue_log(tmp_path) if r[4] == "RINGNOANSWER")
+    assert rna[3] == "Agent/2002"
+
+
+def test_vip_caller_is_served_first(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds, announce_agent=False))
+    alice = register(sw, phones, "alice", "1002")
+    plain, vip = register(sw, phones, "plain", "1004"), register(sw, phones, "vip", "1005")
+    feature_code(sw, alice, "*11*2001")
+    feature_code(sw, alice, "*13")               # not ready: callers wait
+    sw.wait_log(r"agent 2001 is not")
+    c1 = plain.call(f"sip:500@{DOMAIN}")
+    plain.wait_call_state(c1, "CONFIRMED", timeout=10)
+    time.sleep(0.5)
+    c2 = vip.call(f"sip:500@{DOMAIN}")          # arrives later, but is a VIP (priority rule)
+    vip.wait_call_state(c2, "CONFIRMED", timeout=10)
+    alice.auto_answer(code=200)
+    feature_code(sw, alice, "*14")               # ready
+    incoming = alice.wait_event("incoming", timeout=10)
+    assert "1005" in incoming["from"], incoming
+    sw.wait_log(r": 1005 connected to agent 2001")
+    for p, c in ((plain, c1), (vip, c2)):
+        p.hangup(c)
+    sw.wait_log(r"1004 -> 500 ended")
