@@ -702,7 +702,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
     walker = _Walker(_Ctx(str(source), Path(base_dir)))
     if not isinstance(data, dict):
         raise ConfigError(str(source), None, f"expected a table at the top level, got {_toml_type(data)}")
-    values = walker.table(ROOT, data, "")
+    values = walker.table(_root(), data, "")
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
         import dataclasses
@@ -733,11 +733,15 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data, source, p.absolute().parent)
 
 
-# The call-centre sections are described by their own packages (which build on the walker above);
-# imported last because they import this module.
-from acd.config import ACD  # noqa: E402
-from ivr.config import IVR  # noqa: E402
+def _root() -> Table:
+    """ROOT with the call-centre sections, which their own packages describe (on the walker above).
+    Added on first use: those packages import this module, so importing them here at load would be
+    circular."""
+    if "acd" not in ROOT.keys:
+        from acd.config import ACD
+        from ivr.config import IVR
 
-ROOT.keys["acd"] = Key(ACD, {})
-ROOT.keys["ivr"] = Key(IVR, None)
-_assert_fields(Config, ROOT.keys)
+        ROOT.keys["acd"] = Key(ACD, {})
+        ROOT.keys["ivr"] = Key(IVR, None)
+        _assert_fields(Config, ROOT.keys)
+    return ROOT
