@@ -12,6 +12,7 @@ import asyncio
 import logging
 import select
 import socket
+import time
 from typing import Callable
 
 from .engine import MediaEngine, TickOutput
@@ -74,6 +75,7 @@ class MediaEdge:
         """Read every waiting datagram into the engine; returns how many."""
         n = 0
         handle = self.engine.datagram_received
+        clock = time.monotonic  # the tick's clock (loop.time()); per packet, so jitter is not quantised to 20 ms
         ready = ([self._fd[fd] for fd, _ in self._poll.poll(0) if fd in self._fd] if self._poll is not None
                  else [(s, p) for p, s in self.socks.items()])
         for s, port in ready:
@@ -85,7 +87,7 @@ class MediaEdge:
                     break
                 except OSError:               # ICMP port unreachable reported on a later recv: ignore
                     continue
-                handle(port, data, addr, now)
+                handle(port, data, addr, clock())
                 n += 1
         self.received += n
         return n
