@@ -91,6 +91,13 @@ class Call:
     agent_prompt_id: int | None = None
     hung_up_by: str = ""            # "caller" | "callee" | "" (the switch)
     marked_busy: list = field(default_factory=list)  # extensions reported busy to the ACD for this call
+    ivr: str | None = None          # the IVR flow the caller is in (softswitch.ivr_calls)
+    ivr_plays: dict = field(default_factory=dict)   # media playback id -> IVR Play id
+    ivr_recording: Any = None       # voicemail being recorded
+    ivr_recording_started: float = 0.0
+    ivr_variables: dict = field(default_factory=dict)  # digits and choices collected, for the screen pop
+    ivr_transfer: bool = False      # callee legs ring an extension the IVR transferred to
+    survey_score: int | None = None
 
     def other(self, leg: Leg) -> Leg | None:
         return self.answered if leg is self.caller else self.caller
@@ -119,8 +126,10 @@ class B2BUA:
         self.media = core.media  # media.engine.MediaEngine, or None when SDP passes through
         self._by_endpoint: dict[int, Leg] = {}
         self.deferred: list = []  # actions produced outside a handler's return path (ends of calls)
+        from .ivr_calls import IvrCalls
         from .queues import QueueCalls
         self.queues = QueueCalls(self, core.config)
+        self.ivr = IvrCalls(self, core.config)
 
     def take_deferred(self) -> list:
         out, self.deferred = self.deferred, []
@@ -306,8 +315,10 @@ class B2BUA:
                 continue
             kind = type(ev).__name__
             if kind == "PlaybackFinished":
+                actions += self.ivr.on_playback_finished(leg, ev.playback, now)
                 actions += self.queues.on_playback_finished(leg, ev.playback, now)
             elif kind == "DtmfReceived":
+                actions += self.ivr.on_digit(leg, ev.digit, now)
                 log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source,
                          ev.duration_ms)
             elif kind == "RtpTimeout" and leg.call.state == "answered" and not leg.media.holding:
@@ -351,6 +362,9 @@ class B2BUA:
         target = (target or "").split(";")[0]
         if target and self.queues.is_feature_code(target):
             return actions + self.queues.on_feature_code(req, peer, tx, caller, target, now)
+        flow = self.ivr.flow_for(target) if target else None
+        if flow is not None:
+            return actions + self.ivr.on_invite(req, peer, tx, caller, target, flow, now)
         queue = self.queues.queue_for(target) if target else None
         if queue is not None:
             return actions + self.queues.on_queue_invite(req, peer, tx, caller, target, queue, now)
@@ -482,6 +496,8 @@ class B2BUA:
             return actions
         if leg.agent_id or call.queue is not None:
             return self.queues.on_agent_response(resp, leg, now)
+        if call.ivr_transfer:
+            return self.ivr.on_transfer_response(resp, leg, now)
         if status < 300:
             if leg.dialog is None or leg.dialog.remote_tag != resp.to.tag:
                 if leg.dialog is not None and leg.key in self._by_dialog:
@@ -781,6 +797,11 @@ class B2BUA:
         call.end_reason = call.end_reason or reason
         if call.recording is not None and self.media is not None:
             self.media.stop_recording(call.recording)
+        if call.ivr is not None:  # before the endpoints go: a voicemail being recorded is finished
+            self.deferred += self.ivr.on_caller_gone(call, now)
+            if call.ivr_recording is not None and self.media is not None:
+                self.media.stop_recording(call.ivr_recording)
+                call.ivr_recording = None
         for leg in (call.caller, call.answered):
             if leg is not None and leg.media is not None and self.media is not None:
                 st = self.media.leg_stats(leg.media)

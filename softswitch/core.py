@@ -141,6 +141,7 @@ class SwitchCore:
         actions = self._handle_events(self.tl.on_timer(now), now)
         actions += self._guard(self.b2bua.on_timer, now)
         actions += self._guard(self.b2bua.queues.on_timer, now)
+        actions += self._guard(self.b2bua.ivr.on_timer, now)
         actions += self.b2bua.take_deferred()
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
@@ -159,7 +160,7 @@ class SwitchCore:
 
     def next_deadline(self) -> float | None:
         cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep,
-                             self.b2bua.queues.next_deadline())
+                             self.b2bua.queues.next_deadline(), self.b2bua.ivr.next_deadline())
                  if d is not None]
         return min(cands) if cands else None
 

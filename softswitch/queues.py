@@ -225,7 +225,7 @@ class QueueCalls:
         if isinstance(a, acd_actions.Announce):
             files = self._prompt_files(_queue_announcement(self.language, a.position, a.expected_wait))
             if ep is not None and files:
-                call.prompt_id = b.media.play(ep, self._sequence(files))
+                call.prompt_id = b.media.play(ep, self.sequence(files))
                 call.after_prompt = "music"
             return []
         if isinstance(a, acd_actions.RingAgent):
@@ -254,7 +254,7 @@ class QueueCalls:
                      if isinstance(a, acd_actions.SendToVoicemail) else f"hang up with prompt {prompt}")
             files = self._prompt_files([prompt])
             if ep is not None and files:
-                call.prompt_id = b.media.play(ep, self._sequence(files))
+                call.prompt_id = b.media.play(ep, self.sequence(files))
                 call.after_prompt = "hangup"
                 return []
             return b.hangup(call, now, "queue gave up")
@@ -282,12 +282,12 @@ class QueueCalls:
         if a.announce_agent:
             files = self._prompt_files(_agent_announcement(self.language, a.announce_agent))
             if files:
-                call.prompt_id = b.media.play(call.caller.media, self._sequence(files))
+                call.prompt_id = b.media.play(call.caller.media, self.sequence(files))
                 call.after_prompt = "bridge"
         if a.whisper:
             files = self._prompt_files([f"queue_{a.whisper}"]) or self._prompt_files(_say_text_digits(a.whisper))
             if files:
-                call.agent_prompt_id = b.media.play(agent_leg.media, self._sequence(files))
+                call.agent_prompt_id = b.media.play(agent_leg.media, self.sequence(files))
         return actions + self._maybe_bridge(call, now)
 
     def _maybe_bridge(self, call: "Call", now: float) -> list:
@@ -304,7 +304,7 @@ class QueueCalls:
             return []
         return [str(f) for f in files]
 
-    def _sequence(self, files: list[str]) -> Any:
+    def sequence(self, files: list[str]) -> Any:
         bank = self.b2bua.media.bank
         name = "seq:" + "|".join(files)
         snd = bank.sounds.get(name)

@@ -1,0 +1,146 @@
+"""The shipped hotline (config.toml's [ivr] and [acd]) driven by a pjsua2 caller over 127.0.0.1:
+the greeting heard is the built prompt, the language menu changes the prompts, DTMF navigates to
+voicemail (stored with its callback number and the caller's audio) and to an agent's queue."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pjsua2")
+
+from tests.phones import Phones  # noqa: E402
+
+from . import audio  # noqa: E402
+from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
+
+pytestmark = pytest.mark.timeout(150)
+
+EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
+MARK = "# ------------------------------------------------------------------------------- call centre"
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (bin/setup installs it)")
+    out = tmp_path_factory.mktemp("prompts")
+    r = subprocess.run([sys.executable, "-m", "softswitch.cli", "prompts", "build", "--prompts", str(ROOT / "prompts"),
+                        "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def hotline_config(tmp: Path, sounds: Path) -> str:
+    """The shipped call-centre sections, open around the clock, prompts from ``sounds``."""
+    shipped = (ROOT / "config.toml").read_text()
+    assert MARK in shipped, "config.toml lost its call-centre part"
+    cc = shipped[shipped.index(MARK):]
+    cc = re.sub(r'(?m)^hours = \[.*\]$', 'hours = ["daily 00:00-24:00"]', cc)
+    cc = re.sub(r'(?m)^holidays = \[.*\]', 'holidays = []', cc)
+    cc = cc.replace('sounds_dir = "var/prompts"', f'sounds_dir = "{sounds}"')
+    cc = cc.replace('prompts_dir = "prompts"', f'prompts_dir = "{ROOT / "prompts"}"')
+    lo = 20000 + (free_port() % 200) * 100
+    return f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n' + cc
+
+
+@pytest.fixture
+def phones(tmp_path):
+    pool = Phones(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+def keep_sending(phone, call, tmp: Path) -> None:
+    """A phone with nothing connected to its microphone side stops sending RTP after a second (pjsua
+    with the null audio device), and then sends no RFC 4733 digits either: give it a quiet hiss."""
+    import numpy as np
+    hiss = (np.random.default_rng(3).standard_normal(8000) * 0.002).astype(np.float32)
+    phone.play(call, audio.write_wav(tmp / "hiss.wav", hiss), loop=True)
+
+
+def caller_phone(sw, phones, number="1001"):
+    p = phones("caller")
+    assert p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    return p
+
+
+def test_greeting_and_language_choice_are_heard(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=hotline_config(tmp_path, sounds))
+    c = caller_phone(sw, phones)
+    call = c.call(f"sip:4000@{DOMAIN}")
+    c.wait_call_state(call, "CONFIRMED", timeout=10)
+    c.record(call, tmp_path / "heard.wav")
+    sw.wait_log(r"entered IVR flow main")
+    time.sleep(2.0)          # the language menu, each choice in its own language
+    c.dtmf(call, "3")        # English
+    time.sleep(7.0)
+    c.stop_record(call)
+    c.hangup(call)
+    sw.wait_log(r"ended: ")
+    heard = audio.read_mono(tmp_path / "heard.wav")
+    lang_menu = audio.read_mono(sounds / "zh" / "lang-zh.wav")
+    welcome_en = audio.read_mono(sounds / "en" / "welcome.wav")
+    welcome_zh = audio.read_mono(sounds / "zh" / "welcome.wav")
+    # the Mandarin choice opens the language menu (cut short by the key press)
+    assert audio.windowed_correlation(lang_menu, heard) > 0.8, "the caller did not hear the language menu"
+    assert audio.best_correlation(welcome_en, heard)[0] > 0.7, "no English welcome after pressing 3"
+    assert audio.best_correlation(welcome_zh, heard)[0] < 0.5, "the Mandarin welcome was played instead"
+
+
+def test_voicemail_with_callback_number(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=hotline_config(tmp_path, sounds))
+    c = caller_phone(sw, phones)
+    call = c.call(f"sip:4000@{DOMAIN}")
+    c.wait_call_state(call, "CONFIRMED", timeout=10)
+    keep_sending(c, call, tmp_path)
+    time.sleep(1.0)
+    c.dtmf(call, "3")                      # English
+    time.sleep(3.5)                        # "Welcome..." (a key here would only cut the welcome short)
+    c.dtmf(call, "2")                      # barge into the main menu: leave a message
+    sw.wait_log(r"recording voicemail to (\S+)", timeout=20)
+    message = audio.write_wav(tmp_path / "message.wav", audio.melody(3.0, seed=21))
+    c.play(call, message)
+    time.sleep(3.5)
+    keep_sending(c, call, tmp_path)
+    c.dtmf(call, "#")                      # end of message
+    time.sleep(1.0)
+    c.dtmf(call, "13800138000#")           # the callback number
+    sw.wait_log(r"voicemail from 1001, callback 13800138000", timeout=20)
+    c.wait_call_state(call, "DISCONNECTED", timeout=20)   # thanks, goodbye, hang-up by the switch
+    vm_dir = tmp_path / "var" / "voicemail"
+    entries = [json.loads(l) for l in (vm_dir / "index.jsonl").read_text().splitlines()]
+    assert len(entries) == 1 and entries[0]["callback_number"] == "13800138000" and entries[0]["caller"] == "1001"
+    wav = Path(entries[0]["file"])
+    wav = wav if wav.is_absolute() else vm_dir / wav
+    recorded = audio.read_mono(wav, channel=0)
+    assert audio.windowed_correlation(audio.read_mono(message), recorded) > 0.8
+
+
+def test_menu_zero_reaches_an_agent(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=hotline_config(tmp_path, sounds))
+    alice = phones("alice")
+    assert alice.register("1002", sw.extensions["1002"], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    fc = alice.call(f"sip:*11*2001@{DOMAIN}")
+    alice.wait_call_state(fc, "DISCONNECTED", timeout=10)
+    sw.wait_log(r"agent 2001 is ready")
+    alice.auto_answer(code=200)
+    c = caller_phone(sw, phones)
+    call = c.call(f"sip:4000@{DOMAIN}")
+    c.wait_call_state(call, "CONFIRMED", timeout=10)
+    keep_sending(c, call, tmp_path)
+    time.sleep(1.0)
+    c.dtmf(call, "3")
+    time.sleep(3.5)
+    c.dtmf(call, "0")                      # agent
+    sw.wait_log(r"IVR hands 1001 to queue support", timeout=20)
+    alice.wait_event("incoming", timeout=20)
+    sw.wait_log(r"connected to agent 2001 at 1002", timeout=20)
+    c.hangup(call)
+    sw.wait_log(r"4000 ended: caller hung up")
