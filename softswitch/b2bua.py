@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("softswitch.calls")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER, REFER, NOTIFY"
 
 
 @dataclass(eq=False)
@@ -98,6 +98,12 @@ class Call:
     ivr_variables: dict = field(default_factory=dict)  # digits and choices collected, for the screen pop
     ivr_transfer: bool = False      # callee legs ring an extension the IVR transferred to
     survey_score: int | None = None
+    acd_id: str = ""                # the call's id in the ACD (a new one after each transfer into a queue)
+    transfers: int = 0
+    context: dict = field(default_factory=dict)  # what travels with the call to the next agent (API notes)
+
+    def __post_init__(self) -> None:
+        self.acd_id = self.acd_id or self.id
 
     def other(self, leg: Leg) -> Leg | None:
         return self.answered if leg is self.caller else self.caller
@@ -655,6 +661,10 @@ class B2BUA:
             return actions
         if self.media is not None and leg.media is not None and method in ("INVITE", "UPDATE"):
             return self._local_offer_answer(req, leg, tx, now)
+        if method == "REFER":
+            return self._on_refer(req, leg, tx, now)
+        if method == "NOTIFY":  # e.g. the progress of a REFER we never sent: accept and forget
+            return self._respond(tx, self._answer(leg, req, 200), now)
         other = call.other(leg)
         if other is None or other.dialog is None or other.state != "confirmed" or call.state != "answered":
             return self._respond(tx, make_response(req, 481 if other is None else 491), now)
@@ -696,6 +706,75 @@ class B2BUA:
         if ep.holding != was_holding:
             log.info("call %s: %s %s", leg.call.id, leg.role, "put the call on hold" if ep.holding else "resumed the call")
         return self._respond(tx, self._answer(leg, req, 200, None, body, "application/sdp" if body else None), now)
+
+    # ---------------------------------------------------------------------------- transfer
+    def _on_refer(self, req: Request, leg: Leg, tx: ServerTransaction, now: float) -> list:
+        """Blind transfer from a phone's transfer key (RFC 3515): the party that refers hands the other
+        party (the caller) to the Refer-To target, an extension or a queue/IVR number."""
+        call = leg.call
+        refer_to = req.headers.get("Refer-To") or req.headers.get("r") or ""
+        try:
+            from .sip.uri import parse_name_addr as _pna
+            uri = _pna(refer_to).uri
+            target = (getattr(uri, "user_unescaped", None) or "").split(";")[0]
+        except ValueError:
+            target = ""
+        if not target:
+            return self._respond(tx, self._answer(leg, req, 400, "Bad Refer-To"), now)
+        if "replaces" in refer_to.lower():
+            return self._respond(tx, self._answer(leg, req, 501, "Attended Transfer Not Supported"), now)
+        if leg is call.caller or call.answered is None or call.state != "answered":
+            return self._respond(tx, self._answer(leg, req, 403, "Only The Answering Party May Transfer"), now)
+        actions = self._respond(tx, self._answer(leg, req, 202), now)
+        notify = leg.dialog.create_request("NOTIFY", via=self.core.via(leg.peer, new_branch()),  # type: ignore[union-attr]
+                                           contact=self.core.contact(leg.peer), body=b"SIP/2.0 200 OK\r\n",
+                                           content_type="message/sipfrag;version=2.0")
+        notify.headers.add("Event", "refer")
+        notify.headers.add("Subscription-State", "terminated;reason=noresource")
+        actions += self._send_request(leg, notify, now)
+        log.info("call %s: %s transfers %s to %s (REFER)", call.id, leg.extension or call.callee_number,
+                 call.caller_number, target)
+        return actions + self.transfer_caller(call, target, now)
+
+    def transfer_caller(self, call: "Call", target: str, now: float) -> list:
+        """Blind transfer: the anchored caller leaves the party it talks to (who is hung up) and goes to
+        ``target``: a queue or IVR number, or an extension (the caller hears music while it rings).
+        The call's ``context`` (notes from the desk) travels with it to the next agent."""
+        if self.media is None or call.caller.media is None:
+            return []
+        actions: list = []
+        old = call.answered
+        if old is not None and old.state == "confirmed":
+            actions += self._send_bye(old, now)
+        if old is not None:
+            self._detach(old)
+        if call.recording is not None:
+            self.media.stop_recording(call.recording)
+            call.recording = None
+        if call.queue is not None and call.connected:
+            from acd import events as acd_events
+            actions += self.queues.feed(acd_events.CallTransferred(call.acd_id, target), now)
+            self.queues.calls.pop(call.acd_id, None)
+        call.answered, call.connected, call.media_partner = None, False, None
+        call.transfers += 1
+        call.state = "queued"
+        call.callee_number = target
+        self.media.leave(call.caller.media)
+        self.media.play_music(call.caller.media)
+        queue = self.queues.queue_for(target)
+        if queue is not None:
+            call.queue = queue
+            call.acd_id = f"{call.id}.{call.transfers}"
+            self.queues.calls[call.acd_id] = call
+            from acd import events as acd_events
+            return actions + self.queues.feed(acd_events.CallArrived(call.acd_id, queue, call.caller_number), now)
+        call.queue = None
+        legs, more = self.ring_extension(call, target, now)
+        if not legs:
+            log.info("call %s: transfer target %s not reachable", call.id, target)
+            return actions + more + self.hangup(call, now, f"transfer target {target} not reachable")
+        call.ivr_transfer = True  # its answer bridges the caller (IvrCalls.on_transfer_response)
+        return actions + more
 
     def _relay_response(self, resp: Response, tx: ClientTransaction, target: Leg, relay: Relay, now: float) -> list:
         if resp.status < 200 and resp.status == 100:
@@ -812,6 +891,16 @@ class B2BUA:
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)
+        from dataclasses import asdict
+        from .queues import Notify
+        agent = call.answered.agent_id if call.answered is not None else ""
+        self.deferred.append(Notify({
+            "type": "call_end", "call": call.id, "caller": call.caller_number, "callee": call.callee_number,
+            "queue": call.queue or "", "agent": agent, "ivr": call.ivr or "", "arrived": call.created,
+            "answered": call.answered_at, "ended": now, "reason": call.end_reason, "hung_up_by": call.hung_up_by,
+            "recording": str(call.recording.path) if call.recording is not None else "",
+            "survey_score": call.survey_score, "variables": dict(call.ivr_variables), "context": dict(call.context),
+            "quality": {role: asdict(st) for role, st in call.quality.items()}}))
         if call.queue is not None or call.service:
             self.deferred += self.queues.on_caller_gone(call, now, by_agent=call.hung_up_by == "callee")
         for n in call.marked_busy:

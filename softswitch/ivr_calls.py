@@ -97,6 +97,7 @@ class IvrCalls:
             call.state = "answered"
             call.answered_at = now
             b.media.stop_playback(call.caller.media)
+            b.media.stop_music(call.caller.media)
             b.bridge_answered(call)
             log.info("call %s: IVR transfer to %s answered", call.id, leg.extension)
             return actions

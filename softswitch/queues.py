@@ -37,6 +37,13 @@ log = logging.getLogger("softswitch.queues")
 
 
 @dataclass
+class Notify:
+    """An event for the outside (the agent desk's screen pop, the wallboard): delivered by the edge to
+    whoever subscribed (``softswitch.control``)."""
+    event: dict
+
+
+@dataclass
 class WriteQueueLog:
     """Append one line to the queue_log file (Asterisk format); the asyncio edge does the I/O."""
     path: Path
@@ -114,9 +121,9 @@ class QueueCalls:
         if call is None:
             return actions
         call.queue = queue
-        self.calls[call.id] = call
+        self.calls[call.acd_id] = call
         log.info("call %s: %s entered queue %s", call.id, caller, queue)
-        return actions + self.feed(acd_events.CallArrived(call.id, queue, caller), now)
+        return actions + self.feed(acd_events.CallArrived(call.acd_id, queue, caller), now)
 
     def on_feature_code(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, number: str,
                         now: float) -> list:
@@ -153,7 +160,7 @@ class QueueCalls:
             if call.state == "ended" or leg.withdrawn:
                 return actions + b.bye_leg(leg, now)
             leg.answered_offer = True
-            return actions + self.feed(acd_events.OfferAnswered(call.id, leg.agent_id, leg.invite.call_id), now)
+            return actions + self.feed(acd_events.OfferAnswered(call.acd_id, leg.agent_id, leg.invite.call_id), now)
         leg.state = "terminated"
         b.detach(leg)
         if leg.withdrawn or call.state == "ended":
@@ -162,11 +169,11 @@ class QueueCalls:
         if others:
             return []
         log.info("call %s: agent %s at %s did not take the call (%d)", call.id, leg.agent_id, leg.extension, status)
-        return self.feed(acd_events.OfferRejected(call.id, leg.agent_id), now)
+        return self.feed(acd_events.OfferRejected(call.acd_id, leg.agent_id), now)
 
     def on_caller_gone(self, call: "Call", now: float, by_agent: bool) -> list:
         """The queue call ended (caller or agent hung up, or the switch ended it)."""
-        self.calls.pop(call.id, None)
+        self.calls.pop(call.acd_id, None)
         if call.service:
             return []
         actions: list = []
@@ -175,8 +182,8 @@ class QueueCalls:
                 leg.withdrawn = True
                 actions += self.b2bua.cancel_leg(leg, now)
         if call.connected:
-            return actions + self.feed(acd_events.CallEnded(call.id, by_agent=by_agent), now)
-        return actions + self.feed(acd_events.CallAbandoned(call.id), now)
+            return actions + self.feed(acd_events.CallEnded(call.acd_id, by_agent=by_agent), now)
+        return actions + self.feed(acd_events.CallAbandoned(call.acd_id), now)
 
     def on_playback_finished(self, leg: "Leg", playback: int, now: float) -> list:
         call = leg.call
@@ -211,7 +218,7 @@ class QueueCalls:
             return [WriteQueueLog(self.queue_log, a.line)] if self.queue_log else []
         if isinstance(a, acd_actions.AgentStateChanged):
             log.info("agent %s is %s%s", a.agent_id, a.state, f" ({a.reason})" if a.reason else "")
-            return []
+            return [Notify({"type": "agent_state", "agent": a.agent_id, "state": a.state, "reason": a.reason})]
         if isinstance(a, acd_actions.FeatureCodeReply):
             return []  # answered by on_feature_code
         call = self.calls.get(getattr(a, "call_id", ""))
@@ -233,8 +240,10 @@ class QueueCalls:
             legs, actions = b.ring_extension(call, a.extension, now, agent_id=a.agent_id,
                                              display=f"{a.queue}: {a.caller or 'anonymous'}")
             if not legs:
-                return actions + self.feed(acd_events.OfferRejected(call.id, a.agent_id), now)
-            return actions
+                return actions + self.feed(acd_events.OfferRejected(call.acd_id, a.agent_id), now)
+            return actions + [Notify({"type": "offer", "agent": a.agent_id, "call": call.id, "caller": call.caller_number,
+                                      "queue": a.queue, "variables": dict(call.ivr_variables),
+                                      "context": dict(call.context)})]
         if isinstance(a, acd_actions.CancelRing):
             actions: list = []
             for leg in call.callees:
@@ -279,6 +288,8 @@ class QueueCalls:
         b.media.stop_playback(call.caller.media)
         call.prompt_id = call.agent_prompt_id = None
         log.info("call %s: %s connected to agent %s at %s", call.id, call.caller_number, a.agent_id, a.extension)
+        actions.append(Notify({"type": "connected", "agent": a.agent_id, "call": call.id,
+                               "caller": call.caller_number, "queue": call.queue}))
         if a.announce_agent:
             files = self._prompt_files(_agent_announcement(self.language, a.announce_agent))
             if files:

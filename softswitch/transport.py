@@ -19,7 +19,7 @@ from store.db import Store
 
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
-from .queues import WriteQueueLog
+from .queues import Notify, WriteQueueLog
 from .sip.framing import FramingError, KeepAlive, StreamFramer
 from .sip.transaction import Peer, Send
 
@@ -123,6 +123,7 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.media_edge = None  # media.edge.MediaEdge when [media] enabled
         self._queue_log = None  # open queue_log file
+        self.subscribers: set = set()  # callables taking each Notify event (the API's WebSockets)
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -208,6 +209,12 @@ class Server:
                 self._send(a.data, a.peer)
             elif isinstance(a, WriteQueueLog):
                 self._write_queue_log(a)
+            elif isinstance(a, Notify):
+                for fn in list(self.subscribers):
+                    try:
+                        fn(a.event)
+                    except Exception:
+                        log.exception("event subscriber failed")
             elif isinstance(a, PersistBindings):
                 self._pending.append(a)
                 if self._flushing is None:

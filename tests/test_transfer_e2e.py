@@ -1,0 +1,54 @@
+"""Blind transfer with a phone's transfer key (REFER): the switch keeps the caller, hangs up the party
+that transferred, rings the target and connects the caller to it."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("pjsua2")
+
+from tests.phones import Phones  # noqa: E402
+
+from . import audio  # noqa: E402
+from .conftest import DOMAIN, free_port  # noqa: E402
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def phones(tmp_path):
+    pool = Phones(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, phones, tmp_path):
+    lo = 20000 + (free_port() % 200) * 100
+    sw = switch_factory(extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
+    a, b, c = phones("a"), phones("b"), phones("c")
+    for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):
+        assert p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    b.auto_answer(code=200)
+    c.auto_answer(code=200)
+    call = a.call(f"sip:1002@{DOMAIN}")
+    b_in = b.wait_event("incoming", timeout=10)
+    a.wait_call_state(call, "CONFIRMED", timeout=10)
+    b.wait_call_state(b_in["call"], "CONFIRMED", timeout=10)
+    b.transfer(b_in["call"], f"sip:1003@{DOMAIN}")
+    sw.wait_log(r"transfers 1001 to 1003 \(REFER\)")
+    b.wait_call_state(b_in["call"], "DISCONNECTED", timeout=10)   # the transferring agent is free
+    c_in = c.wait_event("incoming", timeout=10)
+    assert "1001" in c_in["from"]
+    c.wait_call_state(c_in["call"], "CONFIRMED", timeout=10)
+    sw.wait_log(r"transfer to 1003 answered")
+    c.wait_event("media_state", call=c_in["call"], active=True, timeout=5)
+    src = audio.write_wav(tmp_path / "c_says.wav", audio.melody(2.0, seed=31))
+    a.record(call, tmp_path / "a_heard.wav")
+    time.sleep(0.3)
+    c.play(c_in["call"], src)
+    time.sleep(3.0)
+    a.stop_record(call)
+    a.hangup(call)
+    c.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
+    assert audio.windowed_correlation(audio.read_mono(src), audio.read_mono(tmp_path / "a_heard.wav")) > 0.8
