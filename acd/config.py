@@ -91,6 +91,7 @@ class AcdQueue:
     service_level_threshold: int = 20  # seconds; the "20" of 80/20
     sticky_window: int = 0  # seconds a caller stays attached to the last agent; 0 = off
     sticky_wait: int = 10  # seconds to wait for that agent before any agent may take the call
+    survey: str = ""  # IVR flow the caller goes to when the agent hangs up ("" = the call ends)
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ QUEUE = Table(AcdQueue, {
     "service_level_threshold": Key(INTEGER, 20, (between(1, 3600),)),
     "sticky_window": Key(INTEGER, 0, (between(0, 30 * 86400),)),
     "sticky_wait": Key(INTEGER, 10, (between(0, 3600),)),
+    "survey": Key(STRING, "", (printable,)),
 }, post=_queue_post)
 
 DIALPLAN = Table(DialplanEntry, {

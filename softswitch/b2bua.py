@@ -652,6 +652,9 @@ class B2BUA:
         if method == "BYE":
             actions = self._respond(tx, self._answer(leg, req, 200), now)
             leg.state = "terminated"
+            survey = self._survey_for(call, leg)
+            if survey:  # the agent hung up: the caller stays on for the satisfaction survey
+                return actions + self.queues.agent_left(call, now) + self.ivr.start_flow(call, survey, now)
             other = call.other(leg)
             if other is not None and other.state == "confirmed":
                 actions += self._send_bye(other, now)
@@ -708,6 +711,13 @@ class B2BUA:
         return self._respond(tx, self._answer(leg, req, 200, None, body, "application/sdp" if body else None), now)
 
     # ---------------------------------------------------------------------------- transfer
+    def _survey_for(self, call: "Call", leg: Leg) -> str:
+        """The IVR survey flow the caller goes to when this leg (the agent) hangs up, or ""."""
+        if call.queue is None or not call.connected or leg is not call.answered or self.ivr.ivr is None:
+            return ""
+        q = next((q for q in self.core.config.acd.queues if q.name == call.queue), None)
+        return q.survey if q is not None and q.survey in self.ivr.config.flows else ""
+
     def _on_refer(self, req: Request, leg: Leg, tx: ServerTransaction, now: float) -> list:
         """Blind transfer from a phone's transfer key (RFC 3515): the party that refers hands the other
         party (the caller) to the Refer-To target, an extension or a queue/IVR number."""

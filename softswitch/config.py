@@ -147,6 +147,30 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ApiUser:
+    """``[[api.users]]``: who may use the HTTP API and the agent desk. An agent's ``id`` is its ACD
+    agent id. ``password_hash`` ("pbkdf2_sha256$iterations$salt$hash", from ``softswitch hash-password``)
+    or, discouraged (a warning at start), a plain ``password``."""
+
+    id: str
+    role: str = "agent"            # "agent" | "supervisor"
+    password_hash: str = ""
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """``[api]``: the HTTP API (JSON, OpenAPI at /openapi.json), the agents' WebSocket and the desk page."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"          # "host:port"; IPv6 in brackets
+    max_body: int = 65536                   # largest request body accepted, bytes (larger: 413)
+    secret: str = ""                        # HMAC key for session tokens; "" = random at each start
+    session_ttl: int = 43200                # seconds a login lasts
+    users: list[ApiUser] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     sip: SipConfig
@@ -155,6 +179,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     log: LogConfig = field(default_factory=LogConfig)
     media: MediaSettings = field(default_factory=MediaSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     acd: Any = None   # acd.config.AcdConfig (queues, agents, skills, dialplan); filled by the [acd] table
     ivr: Any = None   # ivr.config.IvrConfig or None: no IVR configured
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
@@ -685,6 +710,52 @@ LOG = Table(LogConfig, {
     "level": Key(STRING, "INFO", (one_of(*LOG_LEVELS, fold=str.upper),)),
 })
 
+def api_listen(v: str) -> str:
+    """ "host:port" (IPv6 host in brackets), port 1-65535."""
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise Invalid(f'expected "host:port" with a port 1-65535 (e.g. "127.0.0.1:8080"), got {_q(v)}')
+    hostname(host)
+    return v
+
+
+_PBKDF2 = re.compile(r"pbkdf2_sha256\$[0-9]{4,7}\$[A-Za-z0-9+/=_-]{8,}\$[A-Za-z0-9+/=_-]{16,}")
+
+
+def _api_user_post(v: dict[str, Any]) -> None:
+    if v["password_hash"] and not _PBKDF2.fullmatch(v["password_hash"]):
+        raise Invalid('must look like "pbkdf2_sha256$iterations$salt$hash" (softswitch hash-password)',
+                      at="password_hash")
+    if bool(v["password_hash"]) == bool(v["password"]):
+        raise Invalid("give exactly one of password_hash, password", at="password_hash")
+
+
+API_USER = Table(ApiUser, {
+    "id": Key(STRING, checks=(nonempty, printable)),
+    "role": Key(STRING, "agent", (one_of("agent", "supervisor", fold=str.lower),)),
+    "password_hash": Key(STRING, ""),
+    "password": Key(STRING, "", (lambda v: password(v) if v else v,)),
+}, post=_api_user_post)
+
+
+def unique_users(users: list[ApiUser]) -> list[ApiUser]:
+    seen: dict[str, int] = {}
+    for i, u in enumerate(users):
+        if u.id in seen:
+            raise Invalid(f"duplicate user id {_q(u.id)} (also api.users[{seen[u.id]}])", at=f"[{i}].id")
+        seen[u.id] = i
+    return users
+
+
+API = Table(ApiSettings, {
+    "enabled": Key(BOOLEAN, True),
+    "listen": Key(STRING, "127.0.0.1:8080", (api_listen,)),
+    "max_body": Key(INTEGER, 65536, (between(1024, 64 << 20),)),
+    "secret": Key(STRING, ""),
+    "session_ttl": Key(INTEGER, 43200, (between(60, 30 * 86400),)),
+    "users": Key(Tables(API_USER), [], (unique_users,)),
+})
+
 ROOT = Table(None, {
     "sip": Key(SIP),
     "store": Key(STORE),
@@ -692,6 +763,7 @@ ROOT = Table(None, {
     "security": Key(SECURITY, {}),
     "log": Key(LOG, {}),
     "media": Key(MEDIA, {}),
+    "api": Key(API, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 
 
@@ -703,11 +775,41 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
     if not isinstance(data, dict):
         raise ConfigError(str(source), None, f"expected a table at the top level, got {_toml_type(data)}")
     values = walker.table(_root(), data, "")
+    _cross_checks(values, walker)
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
         import dataclasses
         values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
     return Config(source=Path(source), **values)
+
+
+def _cross_checks(values: dict[str, Any], walker: "_Walker") -> None:
+    """What no single table can check: agents on configured extensions, queue numbers and IVR numbers
+    not shadowing extensions, IVR queue nodes and queue surveys naming things that exist."""
+    exts = {e.number for e in values["extensions"]}
+    acd, ivr = values.get("acd"), values.get("ivr")
+    if acd is not None:
+        for i, a in enumerate(acd.agents):
+            if exts and a.extension not in exts:
+                raise walker.fail(f"acd.agents[{i}].extension", f"{_q(a.extension)} is not a configured extension")
+        for i, d in enumerate(acd.dialplan):
+            if d.number in exts:
+                raise walker.fail(f"acd.dialplan[{i}].number", f"{_q(d.number)} is also an extension number")
+        flows = set(ivr.flows) if ivr is not None else set()
+        for i, q in enumerate(acd.queues):
+            if q.survey and q.survey not in flows:
+                raise walker.fail(f"acd.queues[{i}].survey", f"no IVR flow {_q(q.survey)}"
+                                  + (f" (flows: {', '.join(sorted(flows))})" if flows else " ([ivr] has no flows)"))
+    if ivr is not None:
+        queue_names = {q.name for q in acd.queues} if acd is not None else set()
+        for number in ivr.numbers:
+            if number in exts:
+                raise walker.fail(f"ivr.numbers.{number}", "is also an extension number")
+        for fname, flow in ivr.flows.items():
+            for nname, node in flow.nodes.items():
+                q = getattr(node, "queue", None)
+                if getattr(node, "type", "") == "queue" and q not in queue_names:
+                    raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.queue", f"no [[acd.queues]] named {_q(q)}")
 
 
 def load_config(path: str | Path) -> Config:

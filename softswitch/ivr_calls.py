@@ -62,6 +62,14 @@ class IvrCalls:
         log.info("call %s: %s entered IVR flow %s", call.id, caller, flow)
         return actions + self._run(call, session.start(now), now)
 
+    def start_flow(self, call: "Call", flow: str, now: float) -> list:
+        """Put an answered caller into an IVR flow (the survey after the agent hangs up)."""
+        call.ivr = flow
+        session = self.ivr.session(flow, call.caller_number, now, call.id)  # type: ignore[union-attr]
+        self.sessions[call.id] = session
+        log.info("call %s: %s enters IVR flow %s", call.id, call.caller_number, flow)
+        return self._run(call, session.start(now), now)
+
     def on_digit(self, leg: "Leg", digit: str, now: float) -> list:
         if leg is not leg.call.caller:
             return []

@@ -185,6 +185,22 @@ class QueueCalls:
             return actions + self.feed(acd_events.CallEnded(call.acd_id, by_agent=by_agent), now)
         return actions + self.feed(acd_events.CallAbandoned(call.acd_id), now)
 
+    def agent_left(self, call: "Call", now: float) -> list:
+        """The agent hung up but the caller stays (survey): the ACD's part of the call is over."""
+        b = self.b2bua
+        agent = call.answered
+        if call.recording is not None and b.media is not None:
+            b.media.stop_recording(call.recording)
+            call.recording = None
+        if agent is not None:
+            b.detach(agent)
+        if b.media is not None and call.caller.media is not None:
+            b.media.leave(call.caller.media)
+        self.calls.pop(call.acd_id, None)
+        call.connected, call.queue, call.media_partner = False, None, None
+        log.info("call %s: agent %s hung up; caller stays for the survey", call.id, agent.agent_id if agent else "-")
+        return self.feed(acd_events.CallEnded(call.acd_id, by_agent=True), now)
+
     def on_playback_finished(self, leg: "Leg", playback: int, now: float) -> list:
         call = leg.call
         if call.prompt_id != playback or leg is not call.caller and leg is not call.answered:

@@ -140,7 +140,14 @@ def test_menu_zero_reaches_an_agent(switch_factory, phones, tmp_path, sounds):
     time.sleep(3.5)
     c.dtmf(call, "0")                      # agent
     sw.wait_log(r"IVR hands 1001 to queue support", timeout=20)
-    alice.wait_event("incoming", timeout=20)
+    a_in = alice.wait_event("incoming", timeout=20)
+    alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
     sw.wait_log(r"connected to agent 2001 at 1002", timeout=20)
-    c.hangup(call)
-    sw.wait_log(r"4000 ended: caller hung up")
+    time.sleep(1.0)
+    alice.hangup(a_in["call"])             # the agent hangs up: the caller rates the call
+    sw.wait_log(r"enters IVR flow survey", timeout=10)
+    time.sleep(1.0)
+    c.dtmf(call, "4")
+    sw.wait_log(r"survey score 4", timeout=15)
+    c.wait_call_state(call, "DISCONNECTED", timeout=15)   # thanks, goodbye
+    sw.wait_log(r"4000 ended: ")
