@@ -10,10 +10,10 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 _os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from .engine import (Datagram, DtmfReceived, Endpoint, LegStats, MediaConfig, MediaEngine, PlaybackFinished,
+from .engine import (AudioChunk, Datagram, DtmfReceived, Endpoint, LegStats, MediaConfig, MediaEngine, PlaybackFinished,
                      RtpTimeout, SourceLatched, TickOutput)
 from .ports import PortsExhausted
 from .sdp import NegotiationError, SdpError
 
-__all__ = ["Datagram", "DtmfReceived", "Endpoint", "LegStats", "MediaConfig", "MediaEngine", "NegotiationError",
+__all__ = ["AudioChunk", "Datagram", "DtmfReceived", "Endpoint", "LegStats", "MediaConfig", "MediaEngine", "NegotiationError",
            "PlaybackFinished", "PortsExhausted", "RtpTimeout", "SdpError", "SourceLatched", "TickOutput"]

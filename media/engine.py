@@ -113,6 +113,17 @@ class RtpTimeout:
 
 
 @dataclass(frozen=True)
+class AudioChunk:
+    """What a listened-to leg said over the last ``LISTEN_FRAMES`` ticks (8 kHz, int16 scale):
+    for speech recognition (``MediaEngine.listen``)."""
+    endpoint: "Endpoint"
+    samples: np.ndarray
+
+
+LISTEN_FRAMES = 10  # 200 ms per AudioChunk
+
+
+@dataclass(frozen=True)
 class SourceLatched:
     endpoint: "Endpoint"
     addr: tuple[str, int]
@@ -264,6 +275,7 @@ class MediaEngine:
         self._hk: list[Endpoint] = []
         self._direct_of_row = np.full(self._cap, -1, np.int64)
         self._dtmf_open: set[Endpoint] = set()
+        self._listening: dict[Endpoint, list[np.ndarray]] = {}  # legs whose audio goes out as AudioChunk
         self.dropped_packets = 0
 
     # ------------------------------------------------------------------------------ row arrays
@@ -347,6 +359,7 @@ class MediaEngine:
         if dest and ep.params is not None:
             self._pending.append(Datagram(ep.port + 1, rtcp_mod.build_bye(int(self.ssrc[ep.row])), dest))
         self._dtmf_open.discard(ep)
+        self._listening.pop(ep, None)
         del self.endpoints[ep.id]
         del self._by_port[ep.port]
         del self._by_row[ep.row]
@@ -493,6 +506,13 @@ class MediaEngine:
             row = self._channels[snd.name] = self.players.start(snd, loop=True)
             self._topology_dirty = True
         return row
+
+    def listen(self, ep: Endpoint, on: bool = True) -> None:
+        """Send this leg's decoded audio out as ``AudioChunk`` events (speech input) or stop."""
+        if on:
+            self._listening.setdefault(ep, [])
+        else:
+            self._listening.pop(ep, None)
 
     def play_music(self, ep: Endpoint, sound: Sound | str | None = None) -> None:
         """Music to this leg (queue music): a shared looping channel, one stream for all its listeners."""
@@ -664,6 +684,12 @@ class MediaEngine:
                 self.concealed[rows] += lost
             self.prev[rows] = xr
             x[rows] = xr
+            if self._listening:  # only the few legs a recogniser listens to
+                for ep, buf in self._listening.items():
+                    buf.append(x[ep.row].copy())
+                    if len(buf) >= LISTEN_FRAMES:
+                        events.append(AudioChunk(ep, np.concatenate(buf)))
+                        buf.clear()
 
             # 2. in-band DTMF on the legs that do not send RFC 4733
             ib = rows[self.inband[rows]]

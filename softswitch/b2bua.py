@@ -98,6 +98,7 @@ class Call:
     ivr_variables: dict = field(default_factory=dict)  # digits and choices collected, for the screen pop
     ivr_transfer: bool = False      # callee legs ring an extension the IVR transferred to
     survey_score: int | None = None
+    recognizer: Any = None          # ivr.asr.VoskRecognizer while a menu listens for spoken keywords
     acd_id: str = ""                # the call's id in the ACD (a new one after each transfer into a queue)
     transfers: int = 0
     context: dict = field(default_factory=dict)  # what travels with the call to the next agent (API notes)
@@ -323,10 +324,13 @@ class B2BUA:
             if kind == "PlaybackFinished":
                 actions += self.ivr.on_playback_finished(leg, ev.playback, now)
                 actions += self.queues.on_playback_finished(leg, ev.playback, now)
+            elif kind == "AudioChunk":
+                actions += self.ivr.on_audio(leg, ev.samples, now)
+                continue
             elif kind == "DtmfReceived":
-                actions += self.ivr.on_digit(leg, ev.digit, now)
                 log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source,
                          ev.duration_ms)
+                actions += self.ivr.on_digit(leg, ev.digit, now)
             elif kind == "RtpTimeout" and leg.call.state == "answered" and not leg.media.holding:
                 log.info("call %s: no RTP from %s for %.0fs: hanging up", leg.call.id, leg.role, ev.silent_for)
                 call = leg.call

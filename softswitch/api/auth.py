@@ -1,0 +1,89 @@
+"""Passwords and session tokens for the HTTP API.
+
+Passwords are stored as ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (salt and hash base64, no
+padding), checked in constant time. A session token is ``<payload>.<signature>``: the payload is
+base64url JSON ``{"u": user id, "r": role, "e": expiry (epoch seconds)}``, the signature an
+HMAC-SHA256 of the payload under the API secret. Nothing is stored server side; a changed secret
+(or a restart with a random one) ends every session.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from dataclasses import dataclass
+
+__all__ = ["hash_password", "check_password", "Session", "TokenSigner", "DEFAULT_ITERATIONS"]
+
+DEFAULT_ITERATIONS = 200_000
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, iterations: int = DEFAULT_ITERATIONS, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        want = _unb64(digest)
+        got = hashlib.pbkdf2_hmac("sha256", password.encode(), _unb64(salt), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(want, got)
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    role: str       # "agent" | "supervisor"
+    expires: float
+
+    @property
+    def supervisor(self) -> bool:
+        return self.role == "supervisor"
+
+
+class TokenSigner:
+    def __init__(self, secret: bytes, ttl: float):
+        self.secret = secret
+        self.ttl = ttl
+
+    def issue(self, user: str, role: str, now: float | None = None) -> tuple[str, Session]:
+        exp = int((now if now is not None else time.time()) + self.ttl)
+        payload = _b64(json.dumps({"u": user, "r": role, "e": exp}, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(payload)}", Session(user, role, exp)
+
+    def verify(self, token: str, now: float | None = None) -> Session | None:
+        if not isinstance(token, str) or len(token) > 1024 or token.count(".") != 1:
+            return None
+        payload, sig = token.split(".")
+        if not hmac.compare_digest(sig, self._sign(payload)):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            user, role, exp = data["u"], data["r"], data["e"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(user, str) or role not in ("agent", "supervisor") or not isinstance(exp, int):
+            return None
+        if exp <= (now if now is not None else time.time()):
+            return None
+        return Session(user, role, exp)
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())
