@@ -111,7 +111,7 @@ def test_login_call_connects_to_agent_and_queue_log(switch_factory, phones, tmp_
     feature_code(sw, alice, "*11*2001")
     sw.wait_log(r"feature code \*11\*2001 from 1002: ok")
     sw.wait_log(r"agent 2001 is ready")
-    alice.auto_answer(code=200, delay_ms=500)
+    alice.auto_answer(code=200, delay_ms=2500)  # the caller waits with music meanwhile
     heard = tmp_path / "caller_heard.wav"
     call = caller.call(f"sip:500@{DOMAIN}")
     caller.wait_call_state(call, "CONFIRMED", timeout=10)  # the switch answers: music while queued
@@ -129,8 +129,12 @@ def test_login_call_connects_to_agent_and_queue_log(switch_factory, phones, tmp_
     alice.wait_call_state(incoming["call"], "DISCONNECTED", timeout=10)
     sw.wait_log(r"agent 2001 is wrap-up|agent 2001 is wrapup|agent 2001 is wrap")
 
-    # the caller heard the announcement of the agent's work number, then the agent
+    # the caller heard music while queued, the announcement of the agent's work number, then the agent
     got = audio.read_mono(heard)
+    from media.engine import default_hold_music
+    music = default_hold_music() / 32768.0
+    assert audio.rms(got[:8000]) > 0.02, "silence instead of hold music while queued"
+    assert audio.best_correlation(music[:8000], got[:24000])[0] > 0.6, "not the hold music"
     prompt = audio.read_mono(sounds / "en" / "is-serving-you.wav")
     assert audio.best_correlation(prompt, got)[0] > 0.6, "the caller did not hear 'is serving you'"
     assert audio.windowed_correlation(audio.read_mono(src), got) > 0.6, "the caller did not hear the agent"
