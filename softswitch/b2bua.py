@@ -245,21 +245,22 @@ class B2BUA:
             actions += self._send_request(leg, b_req, now)
         return legs, actions
 
-    def confirm_callee_leg(self, leg: Leg, resp: Response, now: float) -> list | None:
-        """A callee leg's 2xx: dialog, ACK, the phone's SDP answer. None for a 2xx retransmission."""
+    def confirm_callee_leg(self, leg: Leg, resp: Response, now: float) -> tuple[list, bool]:
+        """A callee leg's 2xx: dialog, ACK, the phone's SDP answer. Returns (actions, first): ``first``
+        is False for a 2xx retransmission, which only gets our ACK again."""
         if leg.dialog is None or leg.dialog.remote_tag != resp.to.tag:
             if leg.dialog is not None and leg.key in self._by_dialog:
                 del self._by_dialog[leg.key]  # type: ignore[arg-type]
             leg.dialog = Dialog.as_uac(leg.invite, resp)
             self._by_dialog[leg.key] = leg  # type: ignore[index]
         if leg.state == "confirmed" or leg.ack is not None:
-            return [Send(leg.ack.serialize(), leg.peer)] if leg.ack is not None else None
+            return ([Send(leg.ack.serialize(), leg.peer)] if leg.ack is not None else []), False
         leg.dialog.update_target(resp)
         leg.state = "confirmed"
         actions = self._send_ack(leg, b"", now)
         if resp.body and leg.media is not None:
             self._accept(leg, resp.body)
-        return actions
+        return actions, True
 
     def bye_leg(self, leg: Leg, now: float) -> list:
         return self._send_bye(leg, now)
@@ -307,7 +308,10 @@ class B2BUA:
             return True
         if mode == "none":
             return False
-        exts = (self.core.config.extension(n) for n in (call.caller_number, call.callee_number))
+        numbers = [call.caller_number, call.callee_number]
+        if call.answered is not None and call.answered.extension:
+            numbers.append(call.answered.extension)  # an agent with record = true
+        exts = (self.core.config.extension(n) for n in numbers)
         return any(e is not None and e.record for e in exts)
 
     def leg_for_endpoint(self, endpoint: Any) -> Leg | None:
@@ -331,13 +335,10 @@ class B2BUA:
                 log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source,
                          ev.duration_ms)
                 actions += self.ivr.on_digit(leg, ev.digit, now)
-            elif kind == "RtpTimeout" and leg.call.state == "answered" and not leg.media.holding:
+            elif kind == "RtpTimeout" and leg.call.state in ("answered", "queued") and not leg.media.holding:
+                # a phone that vanished (power cut, lost network) sends no BYE: free the call and the agent
                 log.info("call %s: no RTP from %s for %.0fs: hanging up", leg.call.id, leg.role, ev.silent_for)
-                call = leg.call
-                for l in (call.caller, call.answered):
-                    if l is not None and l.state == "confirmed":
-                        actions += self._send_bye(l, now)
-                self._end(call, f"RTP timeout ({leg.role})", now)
+                actions += self.hangup(leg.call, now, f"RTP timeout ({leg.role})")
         return actions
 
     def _schedule(self, when: float, call_id: str) -> None:

@@ -110,9 +110,9 @@ class IvrCalls:
         if resp.status < 200:
             return []
         if resp.status < 300:
-            actions = b.confirm_callee_leg(leg, resp, now)
-            if actions is None:
-                return []
+            actions, first = b.confirm_callee_leg(leg, resp, now)
+            if not first:  # a 2xx retransmission: our ACK again, nothing else
+                return actions
             if call.state == "ended" or call.answered is not None:
                 return actions + b.bye_leg(leg, now)
             call.answered = leg

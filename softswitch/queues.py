@@ -154,9 +154,9 @@ class QueueCalls:
         if status < 200:
             return []
         if status < 300:
-            actions = b.confirm_callee_leg(leg, resp, now)
-            if actions is None:  # a 2xx retransmission, already handled
-                return []
+            actions, first = b.confirm_callee_leg(leg, resp, now)
+            if not first:  # a 2xx retransmission: our ACK again, nothing else
+                return actions
             if call.state == "ended" or leg.withdrawn:
                 return actions + b.bye_leg(leg, now)
             leg.answered_offer = True

@@ -1,0 +1,750 @@
+"""The HTTP API, the agents' WebSocket and the agent desk, served by the switch process (aiohttp on the
+switch's event loop).
+
+Routes come from the OpenAPI document (``softswitch.api.spec``): each operation's ``operationId``
+is a method ``op_<id>`` here, and its parameters and body are checked against the document before
+the method runs (``softswitch.api.validate``). Call control goes through ``softswitch.control.Control``;
+customers, work orders, call records and the rest through ``store.crm.CallCentre``.
+
+The switch's event stream feeds ``ApiServer.on_event``: call ends become call records (and
+recording index entries), agent state changes become agent state history, and an offer to an agent
+sends that agent's WebSocket(s) the screen pop.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from store.crm import CallCentre, Customer, ScreenPop
+from store.validation import NotFoundError, TransitionError, ValidationError
+
+from ..control import Control
+from . import spec as spec_mod
+from .auth import Session, TokenSigner, check_password, hash_password
+from .validate import ApiError, check, parse_path, parse_query
+
+log = logging.getLogger("softswitch.api")
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css"}
+COOKIE = "session"
+LOGIN_FAILURES = 10          # failed logins per user within LOGIN_WINDOW before 429
+LOGIN_WINDOW = 60.0
+CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_DUMMY_HASH = hash_password("not a password", iterations=200_000, salt=b"0123456789abcdef")
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+        return None
+    return obj
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(_plain(obj), ensure_ascii=False, separators=(",", ":"))
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def error(status: int, message: str, field: str = "") -> web.Response:
+    body = {"error": message, "status": status}
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def pop_json(pop: ScreenPop) -> dict:
+    return {"number": pop.number, "is_new": pop.is_new, "region": pop.customer.region,
+            "customer": _plain(pop.customer), "calls": _plain(pop.calls), "orders": _plain(pop.orders),
+            "warnings": _plain(pop.warnings)}
+
+
+@dataclasses.dataclass
+class Ctx:
+    request: web.Request
+    session: Session | None
+    path: dict[str, Any]
+    query: dict[str, Any]
+    body: Any
+
+    @property
+    def user(self) -> str:
+        assert self.session is not None
+        return self.session.user
+
+    @property
+    def supervisor(self) -> bool:
+        return self.session is not None and self.session.supervisor
+
+
+class ApiServer:
+    def __init__(self, server: Any):
+        self.server = server
+        self.settings = server.config.api
+        self.control = Control(server)
+        self.centre: CallCentre | None = None
+        self.users = {u.id: u for u in self.settings.users}
+        secret = self.settings.secret.encode() if self.settings.secret else os.urandom(32)
+        self.signer = TokenSigner(secret, self.settings.session_ttl)
+        self.spec = spec_mod.spec()
+        self.schemas = self.spec["components"]["schemas"]
+        self.sockets: dict[str, set[web.WebSocketResponse]] = {}   # user id -> open WebSockets
+        self.offered: dict[str, set[str]] = {}                     # call id -> agents it was offered to
+        self.recordings: dict[str, list[tuple[str, float, float]]] = {}  # call -> (file, start, stop) stopped early
+        self.rec_started: dict[str, float] = {}
+        self.failures: dict[str, list[float]] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.vm_seen: set[str] | None = None
+        self.vm_index_stamp: tuple[float, int] | None = None
+        self.vm_lock = asyncio.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = self._build_app()
+        self.port = 0
+
+    # --------------------------------------------------------------------------- lifecycle
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.settings.max_body, middlewares=[self._errors])
+        for path, methods in self.spec["paths"].items():
+            for method, op in methods.items():
+                app.router.add_route(method.upper(), path, self._operation(op))
+        app.router.add_get("/openapi.json", self._openapi_json)
+        app.router.add_get("/openapi.yaml", self._openapi_yaml)
+        app.router.add_get("/api/ws", self._ws)
+        app.router.add_get("/", self._desk)
+        app.router.add_get("/desk", self._desk)
+        app.router.add_get("/static/{name}", self._static)
+        return app
+
+    async def start(self) -> None:
+        assert self.server.store is not None
+        self.centre = CallCentre(self.server.store)
+        for u in self.settings.users:
+            if u.password:
+                log.warning("api: user %s has a plain-text password in the config; store password_hash instead "
+                            "(softswitch hash-password)", u.id)
+        agent_ids = {a["id"] for a in self.control.agents()}
+        for u in self.settings.users:
+            if u.role == "agent" and u.id not in agent_ids:
+                log.warning("api: user %s has role agent but is not an [[acd.agents]] id", u.id)
+        self._unsubscribe = self.control.subscribe(self.on_event)
+        host, _, port = self.settings.listen.rpartition(":")
+        host = host.strip("[]")
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, int(port), reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("api listening on http://%s:%d (%d user(s))", host if ":" not in host else f"[{host}]",
+                 self.port, len(self.users))
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for socks in list(self.sockets.values()):
+            for ws in list(socks):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=10)
+        if self.centre is not None:
+            await self.centre.close()
+
+    def spawn(self, coro: Awaitable[Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except (ValidationError, ValueError) as e:
+                log.warning("api: %s not stored: %s", what, e)
+            except Exception:
+                log.exception("api: %s failed", what)
+
+        task = asyncio.ensure_future(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ------------------------------------------------------------------------ plumbing
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        try:
+            resp = await handler(request)
+        except ApiError as e:
+            return error(e.status, e.message, e.field)
+        except NotFoundError as e:
+            return error(404, str(e), e.field)
+        except TransitionError as e:
+            return error(409, str(e), e.field)
+        except ValidationError as e:
+            return error(400, str(e), e.field)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return error(e.status, e.reason if e.status != 413 else
+                         f"request body too large (at most {self.settings.max_body} bytes)")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("api: %s %s failed", request.method, request.path)
+            return error(500, "internal error (logged)")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    def session_of(self, request: web.Request) -> Session:
+        token = ""
+        auth = request.headers.get("Authorization", "")
+        if auth:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise ApiError(401, "Authorization must be 'Bearer <token>' (POST /api/session gives one)")
+            token = value.strip()
+        else:
+            token = request.cookies.get(COOKIE, "")
+        if not token:
+            raise ApiError(401, "not logged in (POST /api/session)")
+        session = self.signer.verify(token)
+        if session is None or session.user not in self.users or self.users[session.user].role != session.role:
+            raise ApiError(401, "session expired or invalid; log in again")
+        return session
+
+    def _operation(self, op: dict) -> Callable:
+        method = getattr(self, "op_" + op["operationId"])
+        params = op.get("parameters", [])
+        body_spec = op.get("requestBody")
+        body_schema = body_spec["content"]["application/json"]["schema"] if body_spec else None
+        public = op.get("security") == []
+        supervisor_only = op.get("x-role") == "supervisor"
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            session = None if public else self.session_of(request)
+            if supervisor_only and not session.supervisor:  # type: ignore[union-attr]
+                raise ApiError(403, "supervisors only")
+            path = parse_path(params, request.match_info, self.schemas)
+            query = parse_query(params, request.query, self.schemas)
+            body = None
+            if body_schema is not None:
+                body = await self._body(request, body_schema, body_spec.get("required", True))
+            elif request.can_read_body and request.content_length:
+                raise ApiError(400, "this request takes no body")
+            return await method(Ctx(request, session, path, query, body))
+
+        return handler
+
+    async def _body(self, request: web.Request, schema: dict, required: bool) -> Any:
+        if request.content_length is not None and request.content_length > self.settings.max_body:
+            raise ApiError(413, f"request body too large (at most {self.settings.max_body} bytes)")
+        raw = await request.read()
+        if not raw:
+            if required:
+                raise ApiError(400, "a JSON body is required")
+            return {}
+        ctype = request.content_type
+        if ctype not in ("application/json", "application/octet-stream") and not ctype.endswith("+json"):
+            raise ApiError(415, f"send JSON (Content-Type: application/json), not {ctype[:60]}")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise ApiError(400, f"body is not valid JSON: {str(e)[:100]}") from None
+        return check(schema, data, "", self.schemas)
+
+    # ------------------------------------------------------------------------ documents
+    async def _openapi_json(self, request: web.Request) -> web.Response:
+        return web.json_response(self.spec, dumps=lambda o: json.dumps(o, indent=1))
+
+    async def _openapi_yaml(self, request: web.Request) -> web.Response:
+        try:
+            import yaml
+        except ImportError:
+            raise ApiError(404, "PyYAML is not installed; use /openapi.json") from None
+        return web.Response(text=yaml.safe_dump(self.spec, sort_keys=False, allow_unicode=True),
+                            content_type="application/yaml")
+
+    async def _desk(self, request: web.Request) -> web.StreamResponse:
+        return self._file("desk.html")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise ApiError(404, "no such file")
+        return self._file(name)
+
+    def _file(self, name: str) -> web.StreamResponse:
+        resp = web.FileResponse(STATIC / name, headers={"Content-Type": STATIC_FILES[name]})
+        resp.headers["Content-Security-Policy"] = ("default-src 'self'; connect-src 'self' ws: wss:; "
+                                                   "img-src 'self' data:; frame-ancestors 'none'")
+        return resp
+
+    # ------------------------------------------------------------------------ sessions
+    async def op_login(self, ctx: Ctx) -> web.Response:
+        user_id, password = ctx.body["user"], ctx.body["password"]
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(user_id, []) if now - t < LOGIN_WINDOW]
+        if len(recent) >= LOGIN_FAILURES:
+            raise ApiError(429, "too many failed logins; wait a minute")
+        user = self.users.get(user_id)
+        loop = asyncio.get_running_loop()
+        if user is not None and user.password_hash:
+            ok = await loop.run_in_executor(None, check_password, password, user.password_hash)
+        else:  # plain password, or no such user: spend the same time either way
+            await loop.run_in_executor(None, check_password, password, _DUMMY_HASH)
+            ok = user is not None and bool(user.password) and _eq(password, user.password)
+        if not ok:
+            if len(self.failures) > 10_000:
+                self.failures.clear()
+            self.failures[user_id[:200]] = recent + [now]
+            raise ApiError(401, "wrong user or password")
+        self.failures.pop(user_id, None)
+        token, session = self.signer.issue(user.id, user.role)  # type: ignore[union-attr]
+        resp = reply({"user": session.user, "role": session.role, "expires": session.expires, "token": token,
+                      "agent": self._agent(session.user)})
+        resp.set_cookie(COOKIE, token, max_age=self.settings.session_ttl, httponly=True, samesite="Strict", path="/")
+        return resp
+
+    async def op_logout(self, ctx: Ctx) -> web.Response:
+        resp = reply({"ok": True})
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    async def op_me(self, ctx: Ctx) -> web.Response:
+        s = ctx.session
+        assert s is not None
+        return reply({"user": s.user, "role": s.role, "expires": s.expires, "agent": self._agent(s.user)})
+
+    # ------------------------------------------------------------------------ agents
+    def _agent(self, agent_id: str) -> dict | None:
+        return next((a for a in self.control.agents() if a["id"] == agent_id), None)
+
+    def _may_see_agent(self, ctx: Ctx, agent_id: str) -> None:
+        if not ctx.supervisor and agent_id != ctx.user:
+            raise ApiError(403, "agents may only see and change their own state")
+
+    async def op_list_agents(self, ctx: Ctx) -> web.Response:
+        agents = self.control.agents()
+        return reply(agents if ctx.supervisor else [a for a in agents if a["id"] == ctx.user])
+
+    async def op_agent_action(self, ctx: Ctx) -> web.Response:
+        agent_id = ctx.path["agent"]
+        self._may_see_agent(ctx, agent_id)
+        if self._agent(agent_id) is None:
+            raise ApiError(404, f"no ACD agent {agent_id}", "agent")
+        b = ctx.body
+        action = b["action"]
+        if action == "login":
+            self.control.agent_login(agent_id, b.get("extension") or None)
+        elif action == "ready":
+            self.control.agent_ready(agent_id)
+        elif action == "not_ready":
+            self.control.agent_not_ready(agent_id, b.get("reason", ""))
+        elif action == "logout":
+            self.control.agent_logout(agent_id)
+        else:
+            self.control.wrapup_end(agent_id)
+        return reply(self._agent(agent_id))
+
+    async def op_agent_history(self, ctx: Ctx) -> web.Response:
+        agent_id = ctx.path["agent"]
+        self._may_see_agent(ctx, agent_id)
+        assert self.centre is not None
+        return reply(await self.centre.agent_history(agent_id, since=ctx.query.get("since"),
+                                                     until=ctx.query.get("until")))
+
+    async def op_list_queues(self, ctx: Ctx) -> web.Response:
+        return reply(self.control.queues())
+
+    # ------------------------------------------------------------------------ live calls
+    def _visible(self, ctx: Ctx, call: dict) -> bool:
+        return ctx.supervisor or call["agent"] == ctx.user or ctx.user in self.offered.get(call["id"], ())
+
+    def _live_call(self, ctx: Ctx) -> dict:
+        call_id = ctx.path["call"]
+        call = next((c for c in self.control.calls() if c["id"] == call_id), None)
+        if call is None or not self._visible(ctx, call):
+            raise ApiError(404, f"no call {call_id} in progress (that you may control)", "call")
+        return call
+
+    async def op_list_calls(self, ctx: Ctx) -> web.Response:
+        return reply([c for c in self.control.calls() if self._visible(ctx, c)])
+
+    async def op_call_hold(self, ctx: Ctx) -> web.Response:
+        call = self._live_call(ctx)
+        try:
+            self.control.hold(call["id"], ctx.body["on"])
+        except ValueError as e:
+            raise ApiError(409, str(e)) from None
+        return reply({"ok": True})
+
+    async def op_call_transfer(self, ctx: Ctx) -> web.Response:
+        call = self._live_call(ctx)
+        self._note_recording_stop(call["id"])  # a transfer ends the recording of the first part
+        self.control.transfer(call["id"], ctx.body["target"])
+        log.info("api: %s transfers call %s to %s", ctx.user, call["id"], ctx.body["target"])
+        return reply({"ok": True})
+
+    async def op_call_hangup(self, ctx: Ctx) -> web.Response:
+        call = self._live_call(ctx)
+        self.control.hangup(call["id"])
+        return reply({"ok": True})
+
+    async def op_call_recording(self, ctx: Ctx) -> web.Response:
+        call = self._live_call(ctx)
+        on = ctx.body["on"]
+        if on and not call["recording"]:
+            if not call.get("answered"):
+                raise ApiError(409, "the call is not connected to an agent yet")
+            self.control.recording(call["id"], True)
+            self.rec_started[call["id"]] = time.time()
+        elif not on and call["recording"]:
+            self._note_recording_stop(call["id"])
+            self.control.recording(call["id"], False)
+        return reply({"ok": True})
+
+    def _note_recording_stop(self, call_id: str) -> None:
+        c = self.server.core.b2bua.calls.get(call_id)
+        rec = getattr(c, "recording", None) if c is not None else None
+        if rec is not None and getattr(rec, "path", None):
+            now = time.time()
+            started = self.rec_started.pop(call_id, None) or c.answered_at or now
+            self.recordings.setdefault(call_id, []).append((str(rec.path), started, now))
+
+    async def op_call_context(self, ctx: Ctx) -> web.Response:
+        call = self._live_call(ctx)
+        bad = [k for k in ctx.body if not CONTEXT_KEY.fullmatch(k)]
+        if bad:
+            raise ApiError(400, f"note name {bad[0][:40]!r}: a letter or '_', then letters, digits, '_' (at most 40)",
+                           bad[0][:40])
+        if len(set(call["context"]) | set(ctx.body)) > 40:
+            raise ApiError(409, "a call carries at most 40 notes")
+        self.control.set_context(call["id"], **ctx.body)
+        return reply(next(c for c in self.control.calls() if c["id"] == call["id"]))
+
+    # ------------------------------------------------------------------------ customers
+    async def op_screen_pop(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(pop_json(await self.centre.screen_pop(ctx.query["number"])))
+
+    async def op_search_customers(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        q = ctx.query
+        return reply(await self.centre.search_customers(name_prefix=q.get("name"), number_prefix=q.get("number"),
+                                                        limit=q["limit"], after=q.get("after")))
+
+    async def op_create_customer(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        b = dict(ctx.body)
+        phones, labels = b.pop("phones", []), b.pop("labels", None)
+        return reply(await self.centre.create_customer(phones=phones, labels=labels, **b), 201)
+
+    async def _customer(self, cid: int) -> Customer:
+        assert self.centre is not None
+        c = await self.centre.get_customer(cid)
+        if c is None:
+            raise ApiError(404, f"no customer {cid}", "id")
+        return c
+
+    async def op_get_customer(self, ctx: Ctx) -> web.Response:
+        return reply(await self._customer(ctx.path["id"]))
+
+    async def op_update_customer(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.update_customer(ctx.path["id"], **ctx.body))
+
+    async def op_add_phone(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.add_phone(ctx.path["id"], ctx.body["number"], ctx.body.get("label", "")))
+
+    async def op_remove_phone(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        c = await self._customer(ctx.path["id"])
+        n = self.centre.normalise(ctx.path["number"])
+        if n not in c.phones:
+            raise ApiError(404, f"customer {c.id} has no number {n}", "number")
+        await self.centre.remove_phone(n)
+        return reply(await self._customer(ctx.path["id"]))
+
+    # ------------------------------------------------------------------------ work orders
+    async def op_search_orders(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        q = ctx.query
+        return reply(await self.centre.search_orders(status=q.get("status"), kind=q.get("kind"), region=q.get("region"),
+                                                     customer_id=q.get("customer_id"), assignee=q.get("assignee"),
+                                                     limit=q["limit"], after=q.get("after")))
+
+    async def op_create_order(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.create_order(created_by=ctx.user, **ctx.body), 201)
+
+    async def op_get_order(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        order = await self.centre.get_order(ctx.path["id"])
+        if order is None:
+            raise ApiError(404, f"no work order {ctx.path['id']}", "id")
+        return reply({"order": order, "history": await self.centre.order_history(order.id)})
+
+    async def op_update_order(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.update_order(ctx.path["id"], actor=ctx.user, **ctx.body))
+
+    async def op_order_status(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        b = ctx.body
+        return reply(await self.centre.set_status(ctx.path["id"], b["status"], actor=ctx.user, note=b.get("note", ""),
+                                                  expect=b.get("expect")))
+
+    async def op_order_assign(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.assign(ctx.path["id"], ctx.body["assignee"], actor=ctx.user,
+                                              note=ctx.body.get("note", "")))
+
+    async def op_order_escalate(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.escalate(ctx.path["id"], actor=ctx.user, note=ctx.body.get("note", ""),
+                                                level=ctx.body.get("level")))
+
+    async def op_order_note(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        note_id = await self.centre.add_order_note(ctx.path["id"], actor=ctx.user, note=ctx.body["note"])
+        return reply({"ok": True, "id": note_id})
+
+    # ------------------------------------------------------------------------ call records
+    async def op_search_records(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        q = dict(ctx.query)
+        if not ctx.supervisor:
+            if q.get("agent", ctx.user) != ctx.user:
+                raise ApiError(403, "agents see only their own call records", "agent")
+            q["agent"] = ctx.user
+        max_talk = q.pop("max_talk_s", None)
+        page = await self.centre.search_calls(min_talk_s=q.pop("min_talk_s", None), **q)
+        if max_talk is not None:  # filtered within the page: a page may hold fewer items; follow `next`
+            page.items = [c for c in page.items if c.talk_s is not None and c.talk_s <= max_talk]
+        return reply(page)
+
+    async def op_get_record(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        rec = await self.centre.get_call(ctx.path["id"])
+        if rec is None or (not ctx.supervisor and rec.agent != ctx.user):
+            raise ApiError(404, f"no call record {ctx.path['id']}", "id")
+        return reply(rec)
+
+    async def op_search_recordings(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        q = ctx.query
+        agent = q.get("agent")
+        if not ctx.supervisor:
+            if agent not in (None, ctx.user):
+                raise ApiError(403, "agents see only their own recordings", "agent")
+            agent = ctx.user
+        caller = self.centre.normalise(q["caller"], "caller") if "caller" in q else None
+        # the store filters by call and time; parties and duration are filtered here
+        scan = 1000 if (agent or caller or "min_duration_s" in q or "max_duration_s" in q) else q["limit"]
+        items = await self.centre.recordings(call_id=q.get("call_id"), since=q.get("since"), until=q.get("until"),
+                                             limit=scan)
+        out = [r for r in items
+               if (agent is None or agent in r.parties) and (caller is None or caller in r.parties)
+               and r.duration_s >= q.get("min_duration_s", 0) and r.duration_s <= q.get("max_duration_s", 1e18)]
+        return reply(out[:q["limit"]])
+
+    async def op_recording_audio(self, ctx: Ctx) -> web.StreamResponse:
+        assert self.centre is not None
+        rid = ctx.path["id"]
+        row = await self.centre.store.read_sync(
+            lambda conn: conn.execute("SELECT file, parties FROM recordings WHERE id = ?", (rid,)).fetchone())
+        if row is None or (not ctx.supervisor and ctx.user not in json.loads(row[1] or "[]")):
+            raise ApiError(404, f"no recording {rid}", "id")
+        path = Path(row[0])
+        base = Path(self.server.config.media.recordings_dir).resolve()
+        try:
+            real = path.resolve()
+            real.relative_to(base)
+        except (ValueError, OSError):
+            raise ApiError(404, f"recording {rid}: file is outside the recordings directory") from None
+        if not real.is_file():
+            raise ApiError(404, f"recording {rid}: file {path.name} is missing")
+        return web.FileResponse(real, headers={"Content-Type": "audio/wav",
+                                               "Content-Disposition": f'attachment; filename="{real.name}"'})
+
+    # ------------------------------------------------------------------------ voicemail
+    async def _sync_voicemails(self) -> None:
+        """Voicemails the IVR left in its index (``ivr.voicemail_index``) that the store does not have yet."""
+        ivr = self.server.config.ivr
+        if ivr is None or self.centre is None:
+            return
+        from ivr.voicemail_index import INDEX_NAME, list_messages
+        index = Path(ivr.voicemail_dir) / INDEX_NAME
+        try:
+            st = index.stat()
+        except OSError:
+            return
+        async with self.vm_lock:
+            stamp = (st.st_mtime, st.st_size)
+            if stamp == self.vm_index_stamp:
+                return
+            if self.vm_seen is None:
+                self.vm_seen = set(await self.centre.store.read_sync(
+                    lambda conn: [r[0] for r in conn.execute("SELECT file FROM voicemails")]))
+            for e in list_messages(ivr.voicemail_dir):
+                file = str(Path(ivr.voicemail_dir) / str(e.get("file", "")))
+                if file in self.vm_seen:
+                    continue
+                try:
+                    await self.centre.add_voicemail(file=file, caller=str(e.get("caller") or "0"),
+                                                    callback_number=e.get("callback_number") or None,
+                                                    queue=e.get("mailbox") or None,
+                                                    duration_s=float(e.get("duration", 0)),
+                                                    created_at=float(e.get("time", time.time())))
+                except (ValidationError, ValueError, TypeError) as err:
+                    log.warning("api: voicemail %s not imported: %s", file, err)
+                self.vm_seen.add(file)
+            self.vm_index_stamp = stamp
+
+    async def op_list_voicemails(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        await self._sync_voicemails()
+        return reply(await self.centre.unhandled_voicemails(limit=ctx.query["limit"], after=ctx.query.get("after")))
+
+    async def op_voicemail_handled(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        return reply(await self.centre.handle_voicemail(ctx.path["id"], by=ctx.user))
+
+    async def op_queue_report(self, ctx: Ctx) -> web.Response:
+        assert self.centre is not None
+        q = ctx.query
+        return reply(await self.centre.queue_report(period=q.get("period", "day"), since=q["since"], until=q["until"],
+                                                    sl_threshold_s=q.get("sl_threshold_s", 20.0), queue=q.get("queue")))
+
+    # ------------------------------------------------------------------------ WebSocket
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        session = self.session_of(request)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        await ws.prepare(request)
+        socks = self.sockets.setdefault(session.user, set())
+        socks.add(ws)
+        try:
+            await ws.send_str(_dumps({"type": "hello", "user": session.user, "role": session.role,
+                                      "agent": self._agent(session.user)}))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                    await ws.send_str('{"type":"pong"}')
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            socks.discard(ws)
+            if not socks:
+                self.sockets.pop(session.user, None)
+        return ws
+
+    def _send(self, users: set[str], message: dict) -> None:
+        text = _dumps(message)
+        targets = set(users) | {u for u in self.sockets if self.users.get(u) and self.users[u].role == "supervisor"}
+        for u in targets:
+            for ws in list(self.sockets.get(u, ())):
+                if not ws.closed:
+                    self.spawn(ws.send_str(text), f"WebSocket message to {u}")
+
+    # ------------------------------------------------------------------------ switch events
+    def on_event(self, ev: dict) -> None:
+        """Called on the loop thread for every switch event; never blocks (store writes are tasks)."""
+        t = ev.get("type")
+        if t == "offer":
+            self.offered.setdefault(ev["call"], set()).add(ev["agent"])
+            self.spawn(self._offer(ev), f"screen pop for call {ev.get('call')}")
+        elif t == "connected":
+            self._send({ev["agent"]}, ev)
+        elif t == "agent_state":
+            self.spawn(self._agent_state(ev, time.time()), f"agent {ev.get('agent')} state")
+            self._send({ev["agent"]}, ev)
+        elif t == "call_end":
+            agents = self.offered.pop(ev["call"], set()) | ({ev["agent"]} if ev.get("agent") else set())
+            self._send(agents, {k: ev.get(k) for k in ("type", "call", "caller", "callee", "queue", "agent",
+                                                       "reason", "arrived", "answered", "ended")})
+            self.spawn(self._call_end(ev), f"call record for call {ev.get('call')}")
+
+    async def _offer(self, ev: dict) -> None:
+        assert self.centre is not None
+        msg = {k: ev.get(k) for k in ("type", "call", "agent", "caller", "queue", "variables", "context")}
+        try:
+            msg["pop"] = pop_json(await self.centre.screen_pop(ev.get("caller") or ""))
+        except ValidationError:  # anonymous or not a number: no customer to show
+            msg["pop"] = None
+        self._send({ev["agent"]}, msg)
+
+    async def _agent_state(self, ev: dict, at: float) -> None:
+        assert self.centre is not None
+        await self.centre.set_agent_state(ev["agent"], ev["state"] or "unknown", reason=ev.get("reason") or "", at=at)
+
+    async def _call_end(self, ev: dict) -> None:
+        assert self.centre is not None
+        call_id = ev["call"]
+        stopped = self.recordings.pop(call_id, [])
+        started = self.rec_started.pop(call_id, None)
+        arrived, answered, ended = ev.get("arrived"), ev.get("answered"), ev.get("ended")
+        reason = (ev.get("reason") or "").lower()
+        if answered is not None:
+            disposition = "answered"
+        elif ev.get("queue") or ev.get("ivr") or "cancel" in reason:
+            disposition = "abandoned"
+        elif "busy" in reason:
+            disposition = "busy"
+        elif "no answer" in reason or "timeout" in reason:
+            disposition = "no_answer"
+        else:
+            disposition = "failed"
+        q = ev.get("quality") or {}
+
+        def loss(role: str) -> float | None:
+            st = q.get(role)
+            if not st:
+                return None
+            total = (st.get("rx_packets") or 0) + (st.get("rx_lost") or 0)
+            return round(100.0 * (st.get("rx_lost") or 0) / total, 3) if total else None
+
+        def jitter(role: str) -> float | None:
+            st = q.get(role)
+            return float(st["rx_jitter_ms"]) if st and st.get("rx_jitter_ms") is not None else None
+
+        files = [(f, s, e) for f, s, e in stopped]
+        if ev.get("recording"):
+            files.append((ev["recording"], started or answered or arrived, ended))
+        record = dict(call_ref=str(call_id)[:200], caller=ev.get("caller") or "", callee=ev.get("callee") or "",
+                      queue=ev.get("queue") or None, agent=ev.get("agent") or None, ivr_path=(ev.get("ivr") or "")[:200],
+                      arrived_at=arrived, answered_at=answered, ended_at=ended, disposition=disposition,
+                      recording=files[-1][0] if files else None, survey_score=ev.get("survey_score"),
+                      caller_loss_pct=loss("caller"), caller_jitter_ms=jitter("caller"),
+                      agent_loss_pct=loss("callee"), agent_jitter_ms=jitter("callee"))
+        if record["survey_score"] is not None and not 1 <= record["survey_score"] <= 5:
+            record["survey_score"] = None
+        rid = await self.centre.add_call(**record)
+        parties = [p for p in (record["caller"], ev.get("agent")) if p]
+        for f, s, e in files:
+            await self.centre.add_recording(file=f, started_at=s, duration_s=max(0.0, (e or s) - s), call_id=rid,
+                                            parties=parties)
+        log.info("api: call %s recorded as call record %d (%s%s)", call_id, rid, disposition,
+                 f", {len(files)} recording(s)" if files else "")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _eq(a: str, b: str) -> bool:
+    import hmac
+    return hmac.compare_digest(a.encode(), b.encode())
