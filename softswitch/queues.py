@@ -312,7 +312,7 @@ class QueueCalls:
                 call.prompt_id = b.media.play(call.caller.media, self.sequence(files))
                 call.after_prompt = "bridge"
         if a.whisper:
-            files = self._prompt_files([f"queue_{a.whisper}"]) or self._prompt_files(_say_text_digits(a.whisper))
+            files = self._prompt_files([f"queue-{a.whisper}"])
             if files:
                 call.agent_prompt_id = b.media.play(agent_leg.media, self.sequence(files))
         return actions + self._maybe_bridge(call, now)
@@ -350,6 +350,3 @@ def _agent_announcement(lang: str, agent_id: str) -> list[str]:
     from ivr.prompts import agent_announcement
     return agent_announcement(lang, agent_id)
 
-
-def _say_text_digits(text: str) -> list[str]:
-    return [f"digit_{c}" for c in text if c.isdigit()]

@@ -38,7 +38,8 @@ def sounds(tmp_path_factory) -> Path:
     return out
 
 
-def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool = True) -> str:
+def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool = True,
+               whisper: bool = False) -> str:
     """Queue "support" on number 500; agents 2001 (ext 1002, level 5) and 2002 (ext 1003, level 9);
     caller 1005 is a VIP. Prompts come from var/prompts beside the config, as when no [ivr] is set."""
     (tmp / "var").mkdir(exist_ok=True)
@@ -69,6 +70,7 @@ skill_level_first = true
 ring_time = {ring_time}
 wrapup_time = 1
 announce_agent = {str(announce_agent).lower()}
+whisper = {str(whisper).lower()}
 [[acd.queues.priority_rules]]
 numbers = ["1005"]
 priority = 10
@@ -189,3 +191,22 @@ def test_vip_caller_is_served_first(switch_factory, phones, tmp_path, sounds):
     for p, c in ((plain, c1), (vip, c2)):
         p.hangup(c)
     sw.wait_log(r"1004 -> 500 ended")
+
+
+def test_whisper_tells_the_agent_the_queue_before_connecting(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds, announce_agent=False, whisper=True))
+    alice, caller = register(sw, phones, "alice", "1002"), register(sw, phones, "caller", "1001")
+    feature_code(sw, alice, "*11*2001")
+    alice.auto_answer(code=200)
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)
+    incoming = alice.wait_event("incoming", timeout=10)
+    alice.wait_call_state(incoming["call"], "CONFIRMED", timeout=10)
+    alice.record(incoming["call"], tmp_path / "alice_heard.wav")
+    time.sleep(3.0)
+    alice.stop_record(incoming["call"])
+    caller.hangup(call)
+    heard = audio.read_mono(tmp_path / "alice_heard.wav")
+    whisper = audio.read_mono(sounds / "en" / "queue-support.wav")
+    # (the phone's recorder starts a moment after the answer: compare the whisper's second half)
+    assert audio.best_correlation(whisper[len(whisper) // 2:], heard)[0] > 0.7, "the agent did not hear 'support call'"
