@@ -109,6 +109,7 @@ class AcdConfig:
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
     not_ready_reasons: dict[str, str] = field(default_factory=dict)  # code dialled after *13 -> label
     queue_log: Path | None = None
+    supervisors: list[str] = field(default_factory=list)  # extensions that may listen/whisper/barge (*21-*23)
 
     def queue(self, name: str) -> AcdQueue | None:
         return next((q for q in self.queues if q.name == name), None)
@@ -318,6 +319,7 @@ ACD = Table(AcdConfig, {
     "feature_codes": Key(FEATURE_CODES, {}),
     "not_ready_reasons": Key(REASONS, {}),
     "queue_log": Key(PATH, None),
+    "supervisors": Key(Array(STRING, each=(ext_number,)), []),
 }, post=_acd_post)
 
 

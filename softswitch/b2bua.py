@@ -99,6 +99,8 @@ class Call:
     ivr_transfer: bool = False      # callee legs ring an extension the IVR transferred to
     survey_score: int | None = None
     recognizer: Any = None          # ivr.asr.VoskRecognizer while a menu listens for spoken keywords
+    bridge: Any = None              # media.mixer.Bridge joining the caller and the answering party
+    monitors: list = field(default_factory=list)  # supervisors' calls listening in (hung up with this call)
     acd_id: str = ""                # the call's id in the ACD (a new one after each transfer into a queue)
     transfers: int = 0
     context: dict = field(default_factory=dict)  # what travels with the call to the next agent (API notes)
@@ -174,7 +176,7 @@ class B2BUA:
         a = call.caller
         if self.media is None or a.media is None or callee.media is None or call.media_partner is callee:
             return
-        self.media.bridge(a.media, callee.media)
+        call.bridge = self.media.bridge(a.media, callee.media)
         call.media_partner = callee
 
     # ---------------------------------------------------------- building blocks (queues.py)
@@ -770,7 +772,7 @@ class B2BUA:
             from acd import events as acd_events
             actions += self.queues.feed(acd_events.CallTransferred(call.acd_id, target), now)
             self.queues.calls.pop(call.acd_id, None)
-        call.answered, call.connected, call.media_partner = None, False, None
+        call.answered, call.connected, call.media_partner, call.bridge = None, False, None, None
         call.transfers += 1
         call.state = "queued"
         call.callee_number = target
@@ -891,6 +893,10 @@ class B2BUA:
         call.end_reason = call.end_reason or reason
         if call.recording is not None and self.media is not None:
             self.media.stop_recording(call.recording)
+        for sup in call.monitors:  # supervisors listening in: the call they watch is over
+            if sup.state != "ended":
+                self.deferred += self.hangup(sup, now, "monitored call ended")
+        call.monitors = []
         if call.ivr is not None:  # before the endpoints go: a voicemail being recorded is finished
             self.deferred += self.ivr.on_caller_gone(call, now)
             if call.ivr_recording is not None and self.media is not None:

@@ -74,6 +74,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 DELEGATED = {
     "staffing": ("acd.staffing_cli", "Erlang C: agents needed for a service level (--calls-per-hour N --aht S --target 80/20)"),
     "prompts": ("ivr.prompts_build", "render the IVR prompt texts in prompts/ to WAV (prompts build [--lang en,zh,yue])"),
+    "customers": ("softswitch.api.cli_tools:customers_main",
+                  "customers import FILE.csv [--skip-bad] / customers export FILE.csv [--config FILE]"),
+    "records": ("softswitch.api.cli_tools:records_main",
+                "call records as CSV: records --since 2024-05-01 [--until ...] [--agent ID] [--config FILE]"),
+    "hash-password": ("softswitch.api.cli_tools:hash_password_main",
+                      "print a password hash for [[api.users]] password_hash (reads the password from stdin)"),
 }
 
 
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
         import importlib
-        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
+        module, _, func = DELEGATED[argv[0]][0].partition(":")
+        return getattr(importlib.import_module(module), func or "main")(argv[1:])
     p = argparse.ArgumentParser(prog="softswitch", description=__doc__,
                                 epilog="also: " + "; ".join(f"{k}: {v[1]}" for k, v in DELEGATED.items()))
     sub = p.add_subparsers(dest="command", required=True)

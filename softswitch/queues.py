@@ -60,6 +60,9 @@ def _tone(parts: list[tuple[float, float]]) -> np.ndarray:
 
 
 CONFIRM_TONE = [(1000, 0.12), (0, 0.08), (1000, 0.12), (0, 0.3)]
+# Supervisor codes, dialled with the agent's id (*21*2001): listen (hears both), whisper (heard by the
+# agent only), barge (a 3-way call). Only [acd] supervisors may use them.
+MONITOR_CODES = {"*21": "listen", "*22": "whisper", "*23": "barge"}
 REFUSE_TONE = [(400, 0.6), (0, 0.3)]
 
 
@@ -81,7 +84,8 @@ class QueueCalls:
         return self.acd.queue_for_number(number)
 
     def is_feature_code(self, number: str) -> bool:
-        return number.startswith("*") and parse_feature_code(number, self.config.acd.feature_codes) is not None
+        return number.startswith("*") and (parse_feature_code(number, self.config.acd.feature_codes) is not None
+                                           or _monitor_code(number) is not None)
 
     def next_deadline(self) -> float | None:
         return self.acd.next_deadline()
@@ -125,8 +129,43 @@ class QueueCalls:
         log.info("call %s: %s entered queue %s", call.id, caller, queue)
         return actions + self.feed(acd_events.CallArrived(call.acd_id, queue, caller), now)
 
+    def on_monitor(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, number: str,
+                   now: float) -> list:
+        """A supervisor joins an agent's call: listen, whisper to the agent, or barge in."""
+        mode, agent_id = _monitor_code(number)  # type: ignore[misc]
+        b = self.b2bua
+        target = next((c for c in b.calls.values() if c.connected and c.answered is not None
+                       and c.answered.agent_id == agent_id and c.state == "answered"), None)
+        if caller not in self.config.acd.supervisors or target is None or b.media is None or target.bridge is None:
+            why = "not a supervisor" if caller not in self.config.acd.supervisors else f"agent {agent_id} is not on a call"
+            log.info("monitor %s from %s refused: %s", number, caller, why)
+            return b._respond(tx, make_response(req, 403 if why == "not a supervisor" else 480, why.capitalize(),
+                                                to_tag=new_tag()), now)
+        call, actions = b.answer_locally(req, peer, tx, caller, number, now, kind=f"{mode} {agent_id}")
+        if call is None:
+            return actions
+        call.service = True
+        call.state = "answered"
+        b.media.join(target.bridge, call.caller.media, mode,
+                     whisper_to=target.answered.media if mode == "whisper" else ())
+        target.monitors.append(call)
+        log.info("call %s: supervisor %s %s agent %s (call %s)", call.id, caller, mode + "s" if mode != "barge" else
+                 "barges in on", agent_id, target.id)
+        return actions
+
+    def set_monitor_mode(self, call: "Call", mode: str) -> None:
+        """Switch a supervisor's monitoring call between listen, whisper and barge (the desk's buttons)."""
+        b = self.b2bua
+        target = next((c for c in b.calls.values() if call in c.monitors), None)
+        if target is None or target.bridge is None:
+            raise KeyError(call.id)
+        b.media.set_mode(target.bridge, call.caller.media, mode,
+                         whisper_to=target.answered.media if mode == "whisper" else ())
+
     def on_feature_code(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, number: str,
                         now: float) -> list:
+        if _monitor_code(number) is not None:
+            return self.on_monitor(req, peer, tx, caller, number, now)
         acts = self.acd.handle(acd_events.FeatureCodeDialled(caller, number), now)
         reply = next((a for a in acts if isinstance(a, acd_actions.FeatureCodeReply)), None)
         ok = bool(reply and reply.ok)
@@ -350,3 +389,13 @@ def _agent_announcement(lang: str, agent_id: str) -> list[str]:
     from ivr.prompts import agent_announcement
     return agent_announcement(lang, agent_id)
 
+
+
+def _monitor_code(number: str) -> tuple[str, str] | None:
+    """``*21*2001`` → ("listen", "2001")."""
+    for code, mode in MONITOR_CODES.items():
+        if number.startswith(code):
+            rest = number[len(code):].lstrip("*").rstrip("#")
+            if rest.isdigit():
+                return mode, rest
+    return None

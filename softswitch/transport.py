@@ -124,6 +124,7 @@ class Server:
         self.media_edge = None  # media.edge.MediaEdge when [media] enabled
         self._queue_log = None  # open queue_log file
         self.subscribers: set = set()  # callables taking each Notify event (the API's WebSockets)
+        self.api = None  # softswitch.api.ApiServer when [api] enabled
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -141,7 +142,21 @@ class Server:
             self.media_edge.start()
             log.info("media anchored on %s, RTP ports %s", self.core.media.config.address,
                      self.config.media.rtp_ports)
+        if self.config.api.enabled:
+            await self._start_api()
         self._rearm()
+
+    async def _start_api(self) -> None:
+        """The HTTP API and agent desk; a failure to start it (port taken) leaves calls working."""
+        try:
+            from .api import ApiServer
+
+            api = ApiServer(self)
+            await api.start()
+        except (OSError, ImportError) as e:
+            log.error("api not started on %s: %s", self.config.api.listen, e)
+            return
+        self.api = api
 
     async def _listen(self, la: ListenAddress) -> None:
         loop = self.loop
@@ -174,6 +189,8 @@ class Server:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.api is not None:
+            await self.api.stop()  # before the store closes: its last call records are written
         if self.media_edge is not None:
             media = self.core.media
             log.info("media: %d endpoint(s) open, %d RTP port(s) in use at shutdown",

@@ -50,6 +50,7 @@ def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool
 rtp_ports = "{lo}-{lo + 99}"
 [acd]
 queue_log = "{tmp / 'queue_log'}"
+supervisors = ["1004"]
 [[acd.skills]]
 name = "support"
 [[acd.agents]]
@@ -210,3 +211,35 @@ def test_whisper_tells_the_agent_the_queue_before_connecting(switch_factory, pho
     whisper = audio.read_mono(sounds / "en" / "queue-support.wav")
     # (the phone's recorder starts a moment after the answer: compare the whisper's second half)
     assert audio.best_correlation(whisper[len(whisper) // 2:], heard)[0] > 0.7, "the agent did not hear 'support call'"
+
+
+def test_supervisor_listens_to_both_parties_and_whispers_to_the_agent(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds, announce_agent=False))
+    alice, caller = register(sw, phones, "alice", "1002"), register(sw, phones, "caller", "1001")
+    sup = register(sw, phones, "sup", "1004")
+    feature_code(sw, alice, "*11*2001")
+    alice.auto_answer(code=200)
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)
+    a_in = alice.wait_event("incoming", timeout=10)
+    alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
+    sw.wait_log(r"connected to agent 2001")
+    s_call = sup.call(f"sip:*21*2001@{DOMAIN}")       # listen
+    sup.wait_call_state(s_call, "CONFIRMED", timeout=10)
+    sw.wait_log(r"supervisor 1004 listens agent 2001")
+    sup.wait_event("media_state", call=s_call, active=True, timeout=5)
+    src_c = audio.write_wav(tmp_path / "caller_says.wav", audio.melody(2.0, seed=41))
+    src_a = audio.write_wav(tmp_path / "alice_says.wav", audio.melody(2.0, seed=42))
+    sup.record(s_call, tmp_path / "sup_heard.wav")
+    caller.record(call, tmp_path / "caller_heard.wav")
+    time.sleep(0.3)
+    caller.play(call, src_c)
+    alice.play(a_in["call"], src_a)
+    time.sleep(2.8)
+    sup.stop_record(s_call)
+    caller.stop_record(call)
+    heard = audio.read_mono(tmp_path / "sup_heard.wav")
+    assert audio.windowed_correlation(audio.read_mono(src_c), heard) > 0.5, "supervisor does not hear the caller"
+    assert audio.windowed_correlation(audio.read_mono(src_a), heard) > 0.5, "supervisor does not hear the agent"
+    caller.hangup(call)                                 # the monitored call ends: so does the supervisor's
+    sup.wait_call_state(s_call, "DISCONNECTED", timeout=10)

@@ -145,13 +145,18 @@ class ApiServer:
         for u in self.settings.users:
             if u.role == "agent" and u.id not in agent_ids:
                 log.warning("api: user %s has role agent but is not an [[acd.agents]] id", u.id)
-        self._unsubscribe = self.control.subscribe(self.on_event)
         host, _, port = self.settings.listen.rpartition(":")
         host = host.strip("[]")
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, int(port), reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            await self.centre.close()
+            raise
+        self._unsubscribe = self.control.subscribe(self.on_event)
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("api listening on http://%s:%d (%d user(s))", host if ":" not in host else f"[{host}]",
                  self.port, len(self.users))

@@ -159,7 +159,7 @@ def op(op_id: str, summary: str, ok: dict | None = None, *, body: str | None = N
                            "responses": {status: {"description": ok_desc, **(_json(ok) if ok is not None else {})},
                                          **ERRORS}}
     if body is not None:
-        out["requestBody"] = {"required": True, **_json(ref(body))}
+        out["requestBody"] = {"required": body != "Empty", **_json(ref(body))}
     if params:
         out["parameters"] = params
     if role:
