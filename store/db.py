@@ -173,6 +173,24 @@ class Store:
             self.commits += 1
             return result
 
+    async def read_sync(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a synchronous read-only ``body(raw_conn)`` in the database thread in one hop, inside
+        one read transaction (so its several queries see one snapshot, even while another process
+        writes). Used by the call-centre queries (``store.crm``), e.g. the screen pop."""
+        async with self._lock:
+            conn = self._require()
+
+            def run() -> T:
+                raw: sqlite3.Connection = conn._conn  # type: ignore[attr-defined]
+                raw.execute("BEGIN")
+                try:
+                    return body(raw)
+                finally:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")  # read-only: nothing to keep, and cheaper than COMMIT
+
+            return await conn._execute(run)  # type: ignore[attr-defined]
+
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         """Run one read query and return its rows."""
         async with self._lock:

@@ -74,6 +74,174 @@ MIGRATIONS: list[Migration] = [
         ) WITHOUT ROWID;
         CREATE INDEX registrations_expires_at ON registrations (expires_at);
     """),
+    Migration(2, "call centre: customers, calls, work orders, voicemail, recordings, lists, agent states", """
+        -- Times are unix seconds (REAL); durations are seconds. Phone numbers are stored normalised
+        -- (store.numbers: digits with an optional leading '+'). The call-centre API is store.crm.
+        CREATE TABLE customers (
+            id          INTEGER PRIMARY KEY,
+            name        TEXT    NOT NULL DEFAULT '',
+            name_key    TEXT    NOT NULL DEFAULT '',     -- lower-cased name: prefix search
+            address     TEXT    NOT NULL DEFAULT '',
+            region      TEXT,                           -- derived from the first number's prefix
+            vip_level   INTEGER NOT NULL DEFAULT 0 CHECK (vip_level BETWEEN 0 AND 9),
+            notes       TEXT    NOT NULL DEFAULT '',
+            created_at  REAL    NOT NULL,
+            updated_at  REAL    NOT NULL
+        );
+        CREATE INDEX customers_name_key ON customers (name_key);
+
+        -- Several numbers per customer; a number belongs to one customer.
+        CREATE TABLE customer_phones (
+            number      TEXT    PRIMARY KEY,            -- normalised
+            customer_id INTEGER NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+            label       TEXT    NOT NULL DEFAULT '',    -- 'mobile', 'office'...
+            added_at    REAL    NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX customer_phones_customer ON customer_phones (customer_id, added_at);
+
+        CREATE TABLE call_records (
+            id           INTEGER PRIMARY KEY,
+            call_ref     TEXT UNIQUE,                   -- the switch's call id (SIP Call-ID), if any
+            caller       TEXT    NOT NULL,              -- normalised
+            callee       TEXT    NOT NULL DEFAULT '',
+            queue        TEXT,
+            agent        TEXT,
+            ivr_path     TEXT    NOT NULL DEFAULT '',   -- menu choices, e.g. '1>3>0'
+            arrived_at   REAL    NOT NULL,
+            answered_at  REAL,
+            ended_at     REAL,
+            wait_s       REAL,                          -- arrival to answer (or to the end, unanswered)
+            talk_s       REAL,                          -- answer to end
+            wrap_s       REAL,                          -- after-call work, counted in AHT
+            disposition  TEXT    NOT NULL CHECK (disposition IN ('answered', 'abandoned', 'voicemail',
+                                 'busy', 'no_answer', 'failed', 'transferred', 'overflow', 'blocked')),
+            recording    TEXT,
+            survey_score INTEGER CHECK (survey_score BETWEEN 1 AND 5),
+            caller_loss_pct   REAL,                     -- RTP quality, caller leg
+            caller_jitter_ms  REAL,
+            agent_loss_pct    REAL,                     -- RTP quality, agent leg
+            agent_jitter_ms   REAL
+        );
+        CREATE INDEX call_records_caller ON call_records (caller, arrived_at);
+        CREATE INDEX call_records_agent ON call_records (agent, arrived_at);
+        CREATE INDEX call_records_queue ON call_records (queue, arrived_at);
+        CREATE INDEX call_records_arrived ON call_records (arrived_at);
+
+        CREATE TABLE work_orders (
+            id           INTEGER PRIMARY KEY,
+            kind         TEXT    NOT NULL CHECK (kind IN ('pickup', 'delivery', 'repair', 'complaint',
+                                                         'consultation', 'appointment')),
+            status       TEXT    NOT NULL DEFAULT 'open'
+                                 CHECK (status IN ('open', 'assigned', 'in_progress', 'resolved', 'closed')),
+            customer_id  INTEGER NOT NULL REFERENCES customers (id),
+            call_id      INTEGER REFERENCES call_records (id),
+            region       TEXT,
+            service_point TEXT,                         -- dispatched from the region (config)
+            assignee     TEXT,
+            summary      TEXT    NOT NULL DEFAULT '',
+            details      TEXT    NOT NULL DEFAULT '',
+            due_at       REAL,
+            escalation   INTEGER NOT NULL DEFAULT 0 CHECK (escalation >= 0 AND (kind = 'complaint' OR escalation = 0)),
+            created_by   TEXT    NOT NULL,
+            created_at   REAL    NOT NULL,
+            updated_at   REAL    NOT NULL,
+            closed_at    REAL
+        );
+        CREATE INDEX work_orders_customer ON work_orders (customer_id);
+        CREATE INDEX work_orders_call ON work_orders (call_id);  -- also makes deleting old calls cheap (FK check)
+        CREATE INDEX work_orders_open_by_customer ON work_orders (customer_id)
+            WHERE status IN ('open', 'assigned', 'in_progress');
+        CREATE INDEX work_orders_status ON work_orders (status);
+        CREATE INDEX work_orders_kind ON work_orders (kind);
+        CREATE INDEX work_orders_region ON work_orders (region);
+        CREATE INDEX work_orders_due ON work_orders (due_at) WHERE status IN ('open', 'assigned', 'in_progress');
+
+        -- The workflow, as data: the trigger below refuses any other status change, whoever writes.
+        CREATE TABLE work_order_transitions (
+            from_status TEXT NOT NULL,
+            to_status   TEXT NOT NULL,
+            PRIMARY KEY (from_status, to_status)
+        ) WITHOUT ROWID;
+        INSERT INTO work_order_transitions VALUES
+            ('open', 'assigned'), ('assigned', 'in_progress'), ('in_progress', 'resolved'),
+            ('resolved', 'closed'),
+            ('assigned', 'open'),            -- unassigned again
+            ('in_progress', 'assigned'),     -- handed back / reassigned
+            ('resolved', 'in_progress');     -- reopened: the customer is not satisfied
+        CREATE TRIGGER work_orders_transition BEFORE UPDATE OF status ON work_orders
+            WHEN NEW.status <> OLD.status AND NOT EXISTS (
+                SELECT 1 FROM work_order_transitions WHERE from_status = OLD.status AND to_status = NEW.status)
+        BEGIN
+            SELECT RAISE(ABORT, 'work order status change not allowed');
+        END;
+
+        -- Who did what to a work order (creation, status changes, assignment, escalation, notes).
+        CREATE TABLE order_events (
+            id          INTEGER PRIMARY KEY,
+            order_id    INTEGER NOT NULL REFERENCES work_orders (id),
+            at          REAL    NOT NULL,
+            actor       TEXT    NOT NULL,
+            action      TEXT    NOT NULL CHECK (action IN ('created', 'status', 'assigned', 'escalated',
+                                                           'note', 'due')),
+            from_status TEXT,
+            to_status   TEXT,
+            escalation  INTEGER,
+            note        TEXT    NOT NULL DEFAULT ''
+        );
+        CREATE INDEX order_events_order ON order_events (order_id, id);
+
+        CREATE TABLE voicemails (
+            id              INTEGER PRIMARY KEY,
+            file            TEXT    NOT NULL,
+            caller          TEXT    NOT NULL,
+            callback_number TEXT,
+            queue           TEXT,
+            call_id         INTEGER REFERENCES call_records (id),
+            duration_s      REAL    NOT NULL,
+            created_at      REAL    NOT NULL,
+            handled_by      TEXT,
+            handled_at      REAL
+        );
+        CREATE INDEX voicemails_unhandled ON voicemails (created_at) WHERE handled_at IS NULL;
+        CREATE INDEX voicemails_caller ON voicemails (caller, created_at);
+        CREATE INDEX voicemails_call ON voicemails (call_id);
+
+        CREATE TABLE recordings (
+            id          INTEGER PRIMARY KEY,
+            file        TEXT    NOT NULL UNIQUE,
+            call_id     INTEGER REFERENCES call_records (id),
+            parties     TEXT    NOT NULL DEFAULT '[]',  -- JSON array of numbers / agent names
+            started_at  REAL    NOT NULL,
+            duration_s  REAL    NOT NULL
+        );
+        CREATE INDEX recordings_call ON recordings (call_id);
+        CREATE INDEX recordings_started ON recordings (started_at);
+
+        -- Blacklist ('block') and warning list ('warn'): a whole number, or a prefix ('0900*').
+        CREATE TABLE number_lists (
+            id          INTEGER PRIMARY KEY,
+            list        TEXT    NOT NULL CHECK (list IN ('block', 'warn')),
+            digits      TEXT    NOT NULL,               -- the number, or the prefix without its '*'
+            is_prefix   INTEGER NOT NULL CHECK (is_prefix IN (0, 1)),
+            reason      TEXT    NOT NULL DEFAULT '',
+            added_by    TEXT    NOT NULL,
+            added_at    REAL    NOT NULL,
+            expires_at  REAL,                           -- NULL: never
+            UNIQUE (list, digits, is_prefix)
+        );
+        CREATE INDEX number_lists_digits ON number_lists (digits);
+
+        CREATE TABLE agent_states (
+            id          INTEGER PRIMARY KEY,
+            agent       TEXT    NOT NULL,
+            state       TEXT    NOT NULL,               -- 'ready', 'not_ready', 'busy', 'wrap_up', 'logged_out'...
+            reason      TEXT    NOT NULL DEFAULT '',
+            started_at  REAL    NOT NULL,
+            ended_at    REAL                            -- NULL: the agent's current state
+        );
+        CREATE INDEX agent_states_agent ON agent_states (agent, started_at);
+        CREATE UNIQUE INDEX agent_states_current ON agent_states (agent) WHERE ended_at IS NULL;
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,103 @@
+"""Group commit for any write: many concurrent callers, one transaction (one fsync) per burst.
+
+``GroupWriter.run(body)`` returns ``body``'s result once the transaction that ran it is committed,
+so an agent's "saved" or a caller's "your order number is 4711" is only ever said about data that
+survives a crash. Bodies that arrive while a commit is in progress form the next batch. Each body
+runs inside its own SAVEPOINT: a body that raises is rolled back alone and its caller gets the
+error; the rest of the batch still commits. Bodies are synchronous functions of the raw
+``sqlite3.Connection`` and run in the database thread (``Store.write_sync``), one hop per batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from .db import Store
+
+__all__ = ["GroupWriter"]
+
+T = TypeVar("T")
+Body = Callable[[sqlite3.Connection], Any]
+
+
+class GroupWriter:
+    def __init__(self, store: "Store", max_batch: int = 256):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: deque[tuple[Body, asyncio.Future[Any]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0  # transactions attempted (metrics, tests)
+
+    async def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Queue ``body`` and wait until its transaction is committed; return its result or raise its
+        error (or the commit's). If the caller is cancelled the body still runs and commits."""
+        if self._closed:
+            raise RuntimeError("GroupWriter is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)  # a cancelled caller's error is not "never retrieved"
+        self._queue.append((body, fut))
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._drain())
+        return await asyncio.shield(fut)
+
+    async def close(self) -> None:
+        """Refuse new bodies; wait until the queued ones are committed."""
+        self._closed = True
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _drain(self) -> None:
+        batch: list[tuple[Body, asyncio.Future[Any]]] = []
+        try:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                self.batches += 1
+                bodies = [body for body, _ in batch]
+                try:
+                    outcomes = await self.store.write_sync(lambda conn: _run_batch(conn, bodies))
+                except Exception as e:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e)
+                else:
+                    for (_, fut), (ok, value) in zip(batch, outcomes):
+                        if fut.done():
+                            continue
+                        if ok:
+                            fut.set_result(value)
+                        else:
+                            fut.set_exception(value)
+                batch = []
+        finally:
+            for _, fut in [*batch, *self._queue]:
+                if not fut.done():
+                    fut.set_exception(RuntimeError("GroupWriter stopped; the write may or may not have been committed"))
+            self._queue.clear()
+            self._task = None
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _run_batch(conn: sqlite3.Connection, bodies: list[Body]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for body in bodies:
+        conn.execute("SAVEPOINT body")
+        try:
+            value = body(conn)
+        except Exception as e:  # this body's own failure: undo it alone
+            conn.execute("ROLLBACK TO body")
+            conn.execute("RELEASE body")
+            outcomes.append((False, e))
+        else:
+            conn.execute("RELEASE body")
+            outcomes.append((True, value))
+    return outcomes
