@@ -9,6 +9,7 @@ Voicemail is recorded by the media engine into ``[ivr] voicemail_dir`` and liste
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
     from .b2bua import B2BUA, Call, Leg
 
 log = logging.getLogger("softswitch.ivr")
+
+
+@dataclass
+class SaveVoicemail:
+    """Append a left message to the voicemail index (fsynced); the asyncio edge does the I/O."""
+    voicemail_dir: Path
+    message: ia.VoicemailLeft
+
+    def run(self) -> None:
+        add_message(self.voicemail_dir, self.message)
 
 
 class IvrCalls:
@@ -193,10 +204,12 @@ class IvrCalls:
                 return self._feed(call.id, ie.RecordingStopped("stopped", duration), now)
             return []
         if isinstance(a, ia.VoicemailLeft):
-            entry = add_message(self.config.voicemail_dir, a)
             log.info("call %s: voicemail from %s, callback %s, %.1fs: %s", call.id, a.caller,
-                     a.callback_number or "-", a.duration, entry.get("file"))
-            return []
+                     a.callback_number or "-", a.duration, a.file)
+            from dataclasses import asdict
+            from .queues import Notify
+            return [SaveVoicemail(Path(self.config.voicemail_dir), a),
+                    Notify({"type": "voicemail", "call": call.id, **asdict(a)})]  # the API files it in the store
         if isinstance(a, ia.ToQueue):
             q = b.queues
             call.queue = a.queue

@@ -19,6 +19,7 @@ from store.db import Store
 
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
+from .ivr_calls import SaveVoicemail
 from .queues import Notify, WriteQueueLog
 from .sip.framing import FramingError, KeepAlive, StreamFramer
 from .sip.transaction import Peer, Send
@@ -226,6 +227,11 @@ class Server:
                 self._send(a.data, a.peer)
             elif isinstance(a, WriteQueueLog):
                 self._write_queue_log(a)
+            elif isinstance(a, SaveVoicemail):
+                try:
+                    a.run()
+                except OSError as e:
+                    log.error("cannot store voicemail %s: %s", a.message.file, e)
             elif isinstance(a, Notify):
                 for fn in list(self.subscribers):
                     try:

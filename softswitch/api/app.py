@@ -42,6 +42,29 @@ CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 _DUMMY_HASH = hash_password("not a password", iterations=200_000, salt=b"0123456789abcdef")
 
 
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs each malformed HTTP request (a scanner, a fuzzer) at ERROR with a traceback; it is
+    the client's fault: one INFO line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in ("BadHttpMessage", "BadStatusLine", "LineTooLong",
+                                                       "InvalidHeader", "BadHttpMethod", "InvalidURLError",
+                                                       "TransferEncodingError", "ContentLengthError"):
+            record.msg = f"{record.getMessage()}: {str(exc).splitlines()[0][:200]}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_filter = _QuietBadRequests()
+for _name in ("aiohttp.server", "aiohttp.web", "aiohttp.access"):
+    if _filter not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_filter)
+
+
 def _plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}

@@ -308,3 +308,11 @@ SPEC: dict[str, Any] = {
 
 def spec() -> dict[str, Any]:
     return copy.deepcopy(SPEC)
+
+
+if __name__ == "__main__":  # python -m softswitch.api.spec > docs/openapi.json
+    import json
+    import sys
+
+    json.dump(SPEC, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
