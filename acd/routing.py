@@ -225,10 +225,15 @@ class Router:
             return self._remember(out, calls)
         # pass 2: everyone else, greedy in service order over each queue's ranking
         blocked = (calls.sticky_agent >= 0) & (now < calls.sticky_until)
+        # Only calls of queues that have a free member can be served in this pass: filter them with one
+        # array operation instead of walking every waiting call in Python (one free agent whose skills
+        # match no waiting call used to cost a walk over all 1,000 calls per event).
+        servable = (self.member & free[None, :]).any(axis=1)
+        order = order[servable[calls.queue[order]] & ~blocked[order]]
         ranked: dict[int, list] = {}  # queue -> [ranking, cursor]
         for j in order:
             j = int(j)
-            if j in done or blocked[j]:
+            if j in done:
                 continue
             q = int(calls.queue[j])
             entry = ranked.get(q)
