@@ -730,6 +730,7 @@ class B2BUA:
         party (the caller) to the Refer-To target, an extension or a queue/IVR number."""
         call = leg.call
         refer_to = req.headers.get("Refer-To") or req.headers.get("r") or ""
+        uri: Any = ""
         try:
             from .sip.uri import parse_name_addr as _pna
             uri = _pna(refer_to).uri
@@ -738,20 +739,74 @@ class B2BUA:
             target = ""
         if not target:
             return self._respond(tx, self._answer(leg, req, 400, "Bad Refer-To"), now)
-        if "replaces" in refer_to.lower():
-            return self._respond(tx, self._answer(leg, req, 501, "Attended Transfer Not Supported"), now)
+        replaces = _replaces_of(uri) if not isinstance(uri, str) else None
+        if replaces is not None:
+            return self._attended_transfer(req, leg, tx, replaces, now)
         if leg is call.caller or call.answered is None or call.state != "answered":
             return self._respond(tx, self._answer(leg, req, 403, "Only The Answering Party May Transfer"), now)
+        actions = self._refer_accepted(leg, req, tx, now)
+        log.info("call %s: %s transfers %s to %s (REFER)", call.id, leg.extension or call.callee_number,
+                 call.caller_number, target)
+        return actions + self.transfer_caller(call, target, now)
+
+    def _refer_accepted(self, leg: Leg, req: Request, tx: ServerTransaction, now: float) -> list:
+        """202 to the REFER and the final NOTIFY (sipfrag 200) that tells the phone it worked."""
         actions = self._respond(tx, self._answer(leg, req, 202), now)
         notify = leg.dialog.create_request("NOTIFY", via=self.core.via(leg.peer, new_branch()),  # type: ignore[union-attr]
                                            contact=self.core.contact(leg.peer), body=b"SIP/2.0 200 OK\r\n",
                                            content_type="message/sipfrag;version=2.0")
         notify.headers.add("Event", "refer")
         notify.headers.add("Subscription-State", "terminated;reason=noresource")
-        actions += self._send_request(leg, notify, now)
-        log.info("call %s: %s transfers %s to %s (REFER)", call.id, leg.extension or call.callee_number,
-                 call.caller_number, target)
-        return actions + self.transfer_caller(call, target, now)
+        return actions + self._send_request(leg, notify, now)
+
+    def _attended_transfer(self, req: Request, leg: Leg, tx: ServerTransaction, replaces: tuple[str, str, str],
+                           now: float) -> list:
+        """Attended transfer (REFER with Replaces, RFC 3891): the referring phone talks to X in this call and
+        to Y in the call named by Replaces; the switch connects X and Y and hangs up both of its legs."""
+        call1 = leg.call
+        call_id, to_tag, from_tag = replaces
+        leg2 = self._by_dialog.get((call_id, to_tag)) or self._by_dialog.get((call_id, from_tag))
+        if leg2 is None or leg2.call is call1 or leg2.call.state != "answered":
+            return self._respond(tx, self._answer(leg, req, 481, "Replaced Dialog Not Found"), now)
+        call2 = leg2.call
+        keep = call1.caller if leg is call1.answered else call1.answered        # X: stays in call1
+        target = call2.answered if leg2 is call2.caller else call2.caller      # Y: moves into call1
+        if (keep is None or target is None or self.media is None or keep.media is None or target.media is None
+                or keep.state != "confirmed" or target.state != "confirmed"):
+            return self._respond(tx, self._answer(leg, req, 488, "Cannot Connect Those Calls"), now)
+        actions = self._refer_accepted(leg, req, tx, now)
+        target_number = _party(target)
+        log.info("call %s: attended transfer: %s connects %s with %s (call %s)", call1.id, _party(leg),
+                 _party(keep), target_number, call2.id)
+        if call1.queue is not None and call1.connected:
+            from acd import events as acd_events
+            actions += self.queues.feed(acd_events.CallTransferred(call1.acd_id, target.extension or "?"), now)
+            self.queues.calls.pop(call1.acd_id, None)
+            call1.queue, call1.connected = None, False
+        if call1.recording is not None:
+            self.media.stop_recording(call1.recording)
+            call1.recording = None
+        # Y leaves call2 (without a BYE) for call1, where it takes the referring phone's place
+        if call2.caller is target:
+            call2.caller = leg2
+        call2.callees = [l for l in call2.callees if l is not target]
+        call2.answered = leg2 if call2.answered is target else call2.answered
+        target.call = call1
+        if keep is call1.caller:
+            call1.callees.append(target)
+            call1.answered = target
+            call1.callee_number = target_number
+        else:
+            call1.caller = target
+            call1.caller_number = target_number
+        call1.media_partner = None
+        self._bridge(call1, call1.answered)  # type: ignore[arg-type]
+        for gone in (leg, leg2):  # the referring phone's two legs end
+            if gone.state == "confirmed":
+                actions += self._send_bye(gone, now)
+            self._detach(gone)
+        self._end(call2, "attended transfer", now)
+        return actions
 
     def transfer_caller(self, call: "Call", target: str, now: float) -> list:
         """Blind transfer: the anchored caller leaves the party it talks to (who is hung up) and goes to
@@ -941,6 +996,24 @@ class B2BUA:
 
     def _leg_gone(self, leg: Leg) -> None:
         leg.state = "terminated"
+
+
+def _party(leg: Leg) -> str:
+    """The number of the phone on this leg."""
+    call = leg.call
+    return leg.extension or (call.caller_number if leg is call.caller else call.callee_number)
+
+
+def _replaces_of(uri: Any) -> tuple[str, str, str] | None:
+    """(call-id, to-tag, from-tag) of a Refer-To URI's ``?Replaces=`` header (RFC 3891), or None."""
+    from urllib.parse import unquote
+    for part in (getattr(uri, "headers", None) or "").split("&"):
+        name, _, value = part.partition("=")
+        if name.lower() == "replaces":
+            fields = unquote(value).split(";")
+            params = dict(p.strip().partition("=")[::2] for p in fields[1:])
+            return fields[0].strip(), params.get("to-tag", ""), params.get("from-tag", "")
+    return None
 
 
 def tx_method(tx: Any) -> str:

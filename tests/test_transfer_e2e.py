@@ -52,3 +52,37 @@ def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, 
     a.hangup(call)
     c.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
     assert audio.windowed_correlation(audio.read_mono(src), audio.read_mono(tmp_path / "a_heard.wav")) > 0.8
+
+
+def test_attended_transfer_connects_the_two_other_parties(switch_factory, phones, tmp_path):
+    """b talks to a, puts a on hold, calls c, then transfers (REFER with Replaces): a and c talk."""
+    lo = 20000 + (free_port() % 200) * 100
+    sw = switch_factory(extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
+    a, b, c = phones("a"), phones("b"), phones("c")
+    for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):
+        assert p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    b.auto_answer(code=200)
+    c.auto_answer(code=200)
+    call_a = a.call(f"sip:1002@{DOMAIN}")
+    b_in = b.wait_event("incoming", timeout=10)
+    a.wait_call_state(call_a, "CONFIRMED", timeout=10)
+    b.wait_call_state(b_in["call"], "CONFIRMED", timeout=10)
+    b.hold(b_in["call"])
+    sw.wait_log(r"callee put the call on hold")
+    call_bc = b.call(f"sip:1003@{DOMAIN}")        # consult c
+    c_in = c.wait_event("incoming", timeout=10)
+    b.wait_call_state(call_bc, "CONFIRMED", timeout=10)
+    c.wait_call_state(c_in["call"], "CONFIRMED", timeout=10)
+    b.transfer_replaces(b_in["call"], call_bc)
+    sw.wait_log(r"attended transfer: 1002 connects 1001 with 1003")
+    b.wait_call_state(b_in["call"], "DISCONNECTED", timeout=10)
+    b.wait_call_state(call_bc, "DISCONNECTED", timeout=10)
+    src = audio.write_wav(tmp_path / "c_says.wav", audio.melody(2.0, seed=51))
+    a.record(call_a, tmp_path / "a_heard.wav")
+    time.sleep(0.3)
+    c.play(c_in["call"], src)
+    time.sleep(3.0)
+    a.stop_record(call_a)
+    a.hangup(call_a)
+    c.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
+    assert audio.windowed_correlation(audio.read_mono(src), audio.read_mono(tmp_path / "a_heard.wav")) > 0.8

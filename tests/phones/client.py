@@ -254,6 +254,9 @@ class Phone:
     def transfer(self, call: int, to: str) -> dict:
         return self.cmd("transfer", call=call, to=to)
 
+    def transfer_replaces(self, call: int, other: int) -> dict:
+        return self.cmd("transfer_replaces", call=call, other=other)
+
     def auto_answer(self, code: int = 200, delay_ms: int = 0, ring: bool = True) -> dict:
         return self.cmd("auto_answer", code=code, delay_ms=delay_ms, ring=ring)
 

@@ -503,6 +503,11 @@ class Phone:
     def cmd_transfer(self, msg):
         self._call(msg).xfer(str(msg["to"]), pj.CallOpParam(True))
 
+    def cmd_transfer_replaces(self, msg):
+        """Attended transfer: connect this call's party with ``other``'s (REFER with Replaces)."""
+        other = self._call({"call": msg["other"]})
+        self._call(msg).xferReplaces(other, pj.CallOpParam(True))
+
     def cmd_auto_answer(self, msg):
         code = int(msg.get("code", 200))
         if code <= 0:
