@@ -98,6 +98,10 @@ class SipConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     path: Path  # SQLite file; its parent directory is created at runtime, not here
+    country_code: str = ""             # where the call centre is, e.g. "86": national numbers normalised
+    regions: dict[str, str] = field(default_factory=dict)         # number prefix -> region (longest wins)
+    service_points: dict[str, str] = field(default_factory=dict)  # region -> service point (work orders)
+    default_service_point: str = ""
 
 
 @dataclass(frozen=True)
@@ -648,8 +652,32 @@ SIP = Table(SipConfig, {
 }, post=_sip_post)
 
 
+def _string_table(what: str, key_check: Check | None = None) -> Scalar:
+    def convert(raw: dict[str, Any], ctx: _Ctx) -> dict[str, str]:
+        for k, v in raw.items():
+            if key_check is not None:
+                try:
+                    key_check(k)
+                except Invalid as e:
+                    raise Invalid(e.reason, at=f".{k}") from None
+            if not isinstance(v, str) or not v.strip():
+                raise Invalid(f"expected {what} (a non-empty string), got {_toml_type(v)}", at=f".{k}")
+        return dict(raw)
+    return Scalar("table", (dict,), convert)
+
+
+def number_prefix(v: str) -> str:
+    if not re.fullmatch(r"\+?\d{1,15}", v):
+        raise Invalid(f"must be a number prefix (digits, optional leading '+'), got {_q(v)}")
+    return v
+
+
 STORE = Table(StoreConfig, {
     "path": Key(PATH),
+    "country_code": Key(STRING, "", (lambda v: number_prefix(v) if v else v,)),
+    "regions": Key(_string_table("a region name", number_prefix), {}),
+    "service_points": Key(_string_table("a service point"), {}),
+    "default_service_point": Key(STRING, "", (printable,)),
 })
 
 EXTENSION = Table(Extension, {

@@ -310,3 +310,17 @@ def test_cli_hash_password_customers_and_records(switch_factory, tmp_path):
     r = subprocess.run(cli + ["records", "--since", "yesterday", "--config", str(sw.config_path)],
                        capture_output=True, text=True, env=env, timeout=30, cwd=tmp_path)
     assert r.returncode == 2 and "not a time" in r.stderr
+
+
+def test_new_callers_region_and_work_order_dispatch_come_from_config(switch_factory):
+    """[store] regions / service_points: a first-time caller's region in the screen pop, and a work order
+    for that region goes to its service point."""
+    extra = ('[store.regions]\n"+4930" = "Berlin"\n"+4989" = "Munich"\n'
+             '[store.service_points]\n"Berlin" = "BER-Mitte"\n')
+    sw, anon = start_api_switch(switch_factory, extra=extra)
+    alice = anon.login("2001")
+    pop = alice.get("/api/screen-pop?number=%2B4930123456")[1]
+    assert pop["is_new"] is True and pop["customer"]["region"] == "Berlin"
+    cust = alice.post("/api/customers", {"name": "Max", "phones": ["+4930123456"]})[1]
+    order = alice.post("/api/orders", {"kind": "pickup", "customer_id": cust["id"], "summary": "parcel"})[1]
+    assert order["service_point"] == "BER-Mitte"

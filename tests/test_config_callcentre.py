@@ -42,3 +42,13 @@ def test_queue_number_that_is_an_extension():
 def test_survey_flow_must_exist():
     e = refused(cfg(acd={**ACD, "queues": [{**ACD["queues"][0], "survey": "nope"}]}))
     assert e.key == "acd.queues[0].survey" and "no IVR flow" in e.reason
+
+
+def test_store_numbering_tables():
+    c = parse_config(cfg(store={"path": "a.db", "country_code": "86", "regions": {"+8610": "Beijing"},
+                               "service_points": {"Beijing": "BJ-1"}}), "config.toml")
+    assert c.store.regions == {"+8610": "Beijing"} and c.store.service_points == {"Beijing": "BJ-1"}
+    e = refused(cfg(store={"path": "a.db", "regions": {"abc": "X"}}))
+    assert e.key == "store.regions.abc" and "number prefix" in e.reason
+    e = refused(cfg(store={"path": "a.db", "service_points": {"Beijing": 3}}))
+    assert e.key == "store.service_points.Beijing"

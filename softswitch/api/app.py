@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+from softswitch.api.centre import centre_for
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -159,7 +160,7 @@ class ApiServer:
 
     async def start(self) -> None:
         assert self.server.store is not None
-        self.centre = CallCentre(self.server.store)
+        self.centre = centre_for(self.server.store, self.server.config)
         for u in self.settings.users:
             if u.password:
                 log.warning("api: user %s has a plain-text password in the config; store password_hash instead "

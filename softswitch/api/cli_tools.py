@@ -15,6 +15,7 @@ import csv
 import datetime
 import getpass
 import sys
+from softswitch.api.centre import centre_for
 from typing import Any
 
 __all__ = ["customers_main", "records_main", "hash_password_main"]
@@ -102,7 +103,7 @@ def records_main(argv: list[str]) -> int:
         from store.db import Store
         from store.validation import ValidationError
         store = await Store.open(config.store.path)
-        centre = CallCentre(store)
+        centre = centre_for(store, config)
         out = csv.writer(sys.stdout)
         out.writerow(RECORD_COLUMNS)
         try:
