@@ -2,9 +2,11 @@
 detection on every leg, every call recorded to stereo WAV, encode and RTP headers for every leg).
 
 Usage: .venv/bin/python bench/mixer.py [--write] [LEGS ...]
-Prints, per leg count: time to ingest one tick's packets (parse, stats, jitter buffer), the tick itself
-(mean / p99 / max), the total as a share of the 20 ms budget, and the cost of each array stage measured
-alone. --write also records the table in bench/MEDIA.md.
+Prints, per leg count: time to ingest one tick's packets (parse, stats, jitter buffer) through the batch
+call the edge makes (``datagrams_received``) and, on alternate ticks, through the per-packet call
+(``datagram_received``), the tick itself (mean / p99 / max), the total (batch ingest + tick) as a share of
+the 20 ms budget, where the tick's time goes (``MediaEngine.stats.stages``), and the cost of each array
+stage measured alone. --write also records the tables in bench/MEDIA.md.
 """
 from __future__ import annotations
 
@@ -46,32 +48,41 @@ def run(legs: int, recdir: str) -> dict:
     speechlike = rng.normal(0, 2000, 160 * 50)
     payloads = [[g711.encode_float(speechlike[k * 160:(k + 1) * 160], law).tobytes() for k in range(50)]
                 for law in (0, 1)]
-    ingest, ticks, sent = [], [], 0
+    ingest, ingest1, ticks, sent = [], [], [], 0
+    batch_api = hasattr(eng, "datagrams_received")
     for t in range(WARMUP + TICKS):
+        now = clock.t
         pkts = []
         for p, ep in zip(phones, eps):
-            pkts.append((ep.port, rtp.build(p.law * 8, p.seq, p.ts, p.ssrc, payloads[p.law][t % 50]), p.addr))
+            pkts.append((ep.port, rtp.build(p.law * 8, p.seq, p.ts, p.ssrc, payloads[p.law][t % 50]), p.addr, now))
             p.seq = (p.seq + 1) & 0xFFFF
             p.ts = (p.ts + 160) & 0xFFFFFFFF
-        now = clock.t
+        if t == WARMUP:
+            stages0 = dict(eng.stats.stages)
         t0 = time.perf_counter()
-        recv = eng.datagram_received
-        for port, data, addr in pkts:
-            recv(port, data, addr, now)
+        if batch_api and t % 2 == 0:
+            eng.datagrams_received(pkts)
+        else:
+            recv = eng.datagram_received
+            for port, data, addr, at in pkts:
+                recv(port, data, addr, at)
         t1 = time.perf_counter()
         out = eng.tick(now)
         t2 = time.perf_counter()
         if t >= WARMUP:
-            ingest.append(t1 - t0)
+            (ingest if batch_api and t % 2 == 0 else ingest1).append(t1 - t0)
             ticks.append(t2 - t1)
             sent += len(out.datagrams)
         clock.t += 0.02
+    in_tick = {k: (v - stages0.get(k, 0.0)) / TICKS * 1e3 for k, v in eng.stats.stages.items()}
     eng.close()
     rec.wait()
-    ingest, ticks = np.array(ingest) * 1e3, np.array(ticks) * 1e3
-    return {"legs": legs, "ingest": ingest.mean(), "tick": ticks.mean(), "p99": np.percentile(ticks, 99),
-            "max": ticks.max(), "total": ingest.mean() + ticks.mean(), "sent": sent / TICKS,
-            "stages": stages(eng, legs)}
+    ingest1 = np.array(ingest1) * 1e3
+    ingest = np.array(ingest) * 1e3 if ingest else ingest1
+    ticks = np.array(ticks) * 1e3
+    return {"legs": legs, "ingest": ingest.mean(), "ingest1": ingest1.mean(), "tick": ticks.mean(),
+            "p99": np.percentile(ticks, 99), "max": ticks.max(), "total": ingest.mean() + ticks.mean(),
+            "sent": sent / TICKS, "stages": stages(eng, legs), "in_tick": in_tick}
 
 
 def stages(eng: MediaEngine, legs: int) -> dict:
@@ -104,14 +115,19 @@ def stages(eng: MediaEngine, legs: int) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| legs (calls) | ingest ms/tick | tick ms mean | tick p99 | tick max | total ms per 20 ms | CPU share "
-             "| decode | DTMF | mix | encode | headers |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| legs (calls) | ingest ms/tick (batch) | ingest per packet call | tick ms mean | tick p99 | tick max "
+             "| total ms per 20 ms | CPU share | decode | DTMF | mix | encode | headers |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = r["stages"]
-        lines.append(f"| {r['legs']:,} ({r['legs'] // 2:,}) | {r['ingest']:.2f} | {r['tick']:.2f} | {r['p99']:.2f} | "
-                     f"{r['max']:.2f} | {r['total']:.2f} | {100 * r['total'] / 20:.0f} % | {s['decode']:.2f} | "
-                     f"{s['dtmf']:.2f} | {s['mix']:.2f} | {s['encode']:.2f} | {s['headers']:.2f} |")
+        lines.append(f"| {r['legs']:,} ({r['legs'] // 2:,}) | {r['ingest']:.2f} | {r['ingest1']:.2f} | {r['tick']:.2f} "
+                     f"| {r['p99']:.2f} | {r['max']:.2f} | {r['total']:.2f} | {100 * r['total'] / 20:.0f} % "
+                     f"| {s['decode']:.2f} | {s['dtmf']:.2f} | {s['mix']:.2f} | {s['encode']:.2f} | {s['headers']:.2f} |")
+    names = list(results[0]["in_tick"]) if results else []
+    lines += ["", "Where the tick's time goes (`MediaEngine.stats.stages`, ms per tick, mean over the measured ticks):", "",
+              "| legs | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for r in results:
+        lines.append(f"| {r['legs']:,} | " + " | ".join(f"{r['in_tick'].get(k, 0.0):.2f}" for k in names) + " |")
     return "\n".join(lines)
 
 
@@ -123,7 +139,7 @@ def main() -> None:
         for n in counts:
             r = run(n, os.path.join(d, str(n)))
             results.append(r)
-            print(f"{n:5d} legs: ingest {r['ingest']:6.2f} ms, tick {r['tick']:6.2f} ms (p99 {r['p99']:.2f}, "
+            print(f"{n:5d} legs: ingest {r['ingest']:6.2f} ms (per packet call {r['ingest1']:.2f}), tick {r['tick']:6.2f} ms (p99 {r['p99']:.2f}, "
                   f"max {r['max']:.2f}), total {r['total']:6.2f} ms = {100 * r['total'] / 20:4.0f} % of a core; "
                   f"{r['sent']:.0f} packets out per tick; stages " +
                   ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()), flush=True)

@@ -18,19 +18,25 @@ and the I/O edge (``media.edge``) feeds ``datagram_received(port, data, addr, no
 ``tick(now)`` every 20 ms, sending the returned datagrams and passing the events (DTMF digits,
 finished prompts, RTP timeouts) to the controller.
 
-Per tick the engine works on arrays with one row per leg: the jitter buffers' frames are gathered into
-one ``legs × 160`` code matrix, decoded by table, checked for in-band DTMF by one matrix product, mixed
-by the sparse plan of ``media.mixer``, recorded, encoded by table and given vectorised RTP headers.
-The only per-leg Python in a tick is taking a frame out of each jitter buffer and handing each
-packet to the socket layer.
+Per tick the engine works on arrays with one row per leg: the jitter buffers (``media.jitter``, one
+payload ring and state vectors for all legs) give one ``legs × 160`` code matrix by fancy indexing, which
+is decoded by table, checked for in-band DTMF by one matrix product, mixed by the sparse plan of
+``media.mixer``, recorded, encoded by table and given vectorised RTP headers; the outgoing datagrams are
+cut from one buffer by one ``struct`` call. There is no per-leg Python loop in a tick (the per-leg
+housekeeping visits 1/250 of the legs per tick). The edge hands a tick's packets over in one
+``datagrams_received`` call, which takes the common ones (the next 20 ms packet of a known stream) in
+with numpy too (``media.reception`` holds the RFC 3550 state as arrays); the rest go packet by packet.
 """
 from __future__ import annotations
 
 import logging
 import random
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import repeat
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
@@ -44,7 +50,9 @@ from .mixer import Bridge, Member, Plan, Route, compile_plan, empty_plan
 from .playback import Players, Sound, SoundBank
 from .ports import PortAllocator, parse_port_range
 from .recording import Recorder, Recording
-from .rtp import FRAME, LOST, PLAY, JitterBuffer, ReceptionStats, TimestampUnwrapper
+from .jitter import JitterTable, JitterView
+from .reception import ReceptionTable, ReceptionView
+from .rtp import FRAME, LOST, PLAY
 
 _log = logging.getLogger("softswitch.media")
 _HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
@@ -193,7 +201,8 @@ class Endpoint:
     """One leg's media: its port pair, negotiated stream, reception state and place in the topology."""
 
     def __init__(self, eid: int, call_id: str, label: str, port: int, row: int, local: sdp_mod.LocalSdp,
-                 jb: JitterBuffer, now: float):
+                 jb: JitterView, now: float, engine: "MediaEngine"):
+        self._eng = engine                               # reception state lives in the engine's row arrays
         self.id = eid
         self.call_id = call_id
         self.label = label
@@ -204,10 +213,9 @@ class Endpoint:
         self.remote: tuple[str, int] | None = None       # where RTP goes (SDP address, then the latched source)
         self.latched = False
         self.rtcp_remote: tuple[str, int] | None = None
-        self.rx = ReceptionStats()
+        self.rx = ReceptionView(engine.rxt, row)          # RFC 3550 statistics of what the phone sends
         self.jb = jb
-        self.tsu = TimestampUnwrapper()
-        self.rx_ssrc: int | None = None
+        self.rx_ssrc = None
         self.dtmf_rx = Rfc4733Receiver()
         self.dtmf_tx = Rfc4733Sender()
         self.rtcp = rtcp_mod.RtcpState(next_report=now + random.uniform(0.5, 1.5))
@@ -231,6 +239,40 @@ class Endpoint:
     def codec(self) -> str | None:
         return CODEC_NAMES[self.params.codec] if self.params else None
 
+    # per-row engine arrays (so a tick's packets can be taken in with numpy: MediaEngine.datagrams_received)
+    @property
+    def rx_ssrc(self) -> int | None:
+        v = self._eng._m_rx_ssrc[self.row]
+        return None if v < 0 else v
+
+    @rx_ssrc.setter
+    def rx_ssrc(self, v: int | None) -> None:
+        self._eng._m_rx_ssrc[self.row] = -1 if v is None else v
+
+    @property
+    def last_rx(self) -> float:
+        return self._eng._m_last_rx[self.row]
+
+    @last_rx.setter
+    def last_rx(self, v: float) -> None:
+        self._eng._m_last_rx[self.row] = v
+
+    @property
+    def rx_packets(self) -> int:
+        return self._eng._m_rx_packets[self.row]
+
+    @rx_packets.setter
+    def rx_packets(self, v: int) -> None:
+        self._eng._m_rx_packets[self.row] = v
+
+    @property
+    def timeout_reported(self) -> bool:
+        return self._eng._m_timeout_reported[self.row]
+
+    @timeout_reported.setter
+    def timeout_reported(self, v: bool) -> None:
+        self._eng._m_timeout_reported[self.row] = v
+
     def __repr__(self) -> str:
         return f"<Endpoint {self.id} {self.label!r} port={self.port} codec={self.codec}>"
 
@@ -251,6 +293,9 @@ class MediaEngine:
         self.codecs = tuple(CODEC_BY_NAME[c.upper()] for c in self.config.codecs)
         self.players = Players(self.bank)
         self.detector = ToneDetector(64)
+        self.jitter = JitterTable()                # every leg's jitter buffer, one row per leg
+        self.rxt = ReceptionTable()                # every leg's RFC 3550 reception statistics
+        self._row_of_port = np.full(1 << 16, -1, np.int64)   # RTP port -> row (datagrams_received)
         self.tick_no = 0
         self.stats = TickStats()
         self.endpoints: dict[int, Endpoint] = {}
@@ -272,6 +317,10 @@ class MediaEngine:
         self._rx_rows = np.zeros(0, np.int64)
         self._tx_eps: list[Endpoint] = []
         self._tx_rows = np.zeros(0, np.int64)
+        self._tx_ports: list[int] = []
+        self._tx_addrs: list[tuple[str, int]] = []
+        self._tx_port_arr = np.zeros(0, np.int64)
+        self._tx_addr_arr = np.empty(0, dtype=object)
         self._hk: list[Endpoint] = []
         self._direct_of_row = np.full(self._cap, -1, np.int64)
         self._dtmf_open: set[Endpoint] = set()
@@ -301,9 +350,19 @@ class MediaEngine:
         ext("tx_packets", np.int64)
         ext("tx_octets", np.int64)
         ext("prev", np.float32, 0, FRAME)
+        ext("rx_ssrc", np.int64, -1)            # the source we take (-1: none yet)
+        ext("last_rx", np.float64)
+        ext("rx_packets", np.int64)
+        ext("timeout_reported", bool)
+        ext("latched", bool)                    # mirrors of Endpoint.latched / .remote, set by _rebuild_lists
+        for name in ("rx_ssrc", "last_rx", "rx_packets", "timeout_reported"):
+            setattr(self, "_m_" + name, memoryview(getattr(self, name)))
+        self._remote_of_row = [None] * cap
         self._free_rows = list(range(cap - 1, old - 1, -1)) + self._free_rows
         self._cap = cap
         self.detector.ensure(cap)
+        self.jitter.grow(cap)
+        self.rxt.grow(cap)
         self._topology_dirty = True
         self._lists_dirty = True
         self._direct_of_row = np.full(cap, -1, np.int64)
@@ -328,12 +387,14 @@ class MediaEngine:
         now = self._clock()
         local = sdp_mod.LocalSdp(self.config.address, port, self.codecs, self.config.telephone_event_pt,
                                  self.config.ptime)
-        jb = JitterBuffer(max(1, self.config.jitter_min_ms // 20), max(2, self.config.jitter_max_ms // 20))
-        ep = Endpoint(self._next_id, call_id, label, port, row, local, jb, now)
+        self.jitter.init_row(row, max(1, self.config.jitter_min_ms // 20), max(2, self.config.jitter_max_ms // 20))
+        self.rxt.reset(row)
+        ep = Endpoint(self._next_id, call_id, label, port, row, local, JitterView(self.jitter, row), now, self)
         self._next_id += 1
         self.endpoints[ep.id] = ep
         self._by_port[port] = ep
         self._by_row[row] = ep
+        self._row_of_port[port] = row
         self.ssrc[row] = random.getrandbits(32)
         self.seq[row] = random.getrandbits(16)
         self.ts[row] = random.getrandbits(32)
@@ -362,6 +423,7 @@ class MediaEngine:
         self._listening.pop(ep, None)
         del self.endpoints[ep.id]
         del self._by_port[ep.port]
+        self._row_of_port[ep.port] = -1
         del self._by_row[ep.row]
         r = ep.row
         self.fast[r] = self.inband[r] = self.marker[r] = False
@@ -404,8 +466,8 @@ class MediaEngine:
         r = ep.row
         if old is None or old.codec != p.codec:
             self.codec[r] = p.codec
-            ep.jb.silence = SILENCE_BYTE[p.codec]
-            ep.jb.reset()
+            self.jitter.set_silence(r, SILENCE_BYTE[p.codec])
+            self.jitter.reset(r)
         self.pt[r] = p.pt
         if old is None or old.te_pt != p.te_pt or ep.dtmf_rx.events_received == 0:
             self.inband[r] = self.config.inband_dtmf and ep.dtmf_rx.events_received == 0
@@ -552,9 +614,10 @@ class MediaEngine:
     # ------------------------------------------------------------------------------ statistics
     def leg_stats(self, ep: Endpoint) -> LegStats:
         rb = ep.rtcp.remote
-        return LegStats(ep.codec, ep.remote, ep.rx.received, max(0, ep.rx.lost), ep.rx.jitter / 8.0, ep.jb.late,
-                        int(self.concealed[ep.row]), ep.jb.depth() * 20, int(self.tx_packets[ep.row]),
-                        int(self.tx_octets[ep.row]), rb.loss_percent if rb else None,
+        r = ep.row
+        return LegStats(ep.codec, ep.remote, ep.rx.received, max(0, ep.rx.lost), ep.rx.jitter / 8.0,
+                        int(self.jitter.late[r]), int(self.concealed[r]), self.jitter.depth(r) * 20,
+                        int(self.tx_packets[r]), int(self.tx_octets[r]), rb.loss_percent if rb else None,
                         rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None)
 
     # ------------------------------------------------------------------------------ packets in
@@ -593,19 +656,19 @@ class MediaEngine:
             ep.remote = addr
             ep.latched = True
             self._lists_dirty = True
-        ep.last_rx = now
-        ep.timeout_reported = False
-        if ssrc != ep.rx_ssrc:                                 # new source (phone restarted its stream)
-            ep.rx_ssrc = ssrc
-            ep.rx = ReceptionStats()
-            ep.jb.reset()
-            ep.tsu = TimestampUnwrapper()
-        if not ep.rx.update(seq, ts, int(now * 8000)):
+        r = ep.row
+        self._m_last_rx[r] = now
+        self._m_timeout_reported[r] = False
+        if ssrc != self._m_rx_ssrc[r]:                         # new source (phone restarted its stream)
+            self._m_rx_ssrc[r] = ssrc
+            self.rxt.reset(r)
+            self.jitter.reset(r)
+        if not self.rxt.update(r, seq, ts, int(now * 8000)):
             return
-        ep.rx_packets += 1
+        self._m_rx_packets[r] += 1
         params = ep.params
         if pt == params.pt:
-            ep.jb.put(ep.tsu(ts), payload, bool(marker))
+            self.jitter.put(r, self.rxt.unwrap(r, ts), payload, marker)
         elif pt == params.te_pt and params.te_pt is not None:
             digits = ep.dtmf_rx.on_packet(ts, payload, now)
             if self.inband[ep.row]:                            # the phone sends RFC 4733: trust that only
@@ -616,6 +679,77 @@ class MediaEngine:
             for d in digits:
                 self._events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
 
+    def datagrams_received(self, batch: list[tuple[int, bytes, tuple[str, int], float]]) -> None:
+        """Every packet drained in one tick, as ``(port, data, addr, arrival)``: ``datagram_received`` for each,
+        in order, with the same results, but the common packets are taken in with numpy.
+
+        Common: a 172-byte RTP packet (20 ms of G.711, no CSRC/extension/padding) of the negotiated payload
+        type from the latched address and known SSRC, the next in sequence, on the jitter buffer's grid, no
+        marker, and the only packet of its leg in the batch. The rest go through ``datagram_received``.
+        """
+        n = len(batch)
+        if n < _BATCH_MIN:
+            recv = self.datagram_received
+            for p in batch:
+                recv(*p)
+            return
+        if self._lists_dirty:
+            self._rebuild_lists()                     # fresh latched / remote mirrors
+        ports, datas, addrs, nows = zip(*batch)
+        rows_all = self._row_of_port[np.array(ports, np.int64)]   # RTCP (odd) ports map to -1
+        size = 12 + FRAME
+        cand = (np.fromiter(map(len, datas), np.int64, n) == size) & (rows_all >= 0)
+        # a leg with two or more packets in the batch keeps their order: all of them go the scalar way
+        known = np.flatnonzero(rows_all >= 0)
+        if len(known):
+            kr = rows_all[known]
+            order = np.argsort(kr, kind="stable")
+            srt = kr[order]
+            dup = np.zeros(len(known), bool)
+            same = srt[1:] == srt[:-1]
+            dup[1:] |= same
+            dup[:-1] |= same
+            cand[known[order[dup]]] = False
+        ci = np.flatnonzero(cand)
+        fast_i = ci[:0]
+        if len(ci):
+            pick = ci.tolist()
+            buf = b"".join([datas[i] for i in pick])
+            pk = np.frombuffer(buf, np.uint8).reshape(len(ci), size)
+            hdr = np.frombuffer(buf, _HDR_DTYPE)
+            r = rows_all[ci]
+            seq = hdr["seq"].astype(np.int64)
+            ts = hdr["ts"].astype(np.int64)
+            b1 = pk[:, 1]
+            ok = (pk[:, 0] == 0x80) & ((b1 & 0x7F) == self.pt[r]) & (hdr["ssrc"].astype(np.int64) == self.rx_ssrc[r])
+            ok &= self.latched[r] & self.rxt.steady(r, seq)
+            # unwrapped timestamps (rows with a previous one: steady implies it)
+            last = self.rxt.ts_last[r]
+            ext = last + (((ts - last + (1 << 31)) & 0xFFFFFFFF) - (1 << 31))
+            ok &= self.jitter.accepts(r, ext, (b1 & 0x80) != 0)
+            if ok.any():
+                remotes = self._remote_of_row
+                oi = np.flatnonzero(ok)
+                same_addr = [addrs[pick[i]] == remotes[row] for i, row in zip(oi.tolist(), r[oi].tolist())]
+                ok[oi[~np.array(same_addr, bool)]] = False
+            if ok.any():
+                fast_i = ci[ok]
+                rf, tsf, extf = r[ok], ts[ok], ext[ok]
+                now_f = np.array(nows, np.float64)[fast_i]
+                self.rxt.update_batch(rf, seq[ok], tsf, (now_f * 8000).astype(np.int64))
+                self.rxt.ts_last[rf] = np.maximum(self.rxt.ts_last[rf], extf)
+                self.last_rx[rf] = now_f
+                self.timeout_reported[rf] = False
+                self.rx_packets[rf] += 1
+                self.jitter.put_batch(rf, extf, pk[ok, 12:])
+        if len(fast_i) == n:
+            return
+        slow = np.ones(n, bool)
+        slow[fast_i] = False
+        recv = self.datagram_received
+        for i in np.flatnonzero(slow).tolist():
+            recv(*batch[i])
+
     # ------------------------------------------------------------------------------ the tick
     def _rebuild_lists(self) -> None:
         eps = sorted(self.endpoints.values(), key=lambda e: e.row)
@@ -623,7 +757,16 @@ class MediaEngine:
         self._rx_rows = np.array([e.row for e in self._rx_eps], dtype=np.int64)
         self._tx_eps = [e for e in eps if e.params is not None and e.params.send and e.remote is not None]
         self._tx_rows = np.array([e.row for e in self._tx_eps], dtype=np.int64)
+        self._tx_ports = [e.port for e in self._tx_eps]
+        self._tx_addrs = [e.remote for e in self._tx_eps]
+        self._tx_port_arr = np.array(self._tx_ports, dtype=np.int64)
+        self._tx_addr_arr = np.fromiter(self._tx_addrs, dtype=object, count=len(self._tx_addrs))
         self._hk = eps
+        self.latched[:] = False
+        self._remote_of_row = [None] * self._cap
+        for e in self._rx_eps:
+            self.latched[e.row] = e.latched
+            self._remote_of_row[e.row] = e.remote
         self._lists_dirty = False
 
     def _compile(self) -> None:
@@ -660,20 +803,10 @@ class MediaEngine:
         rx_eps, rows = self._rx_eps, self._rx_rows
         n = len(rx_eps)
         if n:
-            fill = b"\xff" * FRAME
-            frames = []
-            states = bytearray(n)
-            append = frames.append
-            for i, ep in enumerate(rx_eps):
-                f, st = ep.jb.pop()
-                if st:
-                    states[i] = st
-                    append(fill)
-                else:
-                    append(f)
-            codes = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(n, FRAME)
-            xr = decode_rows(codes, self.codec[rows])
-            st = np.frombuffer(bytes(states), dtype=np.uint8)
+            codes, st = self.jitter.pop_rows(rows)
+            tp = time.perf_counter()
+            dense = rows[-1] == n - 1                           # rows 0 .. n-1 (sorted, distinct): slices
+            xr = decode_rows(codes, self.codec[rows], out=x[:n] if dense else None)
             if st.any():
                 lost = st == LOST
                 run = np.where(lost, self.conceal_run[rows] + 1, 0).astype(np.int16)
@@ -682,8 +815,11 @@ class MediaEngine:
                 xr[(st != PLAY) & ~conceal] = 0.0
                 self.conceal_run[rows] = run
                 self.concealed[rows] += lost
-            self.prev[rows] = xr
-            x[rows] = xr
+            if dense:                                           # xr is x[:n] already
+                self.prev[:n] = xr
+            else:
+                self.prev[rows] = xr
+                x[rows] = xr
             if self._listening:  # only the few legs a recogniser listens to
                 for ep, buf in self._listening.items():
                     buf.append(x[ep.row].copy())
@@ -692,13 +828,16 @@ class MediaEngine:
                         buf.clear()
 
             # 2. in-band DTMF on the legs that do not send RFC 4733
-            ib = rows[self.inband[rows]]
+            inb = self.inband[rows]
+            ib = rows[inb]
             if len(ib):
-                for row, d in self.detector.process(x[ib], ib):
+                for row, d in self.detector.process(xr if len(ib) == n else xr[inb], ib):
                     ep = self._by_row.get(row)
                     if ep is not None:
                         events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
 
+        else:
+            tp = time.perf_counter()
         t1 = time.perf_counter()
         # 3. players, 4. the mix
         pframes, pidx, finished = self.players.frames()
@@ -723,20 +862,20 @@ class MediaEngine:
                 codes_out[direct] = self.bank.encoded[laws[direct].astype(np.int64)[:, None], pidx[dp[direct]]]
             else:
                 codes_out = encode_float(mixed[trows], laws)
+            te = time.perf_counter()
             fast = self.fast[trows]
             fr = trows[fast]
             if len(fr):
                 hdr = rtp_mod.build_headers(self.pt[fr], self.seq[fr] & 0xFFFF, self.ts[fr] & 0xFFFFFFFF,
                                             self.ssrc[fr], self.marker[fr])
-                buf = np.concatenate([hdr, codes_out[fast]], axis=1).tobytes()
-                size = 12 + FRAME
-                new = tuple.__new__                            # a NamedTuple without its Python-level __new__
-                if len(fr) == len(trows):
-                    out += [new(Datagram, (ep.port, buf[i * size:(i + 1) * size], ep.remote))
-                            for i, ep in enumerate(tx_eps)]
+                k = len(fr)
+                buf = np.concatenate([hdr, codes_out[fast] if k != len(trows) else codes_out], axis=1).tobytes()
+                if k == len(trows):
+                    ports, addrs = self._tx_ports, self._tx_addrs
                 else:
-                    out += [new(Datagram, (tx_eps[j].port, buf[i * size:(i + 1) * size], tx_eps[j].remote))
-                            for i, j in enumerate(np.nonzero(fast)[0])]
+                    ports, addrs = self._tx_port_arr[fast].tolist(), self._tx_addr_arr[fast].tolist()
+                # one C-level pass: split the buffer into packets, zip with ports and addresses, make Datagrams
+                out += map(tuple.__new__, repeat(Datagram, k), zip(ports, _splitter(k).unpack(buf), addrs))
                 self.seq[fr] += 1
                 self.marker[fr] = False
                 self.tx_packets[fr] += 1
@@ -744,6 +883,8 @@ class MediaEngine:
             if not fast.all():
                 for j in np.nonzero(~fast)[0]:
                     self._send_slow(tx_eps[j], codes_out[j], out)
+        else:
+            te = time.perf_counter()
         self.ts += FRAME                                      # every leg's clock runs, sending or not
         t4 = time.perf_counter()
 
@@ -773,8 +914,8 @@ class MediaEngine:
         late = None if due is None else now - due
         t5 = time.perf_counter()
         st = self.stats.stages
-        for name, a, b in (("playout+decode+dtmf", t0, t1), ("mix", t1, t2), ("record", t2, t3),
-                           ("encode+send", t3, t4), ("housekeeping", t4, t5)):
+        for name, a, b in (("playout", t0, tp), ("decode+dtmf", tp, t1), ("mix", t1, t2), ("record", t2, t3),
+                           ("encode", t3, te), ("packets", te, t4), ("housekeeping", t4, t5)):
             st[name] = st.get(name, 0.0) + (b - a)
         self.stats.add(t5 - t0, late)
         return TickOutput(out, events)
@@ -811,7 +952,7 @@ class MediaEngine:
         ep.tx_since_report = True
 
     def _housekeeping(self, ep: Endpoint, now: float, out: list[Datagram], events: list) -> None:
-        ep.jb.set_jitter(ep.rx.jitter)
+        self.jitter.set_jitter(ep.row, ep.rx.jitter)
         if ep.params.receive and not ep.timeout_reported and now - ep.last_rx > self.config.rtp_timeout:
             ep.timeout_reported = True
             events.append(RtpTimeout(ep, now - ep.last_rx))
@@ -842,6 +983,17 @@ class MediaEngine:
             self.release(ep)
         if self._recorder is not None:
             self._recorder.close(self.tick_no)
+
+
+_BATCH_MIN = 8                    # fewer packets than this: the scalar path is cheaper
+_HDR_DTYPE = np.dtype([("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4"),
+                       ("payload", "V160")])
+
+
+@lru_cache(maxsize=64)
+def _splitter(n: int) -> struct.Struct:
+    """Unpacks ``n`` back-to-back 20 ms RTP packets (12 + 160 bytes) into ``n`` bytes objects in one call."""
+    return struct.Struct(f"{12 + FRAME}s" * n)
 
 
 def _to_wall(t: float | None, now: float) -> float | None:

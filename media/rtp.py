@@ -3,6 +3,10 @@
 Reception is per packet (parse, statistics, into the jitter buffer); playout is per 20 ms tick
 (one frame out of each buffer). Sending headers for all legs are built in one numpy operation by
 ``build_headers``; the scalar ``build`` is for the odd packet (DTMF events, unusual ptimes).
+
+``ReceptionStats``, ``JitterBuffer`` and ``TimestampUnwrapper`` are the per-leg reference versions:
+the engine keeps the same state for all legs as arrays (``media.reception``, ``media.jitter``) and is
+tested to behave exactly like them.
 """
 from __future__ import annotations
 
