@@ -96,6 +96,12 @@ class Control:
         call = self._call(call_id)
         self._run(self.core.b2bua.transfer_caller(call, target, time.time()))
 
+    def monitor_mode(self, call_id: str, mode: str) -> None:
+        """A supervisor's monitoring call (``*21*<agent>``) switches to listen, whisper or barge."""
+        if mode not in ("listen", "whisper", "barge"):
+            raise ValueError(f"mode must be listen, whisper or barge, not {mode!r}")
+        self.core.b2bua.queues.set_monitor_mode(self._call(call_id), mode)
+
     def set_context(self, call_id: str, **values: Any) -> None:
         """Notes that travel with the call (shown to the next agent after a transfer)."""
         self._call(call_id).context.update(values)

@@ -243,3 +243,32 @@ def test_supervisor_listens_to_both_parties_and_whispers_to_the_agent(switch_fac
     assert audio.windowed_correlation(audio.read_mono(src_a), heard) > 0.5, "supervisor does not hear the agent"
     caller.hangup(call)                                 # the monitored call ends: so does the supervisor's
     sup.wait_call_state(s_call, "DISCONNECTED", timeout=10)
+
+
+def test_supervisor_whisper_is_heard_by_the_agent_only(switch_factory, phones, tmp_path, sounds):
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds, announce_agent=False))
+    alice, caller = register(sw, phones, "alice", "1002"), register(sw, phones, "caller", "1001")
+    sup = register(sw, phones, "sup", "1004")
+    feature_code(sw, alice, "*11*2001")
+    alice.auto_answer(code=200)
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)
+    a_in = alice.wait_event("incoming", timeout=10)
+    alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
+    s_call = sup.call(f"sip:*22*2001@{DOMAIN}")       # whisper
+    sup.wait_call_state(s_call, "CONFIRMED", timeout=10)
+    sw.wait_log(r"supervisor 1004 whispers agent 2001")
+    sup.wait_event("media_state", call=s_call, active=True, timeout=5)
+    coach = audio.write_wav(tmp_path / "coach.wav", audio.melody(2.0, seed=61))
+    alice.record(a_in["call"], tmp_path / "alice_heard.wav")
+    caller.record(call, tmp_path / "caller_heard.wav")
+    time.sleep(0.3)
+    sup.play(s_call, coach)
+    time.sleep(2.8)
+    alice.stop_record(a_in["call"])
+    caller.stop_record(call)
+    src = audio.read_mono(coach)
+    assert audio.windowed_correlation(src, audio.read_mono(tmp_path / "alice_heard.wav")) > 0.6
+    assert audio.windowed_correlation(src, audio.read_mono(tmp_path / "caller_heard.wav")) < 0.3
+    caller.hangup(call)
+    sup.wait_call_state(s_call, "DISCONNECTED", timeout=10)
