@@ -95,6 +95,8 @@ class Call:
     ivr_plays: dict = field(default_factory=dict)   # media playback id -> IVR Play id
     ivr_recording: Any = None       # voicemail being recorded
     ivr_recording_started: float = 0.0
+    vm_silence: float = 0.0         # voicemail: seconds of silence that end the message (0 = off)
+    vm_silent_for: float = 0.0
     ivr_variables: dict = field(default_factory=dict)  # digits and choices collected, for the screen pop
     ivr_transfer: bool = False      # callee legs ring an extension the IVR transferred to
     survey_score: int | None = None

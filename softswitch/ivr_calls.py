@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("softswitch.ivr")
 
+SILENCE_RMS = 330.0  # int16 scale: about -40 dBFS, below any voice, above line hiss
+
 
 @dataclass
 class SaveVoicemail:
@@ -86,14 +88,36 @@ class IvrCalls:
         the event loop: about 10-30 ms of CPU per chunk; many simultaneous speech menus would want a
         worker process.)"""
         call = leg.call
-        rec = getattr(call, "recognizer", None)
-        if rec is None or leg is not call.caller:
+        if leg is not call.caller:
             return []
+        out: list = []
+        if call.ivr_recording is not None and call.vm_silence > 0:
+            out += self._silence_check(call, samples, now)
+        rec = getattr(call, "recognizer", None)
+        if rec is None:
+            return out
         text = rec.feed(samples.astype("int16"))
         if not text:
             return []
         log.info("call %s: speech heard: %s", call.id, text)
-        return self._feed(call.id, ie.SpeechResult(text), now)
+        return out + self._feed(call.id, ie.SpeechResult(text), now)
+
+    def _silence_check(self, call: "Call", samples: Any, now: float) -> list:
+        """Voicemail ends after ``silence`` seconds below about -40 dBFS (the caller stopped talking
+        but did not press # or hang up)."""
+        import numpy as np
+        rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+        call.vm_silent_for = call.vm_silent_for + len(samples) / 8000 if rms < SILENCE_RMS else 0.0
+        if call.vm_silent_for < call.vm_silence:
+            return []
+        media = self.b2bua.media
+        media.stop_recording(call.ivr_recording)
+        call.ivr_recording = None
+        if getattr(call, "recognizer", None) is None:
+            media.listen(call.caller.media, False)
+        duration = now - call.ivr_recording_started
+        log.info("call %s: voicemail ended by %.0f s of silence", call.id, call.vm_silent_for)
+        return self._feed(call.id, ie.RecordingStopped("silence", duration), now)
 
     def on_digit(self, leg: "Leg", digit: str, now: float) -> list:
         if leg is not leg.call.caller:
@@ -193,6 +217,9 @@ class IvrCalls:
             call.ivr_recording = media.start_recording(call.id, left=ep, right=[], name=str(path),
                                                        parties={"left": call.caller_number, "right": ""})
             call.ivr_recording_started = now
+            call.vm_silence, call.vm_silent_for = a.silence, 0.0
+            if a.silence > 0:
+                media.listen(ep, True)  # 200 ms chunks for the silence check
             log.info("call %s: recording voicemail to %s", call.id, path)
             return []
         if isinstance(a, ia.StopRecording):
@@ -200,6 +227,8 @@ class IvrCalls:
             if rec is not None:
                 media.stop_recording(rec)
                 call.ivr_recording = None
+                if getattr(call, "recognizer", None) is None and ep is not None:
+                    media.listen(ep, False)
                 duration = now - call.ivr_recording_started
                 return self._feed(call.id, ie.RecordingStopped("stopped", duration), now)
             return []

@@ -223,3 +223,26 @@ queue = "refund"
     sw.wait_log(r"speech heard: 예약", timeout=20)
     sw.wait_log(r"IVR hands 1001 to queue booking", timeout=10)
     c.hangup(call)
+
+
+def test_voicemail_ends_after_silence(switch_factory, phones, tmp_path, sounds):
+    """The caller speaks, then says nothing (no # key): after the configured 5 s of silence the message
+    ends and the IVR asks for the callback number."""
+    sw = switch_factory(EXTS, extra=hotline_config(tmp_path, sounds))
+    c = caller_phone(sw, phones)
+    call = c.call(f"sip:4000@{DOMAIN}")
+    c.wait_call_state(call, "CONFIRMED", timeout=10)
+    keep_sending(c, call, tmp_path)
+    time.sleep(1.0)
+    c.dtmf(call, "3")
+    time.sleep(3.5)
+    c.dtmf(call, "2")
+    sw.wait_log(r"recording voicemail to (\S+)", timeout=20)
+    c.play(call, audio.write_wav(tmp_path / "message.wav", audio.melody(2.0, seed=22)))
+    time.sleep(2.2)
+    keep_sending(c, call, tmp_path)          # quiet line: hiss far below speech
+    sw.wait_log(r"voicemail ended by 5 s of silence", timeout=15)
+    time.sleep(4.0)                          # "please enter the number we should call you back on..."
+    c.dtmf(call, "5550100#")
+    sw.wait_log(r"voicemail from 1001, callback 5550100", timeout=20)
+    c.hangup(call)
