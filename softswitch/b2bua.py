@@ -97,6 +97,7 @@ class Call:
     ivr_recording_started: float = 0.0
     vm_silence: float = 0.0         # voicemail: seconds of silence that end the message (0 = off)
     vm_silent_for: float = 0.0
+    transfer_deadline: float = 0.0  # a transfer target must answer by then
     ivr_variables: dict = field(default_factory=dict)  # digits and choices collected, for the screen pop
     ivr_transfer: bool = False      # callee legs ring an extension the IVR transferred to
     survey_score: int | None = None
@@ -288,10 +289,14 @@ class B2BUA:
     def hangup(self, call: "Call", now: float, reason: str) -> list:
         """The switch ends the call: BYE to the parties that answered, CANCEL to phones still ringing."""
         actions: list = []
+        a = call.caller
+        if a.state in ("calling", "early") and a.tx is not None:  # still ringing: its INVITE gets a final answer
+            actions += self._respond(a.tx, self._answer(a, a.invite, 480, "Call Ended"), now)
+            a.state = "terminated"
         for leg in [call.caller, *call.callees]:
             if leg.state == "confirmed":
                 actions += self._send_bye(leg, now)
-            elif leg.role == "callee" and leg.state in ("calling", "early"):
+            elif leg.role == "callee" and leg.state in ("calling", "early") and not leg.withdrawn:
                 leg.withdrawn = True
                 actions += self._send_cancel(leg, now)
         self._end(call, reason, now)
@@ -325,21 +330,30 @@ class B2BUA:
         """Events of the media tick (DTMF digits, RTP time-outs) for the legs they belong to."""
         actions: list = []
         for ev in events:
+            try:
+                actions += self._on_media_event(ev, now)
+            except Exception:  # one event's failure must not lose the others' actions
+                log.exception("error handling media event %s", type(ev).__name__)
+        return actions
+
+    def _on_media_event(self, ev: Any, now: float) -> list:
+        actions: list = []
+        if True:
             leg = self.leg_for_endpoint(getattr(ev, "endpoint", None))
             if leg is None:
-                continue
+                return actions
             kind = type(ev).__name__
             if kind == "PlaybackFinished":
                 actions += self.ivr.on_playback_finished(leg, ev.playback, now)
                 actions += self.queues.on_playback_finished(leg, ev.playback, now)
             elif kind == "AudioChunk":
                 actions += self.ivr.on_audio(leg, ev.samples, now)
-                continue
             elif kind == "DtmfReceived":
                 log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source,
                          ev.duration_ms)
                 actions += self.ivr.on_digit(leg, ev.digit, now)
-            elif kind == "RtpTimeout" and leg.call.state in ("answered", "queued") and not leg.media.holding:
+            elif (kind == "RtpTimeout" and leg.call.state in ("answered", "queued") and not leg.media.holding
+                  and leg.state == "confirmed" and leg in (leg.call.caller, leg.call.answered)):
                 # a phone that vanished (power cut, lost network) sends no BYE: free the call and the agent
                 log.info("call %s: no RTP from %s for %.0fs: hanging up", leg.call.id, leg.role, ev.silent_for)
                 actions += self.hangup(leg.call, now, f"RTP timeout ({leg.role})")
@@ -467,6 +481,13 @@ class B2BUA:
 
     # --------------------------------------------------------------------------- responses
     def on_response(self, resp: Response, tx: ClientTransaction, now: float) -> list:
+        try:
+            return self._on_response(resp, tx, now)
+        finally:
+            if resp.status >= 200:  # the transaction is done with: do not pin its leg and call forever
+                self._by_client_tx.pop(id(tx), None)
+
+    def _on_response(self, resp: Response, tx: ClientTransaction, now: float) -> list:
         entry = self._by_client_tx.get(id(tx))
         if entry is None:
             return self.on_stray_response(resp, None, now)
@@ -529,6 +550,7 @@ class B2BUA:
                 # another fork answered first (or the caller gave up): ACK and hang this one up
                 actions += self._send_ack(leg, b"", now)
                 actions += self._send_bye(leg, now)
+                self._detach(leg)
                 return actions
             call.state = "answered"
             call.answered = leg
@@ -590,9 +612,7 @@ class B2BUA:
                 return []
             return self._respond(relay.origin_tx, self._answer(relay.origin, relay.origin_tx.request, 408), now)
         if leg.role == "callee" and leg.state in ("calling", "early"):
-            fake = make_response(leg.invite, 408)
-            self._by_client_tx[id(tx)] = (leg, None)
-            return self._callee_invite_response(fake, leg, now)
+            return self._callee_invite_response(make_response(leg.invite, 408), leg, now)
         if tx_method(tx) == "BYE":
             self._leg_gone(leg)
         return []
@@ -625,6 +645,7 @@ class B2BUA:
         return actions
 
     def _send_cancel(self, leg: Leg, now: float) -> list:
+        leg.withdrawn = True  # a 2xx crossing the CANCEL gets ACK + BYE
         if not leg.got_provisional:
             leg.cancel_pending = True  # §9.1: no CANCEL before a provisional response
             return []
@@ -660,6 +681,11 @@ class B2BUA:
             return self._respond(tx, self._answer(leg, req, 200, extra=[("Allow", ALLOW)]), now)
         if method == "BYE":
             actions = self._respond(tx, self._answer(leg, req, 200), now)
+            if leg.state == "terminated" or (leg is not call.caller and leg is not call.answered):
+                # a leg that already left the call (transferred away, a losing fork, ours crossed its BYE)
+                leg.state = "terminated"
+                self._detach(leg)
+                return actions
             leg.state = "terminated"
             survey = self._survey_for(call, leg)
             if survey:  # the agent hung up: the caller stays on for the satisfaction survey
@@ -768,7 +794,8 @@ class B2BUA:
         call1 = leg.call
         call_id, to_tag, from_tag = replaces
         leg2 = self._by_dialog.get((call_id, to_tag)) or self._by_dialog.get((call_id, from_tag))
-        if leg2 is None or leg2.call is call1 or leg2.call.state != "answered":
+        if leg2 is None or leg2.call is call1 or leg2.call.state != "answered" or _party(leg2) != _party(leg):
+            # (only the phone's own other call may be joined: knowing a Call-ID is not enough)
             return self._respond(tx, self._answer(leg, req, 481, "Replaced Dialog Not Found"), now)
         call2 = leg2.call
         keep = call1.caller if leg is call1.answered else call1.answered        # X: stays in call1
@@ -777,7 +804,7 @@ class B2BUA:
                 or keep.state != "confirmed" or target.state != "confirmed"):
             return self._respond(tx, self._answer(leg, req, 488, "Cannot Connect Those Calls"), now)
         actions = self._refer_accepted(leg, req, tx, now)
-        target_number = _party(target)
+        target_number, referrer = _party(target), _party(leg)
         log.info("call %s: attended transfer: %s connects %s with %s (call %s)", call1.id, _party(leg),
                  _party(keep), target_number, call2.id)
         if call1.queue is not None and call1.connected:
@@ -801,8 +828,13 @@ class B2BUA:
         else:
             call1.caller = target
             call1.caller_number = target_number
+            call1.callees.append(leg)  # kept so that _forget unlinks the referrer's old dialog
         call1.media_partner = None
         self._bridge(call1, call1.answered)  # type: ignore[arg-type]
+        self._unmark_busy(call1, referrer, now)
+        if target_number in call2.marked_busy:  # the target's busy mark moves with it to call1
+            call2.marked_busy.remove(target_number)
+            call1.marked_busy.append(target_number)
         for gone in (leg, leg2):  # the referring phone's two legs end
             if gone.state == "confirmed":
                 actions += self._send_bye(gone, now)
@@ -822,6 +854,14 @@ class B2BUA:
             actions += self._send_bye(old, now)
         if old is not None:
             self._detach(old)
+            self._unmark_busy(call, _party(old), now)
+        for leg in call.callees:  # agents or a target still ringing for this call
+            if leg is not old and leg.state in ("calling", "early") and not leg.withdrawn:
+                actions += self._send_cancel(leg, now)
+        if call.queue is not None and not call.connected and call.acd_id in self.queues.calls:
+            from acd import events as acd_events  # it leaves the queue before an agent took it
+            actions += self.queues.feed(acd_events.CallAbandoned(call.acd_id), now)
+            self.queues.calls.pop(call.acd_id, None)
         if call.recording is not None:
             self.media.stop_recording(call.recording)
             call.recording = None
@@ -847,8 +887,27 @@ class B2BUA:
         if not legs:
             log.info("call %s: transfer target %s not reachable", call.id, target)
             return actions + more + self.hangup(call, now, f"transfer target {target} not reachable")
-        call.ivr_transfer = True  # its answer bridges the caller (IvrCalls.on_transfer_response)
+        self.ring_transfer(call, target, now)
         return actions + more
+
+    def ring_transfer(self, call: "Call", target: str, now: float) -> None:
+        """The caller is being transferred to extension ``target``: its answer bridges the caller
+        (IvrCalls.on_transfer_response); unanswered within [sip] ring_timeout, the call ends."""
+        call.ivr_transfer = True
+        call.transfer_deadline = now + self.core.config.sip.ring_timeout
+        self._schedule(call.transfer_deadline, call.id)
+        self._mark_busy(call, target, now)
+
+    # ------------------------------------------------------------- phone busy state (ACD)
+    def _mark_busy(self, call: "Call", number: str, now: float) -> None:
+        if number and self.core.config.extension(number) is not None and number not in call.marked_busy:
+            call.marked_busy.append(number)
+            self.deferred += self.queues.phone_busy(number, now)
+
+    def _unmark_busy(self, call: "Call", number: str, now: float) -> None:
+        if number in call.marked_busy:
+            call.marked_busy.remove(number)
+            self.deferred += self.queues.phone_free(number, now)
 
     def _relay_response(self, resp: Response, tx: ClientTransaction, target: Leg, relay: Relay, now: float) -> list:
         if resp.status < 200 and resp.status == 100:
@@ -903,7 +962,7 @@ class B2BUA:
         return [Send(ack.serialize(), leg.peer)]
 
     def _send_bye(self, leg: Leg, now: float) -> list:
-        if leg.dialog is None or leg.state == "terminated" and leg.key not in self._by_dialog:
+        if leg.dialog is None or leg.state == "terminated":
             return []
         bye = leg.dialog.create_request("BYE", via=self.core.via(leg.peer, new_branch()), contact=None)
         leg.state = "terminated"
@@ -937,8 +996,13 @@ class B2BUA:
                     if b.state in ("calling", "early"):
                         actions += self._send_cancel(b, now)
                 self._end(call, "no answer", now)
-            elif call.state == "ended":
+            elif call.state == "ended" and now >= (call.ended_at or 0.0) + 32.0:
                 self._forget(call)
+            elif (call.state == "queued" and call.ivr_transfer and call.answered is None
+                  and now >= call.transfer_deadline):
+                # a transfer target that never answered: the caller is not left on music forever
+                log.info("call %s: transfer to %s not answered", call.id, call.callee_number)
+                actions += self.hangup(call, now, "transfer not answered")
         return actions
 
     def _end(self, call: Call, reason: str, now: float) -> None:
@@ -950,6 +1014,10 @@ class B2BUA:
         call.end_reason = call.end_reason or reason
         if call.recording is not None and self.media is not None:
             self.media.stop_recording(call.recording)
+        for leg in call.callees:  # phones still ringing for this call (a transfer target, a fork) stop
+            if leg.state in ("calling", "early") and not leg.withdrawn:
+                leg.withdrawn = True
+                self.deferred += self._send_cancel(leg, now)
         for sup in call.monitors:  # supervisors listening in: the call they watch is over
             if sup.state != "ended":
                 self.deferred += self.hangup(sup, now, "monitored call ended")

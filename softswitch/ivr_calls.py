@@ -126,6 +126,8 @@ class IvrCalls:
 
     def on_playback_finished(self, leg: "Leg", playback: int, now: float) -> list:
         call = leg.call
+        if leg is not call.caller:  # playback ids count per endpoint: only the caller's prompts are the IVR's
+            return []
         ivr_id = call.ivr_plays.pop(playback, None)
         if ivr_id is None:
             return []
@@ -149,7 +151,9 @@ class IvrCalls:
             if not first:  # a 2xx retransmission: our ACK again, nothing else
                 return actions
             if call.state == "ended" or call.answered is not None:
-                return actions + b.bye_leg(leg, now)
+                actions += b.bye_leg(leg, now)
+                b.detach(leg)
+                return actions
             call.answered = leg
             call.state = "answered"
             call.answered_at = now
@@ -243,18 +247,19 @@ class IvrCalls:
             q = b.queues
             call.queue = a.queue
             call.ivr_variables = dict(a.variables)
-            q.calls[call.id] = call
+            call.ivr_plays = {}
+            q.calls[call.acd_id] = call
             media.stop_playback(ep)
             log.info("call %s: IVR hands %s to queue %s (priority %d)", call.id, call.caller_number, a.queue,
                      a.priority)
-            return q.feed(acd_events.CallArrived(call.id, a.queue, call.caller_number, a.priority), now)
+            return q.feed(acd_events.CallArrived(call.acd_id, a.queue, call.caller_number, a.priority), now)
         if isinstance(a, ia.Transfer):
             legs, actions = b.ring_extension(call, a.extension, now)
             log.info("call %s: IVR transfers %s to %s (%d phone(s))", call.id, call.caller_number, a.extension,
                      len(legs))
             if not legs:
                 return actions + b.hangup(call, now, f"transfer target {a.extension} not registered")
-            call.ivr_transfer = True
+            b.ring_transfer(call, a.extension, now)
             return actions
         if isinstance(a, ia.Hangup):
             log.info("call %s: IVR hangs up (%s)", call.id, a.reason)

@@ -197,7 +197,9 @@ class QueueCalls:
             if not first:  # a 2xx retransmission: our ACK again, nothing else
                 return actions
             if call.state == "ended" or leg.withdrawn:
-                return actions + b.bye_leg(leg, now)
+                actions += b.bye_leg(leg, now)
+                b.detach(leg)
+                return actions
             leg.answered_offer = True
             return actions + self.feed(acd_events.OfferAnswered(call.acd_id, leg.agent_id, leg.invite.call_id), now)
         leg.state = "terminated"
@@ -242,10 +244,11 @@ class QueueCalls:
 
     def on_playback_finished(self, leg: "Leg", playback: int, now: float) -> list:
         call = leg.call
-        if call.prompt_id != playback or leg is not call.caller and leg is not call.answered:
-            if leg is call.answered and call.agent_prompt_id == playback:
-                call.agent_prompt_id = None
-                return self._maybe_bridge(call, now)
+        # playback ids count per endpoint: match the leg as well as the id
+        if leg is call.answered and leg is not call.caller and playback == call.agent_prompt_id:
+            call.agent_prompt_id = None
+            return self._maybe_bridge(call, now)
+        if leg is not call.caller or playback != call.prompt_id:
             return []
         call.prompt_id = None
         what, call.after_prompt = call.after_prompt, None
@@ -304,7 +307,11 @@ class QueueCalls:
             for leg in call.callees:
                 if leg.agent_id == a.agent_id and leg.state != "terminated":
                     leg.withdrawn = True
-                    actions += b.cancel_leg(leg, now) if leg.state in ("calling", "early") else b.bye_leg(leg, now)
+                    if leg.state in ("calling", "early"):
+                        actions += b.cancel_leg(leg, now)
+                    else:
+                        actions += b.bye_leg(leg, now)
+                        b.detach(leg)
             return actions
         if isinstance(a, acd_actions.Connect):
             return self._connect(call, a, now)

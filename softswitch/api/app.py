@@ -409,7 +409,8 @@ class ApiServer:
     def _live_call(self, ctx: Ctx) -> dict:
         call_id = ctx.path["call"]
         call = next((c for c in self.control.calls() if c["id"] == call_id), None)
-        if call is None or not self._visible(ctx, call):
+        # only the agent on the call (or a supervisor) controls it; agents merely offered it do not
+        if call is None or not (ctx.supervisor or call["agent"] == ctx.user):
             raise ApiError(404, f"no call {call_id} in progress (that you may control)", "call")
         return call
 
