@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from softswitch.config import (
-    BOOLEAN, INTEGER, PATH, STRING, Array, ConfigError, Invalid, Key, Scalar, Table, Tables, _Ctx, _q,
+    BOOLEAN, INTEGER, PATH, STRING, Array, Invalid, Key, Scalar, Table, Tables, _Ctx, _q,
     _Walker, between, ext_number, nonempty, number_pattern, one_of, printable, unique,
 )
 

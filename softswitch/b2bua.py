@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -218,9 +217,12 @@ class B2BUA:
         call.state = "queued"
         return call, self._respond(tx, self._answer(a, req, 200, None, body, "application/sdp"), now)
 
-    def ring_extension(self, call: "Call", number: str, now: float, *, agent_id: str = "",
-                       display: str = "") -> tuple[list[Leg], list]:
-        """New outgoing legs of ``call`` to every registered phone of extension ``number``."""
+    def ring_extension(self, call: "Call", number: str, now: float, *, agent_id: str = "", display: str = "",
+                       max_forwards: str = "70", passthrough: tuple[bytes, str] | None = None
+                       ) -> tuple[list[Leg], list]:
+        """New outgoing legs of ``call`` to every registered phone of extension ``number`` (parallel
+        forking), each offered the switch's own SDP; with media off, ``passthrough`` (body, content
+        type) is the caller's SDP to relay."""
         core = self.core
         domain = core.config.sip.domain
         legs: list[Leg] = []
@@ -230,7 +232,7 @@ class B2BUA:
             dest = core.binding_peer(binding)
             b_req = new_request("INVITE", binding.contact_uri, [
                 ("Via", core.via(dest, new_branch())),
-                ("Max-Forwards", "70"),
+                ("Max-Forwards", max_forwards),
                 ("From", f'"{name}" <sip:{call.caller_number or "anonymous"}@{domain}>;tag={new_tag()}'),
                 ("To", f"<sip:{number}@{domain}>"),
                 ("Call-ID", new_call_id(domain)),
@@ -241,10 +243,13 @@ class B2BUA:
             ])
             leg = Leg(call, "callee", dest, b_req, agent_id=agent_id, extension=number)
             if self.media is not None:
-                if not self._attach(leg, f"agent {agent_id or number}"):
+                if not self._attach(leg, f"agent {agent_id}" if agent_id else f"callee {number}"):
                     continue
                 b_req.headers.add("Content-Type", "application/sdp")
                 b_req.body = self.media.offer(leg.media, prefer=call.caller.media).encode()
+            elif passthrough is not None and passthrough[0]:
+                b_req.headers.add("Content-Type", passthrough[1])
+                b_req.body = self.sdp_to(leg, passthrough[0])
             call.callees.append(leg)
             legs.append(leg)
             actions += self._send_request(leg, b_req, now)
@@ -440,34 +445,11 @@ class B2BUA:
         tx.b2bua_leg = a  # lets CANCEL find the call
         caller_ext = core.config.extension(caller)
         display = (caller_ext.name if caller_ext and caller_ext.name else caller).replace('"', "")
-        domain = core.config.sip.domain
         mf_out = str(min(69, int(mf) - 1 if mf is not None else 69))
-        for binding in contacts:
-            dest = core.binding_peer(binding)
-            b_req = new_request("INVITE", binding.contact_uri, [
-                ("Via", core.via(dest, new_branch())),
-                ("Max-Forwards", mf_out),
-                ("From", f'"{display}" <sip:{caller}@{domain}>;tag={new_tag()}'),
-                ("To", f"<sip:{ext.number}@{domain}>"),
-                ("Call-ID", new_call_id(domain)),
-                ("CSeq", "1 INVITE"),
-                ("Contact", core.contact(dest)),
-                ("Allow", ALLOW),
-                ("User-Agent", core.config.sip.user_agent),
-            ])
-            b = Leg(call, "callee", dest, b_req)
-            if self.media is not None:
-                if not self._attach(b, f"callee {ext.number}"):
-                    continue
-                b_req.headers.add("Content-Type", "application/sdp")
-                b_req.body = self.media.offer(b.media, prefer=a.media).encode()
-            else:
-                body = self.sdp_to(b, req.body)
-                if body:
-                    b_req.headers.add("Content-Type", req.headers.get("Content-Type") or "application/sdp")
-                    b_req.body = body
-            call.callees.append(b)
-            actions += self._send_request(b, b_req, now)
+        body = req.body if self.media is None else b""  # pass-through SDP when media is not anchored
+        _, more = self.ring_extension(call, ext.number, now, display=display, max_forwards=mf_out,
+                                      passthrough=(body, req.headers.get("Content-Type") or "application/sdp"))
+        actions += more
         if not call.callees:  # every fork failed for want of a media port
             actions += self._respond(tx, self._answer(a, req, 503, "Out of Media Ports", extra=[("Retry-After", "5")]), now)
             self._end(call, "no media port", now)

@@ -26,9 +26,9 @@ from acd import events as acd_events
 from acd.engine import Acd
 from acd.featurecodes import parse_feature_code
 
-from .sip.dialog import Dialog, new_call_id, new_tag
-from .sip.message import Request, Response, make_response, new_request
-from .sip.transaction import Peer, ServerTransaction, new_branch
+from .sip.dialog import new_tag
+from .sip.message import Request, Response, make_response
+from .sip.transaction import Peer, ServerTransaction
 
 if TYPE_CHECKING:
     from .b2bua import B2BUA, Call, Leg

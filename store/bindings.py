@@ -74,21 +74,9 @@ def validate_changes(changes: Iterable[Change]) -> list[tuple[str, tuple]]:
     return out
 
 
-async def apply_changes(conn: aiosqlite.Connection, ops: list[tuple[str, tuple]]) -> None:
-    """Run validated changes in order (inside the caller's transaction); consecutive changes of one
-    kind go to SQLite as one ``executemany``."""
-    i = 0
-    while i < len(ops):
-        op = ops[i][0]
-        j = i
-        while j < len(ops) and ops[j][0] == op:
-            j += 1
-        await conn.executemany(_SQL[op], [params for _, params in ops[i:j]])
-        i = j
-
-
-def apply_changes_sync(conn: sqlite3.Connection, ops: list[tuple[str, tuple]]) -> None:
-    """``apply_changes`` on the raw connection, run in the database thread (``Store.write_sync``)."""
+def apply_changes(conn: sqlite3.Connection, ops: list[tuple[str, tuple]]) -> None:
+    """Run validated changes in order inside the caller's transaction, in the database thread
+    (``Store.write_sync``); consecutive changes of one kind go to SQLite as one ``executemany``."""
     i = 0
     while i < len(ops):
         op = ops[i][0]

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import aiosqlite
 
-from .bindings import Binding, Change, apply_changes, apply_changes_sync, delete_expired, load_unexpired, validate_changes
+from .bindings import Binding, Change, apply_changes, delete_expired, load_unexpired, validate_changes
 from .migrations import (LATEST_VERSION, Migration, MigrationError, SchemaTooNewError, StoreError,
                          migrate as _migrate)
 
@@ -208,7 +208,7 @@ class Store:
         ops = validate_changes(changes)
         if not ops:
             return
-        await self.write_sync(lambda conn: apply_changes_sync(conn, ops))
+        await self.write_sync(lambda conn: apply_changes(conn, ops))
 
     async def purge_expired(self, now: float) -> int:
         """Delete bindings with ``expires_at <= now``; returns how many."""

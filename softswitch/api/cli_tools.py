@@ -99,7 +99,6 @@ def records_main(argv: list[str]) -> int:
     config = _config(args.config)
 
     async def run() -> int:
-        from store.crm import CallCentre
         from store.db import Store
         from store.validation import ValidationError
         store = await Store.open(config.store.path)
