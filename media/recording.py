@@ -106,7 +106,8 @@ class Recorder:
         self._next_id += 1
         wall = time.time() if now_wall is None else now_wall
         fname = name or f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(wall))}-{_safe(call_id)}-{rid}.wav"
-        path = self.dir / fname
+        path = self.dir / fname  # ``name`` may be a path elsewhere (a voicemail box)
+        path.parent.mkdir(parents=True, exist_ok=True)
         rec = Recording(rid, path, call_id, parties, list(left), list(right), wall, tick,
                         self._free_slots.pop(), rid % FLUSH_TICKS, tick)
         rec.file = sf.SoundFile(str(path), "w", samplerate=RATE, channels=2, subtype="PCM_16", format="WAV")

@@ -292,7 +292,8 @@ class B2BUA:
             log.info("call %s: recording to %s", call.id, call.recording.path)
 
     def hangup(self, call: "Call", now: float, reason: str) -> list:
-        """The switch ends the call: BYE to the parties that answered, CANCEL to phones still ringing."""
+        """The switch ends the call: BYE to the parties that answered (``_end`` cancels phones still
+        ringing, as it does for every call)."""
         actions: list = []
         a = call.caller
         if a.state in ("calling", "early") and a.tx is not None:  # still ringing: its INVITE gets a final answer
@@ -301,9 +302,6 @@ class B2BUA:
         for leg in [call.caller, *call.callees]:
             if leg.state == "confirmed":
                 actions += self._send_bye(leg, now)
-            elif leg.role == "callee" and leg.state in ("calling", "early") and not leg.withdrawn:
-                leg.withdrawn = True
-                actions += self._send_cancel(leg, now)
         self._end(call, reason, now)
         return actions
 

@@ -216,8 +216,7 @@ class IvrCalls:
             call.ivr_plays = {}
             return []
         if isinstance(a, ia.StartRecording):
-            path = Path(self.config.voicemail_dir) / a.path
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.config.voicemail_dir) / a.path  # the recorder creates its folder
             call.ivr_recording = media.start_recording(call.id, left=ep, right=[], name=str(path),
                                                        parties={"left": call.caller_number, "right": ""})
             call.ivr_recording_started = now

@@ -217,14 +217,10 @@ class QueueCalls:
         self.calls.pop(call.acd_id, None)
         if call.service:
             return []
-        actions: list = []
-        for leg in call.callees:
-            if leg is not call.answered and leg.state in ("calling", "early") and not leg.withdrawn:
-                leg.withdrawn = True
-                actions += self.b2bua.cancel_leg(leg, now)
+        # (agent phones still ringing were cancelled by B2BUA._end, like every call's ringing legs)
         if call.connected:
-            return actions + self.feed(acd_events.CallEnded(call.acd_id, by_agent=by_agent), now)
-        return actions + self.feed(acd_events.CallAbandoned(call.acd_id), now)
+            return self.feed(acd_events.CallEnded(call.acd_id, by_agent=by_agent), now)
+        return self.feed(acd_events.CallAbandoned(call.acd_id), now)
 
     def agent_left(self, call: "Call", now: float) -> list:
         """The agent hung up but the caller stays (survey): the ACD's part of the call is over."""

@@ -272,3 +272,26 @@ def test_supervisor_whisper_is_heard_by_the_agent_only(switch_factory, phones, t
     assert audio.windowed_correlation(src, audio.read_mono(tmp_path / "caller_heard.wav")) < 0.3
     caller.hangup(call)
     sup.wait_call_state(s_call, "DISCONNECTED", timeout=10)
+
+
+def test_an_agent_on_a_direct_call_is_not_offered_queue_calls(switch_factory, phones, tmp_path, sounds):
+    """Agent state never drifts from the phone: Alice is ready in the ACD but talking on a call she
+    dialled herself, so the queue call waits until she hangs up."""
+    sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds, announce_agent=False))
+    alice, bob = register(sw, phones, "alice", "1002"), register(sw, phones, "bob", "1003")
+    caller = register(sw, phones, "caller", "1001")
+    feature_code(sw, alice, "*11*2001")
+    bob.auto_answer(code=200)
+    direct = alice.call(f"sip:1003@{DOMAIN}")      # Bob is not logged in as an agent: a plain call
+    alice.wait_call_state(direct, "CONFIRMED", timeout=10)
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)
+    sw.wait_log(r"1001 entered queue support")
+    time.sleep(2.0)
+    assert not alice.events("incoming"), "a queue call was offered to a phone that is on a call"
+    assert "offers the call to agent 2001" not in sw.log()
+    alice.auto_answer(code=200)
+    alice.hangup(direct)                          # now free: the waiting call comes to her
+    alice.wait_event("incoming", timeout=10)
+    sw.wait_log(r"connected to agent 2001 at 1002")
+    caller.hangup(call)

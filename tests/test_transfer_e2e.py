@@ -23,7 +23,8 @@ def phones(tmp_path):
     pool.close()
 
 
-def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, phones, tmp_path):
+def a_talks_to_b(switch_factory, phones):
+    """Phones a (1001), b (1002), c (1003) registered, b and c answering; a has called b."""
     lo = 20000 + (free_port() % 200) * 100
     sw = switch_factory(extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
     a, b, c = phones("a"), phones("b"), phones("c")
@@ -35,6 +36,11 @@ def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, 
     b_in = b.wait_event("incoming", timeout=10)
     a.wait_call_state(call, "CONFIRMED", timeout=10)
     b.wait_call_state(b_in["call"], "CONFIRMED", timeout=10)
+    return sw, a, b, c, call, b_in
+
+
+def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, phones, tmp_path):
+    sw, a, b, c, call, b_in = a_talks_to_b(switch_factory, phones)
     b.transfer(b_in["call"], f"sip:1003@{DOMAIN}")
     sw.wait_log(r"transfers 1001 to 1003 \(REFER\)")
     b.wait_call_state(b_in["call"], "DISCONNECTED", timeout=10)   # the transferring agent is free
@@ -56,17 +62,7 @@ def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, 
 
 def test_attended_transfer_connects_the_two_other_parties(switch_factory, phones, tmp_path):
     """b talks to a, puts a on hold, calls c, then transfers (REFER with Replaces): a and c talk."""
-    lo = 20000 + (free_port() % 200) * 100
-    sw = switch_factory(extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
-    a, b, c = phones("a"), phones("b"), phones("c")
-    for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):
-        assert p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")["code"] == 200
-    b.auto_answer(code=200)
-    c.auto_answer(code=200)
-    call_a = a.call(f"sip:1002@{DOMAIN}")
-    b_in = b.wait_event("incoming", timeout=10)
-    a.wait_call_state(call_a, "CONFIRMED", timeout=10)
-    b.wait_call_state(b_in["call"], "CONFIRMED", timeout=10)
+    sw, a, b, c, call_a, b_in = a_talks_to_b(switch_factory, phones)
     b.hold(b_in["call"])
     sw.wait_log(r"callee put the call on hold")
     call_bc = b.call(f"sip:1003@{DOMAIN}")        # consult c
