@@ -7,6 +7,11 @@ events and executes the actions, exactly like the SIP transaction layer.
 
 After every event that can free an agent or queue a call the engine runs one routing pass
 (``Router.assign``), so the decision is always "best pair for the state right now".
+
+``now`` is a monotonic clock (``time.monotonic()`` from the switch): the engine only takes differences
+of it (hold, ring and talk times, timers). The one place that needs wall-clock time, the queue_log
+timestamp, uses ``now + wall_offset``; the owner keeps ``Acd.wall_offset`` current
+(``acd.wall_offset = time.time() - time.monotonic()``). With the default 0.0, ``now`` must be Unix time.
 """
 from __future__ import annotations
 
@@ -69,8 +74,9 @@ class _Agent:
 
 
 class Acd:
-    def __init__(self, config: AcdConfig, seed: int | None = None):
+    def __init__(self, config: AcdConfig, seed: int | None = None, wall_offset: float = 0.0):
         self.config = config
+        self.wall_offset = wall_offset  # seconds to add to ``now`` for Unix time (queue_log only)
         self.skill_index = {s.name: i for i, s in enumerate(config.skills)}
         self.queue_index = {q.name: i for i, q in enumerate(config.queues)}
         self.queues: list[AcdQueue] = list(config.queues)
@@ -637,4 +643,4 @@ class Acd:
 
     def _log(self, out: list[Action], now: float, call_id: str | None, queue: str | None, agent_id: str | None,
              event: str, *data: object) -> None:
-        out.append(QueueLogLine(queuelog.line(now, call_id, queue, agent_id, event, *data)))
+        out.append(QueueLogLine(queuelog.line(now + self.wall_offset, call_id, queue, agent_id, event, *data)))

@@ -20,11 +20,12 @@ def _clean(value: object) -> str:
     return str(value).replace("|", "_").replace("\n", " ").replace("\r", " ")
 
 
-def line(now: float, call_id: str | None, queue: str | None, agent_id: str | None, event: str,
+def line(when: float, call_id: str | None, queue: str | None, agent_id: str | None, event: str,
          *data: object) -> str:
-    """One queue_log line. Data fields are ``|``-joined; a ``|`` inside a value would shift every later
-    field, so it is replaced."""
-    fields = [str(int(now)), _clean(call_id or NONE), _clean(queue or NONE), agent_field(agent_id), event]
+    """One queue_log line stamped ``when``, Unix time (wall clock; ``Acd`` passes its monotonic ``now`` plus
+    ``wall_offset``). Data fields are ``|``-joined; a ``|`` inside a value would shift every later field,
+    so it is replaced."""
+    fields = [str(int(when)), _clean(call_id or NONE), _clean(queue or NONE), agent_field(agent_id), event]
     fields += [_clean(d) for d in data]
     return "|".join(fields)
 

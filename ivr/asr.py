@@ -1,7 +1,9 @@
 """Speech input for menus: a keyword matcher over recogniser output, and a small vosk wrapper.
 
 Vosk is optional and imported lazily: without ``[ivr.asr] model`` (or without the vosk package) menus
-take DTMF only, and ``ivr.runtime.Ivr`` says so in one log line at start.
+take DTMF only, and ``ivr.runtime.Ivr`` says so in one log line at start. Loading a model and feeding a
+recogniser block for a while (seconds, and 10-30 ms per 200 ms chunk): on the switch they run in
+``ivr.asr_worker.SpeechWorker``'s thread, not on the event loop.
 
 The matcher works on what recognisers actually print: lower-case words separated by spaces for English,
 and Chinese characters often separated by spaces too ("自 助 服务"), so CJK keywords are compared with
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KeywordMatcher", "VoskRecognizer", "model_sample_rate", "vosk_available"]
+__all__ = ["KeywordMatcher", "VoskRecognizer", "load_model", "model_sample_rate", "vosk_available"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -89,6 +91,16 @@ def model_sample_rate(model_dir: Path) -> int:
     return 16000
 
 
+def load_model(model_dir: Path | str) -> Any:
+    """A ``vosk.Model`` from a model directory, with ``sample_rate`` set to the rate of its features.
+    Slow (seconds) and blocking: call it off the event loop."""
+    import vosk  # lazy: optional dependency
+    vosk.SetLogLevel(-1)
+    model = vosk.Model(str(model_dir))
+    model.sample_rate = model_sample_rate(Path(model_dir))
+    return model
+
+
 class VoskRecognizer:
     """One utterance stream of one caller, restricted to a menu's keywords (a vosk grammar: faster and far
     more accurate than open dictation on 8 kHz phone audio). Feed 8 kHz int16 audio; a final text comes back
@@ -98,11 +110,8 @@ class VoskRecognizer:
     def __init__(self, model: Any, keywords: list[str], sample_rate: int = 8000):
         import vosk  # lazy: optional dependency
         if isinstance(model, (str, Path)):
-            self.model_rate = model_sample_rate(Path(model))
-            vosk.SetLogLevel(-1)
-            model = vosk.Model(str(model))
-        else:
-            self.model_rate = getattr(model, "sample_rate", 16000)
+            model = load_model(model)
+        self.model_rate = getattr(model, "sample_rate", 16000)
         self.sample_rate = sample_rate
         grammar = sorted({k for k in keywords if k}) + ["[unk]"]
         self._rec = vosk.KaldiRecognizer(model, self.model_rate, json.dumps(grammar, ensure_ascii=False))

@@ -1,12 +1,18 @@
 """The sans-IO IVR session: one per call in the IVR. Events and the current time in, media actions out.
 
-    s = IvrSession(flow, config, caller="+8613800000000", now=time.time(), call_id=cid)
+    s = IvrSession(flow, config, caller="+8613800000000", now=time.monotonic(), call_id=cid,
+                   wall_offset=time.time() - time.monotonic())
     actions = s.start(now)
     actions = s.handle(DigitReceived("1"), now)      # also PlaybackFinished, TimerFired, SpeechResult, ...
     s.next_deadline()                                # when to send TimerFired (None = no timer)
 
-``now`` is Unix time (``time.time()``): business-hours nodes read the wall clock from it, timers only
-differences. The session never sleeps, reads a clock or touches a file; the switch executes the actions
+``now`` is a monotonic clock (``time.monotonic()``): timers and durations only take differences of it.
+Wall-clock time is ``now + wall_offset`` (seconds to add to ``now`` for Unix time; the owner keeps it
+current) and is used only where the date matters: business hours and holidays, the voicemail file name
+stamp and ``VoicemailLeft.time``. With the default ``wall_offset`` 0.0, ``now`` must be Unix time
+(``time.time()``), as the tests pass it.
+
+The session never sleeps, reads a clock or touches a file; the switch executes the actions
 (``Play`` → ``MediaEngine.play``, ``ToQueue`` → ``acd.events.CallArrived``...). After a terminal action
 (``ToQueue``, ``Transfer``, ``Hangup``) ``done`` is True and ``result`` tells how the call left.
 """
@@ -64,9 +70,9 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(name)
 
 
-def is_open(node: HoursNode, config: IvrConfig, now: float) -> str:
-    """"open", "closed" or "holiday" at Unix time ``now`` in the node's (or [ivr]'s) time zone."""
-    local = datetime.datetime.fromtimestamp(now, _zone(node.timezone or config.timezone))
+def is_open(node: HoursNode, config: IvrConfig, when: float) -> str:
+    """"open", "closed" or "holiday" at Unix time ``when`` in the node's (or [ivr]'s) time zone."""
+    local = datetime.datetime.fromtimestamp(when, _zone(node.timezone or config.timezone))
     if local.date() in node.holidays or local.date() in config.holidays:
         return "holiday"
     minute, day = local.hour * 60 + local.minute, local.weekday()
@@ -83,20 +89,22 @@ _SAFE = re.compile(r"[^A-Za-z0-9+_-]")
 
 
 class IvrSession:
-    """One caller walking one flow. Not thread-safe; one task owns it."""
+    """One caller walking one flow. Not thread-safe; one task owns it. ``wall_offset``: seconds to add to
+    ``now`` for Unix time (see the module docstring); the owner may update the attribute."""
 
     def __init__(self, flow: Flow, config: IvrConfig, caller: str, now: float, call_id: str = "",
-                 speech: bool = False):
+                 speech: bool = False, wall_offset: float = 0.0):
         self.flow = flow
         self.config = config
         self.caller = caller
         self.call_id = call_id
         self.speech = speech  # the switch has a recogniser: menus with keywords also listen
+        self.wall_offset = wall_offset
         self.language = flow.language or config.default_language
         self.variables: dict[str, str] = {}
         self.result = IvrResult(variables=self.variables)
         self.done = False
-        self.created = now
+        self.created = now  # the session's clock (monotonic), like every other time kept here
         self.node: Node = flow.nodes[flow.start]
         self._phase = ""
         self._playing: int | None = None
@@ -262,7 +270,7 @@ class IvrSession:
         return node.next
 
     def _enter_hours(self, node: HoursNode, now: float, out: list[Action]) -> str | None:
-        state = is_open(node, self.config, now)
+        state = is_open(node, self.config, now + self.wall_offset)
         out.append(Log("debug", f"ivr {self.flow.name}.{node.name}: {state}"))
         if state == "open":
             return node.open
@@ -467,8 +475,9 @@ class IvrSession:
             self._record(node, now, out)
 
     def _record(self, node: VoicemailNode, now: float, out: list[Action]) -> None:
-        stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        tail = _SAFE.sub("_", self.call_id)[:40] or str(int(now * 1000) % 100000)
+        wall = now + self.wall_offset
+        stamp = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        tail = _SAFE.sub("_", self.call_id)[:40] or str(int(wall * 1000) % 100000)
         self._rec_path = f"{node.mailbox}/{stamp}-{_SAFE.sub('_', self.caller)[:32] or 'unknown'}-{tail}.wav"
         self._rec_start = now
         out.append(StartRecording(self._rec_path, node.max_length, node.silence))
@@ -499,7 +508,7 @@ class IvrSession:
     def _left(self) -> VoicemailLeft:
         node: VoicemailNode = self.node  # type: ignore[assignment]
         vm = VoicemailLeft(self._rec_path, node.mailbox, self._digits, self.caller, round(self._rec_duration, 2),
-                           self._rec_start)
+                           self._rec_start + self.wall_offset)  # stored and listed by date: wall clock
         self.result.voicemail = vm
         return vm
 

@@ -1,11 +1,18 @@
 """``Ivr``: one per switch. Holds the validated config, decides once whether speech input is on (and says
-so in one log line), loads the vosk model once, and creates sessions."""
+so in one log line), and creates sessions and the speech worker.
+
+Sessions take a monotonic ``now``; ``Ivr.wall_offset`` (seconds to add to ``now`` for Unix time, kept
+current by the owner, e.g. ``ivr.wall_offset = time.time() - time.monotonic()``) is handed to each new
+session for the decisions that need the date (business hours, holidays, voicemail stamps). With the
+default 0.0, ``now`` must be Unix time."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+import asyncio
+from typing import Any, Callable, Hashable
 
-from .asr import VoskRecognizer, vosk_available
+from .asr import VoskRecognizer, load_model, vosk_available
+from .asr_worker import SpeechWorker
 from .config import IvrConfig
 from .engine import IvrSession
 
@@ -13,8 +20,9 @@ __all__ = ["Ivr"]
 
 
 class Ivr:
-    def __init__(self, config: IvrConfig, log: logging.Logger | None = None):
+    def __init__(self, config: IvrConfig, log: logging.Logger | None = None, wall_offset: float = 0.0):
         self.config = config
+        self.wall_offset = wall_offset
         self.log = log or logging.getLogger("softswitch.ivr")
         self._model: Any = None
         model = config.asr.model
@@ -37,16 +45,23 @@ class Ivr:
         f = self.config.flows.get(flow) or self.config.flow_for_number(flow)
         if f is None:
             raise KeyError(f"no IVR flow or number {flow!r}")
-        return IvrSession(f, self.config, caller, now, call_id, speech=self.speech)
+        return IvrSession(f, self.config, caller, now, call_id, speech=self.speech, wall_offset=self.wall_offset)
+
+    def speech_worker(self, on_result: Callable[[Hashable, str], None], *,
+                      loop: asyncio.AbstractEventLoop | None = None,
+                      post: Callable[[Callable[[], None]], Any] | None = None, **options: Any) -> SpeechWorker:
+        """The thread that runs the recognisers (``ivr.asr_worker.SpeechWorker``) on the configured model,
+        loaded in that thread on first use. ``options``: ``SpeechWorker``'s keyword arguments."""
+        if not self.speech:
+            raise RuntimeError("speech input is off")
+        options.setdefault("log", self.log)
+        return SpeechWorker(self.config.asr.model, on_result, loop=loop, post=post, **options)
 
     def recognizer(self, keywords: list[str]) -> VoskRecognizer:
-        """A recogniser for one ``StartSpeech``; the model is loaded on first use and shared."""
+        """A recogniser for one ``StartSpeech``; the model is loaded on first use and shared. This blocks
+        (seconds for the model, then each ``feed``): on the switch use ``speech_worker`` instead."""
         if not self.speech:
             raise RuntimeError("speech input is off")
         if self._model is None:
-            import vosk
-            vosk.SetLogLevel(-1)
-            self._model = vosk.Model(str(self.config.asr.model))
-            from .asr import model_sample_rate
-            self._model.sample_rate = model_sample_rate(self.config.asr.model)
+            self._model = load_model(self.config.asr.model)
         return VoskRecognizer(self._model, keywords)
