@@ -1,12 +1,14 @@
 """The ``[acd]`` section of config.toml: skills, agents, queues, dialplan entries, feature codes.
 
-Validated with the same declarative walker as the rest of the switch (``softswitch.config``), so a
+Validated with the same declarative walker as the rest of the switch (``base.schema``), so a
 mistake is refused at start with the dotted key (``acd.queues[1].on_timeout.queue``) and the reason.
 Cross-references (an agent's skill, a queue's overflow target, a dialplan entry's queue) are checked
 here too: a queue that overflows into a typo would otherwise lose calls at 3 a.m.
 
-``ACD`` is the ``Table`` the lead can put into ``softswitch.config.ROOT`` as ``"acd": Key(ACD, {})``;
-``parse_acd_config`` validates the ``[acd]`` table on its own (tests, tools).
+``ACD`` is the ``Table`` that ``softswitch.config.ROOT`` composes as ``"acd": Key(ACD, {})``; checks that
+need other sections (agents on configured extensions, surveys naming IVR flows) are done there, so this
+module needs neither the switch nor the IVR. ``parse_acd_config`` validates the ``[acd]`` table on its
+own (tests, tools).
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from softswitch.config import (
-    BOOLEAN, INTEGER, PATH, STRING, Array, Invalid, Key, Scalar, Table, Tables, _Ctx, _q,
-    _Walker, between, ext_number, nonempty, number_pattern, one_of, printable, unique,
+from base.checks import between, ext_number, nonempty, number_pattern, one_of, printable, unique
+from base.schema import (
+    BOOLEAN, INTEGER, PATH, STRING, Array, Context, Invalid, Key, Scalar, Table, Tables, Walker, quote,
 )
 
 from .featurecodes import FeatureCodes
@@ -128,7 +130,8 @@ _CODE = re.compile(r"[*#]?[0-9*#]{1,7}")
 def name(v: str) -> str:
     """Queue and skill names end up in queue_log lines (``|``-separated) and in prompts."""
     if not _NAME.fullmatch(v):
-        raise Invalid(f"must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got {_q(v)}")
+        raise Invalid("must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit), "
+                      f"got {quote(v)}")
     return v
 
 
@@ -140,11 +143,11 @@ def no_pipe(v: str) -> str:
 
 def feature_code(v: str) -> str:
     if not _CODE.fullmatch(v) or v.strip("*#") == "":
-        raise Invalid(f'must be 1-8 of the keys 0-9, * and # with at least one digit (e.g. "*11"), got {_q(v)}')
+        raise Invalid(f'must be 1-8 of the keys 0-9, * and # with at least one digit (e.g. "*11"), got {quote(v)}')
     return v
 
 
-def _skill_levels(raw: dict[str, Any], ctx: _Ctx) -> dict[str, int]:
+def _skill_levels(raw: dict[str, Any], ctx: Context) -> dict[str, int]:
     out: dict[str, int] = {}
     for skill, level in raw.items():
         if isinstance(level, bool) or not isinstance(level, int):
@@ -155,11 +158,11 @@ def _skill_levels(raw: dict[str, Any], ctx: _Ctx) -> dict[str, int]:
     return out
 
 
-def _reasons(raw: dict[str, Any], ctx: _Ctx) -> dict[str, str]:
+def _reasons(raw: dict[str, Any], ctx: Context) -> dict[str, str]:
     out: dict[str, str] = {}
     for code, label in raw.items():
         if not code.isdigit() or len(code) > 4:
-            raise Invalid(f"reason codes are 1-4 digits (dialled after the not-ready code), got {_q(code)}",
+            raise Invalid(f"reason codes are 1-4 digits (dialled after the not-ready code), got {quote(code)}",
                           at=f".{code}")
         if not isinstance(label, str) or not label.strip():
             raise Invalid("expected a non-empty string label", at=f".{code}")
@@ -189,9 +192,9 @@ def _feature_codes_post(v: dict[str, Any]) -> None:
     for i, (k1, c1) in enumerate(items):
         for k2, c2 in items[:i]:
             if c1 == c2:
-                raise Invalid(f"same code as {k2} ({_q(c2)})", at=k1)
+                raise Invalid(f"same code as {k2} ({quote(c2)})", at=k1)
             if c1.startswith(c2) or c2.startswith(c1):
-                raise Invalid(f"{_q(c1)} and {k2} = {_q(c2)}: one is a prefix of the other, the digits after "
+                raise Invalid(f"{quote(c1)} and {k2} = {quote(c2)}: one is a prefix of the other, the digits after "
                               "it could not be told apart", at=k1)
 
 
@@ -200,7 +203,8 @@ def _dups(items: list, attr: str, what: str, where: str) -> None:
     for i, item in enumerate(items):
         value = getattr(item, attr)
         if value in seen:
-            raise Invalid(f"duplicate {what} {_q(value)} (also acd.{where}[{seen[value]}])", at=f"{where}[{i}].{attr}")
+            raise Invalid(f"duplicate {what} {quote(value)} (also acd.{where}[{seen[value]}])",
+                          at=f"{where}[{i}].{attr}")
         seen[value] = i
 
 
@@ -218,17 +222,17 @@ def _acd_post(v: dict[str, Any]) -> None:
     for i, a in enumerate(agents):
         for s in a.skills:
             if s not in known:
-                raise Invalid(f"unknown skill {_q(s)} ({hint})", at=f"agents[{i}].skills.{s}")
+                raise Invalid(f"unknown skill {quote(s)} ({hint})", at=f"agents[{i}].skills.{s}")
     names = {q.name: i for i, q in enumerate(queues)}
     for i, q in enumerate(queues):
         if q.skill not in known:
-            raise Invalid(f"unknown skill {_q(q.skill)} ({hint})", at=f"queues[{i}].skill")
+            raise Invalid(f"unknown skill {quote(q.skill)} ({hint})", at=f"queues[{i}].skill")
         for which in ("on_timeout", "on_no_agents"):
             fb: Fallback = getattr(q, which)
             if fb.action != "overflow":
                 continue
             if fb.queue not in names:
-                raise Invalid(f"unknown queue {_q(fb.queue)}", at=f"queues[{i}].{which}.queue")
+                raise Invalid(f"unknown queue {quote(fb.queue)}", at=f"queues[{i}].{which}.queue")
             if fb.queue == q.name:
                 raise Invalid("a queue cannot overflow into itself", at=f"queues[{i}].{which}.queue")
     # a loop of "no agents -> overflow" would bounce a call forever between empty queues
@@ -242,7 +246,7 @@ def _acd_post(v: dict[str, Any]) -> None:
             seen.append(cur.name)
     for i, d in enumerate(v["dialplan"]):
         if d.queue not in names:
-            raise Invalid(f"unknown queue {_q(d.queue)}", at=f"dialplan[{i}].queue")
+            raise Invalid(f"unknown queue {quote(d.queue)}", at=f"dialplan[{i}].queue")
 
 
 # ============================================================================ the schema
@@ -326,5 +330,5 @@ ACD = Table(AcdConfig, {
 def parse_acd_config(raw: dict, source: str = "<config>", base_dir: Path = Path("."), key: str = "acd") -> AcdConfig:
     """Validate the contents of the ``[acd]`` table. Errors are ``ConfigError(source, "acd.<dotted key>",
     reason)``; ``key`` is the prefix (the table's own name in the file)."""
-    walker = _Walker(_Ctx(str(source), Path(base_dir)))
+    walker = Walker(Context(str(source), Path(base_dir)))
     return walker.value(ACD, raw, key)

@@ -1,14 +1,16 @@
 """The ``[ivr]`` section of config.toml: languages, prompt folders, business calendar, caller lists and
 the call flows (named nodes of eleven types).
 
-Validated with the switch's declarative walker (``softswitch.config``). Every cross-reference is checked
+Validated with the switch's declarative walker (``base.schema``). Every cross-reference is checked
 before the switch starts: a node's ``next``/``choices``/``fallback`` must name a node of the same flow,
 and every prompt a node plays must exist (text or recorded WAV) in every configured language — a caller
 must never meet silence because of a typo. Errors read
 ``config.toml: ivr.flows.main.nodes.welcome.next: unknown node "menu1" (did you mean "menu"?)``.
 
-``IVR`` is a scalar kind the lead can put into ``softswitch.config.ROOT`` as ``"ivr": Key(IVR, None)``
-(None = no IVR); ``parse_ivr_config`` validates the ``[ivr]`` table on its own (tests, tools).
+``IVR`` is the scalar kind that ``softswitch.config.ROOT`` composes as ``"ivr": Key(IVR, None)`` (None =
+no IVR); checks that need other sections (queue nodes naming ACD queues, numbers shadowing extensions)
+are done there, or by ``check_queues`` given the queue names, so this module needs neither the switch
+nor the ACD. ``parse_ivr_config`` validates the ``[ivr]`` table on its own (tests, tools).
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from softswitch.config import (
-    BOOLEAN, FLOAT, INTEGER, STRING, Array, ConfigError, Invalid, Key, Scalar, Table, _Ctx, _hint, _q, _Walker,
-    between, ext_number, nonempty, number_pattern, one_of, printable, unique,
+from base.checks import between, ext_number, nonempty, number_pattern, one_of, printable, unique
+from base.schema import (
+    BOOLEAN, FLOAT, INTEGER, STRING, Array, ConfigError, Context, Invalid, Key, Scalar, Table, Walker, hint, quote,
 )
 
 from .prompts import LANGUAGES, available_prompts
@@ -237,13 +239,13 @@ _HOURS = re.compile(r"\s*([a-z,\-]+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})
 
 def node_name(v: str) -> str:
     if not _NODE_NAME.fullmatch(v):
-        raise Invalid(f"names are 1-64 letters, digits, '_' or '-', got {_q(v)}")
+        raise Invalid(f"names are 1-64 letters, digits, '_' or '-', got {quote(v)}")
     return v
 
 
 def variable(v: str) -> str:
     if v and not _VAR.fullmatch(v):
-        raise Invalid(f"must be a name of letters, digits and '_', got {_q(v)}")
+        raise Invalid(f"must be a name of letters, digits and '_', got {quote(v)}")
     return v
 
 
@@ -257,7 +259,7 @@ def timezone(v: str) -> str:
     try:
         zoneinfo.ZoneInfo(v)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f'unknown time zone {_q(v)} (an IANA name such as "Asia/Shanghai")') from None
+        raise Invalid(f'unknown time zone {quote(v)} (an IANA name such as "Asia/Shanghai")') from None
     return v
 
 
@@ -265,7 +267,7 @@ def hours_rule(v: str) -> HoursRule:
     """ "mon-fri 09:00-18:00", "sat,sun 10:00-14:00", "daily 08:00-20:00", "fri 22:00-06:00" (overnight)."""
     m = _HOURS.fullmatch(v.lower())
     if not m:
-        raise Invalid(f'expected "days HH:MM-HH:MM" (e.g. "mon-fri 09:00-18:00"), got {_q(v)}')
+        raise Invalid(f'expected "days HH:MM-HH:MM" (e.g. "mon-fri 09:00-18:00"), got {quote(v)}')
     days: set[int] = set()
     for part in m.group(1).split(","):
         if part == "daily":
@@ -273,19 +275,19 @@ def hours_rule(v: str) -> HoursRule:
             continue
         a, _, b = part.partition("-")
         if a not in DAYS or (b and b not in DAYS):
-            raise Invalid(f"unknown day in {_q(v)}: days are {', '.join(DAYS)} or daily")
+            raise Invalid(f"unknown day in {quote(v)}: days are {', '.join(DAYS)} or daily")
         i, j = DAYS.index(a), DAYS.index(b or a)
         days |= {k % 7 for k in range(i, i + (j - i) % 7 + 1)}
     h1, m1, h2, m2 = (int(g) for g in m.groups()[1:])
     if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
-        raise Invalid(f"not a time of day in {_q(v)}")
+        raise Invalid(f"not a time of day in {quote(v)}")
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if start == end:
-        raise Invalid(f"empty range in {_q(v)}")
+        raise Invalid(f"empty range in {quote(v)}")
     return HoursRule(frozenset(days), start, end)
 
 
-def _date(v: Any, ctx: _Ctx) -> datetime.date:
+def _date(v: Any, ctx: Context) -> datetime.date:
     if isinstance(v, datetime.datetime):
         raise Invalid("expected a date (2026-10-01), got a date-time")
     if isinstance(v, datetime.date):
@@ -293,21 +295,22 @@ def _date(v: Any, ctx: _Ctx) -> datetime.date:
     try:
         return datetime.date.fromisoformat(v)
     except ValueError:
-        raise Invalid(f"expected a date YYYY-MM-DD, got {_q(v)}") from None
+        raise Invalid(f"expected a date YYYY-MM-DD, got {quote(v)}") from None
 
 
-def _choices(raw: dict[str, Any], ctx: _Ctx) -> dict[str, str]:
+def _choices(raw: dict[str, Any], ctx: Context) -> dict[str, str]:
     if not raw:
         raise Invalid("must not be empty")
     for k, v in raw.items():
         if len(k) != 1 or k not in DTMF_KEYS:
-            raise Invalid(f"keys are single DTMF keys 0-9, * or # (quote them: \"1\" = ...), got {_q(k)}", at=f".{k}")
+            raise Invalid(f"keys are single DTMF keys 0-9, * or # (quote them: \"1\" = ...), got {quote(k)}",
+                          at=f".{k}")
         if not isinstance(v, str):
             raise Invalid("expected the name of a node", at=f".{k}")
     return dict(raw)
 
 
-def _keywords(raw: dict[str, Any], ctx: _Ctx) -> dict[str, list[str]]:
+def _keywords(raw: dict[str, Any], ctx: Context) -> dict[str, list[str]]:
     out = {}
     for k, v in raw.items():
         if not isinstance(v, list) or not v or not all(isinstance(w, str) and w.strip() for w in v):
@@ -316,7 +319,7 @@ def _keywords(raw: dict[str, Any], ctx: _Ctx) -> dict[str, list[str]]:
     return out
 
 
-def _numbers(raw: dict[str, Any], ctx: _Ctx) -> dict[str, str]:
+def _numbers(raw: dict[str, Any], ctx: Context) -> dict[str, str]:
     for k, v in raw.items():
         try:
             ext_number(k)
@@ -347,13 +350,13 @@ def _collect_post(v: dict[str, Any]) -> None:
     if v["min_length"] > v["max_length"]:
         raise Invalid(f"must not be greater than max_length ({v['max_length']})", at="min_length")
     if v["terminator"] not in ("", "#", "*"):
-        raise Invalid(f'must be "#", "*" or "" (none), got {_q(v["terminator"])}', at="terminator")
+        raise Invalid(f'must be "#", "*" or "" (none), got {quote(v["terminator"])}', at="terminator")
 
 
 def _menu_post(v: dict[str, Any]) -> None:
     for k in v["keywords"]:
         if k not in v["choices"]:
-            raise Invalid(f"keywords for {_q(k)}, which is not one of the choices ({', '.join(v['choices'])})",
+            raise Invalid(f"keywords for {quote(k)}, which is not one of the choices ({', '.join(v['choices'])})",
                           at=f"keywords.{k}")
 
 
@@ -419,11 +422,11 @@ def _reraise(e: ConfigError) -> Invalid:
     return Invalid(e.reason, at=f".{e.key}" if e.key else "")
 
 
-def _nodes(raw: dict[str, Any], ctx: _Ctx) -> dict[str, Node]:
+def _nodes(raw: dict[str, Any], ctx: Context) -> dict[str, Node]:
     if not raw:
         raise Invalid("a flow needs at least one node")
     out: dict[str, Node] = {}
-    walker = _Walker(ctx)
+    walker = Walker(ctx)
     for name, item in raw.items():
         try:
             node_name(name)
@@ -435,7 +438,7 @@ def _nodes(raw: dict[str, Any], ctx: _Ctx) -> dict[str, Node]:
         if t is None:
             raise Invalid(f"required key is missing (one of {', '.join(NODE_TABLES)})", at=f".{name}.type")
         if t not in NODE_TABLES:
-            raise Invalid(f"must be one of {', '.join(NODE_TABLES)}, got {_q(t)}" + _hint(str(t), list(NODE_TABLES)),
+            raise Invalid(f"must be one of {', '.join(NODE_TABLES)}, got {quote(t)}" + hint(str(t), list(NODE_TABLES)),
                           at=f".{name}.type")
         try:
             node = walker.value(NODE_TABLES[t], item, name)
@@ -453,9 +456,9 @@ FLOW = Table(None, {
 })
 
 
-def _flows(raw: dict[str, Any], ctx: _Ctx) -> dict[str, Flow]:
+def _flows(raw: dict[str, Any], ctx: Context) -> dict[str, Flow]:
     out: dict[str, Flow] = {}
-    walker = _Walker(ctx)
+    walker = Walker(ctx)
     for name, item in raw.items():
         try:
             node_name(name)
@@ -515,7 +518,7 @@ def _prompt_refs(node: Node):
 
 def _check(cfg: IvrConfig) -> None:
     if cfg.default_language not in cfg.languages:
-        raise Invalid(f"{_q(cfg.default_language)} is not in languages ({', '.join(cfg.languages)})",
+        raise Invalid(f"{quote(cfg.default_language)} is not in languages ({', '.join(cfg.languages)})",
                       at="default_language")
     prompts: dict[str, set[str]] = {}
     for lang in cfg.languages:
@@ -525,48 +528,44 @@ def _check(cfg: IvrConfig) -> None:
             raise Invalid(str(e), at="prompts_dir") from None
     for num, flow in cfg.numbers.items():
         if flow not in cfg.flows:
-            raise Invalid(f"unknown flow {_q(flow)}" + _hint(flow, list(cfg.flows)), at=f"numbers.{num}")
+            raise Invalid(f"unknown flow {quote(flow)}" + hint(flow, list(cfg.flows)), at=f"numbers.{num}")
     for fname, flow in cfg.flows.items():
         at = f"flows.{fname}"
         if flow.start not in flow.nodes:
-            raise Invalid(f"unknown node {_q(flow.start)}" + _hint(flow.start, list(flow.nodes)), at=f"{at}.start")
+            raise Invalid(f"unknown node {quote(flow.start)}" + hint(flow.start, list(flow.nodes)), at=f"{at}.start")
         if flow.language and flow.language not in cfg.languages:
-            raise Invalid(f"{_q(flow.language)} is not in languages", at=f"{at}.language")
+            raise Invalid(f"{quote(flow.language)} is not in languages", at=f"{at}.language")
         for nname, node in flow.nodes.items():
             nat = f"{at}.nodes.{nname}"
             for key, target in _refs(node):
                 if target not in flow.nodes:
-                    raise Invalid(f"unknown node {_q(target)} in flow {_q(fname)}" + _hint(target, list(flow.nodes)),
+                    raise Invalid(f"unknown node {quote(target)} in flow {quote(fname)}"
+                                  + hint(target, list(flow.nodes)),
                                   at=f"{nat}.{key}")
             for key, p in _prompt_refs(node):
                 fixed, _, bare = p.rpartition(":")  # "yue:lang-yue": always that language's prompt
                 if fixed and fixed not in cfg.languages:
-                    raise Invalid(f"{_q(fixed)} in {_q(p)} is not in languages ({', '.join(cfg.languages)})",
+                    raise Invalid(f"{quote(fixed)} in {quote(p)} is not in languages ({', '.join(cfg.languages)})",
                                   at=f"{nat}.{key}")
                 for lang in [fixed] if fixed else cfg.languages:
                     p = bare
                     if p not in prompts[lang]:
-                        raise Invalid(f"unknown prompt {_q(p)}: not in {cfg.prompts_dir / lang / 'prompts.toml'} nor "
-                                      f"a recorded {p}.wav" + _hint(p, sorted(prompts[lang])), at=f"{nat}.{key}")
+                        raise Invalid(f"unknown prompt {quote(p)}: not in {cfg.prompts_dir / lang / 'prompts.toml'} "
+                                      f"nor a recorded {p}.wav" + hint(p, sorted(prompts[lang])), at=f"{nat}.{key}")
             if isinstance(node, LanguageNode) and node.language not in cfg.languages:
-                raise Invalid(f"{_q(node.language)} is not in languages ({', '.join(cfg.languages)})",
+                raise Invalid(f"{quote(node.language)} is not in languages ({', '.join(cfg.languages)})",
                               at=f"{nat}.language")
 
 
-def _resolve(v: str, ctx: _Ctx) -> Path:
-    p = Path(v).expanduser()
-    return p if p.is_absolute() else ctx.base_dir / p
-
-
-def _ivr(raw: dict[str, Any], ctx: _Ctx) -> IvrConfig:
+def _ivr(raw: dict[str, Any], ctx: Context) -> IvrConfig:
     try:
-        values = _Walker(ctx).table(IVR_TABLE, raw, "")
+        values = Walker(ctx).table(IVR_TABLE, raw, "")
     except ConfigError as e:
         raise _reraise(e) from None
     for k in ("prompts_dir", "sounds_dir", "voicemail_dir"):
-        values[k] = _resolve(values[k], ctx)
+        values[k] = ctx.resolve(values[k])
     model = values["asr"].model
-    values["asr"] = AsrConfig(_resolve(model, ctx) if model else None)
+    values["asr"] = AsrConfig(ctx.resolve(model) if model else None)
     cfg = IvrConfig(**values)
     _check(cfg)
     return cfg
@@ -580,7 +579,7 @@ def check_queues(cfg: IvrConfig, queues: Collection[str]) -> None:
     for fname, flow in cfg.flows.items():
         for nname, node in flow.nodes.items():
             if isinstance(node, QueueNode) and node.queue not in queues:
-                raise Invalid(f"unknown queue {_q(node.queue)}" + _hint(node.queue, list(queues)),
+                raise Invalid(f"unknown queue {quote(node.queue)}" + hint(node.queue, list(queues)),
                               at=f"flows.{fname}.nodes.{nname}.queue")
 
 
@@ -592,7 +591,7 @@ def parse_ivr_config(raw: dict, source: str = "<config>", base_dir: Path = Path(
     the queue check."""
     if prompts_dir is not None and isinstance(raw, dict):
         raw = {**raw, "prompts_dir": str(Path(prompts_dir).absolute())}
-    walker = _Walker(_Ctx(str(source), Path(base_dir)))
+    walker = Walker(Context(str(source), Path(base_dir)))
     cfg = walker.value(IVR, raw, key)
     if queues is not None:
         try:

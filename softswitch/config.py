@@ -5,40 +5,37 @@ A bad config is refused at start, before any socket is opened, with the file, th
 typo silently ignored (``[sip] min_expire = 30``) is worse than one that does not start.
 
 Each TOML table is described once, declaratively (``Table`` of ``Key``s: expected type, default,
-checks), and one generic walker does the type checks, unknown-key detection ("did you mean ...")
-and error paths. Adding a section (media, acd, ivr, queues...) is a dataclass, a ``Table`` and a
-line in ``ROOT``.
+checks); the generic walker that checks them is ``base.schema`` (reusable checks: ``base.checks``).
+This module describes the switch's own sections and composes them with the call-centre sections,
+which their packages describe themselves (``acd.config.ACD``, ``ivr.config.IVR``), into ``ROOT``.
+Adding a section is a dataclass, a ``Table`` and a line in ``ROOT``.
 """
 from __future__ import annotations
 
-import copy
-import datetime
-import difflib
+import dataclasses
 import ipaddress
-import os
 import re
 import ssl
 import tomllib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from acd.config import ACD, AcdConfig
+from base.checks import (
+    between, existing_file, ext_number, hostname, no_quote, nonempty, number_pattern, one_of, one_of_int, printable,
+    unique,
+)
+from base.schema import (
+    BOOLEAN, INTEGER, PATH, STRING, Array, Check, ConfigError, Context, Invalid, Key, Scalar, Table, Tables,
+    Walker, assert_fields, quote, toml_type,
+)
+from ivr.config import IVR, IvrConfig, QueueNode
 
 __all__ = [
     "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaSettings", "SecurityConfig", "SipConfig",
     "StoreConfig", "TlsConfig", "load_config", "parse_config",
 ]
-
-
-class ConfigError(Exception):
-    """A config the switch refuses to start with. ``str(e) == f"{file}: {key}: {reason}"``; ``key`` is
-    None for file-level problems (unreadable file, TOML syntax error)."""
-
-    def __init__(self, file: str, key: str | None, reason: str):
-        self.file = file
-        self.key = key
-        self.reason = reason
-        super().__init__(f"{file}: {key}: {reason}" if key else f"{file}: {reason}")
 
 
 # ============================================================================ the settings
@@ -184,8 +181,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     media: MediaSettings = field(default_factory=MediaSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
-    acd: Any = None   # acd.config.AcdConfig (queues, agents, skills, dialplan); filled by the [acd] table
-    ivr: Any = None   # ivr.config.IvrConfig or None: no IVR configured
+    acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
+    ivr: IvrConfig | None = None   # None: no IVR configured
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -196,305 +193,6 @@ class Config:
         return self._by_number.get(number)
 
 
-# ============================================================================ schema machinery
-
-class Invalid(ValueError):
-    """Raised by checks. ``at`` is where, relative to the value being checked (".min_expires",
-    "[2].number"), so a check on a whole list or table can point at the offending element."""
-
-    def __init__(self, reason: str, at: str = ""):
-        super().__init__(reason)
-        self.reason = reason
-        self.at = at
-
-
-Check = Callable[[Any], Any]  # returns the (possibly converted) value or raises Invalid / ValueError
-
-
-@dataclass(frozen=True)
-class Scalar:
-    """A TOML scalar; ``convert`` turns the raw TOML value into the Python value (Path, ...)."""
-
-    name: str
-    types: tuple[type, ...]
-    convert: Callable[[Any, _Ctx], Any] | None = None
-
-
-@dataclass(frozen=True)
-class Array:
-    of: Kind
-    each: Sequence[Check] = ()  # checks applied to every element, errors at "key[i]"
-    min_len: int = 0
-
-
-@dataclass(frozen=True)
-class Table:
-    """A TOML table that becomes ``cls(**values)`` (the values dict itself if cls is None); ``post`` does
-    cross-key checks on the values dict (and may fill in values) before ``cls`` is built."""
-
-    cls: type | None
-    keys: dict[str, Key]
-    post: Callable[[dict[str, Any]], None] | None = None
-
-    def __post_init__(self) -> None:
-        if self.cls is not None:  # catch a schema/dataclass mismatch at import, not in production
-            _assert_fields(self.cls, self.keys)
-
-
-@dataclass(frozen=True)
-class Tables:
-    """An array of tables (``[[extensions]]``)."""
-
-    table: Table
-
-
-Kind = Scalar | Array | Table | Tables
-
-
-def _assert_fields(cls: type, keys: dict) -> None:
-    names = {f.name for f in fields(cls) if f.init}
-    assert set(keys) <= names, f"{cls.__name__}: schema keys {set(keys) - names} are not fields"
-
-
-_REQUIRED: Any = object()
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key: its kind, its default (``_REQUIRED`` if none; for a Table kind the default is raw TOML
-    data run through the table's schema, so ``{}`` means "all defaults"), and checks in order."""
-
-    kind: Kind
-    default: Any = _REQUIRED
-    checks: Sequence[Check] = ()
-
-
-@dataclass(frozen=True)
-class _Ctx:
-    source: str
-    base_dir: Path
-
-
-def _path(value: str, ctx: _Ctx) -> Path:
-    if not value.strip():
-        raise Invalid("must not be empty")
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else ctx.base_dir / p
-
-
-STRING = Scalar("string", (str,))
-INTEGER = Scalar("integer", (int,))
-BOOLEAN = Scalar("boolean", (bool,))
-FLOAT = Scalar("float", (float, int))
-PATH = Scalar("string", (str,), _path)  # a file name; relative to the config file's directory
-
-
-def _toml_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    for t, name in ((float, "float"), (str, "string"), (list, "array"), (dict, "table"),
-                    (datetime.datetime, "datetime"), (datetime.date, "date"), (datetime.time, "time")):
-        if isinstance(value, t):
-            return name
-    return type(value).__name__
-
-
-def _kind_name(kind: Kind) -> str:
-    if isinstance(kind, Scalar):
-        return kind.name
-    if isinstance(kind, Array):
-        return f"array of {_kind_name(kind.of)}s"
-    if isinstance(kind, Table):
-        return "table"
-    return "array of tables"
-
-
-def _join(path: str, at: str) -> str:
-    if not at:
-        return path
-    if at.startswith("["):
-        return path + at
-    at = at.lstrip(".")
-    return f"{path}.{at}" if path else at
-
-
-def _hint(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
-def _wrong_type(kind: Kind, value: Any, key: str) -> str:
-    got = _toml_type(value)
-    reason = f"expected {_kind_name(kind)}, got {got}"
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        reason += f" ({_q(value)})" if isinstance(value, str) else f" ({value})"
-    if isinstance(kind, Tables) and isinstance(value, dict):
-        reason += f": write each entry as [[{key.rsplit('.', 1)[-1]}]]"
-    elif (isinstance(kind, Array) and isinstance(kind.of, Scalar) and isinstance(value, kind.of.types)
-          and (bool in kind.of.types or not isinstance(value, bool))):
-        reason += f": put it in brackets, [{_q(value)}]"
-    return reason
-
-
-def _q(value: Any) -> str:
-    """A value as it would be written in TOML (strings in double quotes), for messages."""
-    return '"' + value.replace('"', '\\"') + '"' if isinstance(value, str) else str(value).lower()
-
-
-class _Walker:
-    def __init__(self, ctx: _Ctx):
-        self.ctx = ctx
-
-    def fail(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(self.ctx.source, key or None, reason)
-
-    def value(self, kind: Kind, raw: Any, path: str) -> Any:
-        if isinstance(kind, Scalar):
-            if (isinstance(raw, bool) and bool not in kind.types) or not isinstance(raw, kind.types):
-                raise self.fail(path, _wrong_type(kind, raw, path))
-            if kind.convert is None:
-                return raw
-            return self.checked(raw, (lambda v: kind.convert(v, self.ctx),), path)
-        if isinstance(kind, Table):
-            if not isinstance(raw, dict):
-                raise self.fail(path, _wrong_type(kind, raw, path))
-            return self.table(kind, raw, path)
-        if not isinstance(raw, list):
-            raise self.fail(path, _wrong_type(kind, raw, path))
-        if isinstance(kind, Tables):
-            return [self.value(kind.table, item, f"{path}[{i}]") for i, item in enumerate(raw)]
-        if len(raw) < kind.min_len:
-            raise self.fail(path, "must not be empty" if kind.min_len == 1 else
-                            f"needs at least {kind.min_len} entries")
-        return [self.checked(self.value(kind.of, item, f"{path}[{i}]"), kind.each, f"{path}[{i}]")
-                for i, item in enumerate(raw)]
-
-    def checked(self, value: Any, checks: Sequence[Check], path: str) -> Any:
-        for check in checks:
-            try:
-                value = check(value)
-            except Invalid as e:
-                raise self.fail(_join(path, e.at), e.reason) from None
-            except ValueError as e:
-                raise self.fail(path, str(e)) from None
-        return value
-
-    def table(self, table: Table, raw: dict[str, Any], path: str) -> Any:
-        for name in raw:
-            if name not in table.keys:
-                item = raw[name]
-                is_table = isinstance(item, dict) or (isinstance(item, list) and item and isinstance(item[0], dict))
-                what = "unknown table" if is_table else "unknown key"
-                raise self.fail(_join(path, name), what + _hint(name, list(table.keys)))
-        values: dict[str, Any] = {}
-        for name, key in table.keys.items():
-            sub = _join(path, name)
-            if name in raw:
-                values[name] = self.checked(self.value(key.kind, raw[name], sub), key.checks, sub)
-            elif key.default is _REQUIRED:
-                what = (f"required table [{sub}] is missing" if isinstance(key.kind, Table) else
-                        f"required array of tables [[{sub}]] is missing" if isinstance(key.kind, Tables) else
-                        "required key is missing")
-                raise self.fail(sub, what)
-            elif isinstance(key.kind, Table):
-                values[name] = self.value(key.kind, key.default, sub)
-            else:
-                values[name] = copy.deepcopy(key.default)
-        if table.post is not None:
-            try:
-                table.post(values)
-            except Invalid as e:
-                raise self.fail(_join(path, e.at), e.reason) from None
-        return values if table.cls is None else table.cls(**values)
-
-
-# ============================================================================ reusable checks
-
-def between(lo: int | float, hi: int | float) -> Check:
-    def check(v: int | float) -> int | float:
-        if not lo <= v <= hi:
-            raise Invalid(f"must be between {lo} and {hi}, got {v}")
-        return v
-    return check
-
-
-def one_of(*choices: str, fold: Callable[[str], str] | None = None) -> Check:
-    """Enumerations; ``fold`` (str.upper, str.lower) makes them case-insensitive and normalises."""
-    def check(v: str) -> str:
-        norm = fold(v) if fold else v
-        if norm not in choices:
-            raise Invalid(f"must be one of {', '.join(choices)}, got {_q(v)}" + _hint(norm, choices))
-        return norm
-    return check
-
-
-def one_of_int(*choices: int) -> Check:
-    def check(v: int) -> int:
-        if v not in choices:
-            raise Invalid(f"must be one of {', '.join(map(str, choices))}, got {v}")
-        return v
-    return check
-
-
-def nonempty(v: str) -> str:
-    if not v.strip():
-        raise Invalid("must not be empty")
-    return v
-
-
-def no_quote(v: str) -> str:
-    if '"' in v:
-        raise Invalid("must not contain '\"' (it is sent inside a quoted string)")
-    return v
-
-
-def printable(v: str) -> str:
-    """For values that go into SIP headers: a CR/LF would let a config inject header lines."""
-    if any(not c.isprintable() for c in v):
-        raise Invalid("must not contain control characters (newline, tab, ...)")
-    return v
-
-
-def unique(v: list) -> list:
-    seen: dict[Any, int] = {}
-    for i, item in enumerate(v):
-        if item in seen:
-            raise Invalid(f"duplicate {_q(str(item))} (also at [{seen[item]}])", at=f"[{i}]")
-        seen[item] = i
-    return v
-
-
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-def hostname(v: str) -> str:
-    """A DNS name or an IP address (IPv6 with or without brackets)."""
-    bare = v[1:-1] if v.startswith("[") and v.endswith("]") else v
-    try:
-        ipaddress.ip_address(bare)
-        return v
-    except ValueError:
-        pass
-    name = bare[:-1] if bare.endswith(".") else bare
-    if not name:
-        raise Invalid("must not be empty")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise Invalid(f"not a valid host name or IP address: {_q(v)}")
-    return v
-
-
-def existing_file(p: Path) -> Path:
-    if not p.exists():
-        raise Invalid(f"file not found: {p}")
-    if not p.is_file():
-        raise Invalid(f"not a file: {p}")
-    if not os.access(p, os.R_OK):
-        raise Invalid(f"not readable: {p}")
-    return p
-
-
 # ============================================================================ section checks
 
 def listen_address(v: str) -> ListenAddress:
@@ -502,40 +200,40 @@ def listen_address(v: str) -> ListenAddress:
     (5060, 5061 for tls)."""
     transport, sep, rest = v.partition(":")
     if not sep:
-        raise Invalid(f'expected "transport:host:port" (e.g. "udp:0.0.0.0:5060"), got {_q(v)}')
+        raise Invalid(f'expected "transport:host:port" (e.g. "udp:0.0.0.0:5060"), got {quote(v)}')
     try:
         transport = one_of(*TRANSPORTS, fold=str.lower)(transport)
     except Invalid as e:
-        raise Invalid(f"transport {e.reason} in {_q(v)}") from None
+        raise Invalid(f"transport {e.reason} in {quote(v)}") from None
     if rest.startswith("["):
         end = rest.find("]")
         if end < 0:
-            raise Invalid(f"unclosed '[' in {_q(v)}")
+            raise Invalid(f"unclosed '[' in {quote(v)}")
         host, after = rest[1:end], rest[end + 1:]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise Invalid(f"not an IPv6 address in brackets: {_q(host)} in {_q(v)}") from None
+            raise Invalid(f"not an IPv6 address in brackets: {quote(host)} in {quote(v)}") from None
         if after and not after.startswith(":"):
-            raise Invalid(f'expected ":port" after "]" in {_q(v)}')
+            raise Invalid(f'expected ":port" after "]" in {quote(v)}')
         port_text = after[1:] if after else ""
     else:
         host, _, port_text = rest.partition(":")
         if ":" in port_text:
-            raise Invalid(f'IPv6 addresses go in brackets, e.g. "{transport}:[::1]:5060", got {_q(v)}')
+            raise Invalid(f'IPv6 addresses go in brackets, e.g. "{transport}:[::1]:5060", got {quote(v)}')
         if not host:
-            raise Invalid(f"missing host in {_q(v)}")
+            raise Invalid(f"missing host in {quote(v)}")
         hostname(host)
     if not port_text and rest.endswith(":"):
-        raise Invalid(f"missing port in {_q(v)}")
+        raise Invalid(f"missing port in {quote(v)}")
     if not port_text:
         port = 5061 if transport == "tls" else 5060
     elif not port_text.isdigit():
-        raise Invalid(f"port must be a number, got {_q(port_text)} in {_q(v)}")
+        raise Invalid(f"port must be a number, got {quote(port_text)} in {quote(v)}")
     else:
         port = int(port_text)
         if not 1 <= port <= 65535:
-            raise Invalid(f"port must be between 1 and 65535, got {port} in {_q(v)}")
+            raise Invalid(f"port must be between 1 and 65535, got {port} in {quote(v)}")
     return ListenAddress(transport, host, port)
 
 
@@ -547,8 +245,8 @@ def listen_list(addrs: list[ListenAddress]) -> list[ListenAddress]:
         if sock in seen:
             j = seen[sock]
             if addrs[j] == la:
-                raise Invalid(f"duplicate listen address {_q(str(la))} (also sip.listen[{j}])", at=f"[{i}]")
-            raise Invalid(f"{_q(str(la))} needs the same TCP port as {_q(str(addrs[j]))} (sip.listen[{j}])",
+                raise Invalid(f"duplicate listen address {quote(str(la))} (also sip.listen[{j}])", at=f"[{i}]")
+            raise Invalid(f"{quote(str(la))} needs the same TCP port as {quote(str(addrs[j]))} (sip.listen[{j}])",
                           at=f"[{i}]")
         seen[sock] = i
     return addrs
@@ -571,23 +269,14 @@ def _sip_post(v: dict[str, Any]) -> None:
     if tls_listeners:
         i, la = tls_listeners[0]
         if tls.certificate is None:
-            raise Invalid(f"required by the tls listener {_q(str(la))} (sip.listen[{i}]): set [sip.tls] "
+            raise Invalid(f"required by the tls listener {quote(str(la))} (sip.listen[{i}]): set [sip.tls] "
                           "certificate and key", at="tls.certificate")
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
                 str(tls.certificate), str(tls.key), password=b"")
         except (ssl.SSLError, OSError) as e:
-            raise Invalid(f"cannot load the certificate with tls.key {_q(str(tls.key))}: {e} "
+            raise Invalid(f"cannot load the certificate with tls.key {quote(str(tls.key))}: {e} "
                           "(both PEM; the key must not be encrypted)", at="tls.certificate") from None
-
-
-_NUMBER = re.compile(r"\+?[0-9]{2,15}")
-
-
-def ext_number(v: str) -> str:
-    if not _NUMBER.fullmatch(v):
-        raise Invalid(f"must be 2-15 digits, optionally after a '+', got {_q(v)}")
-    return v
 
 
 def password(v: str) -> str:
@@ -600,7 +289,7 @@ def unique_numbers(exts: list[Extension]) -> list[Extension]:
     seen: dict[str, int] = {}
     for i, e in enumerate(exts):
         if e.number in seen:
-            raise Invalid(f"duplicate extension number {_q(e.number)} (also extensions[{seen[e.number]}])",
+            raise Invalid(f"duplicate extension number {quote(e.number)} (also extensions[{seen[e.number]}])",
                           at=f"[{i}].number")
         seen[e.number] = i
     return exts
@@ -612,15 +301,6 @@ def ip_or_cidr(v: str) -> str:
     except ValueError as e:
         raise Invalid(f"not an IP address or CIDR network ({e})") from None
     return v.strip()
-
-
-_PATTERN = re.compile(r"\+?[0-9]+|\+?[0-9]*\*")
-
-
-def number_pattern(v: str) -> str:
-    if not _PATTERN.fullmatch(v) or v == "*":
-        raise Invalid(f"must be a number (digits, optional leading '+') or a prefix ending in '*', got {_q(v)}")
-    return v
 
 
 # ============================================================================ the schema
@@ -653,7 +333,7 @@ SIP = Table(SipConfig, {
 
 
 def _string_table(what: str, key_check: Check | None = None) -> Scalar:
-    def convert(raw: dict[str, Any], ctx: _Ctx) -> dict[str, str]:
+    def convert(raw: dict[str, Any], ctx: Context) -> dict[str, str]:
         for k, v in raw.items():
             if key_check is not None:
                 try:
@@ -661,14 +341,14 @@ def _string_table(what: str, key_check: Check | None = None) -> Scalar:
                 except Invalid as e:
                     raise Invalid(e.reason, at=f".{k}") from None
             if not isinstance(v, str) or not v.strip():
-                raise Invalid(f"expected {what} (a non-empty string), got {_toml_type(v)}", at=f".{k}")
+                raise Invalid(f"expected {what} (a non-empty string), got {toml_type(v)}", at=f".{k}")
         return dict(raw)
     return Scalar("table", (dict,), convert)
 
 
 def number_prefix(v: str) -> str:
     if not re.fullmatch(r"\+?\d{1,15}", v):
-        raise Invalid(f"must be a number prefix (digits, optional leading '+'), got {_q(v)}")
+        raise Invalid(f"must be a number prefix (digits, optional leading '+'), got {quote(v)}")
     return v
 
 
@@ -701,7 +381,7 @@ SECURITY = Table(SecurityConfig, {
 def rtp_port_range(v: str) -> str:
     m = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", v)
     if not m:
-        raise Invalid(f'must look like "10000-20000", got {_q(v)}')
+        raise Invalid(f'must look like "10000-20000", got {quote(v)}')
     lo, hi = int(m[1]), int(m[2])
     if not (1024 <= lo < hi <= 65535) or hi - lo < 3:
         raise Invalid(f"needs 1024 <= low < high <= 65535 and room for two calls, got {lo}-{hi}")
@@ -742,7 +422,7 @@ def api_listen(v: str) -> str:
     """ "host:port" (IPv6 host in brackets), port 1-65535."""
     host, sep, port = v.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise Invalid(f'expected "host:port" with a port 1-65535 (e.g. "127.0.0.1:8080"), got {_q(v)}')
+        raise Invalid(f'expected "host:port" with a port 1-65535 (e.g. "127.0.0.1:8080"), got {quote(v)}')
     hostname(host)
     return v
 
@@ -770,7 +450,7 @@ def unique_users(users: list[ApiUser]) -> list[ApiUser]:
     seen: dict[str, int] = {}
     for i, u in enumerate(users):
         if u.id in seen:
-            raise Invalid(f"duplicate user id {_q(u.id)} (also api.users[{seen[u.id]}])", at=f"[{i}].id")
+            raise Invalid(f"duplicate user id {quote(u.id)} (also api.users[{seen[u.id]}])", at=f"[{i}].id")
         seen[u.id] = i
     return users
 
@@ -792,26 +472,28 @@ ROOT = Table(None, {
     "log": Key(LOG, {}),
     "media": Key(MEDIA, {}),
     "api": Key(API, {}),
+    "acd": Key(ACD, {}),
+    "ivr": Key(IVR, None),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
+assert_fields(Config, ROOT.keys)
 
 
 # ============================================================================ entry points
 
 def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path(".")) -> Config:
     """Validate already-parsed TOML data (tests build dicts); relative paths resolve against base_dir."""
-    walker = _Walker(_Ctx(str(source), Path(base_dir)))
+    walker = Walker(Context(str(source), Path(base_dir)))
     if not isinstance(data, dict):
-        raise ConfigError(str(source), None, f"expected a table at the top level, got {_toml_type(data)}")
-    values = walker.table(_root(), data, "")
+        raise ConfigError(str(source), None, f"expected a table at the top level, got {toml_type(data)}")
+    values = walker.table(ROOT, data, "")
     _cross_checks(values, walker)
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
-        import dataclasses
         values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
     return Config(source=Path(source), **values)
 
 
-def _cross_checks(values: dict[str, Any], walker: "_Walker") -> None:
+def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
     """What no single table can check: agents on configured extensions, queue numbers and IVR numbers
     not shadowing extensions, IVR queue nodes and queue surveys naming things that exist."""
     exts = {e.number for e in values["extensions"]}
@@ -819,14 +501,14 @@ def _cross_checks(values: dict[str, Any], walker: "_Walker") -> None:
     if acd is not None:
         for i, a in enumerate(acd.agents):
             if exts and a.extension not in exts:
-                raise walker.fail(f"acd.agents[{i}].extension", f"{_q(a.extension)} is not a configured extension")
+                raise walker.fail(f"acd.agents[{i}].extension", f"{quote(a.extension)} is not a configured extension")
         for i, d in enumerate(acd.dialplan):
             if d.number in exts:
-                raise walker.fail(f"acd.dialplan[{i}].number", f"{_q(d.number)} is also an extension number")
+                raise walker.fail(f"acd.dialplan[{i}].number", f"{quote(d.number)} is also an extension number")
         flows = set(ivr.flows) if ivr is not None else set()
         for i, q in enumerate(acd.queues):
             if q.survey and q.survey not in flows:
-                raise walker.fail(f"acd.queues[{i}].survey", f"no IVR flow {_q(q.survey)}"
+                raise walker.fail(f"acd.queues[{i}].survey", f"no IVR flow {quote(q.survey)}"
                                   + (f" (flows: {', '.join(sorted(flows))})" if flows else " ([ivr] has no flows)"))
     if ivr is not None:
         queue_names = {q.name for q in acd.queues} if acd is not None else set()
@@ -835,9 +517,9 @@ def _cross_checks(values: dict[str, Any], walker: "_Walker") -> None:
                 raise walker.fail(f"ivr.numbers.{number}", "is also an extension number")
         for fname, flow in ivr.flows.items():
             for nname, node in flow.nodes.items():
-                q = getattr(node, "queue", None)
-                if getattr(node, "type", "") == "queue" and q not in queue_names:
-                    raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.queue", f"no [[acd.queues]] named {_q(q)}")
+                if isinstance(node, QueueNode) and node.queue not in queue_names:
+                    raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.queue",
+                                      f"no [[acd.queues]] named {quote(node.queue)}")
 
 
 def load_config(path: str | Path) -> Config:
@@ -862,16 +544,3 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(source, None, f"TOML syntax error: {e}") from None
     return parse_config(data, source, p.absolute().parent)
 
-
-def _root() -> Table:
-    """ROOT with the call-centre sections, which their own packages describe (on the walker above).
-    Added on first use: those packages import this module, so importing them here at load would be
-    circular."""
-    if "acd" not in ROOT.keys:
-        from acd.config import ACD
-        from ivr.config import IVR
-
-        ROOT.keys["acd"] = Key(ACD, {})
-        ROOT.keys["ivr"] = Key(IVR, None)
-        _assert_fields(Config, ROOT.keys)
-    return ROOT

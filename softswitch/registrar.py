@@ -2,14 +2,15 @@
 
 Pure logic over an in-memory table: ``handle`` takes an already authenticated REGISTER and returns
 the response plus the binding changes, which the asyncio edge commits to the store before it sends
-the response (so a 200 OK means the binding survives a restart).
+the response (so a 200 OK means the binding survives a restart). The records (``Binding``, ``Change``)
+come from ``base.bindings``: the registrar never imports the store (nor SQLite).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 
-from store.bindings import Binding
+from base.bindings import Binding, Change
 
 from .config import Config
 from .sip.message import Request, Response, make_response
@@ -18,7 +19,7 @@ from .sip.uri import MAX_UINT32, SipUri, parse_name_addr
 
 log = logging.getLogger("softswitch.registrar")
 
-Change = tuple[str, "Binding | tuple[str, str]"]   # ("put", Binding) | ("del", (aor, contact_uri))
+__all__ = ["Binding", "Change", "RegisterResult", "Registrar", "peer_to_received", "received_to_peer"]
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Registrar bindings in the store, and the group commit that makes persisting them cheap.
+"""Registrar bindings in the store (their SQL), and the group commit that makes persisting them cheap.
+The records themselves (``Binding``, ``Change``) are ``base.bindings``, shared with the registrar.
 
 A 200 OK to a REGISTER promises the binding survives a restart, so it may only be sent once the
 binding is committed (fsynced). One fsync per REGISTER would cap the switch at a few hundred
@@ -10,35 +11,23 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import deque
-from dataclasses import astuple, dataclass, fields
-from typing import TYPE_CHECKING, Iterable, Union
+from dataclasses import astuple, fields
+from typing import Iterable, Protocol
 
 import aiosqlite
 
-if TYPE_CHECKING:
-    from .db import Store
+from base.bindings import Binding, Change
 
-__all__ = ["Binding", "Change", "BindingWriter", "validate_changes"]
-
-
-@dataclass
-class Binding:
-    """One contact registered for an address-of-record (an extension number)."""
-    aor: str
-    contact_uri: str
-    expires_at: float  # unix time
-    call_id: str
-    cseq: int
-    q: float = 1.0
-    received: str | None = None  # "transport:ip:port" the REGISTER came from, e.g. "udp:203.0.113.5:40312"
-    user_agent: str = ""
-    instance_id: str | None = None  # RFC 5626 +sip.instance
-    path: str | None = None  # RFC 3327 Path header value
-    updated_at: float = 0.0
+__all__ = ["Binding", "Change", "BindingStore", "BindingWriter", "apply_changes", "delete_expired", "load_unexpired",
+           "validate_changes"]
 
 
-# ("put", Binding) upserts; ("del", (aor, contact_uri)) deletes one contact; ("del_aor", (aor, "")) all of an aor
-Change = tuple[str, Union[Binding, tuple[str, str]]]
+class BindingStore(Protocol):
+    """What ``BindingWriter`` commits to: ``store.db.Store`` (named by behaviour, not imported, so the
+    SQL here and the store that runs it do not import each other)."""
+
+    async def save_bindings(self, changes: list[Change]) -> None: ...
+
 
 _COLUMNS = tuple(f.name for f in fields(Binding))
 _UPSERT = (f"INSERT INTO registrations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -111,7 +100,7 @@ class BindingWriter:
     Changes are committed in submission order.
     """
 
-    def __init__(self, store: "Store", max_batch: int = 500):
+    def __init__(self, store: BindingStore, max_batch: int = 500):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.store = store

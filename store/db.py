@@ -11,6 +11,9 @@ Settings and why:
 * ``foreign_keys=ON``: later tables reference each other; SQLite only enforces that when asked.
 * Autocommit mode (``isolation_level=None``): Python's sqlite3 starts no hidden transactions; every
   write is an explicit ``BEGIN IMMEDIATE ... COMMIT`` run by ``Store.write``.
+
+Only aiosqlite's public API is used; synchronous bodies reach the database thread through
+``store.sqlite_thread``.
 """
 from __future__ import annotations
 
@@ -23,9 +26,12 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import aiosqlite
 
-from .bindings import Binding, Change, apply_changes, delete_expired, load_unexpired, validate_changes
+from base.bindings import Binding, Change
+
+from .bindings import apply_changes, delete_expired, load_unexpired, validate_changes
 from .migrations import (LATEST_VERSION, Migration, MigrationError, SchemaTooNewError, StoreError,
                          migrate as _migrate)
+from .sqlite_thread import connect, run_in_thread
 
 __all__ = ["Store", "StoreError", "SchemaTooNewError", "MigrationError", "LATEST_VERSION"]
 
@@ -43,7 +49,7 @@ class Store:
         self.path = path
         self.version = 0
         self.commits = 0  # write transactions committed (metrics; tests count group commits with it)
-        self._conn: aiosqlite.Connection | None = conn
+        self._db: aiosqlite.Connection | None = conn
         self._migrations = migrations
         self._backup = backup
         # One connection = one transaction at a time: writers take turns (reads too, so they never
@@ -65,7 +71,7 @@ class Store:
         memory = str(path) == ":memory:"
         if not memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn = await connect(str(path), isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             (mode,), = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
@@ -91,23 +97,23 @@ class Store:
 
     async def close(self) -> None:
         """Finish the writes in progress, then close. Safe to call twice."""
-        if self._conn is None:
+        if self._db is None:
             return
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         async with self._lock:
-            conn, self._conn = self._conn, None
+            conn, self._db = self._db, None
             if conn is not None:
                 await conn.close()
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self._db is None
 
     def _require(self) -> aiosqlite.Connection:
-        if self._conn is None:
+        if self._db is None:
             raise StoreError(f"store {self.path} is closed")
-        return self._conn
+        return self._db
 
     # ------------------------------------------------------------------------- primitives
     async def write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
@@ -146,7 +152,7 @@ class Store:
         """``write`` for a synchronous ``body``: BEGIN, body, COMMIT run in the database thread in one
         hop, instead of one thread round trip per statement (each costs a future, a queue hand-off
         and a loop wake-up; at a thousand REGISTERs a second that was a fifth of the switch's CPU).
-        Uses aiosqlite's ``_execute``/``_conn`` (stable since 0.17; pinned by a test)."""
+        See ``store.sqlite_thread`` for how the body reaches that thread."""
         self._require()
         task = asyncio.ensure_future(self._transaction_sync(body))
         self._inflight.add(task)
@@ -157,8 +163,7 @@ class Store:
         async with self._lock:
             conn = self._require()
 
-            def run() -> T:
-                raw: sqlite3.Connection = conn._conn  # type: ignore[attr-defined]
+            def run(raw: sqlite3.Connection) -> T:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
                     result = body(raw)
@@ -169,7 +174,7 @@ class Store:
                     raise
                 return result
 
-            result = await conn._execute(run)  # type: ignore[attr-defined]
+            result = await run_in_thread(conn, run)
             self.commits += 1
             return result
 
@@ -180,8 +185,7 @@ class Store:
         async with self._lock:
             conn = self._require()
 
-            def run() -> T:
-                raw: sqlite3.Connection = conn._conn  # type: ignore[attr-defined]
+            def run(raw: sqlite3.Connection) -> T:
                 raw.execute("BEGIN")
                 try:
                     return body(raw)
@@ -189,7 +193,7 @@ class Store:
                     if raw.in_transaction:
                         raw.execute("ROLLBACK")  # read-only: nothing to keep, and cheaper than COMMIT
 
-            return await conn._execute(run)  # type: ignore[attr-defined]
+            return await run_in_thread(conn, run)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         """Run one read query and return its rows."""

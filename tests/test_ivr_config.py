@@ -6,9 +6,9 @@ import datetime
 
 import pytest
 
+from base.schema import ConfigError, Context as _Ctx, Key, Table, Walker as _Walker
 from ivr.config import IVR, parse_ivr_config
 from ivr.testing import PROMPTS, QUEUES, ROOT, config, example_raw
-from softswitch.config import ConfigError, Key, Table, _Ctx, _Walker
 
 
 def refused(raw: dict, **kw) -> ConfigError:
