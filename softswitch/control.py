@@ -1,34 +1,45 @@
 """The running switch as the HTTP API (and tools) see it: agent state changes, call control, live
-state, and a stream of events (offers for the screen pop, agent states, call ends for call records).
+state, and a stream of events (offers for the screen pop, agent states, call ends).
 
-Every method runs on the event loop thread, feeds the sans-IO core and executes what it returns
-through the server, exactly as a SIP message would.
+Every method runs on the event loop thread, drives call control through the sans-IO core
+(``SwitchCore.run``) and executes what it returns through the server, exactly as a SIP message would.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, is_dataclass
 from typing import Any, Callable
 
 from acd import events as acd_events
+
+from .events import SwitchEvent
+from .states import CallState
 
 
 class Control:
     def __init__(self, server: Any):
         self.server = server
         self.core = server.core
+        self.router = server.core.router
 
     # ------------------------------------------------------------------------------ events
     def subscribe(self, fn: Callable[[dict], None]) -> Callable[[], None]:
-        """``fn(event)`` for every event (dicts with a ``type``); returns the unsubscribe function."""
-        self.server.subscribers.add(fn)
-        return lambda: self.server.subscribers.discard(fn)
+        """``fn(event)`` for every event, as the JSON dict the desk gets (with a ``type``); returns the
+        unsubscribe function."""
+        def deliver(ev: SwitchEvent) -> None:
+            fn(ev.as_dict())
+        self.server.subscribers.add(deliver)
+        return lambda: self.server.subscribers.discard(deliver)
 
-    def _run(self, actions: list) -> None:
-        self.server._execute(actions + self.core.b2bua.take_deferred())
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        result: list = []
+        actions = self.core.run(lambda: result.append(fn(*args, time.time())), now=time.time())
+        self.server._execute(actions)
         self.server._rearm()
+        return result[0] if result else None
 
     def _acd(self, event: Any) -> None:
-        self._run(self.core.b2bua.queues.feed(event, time.time()))
+        self._run(self.router.queue.feed, event)
 
     # ------------------------------------------------------------------------------ agents
     def agent_login(self, agent_id: str, extension: str | None = None) -> None:
@@ -47,7 +58,7 @@ class Control:
         self._acd(acd_events.WrapUpEnd(agent_id))
 
     def agents(self) -> list[dict]:
-        acd = self.core.b2bua.queues.acd
+        acd = self.router.queue.acd
         out = []
         for a in acd.config.agents:
             state, reason = acd.agent_state(a.id)
@@ -57,7 +68,7 @@ class Control:
         return out
 
     def queues(self) -> list[dict]:
-        acd = self.core.b2bua.queues.acd
+        acd = self.router.queue.acd
         now = time.time()
         return [_plain(acd.queue_stats(q.name, now)) for q in acd.config.queues]
 
@@ -65,23 +76,24 @@ class Control:
     def calls(self) -> list[dict]:
         out = []
         for c in self.core.b2bua.calls.values():
-            if c.state == "ended":
+            if not c.live:
                 continue
-            out.append({"id": c.id, "caller": c.caller_number, "callee": c.callee_number, "state": c.state,
-                        "queue": c.queue, "agent": c.answered.agent_id if c.answered is not None else "",
+            out.append({"id": c.id, "caller": c.caller_number, "callee": c.callee_number, "state": c.state.value,
+                        "queue": c.notes.get("queue"), "agent": c.notes.get("agent", ""),
                         "since": c.created, "answered": c.answered_at, "on_hold": _held(c),
                         "recording": c.recording is not None, "context": dict(c.context)})
         return out
 
     def _call(self, call_id: str) -> Any:
         call = self.core.b2bua.calls.get(call_id)
-        if call is None or call.state == "ended":
+        if call is None or not call.live:
             raise KeyError(call_id)
         return call
 
     def hangup(self, call_id: str) -> None:
+        from .legs import Hangup
         call = self._call(call_id)
-        self._run(self.core.b2bua.hangup(call, time.time(), "hung up from the desk"))
+        self._run(lambda now: self.core.b2bua.do(Hangup(call, "hung up from the desk"), now))
 
     def hold(self, call_id: str, on: bool = True) -> None:
         """Switch-side hold: the caller hears music, the agent silence; ``on=False`` resumes."""
@@ -94,28 +106,31 @@ class Control:
     def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer of the caller to an extension, a queue number or an IVR number."""
         call = self._call(call_id)
-        self._run(self.core.b2bua.transfer_caller(call, target, time.time()))
+        if self.core.media is None or call.caller.media is None:
+            return
+        self._run(lambda now: self.router.transfer(call, target, now))
+
+    def originate(self, a: str, b: str, caller_id: str = "") -> str | None:
+        """Ring extension ``a``, then connect it to ``b`` (click-to-dial); the new call's id, or None."""
+        call = self._run(lambda now: self.router.originator.originate(a, b, now, caller_id))
+        return call.id if call is not None else None
 
     def monitor_mode(self, call_id: str, mode: str) -> None:
         """A supervisor's monitoring call (``*21*<agent>``) switches to listen, whisper or barge."""
         if mode not in ("listen", "whisper", "barge"):
             raise ValueError(f"mode must be listen, whisper or barge, not {mode!r}")
-        self.core.b2bua.queues.set_monitor_mode(self._call(call_id), mode)
+        self.router.monitor.set_mode(self._call(call_id), mode)
 
     def set_context(self, call_id: str, **values: Any) -> None:
         """Notes that travel with the call (shown to the next agent after a transfer)."""
         self._call(call_id).context.update(values)
 
     def recording(self, call_id: str, on: bool) -> None:
+        from .legs import Record
         call = self._call(call_id)
-        b = self.core.b2bua
-        if on and call.recording is None and call.answered is not None and b.media is not None:
-            call.recording = b.media.start_recording(call.id, left=call.caller.media, right=call.answered.media,
-                                                     parties={"left": call.caller_number,
-                                                              "right": call.answered.extension or call.callee_number})
-        elif not on and call.recording is not None and b.media is not None:
-            b.media.stop_recording(call.recording)
-            call.recording = None
+        if on and (call.answered is None or call.state is not CallState.ANSWERED):
+            return
+        self._run(lambda now: self.core.b2bua.do(Record(call, on), now))
 
 
 def _held(call: Any) -> bool:
@@ -124,5 +139,4 @@ def _held(call: Any) -> bool:
 
 
 def _plain(obj: Any) -> Any:
-    from dataclasses import asdict, is_dataclass
     return asdict(obj) if is_dataclass(obj) else obj

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .b2bua import ALLOW, B2BUA
+from .router import Router
 from .config import Config
 from .registrar import Change, Registrar, received_to_peer
 from .security import BanPolicy, BanTracker
@@ -69,7 +70,9 @@ class SwitchCore:
                                          ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt)))
         self.registrar = Registrar(config)
         self.media = make_media_engine(config) if config.media.enabled else None
-        self.b2bua = B2BUA(self)
+        self.out: list = []  # the one output path: SIP to send, events and work for the edge
+        self.b2bua = B2BUA(self, self.out)
+        self.router = Router(self.b2bua, config, self.out)
         self.local: dict[str, tuple[str, int]] = {}
         self.stats = Stats()
         self._next_expiry_sweep = 0.0
@@ -134,34 +137,56 @@ class SwitchCore:
             return []  # unparseable or a bad response: drop (RFC 3261 §18.3 / RFC 4475)
         if isinstance(msg, Request):
             _stamp_received(msg, peer)
-        events = self.tl.receive(msg, peer, now)
-        return self._handle_events(events, now)
+        self._handle_events(self.tl.receive(msg, peer, now), now)
+        return self.drain(now)
 
     def on_timer(self, now: float) -> list:
-        actions = self._handle_events(self.tl.on_timer(now), now)
-        actions += self._guard(self.b2bua.on_timer, now)
-        actions += self._guard(self.b2bua.queues.on_timer, now)
-        actions += self._guard(self.b2bua.ivr.on_timer, now)
-        actions += self.b2bua.take_deferred()
+        self._handle_events(self.tl.on_timer(now), now)
+        self._guard(self.b2bua.on_timer, now)
+        self._guard(self.router.on_timer, now)
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
             changes = self.registrar.expire(now)
             if changes:
-                actions.append(PersistBindings(changes))
-        return actions
+                self.out.append(PersistBindings(changes))
+        return self.drain(now)
 
     def on_media_events(self, events: list, now: float) -> list:
-        """DTMF digits, RTP time-outs... from the media tick (``media.edge``)."""
+        """DTMF digits, finished prompts, audio, RTP time-outs... from the media tick (``media.edge``)."""
+        self._guard(self.b2bua.on_media_events, events, now)
+        return self.drain(now)
+
+    def run(self, fn: Any, *args: Any, now: float) -> list:
+        """Call control from outside SIP (the API, tools): ``fn(*args)``, then what it caused."""
         try:
-            return self.b2bua.on_media_events(events, now) + self.b2bua.take_deferred()
-        except Exception:
-            log.exception("error handling media events")
-            return self.b2bua.take_deferred()
+            fn(*args)
+        finally:
+            out = self.drain(now)
+        return out
+
+    def speech_heard(self, call_id: str, text: str, now: float) -> list:
+        """A result of the edge's speech worker for the IVR of ``call_id``."""
+        self._guard(self.router.ivr.speech_heard, call_id, text, now)
+        return self.drain(now)
+
+    def set_wall_offset(self, offset: float) -> None:
+        """Seconds to add to ``now`` for Unix time (the edge keeps it current): call records, queue_log
+        lines, business hours and voicemail stamps need the date; every timer runs on ``now``."""
+        self.router.wall_offset = offset
+        self.router.queue.acd.wall_offset = offset
+        if self.router.ivr.ivr is not None:
+            self.router.ivr.ivr.wall_offset = offset
+
+    def drain(self, now: float) -> list:
+        """Let call control react to what happened, then hand over everything to send and do."""
+        self.router.pump(now)
+        out = self.out[:]
+        self.out.clear()
+        return out
 
     def next_deadline(self) -> float | None:
         cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep,
-                             self.b2bua.queues.next_deadline(), self.b2bua.ivr.next_deadline())
-                 if d is not None]
+                             self.router.next_deadline()) if d is not None]
         return min(cands) if cands else None
 
     def after_persist(self, p: PersistBindings, now: float) -> list:
@@ -170,34 +195,32 @@ class SwitchCore:
         return self.tl.respond(p.tx, p.response, now)
 
     # --------------------------------------------------------------------------- events
-    def _handle_events(self, events: list, now: float) -> list:
-        out: list = []
+    def _handle_events(self, events: list, now: float) -> None:
+        out = self.out
         for ev in events:
             if isinstance(ev, Send):
                 out.append(ev)
             elif isinstance(ev, RequestReceived):
                 try:
-                    out += self._on_request(ev.request, ev.peer, ev.tx, now)
+                    out += self._on_request(ev.request, ev.peer, ev.tx, now) or []
                 except Exception:  # never let one message take the switch down
                     log.exception("error handling %s from %s", ev.request.method, ev.peer)
                     if ev.tx is not None and ev.request.method != "ACK":
                         out += self.tl.respond(ev.tx, make_response(ev.request, 500), now)
             elif isinstance(ev, ResponseReceived):
-                out += self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
+                self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
             elif isinstance(ev, TransactionTimeout):
-                out += self._guard(self.b2bua.on_timeout, ev.tx, now)
+                self._guard(self.b2bua.on_timeout, ev.tx, now)
             elif isinstance(ev, AckTimeout):
-                out += self._guard(self.b2bua.on_ack_timeout, ev.tx, now)
+                self._guard(self.b2bua.on_ack_timeout, ev.tx, now)
             elif isinstance(ev, StrayResponse):
-                out += self._guard(self.b2bua.on_stray_response, ev.response, ev.peer, now)
-        return out + self.b2bua.take_deferred()
+                self._guard(self.b2bua.on_stray_response, ev.response, ev.peer, now)
 
-    def _guard(self, fn, *args) -> list:
+    def _guard(self, fn: Any, *args: Any) -> None:
         try:
-            return fn(*args)
+            fn(*args)
         except Exception:
             log.exception("error in %s", fn.__name__)
-            return []
 
     def _on_request(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
         method = req.method
@@ -281,6 +304,8 @@ class SwitchCore:
         caller = from_uri.user_unescaped if isinstance(from_uri, SipUri) else None
         if caller and self._blacklisted(caller):
             log.info("call from blacklisted number %s refused (403)", caller)
+            callee = req.ruri.user_unescaped if isinstance(req.ruri, SipUri) else ""
+            self.router.blocked(caller, callee or "", now)
             return self.tl.respond(tx, make_response(req, 403, "Caller Blacklisted", to_tag=_tag()), now)
         if req.body and not _acceptable_body(req):
             return self.tl.respond(tx, make_response(req, 415, to_tag=_tag(),

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 from store.db import Store
 
+from ivr.voicemail_index import add_message
+
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
-from .ivr_calls import SaveVoicemail
-from .queues import Notify, WriteQueueLog
+from .events import SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog
+from .records import Records, centre_for
 from .sip.framing import FramingError, KeepAlive, StreamFramer
 from .sip.transaction import Peer, Send
 
@@ -124,8 +126,11 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.media_edge = None  # media.edge.MediaEdge when [media] enabled
         self._queue_log = None  # open queue_log file
-        self.subscribers: set = set()  # callables taking each Notify event (the API's WebSockets)
+        self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
+        self.centre = None  # store.crm.CallCentre: the call-centre store (records, the API)
+        self.records: Records | None = None
+        self.speech = None  # ivr.asr_worker.SpeechWorker when speech menus are configured
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -134,6 +139,18 @@ class Server:
         bindings = await self.store.load_bindings(time.time())
         self.core.registrar.load(bindings)
         log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
+        self.centre = centre_for(self.store, self.config)
+        self.records = Records(self.centre)
+        if self.config.ivr is not None:
+            await self.records.import_voicemail_index(self.config.ivr.voicemail_dir)
+        self.records.start()
+        self.subscribers.add(self.records)
+        n = self.core.router.sounds.preload()
+        if n:
+            log.info("%d prompt(s) loaded", n)
+        ivr = self.core.router.ivr.ivr
+        if ivr is not None and ivr.speech:
+            self.speech = ivr.speech_worker(self._speech_heard, loop=self.loop)
         for la in self.config.sip.listen:
             await self._listen(la)
         if self.core.media is not None:
@@ -191,7 +208,9 @@ class Server:
         if self._timer is not None:
             self._timer.cancel()
         if self.api is not None:
-            await self.api.stop()  # before the store closes: its last call records are written
+            await self.api.stop()
+        if self.speech is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.speech.stop)
         if self.media_edge is not None:
             media = self.core.media
             log.info("media: %d endpoint(s) open, %d RTP port(s) in use at shutdown",
@@ -207,6 +226,10 @@ class Server:
                 conn.transport.close()
         if self._flushing is not None:
             await self._flushing
+        if self.records is not None:
+            await self.records.stop()  # before the store closes: the last call records are written
+        if self.centre is not None:
+            await self.centre.close()
         if self.store is not None:
             await self.store.close()
         log.info("stopped")
@@ -225,23 +248,36 @@ class Server:
         for a in actions:
             if isinstance(a, Send):
                 self._send(a.data, a.peer)
-            elif isinstance(a, WriteQueueLog):
-                self._write_queue_log(a)
-            elif isinstance(a, SaveVoicemail):
-                try:
-                    a.run()
-                except OSError as e:
-                    log.error("cannot store voicemail %s: %s", a.message.file, e)
-            elif isinstance(a, Notify):
+            elif isinstance(a, SwitchEvent):
                 for fn in list(self.subscribers):
                     try:
-                        fn(a.event)
+                        fn(a)
                     except Exception:
                         log.exception("event subscriber failed")
             elif isinstance(a, PersistBindings):
                 self._pending.append(a)
                 if self._flushing is None:
                     self._flushing = asyncio.ensure_future(self._flush())
+            elif isinstance(a, WriteQueueLog):
+                self._write_queue_log(a)
+            elif isinstance(a, SaveVoicemailIndex):
+                try:
+                    add_message(a.voicemail_dir, a.message)
+                except OSError as e:
+                    log.error("cannot index voicemail %s: %s", a.message.file, e)
+            elif isinstance(a, SpeechAudio):
+                if self.speech is not None:
+                    self.speech.feed(a.call, a.samples)
+            elif isinstance(a, SpeechStart):
+                if self.speech is not None:
+                    self.speech.open(a.call, list(a.keywords))
+            elif isinstance(a, SpeechStop):
+                if self.speech is not None:
+                    self.speech.close(a.call)
+
+    def _speech_heard(self, call_id: str, text: str) -> None:
+        self._execute(self.core.speech_heard(call_id, text, time.time()))
+        self._rearm()
 
     def _write_queue_log(self, a: WriteQueueLog) -> None:
         """queue_log lines, appended and flushed at once (reporting tools tail the file)."""

@@ -53,7 +53,7 @@ def ack_for(ph, inv, resp, ruri=None):
 
 def login(core, net, agent):
     from acd import events as e
-    net._run(core.b2bua.queues.feed(e.AgentLogin(agent, None), net.now) + core.b2bua.take_deferred())
+    net._run(core.run(core.router.queue.feed, e.AgentLogin(agent, None), net.now, now=net.now))
 
 
 def ack_caller(c, ok, ruri="sip:x@x"):

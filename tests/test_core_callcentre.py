@@ -5,6 +5,7 @@ import gc
 
 from media import rtp as R
 from softswitch.b2bua import Call
+from softswitch.legs import Hangup
 
 from .callcentre_harness import (ACD, DOMAIN, Net, Peer, Phone, ack_caller, answer, login, make_core, plain_call,
                                  reqs_to, responses, sdp, setup)
@@ -44,7 +45,8 @@ def test_late_200_from_a_ring_all_loser_releases_its_media_and_keeps_the_call():
     out = ph["1003"].send(answer(inv_b, 200, to_tag="bt", contact="<sip:1003@10.0.0.3>", body=sdp(6000, "10.0.0.3")))
     assert [m.method for m in reqs_to(out, ph["1003"].peer)] == ["ACK", "BYE"]
     call = next(iter(core.b2bua.calls.values()))
-    leg_b = [l for l in call.callees if l.agent_id == "2002"][0]
+    qc = core.router.queue.by_call[call.id]
+    leg_b = [l for l, agent in qc.agents.items() if agent == "2002"][0]
     assert leg_b.media is None                       # its RTP port is back in the pool
     m = core.media
     t = m._clock()
@@ -62,7 +64,7 @@ def test_hanging_up_a_ringing_call_answers_the_caller():
     _, out = ph["1001"].invite("1002", body=sdp(4000, "10.0.0.1"))
     ph["1002"].send(answer(reqs_to(out, ph["1002"].peer, "INVITE")[0], 180, to_tag="bt"))  # ringing
     call = next(iter(core.b2bua.calls.values()))
-    out = net._run(core.b2bua.hangup(call, net.now, "desk") + core.b2bua.take_deferred())
+    out = net._run(core.run(core.b2bua.do, Hangup(call, "desk"), net.now, now=net.now))
     assert [m.status for m in responses(out) if m.cseq.method == "INVITE"] == [480]
     assert reqs_to(out, ph["1002"].peer, "CANCEL")
 

@@ -19,6 +19,7 @@ from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
+from .test_api_support import db_rows  # noqa: E402
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -121,6 +122,9 @@ def test_voicemail_with_callback_number(switch_factory, phones, tmp_path, sounds
     wav = wav if wav.is_absolute() else vm_dir / wav
     recorded = audio.read_mono(wav, channel=0)
     assert audio.windowed_correlation(audio.read_mono(message), recorded) > 0.8
+    sw.wait_log(r"voicemail of call \S+ from 1001 stored")      # in the store as it is left, [api] or not
+    assert db_rows(sw, "SELECT caller, callback_number, file FROM voicemails") == [
+        ("1001", "13800138000", str(wav))]
 
 
 def test_menu_zero_reaches_an_agent(switch_factory, phones, tmp_path, sounds):

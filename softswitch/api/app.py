@@ -6,9 +6,10 @@ is a method ``op_<id>`` here, and its parameters and body are checked against th
 the method runs (``softswitch.api.validate``). Call control goes through ``softswitch.control.Control``;
 customers, work orders, call records and the rest through ``store.crm.CallCentre``.
 
-The switch's event stream feeds ``ApiServer.on_event``: call ends become call records (and
-recording index entries), agent state changes become agent state history, and an offer to an agent
-sends that agent's WebSocket(s) the screen pop.
+The switch's event stream feeds ``ApiServer.on_event``: an offer to an agent sends that agent's
+WebSocket(s) the screen pop; call ends and agent states reach the desk. (Call records, agent state
+history and voicemails are written by the switch's records service, ``softswitch.records``, with or
+without the API.)
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import json
 import logging
 import os
 import time
-from softswitch.api.centre import centre_for
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -132,13 +132,8 @@ class ApiServer:
         self.schemas = self.spec["components"]["schemas"]
         self.sockets: dict[str, set[web.WebSocketResponse]] = {}   # user id -> open WebSockets
         self.offered: dict[str, set[str]] = {}                     # call id -> agents it was offered to
-        self.recordings: dict[str, list[tuple[str, float, float]]] = {}  # call -> (file, start, stop) stopped early
-        self.rec_started: dict[str, float] = {}
         self.failures: dict[str, list[float]] = {}
         self.tasks: set[asyncio.Task] = set()
-        self.vm_seen: set[str] | None = None
-        self.vm_index_stamp: tuple[float, int] | None = None
-        self.vm_lock = asyncio.Lock()
         self._unsubscribe: Callable[[], None] | None = None
         self._runner: web.AppRunner | None = None
         self.app = self._build_app()
@@ -160,7 +155,7 @@ class ApiServer:
 
     async def start(self) -> None:
         assert self.server.store is not None
-        self.centre = centre_for(self.server.store, self.server.config)
+        self.centre = self.server.centre  # owned by the switch (records are written without the API too)
         for u in self.settings.users:
             if u.password:
                 log.warning("api: user %s has a plain-text password in the config; store password_hash instead "
@@ -181,7 +176,6 @@ class ApiServer:
             await site.start()
         except BaseException:
             await self._runner.cleanup()
-            await self.centre.close()
             raise
         self._unsubscribe = self.control.subscribe(self.on_event)
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -198,8 +192,6 @@ class ApiServer:
             await self._runner.cleanup()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
-        if self.centre is not None:
-            await self.centre.close()
 
     def spawn(self, coro: Awaitable[Any], what: str) -> None:
         async def run() -> None:
@@ -427,7 +419,6 @@ class ApiServer:
 
     async def op_call_transfer(self, ctx: Ctx) -> web.Response:
         call = self._live_call(ctx)
-        self._note_recording_stop(call["id"])  # a transfer ends the recording of the first part
         self.control.transfer(call["id"], ctx.body["target"])
         log.info("api: %s transfers call %s to %s", ctx.user, call["id"], ctx.body["target"])
         return reply({"ok": True})
@@ -444,19 +435,9 @@ class ApiServer:
             if not call.get("answered"):
                 raise ApiError(409, "the call is not connected to an agent yet")
             self.control.recording(call["id"], True)
-            self.rec_started[call["id"]] = time.time()
         elif not on and call["recording"]:
-            self._note_recording_stop(call["id"])
-            self.control.recording(call["id"], False)
+            self.control.recording(call["id"], False)  # the call record lists every recording of the call
         return reply({"ok": True})
-
-    def _note_recording_stop(self, call_id: str) -> None:
-        c = self.server.core.b2bua.calls.get(call_id)
-        rec = getattr(c, "recording", None) if c is not None else None
-        if rec is not None and getattr(rec, "path", None):
-            now = time.time()
-            started = self.rec_started.pop(call_id, None) or c.answered_at or now
-            self.recordings.setdefault(call_id, []).append((str(rec.path), started, now))
 
     async def op_call_context(self, ctx: Ctx) -> web.Response:
         call = self._live_call(ctx)
@@ -616,42 +597,8 @@ class ApiServer:
                                                "Content-Disposition": f'attachment; filename="{real.name}"'})
 
     # ------------------------------------------------------------------------ voicemail
-    async def _sync_voicemails(self) -> None:
-        """Voicemails the IVR left in its index (``ivr.voicemail_index``) that the store does not have yet."""
-        ivr = self.server.config.ivr
-        if ivr is None or self.centre is None:
-            return
-        from ivr.voicemail_index import INDEX_NAME, list_messages
-        index = Path(ivr.voicemail_dir) / INDEX_NAME
-        try:
-            st = index.stat()
-        except OSError:
-            return
-        async with self.vm_lock:
-            stamp = (st.st_mtime, st.st_size)
-            if stamp == self.vm_index_stamp:
-                return
-            if self.vm_seen is None:
-                self.vm_seen = set(await self.centre.store.read_sync(
-                    lambda conn: [r[0] for r in conn.execute("SELECT file FROM voicemails")]))
-            for e in list_messages(ivr.voicemail_dir):
-                file = str(Path(ivr.voicemail_dir) / str(e.get("file", "")))
-                if file in self.vm_seen:
-                    continue
-                try:
-                    await self.centre.add_voicemail(file=file, caller=str(e.get("caller") or "0"),
-                                                    callback_number=e.get("callback_number") or None,
-                                                    queue=e.get("mailbox") or None,
-                                                    duration_s=float(e.get("duration", 0)),
-                                                    created_at=float(e.get("time", time.time())))
-                except (ValidationError, ValueError, TypeError) as err:
-                    log.warning("api: voicemail %s not imported: %s", file, err)
-                self.vm_seen.add(file)
-            self.vm_index_stamp = stamp
-
     async def op_list_voicemails(self, ctx: Ctx) -> web.Response:
         assert self.centre is not None
-        await self._sync_voicemails()
         return reply(await self.centre.unhandled_voicemails(limit=ctx.query["limit"], after=ctx.query.get("after")))
 
     async def op_voicemail_handled(self, ctx: Ctx) -> web.Response:
@@ -703,13 +650,11 @@ class ApiServer:
         elif t == "connected":
             self._send({ev["agent"]}, ev)
         elif t == "agent_state":
-            self.spawn(self._agent_state(ev, time.time()), f"agent {ev.get('agent')} state")
-            self._send({ev["agent"]}, ev)
-        elif t == "call_end":
+            self._send({ev["agent"]}, {k: ev.get(k) for k in ("type", "agent", "state", "reason")})
+        elif t == "call_end":  # (its call record is written by the switch's records service)
             agents = self.offered.pop(ev["call"], set()) | ({ev["agent"]} if ev.get("agent") else set())
             self._send(agents, {k: ev.get(k) for k in ("type", "call", "caller", "callee", "queue", "agent",
-                                                       "reason", "arrived", "answered", "ended")})
-            self.spawn(self._call_end(ev), f"call record for call {ev.get('call')}")
+                                                       "reason", "disposition", "arrived", "answered", "ended")})
 
     async def _offer(self, ev: dict) -> None:
         assert self.centre is not None
@@ -719,59 +664,6 @@ class ApiServer:
         except ValidationError:  # anonymous or not a number: no customer to show
             msg["pop"] = None
         self._send({ev["agent"]}, msg)
-
-    async def _agent_state(self, ev: dict, at: float) -> None:
-        assert self.centre is not None
-        await self.centre.set_agent_state(ev["agent"], ev["state"] or "unknown", reason=ev.get("reason") or "", at=at)
-
-    async def _call_end(self, ev: dict) -> None:
-        assert self.centre is not None
-        call_id = ev["call"]
-        stopped = self.recordings.pop(call_id, [])
-        started = self.rec_started.pop(call_id, None)
-        arrived, answered, ended = ev.get("arrived"), ev.get("answered"), ev.get("ended")
-        reason = (ev.get("reason") or "").lower()
-        if answered is not None:
-            disposition = "answered"
-        elif ev.get("queue") or ev.get("ivr") or "cancel" in reason:
-            disposition = "abandoned"
-        elif "busy" in reason:
-            disposition = "busy"
-        elif "no answer" in reason or "timeout" in reason:
-            disposition = "no_answer"
-        else:
-            disposition = "failed"
-        q = ev.get("quality") or {}
-
-        def loss(role: str) -> float | None:
-            st = q.get(role)
-            if not st:
-                return None
-            total = (st.get("rx_packets") or 0) + (st.get("rx_lost") or 0)
-            return round(100.0 * (st.get("rx_lost") or 0) / total, 3) if total else None
-
-        def jitter(role: str) -> float | None:
-            st = q.get(role)
-            return float(st["rx_jitter_ms"]) if st and st.get("rx_jitter_ms") is not None else None
-
-        files = [(f, s, e) for f, s, e in stopped]
-        if ev.get("recording"):
-            files.append((ev["recording"], started or answered or arrived, ended))
-        record = dict(call_ref=str(call_id)[:200], caller=ev.get("caller") or "", callee=ev.get("callee") or "",
-                      queue=ev.get("queue") or None, agent=ev.get("agent") or None, ivr_path=(ev.get("ivr") or "")[:200],
-                      arrived_at=arrived, answered_at=answered, ended_at=ended, disposition=disposition,
-                      recording=files[-1][0] if files else None, survey_score=ev.get("survey_score"),
-                      caller_loss_pct=loss("caller"), caller_jitter_ms=jitter("caller"),
-                      agent_loss_pct=loss("callee"), agent_jitter_ms=jitter("callee"))
-        if record["survey_score"] is not None and not 1 <= record["survey_score"] <= 5:
-            record["survey_score"] = None
-        rid = await self.centre.add_call(**record)
-        parties = [p for p in (record["caller"], ev.get("agent")) if p]
-        for f, s, e in files:
-            await self.centre.add_recording(file=f, started_at=s, duration_s=max(0.0, (e or s) - s), call_id=rid,
-                                            parties=parties)
-        log.info("api: call %s recorded as call record %d (%s%s)", call_id, rid, disposition,
-                 f", {len(files)} recording(s)" if files else "")
 
 
 def _no_constant(name: str) -> Any:

@@ -15,7 +15,7 @@ import csv
 import datetime
 import getpass
 import sys
-from softswitch.api.centre import centre_for
+from softswitch.records import centre_for
 from typing import Any
 
 __all__ = ["customers_main", "records_main", "hash_password_main"]

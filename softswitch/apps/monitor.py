@@ -1,0 +1,88 @@
+"""Supervisors join an agent's call: ``*21*<agent>`` listen (hears both), ``*22*<agent>`` whisper (heard
+by the agent only), ``*23*<agent>`` barge (a three-way call). Only ``[acd] supervisors`` may; the
+monitoring call is hung up when the call it watches ends."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .. import legs as L
+from ..states import CallState
+from .base import Application
+
+if TYPE_CHECKING:
+    from ..b2bua import Call
+
+log = logging.getLogger("softswitch.queues")
+
+MONITOR_CODES = {"*21": "listen", "*22": "whisper", "*23": "barge"}
+
+
+def monitor_code(number: str) -> tuple[str, str] | None:
+    """``*21*2001`` → ("listen", "2001")."""
+    for code, mode in MONITOR_CODES.items():
+        if number.startswith(code):
+            rest = number[len(code):].lstrip("*").rstrip("#")
+            if rest.isdigit():
+                return mode, rest
+    return None
+
+
+class MonitorApp(Application):
+    name = "monitor"
+
+    def __init__(self, router: Any) -> None:
+        super().__init__(router)
+        self.watching: dict[str, "Call"] = {}          # monitoring call id -> the call it watches
+        self.watchers: dict[str, list["Call"]] = {}    # watched call id -> monitoring calls
+
+    def serves(self, number: str) -> bool:
+        return monitor_code(number) is not None
+
+    def on_incoming(self, call: "Call", number: str, now: float) -> None:
+        mode, agent_id = monitor_code(number)  # type: ignore[misc]
+        caller = call.caller_number
+        media = self.b2bua.media
+        qc = self.router.queue.connected_call(agent_id)
+        target = qc.call if qc is not None else None
+        if caller not in self.config.acd.supervisors:
+            log.info("monitor %s from %s refused: not a supervisor", number, caller)
+            self.do(L.Reject(call, 403, "Not a supervisor"), now)
+            return
+        if target is None or media is None or target.bridge is None or target.answered is None:
+            log.info("monitor %s from %s refused: agent %s is not on a call", number, caller, agent_id)
+            self.do(L.Reject(call, 480, f"Agent {agent_id} is not on a call"), now)
+            return
+        if not self.do(L.AnswerLocally(call), now):
+            return
+        call.set_state(CallState.ANSWERED)
+        call.answered_at = now
+        media.join(target.bridge, call.caller.media, mode,
+                   whisper_to=target.answered.media if mode == "whisper" else ())
+        self.watching[call.id] = target
+        self.watchers.setdefault(target.id, []).append(call)
+        log.info("call %s: supervisor %s %s agent %s (call %s)", call.id, caller,
+                 mode + "s" if mode != "barge" else "barges in on", agent_id, target.id)
+
+    def set_mode(self, call: "Call", mode: str) -> None:
+        """Switch a supervisor's monitoring call between listen, whisper and barge (the desk's buttons)."""
+        target = self.watching.get(call.id)
+        if target is None or target.bridge is None or self.b2bua.media is None:
+            raise KeyError(call.id)
+        self.b2bua.media.set_mode(target.bridge, call.caller.media, mode,
+                                  whisper_to=target.answered.media if mode == "whisper" and target.answered else ())
+
+    def gone(self, call: "Call", now: float) -> None:
+        target = self.watching.pop(call.id, None)
+        if target is not None:
+            rest = [c for c in self.watchers.get(target.id, []) if c is not call]
+            if rest:
+                self.watchers[target.id] = rest
+            else:
+                self.watchers.pop(target.id, None)
+
+    def watched_call_gone(self, call: "Call", now: float) -> None:
+        """Any call ended: supervisors listening in to it are hung up."""
+        for sup in self.watchers.pop(call.id, []):
+            self.watching.pop(sup.id, None)
+            self.do(L.Hangup(sup, "monitored call ended"), now)

@@ -1,0 +1,322 @@
+"""Queue calls: the switch answers, the caller hears music while the ACD (``acd.Acd``) picks an agent.
+
+This module is the ACD's one owner: the only writer of its waiting calls (``enqueue``/``_leave``)
+and the executor of its decisions. Each ``RingAgent`` becomes a new outgoing leg to the agent's
+phone(s) carrying the switch's own SDP; when the agent answers, the ACD says ``Connect`` and the two
+are bridged (after the agent's work number is announced to the caller and the queue's name whispered
+to the agent, when the queue asks for it). Feature codes, supervisors and the API reach the ACD
+through ``feed``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acd import actions as acd_actions
+from acd import events as acd_events
+from acd.engine import Acd
+from ivr.prompts import agent_announcement, queue_announcement
+
+from .. import events as ev
+from .. import legs as L
+from ..states import move
+from .base import Application
+
+if TYPE_CHECKING:
+    from ..b2bua import Call, Leg
+
+log = logging.getLogger("softswitch.queues")
+
+
+class QueueCallState(str, Enum):
+    WAITING = "waiting"          # in the ACD, hearing music; agents may be ringing
+    CONNECTING = "connecting"    # an agent answered; announcements play before the bridge
+    CONNECTED = "connected"      # talking to the agent
+
+
+TRANSITIONS = {
+    QueueCallState.WAITING: frozenset({QueueCallState.CONNECTING, QueueCallState.CONNECTED}),
+    QueueCallState.CONNECTING: frozenset({QueueCallState.CONNECTED}),
+    QueueCallState.CONNECTED: frozenset(),
+}
+
+
+@dataclass(eq=False)
+class QueueCall:
+    call: "Call"
+    acd_id: str                  # the call's id in the ACD (a new one each time it enters a queue)
+    queue: str
+    state: QueueCallState = QueueCallState.WAITING
+    agents: dict["Leg", str] = field(default_factory=dict)   # legs offering the call -> agent id
+    answered_offer: set["Leg"] = field(default_factory=set)
+    agent: str = ""              # the agent connected
+    prompt: int | None = None    # playback to the caller, and what follows it
+    after_prompt: str = ""
+    agent_prompt: int | None = None
+
+    def move(self, new: QueueCallState) -> None:
+        self.state = move(self.state, new, TRANSITIONS, f"queue call {self.acd_id}")
+
+
+class QueueApp(Application):
+    name = "queue"
+
+    def __init__(self, router: Any) -> None:
+        super().__init__(router)
+        self.acd = Acd(self.config.acd)
+        self.queue_log = Path(self.config.acd.queue_log) if self.config.acd.queue_log else None
+        self.sounds = router.sounds
+        self.calls: dict[str, QueueCall] = {}      # ACD call id -> queue call
+        self.by_call: dict[str, QueueCall] = {}    # switch call id -> queue call
+        self._entries: dict[str, int] = {}         # switch call id -> times it entered a queue
+
+    # ------------------------------------------------------------------------------ routing
+    def serves(self, number: str) -> bool:
+        return self.acd.queue_for_number(number) is not None
+
+    def next_deadline(self) -> float | None:
+        return self.acd.next_deadline()
+
+    def on_timer(self, now: float) -> None:
+        d = self.acd.next_deadline()
+        if d is not None and d <= now:
+            self.execute(self.acd.on_timer(now), now)
+
+    def feed(self, event: Any, now: float) -> None:
+        """An event for the ACD (from the API, feature codes, phones); its decisions are carried out."""
+        try:
+            acts = self.acd.handle(event, now)
+        except ValueError as e:  # an unknown agent or queue id from an API call
+            log.warning("ACD refused %s: %s", type(event).__name__, e)
+            return
+        self.execute(acts, now)
+
+    # the ACD never offers a queue call to a phone that is on another call (softswitch.presence)
+    def phone_busy(self, number: str, now: float) -> None:
+        self.feed(acd_events.PhoneBusy(number), now)
+
+    def phone_free(self, number: str, now: float) -> None:
+        self.feed(acd_events.PhoneFree(number), now)
+
+    # ------------------------------------------------------------------------ queue entry
+    def on_incoming(self, call: "Call", number: str, now: float) -> None:
+        queue = self.acd.queue_for_number(number)
+        assert queue is not None
+        if self.do(L.AnswerLocally(call), now):
+            log.info("call %s: %s entered queue %s", call.id, call.caller_number, queue)
+            self.enqueue(call, queue, now)
+
+    def take(self, call: "Call", number: str, now: float) -> None:
+        """A call transferred to a queue number."""
+        queue = self.acd.queue_for_number(number)
+        assert queue is not None
+        self.enqueue(call, queue, now)
+
+    def enqueue(self, call: "Call", queue: str, now: float, priority: int = 0) -> None:
+        """The call waits in ``queue`` (the one way in)."""
+        n = self._entries.get(call.id, 0)
+        self._entries[call.id] = n + 1
+        qc = QueueCall(call, call.id if n == 0 else f"{call.id}.{n}", queue)
+        self.calls[qc.acd_id] = qc
+        self.by_call[call.id] = qc
+        call.notes["queue"] = queue
+        self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority), now)
+
+    def _leave(self, qc: QueueCall, event: Any, now: float) -> None:
+        """The call leaves the ACD (the one way out)."""
+        self.calls.pop(qc.acd_id, None)
+        if self.by_call.get(qc.call.id) is qc:
+            del self.by_call[qc.call.id]
+        self.feed(event, now)
+
+    def release(self, call: "Call", now: float, target: str = "") -> None:
+        """The call leaves for another application (a blind or attended transfer)."""
+        qc = self.by_call.get(call.id)
+        if qc is None:
+            return
+        for leg in qc.agents:  # agents still ringing for it stop
+            if leg.ringing and not leg.withdrawn:
+                self.do(L.CancelLeg(leg), now)
+        if qc.state is QueueCallState.WAITING:
+            self._leave(qc, acd_events.CallAbandoned(qc.acd_id), now)
+        else:
+            self._leave(qc, acd_events.CallTransferred(qc.acd_id, target or "?"), now)
+
+    def gone(self, call: "Call", now: float) -> None:
+        qc = self.by_call.get(call.id)
+        self._entries.pop(call.id, None)
+        if qc is None:
+            return
+        if qc.state is QueueCallState.WAITING:
+            self._leave(qc, acd_events.CallAbandoned(qc.acd_id), now)
+        else:
+            self._leave(qc, acd_events.CallEnded(qc.acd_id, by_agent=call.hung_up_by == "callee"), now)
+
+    # --------------------------------------------------------------------------- events
+    def handle(self, event: L.LegEvent, now: float) -> None:
+        qc = self.by_call.get(event.call.id)
+        if qc is None:
+            super().handle(event, now)
+            return
+        leg = event.leg
+        if isinstance(event, L.LegAnswered):
+            agent = qc.agents.get(leg)
+            if agent is not None:
+                qc.answered_offer.add(leg)
+                self.feed(acd_events.OfferAnswered(qc.acd_id, agent, leg.invite.call_id), now)
+        elif isinstance(event, L.LegFailed):
+            agent = qc.agents.get(leg)
+            if agent is None or event.withdrawn:
+                return
+            if any(a == agent and other.ringing for other, a in qc.agents.items()):
+                return
+            log.info("call %s: agent %s at %s did not take the call (%d)", qc.call.id, agent, leg.extension,
+                     event.status)
+            self.feed(acd_events.OfferRejected(qc.acd_id, agent), now)
+        elif isinstance(event, L.PlaybackFinished):
+            self._played(qc, leg, event.playback, now)
+        elif isinstance(event, L.LegHungUp):
+            if leg is qc.call.answered and qc.state is not QueueCallState.WAITING and self._survey(qc):
+                self._to_survey(qc, now)
+            else:
+                self.hung_up(leg, now)
+
+    # ---------------------------------------------------------------------------- survey
+    def _survey(self, qc: QueueCall) -> str:
+        """The IVR survey flow the caller goes to when the agent hangs up, or ""."""
+        q = next((q for q in self.config.acd.queues if q.name == qc.queue), None)
+        return q.survey if q is not None and self.router.ivr.has_flow(q.survey) else ""
+
+    def _to_survey(self, qc: QueueCall, now: float) -> None:
+        """The agent hung up but the caller stays for the satisfaction survey: the ACD's part is over."""
+        call = qc.call
+        flow = self._survey(qc)
+        log.info("call %s: agent %s hung up; caller stays for the survey", call.id, qc.agent or "-")
+        call.hung_up_by = "callee"
+        self.do(L.Detach(call, music=False), now)
+        self._leave(qc, acd_events.CallEnded(qc.acd_id, by_agent=True), now)
+        self.router.hand_over(call, self.router.ivr, flow, now)
+
+    # ---------------------------------------------------------------------- ACD decisions
+    def execute(self, acts: list, now: float) -> None:
+        for a in acts:
+            try:
+                self._do(a, now)
+            except Exception:  # one failed decision must not lose the others
+                log.exception("error executing %s", a)
+
+    def _do(self, a: Any, now: float) -> None:
+        out = self.router.out
+        if isinstance(a, acd_actions.QueueLogLine):
+            if self.queue_log:
+                out.append(ev.WriteQueueLog(self.queue_log, a.line))
+            return
+        if isinstance(a, acd_actions.AgentStateChanged):
+            log.info("agent %s is %s%s", a.agent_id, a.state, f" ({a.reason})" if a.reason else "")
+            out.append(ev.AgentStateChanged(a.agent_id, a.state, a.reason, self.router.wall(now)))
+            return
+        if isinstance(a, acd_actions.FeatureCodeReply):
+            return  # answered by the feature-code application
+        qc = self.calls.get(getattr(a, "call_id", ""))
+        if qc is None:
+            return
+        call = qc.call
+        if isinstance(a, acd_actions.StartMusic):
+            if qc.prompt is None:
+                self.do(L.Music(call.caller), now)
+        elif isinstance(a, acd_actions.Announce):
+            wait = None if a.expected_wait is None else max(1, round(a.expected_wait / 60))
+            self._prompt(qc, queue_announcement(self.sounds.language, a.position, wait), "music", now)
+        elif isinstance(a, acd_actions.RingAgent):
+            self._ring(qc, a, now)
+        elif isinstance(a, acd_actions.CancelRing):
+            for leg, agent in qc.agents.items():
+                if agent == a.agent_id and leg.state != "terminated":
+                    self.do(L.CancelLeg(leg), now)
+        elif isinstance(a, acd_actions.Connect):
+            self._connect(qc, a, now)
+        elif isinstance(a, acd_actions.Overflow):
+            log.info("call %s: overflow from queue %s to %s", call.id, a.from_queue, a.to_queue)
+            qc.queue = a.to_queue
+            call.notes["queue"] = a.to_queue
+        elif isinstance(a, (acd_actions.HangupWithPrompt, acd_actions.SendToVoicemail)):
+            prompt = a.prompt if isinstance(a, acd_actions.HangupWithPrompt) else "goodbye"
+            log.info("call %s: %s", call.id, f"to voicemail {a.mailbox}: not wired yet, hanging up"
+                     if isinstance(a, acd_actions.SendToVoicemail) else f"hang up with prompt {prompt}")
+            if not self._prompt(qc, [prompt], "hangup", now):
+                self.do(L.Hangup(call, "queue gave up"), now)
+
+    def _ring(self, qc: QueueCall, a: acd_actions.RingAgent, now: float) -> None:
+        call = qc.call
+        log.info("call %s: queue %s offers the call to agent %s at %s", call.id, a.queue, a.agent_id, a.extension)
+        legs = self.do(L.Ring(call, a.extension, display=f"{a.queue}: {a.caller or 'anonymous'}"), now)
+        if not legs:
+            self.feed(acd_events.OfferRejected(qc.acd_id, a.agent_id), now)
+            return
+        for leg in legs:
+            qc.agents[leg] = a.agent_id
+        self.router.out.append(ev.OfferPresented(a.agent_id, call.id, call.caller_number, a.queue,
+                                                 dict(call.variables), dict(call.context)))
+
+    def _connect(self, qc: QueueCall, a: acd_actions.Connect, now: float) -> None:
+        call = qc.call
+        leg = next((x for x, agent in qc.agents.items() if agent == a.agent_id and x in qc.answered_offer
+                    and x.state == "confirmed"), None)
+        if leg is None:
+            return
+        self.do(L.Connect(call, leg, bridge=False), now)
+        qc.move(QueueCallState.CONNECTING)
+        qc.agent = a.agent_id
+        call.notes["agent"] = a.agent_id
+        qc.prompt = qc.agent_prompt = None
+        log.info("call %s: %s connected to agent %s at %s", call.id, call.caller_number, a.agent_id, a.extension)
+        self.router.out.append(ev.AgentConnected(a.agent_id, call.id, call.caller_number, qc.queue))
+        if a.announce_agent:
+            self._prompt(qc, agent_announcement(self.sounds.language, a.announce_agent), "bridge", now)
+        if a.whisper:
+            files = self.sounds.files([f"queue-{a.whisper}"])
+            if files:
+                qc.agent_prompt = self.do(L.Play(leg, self.sounds.sequence(files)), now)
+        self._maybe_bridge(qc, now)
+
+    def _prompt(self, qc: QueueCall, names: list[str], then: str, now: float) -> bool:
+        files = self.sounds.files(names)
+        if not files:
+            return False
+        pid = self.do(L.Play(qc.call.caller, self.sounds.sequence(files)), now)
+        if pid is None:
+            return False
+        qc.prompt, qc.after_prompt = pid, then
+        return True
+
+    def _played(self, qc: QueueCall, leg: "Leg", playback: int, now: float) -> None:
+        call = qc.call
+        # playback ids count per endpoint: match the leg as well as the id
+        if leg is call.answered and leg is not call.caller and playback == qc.agent_prompt:
+            qc.agent_prompt = None
+            self._maybe_bridge(qc, now)
+            return
+        if leg is not call.caller or playback != qc.prompt:
+            return
+        qc.prompt = None
+        what, qc.after_prompt = qc.after_prompt, ""
+        if what == "hangup":
+            self.do(L.Hangup(call, "prompt played"), now)
+        elif what == "bridge":
+            self._maybe_bridge(qc, now)
+        elif what == "music":
+            self.do(L.Music(call.caller), now)
+
+    def _maybe_bridge(self, qc: QueueCall, now: float) -> None:
+        if qc.state is QueueCallState.CONNECTING and qc.prompt is None and qc.agent_prompt is None:
+            qc.move(QueueCallState.CONNECTED)
+            self.do(L.Bridge(qc.call), now)
+
+    # ----------------------------------------------------------------------- for others
+    def connected_call(self, agent_id: str) -> "QueueCall | None":
+        """The call agent ``agent_id`` talks to (supervisors join it)."""
+        return next((qc for qc in self.by_call.values() if qc.agent == agent_id
+                     and qc.state is not QueueCallState.WAITING and qc.call.live), None)

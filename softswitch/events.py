@@ -1,0 +1,152 @@
+"""What leaves call control besides SIP: typed events for the outside world and work for the edge.
+
+Call control appends these to the core's outbox next to the SIP messages it sends (one output path);
+the asyncio edge does the work (queue_log lines, the voicemail index, speech recognition in a worker)
+and hands each ``SwitchEvent`` to its subscribers (the records service that writes call records, agent history and
+voicemails to the store; the API's WebSockets for the screen pop and the desk). Nothing here
+imports call control: the module is neutral so that every layer above the SIP stack can use it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Disposition(str, Enum):
+    """How a call ended, as the call record and the reports count it (the store's vocabulary)."""
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    ABANDONED = "abandoned"
+    VOICEMAIL = "voicemail"
+    TRANSFERRED = "transferred"
+    OVERFLOWED = "overflow"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def disposition_for_status(status: int) -> Disposition:
+    """The disposition of an unanswered call whose callee answered with this final status."""
+    if status in (486, 600):
+        return Disposition.BUSY
+    if status in (408, 480, 487):
+        return Disposition.NO_ANSWER
+    return Disposition.FAILED
+
+
+@dataclass(frozen=True)
+class SwitchEvent:
+    """Base of every event for the outside; ``as_dict`` is the JSON the desk's WebSocket gets."""
+    type = "event"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["type"] = self.type
+        return d
+
+
+@dataclass(frozen=True)
+class CallEnded(SwitchEvent):
+    type = "call_end"
+    call: str
+    caller: str
+    callee: str
+    disposition: Disposition
+    arrived: float                       # wall-clock times (Unix seconds)
+    answered: float | None
+    ended: float
+    reason: str = ""
+    queue: str = ""
+    agent: str = ""
+    ivr: str = ""
+    hung_up_by: str = ""                 # "caller" | "callee" | "" (the switch)
+    recordings: tuple[tuple[str, float, float], ...] = ()   # (file, started, stopped), wall clock
+    survey_score: int | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)   # role -> media leg statistics
+
+    def as_dict(self) -> dict[str, Any]:
+        d = super().as_dict()
+        d["disposition"] = self.disposition.value
+        d["recording"] = self.recordings[-1][0] if self.recordings else ""
+        return d
+
+
+@dataclass(frozen=True)
+class OfferPresented(SwitchEvent):
+    """A queue call rings an agent (the desk pops the customer's record now)."""
+    type = "offer"
+    agent: str
+    call: str
+    caller: str
+    queue: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentConnected(SwitchEvent):
+    type = "connected"
+    agent: str
+    call: str
+    caller: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class AgentStateChanged(SwitchEvent):
+    type = "agent_state"
+    agent: str
+    state: str
+    reason: str = ""
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
+class VoicemailLeft(SwitchEvent):
+    type = "voicemail"
+    call: str
+    caller: str
+    file: str                            # absolute path of the WAV
+    duration: float
+    callback_number: str = ""
+    mailbox: str = ""
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
+class WriteQueueLog:
+    """Append one line to the queue_log file (Asterisk format); the asyncio edge does the I/O."""
+    path: Path
+    line: str
+
+
+@dataclass(frozen=True)
+class SaveVoicemailIndex:
+    """Append a left message to the voicemail folder's JSONL index (for tools reading the folder)."""
+    voicemail_dir: Path
+    message: Any                         # ivr.actions.VoicemailLeft
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    """Start recognising the caller of ``call`` on these keywords (the edge's speech worker)."""
+    call: str
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SpeechAudio:
+    call: str
+    samples: Any                         # numpy int16, 8 kHz
+
+
+@dataclass(frozen=True)
+class SpeechStop:
+    call: str
