@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import asdict
+from typing import Any, Callable, Protocol
 from urllib.parse import unquote
 
 from . import legs as L
@@ -29,7 +29,8 @@ from .sip.dialog import Dialog, new_call_id, new_tag
 from .sip.message import Request, Response, make_response, new_request
 from .sip.transaction import ClientTransaction, Peer, Send, ServerTransaction, new_branch
 from .sip.uri import parse_name_addr
-from .states import CALL_TRANSITIONS, LEG_TRANSITIONS, CallState, LegState, move
+from .call import CALLING, CONFIRMED, EARLY, TERMINATED, Call, Leg, Relay
+from .states import LEG_TRANSITIONS, CallState, LegState, move
 from .timers import Timers
 
 try:  # the media engine is optional at import time only for tools that never place calls
@@ -38,109 +39,27 @@ try:  # the media engine is optional at import time only for tools that never pl
 except ImportError:  # pragma: no cover
     PortsExhausted = NegotiationError = SdpError = ()  # type: ignore[misc,assignment]
 
-if TYPE_CHECKING:
-    from .core import SwitchCore
+
+class Switch(Protocol):
+    """What the B2BUA uses of the switch core: transactions, registrations and our own addresses."""
+    config: Any
+    tl: Any                          # sip.transaction.TransactionLayer
+    registrar: Any                   # softswitch.registrar.Registrar
+    media: Any                       # media.engine.MediaEngine or None
+
+    def via(self, peer: Peer, branch: str) -> str: ...
+    def contact(self, peer: Peer) -> str: ...
+    def binding_peer(self, binding: Any) -> Peer: ...
 
 log = logging.getLogger("softswitch.calls")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER, REFER, NOTIFY"
 LINGER = 32.0  # an ended call's dialogs stay findable this long to absorb retransmissions (64*T1)
 
-CALLING, EARLY, CONFIRMED, TERMINATED = LegState.CALLING, LegState.EARLY, LegState.CONFIRMED, LegState.TERMINATED
-RINGING_STATES = (CALLING, EARLY)
-
-
-@dataclass(eq=False)
-class Leg:
-    call: "Call"
-    role: str                       # "caller" | "callee"
-    peer: Peer                      # where this phone's signalling goes (its source address: NAT-safe)
-    invite: Request                 # the INVITE we received (incoming caller) or sent (outgoing legs)
-    tx: Any = None                  # its INVITE server transaction (incoming legs)
-    dialog: Dialog | None = None
-    state: LegState = CALLING
-    outgoing: bool = False          # we sent its INVITE (callees, and the caller leg of an originated call)
-    extension: str = ""             # the extension this leg rings (outgoing legs)
-    final: Response | None = None   # final response received (outgoing legs)
-    answer_body: bytes = b""        # SDP of its 2xx (relayed to the caller when media is not anchored)
-    ack: Request | None = None      # ACK we sent for its 2xx, resent when the 2xx is retransmitted
-    cancel_pending: bool = False
-    got_provisional: bool = False
-    media: Any = None               # its media.engine.Endpoint when media is anchored
-    awaiting_answer: bool = False   # we put an offer in a 2xx; the phone's answer comes in the ACK
-    withdrawn: bool = False         # we cancelled it (or the call moved on): a late 2xx gets ACK + BYE
-    reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
-    pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
-
-    @property
-    def key(self) -> tuple[str, str] | None:
-        return (self.dialog.call_id, self.dialog.local_tag) if self.dialog else None
-
-    @property
-    def ringing(self) -> bool:
-        return self.state in RINGING_STATES
-
-    @property
-    def party(self) -> str:
-        """The number of the phone on this leg."""
-        call = self.call
-        return self.extension or (call.caller_number if self is call.caller else call.callee_number)
-
-
-@dataclass(eq=False)
-class Call:
-    id: str
-    caller_number: str
-    callee_number: str
-    created: float
-    caller: Leg = field(init=False)
-    callees: list[Leg] = field(default_factory=list)
-    answered: Leg | None = None     # the party the caller talks to
-    state: CallState = CallState.RINGING
-    answered_at: float | None = None
-    ended_at: float | None = None
-    end_reason: str = ""
-    hung_up_by: str = ""            # "caller" | "callee" | "" (the switch)
-    caller_acked: bool = False
-    delayed_offer: bool = False
-    caller_answer: bytes = b""      # the switch's SDP answer to the caller's offer (anchored media)
-    media_partner: Leg | None = None  # the leg whose endpoint is bridged to the caller's
-    bridge: Any = None              # media.mixer.Bridge joining the caller and the answering party
-    recording: Any = None           # media.recording.Recording while the call is recorded
-    recording_started: float = 0.0
-    recordings: list[tuple[str, float, float]] = field(default_factory=list)  # finished: (file, start, stop)
-    quality: dict = field(default_factory=dict)  # role -> media LegStats at the end (for call records)
-    final_status: int = 0           # best final status of the outgoing legs that failed (busy, no answer...)
-    app: Any = None                 # the application serving the call (softswitch.router)
-    variables: dict = field(default_factory=dict)  # digits and choices collected (IVR), for the screen pop
-    context: dict = field(default_factory=dict)    # notes that travel with the call to the next agent
-    notes: dict = field(default_factory=dict)      # what applications note for the call record (queue, agent...)
-
-    def set_state(self, new: CallState) -> None:
-        self.state = move(self.state, new, CALL_TRANSITIONS, f"call {self.id}")
-
-    def other(self, leg: Leg) -> Leg | None:
-        return self.answered if leg is self.caller else self.caller
-
-    def parties(self) -> set[str]:
-        return {self.caller_number, self.callee_number}
-
-    @property
-    def live(self) -> bool:
-        return self.state is not CallState.ENDED
-
-
-@dataclass
-class Relay:
-    """An in-dialog request forwarded from one leg to the other, waiting for its answer."""
-    origin_tx: Any                  # server transaction on the originating leg
-    origin: Leg
-    target: Leg
-    method: str
 
 
 class B2BUA:
-    def __init__(self, core: "SwitchCore", out: list):
+    def __init__(self, core: Switch, out: list):
         self.core = core
         self.out = out                # the core's outbox: SIP sends (and whatever else callers append)
         self.media = core.media       # media.engine.MediaEngine, or None when SDP passes through
@@ -173,6 +92,10 @@ class B2BUA:
 
     def next_deadline(self) -> float | None:
         return self._linger.next_deadline()
+
+    def reachable(self, number: str, now: float) -> bool:
+        """Whether extension ``number`` has a registered phone to ring."""
+        return bool(self.core.registrar.lookup(number, now))
 
     def leg_for_endpoint(self, endpoint: Any) -> Leg | None:
         return self._by_endpoint.get(getattr(endpoint, "id", -1))

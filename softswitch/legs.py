@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .b2bua import Call, Leg
+    from .call import Call, Leg
 
 
 # ------------------------------------------------------------------------------------ events

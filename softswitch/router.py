@@ -29,7 +29,8 @@ from .events import CallEnded, Disposition, disposition_for_status
 from .presence import Presence
 
 if TYPE_CHECKING:
-    from .b2bua import B2BUA, Call
+    from .b2bua import B2BUA
+    from .call import Call
 
 log = logging.getLogger("softswitch.router")
 

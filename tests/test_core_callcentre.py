@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 
 from media import rtp as R
-from softswitch.b2bua import Call
+from softswitch.call import Call
 from softswitch.legs import Hangup
 
 from .callcentre_harness import (ACD, DOMAIN, Net, Peer, Phone, ack_caller, answer, login, make_core, plain_call,

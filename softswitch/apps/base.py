@@ -1,13 +1,28 @@
 """What every call application implements, and the default reactions most of them share."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import legs as L
 
 if TYPE_CHECKING:
-    from ..b2bua import Call
-    from ..router import Router
+    from ..call import Call
+
+
+class Host(Protocol):
+    """What applications use of call control (``softswitch.router.Router``): the B2BUA, the config,
+    shared services, the outbox, the other applications they hand calls to."""
+    b2bua: Any
+    config: Any
+    out: list
+    sounds: Any                     # apps.sounds.Sounds
+    presence: Any                   # softswitch.presence.Presence
+    queue: Any                      # apps.queue.QueueApp
+    ivr: Any                        # apps.ivr.IvrApp
+    extension: Any                  # apps.extension.ExtensionApp
+
+    def wall(self, t: float) -> float: ...
+    def hand_over(self, call: "Call", app: "Application", number: str, now: float) -> None: ...
 
 
 class Application:
@@ -27,7 +42,7 @@ class Application:
 
     name = "application"
 
-    def __init__(self, router: "Router"):
+    def __init__(self, router: Host):
         self.router = router
         self.b2bua = router.b2bua
         self.config = router.config

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from .. import legs as L
 from ..b2bua import best_final
 from ..timers import Timers
-from .base import Application
+from .base import Application, Host
 
 if TYPE_CHECKING:
-    from ..b2bua import Call
+    from ..call import Call
 
 log = logging.getLogger("softswitch.calls")
 
@@ -32,7 +32,7 @@ class Ringing:
 class ExtensionApp(Application):
     name = "extension"
 
-    def __init__(self, router) -> None:
+    def __init__(self, router: Host) -> None:
         super().__init__(router)
         self.ringing: dict[str, Ringing] = {}   # call id -> the extension ringing for it
         self._timers: Timers[str] = Timers()
@@ -51,7 +51,7 @@ class ExtensionApp(Application):
         if mf is not None and int(mf) == 0:
             self.do(L.Reject(call, 483), now)
             return
-        if not self.router.b2bua.core.registrar.lookup(ext.number, now):
+        if not self.b2bua.reachable(ext.number, now):
             log.info("call from %s to %s refused: not registered (480)", caller, number)
             self.do(L.Reject(call, 480, "Not Registered"), now)
             return

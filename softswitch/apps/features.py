@@ -4,17 +4,17 @@ refused) and hangs up."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from acd import actions as acd_actions
 from acd import events as acd_events
 from acd.featurecodes import parse_feature_code
 
 from .. import legs as L
-from .base import Application
+from .base import Application, Host
 
 if TYPE_CHECKING:
-    from ..b2bua import Call
+    from ..call import Call
 
 log = logging.getLogger("softswitch.queues")
 
@@ -25,7 +25,7 @@ REFUSE_TONE = [(400, 0.6), (0, 0.3)]
 class FeatureApp(Application):
     name = "features"
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Host) -> None:
         super().__init__(router)
         self.tones: dict[str, int] = {}   # call id -> the tone's playback id
 

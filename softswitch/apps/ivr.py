@@ -24,10 +24,10 @@ from .. import events as ev
 from .. import legs as L
 from ..states import move
 from ..timers import Timers
-from .base import Application
+from .base import Application, Host
 
 if TYPE_CHECKING:
-    from ..b2bua import Call
+    from ..call import Call
 
 log = logging.getLogger("softswitch.ivr")
 
@@ -66,7 +66,7 @@ class IvrCall:
 class IvrApp(Application):
     name = "ivr"
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Host) -> None:
         super().__init__(router)
         self.ivr_config = self.config.ivr
         self.ivr = Ivr(self.ivr_config) if self.ivr_config is not None else None

@@ -4,14 +4,14 @@ monitoring call is hung up when the call it watches ends."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import legs as L
 from ..states import CallState
-from .base import Application
+from .base import Application, Host
 
 if TYPE_CHECKING:
-    from ..b2bua import Call
+    from ..call import Call
 
 log = logging.getLogger("softswitch.queues")
 
@@ -31,7 +31,7 @@ def monitor_code(number: str) -> tuple[str, str] | None:
 class MonitorApp(Application):
     name = "monitor"
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Host) -> None:
         super().__init__(router)
         self.watching: dict[str, "Call"] = {}          # monitoring call id -> the call it watches
         self.watchers: dict[str, list["Call"]] = {}    # watched call id -> monitoring calls

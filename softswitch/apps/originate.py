@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import legs as L
 from ..timers import Timers
-from .base import Application
+from .base import Application, Host
 
 if TYPE_CHECKING:
-    from ..b2bua import Call
+    from ..call import Call
 
 log = logging.getLogger("softswitch.calls")
 
@@ -32,7 +32,7 @@ class Attempt:
 class OriginateApp(Application):
     name = "originate"
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Host) -> None:
         super().__init__(router)
         self.attempts: dict[str, Attempt] = {}
         self._timers: Timers[str] = Timers()

@@ -23,10 +23,10 @@ from ivr.prompts import agent_announcement, queue_announcement
 from .. import events as ev
 from .. import legs as L
 from ..states import move
-from .base import Application
+from .base import Application, Host
 
 if TYPE_CHECKING:
-    from ..b2bua import Call, Leg
+    from ..call import Call, Leg
 
 log = logging.getLogger("softswitch.queues")
 
@@ -64,7 +64,7 @@ class QueueCall:
 class QueueApp(Application):
     name = "queue"
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Host) -> None:
         super().__init__(router)
         self.acd = Acd(self.config.acd)
         self.queue_log = Path(self.config.acd.queue_log) if self.config.acd.queue_log else None
