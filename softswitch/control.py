@@ -6,7 +6,6 @@ Every method runs on the event loop thread, drives call control through the sans
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, is_dataclass
 from typing import Any, Callable
 
@@ -33,7 +32,8 @@ class Control:
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         result: list = []
-        actions = self.core.run(lambda: result.append(fn(*args, time.time())), now=time.time())
+        now = self.server.now()
+        actions = self.core.run(lambda: result.append(fn(*args, now)), now=now)
         self.server._execute(actions)
         self.server._rearm()
         return result[0] if result else None
@@ -69,7 +69,7 @@ class Control:
 
     def queues(self) -> list[dict]:
         acd = self.router.queue.acd
-        now = time.time()
+        now = self.server.now()
         return [_plain(acd.queue_stats(q.name, now)) for q in acd.config.queues]
 
     # ------------------------------------------------------------------------------- calls

@@ -13,7 +13,7 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from store.db import Store
 
@@ -131,13 +131,33 @@ class Server:
         self.centre = None  # store.crm.CallCentre: the call-centre store (records, the API)
         self.records: Records | None = None
         self.speech = None  # ivr.asr_worker.SpeechWorker when speech menus are configured
+        self._wall_offset = 0.0
+
+    # ---------------------------------------------------------------------------- clock
+    # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
+    # timer); Unix time only where a date is needed, as now + offset (records, queue_log, business
+    # hours, registrations in the store, which must outlive the process).
+    now = staticmethod(time.monotonic)
+
+    def _sync_wall(self) -> None:
+        self._wall_offset = time.time() - time.monotonic()
+        self.core.set_wall_offset(self._wall_offset)
+
+    def _wall_change(self, change: tuple) -> tuple:
+        op, item = change
+        if op != "put":
+            return change
+        off = self._wall_offset
+        return op, replace(item, expires_at=item.expires_at + off, updated_at=item.updated_at + off)
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.store = await Store.open(self.config.store.path)
+        self._sync_wall()
         bindings = await self.store.load_bindings(time.time())
-        self.core.registrar.load(bindings)
+        self.core.registrar.load([replace(b, expires_at=b.expires_at - self._wall_offset,
+                                          updated_at=b.updated_at - self._wall_offset) for b in bindings])
         log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
         self.centre = centre_for(self.store, self.config)
         self.records = Records(self.centre)
@@ -201,7 +221,7 @@ class Server:
         return self.core.local[transport][1]
 
     def _on_media_events(self, events: list) -> None:
-        self._execute(self.core.on_media_events(events, time.time()))
+        self._execute(self.core.on_media_events(events, self.now()))
         self._rearm()
 
     async def stop(self) -> None:
@@ -237,7 +257,7 @@ class Server:
     # ---------------------------------------------------------------------------- input
     def process(self, data: bytes, peer: Peer) -> None:
         try:
-            actions = self.core.receive(data, peer, time.time())
+            actions = self.core.receive(data, peer, self.now())
         except Exception:  # the core guards itself; this is the last line of defence
             log.exception("unhandled error processing a message from %s:%s", peer.host, peer.port)
             return
@@ -276,7 +296,7 @@ class Server:
                     self.speech.close(a.call)
 
     def _speech_heard(self, call_id: str, text: str) -> None:
-        self._execute(self.core.speech_heard(call_id, text, time.time()))
+        self._execute(self.core.speech_heard(call_id, text, self.now()))
         self._rearm()
 
     def _write_queue_log(self, a: WriteQueueLog) -> None:
@@ -295,14 +315,14 @@ class Server:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                changes = [c for p in batch for c in p.changes]
+                changes = [self._wall_change(c) for p in batch for c in p.changes]
                 try:
                     assert self.store is not None
                     await self.store.save_bindings(changes)
                 except Exception:
                     log.exception("store write failed; %d registration(s) not acknowledged", len(batch))
                     continue  # no 200 OK: the phones retransmit or retry
-                now = time.time()
+                now = self.now()
                 for p in batch:
                     self._execute(self.core.after_persist(p, now))
                 self._rearm()
@@ -360,13 +380,14 @@ class Server:
         loop = self.loop
         assert loop is not None
         self._timer_at = deadline
-        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire)
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - self.now()), self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
         try:
-            actions = self.core.on_timer(time.time())
+            self._sync_wall()
+            actions = self.core.on_timer(self.now())
         except Exception:
             log.exception("timer handling failed")
             actions = []
