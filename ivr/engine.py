@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import re
 import zoneinfo
+from typing import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -52,6 +53,9 @@ class IvrResult:
     survey_score: int | None = None
     voicemail: VoicemailLeft | None = None
     path: list[str] = field(default_factory=list)
+
+
+Screen = Callable[[str, list[str], list[str], float], tuple[bool, bool]]
 
 
 def matches_list(number: str, patterns: list[str]) -> bool:
@@ -93,8 +97,11 @@ class IvrSession:
     ``now`` for Unix time (see the module docstring); the owner may update the attribute."""
 
     def __init__(self, flow: Flow, config: IvrConfig, caller: str, now: float, call_id: str = "",
-                 speech: bool = False, wall_offset: float = 0.0):
+                 speech: bool = False, wall_offset: float = 0.0, screen: Screen | None = None):
+        """``screen(caller, node_block, node_warn, wall) -> (blocked, warned)``: the switch's caller lists
+        (default: the IVR config's lists and the node's own)."""
         self.flow = flow
+        self.screen: Screen = screen or self._config_lists
         self.config = config
         self.caller = caller
         self.call_id = call_id
@@ -130,6 +137,10 @@ class IvrSession:
 
     def next_deadline(self) -> float | None:
         return None if self.done else self._deadline
+
+    def _config_lists(self, caller: str, block: list[str], warn: list[str], wall: float) -> tuple[bool, bool]:
+        return (matches_list(caller, self.config.blacklist + block),
+                matches_list(caller, self.config.warning_list + warn))
 
     def handle(self, event: Event, now: float) -> list[Action]:
         out: list[Action] = []
@@ -290,12 +301,13 @@ class IvrSession:
         return None
 
     def _enter_screen(self, node: ScreenNode, now: float, out: list[Action]) -> str | None:
-        if matches_list(self.caller, self.config.blacklist + node.blacklist):
+        blocked, warned = self.screen(self.caller, node.blacklist, node.warning_list, now + self.wall_offset)
+        if blocked:
             out.append(Log("info", f"ivr: caller {self.caller} is blacklisted; refused"))
             self.result.flags.add("blacklisted")
             self._close([node.refusal], Hangup("blacklisted"), "hangup", now, out)
             return None
-        if matches_list(self.caller, self.config.warning_list + node.warning_list):
+        if warned:
             self.result.flags.add("warning")
             out.append(CallerFlagged("warning", self.caller))
         return node.next

@@ -14,7 +14,7 @@ from typing import Any, Callable, Hashable
 from .asr import VoskRecognizer, load_model, vosk_available
 from .asr_worker import SpeechWorker
 from .config import IvrConfig
-from .engine import IvrSession
+from .engine import IvrSession, Screen
 
 __all__ = ["Ivr"]
 
@@ -23,6 +23,7 @@ class Ivr:
     def __init__(self, config: IvrConfig, log: logging.Logger | None = None, wall_offset: float = 0.0):
         self.config = config
         self.wall_offset = wall_offset
+        self.screen: Screen | None = None  # the switch's caller lists (IvrSession's ``screen``); None: config only
         self.log = log or logging.getLogger("softswitch.ivr")
         self._model: Any = None
         model = config.asr.model
@@ -45,7 +46,8 @@ class Ivr:
         f = self.config.flows.get(flow) or self.config.flow_for_number(flow)
         if f is None:
             raise KeyError(f"no IVR flow or number {flow!r}")
-        return IvrSession(f, self.config, caller, now, call_id, speech=self.speech, wall_offset=self.wall_offset)
+        return IvrSession(f, self.config, caller, now, call_id, speech=self.speech, wall_offset=self.wall_offset,
+                          screen=self.screen)
 
     def speech_worker(self, on_result: Callable[[Hashable, str], None], *,
                       loop: asyncio.AbstractEventLoop | None = None,

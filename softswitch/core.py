@@ -14,6 +14,7 @@ from typing import Any
 
 from .b2bua import ALLOW, B2BUA
 from .router import Router
+from .screening import CallerLists
 from .config import Config
 from .registrar import Change, Registrar, received_to_peer
 from .security import BanPolicy, BanTracker
@@ -73,6 +74,11 @@ class SwitchCore:
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
         self.router = Router(self.b2bua, config, self.out)
+        self.lists = CallerLists.from_config(config)
+        if self.router.ivr.ivr is not None:
+            lists = self.lists
+            self.router.ivr.ivr.screen = lambda caller, block, warn, wall: (
+                (v := lists.check(caller, wall, block=block, warn=warn)).blocked, v.warned)
         self.local: dict[str, tuple[str, int]] = {}
         self.stats = Stats()
         self._next_expiry_sweep = 0.0
@@ -302,7 +308,7 @@ class SwitchCore:
     def _on_invite(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
         from_uri = req.from_.uri
         caller = from_uri.user_unescaped if isinstance(from_uri, SipUri) else None
-        if caller and self._blacklisted(caller):
+        if caller and self._blacklisted(caller, now):
             log.info("call from blacklisted number %s refused (403)", caller)
             callee = req.ruri.user_unescaped if isinstance(req.ruri, SipUri) else ""
             self.router.blocked(caller, callee or "", now)
@@ -321,11 +327,8 @@ class SwitchCore:
             return actions
         return self.b2bua.on_invite(req, peer, tx, user, now)
 
-    def _blacklisted(self, number: str) -> bool:
-        for entry in self.config.security.blacklist:
-            if entry.endswith("*") and number.startswith(entry[:-1]) or number == entry:
-                return True
-        return False
+    def _blacklisted(self, number: str, now: float) -> bool:
+        return self.lists.refused(number, self.router.wall(now))
 
     # ------------------------------------------------------------------- stateless
     def _reply_stateless(self, req: Request, peer: Peer, status: int, reason: str) -> list:

@@ -132,6 +132,7 @@ class Server:
         self.records: Records | None = None
         self.speech = None  # ivr.asr_worker.SpeechWorker when speech menus are configured
         self._wall_offset = 0.0
+        self._lists_timer: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -161,6 +162,8 @@ class Server:
         log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
         self.centre = centre_for(self.store, self.config)
         self.records = Records(self.centre)
+        self.core.lists.normalise = self.centre.normalise
+        await self._load_lists()
         if self.config.ivr is not None:
             await self.records.import_voicemail_index(self.config.ivr.voicemail_dir)
         self.records.start()
@@ -227,6 +230,8 @@ class Server:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._lists_timer is not None:
+            self._lists_timer.cancel()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:
@@ -294,6 +299,21 @@ class Server:
             elif isinstance(a, SpeechStop):
                 if self.speech is not None:
                     self.speech.close(a.call)
+
+    LISTS_REFRESH = 60.0  # seconds: the store's block/warning lists as agents and tools change them
+
+    async def _load_lists(self) -> None:
+        """The store's block and warning lists into the core's caller lists, now and every minute."""
+        try:
+            block = [(e.pattern, e.expires_at) for e in await self.centre.list_entries("block")]
+            warn = [(e.pattern, e.expires_at) for e in await self.centre.list_entries("warn")]
+        except Exception:
+            log.exception("caller lists not loaded from the store")
+        else:
+            self.core.lists.set_store_entries(block, warn)
+        if self.loop is not None and self.store is not None:
+            self._lists_timer = self.loop.call_later(self.LISTS_REFRESH,
+                                                     lambda: asyncio.ensure_future(self._load_lists()))
 
     def _speech_heard(self, call_id: str, text: str) -> None:
         self._execute(self.core.speech_heard(call_id, text, self.now()))
