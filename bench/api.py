@@ -18,7 +18,6 @@ import asyncio
 import os
 import platform
 import random
-import re
 import signal
 import socket
 import statistics

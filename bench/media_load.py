@@ -277,7 +277,7 @@ def switch_view(text: str) -> dict:
         if not rows:
             out[role] = None
             continue
-        col = lambda i: [float(m[i]) for m in rows]  # noqa: E731
+        col = lambda i, rows=rows: [float(m[i]) for m in rows]  # noqa: E731
         out[role] = {"legs": len(rows), "rx": int(sum(col(4))), "lost": int(sum(col(5))),
                      "jitter_ms": sum(col(6)) / len(rows), "jitter_max_ms": max(col(6)),
                      "late": int(sum(col(7))), "concealed": int(sum(col(8))), "buffer_ms": sum(col(9)) / len(rows),

@@ -285,7 +285,7 @@ def large(events: int, seed: int = 7, park_idle: bool = False) -> dict:
         n = 0
         for a in out:
             if isinstance(a, RingAgent):
-                for b in acd.handle(OfferAnswered(a.call_id, a.agent_id), tick()):
+                for _ in acd.handle(OfferAnswered(a.call_id, a.agent_id), tick()):
                     pass
                 connected[a.call_id] = a.agent_id
                 agent_call[a.agent_id] = a.call_id

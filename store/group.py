@@ -60,7 +60,7 @@ class GroupWriter:
                 self.batches += 1
                 bodies = [body for body, _ in batch]
                 try:
-                    outcomes = await self.store.write_sync(lambda conn: _run_batch(conn, bodies))
+                    outcomes = await self.store.write_sync(lambda conn, bodies=bodies: _run_batch(conn, bodies))
                 except Exception as e:
                     for _, fut in batch:
                         if not fut.done():

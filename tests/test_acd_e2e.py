@@ -4,7 +4,6 @@ Checked: which agent rings, ring-no-answer re-queueing, VIP callers first, the a
 (music, then the agent's work number, then the agent), and the queue_log lines."""
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys

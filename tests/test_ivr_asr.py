@@ -116,7 +116,7 @@ def test_vosk_korean_keyword_picks_the_branch():
                     "q1": {"type": "queue", "queue": "agent"}, "q2": {"type": "queue", "queue": "booking"},
                     "q3": {"type": "queue", "queue": "refund"}})
     got = {}
-    for word, queue in (("상담원", "agent"), ("예약", "booking"), ("환불", "refund")):
+    for word, _queue in (("상담원", "agent"), ("예약", "booking"), ("환불", "refund")):
         call = Call(cfg, speech=True)
         start = call.out[0]
         assert isinstance(start, StartSpeech)

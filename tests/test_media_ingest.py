@@ -105,7 +105,7 @@ def run(seed, batch: bool, legs=40, ticks=400):
                 eng.datagram_received(*it)
         out = eng.tick(clock.t + 0.02)
         log.append([d for d in out.datagrams if not d.port & 1])            # RTCP carries wall-clock time
-        log.append(sorted((type(e).__name__, getattr(e, "endpoint").id,          # (legs polled from a set)
+        log.append(sorted((type(e).__name__, e.endpoint.id,          # (legs polled from a set)
                            tuple(v for k, v in vars(e).items() if k != "endpoint" and not isinstance(v, np.ndarray)))
                           for e in out.events))
         clock.t += 0.02
@@ -129,7 +129,7 @@ def test_batch_ingest_takes_the_common_packets_with_numpy(monkeypatch):
     calls = []
     orig = eng.datagram_received
     monkeypatch.setattr(eng, "datagram_received", lambda *a: (calls.append(a), orig(*a)))
-    for t in range(10):
+    for _ in range(10):
         items = [(ep.port, p.audio(np.zeros(p.ptime * 8)), p.addr, clock.t) for p, ep in zip(phones, eps)]
         calls.clear()
         eng.datagrams_received(items)

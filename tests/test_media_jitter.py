@@ -21,7 +21,7 @@ def stream(rng: random.Random, ticks: int, ptime: int):
     ts, k, held = rng.getrandbits(20), 0, []
     acc = 0
     out = []
-    for t in range(ticks):
+    for _ in range(ticks):
         pk = []
         acc += 160
         while acc >= n:

@@ -17,7 +17,7 @@ from softswitch.sip.message import (
     new_request,
     parse_message,
 )
-from softswitch.sip.uri import AbsoluteUri, NameAddr, SipUri, Via, parse_name_addr, parse_uri, parse_via
+from softswitch.sip.uri import AbsoluteUri, NameAddr, SipUri, parse_name_addr, parse_uri, parse_via
 
 CRLF = "\r\n"
 RURI = "sip:bob@biloxi.example.com"

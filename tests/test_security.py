@@ -40,13 +40,13 @@ def test_window_boundary_is_exclusive():
 
 def test_ban_expires():
     t = tracker(ban_time=100.0)
-    for i in range(5):
+    for _ in range(5):
         t.record_failure(IP, 10.0)
     assert t.is_banned(IP, 109.9)
     assert not t.is_banned(IP, 110.0)
     assert t.banned(110.0) == {}
     # After expiry the count starts again from zero.
-    for i in range(4):
+    for _ in range(4):
         assert t.record_failure(IP, 111.0) is False
     assert t.record_failure(IP, 111.0) is True
 
