@@ -1,9 +1,9 @@
 """The asyncio edge: sockets, connections, the timer and the store around the sans-IO ``SwitchCore``.
 
 Nothing here knows SIP beyond framing a stream. Every datagram or framed message goes to
-``core.receive``; the returned actions are executed at once, except ``PersistBindings``, which are
-group-committed (all registrations that arrive while one commit runs share the next commit), and
-the 200 OKs go out only after their commit.
+``core.receive``; the returned actions are executed at once, except ``PersistBindings``, which go to
+the store's group-commit writer (all registrations that arrive while one commit runs share the next
+commit), and the 200 OKs go out only after their commit.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from store.db import Store
 
@@ -102,11 +102,6 @@ class _Stream(asyncio.Protocol):
             del self.server._conn_by_addr[key]
 
 
-@dataclass
-class _PendingCommit:
-    items: list[PersistBindings] = field(default_factory=list)
-
-
 class Server:
     def __init__(self, config: Config):
         self.config = config
@@ -120,8 +115,7 @@ class Server:
         self._connecting: dict[tuple[str, str, int], list[bytes]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._pending: list[PersistBindings] = []
-        self._flushing: asyncio.Task | None = None
+        self._persisting: set[asyncio.Task] = set()   # registrations being committed
         self._tls_client: ssl.SSLContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.media_edge = None  # media.edge.MediaEdge when [media] enabled
@@ -249,8 +243,8 @@ class Server:
         for conn in list(self._conns.values()):
             if conn.transport is not None:
                 conn.transport.close()
-        if self._flushing is not None:
-            await self._flushing
+        if self._persisting:
+            await asyncio.gather(*self._persisting, return_exceptions=True)
         if self.records is not None:
             await self.records.stop()  # before the store closes: the last call records are written
         if self.centre is not None:
@@ -280,9 +274,9 @@ class Server:
                     except Exception:
                         log.exception("event subscriber failed")
             elif isinstance(a, PersistBindings):
-                self._pending.append(a)
-                if self._flushing is None:
-                    self._flushing = asyncio.ensure_future(self._flush())
+                task = asyncio.ensure_future(self._persist(a))
+                self._persisting.add(task)
+                task.add_done_callback(self._persisting.discard)
             elif isinstance(a, WriteQueueLog):
                 self._write_queue_log(a)
             elif isinstance(a, SaveVoicemailIndex):
@@ -330,24 +324,17 @@ class Server:
         except OSError as e:
             log.error("cannot write queue_log %s: %s", a.path, e)
 
-    async def _flush(self) -> None:
-        """Group commit: everything queued while the previous commit ran goes in the next one."""
+    async def _persist(self, p: PersistBindings) -> None:
+        """Registrations to the store, then their 200 OKs: the store's group-commit writer puts every
+        REGISTER that arrives while a commit runs into the next one (one fsync per burst)."""
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                changes = [self._wall_change(c) for p in batch for c in p.changes]
-                try:
-                    assert self.store is not None
-                    await self.store.save_bindings(changes)
-                except Exception:
-                    log.exception("store write failed; %d registration(s) not acknowledged", len(batch))
-                    continue  # no 200 OK: the phones retransmit or retry
-                now = self.now()
-                for p in batch:
-                    self._execute(self.core.after_persist(p, now))
-                self._rearm()
-        finally:
-            self._flushing = None
+            assert self.store is not None
+            await self.store.save_bindings([self._wall_change(c) for c in p.changes])
+        except Exception:
+            log.exception("store write failed; registration not acknowledged")
+            return  # no 200 OK: the phone retransmits or retries
+        self._execute(self.core.after_persist(p, self.now()))
+        self._rearm()
 
     # --------------------------------------------------------------------------- output
     def _send(self, data: bytes, peer: Peer) -> None:

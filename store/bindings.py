@@ -1,32 +1,24 @@
-"""Registrar bindings in the store (their SQL), and the group commit that makes persisting them cheap.
-The records themselves (``Binding``, ``Change``) are ``base.bindings``, shared with the registrar.
+"""Registrar bindings in the store: their SQL. The records themselves (``Binding``, ``Change``) are
+``base.bindings``, shared with the registrar.
 
 A 200 OK to a REGISTER promises the binding survives a restart, so it may only be sent once the
 binding is committed (fsynced). One fsync per REGISTER would cap the switch at a few hundred
-registrations per second; instead the REGISTERs of a few milliseconds share one transaction:
-``Store.save_bindings`` takes a whole batch, and ``BindingWriter`` forms the batches.
+registrations per second; instead the REGISTERs of a few milliseconds share one transaction: the
+store's one group-commit writer (``store.group.GroupWriter``) batches ``Store.save_bindings`` calls
+with every other write.
 """
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections import deque
 from dataclasses import astuple, fields
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import aiosqlite
 
 from base.bindings import Binding, Change
 
-__all__ = ["Binding", "Change", "BindingStore", "BindingWriter", "apply_changes", "delete_expired", "load_unexpired",
+__all__ = ["Binding", "Change", "apply_changes", "delete_expired", "load_unexpired",
            "validate_changes"]
-
-
-class BindingStore(Protocol):
-    """What ``BindingWriter`` commits to: ``store.db.Store`` (named by behaviour, not imported, so the
-    SQL here and the store that runs it do not import each other)."""
-
-    async def save_bindings(self, changes: list[Change]) -> None: ...
 
 
 _COLUMNS = tuple(f.name for f in fields(Binding))
@@ -86,83 +78,3 @@ async def load_unexpired(conn: aiosqlite.Connection, now: float) -> list[Binding
 async def delete_expired(conn: aiosqlite.Connection, now: float) -> int:
     cursor = await conn.execute("DELETE FROM registrations WHERE expires_at <= ?", (now,))
     return cursor.rowcount
-
-
-class BindingWriter:
-    """Group commit: ``submit`` returns once the change is committed, and every change that arrives
-    while one commit is in progress goes into the next one, so N concurrent REGISTERs cost about
-    one fsync, not N.
-
-    The batching needs no timer: a drain task is started by the first submit and runs while there
-    is work. Each round takes what is queued (at most ``max_batch`` changes, never splitting one
-    ``submit_many`` group), commits it with ``Store.save_bindings`` and resolves the waiters; a
-    failure is raised in every waiter of that batch and the writer carries on with the next one.
-    Changes are committed in submission order.
-    """
-
-    def __init__(self, store: BindingStore, max_batch: int = 500):
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        self.store = store
-        self.max_batch = max_batch
-        self._queue: deque[tuple[list[Change], asyncio.Future[None]]] = deque()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-        self.batches = 0  # transactions this writer committed or attempted (for metrics and tests)
-
-    async def submit(self, change: Change) -> None:
-        """Queue one change and wait until it is committed (or raise the commit's error)."""
-        await self.submit_many([change])
-
-    async def submit_many(self, changes: Iterable[Change]) -> None:
-        """Queue changes that must commit together (e.g. all of one REGISTER) and wait for the commit."""
-        if self._closed:
-            raise RuntimeError("BindingWriter is closed")
-        group = list(changes)
-        validate_changes(group)  # a bad change fails its own submitter, not the whole batch
-        if not group:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((group, fut))
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._drain())
-        # If the caller is cancelled the change is still committed (the in-memory registrar
-        # already holds it); only the wait is abandoned.
-        await fut
-
-    async def close(self) -> None:
-        """Refuse new changes and wait until everything already submitted is committed."""
-        self._closed = True
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def _drain(self) -> None:
-        batch: list[tuple[list[Change], asyncio.Future[None]]] = []
-        try:
-            while self._queue:
-                batch, size = [], 0
-                while self._queue and (not batch or size + len(self._queue[0][0]) <= self.max_batch):
-                    group, fut = self._queue.popleft()
-                    batch.append((group, fut))
-                    size += len(group)
-                self.batches += 1
-                try:
-                    await self.store.save_bindings([c for group, _ in batch for c in group])
-                except Exception as e:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(e)
-                else:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_result(None)
-                batch = []
-        finally:
-            # Only reached with work left if this task itself was cancelled (e.g. loop shutdown):
-            # never leave a submitter waiting forever.
-            for _, fut in [*batch, *self._queue]:
-                if not fut.done():
-                    fut.set_exception(RuntimeError(
-                        "BindingWriter stopped; the change may or may not have been committed"))
-            self._queue.clear()
-            self._task = None

@@ -328,11 +328,12 @@ class CallCentre:
         self.service_points = dict(service_points or {})
         self.default_service_point = default_service_point
         self.clock = clock
-        self.writer = GroupWriter(store, max_batch=max_batch)
+        self.writer: GroupWriter = store.writer  # the store's one group commit, shared with registrations
+        del max_batch  # (kept in the signature for callers; the store's writer sets the batch size)
 
     async def close(self) -> None:
-        """Wait for the queued writes to commit and refuse new ones (the store stays open)."""
-        await self.writer.close()
+        """Wait for the queued writes to commit (the store's writer, and the store, stay open)."""
+        await self.writer.flush()
 
     def normalise(self, number: object, field_name: str = "number", *, prefix: bool = False) -> str:
         return self.plan.normalise(number, field_name=field_name, prefix=prefix)

@@ -29,6 +29,7 @@ import aiosqlite
 from base.bindings import Binding, Change
 
 from .bindings import apply_changes, delete_expired, load_unexpired, validate_changes
+from .group import GroupWriter
 from .migrations import (LATEST_VERSION, Migration, MigrationError, SchemaTooNewError, StoreError,
                          migrate as _migrate)
 from .sqlite_thread import connect, run_in_thread
@@ -56,6 +57,7 @@ class Store:
         # see another coroutine's uncommitted half-transaction).
         self._lock = asyncio.Lock()
         self._inflight: set[asyncio.Task[Any]] = set()
+        self.writer = GroupWriter(self)  # the one group commit: bindings, call records, work orders...
 
     # ------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -99,6 +101,7 @@ class Store:
         """Finish the writes in progress, then close. Safe to call twice."""
         if self._db is None:
             return
+        await self.writer.close()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         async with self._lock:
@@ -207,12 +210,13 @@ class Store:
 
     async def save_bindings(self, changes: list[Change]) -> None:
         """Apply ("put", Binding) / ("del", (aor, contact_uri)) / ("del_aor", (aor, "")) changes, in
-        order, in ONE transaction, committed (fsynced) before returning. Invalid input raises
-        ``ValueError`` and writes nothing. Call it once per batch of REGISTERs (group commit)."""
+        order, atomically, committed (fsynced) before returning. Invalid input raises ``ValueError``
+        and writes nothing. Concurrent calls (a burst of REGISTERs) share one transaction: the
+        store's group-commit writer batches them."""
         ops = validate_changes(changes)
         if not ops:
             return
-        await self.write_sync(lambda conn: apply_changes(conn, ops))
+        await self.writer.run(lambda conn: apply_changes(conn, ops))
 
     async def purge_expired(self, now: float) -> int:
         """Delete bindings with ``expires_at <= now``; returns how many."""

@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
-
-if TYPE_CHECKING:
-    from .db import Store
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 __all__ = ["GroupWriter"]
 
@@ -23,8 +20,17 @@ T = TypeVar("T")
 Body = Callable[[sqlite3.Connection], Any]
 
 
+class SyncWriter(Protocol):
+    """What the writer commits through: ``store.db.Store`` (named by behaviour, not imported)."""
+
+    def write_sync(self, body: Callable[[sqlite3.Connection], Any]) -> Awaitable[Any]: ...
+
+
 class GroupWriter:
-    def __init__(self, store: "Store", max_batch: int = 256):
+    """The store's one group-commit writer: registrations, call records, work orders... all share it,
+    so a burst of any mix of writes costs one transaction (one fsync)."""
+
+    def __init__(self, store: SyncWriter, max_batch: int = 256):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.store = store
@@ -45,6 +51,11 @@ class GroupWriter:
         if self._task is None:
             self._task = asyncio.ensure_future(self._drain())
         return await asyncio.shield(fut)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (the writer stays open)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
 
     async def close(self) -> None:
         """Refuse new bodies; wait until the queued ones are committed."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from store.bindings import Binding, BindingWriter
+from store.bindings import Binding
 from store.db import Store
 from store.migrations import (LATEST_VERSION, MIGRATIONS, Migration, MigrationError, SchemaTooNewError,
                               split_sql)
@@ -290,82 +290,62 @@ def test_concurrent_and_cancelled_writers_leave_no_dangling_transaction(tmp_path
 
 # ---------------------------------------------------------------------------------- group commit
 
-def test_writer_group_commits_1000_concurrent_submits(tmp_path):
+def test_concurrent_registrations_share_commits(tmp_path):
+    """1,000 REGISTERs saved at once cost a handful of transactions (the store's one group-commit writer)."""
     async def main():
         store = await Store.open(tmp_path / "s.db")
-        sizes: list[int] = []
-        original = store.save_bindings
-
-        async def counting(changes):
-            sizes.append(len(changes))
-            await original(changes)
-
-        store.save_bindings = counting  # type: ignore[method-assign]
-        writer = BindingWriter(store)
-        before = store.commits
-        await asyncio.gather(*(writer.submit(("put", b(str(1000 + i % 50), f"sip:{i}@10.0.0.1")))
+        before, batches = store.commits, store.writer.batches
+        await asyncio.gather(*(store.save_bindings([("put", b(str(1000 + i % 50), f"sip:{i}@10.0.0.1"))])
                                for i in range(1000)))
         transactions = store.commits - before
-        assert transactions == len(sizes) == writer.batches
-        assert 2 <= transactions <= 20, sizes  # far fewer than 1000; never more than 500 per batch
-        assert max(sizes) <= 500 and sum(sizes) == 1000
+        assert transactions == store.writer.batches - batches
+        assert 2 <= transactions <= 20, transactions  # far fewer than 1000
         rows = await store.load_bindings(0)
-        assert len(rows) == 1000
         assert {x.contact_uri for x in rows} == {f"sip:{i}@10.0.0.1" for i in range(1000)}
-        await writer.close()
         await store.close()
 
     run(main())
 
 
-def test_writer_error_reaches_every_waiter_of_the_batch_and_writer_recovers(tmp_path):
+def test_a_failed_commit_reaches_every_waiter_of_the_batch_and_the_writer_recovers(tmp_path):
     async def main():
         store = await Store.open(tmp_path / "s.db")
-        original = store.save_bindings
+        original = store.write_sync
         fail = [True]
 
-        async def flaky(changes):
+        async def flaky(body):
             if fail[0]:
                 fail[0] = False
                 raise OSError("disk on fire")
-            await original(changes)
+            return await original(body)
 
-        store.save_bindings = flaky  # type: ignore[method-assign]
-        writer = BindingWriter(store, max_batch=500)
-        results = await asyncio.gather(*(writer.submit(("put", b(uri=f"sip:{i}@1"))) for i in range(10)),
+        store.write_sync = flaky  # type: ignore[method-assign]
+        results = await asyncio.gather(*(store.save_bindings([("put", b(uri=f"sip:{i}@1"))]) for i in range(10)),
                                        return_exceptions=True)
         assert all(isinstance(r, OSError) and "disk on fire" in str(r) for r in results), results
         with pytest.raises(ValueError):
-            await writer.submit(("nope", b()))  # a bad change fails its submitter only
-        await writer.submit(("put", b(uri="sip:later@1")))
+            await store.save_bindings([("nope", b())])  # type: ignore[list-item]  # fails its caller only
+        await store.save_bindings([("put", b(uri="sip:later@1"))])
         assert [x.contact_uri for x in await store.load_bindings(0)] == ["sip:later@1"]
-        await writer.close()
         await store.close()
 
     run(main())
 
 
-def test_writer_close_flushes_and_groups_stay_together(tmp_path):
+def test_one_registrations_changes_commit_together_and_close_flushes(tmp_path):
     async def main():
         store = await Store.open(tmp_path / "s.db")
-        sizes: list[int] = []
-        original = store.save_bindings
-
-        async def counting(changes):
-            sizes.append(len(changes))
-            await original(changes)
-
-        store.save_bindings = counting  # type: ignore[method-assign]
-        writer = BindingWriter(store, max_batch=4)
-        tasks = [asyncio.ensure_future(writer.submit_many([("put", b(str(i), f"sip:{i}-{k}@1")) for k in range(3)]))
+        bad = ("put", b("x", "sip:bad@1", call_id=None))  # violates NOT NULL inside the transaction
+        tasks = [asyncio.ensure_future(store.save_bindings([("put", b(str(i), f"sip:{i}-{k}@1")) for k in range(3)]))
                  for i in range(5)]
+        tasks.append(asyncio.ensure_future(store.save_bindings([("put", b("y", "sip:y@1")), bad])))
         await asyncio.sleep(0)
-        await writer.close()  # everything submitted before close is committed
-        assert all(t.done() and t.exception() is None for t in tasks)
-        assert sizes == [3, 3, 3, 3, 3]  # a group of 3 is never split to fill a batch of 4
-        with pytest.raises(RuntimeError, match="closed"):
-            await writer.submit(("put", b()))
-        assert len(await store.load_bindings(0)) == 15
+        await store.close()  # everything submitted before close is committed (or refused as a whole)
+        assert all(t.done() for t in tasks)
+        assert all(t.exception() is None for t in tasks[:5]) and tasks[5].exception() is not None
+        store = await Store.open(tmp_path / "s.db")
+        rows = await store.load_bindings(0)
+        assert len(rows) == 15 and not any(x.aor == "y" for x in rows)  # "y" went with its bad partner
         await store.close()
 
     run(main())
@@ -375,20 +355,19 @@ def test_writer_close_flushes_and_groups_stay_together(tmp_path):
 
 CHILD = textwrap.dedent("""
     import asyncio, sys
-    from store.bindings import Binding, BindingWriter
+    from store.bindings import Binding
     from store.db import Store
 
     async def main(path):
         store = await Store.open(path)
-        writer = BindingWriter(store)
         print("ready", flush=True)
 
         async def phone(n):
             i = 0
             while True:
                 uri = f"sip:{n}-{i}@10.1.0.{n}:5060"
-                await writer.submit(("put", Binding(aor=str(n), contact_uri=uri, expires_at=4e9,
-                                                    call_id=f"c{n}", cseq=i, received=f"udp:10.1.0.{n}:5060")))
+                await store.save_bindings([("put", Binding(aor=str(n), contact_uri=uri, expires_at=4e9,
+                                                           call_id=f"c{n}", cseq=i, received=f"udp:10.1.0.{n}:5060"))])
                 sys.stdout.write(f"{n} {uri}\\n")
                 sys.stdout.flush()
                 i += 1
