@@ -11,9 +11,10 @@ _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 _os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from .engine import (AudioChunk, Datagram, DtmfReceived, Endpoint, LegStats, MediaConfig, MediaEngine, PlaybackFinished,
-                     RtpTimeout, SourceLatched, TickOutput)
+                     PortChanges, PortFailed, RecordingFailed, RtpTimeout, SourceLatched, TickOutput)
 from .ports import PortsExhausted
 from .sdp import NegotiationError, SdpError
 
 __all__ = ["AudioChunk", "Datagram", "DtmfReceived", "Endpoint", "LegStats", "MediaConfig", "MediaEngine", "NegotiationError",
-           "PlaybackFinished", "PortsExhausted", "RtpTimeout", "SdpError", "SourceLatched", "TickOutput"]
+           "PlaybackFinished", "PortChanges", "PortFailed", "PortsExhausted", "RecordingFailed", "RtpTimeout", "SdpError",
+           "SourceLatched", "TickOutput"]

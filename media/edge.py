@@ -3,8 +3,16 @@
 Per-packet asyncio callbacks cost ~40 µs a packet on this machine (see /work/shared/bench/README.md);
 instead, one task wakes every 20 ms, asks epoll which RTP/RTCP sockets have data (one ``poll(0)``
 call, no reader callbacks registered with the loop), drains each of those with non-blocking
-``recvfrom`` until EAGAIN, runs ``engine.tick`` and sends what it returns. The sockets are bound
-synchronously when the engine allocates a port, so an SDP answer never names a port that is not open.
+``recvfrom`` until EAGAIN, runs ``engine.tick`` and sends what it returns.
+
+The engine does no I/O: ``allocate`` only reserves a port and ``release`` only frees it. ``sync_ports``
+binds the reserved ports and closes the released ones (``engine.take_port_changes``); it runs at the
+start of every tick and after the tick's events went to call control, and the switch's edge calls it
+right after executing call control's actions, so a port named in an SDP answer is bound within the
+same loop iteration. A port that cannot be bound goes back to the engine (``engine.port_failed``): it is
+quarantined and a ``PortFailed`` event tells call control to hang that leg up.
+
+File work (recordings) runs on a ``media.jobs.ThreadRunner`` the edge gives the engine, never on the loop.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import time
 from typing import Callable
 
 from .engine import MediaEngine, TickOutput
+from .jobs import JobRunner, ThreadRunner
 
 log = logging.getLogger("softswitch.media")
 TICK = 0.020
@@ -23,7 +32,9 @@ TICK = 0.020
 
 class MediaEdge:
     def __init__(self, engine: MediaEngine, on_events: Callable[[list], None] | None = None,
-                 bind_address: str | None = None):
+                 bind_address: str | None = None, jobs: JobRunner | None = None, preload: bool = True):
+        """``jobs``: where recording files are written (default: a ``ThreadRunner`` owned by the edge, unless
+        the engine's recorder is threaded already). ``preload``: load the configured hold music now."""
         self.engine = engine
         self.on_events = on_events
         self.bind_address = bind_address or engine.config.bind_address
@@ -33,11 +44,43 @@ class MediaEdge:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.received = self.sent = self.send_drops = self.send_errors = 0
-        engine.port_open = self._open
-        engine.port_close = self._close
+        self.ports_failed = 0
+        self._own_jobs: ThreadRunner | None = None
+        if jobs is not None:
+            engine.use_jobs(jobs)
+        elif not getattr(engine.jobs, "threaded", False):
+            self._own_jobs = ThreadRunner("media-files")
+            engine.use_jobs(self._own_jobs)
+        if preload and engine.config.hold_music:
+            try:
+                engine.preload()
+            except (OSError, RuntimeError, ValueError) as e:    # config validation saw the file; keep calls working
+                log.error("hold music %s not loaded: %s", engine.config.hold_music, e)
+        self.sync_ports()                         # ports reserved before the edge existed
 
     # ------------------------------------------------------------------ sockets
-    def _open(self, port: int) -> bool:
+    def sync_ports(self) -> int:
+        """Bind the ports the engine reserved and close the ones it released since the last call; a port
+        that will not bind is handed back (``engine.port_failed``). Returns how many ports failed.
+
+        Cheap when nothing changed. Call it right after call control ran (the switch's edge, after
+        executing actions); ``step`` calls it at the start of every tick and after delivering events."""
+        to_open, to_close = self.engine.take_port_changes()
+        for port in to_close:
+            self._close(port)
+        failed = 0
+        for port in to_open:
+            if port in self.socks:                # released and reserved again before a sync: still bound
+                continue
+            err = self._open(port)
+            if err is not None:
+                failed += 1
+                self.engine.port_failed(port, err)
+        self.ports_failed += failed
+        return failed
+
+    def _open(self, port: int) -> str | None:
+        """Bind the RTP port and the RTCP port above it; the reason on failure (nothing left open)."""
         opened = []
         try:
             for p in (port, port + 1):
@@ -50,13 +93,13 @@ class MediaEdge:
             log.warning("media port %d unusable: %s", port, e)
             for s in opened:
                 s.close()
-            return False
+            return f"{type(e).__name__}: {e}"
         for p, s in zip((port, port + 1), opened):
             self.socks[p] = s
             self._fd[s.fileno()] = (s, p)
             if self._poll is not None:
                 self._poll.register(s.fileno(), select.EPOLLIN)
-        return True
+        return None
 
     def _close(self, port: int) -> None:
         for p in (port, port + 1):
@@ -109,11 +152,13 @@ class MediaEdge:
                 self.send_errors += 1
 
     def step(self, now: float, due: float | None = None) -> TickOutput:
+        self.sync_ports()                         # ports call control reserved/released since the last tick
         self.drain(now)
         out = self.engine.tick(now, due)
         self.send(out)
         if out.events and self.on_events is not None:
             self.on_events(out.events)
+            self.sync_ports()                     # call control may have allocated or released legs
         return out
 
     # ------------------------------------------------------------------ the loop
@@ -142,8 +187,14 @@ class MediaEdge:
         self._stop.set()
         if self._task is not None:
             await self._task
-        self.engine.close()
+        self.engine.close(wait=False)             # recordings stopped; their files close in the runner
+        self.sync_ports()
         for port in [p for p in list(self.socks) if p % 2 == 0]:
             self._close(port)
         if self._poll is not None:
             self._poll.close()
+        jobs = self.engine.jobs
+        if jobs is not None:
+            await asyncio.get_running_loop().run_in_executor(None, jobs.wait)   # not on the loop
+        if self._own_jobs is not None:
+            self._own_jobs.close()

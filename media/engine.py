@@ -1,9 +1,11 @@
 """The sans-IO media engine: endpoints (one per call leg, with an RTP/RTCP port pair), SDP offer/answer,
 bridges and conferences, prompts and music, recording, DTMF — driven by datagrams and a 20 ms tick.
 
-The call controller uses it like this (all calls return at once; nothing here touches a socket)::
+The call controller uses it like this (all calls return at once; nothing here touches a socket, a file
+or a thread)::
 
-    ep_a = engine.allocate(call_id, "caller 1001")          # RTP port from [media] rtp_ports
+    engine.preload(prompt_files)                              # at start: the only disk reads of prompts
+    ep_a = engine.allocate(call_id, "caller 1001")          # RTP port reserved from [media] rtp_ports
     ep_b = engine.allocate(call_id, "agent 2001")
     offer_b = engine.offer(ep_b, prefer=...)                  # SDP for the INVITE to the agent
     engine.accept_answer(ep_b, answer_from_agent)
@@ -16,7 +18,10 @@ The call controller uses it like this (all calls return at once; nothing here to
 
 and the I/O edge (``media.edge``) feeds ``datagram_received(port, data, addr, now)`` and calls
 ``tick(now)`` every 20 ms, sending the returned datagrams and passing the events (DTMF digits,
-finished prompts, RTP timeouts) to the controller.
+finished prompts, RTP timeouts, ports that would not bind, recordings that failed) to the controller.
+The edge also binds the reserved ports and closes released ones (``take_port_changes``, reporting a
+failure with ``port_failed``), and gives the engine a job runner (``use_jobs``, ``media.jobs``) on which
+the recorder's file operations run: a thread under the edge, at once (``SyncRunner``) in unit tests.
 
 Per tick the engine works on arrays with one row per leg: the jitter buffers (``media.jitter``, one
 payload ring and state vectors for all legs) give one ``legs × 160`` code matrix by fancy indexing, which
@@ -47,6 +52,7 @@ from . import sdp as sdp_mod
 from .dtmf import Rfc4733Receiver, Rfc4733Sender, ToneDetector, digit_tone
 from .g711 import CODEC_BY_NAME, CODEC_NAMES, SILENCE_BYTE, ULAW, decode_rows, encode_float
 from .mixer import Bridge, Member, Plan, Route, compile_plan, empty_plan
+from .jobs import JobRunner
 from .playback import Players, Sound, SoundBank
 from .ports import PortAllocator, parse_port_range
 from .recording import Recorder, Recording
@@ -135,6 +141,29 @@ LISTEN_FRAMES = 10  # 200 ms per AudioChunk
 class SourceLatched:
     endpoint: "Endpoint"
     addr: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PortFailed:
+    """The edge could not open (bind) this leg's reserved RTP/RTCP ports: the port is quarantined and the
+    leg carries no media; call control should hang the leg up (``release`` it)."""
+    endpoint: "Endpoint"
+    port: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RecordingFailed:
+    """A recording's file could not be opened or written (disk full, permissions): it records nothing more."""
+    recording: Recording
+    error: str
+
+
+class PortChanges(NamedTuple):
+    """What the edge must do with sockets since the last ``take_port_changes``: bind ``to_open`` (even RTP
+    port and the RTCP port above it), close ``to_close``. A port appears at most once, in its latest state."""
+    to_open: list[int]
+    to_close: list[int]
 
 
 class Datagram(NamedTuple):
@@ -233,6 +262,7 @@ class Endpoint:
         self.out_ts = 0
         self.timeout_reported = False
         self.released = False
+        self.port_failed = False                         # the edge could not bind the port (PortFailed)
         self.tx_since_report = False
 
     @property
@@ -282,14 +312,15 @@ class Endpoint:
 class MediaEngine:
     def __init__(self, config: MediaConfig | None = None, *, bank: SoundBank | None = None,
                  recorder: Recorder | None = None, now: Callable[[], float] = time.monotonic,
-                 port_open: Callable[[int], bool] | None = None, port_close: Callable[[int], None] | None = None):
+                 jobs: JobRunner | None = None):
         self.config = config or MediaConfig()
         self.ports = PortAllocator(self.config.rtp_ports)
         self.bank = bank or SoundBank()
         self._recorder = recorder
+        self._jobs = jobs                      # file jobs of a recorder made here (None: run at once)
         self._clock = now
-        self.port_open = port_open             # the edge binds sockets here; False: port unusable
-        self.port_close = port_close
+        self._port_changes: dict[int, bool] = {}   # port -> must be open (True) / closed (False), for the edge
+        self._warned_hold = False
         self.codecs = tuple(CODEC_BY_NAME[c.upper()] for c in self.config.codecs)
         self.players = Players(self.bank)
         self.detector = ToneDetector(64)
@@ -369,18 +400,54 @@ class MediaEngine:
 
     @property
     def recorder(self) -> Recorder:
+        """The recorder (made on first use; its file jobs go to ``jobs``: see ``use_jobs``)."""
         if self._recorder is None:
-            self._recorder = Recorder(self.config.recordings_dir, fsync=self.config.recording_fsync)
+            self._recorder = Recorder(self.config.recordings_dir, fsync=self.config.recording_fsync,
+                                      runner=self._jobs)
         return self._recorder
+
+    @property
+    def jobs(self) -> JobRunner | None:
+        """Where the recorder's file jobs run (None: not chosen yet, they will run at once)."""
+        return self._recorder.runner if self._recorder is not None else self._jobs
+
+    def use_jobs(self, runner: JobRunner) -> None:
+        """Run every file job (recording) on ``runner`` — the edge passes a ``media.jobs.ThreadRunner``
+        so that no file is opened, written or closed on the event loop. The engine starts no threads."""
+        self._jobs = runner
+        if self._recorder is not None:
+            self._recorder.use_runner(runner)
+
+    # ------------------------------------------------------------------------------ ports (for the edge)
+    def take_port_changes(self) -> PortChanges:
+        """The ports reserved (to bind) and released (to close) since the last call, for the edge.
+
+        ``allocate`` only reserves a port from the pool; the edge opens it (``MediaEdge.sync_ports``, right
+        after call control ran and before the next tick) and reports a failure with ``port_failed``.
+        Without an edge nobody takes the changes: they stay at most one entry per port.
+        """
+        ch, self._port_changes = self._port_changes, {}
+        return PortChanges([p for p, o in ch.items() if o], [p for p, o in ch.items() if not o])
+
+    def port_failed(self, port: int, reason: str = "") -> None:
+        """The edge could not bind ``port`` (or ``port + 1``): never hand it out again, and tell call control
+        with a ``PortFailed`` event in the next tick's events (the leg keeps its endpoint until released)."""
+        self.ports.quarantine(port)
+        self._port_changes.pop(port, None)
+        ep = self._by_port.get(port)
+        if ep is not None and not ep.port_failed:
+            ep.port_failed = True
+            self._events.append(PortFailed(ep, port, reason))
 
     # ------------------------------------------------------------------------------ endpoints
     def allocate(self, call_id: str = "", label: str = "") -> Endpoint:
-        """A new endpoint with an RTP port (raises ports.PortsExhausted: answer 503)."""
-        while True:
-            port = self.ports.allocate()
-            if self.port_open is None or self.port_open(port):
-                break
-            self.ports.quarantine(port)
+        """A new endpoint with an RTP port reserved from the pool (raises ports.PortsExhausted: answer 503).
+
+        Nothing is bound here: the port is recorded for the edge (``take_port_changes``), which opens it
+        before the next tick; if it cannot, a ``PortFailed`` event names this endpoint.
+        """
+        port = self.ports.allocate()
+        self._port_changes[port] = True
         if not self._free_rows:
             self._grow(self._cap * 2)
         row = self._free_rows.pop()
@@ -431,9 +498,9 @@ class MediaEngine:
         self.conceal_run[r] = 0
         self.concealed[r] = self.tx_packets[r] = self.tx_octets[r] = 0
         self._free_rows.append(r)
-        self.ports.release(ep.port)
-        if self.port_close is not None:
-            self.port_close(ep.port)
+        if not ep.port_failed:                                  # a failed port stays quarantined
+            self.ports.release(ep.port)
+            self._port_changes[ep.port] = False                 # the edge closes its sockets
         self._lists_dirty = True
         self._topology_dirty = True
 
@@ -532,15 +599,25 @@ class MediaEngine:
 
     # ------------------------------------------------------------------------------ playback
     def load(self, path: str) -> Sound:
-        """Load (and cache) a sound file now, so the first play does not resample inside a tick."""
+        """Load (and cache) a sound file now (reads the disk: at start-up, not while calls run)."""
         return self.bank.load(path)
+
+    def preload(self, paths: Iterable[str] = ()) -> list[Sound]:
+        """Load every prompt file at start (and the configured hold music), so that ``play`` and music
+        never touch the disk; returns the sounds of ``paths``. Raises OSError/RuntimeError for a bad file."""
+        paths = [str(p) for p in paths]
+        sounds = self.bank.preload(paths)
+        if self.config.hold_music:
+            self.bank.preload([self.config.hold_music])
+        return sounds
 
     def play(self, ep: Endpoint, sound: Sound | str, loop: bool = False, mix: bool = False) -> int:
         """Play a prompt to one leg (replacing what it hears, or ``mix``ed over the call); returns its id.
 
-        A ``PlaybackFinished`` event follows when a non-looping prompt ends.
+        A ``PlaybackFinished`` event follows when a non-looping prompt ends. A sound given by name or path
+        must have been preloaded (``preload``/``load``): raises KeyError otherwise, never reads the disk.
         """
-        snd = sound if isinstance(sound, Sound) else (self.bank.sounds.get(sound) or self.bank.load(sound))
+        snd = self.bank.lookup(sound)
         self.stop_playback(ep)
         ep.prompt = self.players.start(snd, loop)
         ep.prompt_id += 1
@@ -557,12 +634,15 @@ class MediaEngine:
             self._topology_dirty = True
 
     def _channel(self, sound: Sound | str | None) -> int:
-        if sound is None:
-            if self.config.hold_music:
-                sound = self.bank.load(self.config.hold_music)
-            else:
+        if sound is None:                              # the switch's hold music (may run inside a tick)
+            sound = self.bank.find(self.config.hold_music) if self.config.hold_music else None
+            if sound is None:
+                if self.config.hold_music and not self._warned_hold:
+                    self._warned_hold = True
+                    _log.warning("hold music %s was not preloaded (MediaEngine.preload): built-in music instead",
+                                 self.config.hold_music)
                 sound = self.bank.sounds.get("<hold>") or self.bank.add("<hold>", default_hold_music())
-        snd = sound if isinstance(sound, Sound) else (self.bank.sounds.get(sound) or self.bank.load(sound))
+        snd = self.bank.lookup(sound)
         row = self._channels.get(snd.name)
         if row is None:
             row = self._channels[snd.name] = self.players.start(snd, loop=True)
@@ -577,7 +657,8 @@ class MediaEngine:
             self._listening.pop(ep, None)
 
     def play_music(self, ep: Endpoint, sound: Sound | str | None = None) -> None:
-        """Music to this leg (queue music): a shared looping channel, one stream for all its listeners."""
+        """Music to this leg (queue music): a shared looping channel, one stream for all its listeners.
+        ``None``: the hold music; a name or path must have been preloaded (KeyError otherwise)."""
         ep.music = self._channel(sound)
         self._topology_dirty = True
 
@@ -589,7 +670,10 @@ class MediaEngine:
     # ------------------------------------------------------------------------------ recording, DTMF out
     def start_recording(self, call_id: str, left: Endpoint | list[Endpoint], right: Endpoint | list[Endpoint],
                         parties: dict[str, str] | None = None, name: str | None = None) -> Recording:
-        """Stereo WAV of a call: ``left`` (the caller) and ``right`` (agent/callee) — what each party says."""
+        """Stereo WAV of a call: ``left`` (the caller) and ``right`` (agent/callee) — what each party says.
+
+        Returns at once: the file is opened by the recorder's job runner (a thread under the edge); if that
+        fails, a ``RecordingFailed`` event follows."""
         lt = [left] if isinstance(left, Endpoint) else list(left)
         rt = [right] if isinstance(right, Endpoint) else list(right)
         parties = parties or {"left": ", ".join(e.label for e in lt), "right": ", ".join(e.label for e in rt)}
@@ -844,9 +928,13 @@ class MediaEngine:
         mixed = self._plan.mix(x[:cap], pframes)
 
         t2 = time.perf_counter()
-        # 5. recording (what each party says)
-        if self._recorder is not None and self._recorder.active:
-            self._recorder.write(x, self.tick_no)
+        # 5. recording (what each party says); the file writes are jobs for the recorder's runner
+        recorder = self._recorder
+        if recorder is not None:
+            if recorder.active:
+                recorder.write(x, self.tick_no)
+            if recorder.failed:
+                events += [RecordingFailed(r, r.error or "") for r in recorder.take_failed()]
         t3 = time.perf_counter()
 
         # 6. encode and packetise
@@ -977,12 +1065,13 @@ class MediaEngine:
                                      octets=int(self.tx_octets[r]), remote_ssrc=ep.rx_ssrc, stats=ep.rx,
                                      lsr=ep.rtcp.last_sr_mid, lsr_arrival=ep.rtcp.last_sr_arrival)
 
-    def close(self) -> None:
-        """Release everything and finish recordings (shutdown)."""
+    def close(self, wait: bool = True) -> None:
+        """Release everything and finish recordings (shutdown); ``wait``: block until their file jobs ran
+        (the edge passes False and waits for the runner off the event loop)."""
         for ep in list(self.endpoints.values()):
             self.release(ep)
         if self._recorder is not None:
-            self._recorder.close(self.tick_no)
+            self._recorder.close(self.tick_no, wait=wait)
 
 
 _BATCH_MIN = 8                    # fewer packets than this: the scalar path is cheaper

@@ -9,6 +9,7 @@ listener that hears nothing but the music gets the pre-encoded bytes without any
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,9 @@ class Sound:
 
 
 class SoundBank:
-    """All prompts and music, loaded once and cached by path (reloaded if the file changes)."""
+    """All prompts and music, loaded once and cached by path (``load`` reloads a file that changed).
+
+    Sans-IO use: ``preload`` every file at start; at play time ``lookup``/``find`` (never the disk)."""
 
     def __init__(self) -> None:
         self.pcm = np.zeros(FRAME, dtype=np.float32)           # starts with a frame of silence
@@ -69,6 +72,7 @@ class SoundBank:
         self.encoded[:, :] = ENCODE[:, 0][:, None]
         self.sounds: dict[str, Sound] = {}
         self._stamp: dict[str, tuple[float, int]] = {}
+        self._alias: dict[str, Sound] = {}                      # path as given / absolute -> sound
         self.silence = Sound("<silence>", 0, 0)
 
     def add(self, name: str, samples: np.ndarray) -> Sound:
@@ -83,17 +87,44 @@ class SoundBank:
         return snd
 
     def load(self, path: str | os.PathLike, gain_db: float = 0.0) -> Sound:
+        """Read a sound file (reads the disk: at start-up, or for a file changed since it was loaded).
+        Afterwards ``lookup`` finds it by the path as given here, its absolute and its resolved path."""
         key = str(Path(path).resolve())
         st = os.stat(key)
         stamp = (st.st_mtime, st.st_size)
         if key in self.sounds and self._stamp.get(key) == stamp:
-            return self.sounds[key]
-        snd = self.add(key, load_audio(key, gain_db))
-        self._stamp[key] = stamp
+            snd = self.sounds[key]
+        else:
+            snd = self.add(key, load_audio(key, gain_db))
+            self._stamp[key] = stamp
+        name = os.fspath(path)
+        self._alias[name] = snd
+        self._alias[os.path.abspath(name)] = snd
         return snd
 
-    def get(self, sound: "Sound | str | os.PathLike") -> Sound:
-        return sound if isinstance(sound, Sound) else self.load(sound)
+    def preload(self, paths: Iterable[str | os.PathLike], gain_db: float = 0.0) -> list[Sound]:
+        """Load every file now (call control at start: every prompt, the hold music), so that playing them
+        never reads the disk. Raises (OSError, soundfile.LibsndfileError) for a file that cannot be read."""
+        return [self.load(p, gain_db) for p in paths]
+
+    def find(self, sound: Sound | str | os.PathLike) -> Sound | None:
+        """A loaded sound by name or path (as loaded, absolute or resolved), or None. Never reads the disk."""
+        if isinstance(sound, Sound):
+            return sound
+        name = os.fspath(sound)
+        snd = self.sounds.get(name) or self._alias.get(name)
+        if snd is None and not name.startswith(("<", "seq:")):
+            snd = self._alias.get(os.path.abspath(name))      # string work only: no file is looked at
+        return snd
+
+    def lookup(self, sound: Sound | str | os.PathLike) -> Sound:
+        """Like ``find``, but a sound that was not loaded raises KeyError. Never reads the disk."""
+        snd = self.find(sound)
+        if snd is None:
+            raise KeyError(f"sound {sound!r} was not preloaded (SoundBank.preload)")
+        return snd
+
+    get = lookup
 
 
 _AR = np.arange(FRAME)

@@ -61,6 +61,18 @@ class PortAllocator:
         self._free.append(port)
 
     def quarantine(self, port: int) -> None:
-        """An allocated port the OS would not bind (used by another program): never hand it out again."""
-        self._used.discard(port)
+        """A port the OS would not bind (used by another program): never hand it out again (idempotent)."""
+        if port in self._quarantined:
+            return
+        if port in self._used:
+            self._used.discard(port)
+        else:
+            try:
+                self._free.remove(port)           # released meanwhile: take it out of the queue
+            except ValueError:
+                return                            # not ours (outside the range)
         self._quarantined.add(port)
+
+    @property
+    def quarantined(self) -> frozenset[int]:
+        return frozenset(self._quarantined)

@@ -5,21 +5,25 @@ vectorised copy). Each recording is flushed to its file about once a second, sta
 ticks so 1,000 recordings do not all write in the same tick; after each write the WAV header is
 rewritten so the file is valid up to that point, so a crash loses at most about a second. An index
 line per recording (file, call, parties, start, duration) goes to ``index.jsonl`` in the directory.
-Writes can be handed to a background thread (``threaded=True``: libsndfile calls release the GIL).
+Every file operation is a job for a runner (``media.jobs``): run at once by default, or in a background
+thread (``threaded=True`` or a ``ThreadRunner``, as the asyncio edge installs; libsndfile releases the GIL).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
-import queue
-import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .jobs import JobRunner, SyncRunner, ThreadRunner
 from .rtp import FRAME
+
+log = logging.getLogger("softswitch.media")
 
 RATE = 8000
 FLUSH_TICKS = 50          # one second
@@ -49,8 +53,9 @@ class Recording:
     phase: int                              # tick (mod FLUSH_TICKS) at which it flushes
     flushed_tick: int                       # last tick written to the file
     frames: int = 0
-    file: object = None
+    file: object = None                     # set by the open job (in the runner's thread)
     closed: bool = False
+    error: str | None = None                # why the file could not be opened or written
     extra: dict = field(default_factory=dict)
 
     @property
@@ -58,46 +63,55 @@ class Recording:
         return self.frames / RATE
 
 
-class _Writer(threading.Thread):
-    """Background file writer: the tick never waits for the disk."""
-
-    def __init__(self) -> None:
-        super().__init__(name="recording-writer", daemon=True)
-        self.q: queue.Queue = queue.Queue()
-        self.start()
-
-    def run(self) -> None:
-        while True:
-            job = self.q.get()
-            if job is None:
-                return
-            try:
-                job()
-            finally:
-                self.q.task_done()
-
-
 class Recorder:
-    """All recordings of one media engine."""
+    """All recordings of one media engine.
+
+    Sans-IO with respect to files: every file operation (folders, opening a WAV, writing a second of
+    audio and its header, closing, the index line) is a job for ``runner`` (``media.jobs``), run in
+    order. ``SyncRunner`` (the default) runs them at once in the caller's thread; ``threaded=True`` or a
+    ``ThreadRunner`` runs them in a background thread, so ``start``/``stop``/the tick never wait for the
+    disk. A file that cannot be opened or written is reported through ``failed`` (``take_failed``), which
+    the engine turns into ``RecordingFailed`` events.
+    """
 
     def __init__(self, directory: str | os.PathLike, threaded: bool = False, fsync: bool = False,
-                 capacity: int = 16):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+                 capacity: int = 16, runner: JobRunner | None = None):
+        self.dir = Path(directory)                  # made by the first recording's open job, not here
         self.fsync = fsync
         self.ring = np.zeros((capacity, RING_TICKS * FRAME, 2), dtype=np.int16)
         self.active: dict[int, Recording] = {}
         self._free_slots = list(range(capacity - 1, -1, -1))
         self._next_id = 1
-        self._writer = _Writer() if threaded else None
+        if runner is None:
+            runner = ThreadRunner("recording-writer") if threaded else SyncRunner()
+            self._owns_runner = threaded
+        else:
+            self._owns_runner = False
+        self.runner: JobRunner = runner
+        self.failed: deque[Recording] = deque()     # appended by jobs (any thread), drained by take_failed
         self._plan: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._plan_zero = -1
         self.index_path = self.dir / "index.jsonl"
 
+    @property
+    def threaded(self) -> bool:
+        return bool(getattr(self.runner, "threaded", False))
+
+    def use_runner(self, runner: JobRunner) -> None:
+        """Run file jobs on ``runner`` from now on (the jobs already handed over finish first)."""
+        if runner is self.runner:
+            return
+        old = self.runner
+        old.wait()
+        if self._owns_runner:
+            old.close()
+        self.runner = runner
+        self._owns_runner = False
+
     # -------------------------------------------------------------------------------- control
     def start(self, call_id: str, left: list[int], right: list[int], parties: dict[str, str], tick: int,
               name: str | None = None, now_wall: float | None = None) -> Recording:
-        import soundfile as sf
+        """Begin a recording; the file is opened by a job (this returns at once, whatever the disk does)."""
         if not self._free_slots:
             n = len(self.ring)
             self.ring = np.concatenate([self.ring, np.zeros_like(self.ring)])
@@ -107,17 +121,42 @@ class Recorder:
         wall = time.time() if now_wall is None else now_wall
         fname = name or f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(wall))}-{_safe(call_id)}-{rid}.wav"
         path = self.dir / fname  # ``name`` may be a path elsewhere (a voicemail box)
-        path.parent.mkdir(parents=True, exist_ok=True)
         rec = Recording(rid, path, call_id, parties, list(left), list(right), wall, tick,
                         self._free_slots.pop(), rid % FLUSH_TICKS, tick)
-        rec.file = sf.SoundFile(str(path), "w", samplerate=RATE, channels=2, subtype="PCM_16", format="WAV")
         self.active[rid] = rec
         self._plan = None
-        self._index({"file": path.name, "call": call_id, "parties": parties, "start": _iso(wall),
-                     "duration": None, "status": "recording"})
+        entry = {"file": path.name, "call": call_id, "parties": parties, "start": _iso(wall),
+                 "duration": None, "status": "recording"}
+        self._run(lambda: self._open(rec, entry))
         return rec
 
+    def _open(self, rec: Recording, entry: dict) -> None:
+        """Job: create the folders, open the WAV, append the 'recording' index line."""
+        try:
+            import soundfile as sf
+            self.dir.mkdir(parents=True, exist_ok=True)
+            rec.path.parent.mkdir(parents=True, exist_ok=True)
+            rec.file = sf.SoundFile(str(rec.path), "w", samplerate=RATE, channels=2, subtype="PCM_16", format="WAV")
+        except (OSError, RuntimeError, ValueError) as e:   # soundfile errors are RuntimeErrors
+            self._fail(rec, e)
+            return
+        self._index(entry)
+
+    def _fail(self, rec: Recording, e: BaseException) -> None:
+        if rec.error is None:
+            rec.error = f"{type(e).__name__}: {e}"
+            log.error("recording %s (%s) failed: %s", rec.path, rec.call_id, rec.error)
+            self.failed.append(rec)
+
+    def take_failed(self) -> list[Recording]:
+        """Recordings whose file could not be opened or written since the last call (each once)."""
+        out = []
+        while self.failed:
+            out.append(self.failed.popleft())
+        return out
+
     def stop(self, rec: Recording, tick: int) -> None:
+        """End a recording: its last audio, the close and the 'complete' index line are jobs."""
         if rec.closed:
             return
         self._flush(rec, tick)
@@ -127,10 +166,17 @@ class Recorder:
         self._plan = None
         entry = {"file": rec.path.name, "call": rec.call_id, "parties": rec.parties, "start": _iso(rec.start_wall),
                  "duration": round(rec.duration, 3), "status": "complete"}
-        f = rec.file
 
         def close() -> None:
-            f.close()
+            f = rec.file
+            if f is None:                          # never opened (the failure was reported)
+                return
+            try:
+                f.close()
+            except (OSError, RuntimeError, ValueError) as e:
+                self._fail(rec, e)
+            if rec.error is not None:
+                entry["status"], entry["error"] = "failed", rec.error
             self._index(entry)
         self._run(close)
 
@@ -141,16 +187,16 @@ class Recorder:
             rec.right = [r for r in rec.right if r not in rows]
         self._plan = None
 
-    def close(self, tick: int) -> None:
+    def close(self, tick: int, wait: bool = True) -> None:
+        """Stop every recording; ``wait``: block until their files are closed (the runner stays usable)."""
         for rec in list(self.active.values()):
             self.stop(rec, tick)
-        if self._writer:
-            self._writer.q.join()
+        if wait:
+            self.wait()
 
     def wait(self) -> None:
-        """Block until queued writes are done (tests, shutdown)."""
-        if self._writer:
-            self._writer.q.join()
+        """Block until the file jobs handed over so far have run (tests, shutdown)."""
+        self.runner.wait()
 
     # -------------------------------------------------------------------------------- per tick
     def _build_plan(self, zero_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,27 +257,34 @@ class Recorder:
         chunk = np.concatenate(parts) if len(parts) > 1 else parts[0]
         rec.flushed_tick = tick
         rec.frames += len(chunk)
-        f, fsync = rec.file, self.fsync
+        fsync = self.fsync
 
-        def job() -> None:
-            f.write(chunk)
-            _update_header(f)
-            if fsync:
-                f.flush()
+        def job() -> None:                 # runs after the open job (jobs run in order): rec.file is set
+            f = rec.file
+            if f is None or rec.error is not None:
+                return
+            try:
+                f.write(chunk)
+                _update_header(f)
+                if fsync:
+                    f.flush()
+            except (OSError, RuntimeError, ValueError) as e:
+                self._fail(rec, e)
         if jobs is None:
             self._run(job)
         else:
             jobs.append(job)
 
     def _run(self, job) -> None:
-        if self._writer:
-            self._writer.q.put(job)
-        else:
-            job()
+        self.runner(job)
 
     def _index(self, entry: dict) -> None:
-        with open(self.index_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        """Job: append one line to index.jsonl."""
+        try:
+            with open(self.index_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        except OSError as e:
+            log.error("recordings index %s not written: %s", self.index_path, e)
 
 
 def read_index(directory: str | os.PathLike) -> dict[str, dict]:

@@ -175,6 +175,9 @@ def test_music_channel_shared_by_many_listeners(tmp_path):
     path = tmp_path / "moh.wav"
     sf.write(path, stereo, 44100)
     w = World(a=0, b=0, c=1)
+    with pytest.raises(KeyError):
+        w.eng.play_music(w.eps["a"], str(path))                                # not preloaded: no disk read
+    w.eng.preload([str(path)])
     for n in "abc":
         w.eng.play_music(w.eps[n], str(path))
     assert w.eng.players.used.sum() == 1                                       # one stream for all
