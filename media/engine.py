@@ -35,6 +35,7 @@ with numpy too (``media.reception`` holds the RFC 3550 state as arrays); the res
 from __future__ import annotations
 
 import logging
+import os
 import random
 import struct
 import time
@@ -42,7 +43,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -54,7 +55,7 @@ from .g711 import CODEC_BY_NAME, CODEC_NAMES, SILENCE_BYTE, ULAW, decode_rows, e
 from .mixer import Bridge, Member, Plan, Route, compile_plan, empty_plan
 from .jobs import JobRunner
 from .playback import Players, Sound, SoundBank
-from .ports import PortAllocator, parse_port_range
+from .ports import PortAllocator
 from .recording import Recorder, Recording
 from .jitter import JitterTable, JitterView
 from .reception import ReceptionTable, ReceptionView
@@ -70,11 +71,13 @@ _CONCEAL_MAX = 3                  # then silence
 
 @dataclass
 class MediaConfig:
-    """The ``[media]`` table of config.toml (``from_mapping``)."""
-    address: str = "127.0.0.1"            # the switch's media address, as written in SDP
-    bind_address: str = "0.0.0.0"
+    """The ``[media]`` table of config.toml: the one media config type. ``softswitch.config`` validates
+    and builds it; the engine reads the media fields, call control ``enabled`` and ``record``."""
+    enabled: bool = True                  # false: SDP passes through and phones talk directly (call control)
+    address: str = "127.0.0.1"            # the switch's media address, as written in SDP ("" in config.toml:
+    bind_address: str = "0.0.0.0"         #   [sip] advertised_address or the listen host)
     rtp_ports: str = "10000-20000"
-    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    codecs: Sequence[str] = ("PCMU", "PCMA")
     telephone_event_pt: int = 101
     ptime: int = 20
     jitter_min_ms: int = 40
@@ -82,26 +85,10 @@ class MediaConfig:
     rtp_timeout: float = 60.0             # no RTP from a phone that should send: RtpTimeout event
     rtcp_interval: float = 5.0
     inband_dtmf: bool = True
-    hold_music: str | None = None         # a sound file; None: a built-in gentle loop
-    recordings_dir: str = "var/recordings"
+    hold_music: str | os.PathLike[str] | None = None   # a sound file; None: a built-in gentle loop
+    recordings_dir: str | os.PathLike[str] = "var/recordings"
     recording_fsync: bool = False         # fsync each 1 s flush too (power-loss safe, costs disk syncs)
-
-    @classmethod
-    def from_mapping(cls, d: dict) -> "MediaConfig":
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"media: unknown key {bad[0]!r}")
-        cfg = cls(**{k: (tuple(v) if k == "codecs" else v) for k, v in d.items()})
-        parse_port_range(cfg.rtp_ports)
-        for c in cfg.codecs:
-            if c.upper() not in CODEC_BY_NAME:
-                raise ValueError(f"media: codecs: {c!r} is not PCMU or PCMA")
-        if cfg.ptime % 10 or not 10 <= cfg.ptime <= 60:
-            raise ValueError("media: ptime must be 10, 20, 30, 40, 50 or 60")
-        if not 96 <= cfg.telephone_event_pt <= 127:
-            raise ValueError("media: telephone_event_pt must be a dynamic payload type (96-127)")
-        return cfg
+    record: str = "extensions"            # which calls call control records: "all" | "none" | "extensions"
 
 
 # ----------------------------------------------------------------------------------------- events

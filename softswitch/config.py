@@ -31,9 +31,10 @@ from base.schema import (
     Walker, assert_fields, quote, toml_type,
 )
 from ivr.config import IVR, IvrConfig, QueueNode
+from media.engine import MediaConfig
 
 __all__ = [
-    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaSettings", "SecurityConfig", "SipConfig",
+    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "SecurityConfig", "SipConfig",
     "StoreConfig", "TlsConfig", "load_config", "parse_config",
 ]
 
@@ -122,27 +123,6 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
-class MediaSettings:
-    """``[media]``: the switch anchors every call's RTP (hold music, prompts, recording, DTMF)."""
-
-    enabled: bool = True                  # false: SDP passes through and phones talk directly
-    address: str = ""                     # address written in SDP; "" = advertised_address or listen host
-    bind_address: str = ""                # "" = the SDP address
-    rtp_ports: str = "10000-20000"
-    codecs: list[str] = field(default_factory=lambda: ["PCMU", "PCMA"])
-    telephone_event_pt: int = 101
-    ptime: int = 20
-    jitter_min_ms: int = 40
-    jitter_max_ms: int = 240
-    rtp_timeout: int = 60
-    inband_dtmf: bool = True
-    hold_music: Path | None = None
-    recordings_dir: Path = Path("var/recordings")
-    recording_fsync: bool = False
-    record: str = "extensions"            # "all" | "none" | "extensions" (those with record = true)
-
-
-@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -179,7 +159,7 @@ class Config:
     extensions: list[Extension] = field(default_factory=list)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    media: MediaSettings = field(default_factory=MediaSettings)
+    media: MediaConfig = field(default_factory=lambda: MediaConfig(address="", bind_address=""))
     api: ApiSettings = field(default_factory=ApiSettings)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
@@ -394,7 +374,7 @@ def _media_post(v: dict[str, Any]) -> None:
                       ".jitter_min_ms")
 
 
-MEDIA = Table(MediaSettings, {
+MEDIA = Table(MediaConfig, {
     "enabled": Key(BOOLEAN, True),
     "address": Key(STRING, "", (lambda v: hostname(v) if v else v,)),
     "bind_address": Key(STRING, "", (lambda v: hostname(v) if v else v,)),

@@ -7,6 +7,7 @@ commits ``PersistBindings`` to the store, and calls ``on_timer`` at ``next_deadl
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
@@ -352,7 +353,7 @@ class SwitchCore:
 
 def make_media_engine(config: Config) -> Any:
     """The media engine for ``[media]``: its SDP address defaults to the advertised or listen address."""
-    from media.engine import MediaConfig, MediaEngine
+    from media.engine import MediaEngine
 
     m = config.media
     address = m.address or config.sip.advertised_address or config.sip.listen[0].host
@@ -360,13 +361,7 @@ def make_media_engine(config: Config) -> Any:
         log.warning("[media] address not set and the switch listens on %s: SDP will name 127.0.0.1; "
                     "set [media] address (or [sip] advertised_address) to the switch's LAN address", address)
         address = "127.0.0.1"
-    mc = MediaConfig(address=address, bind_address=m.bind_address or address, rtp_ports=m.rtp_ports,
-                     codecs=tuple(m.codecs), telephone_event_pt=m.telephone_event_pt, ptime=m.ptime,
-                     jitter_min_ms=m.jitter_min_ms, jitter_max_ms=m.jitter_max_ms,
-                     rtp_timeout=float(m.rtp_timeout), inband_dtmf=m.inband_dtmf,
-                     hold_music=str(m.hold_music) if m.hold_music else None,
-                     recordings_dir=str(m.recordings_dir), recording_fsync=m.recording_fsync)
-    return MediaEngine(mc)
+    return MediaEngine(dataclasses.replace(m, address=address, bind_address=m.bind_address or address))
 
 
 def _tag() -> str:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from store.db import Store
 
 from ivr.voicemail_index import add_message
+from media.jobs import ThreadRunner
 
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
@@ -127,6 +128,7 @@ class Server:
         self.speech = None  # ivr.asr_worker.SpeechWorker when speech menus are configured
         self._wall_offset = 0.0
         self._lists_timer: asyncio.TimerHandle | None = None
+        self.files = ThreadRunner("switch-files")  # queue_log and voicemail index appends, off the loop
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -245,6 +247,7 @@ class Server:
                 conn.transport.close()
         if self._persisting:
             await asyncio.gather(*self._persisting, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.files.close)
         if self.records is not None:
             await self.records.stop()  # before the store closes: the last call records are written
         if self.centre is not None:
@@ -264,6 +267,8 @@ class Server:
         self._rearm()
 
     def _execute(self, actions: list) -> None:
+        if self.media_edge is not None:
+            self.media_edge.sync_ports()  # ports named in the SDP we are about to send are bound first
         for a in actions:
             if isinstance(a, Send):
                 self._send(a.data, a.peer)
@@ -278,12 +283,9 @@ class Server:
                 self._persisting.add(task)
                 task.add_done_callback(self._persisting.discard)
             elif isinstance(a, WriteQueueLog):
-                self._write_queue_log(a)
+                self.files(lambda a=a: self._write_queue_log(a))
             elif isinstance(a, SaveVoicemailIndex):
-                try:
-                    add_message(a.voicemail_dir, a.message)
-                except OSError as e:
-                    log.error("cannot index voicemail %s: %s", a.message.file, e)
+                self.files(lambda a=a: self._index_voicemail(a))
             elif isinstance(a, SpeechAudio):
                 if self.speech is not None:
                     self.speech.feed(a.call, a.samples)
@@ -312,6 +314,13 @@ class Server:
     def _speech_heard(self, call_id: str, text: str) -> None:
         self._execute(self.core.speech_heard(call_id, text, self.now()))
         self._rearm()
+
+    @staticmethod
+    def _index_voicemail(a: SaveVoicemailIndex) -> None:
+        try:
+            add_message(a.voicemail_dir, a.message)
+        except OSError as e:
+            log.error("cannot index voicemail %s: %s", a.message.file, e)
 
     def _write_queue_log(self, a: WriteQueueLog) -> None:
         """queue_log lines, appended and flushed at once (reporting tools tail the file)."""

@@ -22,7 +22,7 @@ from ivr.prompts import agent_announcement, queue_announcement
 
 from .. import events as ev
 from .. import legs as L
-from ..states import move
+from ..states import LegState, move
 from .base import Application, Host
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class QueueApp(Application):
             self._ring(qc, a, now)
         elif isinstance(a, acd_actions.CancelRing):
             for leg, agent in qc.agents.items():
-                if agent == a.agent_id and leg.state != "terminated":
+                if agent == a.agent_id and leg.state is not LegState.TERMINATED:
                     self.do(L.CancelLeg(leg), now)
         elif isinstance(a, acd_actions.Connect):
             self._connect(qc, a, now)
@@ -264,7 +264,7 @@ class QueueApp(Application):
     def _connect(self, qc: QueueCall, a: acd_actions.Connect, now: float) -> None:
         call = qc.call
         leg = next((x for x, agent in qc.agents.items() if agent == a.agent_id and x in qc.answered_offer
-                    and x.state == "confirmed"), None)
+                    and x.state is LegState.CONFIRMED), None)
         if leg is None:
             return
         self.do(L.Connect(call, leg, bridge=False), now)
