@@ -33,11 +33,9 @@ from .call import CALLING, CONFIRMED, EARLY, TERMINATED, Call, Leg, Relay
 from .states import LEG_TRANSITIONS, CallState, LegState, move
 from .timers import Timers
 
-try:  # the media engine is optional at import time only for tools that never place calls
-    from media.ports import PortsExhausted
-    from media.sdp import NegotiationError, SdpError
-except ImportError:  # pragma: no cover
-    PortsExhausted = NegotiationError = SdpError = ()  # type: ignore[misc,assignment]
+from media import engine as M
+from media.ports import PortsExhausted
+from media.sdp import NegotiationError, SdpError
 
 
 class Switch(Protocol):
@@ -76,6 +74,10 @@ class B2BUA:
             L.StopPlayback: self._stop_playback, L.Music: self._music, L.Listen: self._listen,
             L.Record: self._record, L.CancelLeg: self._cancel_leg, L.Hangup: self._hangup,
             L.Detach: self._detach_party, L.Originate: self._originate,
+        }
+        self._media_handlers: dict[type, Callable[[Leg, Any, float], None]] = {
+            M.PlaybackFinished: self._media_playback, M.AudioChunk: self._media_audio,
+            M.DtmfReceived: self._media_dtmf, M.RtpTimeout: self._media_timeout, M.PortFailed: self._media_port_failed,
         }
 
     # ------------------------------------------------------------------------------ commands
@@ -792,24 +794,31 @@ class B2BUA:
         leg = self.leg_for_endpoint(getattr(ev, "endpoint", None))
         if leg is None or not leg.call.live:
             return
-        kind = type(ev).__name__
-        if kind == "PlaybackFinished":
-            self.emit(L.PlaybackFinished(leg, ev.playback))
-        elif kind == "AudioChunk":
-            self.emit(L.AudioReceived(leg, ev.samples))
-        elif kind == "DtmfReceived":
-            log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source, ev.duration_ms)
-            self.emit(L.DigitReceived(leg, ev.digit, ev.source, ev.duration_ms))
-        elif kind == "RtpTimeout":
-            call = leg.call
-            if (call.state in (CallState.ANSWERED, CallState.QUEUED) and not leg.media.holding
-                    and leg.state is CONFIRMED and leg in (call.caller, call.answered)):
-                # a phone that vanished (power cut, lost network) sends no BYE: free the call and the agent
-                log.info("call %s: no RTP from %s for %.0fs: hanging up", call.id, leg.role, ev.silent_for)
-                self._hangup(L.Hangup(call, f"RTP timeout ({leg.role})"), now)
-        elif kind == "PortFailed":
-            log.error("call %s: RTP port of the %s leg could not be opened: hanging up", leg.call.id, leg.role)
-            self._hangup(L.Hangup(leg.call, "RTP port failed"), now)
+        handler = self._media_handlers.get(type(ev))
+        if handler is not None:
+            handler(leg, ev, now)
+
+    def _media_playback(self, leg: Leg, ev: Any, now: float) -> None:
+        self.emit(L.PlaybackFinished(leg, ev.playback))
+
+    def _media_audio(self, leg: Leg, ev: Any, now: float) -> None:
+        self.emit(L.AudioReceived(leg, ev.samples))
+
+    def _media_dtmf(self, leg: Leg, ev: Any, now: float) -> None:
+        log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source, ev.duration_ms)
+        self.emit(L.DigitReceived(leg, ev.digit, ev.source, ev.duration_ms))
+
+    def _media_timeout(self, leg: Leg, ev: Any, now: float) -> None:
+        call = leg.call
+        if (call.state in (CallState.ANSWERED, CallState.QUEUED) and not leg.media.holding
+                and leg.state is CONFIRMED and leg in (call.caller, call.answered)):
+            # a phone that vanished (power cut, lost network) sends no BYE: free the call and the agent
+            log.info("call %s: no RTP from %s for %.0fs: hanging up", call.id, leg.role, ev.silent_for)
+            self._hangup(L.Hangup(call, f"RTP timeout ({leg.role})"), now)
+
+    def _media_port_failed(self, leg: Leg, ev: Any, now: float) -> None:
+        log.error("call %s: RTP port of the %s leg could not be opened: hanging up", leg.call.id, leg.role)
+        self._hangup(L.Hangup(leg.call, "RTP port failed"), now)
 
     # ------------------------------------------------------------------------- timers/end
     def on_ack_timeout(self, tx: ServerTransaction, now: float) -> None:
