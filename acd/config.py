@@ -198,7 +198,7 @@ def _feature_codes_post(v: dict[str, Any]) -> None:
                               "it could not be told apart", at=k1)
 
 
-def _dups(items: list, attr: str, what: str, where: str) -> None:
+def _dups(items: list[Any], attr: str, what: str, where: str) -> None:
     seen: dict[Any, int] = {}
     for i, item in enumerate(items):
         value = getattr(item, attr)
@@ -327,8 +327,9 @@ ACD = Table(AcdConfig, {
 }, post=_acd_post)
 
 
-def parse_acd_config(raw: dict, source: str = "<config>", base_dir: Path = Path("."), key: str = "acd") -> AcdConfig:
+def parse_acd_config(raw: dict[str, Any], source: str = "<config>", base_dir: Path = Path("."), key: str = "acd") -> AcdConfig:
     """Validate the contents of the ``[acd]`` table. Errors are ``ConfigError(source, "acd.<dotted key>",
     reason)``; ``key`` is the prefix (the table's own name in the file)."""
     walker = Walker(Context(str(source), Path(base_dir)))
-    return walker.value(ACD, raw, key)
+    config: AcdConfig = walker.value(ACD, raw, key)
+    return config

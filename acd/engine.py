@@ -37,6 +37,7 @@ __all__ = ["Acd", "DEFAULT_HANDLE_TIME", "RING_NO_ANSWER"]
 
 RING_NO_ANSWER = "ring-no-answer"  # not-ready reason of an agent whose phone did not answer an offer
 DEFAULT_HANDLE_TIME = 180.0  # seconds, for the expected-wait announcement until a queue has history
+_TimerKey = tuple[str, str | int]  # (kind, call id) or ("wrap", agent index); handled by _timer_<kind>
 
 
 @dataclass(eq=False)
@@ -100,8 +101,8 @@ class Acd:
         self.counters = [QueueCounters() for _ in config.queues]
         self.last_agent: dict[str, tuple[int, float]] = {}  # caller -> (agent, when last spoken to)
         self._seq = 0
-        self._timers: dict[tuple, float] = {}
-        self._heap: list[tuple[float, int, tuple]] = []
+        self._timers: dict[_TimerKey, float] = {}
+        self._heap: list[tuple[float, int, _TimerKey]] = []
 
     # ------------------------------------------------------------------ public API
 
@@ -233,7 +234,7 @@ class Acd:
 
     def _position(self, call: _Call) -> int:
         """1-based place in its queue among calls not yet connected, in service order."""
-        def key(c: _Call) -> tuple:
+        def key(c: _Call) -> tuple[int, bool, float, int]:
             return (-c.priority, not c.head, c.arrived, c.seq)
         mine = key(call)
         return 1 + sum(1 for c in self.present[call.queue].values() if c is not call and key(c) < mine)
@@ -570,7 +571,7 @@ class Acd:
 
     # ------------------------------------------------------------------ timers
 
-    def _arm(self, key: tuple, when: float) -> None:
+    def _arm(self, key: _TimerKey, when: float) -> None:
         self._timers[key] = when
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, key))

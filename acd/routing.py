@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -59,12 +60,13 @@ class AgentMatrix:
 
     @property
     def size(self) -> int:
-        return self.level.shape[0]
+        return int(self.level.shape[0])
 
     def available(self) -> np.ndarray:
         """Ready in the ACD *and* idle on the switch: both, so agent state can never route a call to a
         phone that is busy with something the ACD did not place."""
-        return (self.state == AgentState.READY) & ~self.phone_busy
+        free: np.ndarray = (self.state == AgentState.READY) & ~self.phone_busy
+        return free
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ class Router:
         # match no waiting call used to cost a walk over all 1,000 calls per event).
         servable = (self.member & free[None, :]).any(axis=1)
         order = order[servable[calls.queue[order]] & ~blocked[order]]
-        ranked: dict[int, list] = {}  # queue -> [ranking, cursor]
+        ranked: dict[int, list[Any]] = {}  # queue -> [ranking, cursor]
         for j in order:
             j = int(j)
             if j in done:

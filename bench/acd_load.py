@@ -41,8 +41,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from media_load import answers_options, cpu_ticks, machine_ticks, sipp_counts  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from bench.media_load import CPUS, answers_options, cpu_ticks, machine_ticks, sipp_counts  # noqa: E402
 
 SC = HERE / "sipp_acd"
 DOMAIN = "bench.local"
@@ -293,7 +293,7 @@ class Bench:
         time.sleep(2.0)                              # the last BYEs, end-of-call lines
         dt = tw1 - tw0
         cpu = {k: 100.0 * (c1[k] - c0[k]) / HZ / dt for k in pids}
-        cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * os.cpu_count()
+        cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * CPUS
         cpu["switch_peak"] = max(samples) if samples else cpu["switch"]
         with open(self.log, "rb") as f:
             f.seek(self.log_off)

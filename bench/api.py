@@ -30,11 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_store", ROOT / "bench" / "store.py")
-store_bench = importlib.util.module_from_spec(_spec)  # bench/store.py: its database generator
-_spec.loader.exec_module(store_bench)  # type: ignore[union-attr]
+from bench import store as store_bench  # noqa: E402  (its database generator)
 
 import aiohttp  # noqa: E402
 
@@ -123,9 +119,9 @@ async def measure(port: int, customers: int, seconds: float, concurrency: int) -
         for c in (1, concurrency):
             key = f"{label}, {c} in flight"
             out[key] = await run_load(port, token, nums, seconds, c)
-            r = out[key]
-            print(f"{key:32s} {r['rate']:8.0f} req/s  median {r['median_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
-                  f"  ({r['n']} requests, {r['errors']} errors)", flush=True)
+            res = out[key]
+            print(f"{key:32s} {res['rate']:8.0f} req/s  median {res['median_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms"
+                  f"  ({res['n']} requests, {res['errors']} errors)", flush=True)
     out["_sample_calls"] = {"n": len(sample["calls"]), "orders": len(sample["orders"])}
     return out
 

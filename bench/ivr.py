@@ -58,6 +58,7 @@ def drive(cfg, path: str, n: int) -> tuple[float, float, int]:
         elif path == "invalid":  # wrong keys until the fallback
             script = ["3", "1", "9", "9", "9", "PLAYED"]
         for step in script:
+            ev: PlaybackFinished | TimerFired | DigitReceived
             if step == "PLAYED":
                 ev = PlaybackFinished(play)
             elif step == "TIMER":

@@ -37,11 +37,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from media_load import answers_options, cpu_ticks, machine_ticks, sipp_counts, udp_drops  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from bench.media_load import CPUS, answers_options, cpu_ticks, machine_ticks, pipe, sipp_counts, udp_drops  # noqa: E402
 
 SC = HERE / "sipp_ivr"
 DOMAIN = "bench.local"
@@ -76,9 +77,20 @@ def sink_main(port: int, keys: list[tuple[float, str]]) -> None:
     # per stream (the switch's address): our reply state
     class St:
         __slots__ = ("idx", "ssrc", "seq", "ts", "t0", "key_i", "ev", "ev_n")
+        idx: int
+        ssrc: int
+        seq: int
+        ts: int
+        t0: float
+        key_i: int
+        ev: Any
+        ev_n: int
 
-    streams: dict = {}
-    k_l, seq_l, ts_l, t_l = [], [], [], []
+    streams: dict[Any, St] = {}
+    k_l: list[int] = []
+    seq_l: list[int] = []
+    ts_l: list[int] = []
+    t_l: list[int] = []
     sent = dtmf_sent = 0
     hdr = struct.Struct("!HII").unpack_from
     tsns = struct.Struct("qq").unpack_from
@@ -112,7 +124,7 @@ def sink_main(port: int, keys: list[tuple[float, str]]) -> None:
 
     def report() -> dict:
         n = len(k_l)
-        out = {"packets": n, "sent": sent, "dtmf_sent": dtmf_sent, "streams": len(streams)}
+        out: dict[str, Any] = {"packets": n, "sent": sent, "dtmf_sent": dtmf_sent, "streams": len(streams)}
         if not n:
             return out
         k = np.array(k_l, np.int64)
@@ -191,7 +203,8 @@ def sink_main(port: int, keys: list[tuple[float, str]]) -> None:
                     return
                 if line.strip() == "report":
                     print(json.dumps(report()), flush=True)
-                    k_l.clear(), seq_l.clear(), ts_l.clear(), t_l.clear()
+                    for column in (k_l, seq_l, ts_l, t_l):
+                        column.clear()
                     streams.clear()
                     sent = dtmf_sent = 0
 
@@ -211,8 +224,8 @@ def write_config(path: Path, port: int, n: int, sounds: Path) -> None:
              '[store]\npath = "bench.db"\n']
     for u in ("1001", "1002", "1003", "1004"):
         lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\n')
-    for u in range(CALLERS, CALLERS + n):
-        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n')
+    for c in range(CALLERS, CALLERS + n):
+        lines.append(f'[[extensions]]\nnumber = "{c}"\npassword = "pw{c}"\nbusy_limit = 0\n')
     path.write_text("".join(lines) + "\n" + cc)
 
 
@@ -285,7 +298,7 @@ class Bench:
             raise SystemExit(f"switch did not start:\n{self.log.read_text()[-3000:]}")
         self.sink = self.spawn([sys.executable, str(Path(__file__).resolve()), "--sink", str(self.sink_port),
                                 "--keys", a.keys], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        json.loads(self.sink.stdout.readline())
+        json.loads(pipe(self.sink.stdout).readline())
         (self.work / "calls.csv").write_text("SEQUENTIAL\n" + "".join(
             f"{u};[authentication username={u} password=pw{u}];{DOMAIN};4000\n"
             for u in range(CALLERS, CALLERS + self.n)))
@@ -327,11 +340,11 @@ class Bench:
         time.sleep(2.0)
         dt = tw1 - tw0
         cpu = {k: 100.0 * (c1[k] - c0[k]) / HZ / dt for k in pids}
-        cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * os.cpu_count()
+        cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * CPUS
         cpu["switch_peak"] = max(samples) if samples else cpu["switch"]
-        self.sink.stdin.write("report\n")
-        self.sink.stdin.flush()
-        sink = json.loads(self.sink.stdout.readline())
+        pipe(self.sink.stdin).write("report\n")
+        pipe(self.sink.stdin).flush()
+        sink = json.loads(pipe(self.sink.stdout).readline())
         with open(self.log, "rb") as f:
             f.seek(self.log_off)
             raw = f.read()

@@ -34,13 +34,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SC = Path(__file__).resolve().parent / "sipp_media"
 PCAP = Path("/usr/share/sip-tester/g711a.pcap")
 DOMAIN = "bench.local"
 HZ = os.sysconf("SC_CLK_TCK")
+CPUS = os.cpu_count() or 1
 CALLERS, CALLEES = 2000, 3000          # extension numbers CALLERS.., CALLEES..
+
+
+def pipe(stream: IO[Any] | None) -> IO[Any]:
+    """A pipe of a process started with stdin/stdout=subprocess.PIPE (so not None)."""
+    assert stream is not None
+    return stream
 
 
 # ------------------------------------------------------------------------------------------ the sink
@@ -79,7 +87,7 @@ def sink_main(port: int) -> None:
 
     def report() -> dict:
         n = len(k_l)
-        out = {"packets": n, "echoed": echoed, "echo_fail": echo_fail, "rtcp": rtcp_n, "streams": len(keys)}
+        out: dict[str, Any] = {"packets": n, "echoed": echoed, "echo_fail": echo_fail, "rtcp": rtcp_n, "streams": len(keys)}
         if not n:
             return out
         k = np.array(k_l, np.int64)
@@ -343,7 +351,7 @@ class Bench:
             raise SystemExit(f"switch exited:\n{self.log.read_text()[-3000:]}")
         self.sink = self.spawn([sys.executable, str(Path(__file__).resolve()), "--sink", str(self.sink_port)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        json.loads(self.sink.stdout.readline())
+        json.loads(pipe(self.sink.stdout).readline())
         self.uas = self.spawn(["sipp", "-nostdin", "-sf", str(SC / "uas_sink.xml"), "-i", "127.0.0.1",
                                "-p", str(self.uas_port), "-key", "sink_port", str(self.sink_port),
                                "-trace_err"],
@@ -392,10 +400,10 @@ class Bench:
         dt = tw1 - tw0
         cpu = {k: 100.0 * (c1[k] - c0[k]) / HZ / dt for k in pids}
         threads = {k: round(100.0 * (v - th0.get(k, 0)) / HZ / dt) for k, v in th1.items()}
-        cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * os.cpu_count()
-        self.sink.stdin.write("report\n")
-        self.sink.stdin.flush()
-        sink = json.loads(self.sink.stdout.readline())
+        cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * CPUS
+        pipe(self.sink.stdin).write("report\n")
+        pipe(self.sink.stdin).flush()
+        sink = json.loads(pipe(self.sink.stdout).readline())
         with open(self.log, "rb") as f:
             f.seek(log_off)
             view = switch_view(f.read().decode(errors="replace"))

@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def build(n_agents: int, seed: int = 1) -> Acd:
         held = rng.choice(SKILLS, 3, replace=False)
         agents.append({"id": str(100000 + i), "name": f"A{i}", "extension": str(200000 + i),
                        "skills": {f"s{k}": int(rng.integers(1, 11)) for k in held}})
-    raw = {
+    raw: dict[str, Any] = {
         "skills": [{"name": f"s{k}"} for k in range(SKILLS)],
         "agents": agents,
         "queues": [{"name": f"q{k}", "skill": f"s{k}", "min_level": 1 + k % 5, "skill_level_first": k % 2 == 0,
@@ -139,7 +140,7 @@ def py_loop(n: int, reps: int) -> tuple[float, float]:
     """Baseline: the same call-arrives ranking as a Python loop over agent objects."""
     acd = half_ready(n)
     m = acd.matrix
-    agents = [dict(state=int(m.state[i]), busy=bool(m.phone_busy[i]), level=[int(x) for x in m.level[i]],
+    agents: list[dict[str, Any]] = [dict(state=int(m.state[i]), busy=bool(m.phone_busy[i]), level=[int(x) for x in m.level[i]],
                    ready_since=float(m.ready_since[i])) for i in range(n)]
     q = acd.router.queues[0]
 
@@ -303,7 +304,7 @@ def large(events: int, seed: int = 7, park_idle: bool = False) -> dict:
     if park_idle:
         for i in np.flatnonzero(acd.matrix.available()):
             acd.handle(AgentNotReady(cfg.agents[int(i)].id, "parked"), tick())
-    kinds = {"call ends": [], "ready pressed": []}
+    kinds: dict[str, list[float]] = {"call ends": [], "ready pressed": []}
     no_match = {"call ends": 0, "ready pressed": 0}
     arrive_us = []
     t_all = time.perf_counter()
@@ -315,6 +316,7 @@ def large(events: int, seed: int = 7, park_idle: bool = False) -> dict:
         cid = list(connected)[int(rng.integers(len(connected)))] if r % 64 == 0 else next(iter(connected))
         aid = connected.pop(cid)
         agent_call.pop(aid, None)
+        ev: AgentReady | CallEnded
         if r % 2:
             kind = "ready pressed"
             acd.handle(AgentNotReady(aid, "break"), tick())      # not ready after this call
@@ -344,7 +346,7 @@ def large(events: int, seed: int = 7, park_idle: bool = False) -> dict:
     def pct(v: list, p: float) -> float:
         return float(np.percentile(v, p)) if v else float("nan")
 
-    res = {"park_idle": park_idle, "agents": L_AGENTS, "skills": L_SKILLS, "queues": n_q, "waiting": len(acd.waiting),
+    res: dict[str, Any] = {"park_idle": park_idle, "agents": L_AGENTS, "skills": L_SKILLS, "queues": n_q, "waiting": len(acd.waiting),
            "skills_per_agent": float(np.mean([len(a.skills) for a in cfg.agents])),
            "idle_at_start": idle_at_start, "events": events, "decisions": decisions, "wall_s": wall,
            "engine_s": busy_s, "arrive": (pct(arrive_us, 50), pct(arrive_us, 99), max(arrive_us))}

@@ -366,7 +366,7 @@ class CallCentre:
             self._check_free(conn, numbers, None)
             return self._insert_customer(conn, values, numbers, label_of, now)
 
-        return await self.writer.run(lambda conn: _load_customer(conn, body(conn)))  # type: ignore[return-value]
+        return await self.writer.run(lambda conn: _written_customer(conn, body(conn)))
 
     async def ensure_customer(self, number: str) -> Customer:
         """The customer owning ``number``, created (with just the number and the derived region) when
@@ -381,7 +381,7 @@ class CallCentre:
                 return row[0]
             return self._insert_customer(conn, {"region": region}, [n], {}, now)
 
-        return await self.writer.run(lambda conn: _load_customer(conn, body(conn)))  # type: ignore[return-value]
+        return await self.writer.run(lambda conn: _written_customer(conn, body(conn)))
 
     async def update_customer(self, customer_id: int, **fields: Any) -> Customer:
         """Change name, address, region, vip_level and/or notes."""
@@ -399,7 +399,7 @@ class CallCentre:
             if cur.rowcount == 0:
                 raise NotFoundError("customer_id", f"no customer {cid}")
 
-        return await self.writer.run(lambda conn: (body(conn), _load_customer(conn, cid))[1])  # type: ignore[return-value]
+        return await self.writer.run(_then(body, lambda conn: _written_customer(conn, cid)))
 
     async def add_phone(self, customer_id: int, number: str, label: str = "") -> Customer:
         cid = check_value("customer_id", _id, customer_id)
@@ -415,7 +415,7 @@ class CallCentre:
                          "VALUES (?, ?, ?, ?)", (n, cid, label, now))
             conn.execute("UPDATE customers SET updated_at = ? WHERE id = ?", (now, cid))
 
-        return await self.writer.run(lambda conn: (body(conn), _load_customer(conn, cid))[1])  # type: ignore[return-value]
+        return await self.writer.run(_then(body, lambda conn: _written_customer(conn, cid)))
 
     async def remove_phone(self, number: str) -> bool:
         n = self.normalise(number)
@@ -722,7 +722,7 @@ class CallCentre:
             conn.execute("INSERT INTO order_events (order_id, at, actor, action, from_status, to_status, note) "
                          "VALUES (?, ?, ?, 'status', ?, ?, ?)", (oid, now, actor, current, status, note))
 
-        return await self.writer.run(lambda conn: (body(conn), _fetch_order(conn, oid))[1])
+        return await self.writer.run(_then(body, lambda conn: _fetch_order(conn, oid)))
 
     async def assign(self, order_id: int, assignee: str, *, actor: str, note: str = "") -> WorkOrder:
         """Give the order to ``assignee`` (a technician, an agent); an open order becomes 'assigned'.
@@ -744,7 +744,7 @@ class CallCentre:
                          "VALUES (?, ?, ?, 'assigned', ?, ?, ?)",
                          (oid, now, actor, current, new, f"to {assignee}" + (f": {note}" if note else "")))
 
-        return await self.writer.run(lambda conn: (body(conn), _fetch_order(conn, oid))[1])
+        return await self.writer.run(_then(body, lambda conn: _fetch_order(conn, oid)))
 
     async def escalate(self, order_id: int, *, actor: str, note: str = "", level: int | None = None) -> WorkOrder:
         """Raise a complaint's escalation level (by one, or to ``level``, which must be higher), up
@@ -774,7 +774,7 @@ class CallCentre:
             conn.execute("INSERT INTO order_events (order_id, at, actor, action, escalation, note) "
                          "VALUES (?, ?, ?, 'escalated', ?, ?)", (oid, now, actor, new, note))
 
-        return await self.writer.run(lambda conn: (body(conn), _fetch_order(conn, oid))[1])
+        return await self.writer.run(_then(body, lambda conn: _fetch_order(conn, oid)))
 
     async def update_order(self, order_id: int, *, actor: str, **fields: Any) -> WorkOrder:
         """Change summary, details and/or due_at (a due change is recorded in the history)."""
@@ -794,7 +794,7 @@ class CallCentre:
                 conn.execute("INSERT INTO order_events (order_id, at, actor, action, note) VALUES (?, ?, ?, 'due', ?)",
                              (oid, now, actor, "" if values["due_at"] is None else f"{values['due_at']:.0f}"))
 
-        return await self.writer.run(lambda conn: (body(conn), _fetch_order(conn, oid))[1])
+        return await self.writer.run(_then(body, lambda conn: _fetch_order(conn, oid)))
 
     async def add_order_note(self, order_id: int, *, actor: str, note: str) -> int:
         oid = check_value("order_id", _id, order_id)
@@ -883,9 +883,9 @@ class CallCentre:
         if values.get("created_at") is None:
             values["created_at"] = self.clock()
         cols = list(values)
-        return await self.writer.run(lambda conn: conn.execute(
+        return await self.writer.run(lambda conn: _rowid(conn.execute(
             f"INSERT INTO voicemails ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            tuple(values.values())).lastrowid)
+            tuple(values.values()))))
 
     async def handle_voicemail(self, voicemail_id: int, *, by: str) -> Voicemail:
         """Mark a voicemail handled (called back); handling it twice is refused."""
@@ -931,9 +931,9 @@ class CallCentre:
         if isinstance(parties, str) or not all(isinstance(p, str) and len(p) <= NAME for p in parties):
             raise ValidationError("parties", "must be a list of strings (numbers, agent names)")
         party_json = json.dumps(list(parties))
-        return await self.writer.run(lambda conn: conn.execute(
+        return await self.writer.run(lambda conn: _rowid(conn.execute(
             "INSERT INTO recordings (file, call_id, parties, started_at, duration_s) VALUES (?, ?, ?, ?, ?)",
-            (file, call_id, party_json, started_at, duration_s)).lastrowid)
+            (file, call_id, party_json, started_at, duration_s))))
 
     async def recordings(self, *, call_id: int | None = None, since: float | None = None,
                          until: float | None = None, limit: int = 100) -> list[Recording]:
@@ -1084,6 +1084,30 @@ def _fetch_order(conn: sqlite3.Connection, oid: int) -> WorkOrder:
 def _load_customer(conn: sqlite3.Connection, cid: int) -> Customer | None:
     row = conn.execute(f"SELECT {_CUSTOMER_COLS} FROM customers c WHERE c.id = ?", (cid,)).fetchone()
     return _with_phones(conn, Customer(*row)) if row else None
+
+
+def _written_customer(conn: sqlite3.Connection, cid: int) -> Customer:
+    """The customer a write in this same transaction just inserted or checked (so it exists)."""
+    customer = _load_customer(conn, cid)
+    if customer is None:
+        raise NotFoundError("customer_id", f"no customer {cid}")
+    return customer
+
+
+def _then(body: Callable[[sqlite3.Connection], None],
+          result: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """``body`` then ``result`` in one transaction: a write, then what it left (the caller's answer)."""
+    def run(conn: sqlite3.Connection) -> T:
+        body(conn)
+        return result(conn)
+    return run
+
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added (sqlite3 types ``lastrowid`` as optional)."""
+    rowid = cur.lastrowid
+    assert rowid is not None, "INSERT without a row id"
+    return rowid
 
 
 def _with_phones(conn: sqlite3.Connection, c: Customer) -> Customer:

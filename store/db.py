@@ -22,7 +22,7 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar, cast
 
 import aiosqlite
 
@@ -198,10 +198,11 @@ class Store:
 
             return await run_in_thread(conn, run)
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read query and return its rows."""
         async with self._lock:
-            return list(await self._require().execute_fetchall(sql, tuple(params)))
+            rows = await self._require().execute_fetchall(sql, tuple(params))
+        return cast("list[tuple[Any, ...]]", list(rows))  # plain tuples: no row_factory is set
 
     # ---------------------------------------------------------------------------- bindings
     async def load_bindings(self, now: float) -> list[Binding]:

@@ -10,6 +10,7 @@ error; the rest of the batch still commits. Bodies are synchronous functions of 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections import deque
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
@@ -71,7 +72,7 @@ class GroupWriter:
                 self.batches += 1
                 bodies = [body for body, _ in batch]
                 try:
-                    outcomes = await self.store.write_sync(lambda conn, bodies=bodies: _run_batch(conn, bodies))
+                    outcomes = await self.store.write_sync(functools.partial(_run_batch, bodies=bodies))
                 except Exception as e:
                     for _, fut in batch:
                         if not fut.done():

@@ -292,7 +292,7 @@ async def current_version(conn: aiosqlite.Connection) -> int:
     if not rows:
         return 0
     rows = await conn.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-    return int(rows[0][0])
+    return int(next(iter(rows))[0])
 
 
 def _too_new(db_version: int, known: int, where: str) -> SchemaTooNewError:
@@ -303,7 +303,7 @@ def _too_new(db_version: int, known: int, where: str) -> SchemaTooNewError:
 
 
 async def migrate(conn: aiosqlite.Connection, migrations: list[Migration] | None = None, *,
-                  name: str = "database", backup_file: str | Path | None = None,
+                  name: str = "database", backup_file: str | os.PathLike[str] | None = None,
                   now: float | None = None) -> int:
     """Bring the database up to the last of ``migrations``; returns the resulting version.
 

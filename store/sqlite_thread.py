@@ -52,7 +52,7 @@ class ThreadConnection(sqlite3.Connection):
 def connect(database: str | os.PathLike[str], **kwargs: Any) -> aiosqlite.Connection:
     """``aiosqlite.connect`` with ``ThreadConnection`` as the connection class (``run_in_thread``
     needs it; a plain connection refuses the call with a TypeError)."""
-    return aiosqlite.connect(database, factory=ThreadConnection, **kwargs)
+    return aiosqlite.connect(os.fspath(database), factory=ThreadConnection, **kwargs)
 
 
 async def run_in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -6,6 +6,7 @@ every path (timers included) is deterministic.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from softswitch.config import parse_config
@@ -52,6 +53,7 @@ class Net:
                 try:
                     msg = parse_message(a.data, stream=a.peer.reliable)
                 except ParseError as e:  # e.g. a 400 that echoes the malformed CSeq it answers
+                    assert e.partial is not None, a.data[:200]
                     msg = e.partial
                 out.append((a.peer, msg))
             elif isinstance(a, PersistBindings):
@@ -92,7 +94,7 @@ class Phone:
     cseq: int = 0
 
     def msg(self, method: str, ruri: str, *, to: str | None = None, call_id: str | None = None,
-            cseq: int | None = None, extra: list[str] = (), body: bytes = b"", branch: str | None = None,
+            cseq: int | None = None, extra: Sequence[str] = (), body: bytes = b"", branch: str | None = None,
             to_tag: str | None = None, from_tag: str | None = None) -> bytes:
         if cseq is None:
             self.cseq += 1
@@ -150,8 +152,9 @@ class Phone:
         assert r407, out
         ack = self.msg("ACK", ruri, to=to, call_id=call_id, cseq=self.cseq, to_tag=r407[0].to.tag)
         self.send(ack)
-        auth = authorization_header(r407[0].headers.get("Proxy-Authenticate"), "INVITE", ruri, self.user,
-                                    password or self.password)
+        challenge = r407[0].headers.get("Proxy-Authenticate")
+        assert challenge is not None, r407[0]
+        auth = authorization_header(challenge, "INVITE", ruri, self.user, password or self.password)
         data = self.msg("INVITE", ruri, to=to, call_id=call_id, body=body, extra=[f"Proxy-Authorization: {auth}"])
         return data, self.send(data)
 
@@ -183,7 +186,7 @@ def answer(req: Request, status: int, *, to_tag: str = "calleetag", contact: str
 
 
 def in_dialog(method: str, *, ruri: str, from_: str, to: str, call_id: str, cseq: int, via_host: str,
-              via_port: int, body: bytes = b"", extra: list[str] = ()) -> bytes:
+              via_port: int, body: bytes = b"", extra: Sequence[str] = ()) -> bytes:
     lines = [f"{method} {ruri} SIP/2.0",
              f"Via: SIP/2.0/UDP {via_host}:{via_port};branch=z9hG4bK{next(_counter)}d;rport",
              "Max-Forwards: 70", f"From: {from_}", f"To: {to}", f"Call-ID: {call_id}", f"CSeq: {cseq} {method}",

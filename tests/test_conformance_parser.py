@@ -98,9 +98,11 @@ def test_accepted_messages_round_trip(case: Case):
     assert again.headers.get_lines("Content-Length") == [str(len(msg.body))]
     assert again.body == msg.body
     if isinstance(msg, Request):
+        assert isinstance(again, Request)
         assert (again.method, again.uri, again.version) == (msg.method, msg.uri, msg.version)
         assert str(again.ruri) == str(msg.ruri)
     else:
+        assert isinstance(again, Response)
         assert (again.status, again.reason) == (msg.status, msg.reason)
     assert [str(v) for v in again.vias] == [str(v) for v in msg.vias]
     assert again.serialize() == wire

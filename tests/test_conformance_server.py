@@ -44,7 +44,7 @@ IN_DIALOG = {"INVITE": {481}, "BYE": {481}, "OPTIONS": {481}}  # To tag but no s
 
 # The verdict for role-dependent cases, in the roles a B2BUA plays (RFC 4475's own words in the
 # manifest's ``roles``): the statuses allowed, or "process" to be processed as if valid.
-ROLE_VERDICT = {
+ROLE_VERDICT: dict[str, set[int] | str] = {
     "intmeth": {501},    # endpoint: 501 listing the methods it understands (Allow)
     "esc02": {501},      # endpoint: RE%47IST%45R is an unknown method, not REGISTER
     "unksm2": {400},     # registrar: the To must be a SIP or SIPS URI
@@ -98,7 +98,7 @@ def _expected(case: Case, req: Request | None) -> tuple[set[int] | None, bool]:
         return _processed_statuses(req), False
     if action == "role-dependent":
         v = ROLE_VERDICT[case.name]
-        return (_processed_statuses(req), False) if v == "process" else (set(v), False)
+        return (_processed_statuses(req), False) if isinstance(v, str) else (set(v), False)  # str: "process"
     if action == "reject-or-repair":
         assert m["liberal_accept_allowed"]
         return (set(m["expected_status"]) or None), True
@@ -151,7 +151,8 @@ def test_switch_verdict(case: Case, no_errors_logged):
             if req.headers.get(name) is not None:
                 assert resp.headers.get(name) == req.headers.get(name), name
         if status >= 200 and req.headers.get("To") is not None:
-            assert ";tag=" in resp.headers.get("To").replace(" ", ""), resp.headers.get("To")
+            to = resp.headers.get("To")
+            assert to is not None and ";tag=" in to.replace(" ", ""), to
 
 
 def _only(case_name: str) -> Case:
@@ -271,7 +272,9 @@ def _authenticated_register(name: str, aor_user: bytes) -> tuple[Net, Peer, list
     (r401,) = responses(net.deliver(data, peer))
     assert r401.status == 401
     challenge = next(v for v in r401.headers.get_lines("WWW-Authenticate") if "MD5" in v)
-    auth = authorization_header(challenge, "REGISTER", parse_message(data).uri, "1001", "pw-1001-x")
+    register = parse_message(data)
+    assert isinstance(register, Request)
+    auth = authorization_header(challenge, "REGISTER", register.uri, "1001", "pw-1001-x")
     i = data.index(b"\r\n") + 2
     data = data[:i] + b"Authorization: " + auth.encode() + b"\r\n" + data[i:]
     data = re.sub(rb"branch=(\S+)", rb"branch=\1-2", data, count=1)  # a new transaction

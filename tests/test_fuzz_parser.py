@@ -159,8 +159,10 @@ def _round_trip(msg: Request | Response) -> None:
     assert [(n, v) for n, v in again.headers.items() if n != "Content-Length"] == \
         [(n, v) for n, v in msg.headers.items() if n != "Content-Length"]
     if isinstance(msg, Request):
+        assert isinstance(again, Request)
         assert (again.method, again.uri) == (msg.method, msg.uri)
     else:
+        assert isinstance(again, Response)
         assert (again.status, again.reason) == (msg.status, msg.reason)
     assert again.serialize() == wire
 
@@ -274,6 +276,7 @@ def _feed_core(datas: list[bytes], peer: Peer = PEER) -> None:
             responses = []
             for a in actions:
                 if isinstance(a, Send):
+                    out: Request | Response | None
                     try:
                         out = parse_message(a.data, stream=a.peer.reliable)
                     except ParseError as e:  # a 400 copying the request's broken headers

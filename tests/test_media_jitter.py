@@ -20,7 +20,7 @@ def stream(rng: random.Random, ticks: int, ptime: int):
     n = ptime * 8
     ts, k, held = rng.getrandbits(20), 0, []
     acc = 0
-    out = []
+    out: list[list[tuple[int, bytes, bool]]] = []
     for _ in range(ticks):
         pk = []
         acc += 160

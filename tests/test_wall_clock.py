@@ -20,8 +20,8 @@ UNIX = MON_10_SHANGHAI  # Monday 2026-11-23 02:00:00 UTC = 10:00 in Shanghai
 OFFSET = UNIX - MONO
 
 
-def utc(*a) -> float:
-    return datetime.datetime(*a, tzinfo=datetime.timezone.utc).timestamp()
+def utc(year: int, month: int, day: int, hour: int, minute: int) -> float:
+    return datetime.datetime(year, month, day, hour, minute, tzinfo=datetime.timezone.utc).timestamp()
 
 
 # ------------------------------------------------------------------------------------------ ACD

@@ -318,7 +318,8 @@ class NonceManager:
 
     @staticmethod
     def _issued(raw: bytes) -> float:
-        return _TS.unpack_from(raw)[0]
+        issued: float = _TS.unpack_from(raw)[0]
+        return issued
 
     def check(self, nonce: str, now: float, client_ip: str) -> str:
         """Returns "ok", "stale" (genuine but older than lifetime) or "invalid" (forged, tampered, other IP)."""
@@ -464,7 +465,7 @@ class DigestAuthenticator:
         # in the same "failed".
         password = self.password_for(user)
         known = password is not None
-        ha1 = compute_ha1(user, self.realm, password if known else self._dummy_password, alg)
+        ha1 = compute_ha1(user, self.realm, password if password is not None else self._dummy_password, alg)
         expected = compute_response(ha1, method, creds.uri, creds.nonce, alg, qop, creds.nc, creds.cnonce)
         given = creds.response.strip().lower().encode("utf-8", "replace")
         match = hmac.compare_digest(expected.encode("ascii"), given)

@@ -72,7 +72,7 @@ class StreamFramer:
     def _skip_crlfs(self, out: list[bytes | KeepAlive]) -> bool:
         """Consume pings and lone CRLFs before a message. False when more bytes are needed to tell."""
         buf = self._buf
-        while buf[:1] in (b"\r", b"\n"):
+        while buf and buf[0] in b"\r\n":
             if buf[:4] == _PING:
                 out.append(KEEPALIVE)
                 del buf[:4]

@@ -98,7 +98,7 @@ def _key(name: str) -> str:
 class ParseError(ValueError):
     """A message that must not be processed. ``status`` is what to answer a request with."""
 
-    def __init__(self, reason: str, status: int = 400, partial: "Message | None" = None):
+    def __init__(self, reason: str, status: int = 400, partial: "Request | Response | None" = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -461,7 +461,7 @@ def _parse_status_line(line: str) -> Response:
     return Response(status=int(code), reason=reason, version=version)
 
 
-def _frame_body(msg: Message, body: bytes, stream: bool, first: dict[str, str], dup: str | None) -> bytes:
+def _frame_body(msg: Request | Response, body: bytes, stream: bool, first: dict[str, str], dup: str | None) -> bytes:
     value = first.get("content-length")
     if value is None:
         if stream:
@@ -477,7 +477,7 @@ def _frame_body(msg: Message, body: bytes, stream: bool, first: dict[str, str], 
     return body if n == len(body) else body[:n]  # octets beyond Content-Length are discarded (§18.3)
 
 
-def _validate(msg: Message, first: dict[str, str], dup: str | None) -> None:
+def _validate(msg: Request | Response, first: dict[str, str], dup: str | None) -> None:
     try:
         for key, name in _MANDATORY:
             if key not in first:
@@ -526,11 +526,11 @@ def make_response(
         if low == "via":
             h.add("Via", v)
     for name in ("From", "To", "Call-ID", "CSeq"):
-        v = src.get(name)
-        if v is not None:
+        value = src.get(name)
+        if value is not None:
             if name == "To" and to_tag and "tag" not in _safe_to_params(req):
-                v = f"{v};tag={to_tag}"
-            h.add(name, v)
+                value = f"{value};tag={to_tag}"
+            h.add(name, value)
     if 100 < status < 300:
         for v in src.get_lines("Record-Route"):
             h.add("Record-Route", v)
@@ -540,7 +540,7 @@ def make_response(
     return resp
 
 
-def _safe_to_params(req: Request) -> dict:
+def _safe_to_params(req: Request) -> dict[str, str | None]:
     try:
         return req.to.params
     except ValueError:

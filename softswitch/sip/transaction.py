@@ -80,13 +80,18 @@ class State(str, Enum):
     TERMINATED = "terminated"
 
 
+# A transaction's matching key: (branch, sent-by, method) or the RFC 2543 tuple, see _server_key;
+# (branch, method) for client transactions.
+TxKey = tuple[object, ...]
+
+
 @dataclass(eq=False)
 class Transaction:
     """State shared by both kinds. Identity-hashed; the TU may hang its own attributes on it."""
 
     request: Request
     peer: Peer
-    key: tuple
+    key: TxKey
     state: State
     created: float
     _timers: dict[str, int] = field(default_factory=dict, repr=False)  # timer name -> live heap seq
@@ -120,7 +125,7 @@ class ServerTransaction(Transaction):
     last_response: Response | None = None
     awaiting_ack: bool = False  # a 2xx was sent (INVITE) and no ACK has matched it yet
     _last_data: bytes | None = field(default=None, repr=False)
-    _ack_key: tuple | None = field(default=None, repr=False)
+    _ack_key: tuple[str, int] | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False)
@@ -211,7 +216,7 @@ _S = State
 _COMPACT_MIN = 1024
 
 
-def _server_key(req: Request, method: str | None = None) -> tuple:
+def _server_key(req: Request, method: str | None = None) -> TxKey:
     """RFC 3261 §17.2.3 matching key; ACK maps to INVITE, CANCEL stays its own method.
 
     With the magic cookie: (branch, sent-by, method). Without (RFC 2543 peers): Request-URI, From tag,
@@ -254,8 +259,8 @@ class TransactionLayer:
 
     def __init__(self, timers: Timers = Timers()):
         self.timers = timers
-        self._server: dict[tuple, ServerTransaction] = {}
-        self._client: dict[tuple, ClientTransaction] = {}
+        self._server: dict[TxKey, ServerTransaction] = {}
+        self._client: dict[TxKey, ClientTransaction] = {}
         self._acks: dict[tuple[str, int], list[ServerTransaction]] = {}  # 2xx sent, ACK pending
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
@@ -399,7 +404,7 @@ class TransactionLayer:
         self._server[key] = tx
         return [RequestReceived(req, peer, tx)]
 
-    def _receive_ack(self, ack: Request, key: tuple, peer: Peer, now: float) -> list[Action]:
+    def _receive_ack(self, ack: Request, key: TxKey, peer: Peer, now: float) -> list[Action]:
         tx = self._server.get(key)
         if tx is not None and tx.state is not _S.ACCEPTED:
             actions: list[Action] = []
