@@ -79,10 +79,15 @@ class Control:
             if not c.live:
                 continue
             out.append({"id": c.id, "caller": c.caller_number, "callee": c.callee_number, "state": c.state.value,
-                        "queue": c.notes.get("queue"), "agent": c.notes.get("agent", ""),
+                        "queue": c.notes.get("queue"), "agent": self._agent_of(c),
                         "since": c.created, "answered": c.answered_at, "on_hold": _held(c),
                         "recording": c.recording is not None, "context": dict(c.context)})
         return out
+
+    def _agent_of(self, call: Any) -> str:
+        """The agent the call is with now (none once she left it, e.g. for the survey)."""
+        qc = self.router.queue.by_call.get(call.id)
+        return qc.agent if qc is not None else ""
 
     def _call(self, call_id: str) -> Any:
         call = self.core.b2bua.calls.get(call_id)
