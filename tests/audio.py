@@ -49,6 +49,11 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
     return path
 
 
+def seconds(path: Path) -> float:
+    """How long a WAV (a built prompt) plays."""
+    return float(sf.info(str(path)).duration)
+
+
 def read_mono(path: Path, rate: int = RATE, channel: int | None = None) -> np.ndarray:
     """A WAV as float mono (or one channel) at ``rate`` (linear resampling is enough for correlation)."""
     data, sr = sf.read(str(path), dtype="float32", always_2d=True)

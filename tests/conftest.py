@@ -39,6 +39,38 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     raise RuntimeError("no free port")
 
 
+def wait_for(fn, timeout: float = 10.0, interval: float = 0.1):
+    """Poll ``fn`` until it returns something true, and return that; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        time.sleep(interval)
+
+
+def udp_port_bound(port: int) -> bool:
+    """Whether some process has a UDP socket bound to ``port`` (read from /proc: binding the port to
+    find out could steal it from the process that is about to bind it)."""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local = line.split()[1]                      # "0100007F:1389": address and port in hex
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
+    """Wait until a background process (a SIPp phone) listens on UDP ``port``."""
+    wait_for(lambda: udp_port_bound(port), timeout, interval=0.02)
+
+
 @dataclass
 class SwitchProcess:
     config_path: Path

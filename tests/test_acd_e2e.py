@@ -122,10 +122,12 @@ def test_login_call_connects_to_agent_and_queue_log(switch_factory, phones, tmp_
     sw.wait_log(r"queue support offers the call to agent 2001 at 1002")
     sw.wait_log(r"connected to agent 2001 at 1002")
     alice.wait_call_state(incoming["call"], "CONFIRMED", timeout=10)
-    time.sleep(4.0)  # "agent 2 0 0 1 is serving you", then Alice
+    # Pacing: the caller hears "agent 2 0 0 1 is serving you" before Alice (both asserted below); the
+    # announcement plays in real time and no log line marks its end.
+    time.sleep(4.0)
     src = audio.write_wav(tmp_path / "alice_says.wav", audio.melody(2.0, seed=5))
     alice.play(incoming["call"], src)
-    time.sleep(3.0)
+    time.sleep(3.0)  # pacing: Alice's 2 s of audio reach the caller's recorder in real time
     caller.stop_record(call)
     caller.hangup(call)
     alice.wait_call_state(incoming["call"], "DISCONNECTED", timeout=10)
@@ -180,7 +182,7 @@ def test_vip_caller_is_served_first(switch_factory, phones, tmp_path, sounds):
     sw.wait_log(r"agent 2001 is not")
     c1 = plain.call(f"sip:500@{DOMAIN}")
     plain.wait_call_state(c1, "CONFIRMED", timeout=10)
-    time.sleep(0.5)
+    sw.wait_log(r"1004 entered queue support")  # the plain caller waits first
     c2 = vip.call(f"sip:500@{DOMAIN}")          # arrives later, but is a VIP (priority rule)
     vip.wait_call_state(c2, "CONFIRMED", timeout=10)
     alice.auto_answer(code=200)
@@ -203,7 +205,7 @@ def test_whisper_tells_the_agent_the_queue_before_connecting(switch_factory, pho
     incoming = alice.wait_event("incoming", timeout=10)
     alice.wait_call_state(incoming["call"], "CONFIRMED", timeout=10)
     alice.record(incoming["call"], tmp_path / "alice_heard.wav")
-    time.sleep(3.0)
+    time.sleep(3.0)  # pacing: the whisper ("support call") plays to the agent in real time (asserted below)
     alice.stop_record(incoming["call"])
     caller.hangup(call)
     heard = audio.read_mono(tmp_path / "alice_heard.wav")
@@ -231,10 +233,10 @@ def test_supervisor_listens_to_both_parties_and_whispers_to_the_agent(switch_fac
     src_a = audio.write_wav(tmp_path / "alice_says.wav", audio.melody(2.0, seed=42))
     sup.record(s_call, tmp_path / "sup_heard.wav")
     caller.record(call, tmp_path / "caller_heard.wav")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the recorders run before the audio starts
     caller.play(call, src_c)
     alice.play(a_in["call"], src_a)
-    time.sleep(2.8)
+    time.sleep(2.8)  # pacing: 2 s of audio from each party reach the supervisor in real time
     sup.stop_record(s_call)
     caller.stop_record(call)
     heard = audio.read_mono(tmp_path / "sup_heard.wav")
@@ -261,9 +263,9 @@ def test_supervisor_whisper_is_heard_by_the_agent_only(switch_factory, phones, t
     coach = audio.write_wav(tmp_path / "coach.wav", audio.melody(2.0, seed=61))
     alice.record(a_in["call"], tmp_path / "alice_heard.wav")
     caller.record(call, tmp_path / "caller_heard.wav")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the recorders run before the audio starts
     sup.play(s_call, coach)
-    time.sleep(2.8)
+    time.sleep(2.8)  # pacing: the supervisor's 2 s of audio reach the agent in real time
     alice.stop_record(a_in["call"])
     caller.stop_record(call)
     src = audio.read_mono(coach)
@@ -286,6 +288,8 @@ def test_an_agent_on_a_direct_call_is_not_offered_queue_calls(switch_factory, ph
     call = caller.call(f"sip:500@{DOMAIN}")
     caller.wait_call_state(call, "CONFIRMED", timeout=10)
     sw.wait_log(r"1001 entered queue support")
+    # Not a wait for something: the check that nothing happens needs time in which it could have (the
+    # ACD routes on entering the queue and on every agent or phone change).
     time.sleep(2.0)
     assert not alice.events("incoming"), "a queue call was offered to a phone that is on a call"
     assert "offers the call to agent 2001" not in sw.log()

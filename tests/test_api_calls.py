@@ -108,7 +108,7 @@ def test_screen_pop_call_control_transfer_and_call_record(switch_factory, phones
         assert alice_api.get("/api/calls")[1][0]["recording"] is True
         status, live = alice_api.post(f"/api/calls/{call_id}/context", {"issue": "billing", "note_2001": "angry"})
         assert status == 200 and live["context"]["issue"] == "billing"
-        time.sleep(1.5)  # something to record
+        time.sleep(1.5)  # pacing: alice talks for 1.5 s, something to record (its duration is asserted)
 
         # bob logs in; alice transfers the caller back to the queue: bob's pop carries the notes
         assert boss.post("/api/agents/2002/state", {"action": "login"})[1]["state"] == "ready"
@@ -119,7 +119,7 @@ def test_screen_pop_call_control_transfer_and_call_record(switch_factory, phones
         assert offer2["pop"]["customer"]["name"] == "Grace Hopper"
         bob_ws.next("connected", call=call_id)
         assert [c["id"] for c in bob_api.get("/api/calls")[1]] == [call_id]
-        time.sleep(1.0)
+        time.sleep(1.0)  # pacing: bob talks for a second (his talk time is asserted)
         assert boss.post(f"/api/calls/{call_id}/hangup", {}) == (200, {"ok": True})
         caller.wait_call_state(call, "DISCONNECTED", timeout=10)
         end = bob_ws.next("call_end", call=call_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from softswitch.api.auth import hash_password
 
 from .conftest import free_port
+from .conftest import wait_for as wait_for  # (the API tests import it from here)
 
 PASSWORDS = {"2001": "alice-pw-1", "2002": "bob-pw-22", "boss": "boss-pw-333"}
 
@@ -120,14 +120,3 @@ def db_rows(sw, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
-
-
-def wait_for(fn, timeout: float = 10.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        time.sleep(interval)

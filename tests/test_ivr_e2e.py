@@ -66,6 +66,20 @@ def keep_sending(phone, call, tmp: Path) -> None:
     phone.play(call, audio.write_wav(tmp / "hiss.wav", hiss), loop=True)
 
 
+def english_welcome_played(sw, sounds: Path) -> None:
+    """After "3" (English) in the language menu: the welcome plays to its end, then the main menu takes
+    keys (a key during the welcome would only cut it short). The switch logs the language change but
+    no prompt's end: wait for the log line, then pace the welcome's length in real time (+ a margin
+    for the jitter buffers)."""
+    sw.wait_log(r"IVR SetLanguage\(language='en'\)")
+    time.sleep(audio.seconds(sounds / "en" / "welcome.wav") + 1.0)
+
+
+def callback_number_asked(sw) -> None:
+    """The voicemail is over and the IVR collects the callback number (its prompt can be barged into)."""
+    sw.wait_log(r"IVR CollectDigits\(.*terminator='#'", timeout=20)
+
+
 def caller_phone(sw, phones, number="1001"):
     p = phones("caller")
     assert p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")["code"] == 200
@@ -79,9 +93,11 @@ def test_greeting_and_language_choice_are_heard(switch_factory, phones, tmp_path
     c.wait_call_state(call, "CONFIRMED", timeout=10)
     c.record(call, tmp_path / "heard.wav")
     sw.wait_log(r"entered IVR flow main")
-    time.sleep(2.0)          # the language menu, each choice in its own language
+    # Pacing: the test asserts that the language menu (each choice in its own language) was heard, so two
+    # seconds of it play before the key cuts it short.
+    time.sleep(2.0)
     c.dtmf(call, "3")        # English
-    time.sleep(7.0)
+    english_welcome_played(sw, sounds)  # (the test asserts the English welcome was heard)
     c.stop_record(call)
     c.hangup(call)
     sw.wait_log(r"ended: ")
@@ -101,17 +117,17 @@ def test_voicemail_with_callback_number(switch_factory, phones, tmp_path, sounds
     call = c.call(f"sip:4000@{DOMAIN}")
     c.wait_call_state(call, "CONFIRMED", timeout=10)
     keep_sending(c, call, tmp_path)
-    time.sleep(1.0)
+    sw.wait_log(r"entered IVR flow main")  # the language menu takes keys
     c.dtmf(call, "3")                      # English
-    time.sleep(3.5)                        # "Welcome..." (a key here would only cut the welcome short)
+    english_welcome_played(sw, sounds)
     c.dtmf(call, "2")                      # barge into the main menu: leave a message
     sw.wait_log(r"recording voicemail to (\S+)", timeout=20)
     message = audio.write_wav(tmp_path / "message.wav", audio.melody(3.0, seed=21))
     c.play(call, message)
-    time.sleep(3.5)
+    time.sleep(3.5)                        # pacing: the 3 s message is spoken in real time (asserted below)
     keep_sending(c, call, tmp_path)
     c.dtmf(call, "#")                      # end of message
-    time.sleep(1.0)
+    callback_number_asked(sw)
     c.dtmf(call, "13800138000#")           # the callback number
     sw.wait_log(r"voicemail from 1001, callback 13800138000", timeout=20)
     c.wait_call_state(call, "DISCONNECTED", timeout=20)   # thanks, goodbye, hang-up by the switch
@@ -139,18 +155,19 @@ def test_menu_zero_reaches_an_agent(switch_factory, phones, tmp_path, sounds):
     call = c.call(f"sip:4000@{DOMAIN}")
     c.wait_call_state(call, "CONFIRMED", timeout=10)
     keep_sending(c, call, tmp_path)
-    time.sleep(1.0)
+    sw.wait_log(r"entered IVR flow main")
     c.dtmf(call, "3")
-    time.sleep(3.5)
+    english_welcome_played(sw, sounds)
     c.dtmf(call, "0")                      # agent
     sw.wait_log(r"IVR hands 1001 to queue support", timeout=20)
     a_in = alice.wait_event("incoming", timeout=20)
     alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
     sw.wait_log(r"connected to agent 2001 at 1002", timeout=20)
+    # Pacing: a second of conversation, so that the agent hangs up a bridged call (the announcement of
+    # the agent's number plays first, and no log line marks the bridge).
     time.sleep(1.0)
     alice.hangup(a_in["call"])             # the agent hangs up: the caller rates the call
-    sw.wait_log(r"enters IVR flow survey", timeout=10)
-    time.sleep(1.0)
+    sw.wait_log(r"enters IVR flow survey", timeout=10)   # the survey question takes keys at once
     c.dtmf(call, "4")
     sw.wait_log(r"survey score 4", timeout=15)
     c.wait_call_state(call, "DISCONNECTED", timeout=15)   # thanks, goodbye
@@ -222,6 +239,8 @@ queue = "refund"
     call = c.call(f"sip:4100@{DOMAIN}")
     c.wait_call_state(call, "CONFIRMED", timeout=10)
     sw.wait_log(r"entered IVR flow speak")
+    # Pacing: the recogniser's session opens on the speech worker as the menu starts; the caller speaks
+    # over the menu prompt half a second in, as a person would (no log line marks the session ready).
     time.sleep(0.5)
     c.play(call, clip)
     sw.wait_log(r"speech heard: 예약", timeout=20)
@@ -237,16 +256,16 @@ def test_voicemail_ends_after_silence(switch_factory, phones, tmp_path, sounds):
     call = c.call(f"sip:4000@{DOMAIN}")
     c.wait_call_state(call, "CONFIRMED", timeout=10)
     keep_sending(c, call, tmp_path)
-    time.sleep(1.0)
+    sw.wait_log(r"entered IVR flow main")
     c.dtmf(call, "3")
-    time.sleep(3.5)
+    english_welcome_played(sw, sounds)
     c.dtmf(call, "2")
     sw.wait_log(r"recording voicemail to (\S+)", timeout=20)
     c.play(call, audio.write_wav(tmp_path / "message.wav", audio.melody(2.0, seed=22)))
-    time.sleep(2.2)
+    time.sleep(2.2)                          # pacing: the 2 s message is spoken in real time
     keep_sending(c, call, tmp_path)          # quiet line: hiss far below speech
     sw.wait_log(r"voicemail ended by 5 s of silence", timeout=15)
-    time.sleep(4.0)                          # "please enter the number we should call you back on..."
+    callback_number_asked(sw)                # "please enter the number we should call you back on..."
     c.dtmf(call, "5550100#")
     sw.wait_log(r"voicemail from 1001, callback 5550100", timeout=20)
     c.hangup(call)

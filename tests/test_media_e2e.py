@@ -2,6 +2,7 @@
 127.0.0.1 and the audio that arrives is checked, not just its presence."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok  # noqa: E402
+from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -59,7 +60,7 @@ def test_audio_flows_both_ways_through_the_anchored_switch(switch_factory, phone
     a.record(ca, tmp_path / "a_heard.wav")
     a.play(ca, src_a)
     b.play(cb, src_b)
-    time.sleep(4.5)
+    time.sleep(4.5)  # pacing: 3 s of audio each way, in real time, and the jitter buffers' delay
     a.stop_record(ca)
     b.stop_record(cb)
     a.hangup(ca)
@@ -78,20 +79,20 @@ def test_hold_plays_music_to_the_other_party_and_resume_restores_the_call(switch
     sw = switch_factory(extra=media_extra(tmp_path))
     a, ca, b, cb = connect(sw, phones)
     b.record(cb, tmp_path / "before.wav")
-    time.sleep(1.5)
+    time.sleep(1.5)  # pacing: record 1.5 s of the (silent) call before the hold
     b.stop_record(cb)
     a.hold(ca)
     sw.wait_log(r"caller put the call on hold")
-    time.sleep(0.5)
+    time.sleep(0.5)  # pacing: skip the switch-over to the music (the level is asserted from then on)
     b.record(cb, tmp_path / "held.wav")
-    time.sleep(2.0)
+    time.sleep(2.0)  # pacing: record 2 s of hold music
     b.stop_record(cb)
     a.unhold(ca)
     sw.wait_log(r"caller resumed the call")
     src = audio.write_wav(tmp_path / "after.wav", audio.melody(2.0, seed=3))
     b.record(cb, tmp_path / "resumed.wav")
     a.play(ca, src)
-    time.sleep(3.0)
+    time.sleep(3.0)  # pacing: a's 2 s of audio reach b in real time
     b.stop_record(cb)
     a.hangup(ca)
     silence = audio.rms(audio.read_mono(tmp_path / "before.wav")[2000:])
@@ -108,7 +109,8 @@ def test_inband_dtmf_from_a_phone_is_detected_exactly(switch_factory, phones, tm
     a, ca, b, cb = connect(sw, phones)
     digits = "159#*0"
     a.play(ca, audio.write_wav(tmp_path / "dtmf.wav", audio.dtmf_wav(digits)))
-    time.sleep(0.5 + len(digits) * 0.24 + 1.0)
+    wait_for(lambda: len(re.findall(r"DTMF \S from caller \(inband", sw.log())) >= len(digits))
+    time.sleep(0.5)  # pacing: the tones' trailing half second of silence (no extra digit may appear in it)
     a.hangup(ca)
     sw.wait_log(r"ended: ")
     got = "".join(re.findall(r"DTMF (\S) from caller \(inband", sw.log()))
@@ -119,7 +121,7 @@ def test_rfc4733_dtmf_from_a_phone_is_detected(switch_factory, phones, tmp_path)
     sw = switch_factory(extra=media_extra(tmp_path))
     a, ca, b, cb = connect(sw, phones)
     a.dtmf(ca, "2580")
-    time.sleep(2.0)
+    wait_for(lambda: len(re.findall(r"DTMF \S from caller \(rfc4733", sw.log())) >= 4)
     a.hangup(ca)
     sw.wait_log(r"ended: ")
     got = "".join(re.findall(r"DTMF (\S) from caller \(rfc4733", sw.log()))
@@ -133,13 +135,16 @@ def test_recording_holds_each_party_on_its_own_channel(switch_factory, phones, t
     src_a = audio.write_wav(tmp_path / "a_says.wav", audio.melody(2.5, seed=11))
     src_b = audio.write_wav(tmp_path / "b_says.wav", audio.melody(2.5, seed=12))
     a.play(ca, src_a)
-    time.sleep(0.2)
+    time.sleep(0.2)  # pacing: the two parties' audio do not start in the same instant
     b.play(cb, src_b)
-    time.sleep(3.5)
+    time.sleep(3.5)  # pacing: 2.5 s of audio from each party, in real time
     a.hangup(ca)
     path = Path(sw.wait_log(r"recording to (\S+\.wav)").group(1))
     sw.wait_log(r"ended: ")
-    time.sleep(0.5)
+    index_path = tmp_path / "recordings" / "index.jsonl"
+    wait_for(lambda: index_path.exists() and any(                 # the file is closed (on the media's job
+        e.get("file") == path.name and e.get("status") == "complete"  # runner) and its index line written
+        for e in map(json.loads, index_path.read_text().splitlines())))
     import soundfile as sf
     info = sf.info(str(path))
     assert info.channels == 2 and info.samplerate == 8000

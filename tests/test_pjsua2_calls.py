@@ -46,7 +46,7 @@ def test_two_pjsua2_phones_call_through_the_switch(switch, phones, transport):
     a.wait_event("media_state", call=call, active=True, timeout=5)
     switch.wait_log(r"1001 -> 1002 answered")
 
-    time.sleep(0.5)
+    time.sleep(0.5)  # pacing: half a second of conversation, then the callee hangs up
     b.hangup(incoming["call"])  # the callee hangs up; the caller is told
     a.wait_call_state(call, "DISCONNECTED", timeout=10)
     b.wait_call_state(incoming["call"], "DISCONNECTED", timeout=10)

@@ -6,12 +6,11 @@ Contact naming that port; a caller SIPp places an authenticated call to its numb
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import DOMAIN, SIPP_DIR, UdpClient, free_port, requires_sipp, sipp, sipp_ok
+from .conftest import DOMAIN, SIPP_DIR, UdpClient, free_port, requires_sipp, sipp, sipp_ok, wait_udp_bound
 
 pytestmark = [requires_sipp, pytest.mark.timeout(90)]
 
@@ -34,8 +33,10 @@ def register(sw, number: str, contact_port: int, tmp: Path, *, password: str | N
 
 
 def callee(sw, scenario: str, port: int, tmp: Path, *args: str) -> subprocess.Popen:
-    """A SIPp phone waiting on ``port`` for one call."""
-    return sipp(scenario, sw.addr, "-p", str(port), *args, cwd=tmp, background=True, timeout=20)
+    """A SIPp phone waiting on ``port`` for one call (returned once it listens there)."""
+    proc = sipp(scenario, sw.addr, "-p", str(port), *args, cwd=tmp, background=True, timeout=20)
+    wait_udp_bound(port)
+    return proc
 
 
 def caller(sw, scenario: str | Path, number: str, callee_number: str, tmp: Path, *args: str):
@@ -73,7 +74,6 @@ def test_call_between_registered_sipp_phones_caller_hangs_up(switch, tmp_path):
     port = free_port()
     sipp_ok(register(switch, "1002", port, tmp_path), tmp_path)
     b = callee(switch, "callee.xml", port, tmp_path)
-    time.sleep(0.3)
     sipp_ok(caller(switch, "caller.xml", "1001", "1002", tmp_path), tmp_path)
     finish(b, tmp_path)
     switch.wait_log(r"1001 -> 1002 answered")
@@ -86,7 +86,6 @@ def test_callee_hangs_up(switch, tmp_path):
     hangup = tmp_path / "callee_hangs_up.xml"
     hangup.write_text((SIPP_DIR / "callee.xml").read_text().replace("<!-- HANGUP -->", '<nop next="hangup"/>'))
     b = callee(switch, hangup, port, tmp_path)
-    time.sleep(0.3)
     scenario = tmp_path / "caller_waits_bye.xml"
     scenario.write_text(_caller_waits_for_bye())
     sipp_ok(caller(switch, scenario, "1001", "1002", tmp_path), tmp_path)
@@ -97,7 +96,6 @@ def test_caller_cancels_while_ringing(switch, tmp_path):
     port = free_port()
     sipp_ok(register(switch, "1002", port, tmp_path), tmp_path)
     b = callee(switch, "callee_cancel.xml", port, tmp_path)
-    time.sleep(0.3)
     sipp_ok(caller(switch, "caller_cancel.xml", "1001", "1002", tmp_path), tmp_path)
     finish(b, tmp_path)
 
@@ -112,7 +110,6 @@ def test_busy_unknown_and_unregistered(switch, tmp_path):
     port = free_port()
     sipp_ok(register(switch, "1002", port, tmp_path), tmp_path)
     b = callee(switch, "callee_busy.xml", port, tmp_path)
-    time.sleep(0.3)
     sipp_ok(caller(switch, _expect(tmp_path, 486), "1001", "1002", tmp_path), tmp_path)
     finish(b, tmp_path)
     sipp_ok(caller(switch, _expect(tmp_path, 404), "1001", "4444", tmp_path), tmp_path)

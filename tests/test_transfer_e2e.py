@@ -51,9 +51,9 @@ def test_refer_blind_transfer_connects_the_caller_to_the_target(switch_factory, 
     c.wait_event("media_state", call=c_in["call"], active=True, timeout=5)
     src = audio.write_wav(tmp_path / "c_says.wav", audio.melody(2.0, seed=31))
     a.record(call, tmp_path / "a_heard.wav")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the recorder runs before the audio starts
     c.play(c_in["call"], src)
-    time.sleep(3.0)
+    time.sleep(3.0)  # pacing: c's 2 s of audio reach a in real time (asserted below)
     a.stop_record(call)
     a.hangup(call)
     c.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
@@ -75,9 +75,9 @@ def test_attended_transfer_connects_the_two_other_parties(switch_factory, phones
     b.wait_call_state(call_bc, "DISCONNECTED", timeout=10)
     src = audio.write_wav(tmp_path / "c_says.wav", audio.melody(2.0, seed=51))
     a.record(call_a, tmp_path / "a_heard.wav")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the recorder runs before the audio starts
     c.play(c_in["call"], src)
-    time.sleep(3.0)
+    time.sleep(3.0)  # pacing: c's 2 s of audio reach a in real time (asserted below)
     a.stop_record(call_a)
     a.hangup(call_a)
     c.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
