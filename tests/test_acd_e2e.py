@@ -19,7 +19,7 @@ from tests.phones import Phones  # noqa: E402
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004",
         "1005": "secret-1005"}
@@ -106,6 +106,7 @@ def queue_log(tmp: Path) -> list[list[str]]:
     return [line.split("|") for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_login_call_connects_to_agent_and_queue_log(switch_factory, phones, tmp_path, sounds):
     sw = switch_factory(EXTS, extra=acd_config(tmp_path, sounds))
     alice = register(sw, phones, "alice", "1002")

@@ -18,7 +18,7 @@ pytest.importorskip("aiohttp")
 from .conftest import ROOT  # noqa: E402
 from .test_api_support import PASSWORDS, Http, db_rows, start_api_switch, wait_for  # noqa: E402
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
 @pytest.fixture

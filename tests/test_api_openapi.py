@@ -35,6 +35,7 @@ def test_document_is_valid_openapi_and_docs_copy_is_current():
             assert hasattr(ApiServer, "op_" + op["operationId"]), (method, path)
 
 
+@pytest.mark.e2e
 def test_served_document_validates(switch_factory):
     validator = pytest.importorskip("openapi_spec_validator")
     sw, anon = start_api_switch(switch_factory)
@@ -53,6 +54,8 @@ def _schemathesis() -> str:
     return found
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_schemathesis_against_the_running_switch(switch_factory, tmp_path):
     st = _schemathesis()
     sw, anon = start_api_switch(switch_factory)

@@ -201,6 +201,7 @@ def test_stream_delivery_never_raises(case: Case, no_errors_logged):
     assert len(answers) <= (1 if case.is_request else 0)
 
 
+@pytest.mark.e2e
 def test_corpus_sent_to_the_real_switch(switch, udp_client_factory):
     """Every corpus file (RFC 5118's archived originals and the unreferenced test.dat too) as one UDP
     datagram to the running switch: it stays up, never answers twice with different statuses, answers

@@ -20,7 +20,7 @@ from tests.phones import Phones  # noqa: E402
 from .conftest import DOMAIN  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}

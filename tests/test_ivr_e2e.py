@@ -21,7 +21,7 @@ from . import audio  # noqa: E402
 from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
 from .test_api_support import db_rows  # noqa: E402
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
 MARK = "# ------------------------------------------------------------------------------- call centre"
@@ -111,6 +111,7 @@ def test_greeting_and_language_choice_are_heard(switch_factory, phones, tmp_path
     assert audio.best_correlation(welcome_zh, heard)[0] < 0.5, "the Mandarin welcome was played instead"
 
 
+@pytest.mark.slow
 def test_voicemail_with_callback_number(switch_factory, phones, tmp_path, sounds):
     sw = switch_factory(EXTS, extra=hotline_config(tmp_path, sounds))
     c = caller_phone(sw, phones)
@@ -143,6 +144,7 @@ def test_voicemail_with_callback_number(switch_factory, phones, tmp_path, sounds
         ("1001", "13800138000", str(wav))]
 
 
+@pytest.mark.slow
 def test_menu_zero_reaches_an_agent(switch_factory, phones, tmp_path, sounds):
     sw = switch_factory(EXTS, extra=hotline_config(tmp_path, sounds))
     alice = phones("alice")
@@ -248,6 +250,7 @@ queue = "refund"
     c.hangup(call)
 
 
+@pytest.mark.slow
 def test_voicemail_ends_after_silence(switch_factory, phones, tmp_path, sounds):
     """The caller speaks, then says nothing (no # key): after the configured 5 s of silence the message
     ends and the IVR asks for the callback number."""

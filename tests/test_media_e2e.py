@@ -16,7 +16,7 @@ from tests.phones import Phones  # noqa: E402
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for  # noqa: E402
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 
@@ -156,6 +156,7 @@ def test_recording_holds_each_party_on_its_own_channel(switch_factory, phones, t
     assert path.name in index
 
 
+@pytest.mark.slow
 @requires_sipp
 @pytest.mark.skipif(not (PCAP_DIR / "dtmf_2833_1.pcap").exists(), reason="SIPp RTP pcaps not installed")
 def test_sipp_rfc4733_pcaps_are_detected_digit_for_digit(switch_factory, tmp_path):
@@ -183,6 +184,7 @@ def test_sipp_rfc4733_pcaps_are_detected_digit_for_digit(switch_factory, tmp_pat
     assert got == digits, sw.log()[-3000:]
 
 
+@pytest.mark.slow
 @requires_sipp
 def test_rtp_ports_are_all_released_after_many_calls(switch_factory, tmp_path):
     """50 SIPp calls (answered, refused busy, cancelled...) through the anchored switch: at the end

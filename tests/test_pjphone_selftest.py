@@ -12,7 +12,7 @@ pytest.importorskip("pjsua2")
 
 from tests.phones import Phone, PhoneError, Phones  # noqa: E402
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(30)]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tests.phones import Phones  # noqa: E402
 
 from .conftest import DOMAIN  # noqa: E402
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from .conftest import free_port, requires_sipp, sipp_ok
 from .test_sipp_e2e import MD5_FIRST, _expect, caller, callee, finish, register
 
-pytestmark = [requires_sipp, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, requires_sipp, pytest.mark.timeout(90)]
 
 
 def records(sw) -> list[tuple]:

@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import DOMAIN, SIPP_DIR, UdpClient, free_port, requires_sipp, sipp, sipp_ok, wait_udp_bound
 
-pytestmark = [requires_sipp, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, requires_sipp, pytest.mark.timeout(90)]
 
 # SIPp 3.6 answers only the first challenge and knows only MD5, like many older desk phones: the
 # switch offers MD5 first here (SHA-256 first is the default and is exercised with pjsua2).
@@ -136,6 +136,7 @@ def test_malformed_message_gets_400_and_switch_survives(switch):
     assert switch.proc.poll() is None
 
 
+@pytest.mark.slow
 def test_repeated_auth_failures_ban_the_address(switch_factory, tmp_path):
     sw = switch_factory(extra=MD5_FIRST + "[security]\nmax_auth_failures = 3\nfailure_window = 60\nban_time = 60\n")
     for _ in range(3):

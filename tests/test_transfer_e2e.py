@@ -13,7 +13,7 @@ from tests.phones import Phones  # noqa: E402
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, free_port  # noqa: E402
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
 @pytest.fixture
