@@ -204,7 +204,7 @@ class B2BUA:
         call.caller = a
         self.calls[call.id] = call
         self._by_dialog[a.key] = a  # type: ignore[index]
-        tx.b2bua_leg = a  # lets CANCEL find the call
+        tx.b2bua_leg = a  # type: ignore[attr-defined]  # lets CANCEL find the call
         self.emit(L.IncomingCall(a, target, caller))
 
     def _prepare_caller(self, call: Call, now: float) -> bool:
@@ -850,12 +850,12 @@ class B2BUA:
         for leg in [call.caller, *call.callees]:  # phones still ringing for this call (a fork, an agent,
             if leg.outgoing and leg.ringing and not leg.withdrawn:  # a transfer target, an originated A) stop
                 self._send_cancel(leg, now)
-        for leg in (call.caller, call.answered):
-            if leg is not None and leg.media is not None and self.media is not None:
-                st = self.media.leg_stats(leg.media)
-                call.quality[leg.role] = asdict(st)
+        for party in (call.caller, call.answered):
+            if party is not None and party.media is not None and self.media is not None:
+                st = self.media.leg_stats(party.media)
+                call.quality[party.role] = asdict(st)
                 log.info("call %s: %s media %s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, leg.role, st.codec, st.rx_packets, st.rx_lost,
+                         "buffer %d ms, tx %d", call.id, party.role, st.codec, st.rx_packets, st.rx_lost,
                          st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms, st.tx_packets)
         for leg in [call.caller, *call.callees]:
             self._detach(leg)

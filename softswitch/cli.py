@@ -7,6 +7,7 @@ import gc
 import logging
 import signal
 import sys
+from typing import Any, Callable
 
 from .config import ConfigError, load_config
 
@@ -47,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"softswitch: configuration refused: {e}", file=sys.stderr)
         return 2
     _setup_logging(args.log_level or config.log.level)
+    runner: Callable[..., Any]
     try:
         import uvloop  # 3x cheaper per packet than the stock loop on this workload (see bench/README.md)
         runner = uvloop.run

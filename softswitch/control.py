@@ -144,4 +144,4 @@ def _held(call: Any) -> bool:
 
 
 def _plain(obj: Any) -> Any:
-    return asdict(obj) if is_dataclass(obj) else obj
+    return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj

@@ -209,7 +209,7 @@ class SwitchCore:
                 out.append(ev)
             elif isinstance(ev, RequestReceived):
                 try:
-                    out += self._on_request(ev.request, ev.peer, ev.tx, now) or []
+                    out += self._on_request(ev.request, ev.peer, ev.tx, now)
                 except Exception:  # never let one message take the switch down
                     log.exception("error handling %s from %s", ev.request.method, ev.peer)
                     if ev.tx is not None and ev.request.method != "ACK":
@@ -232,7 +232,8 @@ class SwitchCore:
     def _on_request(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
         method = req.method
         if tx is None:  # ACK for a 2xx: belongs to a dialog
-            return self.b2bua.on_in_dialog(req, peer, None, now)
+            self.b2bua.on_in_dialog(req, peer, None, now)
+            return []
         ruri = req.ruri
         if not isinstance(ruri, SipUri) and ruri.scheme != "tel":
             return self.tl.respond(tx, make_response(req, 416, to_tag=_tag()), now)
@@ -243,9 +244,11 @@ class SwitchCore:
         if method == "REGISTER":  # some phones put a To tag on refreshes; a REGISTER is never in a dialog
             return self._on_register(req, peer, tx, now)
         if method == "CANCEL":
-            return self.b2bua.on_cancel(req, peer, tx, now)
+            self.b2bua.on_cancel(req, peer, tx, now)
+            return []
         if req.to.tag:
-            return self.b2bua.on_in_dialog(req, peer, tx, now)
+            self.b2bua.on_in_dialog(req, peer, tx, now)
+            return []
         if method == "OPTIONS":
             return self.tl.respond(tx, make_response(req, 200, to_tag=_tag(), extra=[
                 ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", ", ".join(sorted(SUPPORTED))),
@@ -326,7 +329,8 @@ class SwitchCore:
         user, actions = self.authenticate(req, peer, tx, now, proxy=True, expected_user=caller)
         if user is None:
             return actions
-        return self.b2bua.on_invite(req, peer, tx, user, now)
+        self.b2bua.on_invite(req, peer, tx, user, now)
+        return []
 
     def _blacklisted(self, number: str, now: float) -> bool:
         return self.lists.refused(number, self.router.wall(now))

@@ -8,11 +8,13 @@ commit), and the 200 OKs go out only after their commit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import socket
 import ssl
 import time
+from typing import TYPE_CHECKING, Hashable, TextIO
 from dataclasses import replace
 
 from store.db import Store
@@ -24,6 +26,11 @@ from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
 from .events import SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog
 from .records import Records, centre_for
+
+if TYPE_CHECKING:
+    from ivr.asr_worker import SpeechWorker
+    from media.edge import MediaEdge
+    from store.crm import CallCentre
 from .sip.framing import FramingError, KeepAlive, StreamFramer
 from .sip.transaction import Peer, Send
 
@@ -119,13 +126,13 @@ class Server:
         self._persisting: set[asyncio.Task] = set()   # registrations being committed
         self._tls_client: ssl.SSLContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.media_edge = None  # media.edge.MediaEdge when [media] enabled
-        self._queue_log = None  # open queue_log file
+        self.media_edge: MediaEdge | None = None  # when [media] enabled
+        self._queue_log: TextIO | None = None  # open queue_log file (used in the file thread only)
         self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
-        self.centre = None  # store.crm.CallCentre: the call-centre store (records, the API)
+        self.centre: CallCentre | None = None  # the call-centre store (records, the API)
         self.records: Records | None = None
-        self.speech = None  # ivr.asr_worker.SpeechWorker when speech menus are configured
+        self.speech: SpeechWorker | None = None  # when speech menus are configured
         self._wall_offset = 0.0
         self._lists_timer: asyncio.TimerHandle | None = None
         self.files = ThreadRunner("switch-files")  # queue_log and voicemail index appends, off the loop
@@ -156,9 +163,9 @@ class Server:
         self.core.registrar.load([replace(b, expires_at=b.expires_at - self._wall_offset,
                                           updated_at=b.updated_at - self._wall_offset) for b in bindings])
         log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
-        self.centre = centre_for(self.store, self.config)
-        self.records = Records(self.centre)
-        self.core.lists.normalise = self.centre.normalise
+        self.centre = centre = centre_for(self.store, self.config)
+        self.records = Records(centre)
+        self.core.lists.normalise = centre.normalise
         await self._load_lists()
         if self.config.ivr is not None:
             await self.records.import_voicemail_index(self.config.ivr.voicemail_dir)
@@ -233,9 +240,9 @@ class Server:
         if self.speech is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.speech.stop)
         if self.media_edge is not None:
-            media = self.core.media
+            media = self.media_edge.engine
             log.info("media: %d endpoint(s) open, %d RTP port(s) in use at shutdown",
-                     len(media.endpoints), media.ports.in_use if hasattr(media.ports, "in_use") else -1)
+                     len(media.endpoints), media.ports.in_use)
             await self.media_edge.stop()
         for srv in self._servers:
             srv.close()
@@ -283,9 +290,9 @@ class Server:
                 self._persisting.add(task)
                 task.add_done_callback(self._persisting.discard)
             elif isinstance(a, WriteQueueLog):
-                self.files(lambda a=a: self._write_queue_log(a))
+                self.files(functools.partial(self._write_queue_log, a))
             elif isinstance(a, SaveVoicemailIndex):
-                self.files(lambda a=a: self._index_voicemail(a))
+                self.files(functools.partial(self._index_voicemail, a))
             elif isinstance(a, SpeechAudio):
                 if self.speech is not None:
                     self.speech.feed(a.call, a.samples)
@@ -300,6 +307,7 @@ class Server:
 
     async def _load_lists(self) -> None:
         """The store's block and warning lists into the core's caller lists, now and every minute."""
+        assert self.centre is not None
         try:
             block = [(e.pattern, e.expires_at) for e in await self.centre.list_entries("block")]
             warn = [(e.pattern, e.expires_at) for e in await self.centre.list_entries("warn")]
@@ -311,8 +319,8 @@ class Server:
             self._lists_timer = self.loop.call_later(self.LISTS_REFRESH,
                                                      lambda: asyncio.ensure_future(self._load_lists()))
 
-    def _speech_heard(self, call_id: str, text: str) -> None:
-        self._execute(self.core.speech_heard(call_id, text, self.now()))
+    def _speech_heard(self, call_id: Hashable, text: str) -> None:
+        self._execute(self.core.speech_heard(str(call_id), text, self.now()))
         self._rearm()
 
     @staticmethod
