@@ -151,3 +151,47 @@ def test_hotline_ivr_queue_agent_survey_is_one_call_with_one_record(tmp_path):
     assert rec.answered - rec.arrived >= 3 and rec.ended - rec.answered >= 30
     assert rec.hung_up_by == "callee"
     assert (len(media.endpoints), core.router.ivr.calls, core.router.queue.by_call) == (0, {}, {})
+
+
+def test_originate_rings_a_then_b_and_connects_them():
+    core, net, ph = boot(media={"enabled": True})
+    router = core.router
+    call = None
+
+    def start():
+        nonlocal call
+        call = router.originator.originate("1001", "1002", net.now, caller_id="4000")
+
+    out = net._run(core.run(start, now=net.now))
+    inv_a = reqs_to(out, ph["1001"].peer, "INVITE")[0]
+    assert not reqs_to(out, ph["1002"].peer, "INVITE")              # B waits until A answers
+    assert "4000" in inv_a.headers.get("From")
+    ph["1001"].send(answer(inv_a, 180, to_tag="a"))
+    out = ph["1001"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1001@10.0.0.1>", body=sdp(4000, "10.0.0.1")))
+    assert [m.method for m in reqs_to(out, ph["1001"].peer)] == ["ACK"]
+    inv_b = reqs_to(out, ph["1002"].peer, "INVITE")[0]              # now B rings
+    assert call.state == "queued" and call.answered is None         # A waits (music) while B rings
+    net.advance(2)
+    ph["1002"].send(answer(inv_b, 200, to_tag="b", contact="<sip:1002@10.0.0.2>", body=sdp(5000, "10.0.0.2")))
+    assert call.state == "answered" and call.media_partner is call.answered and call.bridge is not None
+    net.advance(10)
+    bye = in_dialog("BYE", ruri="sip:x@x", from_=inv_b.headers.get("To") + ";tag=b", to=inv_b.headers.get("From"),
+                    call_id=inv_b.call_id, cseq=5, via_host="10.0.0.2", via_port=5060)
+    out = ph["1002"].send(bye)
+    assert reqs_to(out, ph["1001"].peer, "BYE")
+    [rec] = ended(net)
+    assert (rec.caller, rec.callee, rec.disposition, rec.hung_up_by) == ("1001", "1002", Disposition.ANSWERED, "callee")
+    assert rec.ended - rec.answered >= 10
+
+
+def test_originate_hangs_up_a_when_b_is_busy():
+    core, net, ph = boot(media={"enabled": True})
+    net._run(core.run(core.router.originator.originate, "1001", "1002", net.now, now=net.now))
+    inv_a = reqs_to(net.sent, ph["1001"].peer, "INVITE")[0]
+    out = ph["1001"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1001@10.0.0.1>", body=sdp(4000, "10.0.0.1")))
+    inv_b = reqs_to(out, ph["1002"].peer, "INVITE")[0]
+    out = ph["1002"].send(answer(inv_b, 486, to_tag="b"))
+    assert reqs_to(out, ph["1001"].peer, "BYE")
+    assert ended(net)[-1].disposition is Disposition.BUSY
+    assert core.router.originator.originate("1003", "1002", net.now) is not None   # 1003 is registered
+    assert core.router.originator.originate("9999", "1002", net.now) is None        # nobody to ring

@@ -409,6 +409,18 @@ class ApiServer:
     async def op_list_calls(self, ctx: Ctx) -> web.Response:
         return reply([c for c in self.control.calls() if self._visible(ctx, c)])
 
+    async def op_originate(self, ctx: Ctx) -> web.Response:
+        a, b, caller_id = ctx.body["from"], ctx.body["to"], ctx.body.get("caller_id", "")
+        if not ctx.supervisor:
+            agent = self._agent(ctx.user)
+            if agent is None or agent.get("extension") != a:
+                raise ApiError(403, "agents may only originate calls from their own extension", "from")
+        call_id = self.control.originate(a, b, caller_id)
+        if call_id is None:
+            raise ApiError(409, f"extension {a} cannot be rung (not registered, or no media port free)", "from")
+        log.info("api: %s originates call %s: %s, then %s", ctx.user, call_id, a, b)
+        return reply({"id": call_id}, 201)
+
     async def op_call_hold(self, ctx: Ctx) -> web.Response:
         call = self._live_call(ctx)
         try:

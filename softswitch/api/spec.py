@@ -48,6 +48,7 @@ def arr(items: dict, **kw: Any) -> dict:
 
 
 NUMBER = s(40, pattern=r"^\s*\+?[0-9][0-9 ()./-]{0,60}$", description="a phone number (normalised: digits, optional '+')")
+EXTENSION = s(15, pattern=r"^\+?[0-9]{2,15}$")
 TIME = num(minimum=0, maximum=1e11, description="seconds since the epoch")
 ORDER_KINDS = ["pickup", "delivery", "repair", "complaint", "consultation", "appointment"]
 ORDER_STATUSES = ["open", "assigned", "in_progress", "resolved", "closed"]
@@ -68,7 +69,7 @@ SCHEMAS: dict[str, dict] = {
                       "skills": {"type": "object", "additionalProperties": True}}, ("id", "state"), extra=True),
     "AgentAction": obj({
         "action": {"type": "string", "enum": ["login", "ready", "not_ready", "logout", "wrapup_end"]},
-        "reason": s(200), "extension": s(15, pattern=r"^\+?[0-9]{2,15}$")}, ("action",)),
+        "reason": s(200), "extension": EXTENSION}, ("action",)),
     "AgentState": obj({"id": integer(), "agent": _STR, "state": _STR, "reason": _STR, "started_at": num(),
                        "ended_at": num(nullable=True)}, extra=True),
     "LiveCall": obj({"id": _STR, "caller": _STR, "callee": _STR, "state": _STR,
@@ -78,6 +79,12 @@ SCHEMAS: dict[str, dict] = {
     "Hold": obj({"on": {"type": "boolean"}}, ("on",)),
     "Transfer": obj({"target": s(32, pattern=r"^\+?[0-9*#]{1,32}$",
                                  description="an extension, a queue number or an IVR number")}, ("target",)),
+    "Originate": obj({
+        "from": {**EXTENSION, "description": "the extension rung first (A); an agent may only give her own"},
+        "to": {**EXTENSION, "description": "the number rung when A answers (B)"},
+        "caller_id": {**EXTENSION, "description": "the number A's phone shows (default: `to`)"}},
+        ("from", "to")),
+    "Originated": obj({"id": _STR}, ("id",), extra=True),
     "Empty": obj({}),
     "Context": {"type": "object", "maxProperties": 20, "additionalProperties": s(2000),
                 "description": "notes that travel with the call (shown to the next agent after a transfer); "
@@ -199,8 +206,13 @@ PATHS: dict[str, dict] = {
                   params=[AGENT_ID, q("since", TIME), q("until", TIME)])},
     "/api/queues": {"get": op("list_queues", "Live queue state (waiting callers, agents by state, counters)",
                               arr(ref("QueueLive")))},
-    "/api/calls": {"get": op("list_calls", "Calls in progress (an agent sees only calls offered to it)",
-                             arr(ref("LiveCall")))},
+    "/api/calls": {
+        "get": op("list_calls", "Calls in progress (an agent sees only calls offered to it)", arr(ref("LiveCall"))),
+        "post": op("originate", "Click-to-dial: ring extension `from` (A); when A answers, A hears music while "
+                                "`to` (B) rings, and B answering connects them. An agent may only ring her own "
+                                "extension. 409 when A is not registered", ref("Originated"), body="Originate",
+                   status="201", ok_desc="A is ringing; `id` is the new call's id"),
+    },
     "/api/calls/{call}/hold": {"post": op("call_hold", "Hold (music to the caller) or resume", ref("Ok"),
                                           body="Hold", params=[CALL_ID])},
     "/api/calls/{call}/transfer": {"post": op("call_transfer", "Blind transfer of the caller to an extension or a "
