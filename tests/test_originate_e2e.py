@@ -18,7 +18,7 @@ from . import audio  # noqa: E402
 from .conftest import DOMAIN, free_port  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 requires_pjsua2 = pytest.mark.skipif(importlib.util.find_spec("pjsua2") is None, reason="pjsua2 not installed")
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
@@ -87,10 +87,10 @@ def test_originate_rings_a_then_b_and_connects_them(switch_factory, phones, tmp_
     b_says = audio.write_wav(tmp_path / "b_says.wav", audio.melody(2.0, seed=62))
     a.record(a_in["call"], tmp_path / "a_heard.wav")
     b.record(b_in["call"], tmp_path / "b_heard.wav")
-    time.sleep(0.3)
+    time.sleep(0.3)  # pacing: the recorders run before the audio starts
     a.play(a_in["call"], a_says)
     b.play(b_in["call"], b_says)
-    time.sleep(3.0)  # the melodies' length plus the path through the switch, not an ordering decision
+    time.sleep(3.0)  # pacing: the 2 s melodies reach the other phone in real time (asserted below)
     a.stop_record(a_in["call"])
     b.stop_record(b_in["call"])
     live = boss.get("/api/calls")[1]
