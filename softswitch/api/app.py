@@ -266,7 +266,7 @@ class ApiServer:
             query = parse_query(params, request.query, self.schemas)
             body = None
             if body_schema is not None:
-                body = await self._body(request, body_schema, body_spec.get("required", True))
+                body = await self._body(request, body_schema, (body_spec or {}).get("required", True))
             elif request.can_read_body and request.content_length:
                 raise ApiError(400, "this request takes no body")
             return await method(Ctx(request, session, path, query, body))
