@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .core_harness import *  # noqa: F401,F403
-from .core_harness import DOMAIN, Net, Phone, answer, in_dialog, make_core, responses
+from .core_harness import DOMAIN, Net, Phone, answer, in_dialog, make_core, responses  # noqa: F401 (re-exported)
 from softswitch.sip.transaction import Peer  # noqa: E402
 from softswitch.sip.message import Request, Response
 

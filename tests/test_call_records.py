@@ -9,7 +9,7 @@ from media.engine import DtmfReceived
 from softswitch.events import AgentConnected, CallEnded, Disposition, OfferPresented
 
 from .callcentre_harness import (ACD, DOMAIN, Net, Phone, ack_caller, answer, in_dialog, login, make_core,
-                                 plain_call, reqs_to, responses, sdp, setup)
+                                 plain_call, reqs_to, responses, sdp)
 from .core_harness import Peer
 
 ROOT = Path(__file__).resolve().parents[1]

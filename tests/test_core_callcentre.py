@@ -74,7 +74,7 @@ def test_finished_calls_leave_nothing_behind():
     b2 = core.b2bua
     for i in range(20):
         a, b = plain_call(net, ph["1001"], ph["1002"], tag=f"bt{i}")
-        for p, m in a.req("BYE"):
+        for _, m in a.req("BYE"):
             if getattr(m, "method", "") == "BYE":
                 ph["1002"].send(answer(m, 200))
     net.advance(120)

@@ -43,7 +43,8 @@ def _time(text: str) -> float:
     try:
         dt = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time (epoch seconds or ISO 8601, e.g. 2024-05-01T08:00): {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"not a time (epoch seconds or ISO 8601, e.g. 2024-05-01T08:00): {text!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
     return dt.timestamp()
