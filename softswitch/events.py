@@ -70,6 +70,7 @@ class CallEnded(SwitchEvent):
     variables: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)   # role -> media leg statistics
+    service: bool = False                # a feature code or a supervisor's monitoring call: no call record
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()

@@ -41,6 +41,8 @@ class Records:
 
     def __call__(self, event: SwitchEvent) -> None:
         """A switch event (the edge calls this for every one); records are written in the background."""
+        if isinstance(event, CallEnded) and event.service:
+            return  # feature codes and supervisors listening in are not customer calls
         if isinstance(event, (CallEnded, AgentStateChanged, VoicemailLeft)):
             self._queue.put_nowait(event)
 

@@ -143,6 +143,8 @@ class Router:
                 disposition = Disposition.ANSWERED
             elif call.final_status:
                 disposition = disposition_for_status(call.final_status)
+            elif notes.get("overflowed"):
+                disposition = Disposition.OVERFLOWED  # left unanswered after its queue overflowed
             elif call.end_reason == "cancelled" or notes.get("queue") or notes.get("ivr"):
                 disposition = Disposition.ABANDONED  # the caller gave up ringing, in the IVR or the queue
             else:
@@ -155,7 +157,7 @@ class Router:
             ivr=notes.get("ivr", ""), hung_up_by=call.hung_up_by,
             recordings=tuple((f, w(s), w(e)) for f, s, e in call.recordings),
             survey_score=notes.get("survey_score"), variables=dict(call.variables), context=dict(call.context),
-            quality=dict(call.quality))
+            quality=dict(call.quality), service=bool(notes.get("service")))
 
     def blocked(self, caller: str, callee: str, now: float) -> None:
         """A call refused before it became a call (blacklisted caller) still gets its record."""

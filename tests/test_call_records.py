@@ -195,3 +195,31 @@ def test_originate_hangs_up_a_when_b_is_busy():
     assert ended(net)[-1].disposition is Disposition.BUSY
     assert core.router.originator.originate("1003", "1002", net.now) is not None   # 1003 is registered
     assert core.router.originator.originate("9999", "1002", net.now) is None        # nobody to ring
+
+
+def play_media(core, net, seconds: float) -> None:
+    """Run the media engine's 20 ms tick for ``seconds`` (prompts and tones play out) beside the fake clock."""
+    m = core.media
+    t = m._clock()
+    for _ in range(int(seconds / 0.02)):
+        t += 0.02
+        net._run(core.on_media_events(m.tick(t).events, net.now))
+
+
+def test_feature_codes_are_service_calls_and_an_overflowed_call_is_overflow():
+    acd = {**ACD, "queues": [{**ACD["queues"][0], "max_wait": 5, "on_timeout": {"action": "overflow", "queue": "spill"}},
+                             {"name": "spill", "skill": "support", "max_wait": 5,
+                              "on_timeout": {"action": "hangup"}}]}
+    core, net, ph = boot(media={"enabled": True}, acd=acd)
+    _, out = ph["1002"].invite("*11*2001", body=sdp(4000, "10.0.0.2"))     # agent login: a service call
+    ack_caller(ph["1002"], [m for m in responses(out) if m.status == 200][0])
+    play_media(core, net, 1.0)                                              # the confirmation tone, then BYE
+    assert ended(net)[-1].service and core.router.queue.acd.agent_state("2001")[0] == "ready"
+    _, out = ph["1002"].invite("*12", body=sdp(4000, "10.0.0.2"))          # and out again: nobody serves
+    ack_caller(ph["1002"], [m for m in responses(out) if m.status == 200][0])
+    play_media(core, net, 1.0)
+    _, out = ph["1001"].invite("500", body=sdp(4000, "10.0.0.1"))
+    ack_caller(ph["1001"], [m for m in responses(out) if m.status == 200][0])
+    net.advance(30)
+    rec = ended(net)[-1]
+    assert (rec.disposition, rec.queue, rec.service) == (Disposition.OVERFLOWED, "spill", False)

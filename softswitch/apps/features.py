@@ -39,6 +39,7 @@ class FeatureApp(Application):
         ok = bool(reply and reply.ok)
         log.info("feature code %s from %s: %s (%s)", number, call.caller_number, "ok" if ok else "refused",
                  reply.message if reply else "no reply")
+        call.notes["service"] = True
         if self.do(L.AnswerLocally(call), now):
             call.answered_at = now  # the switch is the party this call reached
             sounds = self.router.sounds

@@ -41,6 +41,7 @@ class MonitorApp(Application):
 
     def on_incoming(self, call: "Call", number: str, now: float) -> None:
         mode, agent_id = monitor_code(number)  # type: ignore[misc]
+        call.notes["service"] = True  # not a customer call: no call record
         caller = call.caller_number
         media = self.b2bua.media
         qc = self.router.queue.connected_call(agent_id)

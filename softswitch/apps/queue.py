@@ -242,6 +242,7 @@ class QueueApp(Application):
             log.info("call %s: overflow from queue %s to %s", call.id, a.from_queue, a.to_queue)
             qc.queue = a.to_queue
             call.notes["queue"] = a.to_queue
+            call.notes["overflowed"] = True
         elif isinstance(a, (acd_actions.HangupWithPrompt, acd_actions.SendToVoicemail)):
             prompt = a.prompt if isinstance(a, acd_actions.HangupWithPrompt) else "goodbye"
             log.info("call %s: %s", call.id, f"to voicemail {a.mailbox}: not wired yet, hanging up"
