@@ -526,9 +526,9 @@ def _check(cfg: IvrConfig) -> None:
             prompts[lang] = available_prompts(cfg.prompts_dir, lang)
         except ValueError as e:
             raise Invalid(str(e), at="prompts_dir") from None
-    for num, flow in cfg.numbers.items():
-        if flow not in cfg.flows:
-            raise Invalid(f"unknown flow {quote(flow)}" + hint(flow, list(cfg.flows)), at=f"numbers.{num}")
+    for num, flow_name in cfg.numbers.items():
+        if flow_name not in cfg.flows:
+            raise Invalid(f"unknown flow {quote(flow_name)}" + hint(flow_name, list(cfg.flows)), at=f"numbers.{num}")
     for fname, flow in cfg.flows.items():
         at = f"flows.{fname}"
         if flow.start not in flow.nodes:

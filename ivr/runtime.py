@@ -65,5 +65,7 @@ class Ivr:
         if not self.speech:
             raise RuntimeError("speech input is off")
         if self._model is None:
-            self._model = load_model(self.config.asr.model)
+            model = self.config.asr.model
+            assert model is not None  # speech is on: a model is configured
+            self._model = load_model(model)
         return VoskRecognizer(self._model, keywords)

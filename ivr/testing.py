@@ -21,7 +21,9 @@ MON_10_SHANGHAI = 1795399200.0
 
 def example_raw() -> dict:
     text = (ROOT / "ivr" / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```toml\n(.*?)```", text.split("## Example", 1)[1], re.S).group(1)
+    m = re.search(r"```toml\n(.*?)```", text.split("## Example", 1)[1], re.S)
+    assert m is not None, "ivr/README.md: no toml block under ## Example"
+    block = m.group(1)
     return tomllib.loads(block)["ivr"]
 
 

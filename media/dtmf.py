@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .rtp import FRAME
 
@@ -172,6 +173,13 @@ class ToneDetector:
     HARMONIC_RATIO = 0.1          # second harmonic ≥ 10 dB below its fundamental
     MIN_BLOCKS = 2                # 40 ms present to accept
     END_BLOCKS = 2                # 40 ms absent to end
+
+    # per-row state, made and grown by _grow
+    cand: NDArray[np.int8]        # digit code of the last block (-1: none)
+    run: NDArray[np.int32]        # blocks in a row that showed it
+    active: NDArray[np.int8]      # the digit being pressed (-1: none)
+    gap: NDArray[np.int32]        # blocks since it was last seen
+    start: NDArray[np.int64]      # tick the press began
 
     def __init__(self, capacity: int):
         self.basis = _basis()

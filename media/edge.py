@@ -116,7 +116,7 @@ class MediaEdge:
     # ------------------------------------------------------------------ one tick
     def drain(self, now: float) -> int:
         """Read every waiting datagram into the engine; returns how many."""
-        batch = []
+        batch: list[tuple[int, bytes, tuple[str, int], float]] = []
         add = batch.append
         clock = time.monotonic  # the tick's clock (loop.time()); per packet, so jitter is not quantised to 20 ms
         ready = ([self._fd[fd] for fd, _ in self._poll.poll(0) if fd in self._fd] if self._poll is not None

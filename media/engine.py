@@ -43,9 +43,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import rtcp as rtcp_mod
 from . import rtp as rtp_mod
@@ -297,6 +298,32 @@ class Endpoint:
 # ----------------------------------------------------------------------------------------- engine
 
 class MediaEngine:
+    # Per-row arrays (one entry per leg row), made and grown by ``_grow`` with setattr; declared here for the
+    # type checker.
+    codec: NDArray[np.int8]                 # g711 law (ULAW / ALAW)
+    pt: NDArray[np.int64]                   # payload type we send
+    seq: NDArray[np.int64]                  # next RTP sequence number (masked when sent)
+    ts: NDArray[np.int64]                   # RTP timestamp (masked when sent)
+    ssrc: NDArray[np.int64]
+    marker: NDArray[np.bool_]
+    fast: NDArray[np.bool_]
+    inband: NDArray[np.bool_]
+    conceal_run: NDArray[np.int16]
+    concealed: NDArray[np.int64]
+    tx_packets: NDArray[np.int64]
+    tx_octets: NDArray[np.int64]
+    prev: NDArray[np.float32]               # rows × FRAME: the last frame decoded (concealment)
+    rx_ssrc: NDArray[np.int64]
+    last_rx: NDArray[np.float64]
+    rx_packets: NDArray[np.int64]
+    timeout_reported: NDArray[np.bool_]
+    latched: NDArray[np.bool_]
+    _m_rx_ssrc: memoryview[int]             # memoryviews of the four above (Endpoint's properties, per packet)
+    _m_last_rx: memoryview[float]
+    _m_rx_packets: memoryview[int]
+    _m_timeout_reported: memoryview[bool]
+    _remote_of_row: list[tuple[str, int] | None]   # mirror of Endpoint.remote (set by _rebuild_lists)
+
     def __init__(self, config: MediaConfig | None = None, *, bank: SoundBank | None = None,
                  recorder: Recorder | None = None, now: Callable[[], float] = time.monotonic,
                  jobs: JobRunner | None = None):
@@ -513,8 +540,8 @@ class MediaEngine:
         old = ep.params
         ep.params = p
         if old is None or (old.remote_addr, old.remote_port) != (p.remote_addr, p.remote_port):
-            ok = p.remote_addr and p.remote_addr != "0.0.0.0" and p.remote_port > 0
-            ep.remote = (p.remote_addr, p.remote_port) if ok else None
+            addr = p.remote_addr
+            ep.remote = (addr, p.remote_port) if addr and addr != "0.0.0.0" and p.remote_port > 0 else None
             ep.latched = False
             ep.rtcp_remote = None
         r = ep.row
@@ -829,7 +856,7 @@ class MediaEngine:
         self._tx_eps = [e for e in eps if e.params is not None and e.params.send and e.remote is not None]
         self._tx_rows = np.array([e.row for e in self._tx_eps], dtype=np.int64)
         self._tx_ports = [e.port for e in self._tx_eps]
-        self._tx_addrs = [e.remote for e in self._tx_eps]
+        self._tx_addrs = cast("list[tuple[str, int]]", [e.remote for e in self._tx_eps])   # not None: see above
         self._tx_port_arr = np.array(self._tx_ports, dtype=np.int64)
         self._tx_addr_arr = np.fromiter(self._tx_addrs, dtype=object, count=len(self._tx_addrs))
         self._hk = eps
@@ -892,20 +919,20 @@ class MediaEngine:
                 self.prev[rows] = xr
                 x[rows] = xr
             if self._listening:  # only the few legs a recogniser listens to
-                for ep, buf in self._listening.items():
-                    buf.append(x[ep.row].copy())
-                    if len(buf) >= LISTEN_FRAMES:
-                        events.append(AudioChunk(ep, np.concatenate(buf)))
-                        buf.clear()
+                for ep, chunks in self._listening.items():
+                    chunks.append(x[ep.row].copy())
+                    if len(chunks) >= LISTEN_FRAMES:
+                        events.append(AudioChunk(ep, np.concatenate(chunks)))
+                        chunks.clear()
 
             # 2. in-band DTMF on the legs that do not send RFC 4733
             inb = self.inband[rows]
             ib = rows[inb]
             if len(ib):
                 for row, d in self.detector.process(xr if len(ib) == n else xr[inb], ib):
-                    ep = self._by_row.get(row)
-                    if ep is not None:
-                        events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
+                    leg = self._by_row.get(row)
+                    if leg is not None:
+                        events.append(DtmfReceived(leg, d.digit, d.source, d.duration_ms))
 
         else:
             tp = time.perf_counter()
@@ -965,18 +992,18 @@ class MediaEngine:
 
         # 7. ended prompts, DTMF events that lost their end packets, per-leg housekeeping
         for prow in finished:
-            ep = self._prompt_owner.get(int(prow))
-            if ep is not None:
-                pid = ep.prompt_id
-                self.stop_playback(ep)
-                events.append(PlaybackFinished(ep, pid))
+            owner = self._prompt_owner.get(int(prow))
+            if owner is not None:
+                pid = owner.prompt_id
+                self.stop_playback(owner)
+                events.append(PlaybackFinished(owner, pid))
             else:
                 self.players.stop(int(prow))
         if self._dtmf_open:
             for ep in list(self._dtmf_open):
-                d = ep.dtmf_rx.poll(now)
-                if d is not None:
-                    events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
+                late_digit = ep.dtmf_rx.poll(now)
+                if late_digit is not None:
+                    events.append(DtmfReceived(ep, late_digit.digit, late_digit.source, late_digit.duration_ms))
                 if ep.dtmf_rx.ended:
                     self._dtmf_open.discard(ep)
         for ep in self._hk[self.tick_no % _HOUSEKEEPING_TICKS::_HOUSEKEEPING_TICKS]:
@@ -988,19 +1015,21 @@ class MediaEngine:
 
         late = None if due is None else now - due
         t5 = time.perf_counter()
-        st = self.stats.stages
+        stages = self.stats.stages
         for name, a, b in (("playout", t0, tp), ("decode+dtmf", tp, t1), ("mix", t1, t2), ("record", t2, t3),
                            ("encode", t3, te), ("packets", te, t4), ("housekeeping", t4, t5)):
-            st[name] = st.get(name, 0.0) + (b - a)
+            stages[name] = stages.get(name, 0.0) + (b - a)
         self.stats.add(t5 - t0, late)
         return TickOutput(out, events)
 
     def _send_slow(self, ep: Endpoint, codes: np.ndarray, out: list[Datagram]) -> None:
         """A leg sending a DTMF event or using a ptime other than 20 ms."""
+        assert ep.params is not None and ep.remote is not None      # a sending leg (_tx_eps)
         r = ep.row
         if ep.dtmf_tx.busy:
             pk = ep.dtmf_tx.tick(int(self.ts[r]) & 0xFFFFFFFF)
             if pk is not None:
+                assert ep.params.te_pt is not None                  # send_dtmf sends events only then
                 for payload, marker, ts in pk:
                     out.append(Datagram(ep.port, rtp_mod.build(ep.params.te_pt, int(self.seq[r]), ts,
                                                                int(self.ssrc[r]), payload, marker), ep.remote))
@@ -1027,6 +1056,7 @@ class MediaEngine:
         ep.tx_since_report = True
 
     def _housekeeping(self, ep: Endpoint, now: float, out: list[Datagram], events: list) -> None:
+        assert ep.params is not None                                # tick visits negotiated legs only
         self.jitter.set_jitter(ep.row, ep.rx.jitter)
         if ep.params.receive and not ep.timeout_reported and now - ep.last_rx > self.config.rtp_timeout:
             ep.timeout_reported = True

@@ -18,6 +18,7 @@ producing a 30 ms frame.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .rtp import FRAME, HALF, IDLE, LOST, PLAY
 
@@ -33,6 +34,51 @@ _BOOL_FIELDS = ("active", "primed")
 
 class JitterTable:
     """Adaptive playout buffers for rows ``0 .. cap-1`` (see ``media.rtp.JitterBuffer`` for the rules)."""
+
+    # The state vectors, made (and grown) by ``_alloc`` with setattr from _INT_FIELDS and _BOOL_FIELDS, and
+    # their memoryviews (``_`` + name) for the per-packet path; declared here for the type checker.
+    po: NDArray[np.int64]               # playout point (unwrapped timestamp)
+    end: NDArray[np.int64]              # end of the buffered audio
+    base: NDArray[np.int64]             # timestamp the buffer (re)started at: ring slot 0
+    count: NDArray[np.int64]            # halves buffered
+    target: NDArray[np.int64]           # playout delay in frames
+    min_delay: NDArray[np.int64]
+    max_delay: NDArray[np.int64]
+    played: NDArray[np.int64]
+    lost: NDArray[np.int64]
+    late: NDArray[np.int64]
+    dropped: NDArray[np.int64]
+    duplicates: NDArray[np.int64]
+    underruns: NDArray[np.int64]
+    empty_run: NDArray[np.int64]
+    win_n: NDArray[np.int64]
+    win_min: NDArray[np.int64]
+    active: NDArray[np.bool_]
+    primed: NDArray[np.bool_]
+    _po: memoryview[int]
+    _end: memoryview[int]
+    _base: memoryview[int]
+    _count: memoryview[int]
+    _target: memoryview[int]
+    _min_delay: memoryview[int]
+    _max_delay: memoryview[int]
+    _played: memoryview[int]
+    _lost: memoryview[int]
+    _late: memoryview[int]
+    _dropped: memoryview[int]
+    _duplicates: memoryview[int]
+    _underruns: memoryview[int]
+    _empty_run: memoryview[int]
+    _win_n: memoryview[int]
+    _win_min: memoryview[int]
+    _active: memoryview[bool]
+    _primed: memoryview[bool]
+    silence: NDArray[np.uint8]          # per row: the codec's silence byte
+    ring: NDArray[np.uint8]             # rows × RING × HALF payload
+    present: NDArray[np.uint8]          # rows × RING: 1 where a half is buffered
+    _silence: memoryview[int]
+    _ring: memoryview[int]              # flat
+    _present: memoryview[int]           # flat
 
     def __init__(self, cap: int = 0):
         self.cap = 0
@@ -64,9 +110,10 @@ class JitterTable:
         # scalar access for the per-packet path: memoryview items are plain Python ints / bools
         for name in _INT_FIELDS + _BOOL_FIELDS:
             setattr(self, "_" + name, memoryview(getattr(self, name)))
-        self._silence = memoryview(self.silence)
-        self._ring = memoryview(self.ring.reshape(-1))
-        self._present = memoryview(self.present.reshape(-1))
+        # (``.data`` is ``memoryview(array)``; numpy's stubs declare ndarray a Buffer only for Python 3.12+)
+        self._silence = self.silence.data
+        self._ring = self.ring.reshape(-1).data
+        self._present = self.present.reshape(-1).data
 
     def grow(self, cap: int) -> None:
         if cap > self.cap:
@@ -102,8 +149,9 @@ class JitterTable:
         return max(0, self._end[r] - self._po[r]) // FRAME if self._active[r] else 0
 
     # ------------------------------------------------------------------ per packet
-    def put(self, r: int, ts: int, payload: bytes, marker: bool = False) -> None:
-        """``JitterBuffer.put`` for row ``r`` (``ts`` unwrapped)."""
+    def put(self, r: int, ts: int, payload: bytes, marker: int = False) -> None:
+        """``JitterBuffer.put`` for row ``r`` (``ts`` unwrapped; ``marker`` true: the RTP marker bit, a bool
+        or the header byte masked with 0x80)."""
         n = len(payload)
         if n == 0:
             return

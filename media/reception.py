@@ -9,6 +9,7 @@ the same. ``ReceptionView`` is one row with the ``ReceptionStats`` interface (RT
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .rtp import MAX_DROPOUT, MAX_MISORDER, SEQ_MOD
 
@@ -18,6 +19,37 @@ _BOOL = ("started", "has_transit", "has_ts")
 
 
 class ReceptionTable:
+    # The state vectors, made (and grown) by ``_alloc`` with setattr from _INT, _BOOL and "jitter", and their
+    # memoryviews (``_`` + name) for the per-packet path; declared here for the type checker.
+    base_seq: NDArray[np.int64]
+    max_seq: NDArray[np.int64]
+    bad_seq: NDArray[np.int64]
+    cycles: NDArray[np.int64]
+    received: NDArray[np.int64]
+    expected_prior: NDArray[np.int64]
+    received_prior: NDArray[np.int64]
+    transit: NDArray[np.int64]
+    duplicates: NDArray[np.int64]
+    ts_last: NDArray[np.int64]
+    started: NDArray[np.bool_]
+    has_transit: NDArray[np.bool_]
+    has_ts: NDArray[np.bool_]
+    jitter: NDArray[np.float64]
+    _base_seq: memoryview[int]
+    _max_seq: memoryview[int]
+    _bad_seq: memoryview[int]
+    _cycles: memoryview[int]
+    _received: memoryview[int]
+    _expected_prior: memoryview[int]
+    _received_prior: memoryview[int]
+    _transit: memoryview[int]
+    _duplicates: memoryview[int]
+    _ts_last: memoryview[int]
+    _started: memoryview[bool]
+    _has_transit: memoryview[bool]
+    _has_ts: memoryview[bool]
+    _jitter: memoryview[float]
+
     def __init__(self, cap: int = 0):
         self.cap = 0
         self._alloc(cap)

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -39,6 +40,13 @@ def _update_header(f) -> None:
         pass
 
 
+class WavFile(Protocol):
+    """What the recorder does with the ``soundfile.SoundFile`` it opens."""
+    def write(self, data: np.ndarray) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Recording:
     id: int
@@ -53,7 +61,7 @@ class Recording:
     phase: int                              # tick (mod FLUSH_TICKS) at which it flushes
     flushed_tick: int                       # last tick written to the file
     frames: int = 0
-    file: object = None                     # set by the open job (in the runner's thread)
+    file: WavFile | None = None             # set by the open job (in the runner's thread)
     closed: bool = False
     error: str | None = None                # why the file could not be opened or written
     extra: dict = field(default_factory=dict)
@@ -233,7 +241,7 @@ class Recorder:
         ring[slots, tick % RING_TICKS] = s16.reshape(n, FRAME * 2)
         due = tick % FLUSH_TICKS
         if (phases == due).any():
-            jobs = []                                  # one hand-over to the writer per tick, not one per file
+            jobs: list[Callable[[], None]] = []        # one hand-over to the writer per tick, not one per file
             for rec in list(self.active.values()):
                 if rec.phase == due:
                     self._flush(rec, tick, jobs)
@@ -243,7 +251,7 @@ class Recorder:
                         job()
                 self._run(run_all)
 
-    def _flush(self, rec: Recording, tick: int, jobs: list | None = None) -> None:
+    def _flush(self, rec: Recording, tick: int, jobs: list[Callable[[], None]] | None = None) -> None:
         first, last = rec.flushed_tick + 1, tick
         if last < first:
             return

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-
-from .rtp import ReceptionStats
+from typing import Protocol
 
 SR, RR, SDES, BYE = 200, 201, 202, 203
 NTP_EPOCH_OFFSET = 2208988800            # 1900 → 1970
@@ -53,7 +52,21 @@ class RtcpPacket:
     cname: str | None = None
 
 
-def _block(ssrc: int, st: ReceptionStats, lsr: int, dlsr: int) -> bytes:
+class ReceptionReport(Protocol):
+    """What a report block reads of the switch's reception statistics: a ``media.rtp.ReceptionStats``, or
+    one leg's row of the engine's ``media.reception.ReceptionTable`` (``ReceptionView``)."""
+    @property
+    def started(self) -> bool: ...
+    @property
+    def jitter(self) -> float: ...
+    @property
+    def lost(self) -> int: ...
+    @property
+    def extended_max(self) -> int: ...
+    def interval_fraction_lost(self) -> int: ...
+
+
+def _block(ssrc: int, st: ReceptionReport, lsr: int, dlsr: int) -> bytes:
     # Every field is clamped to its wire range: duplicates make loss negative (fraction 0, signed
     # 24-bit cumulative), and a report must never be what stops a media tick.
     frac = max(0, min(255, st.interval_fraction_lost()))
@@ -64,7 +77,7 @@ def _block(ssrc: int, st: ReceptionStats, lsr: int, dlsr: int) -> bytes:
 
 
 def build_report(ssrc: int, cname: str, now: float, *, sending: bool, rtp_ts: int = 0, packets: int = 0,
-                 octets: int = 0, remote_ssrc: int | None = None, stats: ReceptionStats | None = None,
+                 octets: int = 0, remote_ssrc: int | None = None, stats: ReceptionReport | None = None,
                  lsr: int = 0, lsr_arrival: float | None = None) -> bytes:
     """Compound SR (when we sent since the last report) or RR, followed by SDES CNAME."""
     blocks = b""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import g711, rtp
-from .engine import Datagram, MediaEngine
+from .engine import Datagram, Endpoint, MediaEngine
 
 FRAME = rtp.FRAME
 
@@ -78,7 +78,7 @@ class Clock:
         return self.t
 
 
-def run_ticks(engine: MediaEngine, clock: Clock, legs: list[tuple[Phone, object]], ticks: int,
+def run_ticks(engine: MediaEngine, clock: Clock, legs: list[tuple[Phone, Endpoint]], ticks: int,
               source=None, events: list | None = None) -> None:
     """``ticks`` ticks; ``source(phone, i)`` returns the 160 samples (or None) each phone sends at tick i."""
     phones = [p for p, _ in legs]
