@@ -101,5 +101,15 @@ class QueueLogLine:
     line: str
 
 
+@dataclass(frozen=True)
+class WrapUpDone:
+    """The agent's after-call work for ``call_id`` is over: ``seconds`` of wrap-up (counted in AHT)."""
+
+    call_id: str
+    agent_id: str
+    queue: str
+    seconds: float
+
+
 Action = (RingAgent | CancelRing | Connect | StartMusic | Announce | Overflow | SendToVoicemail | HangupWithPrompt
-          | AgentStateChanged | FeatureCodeReply | QueueLogLine)
+          | AgentStateChanged | FeatureCodeReply | QueueLogLine | WrapUpDone)

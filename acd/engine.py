@@ -26,7 +26,7 @@ from . import events as ev
 from . import queuelog
 from .actions import (
     Action, AgentStateChanged, Announce, CancelRing, Connect, FeatureCodeReply, HangupWithPrompt, Overflow,
-    QueueLogLine, RingAgent, SendToVoicemail, StartMusic,
+    QueueLogLine, RingAgent, SendToVoicemail, StartMusic, WrapUpDone,
 )
 from .config import AcdConfig, AcdQueue, Fallback
 from .featurecodes import parse_feature_code
@@ -72,6 +72,7 @@ class _Agent:
     after_call: tuple[AgentState, str] | None = None  # state requested while on a call
     wrap_queue: int = -1
     wrap_start: float = 0.0
+    wrap_call: str = ""  # the call whose after-call work this is
 
 
 class Acd:
@@ -277,7 +278,7 @@ class Acd:
         agent = self.agents[a]
         agent.call = None
         if q.wrapup_time:
-            agent.wrap_queue, agent.wrap_start = call.queue, now
+            agent.wrap_queue, agent.wrap_start, agent.wrap_call = call.queue, now, call.id
             self._set_state(a, AgentState.WRAPUP, now, out)
             self._arm(("wrap", a), now + q.wrapup_time)
         else:
@@ -400,6 +401,8 @@ class Acd:
             c = self.counters[agent.wrap_queue]
             c.wrap_total += now - agent.wrap_start
             c.wrap_count += 1
+            out.append(WrapUpDone(agent.wrap_call, agent.id, self.queues[agent.wrap_queue].name,
+                                  now - agent.wrap_start))
         agent.wrap_queue = -1
         self._timers.pop(("wrap", a), None)
         state, reason = agent.after_call or (AgentState.READY, "")

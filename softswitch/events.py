@@ -110,6 +110,16 @@ class AgentStateChanged(SwitchEvent):
 
 
 @dataclass(frozen=True)
+class WrapUpEnded(SwitchEvent):
+    """An agent's after-call work on ``call`` is over (its call record gets the wrap-up time)."""
+    type = "wrapup_end"
+    call: str
+    agent: str
+    queue: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class VoicemailLeft(SwitchEvent):
     type = "voicemail"
     call: str

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from acd import actions as acd_actions
 from acd import events as acd_events
@@ -72,6 +72,8 @@ class QueueApp(Application):
         self.calls: dict[str, QueueCall] = {}      # ACD call id -> queue call
         self.by_call: dict[str, QueueCall] = {}    # switch call id -> queue call
         self._entries: dict[str, int] = {}         # switch call id -> times it entered a queue
+        # the priority a caller gets from outside the queue's own rules (VIP customers in the store)
+        self.priority_of: Callable[[str, dict], int] = lambda caller, variables: 0
 
     # ------------------------------------------------------------------------------ routing
     def serves(self, number: str) -> bool:
@@ -123,6 +125,7 @@ class QueueApp(Application):
         self.calls[qc.acd_id] = qc
         self.by_call[call.id] = qc
         call.notes["queue"] = queue
+        priority = max(priority, self.priority_of(call.caller_number, call.variables))
         self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority), now)
 
     def _leave(self, qc: QueueCall, event: Any, now: float) -> None:
@@ -220,6 +223,9 @@ class QueueApp(Application):
             return
         if isinstance(a, acd_actions.FeatureCodeReply):
             return  # answered by the feature-code application
+        if isinstance(a, acd_actions.WrapUpDone):  # (the ACD's call id: the switch's, ".n" after a transfer)
+            out.append(ev.WrapUpEnded(a.call_id.split(".")[0], a.agent_id, a.queue, a.seconds))
+            return
         qc = self.calls.get(getattr(a, "call_id", ""))
         if qc is None:
             return
