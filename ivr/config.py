@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import re
 import zoneinfo
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -250,7 +250,8 @@ def variable(v: str) -> str:
 
 
 def language(v: str) -> str:
-    return one_of(*LANGUAGES, fold=str.lower)(v)
+    lang: str = one_of(*LANGUAGES, fold=str.lower)(v)
+    return lang
 
 
 def timezone(v: str) -> str:
@@ -494,7 +495,7 @@ IVR_TABLE = Table(None, {
 
 # ============================================================================ cross-references
 
-def _refs(node: Node):
+def _refs(node: Node) -> Iterator[tuple[str, str]]:
     """(dotted key under the node, value) of every node reference."""
     for f in node.NODE_REFS:
         v = getattr(node, f)
@@ -505,7 +506,7 @@ def _refs(node: Node):
             yield f, v
 
 
-def _prompt_refs(node: Node):
+def _prompt_refs(node: Node) -> Iterator[tuple[str, str]]:
     for f in node.PROMPT_REFS:
         v = getattr(node, f)
         if isinstance(v, list):
@@ -583,7 +584,7 @@ def check_queues(cfg: IvrConfig, queues: Collection[str]) -> None:
                               at=f"flows.{fname}.nodes.{nname}.queue")
 
 
-def parse_ivr_config(raw: dict, source: str = "<config>", base_dir: Path = Path("."),
+def parse_ivr_config(raw: dict[str, Any], source: str = "<config>", base_dir: Path = Path("."),
                      prompts_dir: Path | str | None = None, queues: Collection[str] | None = None,
                      key: str = "ivr") -> IvrConfig:
     """Validate the contents of the ``[ivr]`` table. Errors are ``ConfigError(source, "ivr.<dotted key>",
@@ -592,7 +593,7 @@ def parse_ivr_config(raw: dict, source: str = "<config>", base_dir: Path = Path(
     if prompts_dir is not None and isinstance(raw, dict):
         raw = {**raw, "prompts_dir": str(Path(prompts_dir).absolute())}
     walker = Walker(Context(str(source), Path(base_dir)))
-    cfg = walker.value(IVR, raw, key)
+    cfg: IvrConfig = walker.value(IVR, raw, key)
     if queues is not None:
         try:
             check_queues(cfg, queues)

@@ -23,6 +23,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,7 +149,7 @@ def build_prompts(prompts_dir: Path | str, out_dir: Path | str, languages: list[
     out_dir.mkdir(parents=True, exist_ok=True)
     mpath = out_dir / MANIFEST
     try:
-        manifest: dict[str, dict] = json.loads(mpath.read_text()) if mpath.exists() and not force else {}
+        manifest: dict[str, dict[str, Any]] = json.loads(mpath.read_text()) if mpath.exists() and not force else {}
     except json.JSONDecodeError:
         manifest = {}
     speech: list[tuple[str, str, str, str]] = []  # key, text, voice, hash
@@ -193,7 +194,7 @@ def build_prompts(prompts_dir: Path | str, out_dir: Path | str, languages: list[
     return report
 
 
-def _render(speech: list[tuple[str, str, str, str]], out_dir: Path, engine: str, manifest: dict,
+def _render(speech: list[tuple[str, str, str, str]], out_dir: Path, engine: str, manifest: dict[str, dict[str, Any]],
             report: BuildReport) -> None:
     with tempfile.TemporaryDirectory(prefix="prompts-") as tmp:
         jobs = [(text, voice, str(Path(tmp) / f"{i}.wav")) for i, (_, text, voice, _) in enumerate(speech)]

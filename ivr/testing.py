@@ -6,11 +6,12 @@ import copy
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
-from ivr.actions import Play
+from ivr.actions import Action, Play
 from ivr.config import IvrConfig, parse_ivr_config
 from ivr.engine import IvrSession
-from ivr.events import PlaybackFinished, TimerFired
+from ivr.events import Event, PlaybackFinished, TimerFired
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "prompts"
@@ -19,21 +20,22 @@ QUEUES = ("sales", "support", "vip")
 MON_10_SHANGHAI = 1795399200.0
 
 
-def example_raw() -> dict:
+def example_raw() -> dict[str, Any]:
     text = (ROOT / "ivr" / "README.md").read_text(encoding="utf-8")
     m = re.search(r"```toml\n(.*?)```", text.split("## Example", 1)[1], re.S)
     assert m is not None, "ivr/README.md: no toml block under ## Example"
     block = m.group(1)
-    return tomllib.loads(block)["ivr"]
+    raw: dict[str, Any] = tomllib.loads(block)["ivr"]
+    return raw
 
 
-def config(raw: dict | None = None, **over) -> IvrConfig:
+def config(raw: dict[str, Any] | None = None, **over: Any) -> IvrConfig:
     raw = copy.deepcopy(raw if raw is not None else example_raw())
     raw.update(over)
     return parse_ivr_config(raw, "config.toml", ROOT, prompts_dir=PROMPTS)
 
 
-def one_flow(nodes: dict, start: str | None = None, **ivr) -> IvrConfig:
+def one_flow(nodes: dict[str, Any], start: str | None = None, **ivr: Any) -> IvrConfig:
     raw = {"languages": ["en", "zh", "yue"], "default_language": "en", "sounds_dir": "/s",
            "flows": {"f": {"start": start or next(iter(nodes)), "nodes": nodes}}, **ivr}
     return parse_ivr_config(raw, "config.toml", ROOT, prompts_dir=PROMPTS)
@@ -46,23 +48,23 @@ class Call:
                  speech: bool = False):
         self.now = now
         self.s = IvrSession(cfg.flows[flow], cfg, caller, now, call_id="c1", speech=speech)
-        self.log: list = []
+        self.log: list[Action] = []
         self.out = self._note(self.s.start(now))
 
-    def _note(self, out: list) -> list:
+    def _note(self, out: list[Action]) -> list[Action]:
         self.log += out
         return out
 
-    def send(self, ev) -> list:
+    def send(self, ev: Event) -> list[Action]:
         return self._note(self.s.handle(ev, self.now))
 
     def last_play(self) -> Play:
         return [a for a in self.log if isinstance(a, Play)][-1]
 
-    def finish_play(self) -> list:
+    def finish_play(self) -> list[Action]:
         return self.send(PlaybackFinished(self.last_play().id))
 
-    def advance(self, dt: float) -> list:
+    def advance(self, dt: float) -> list[Action]:
         """Move the clock, firing the timer if its deadline passed (as the edge would)."""
         self.now += dt
         d = self.s.next_deadline()

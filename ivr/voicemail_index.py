@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from .actions import VoicemailLeft
 
@@ -15,7 +16,7 @@ __all__ = ["INDEX_NAME", "add_message", "list_messages"]
 INDEX_NAME = "index.jsonl"
 
 
-def add_message(voicemail_dir: Path | str, vm: VoicemailLeft, fsync: bool = True) -> dict:
+def add_message(voicemail_dir: Path | str, vm: VoicemailLeft, fsync: bool = True) -> dict[str, Any]:
     """Append one ``VoicemailLeft`` to ``<voicemail_dir>/index.jsonl``; returns the stored entry."""
     d = Path(voicemail_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -28,7 +29,7 @@ def add_message(voicemail_dir: Path | str, vm: VoicemailLeft, fsync: bool = True
     return entry
 
 
-def list_messages(voicemail_dir: Path | str, mailbox: str | None = None, since: float | None = None) -> list[dict]:
+def list_messages(voicemail_dir: Path | str, mailbox: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
     """Messages, oldest first, optionally of one mailbox / from a time on. A torn last line (crash while
     appending) is skipped."""
     path = Path(voicemail_dir) / INDEX_NAME

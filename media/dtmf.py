@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from .rtp import FRAME
 
@@ -188,7 +188,7 @@ class ToneDetector:
         self.tick_no = 0
 
     def _grow(self, capacity: int) -> None:
-        def ext(a: np.ndarray | None, fill: int, dtype) -> np.ndarray:
+        def ext(a: np.ndarray | None, fill: int, dtype: DTypeLike) -> np.ndarray:
             new = np.full(capacity, fill, dtype=dtype)
             if a is not None:
                 new[:len(a)] = a

@@ -23,7 +23,7 @@ import socket
 import time
 from typing import Callable
 
-from .engine import MediaEngine, TickOutput
+from .engine import MediaEngine, MediaEvent, TickOutput
 from .jobs import JobRunner, ThreadRunner
 
 log = logging.getLogger("softswitch.media")
@@ -31,7 +31,7 @@ TICK = 0.020
 
 
 class MediaEdge:
-    def __init__(self, engine: MediaEngine, on_events: Callable[[list], None] | None = None,
+    def __init__(self, engine: MediaEngine, on_events: Callable[[list[MediaEvent]], None] | None = None,
                  bind_address: str | None = None, jobs: JobRunner | None = None, preload: bool = True):
         """``jobs``: where recording files are written (default: a ``ThreadRunner`` owned by the edge, unless
         the engine's recorder is threaded already). ``preload``: load the configured hold music now."""
@@ -42,7 +42,7 @@ class MediaEdge:
         self._fd: dict[int, tuple[socket.socket, int]] = {}
         self._poll = select.epoll() if hasattr(select, "epoll") else None
         self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.received = self.sent = self.send_drops = self.send_errors = 0
         self.ports_failed = 0
         self._own_jobs: ThreadRunner | None = None
@@ -179,7 +179,7 @@ class MediaEdge:
             except Exception:                 # a bug in one tick must not stop all media
                 log.exception("media tick failed")
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> asyncio.Task[None]:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="media-tick")
         return self._task
 

@@ -46,7 +46,7 @@ from itertools import repeat
 from typing import Callable, Iterable, NamedTuple, Sequence, cast
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from . import rtcp as rtcp_mod
 from . import rtp as rtp_mod
@@ -147,6 +147,9 @@ class RecordingFailed:
     error: str
 
 
+MediaEvent = DtmfReceived | PlaybackFinished | RtpTimeout | AudioChunk | SourceLatched | PortFailed | RecordingFailed
+
+
 class PortChanges(NamedTuple):
     """What the edge must do with sockets since the last ``take_port_changes``: bind ``to_open`` (even RTP
     port and the RTCP port above it), close ``to_close``. A port appears at most once, in its latest state."""
@@ -163,7 +166,7 @@ class Datagram(NamedTuple):
 @dataclass
 class TickOutput:
     datagrams: list[Datagram]
-    events: list
+    events: list[MediaEvent]
 
 
 @dataclass
@@ -191,8 +194,8 @@ class TickStats:
     max: float = 0.0
     late_ticks: int = 0                  # started more than 5 ms after their due time
     max_late: float = 0.0
-    recent: deque = field(default_factory=lambda: deque(maxlen=3000))
-    stages: dict = field(default_factory=dict)   # seconds spent per stage, summed over all ticks
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
+    stages: dict[str, float] = field(default_factory=dict)   # seconds spent per stage, summed over all ticks
 
     def add(self, dt: float, late: float | None) -> None:
         self.ticks += 1
@@ -349,7 +352,7 @@ class MediaEngine:
         self._free_rows: list[int] = []
         self._next_id = 1
         self._bridge_id = 1
-        self._events: list = []
+        self._events: list[MediaEvent] = []
         self._pending: list[Datagram] = []
         self._channels: dict[str, int] = {}       # sound name -> shared music player row
         self._prompt_owner: dict[int, Endpoint] = {}
@@ -376,7 +379,7 @@ class MediaEngine:
     def _grow(self, cap: int) -> None:
         old = self._cap
 
-        def ext(name: str, dtype, fill=0, width: int | None = None) -> None:
+        def ext(name: str, dtype: DTypeLike, fill: float = 0, width: int | None = None) -> None:
             shape = (cap,) if width is None else (cap, width)
             new = np.full(shape, fill, dtype=dtype)
             if old:
@@ -1055,7 +1058,7 @@ class MediaEngine:
             self.tx_octets[r] += size
         ep.tx_since_report = True
 
-    def _housekeeping(self, ep: Endpoint, now: float, out: list[Datagram], events: list) -> None:
+    def _housekeeping(self, ep: Endpoint, now: float, out: list[Datagram], events: list[MediaEvent]) -> None:
         assert ep.params is not None                                # tick visits negotiated legs only
         self.jitter.set_jitter(ep.row, ep.rx.jitter)
         if ep.params.receive and not ep.timeout_reported and now - ep.last_rx > self.config.rtp_timeout:

@@ -17,6 +17,8 @@ producing a 30 ms frame.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -201,14 +203,15 @@ class JitterTable:
         if ts + n > self._end[r]:
             self._end[r] = ts + n
 
-    def accepts(self, rows: np.ndarray, ts: np.ndarray, marker: np.ndarray) -> np.ndarray:
+    def accepts(self, rows: NDArray[np.int64], ts: NDArray[np.int64], marker: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Which 20 ms packets (distinct ``rows``, unwrapped ``ts``) ``put_batch`` may take: the buffer is
         playing, the packet neither restarts it nor is late, sits on the playout grid and is new."""
         po = self.po[rows]
         rel = ts - self.base[rows]
         ok = self.active[rows] & (ts >= po) & (ts - po <= _RESTART_JUMP) & ~marker & (rel % HALF == 0)
         slot = (rel // HALF) % RING
-        return ok & (self.present[rows, slot] == 0)
+        new: NDArray[np.bool_] = ok & (self.present[rows, slot] == 0)    # (numpy types this as Any)
+        return new
 
     def put_batch(self, rows: np.ndarray, ts: np.ndarray, payload: np.ndarray) -> None:
         """``put`` for packets that passed ``accepts``: ``payload`` is ``len(rows) × 160``."""
@@ -347,7 +350,7 @@ class JitterView:
         self.table = table
         self.row = row
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:       # an int, a bool, or the playout point (int | None)
         if name in _INT_FIELDS or name in _BOOL_FIELDS:
             v = getattr(self.table, "_" + name)[self.row]
             return v

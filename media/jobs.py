@@ -60,7 +60,7 @@ class ThreadRunner:
     threaded = True
 
     def __init__(self, name: str = "media-files") -> None:
-        self.q: queue.Queue = queue.Queue()
+        self.q: queue.Queue[Job | None] = queue.Queue()   # None: stop
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
         self._closed = False

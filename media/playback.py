@@ -41,7 +41,7 @@ def resample(x: np.ndarray, rate: int, new_rate: int = RATE) -> np.ndarray:
     return y[:m]
 
 
-def load_audio(path: str | os.PathLike, gain_db: float = 0.0) -> np.ndarray:
+def load_audio(path: str | os.PathLike[str], gain_db: float = 0.0) -> np.ndarray:
     """Any sound file → 8 kHz mono float samples on the int16 scale."""
     import soundfile as sf
     data, rate = sf.read(str(path), dtype="float64", always_2d=True)
@@ -86,7 +86,7 @@ class SoundBank:
         self.sounds[name] = snd
         return snd
 
-    def load(self, path: str | os.PathLike, gain_db: float = 0.0) -> Sound:
+    def load(self, path: str | os.PathLike[str], gain_db: float = 0.0) -> Sound:
         """Read a sound file (reads the disk: at start-up, or for a file changed since it was loaded).
         Afterwards ``lookup`` finds it by the path as given here, its absolute and its resolved path."""
         key = str(Path(path).resolve())
@@ -102,12 +102,12 @@ class SoundBank:
         self._alias[os.path.abspath(name)] = snd
         return snd
 
-    def preload(self, paths: Iterable[str | os.PathLike], gain_db: float = 0.0) -> list[Sound]:
+    def preload(self, paths: Iterable[str | os.PathLike[str]], gain_db: float = 0.0) -> list[Sound]:
         """Load every file now (call control at start: every prompt, the hold music), so that playing them
         never reads the disk. Raises (OSError, soundfile.LibsndfileError) for a file that cannot be read."""
         return [self.load(p, gain_db) for p in paths]
 
-    def find(self, sound: Sound | str | os.PathLike) -> Sound | None:
+    def find(self, sound: Sound | str | os.PathLike[str]) -> Sound | None:
         """A loaded sound by name or path (as loaded, absolute or resolved), or None. Never reads the disk."""
         if isinstance(sound, Sound):
             return sound
@@ -117,7 +117,7 @@ class SoundBank:
             snd = self._alias.get(os.path.abspath(name))      # string work only: no file is looked at
         return snd
 
-    def lookup(self, sound: Sound | str | os.PathLike) -> Sound:
+    def lookup(self, sound: Sound | str | os.PathLike[str]) -> Sound:
         """Like ``find``, but a sound that was not loaded raises KeyError. Never reads the disk."""
         snd = self.find(sound)
         if snd is None:

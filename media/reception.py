@@ -9,7 +9,7 @@ the same. ``ReceptionView`` is one row with the ``ReceptionStats`` interface (RT
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from .rtp import MAX_DROPOUT, MAX_MISORDER, SEQ_MOD
 
@@ -67,7 +67,7 @@ class ReceptionTable:
         if old < cap:
             self.bad_seq[old:] = SEQ_MOD + 1
 
-    def _ext(self, name: str, cap: int, dtype) -> None:
+    def _ext(self, name: str, cap: int, dtype: DTypeLike) -> None:
         new = np.zeros(cap, dtype)
         if self.cap:
             new[:self.cap] = getattr(self, name)
@@ -144,12 +144,13 @@ class ReceptionTable:
         return ext
 
     # ------------------------------------------------------------------ many rows, one packet each
-    def steady(self, rows: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    def steady(self, rows: NDArray[np.int64], seq: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Which packets take the in-order path of ``update`` (known source, 0 < seq step < MAX_DROPOUT)."""
         udelta = (seq - self.max_seq[rows]) & 0xFFFF
         return self.started[rows] & (udelta > 0) & (udelta < MAX_DROPOUT) & self.has_transit[rows] & self.has_ts[rows]
 
-    def update_batch(self, rows: np.ndarray, seq: np.ndarray, ts: np.ndarray, arrival_units: np.ndarray) -> None:
+    def update_batch(self, rows: NDArray[np.int64], seq: NDArray[np.int64], ts: NDArray[np.int64],
+                     arrival_units: NDArray[np.int64]) -> None:
         """``update`` for packets that passed ``steady``; ``rows`` distinct."""
         max_seq = self.max_seq[rows]
         self.cycles[rows] += np.where(seq < max_seq, SEQ_MOD, 0)
@@ -161,7 +162,7 @@ class ReceptionTable:
         self.jitter[rows] = j + (d - j) / 16.0
         self.transit[rows] = transit
 
-    def unwrap_batch(self, rows: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    def unwrap_batch(self, rows: NDArray[np.int64], ts: NDArray[np.int64]) -> NDArray[np.int64]:
         """``unwrap`` for rows that have a previous timestamp (``has_ts``); ``rows`` distinct."""
         last = self.ts_last[rows]
         delta = ((ts - last + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)

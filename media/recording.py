@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -32,7 +32,7 @@ RING_TICKS = 2 * FLUSH_TICKS
 _SFC_UPDATE_HEADER_NOW = 0x1060
 
 
-def _update_header(f) -> None:
+def _update_header(f: Any) -> None:     # a soundfile.SoundFile: its libsndfile handle
     try:
         from soundfile import _ffi, _snd
         _snd.sf_command(f._file, _SFC_UPDATE_HEADER_NOW, _ffi.NULL, 0)
@@ -64,7 +64,7 @@ class Recording:
     file: WavFile | None = None             # set by the open job (in the runner's thread)
     closed: bool = False
     error: str | None = None                # why the file could not be opened or written
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -82,7 +82,7 @@ class Recorder:
     the engine turns into ``RecordingFailed`` events.
     """
 
-    def __init__(self, directory: str | os.PathLike, threaded: bool = False, fsync: bool = False,
+    def __init__(self, directory: str | os.PathLike[str], threaded: bool = False, fsync: bool = False,
                  capacity: int = 16, runner: JobRunner | None = None):
         self.dir = Path(directory)                  # made by the first recording's open job, not here
         self.fsync = fsync
@@ -138,7 +138,7 @@ class Recorder:
         self._run(lambda: self._open(rec, entry))
         return rec
 
-    def _open(self, rec: Recording, entry: dict) -> None:
+    def _open(self, rec: Recording, entry: dict[str, Any]) -> None:
         """Job: create the folders, open the WAV, append the 'recording' index line."""
         try:
             import soundfile as sf
@@ -283,10 +283,10 @@ class Recorder:
         else:
             jobs.append(job)
 
-    def _run(self, job) -> None:
+    def _run(self, job: Callable[[], None]) -> None:
         self.runner(job)
 
-    def _index(self, entry: dict) -> None:
+    def _index(self, entry: dict[str, Any]) -> None:
         """Job: append one line to index.jsonl."""
         try:
             with open(self.index_path, "a", encoding="utf-8") as fh:
@@ -295,9 +295,9 @@ class Recorder:
             log.error("recordings index %s not written: %s", self.index_path, e)
 
 
-def read_index(directory: str | os.PathLike) -> dict[str, dict]:
+def read_index(directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """The index of a recordings directory: the latest record of each file (interrupted ones stay 'recording')."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     p = Path(directory) / "index.jsonl"
     if p.exists():
         for line in p.read_text(encoding="utf-8").splitlines():

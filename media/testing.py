@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from . import g711, rtp
-from .engine import Datagram, Endpoint, MediaEngine
+from .engine import Datagram, Endpoint, MediaEngine, MediaEvent
 
 FRAME = rtp.FRAME
 
@@ -79,7 +80,8 @@ class Clock:
 
 
 def run_ticks(engine: MediaEngine, clock: Clock, legs: list[tuple[Phone, Endpoint]], ticks: int,
-              source=None, events: list | None = None) -> None:
+              source: Callable[[Phone, int], np.ndarray | None] | None = None,
+              events: list[MediaEvent] | None = None) -> None:
     """``ticks`` ticks; ``source(phone, i)`` returns the 160 samples (or None) each phone sends at tick i."""
     phones = [p for p, _ in legs]
     for i in range(ticks):
