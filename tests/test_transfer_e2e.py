@@ -12,6 +12,10 @@ from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, free_port  # noqa: E402
+from . import test_ivr_e2e  # noqa: E402
+
+sounds = test_ivr_e2e.sounds            # the fixture: the shipped prompts, built once per module
+hotline_config = test_ivr_e2e.hotline_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -82,3 +86,34 @@ def test_attended_transfer_connects_the_two_other_parties(switch_factory, phones
     a.hangup(call_a)
     c.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
     assert audio.windowed_correlation(audio.read_mono(src), audio.read_mono(tmp_path / "a_heard.wav")) > 0.8
+
+
+def test_blind_transfer_to_the_hotline_puts_the_caller_in_the_ivr(switch_factory, phones, tmp_path, sounds):
+    """b answers a's call and transfers it (REFER) to the hotline number 4000: the switch hands the
+    caller to the IVR application (not to an extension: "transfer target 4000 not reachable" was the bug),
+    and the caller hears the hotline's language menu."""
+    sw = switch_factory(extra=hotline_config(tmp_path, sounds))
+    a, b = phones("a"), phones("b")
+    for p, n in ((a, "1001"), (b, "1002")):
+        assert p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    b.auto_answer(code=200)
+    call = a.call(f"sip:1002@{DOMAIN}")
+    b_in = b.wait_event("incoming", timeout=10)
+    a.wait_call_state(call, "CONFIRMED", timeout=10)
+    b.wait_call_state(b_in["call"], "CONFIRMED", timeout=10)
+    a.record(call, tmp_path / "a_heard.wav")
+    b.transfer(b_in["call"], f"sip:4000@{DOMAIN}")
+    sw.wait_log(r"transfers 1001 to 4000 \(REFER\)")
+    b.wait_call_state(b_in["call"], "DISCONNECTED", timeout=10)   # the transferring party is free
+    sw.wait_log(r"1001 enters IVR flow main", timeout=10)
+    assert "not reachable" not in sw.log()
+    # Pacing: two seconds of the language menu (asserted below) play to the caller in real time.
+    time.sleep(2.0)
+    a.stop_record(call)
+    dropped = [e for e in a.events("call_state") if e["call"] == call and e["state"] == "DISCONNECTED"]
+    assert not dropped, f"the caller was dropped: {dropped}"
+    a.hangup(call)
+    sw.wait_log(r"1001 -> 4000 ended: caller hung up")
+    lang_menu = audio.read_mono(sounds / "zh" / "lang-zh.wav")
+    heard = audio.read_mono(tmp_path / "a_heard.wav")
+    assert audio.windowed_correlation(lang_menu[:12000], heard) > 0.7, "the caller did not hear the IVR's language menu"
