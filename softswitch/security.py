@@ -1,4 +1,4 @@
-"""Failed-authentication ban tracker (fail2ban-like), sans-IO.
+"""Failed-authentication ban tracker (fail2ban-like) and the watch on unanswered challenges, sans-IO.
 
 SIP scanners (friendly-scanner, sipvicious, ...) hammer REGISTER/INVITE with guessed passwords. The
 transport layer asks ``BanTracker.is_banned`` before doing any work for a datagram and reports each
@@ -11,7 +11,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-__all__ = ["BanPolicy", "BanTracker"]
+__all__ = ["BanPolicy", "BanTracker", "ChallengeWatch", "Unanswered"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -142,3 +142,70 @@ class BanTracker:
     def _evict(self) -> None:
         while len(self._entries) > self.max_addresses:
             self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A source that was challenged and never came back with credentials (``ChallengeWatch.expire``)."""
+
+    ip: str
+    user: str
+    method: str
+    challenges: int
+    since: float
+
+
+class ChallengeWatch:
+    """Who was challenged (401/407) and never answered: a phone that cannot do the offered digest
+    algorithm, or has no password set, gives up silently; this is how the switch's log learns of it.
+
+    Challenges are stateless, so this is the one place that remembers them: per (source address, user),
+    the first unanswered challenge's time and a count, in a bounded table (the oldest entries go first,
+    so a scanner spraying users costs a fixed amount of memory). ``expire`` returns the entries older
+    than ``timeout`` (a retry comes within a second or two; 32 s is SIP's transaction timeout); each is
+    reported once, then muted for ``mute`` seconds so a phone retrying every minute is one log line per
+    ``mute``, not one per attempt."""
+
+    def __init__(self, timeout: float = 32.0, max_entries: int = 1024, mute: float = 600.0):
+        self.timeout = timeout
+        self.max_entries = max_entries
+        self.mute = mute
+        self._open: OrderedDict[tuple[str, str], list] = OrderedDict()  # key -> [since, method, count]
+        self._muted: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> muted until
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def challenged(self, ip: str, user: str, method: str, now: float) -> None:
+        key = (_normalise(ip)[0], user)
+        until = self._muted.get(key)
+        if until is not None:
+            if now < until:
+                return
+            del self._muted[key]
+        entry = self._open.get(key)
+        if entry is None:
+            self._open[key] = [now, method, 1]
+            while len(self._open) > self.max_entries:
+                self._open.popitem(last=False)
+        else:
+            entry[2] += 1
+
+    def answered(self, ip: str, user: str) -> None:
+        """Credentials came (right or wrong): the phone can answer this challenge."""
+        if self._open:
+            self._open.pop((_normalise(ip)[0], user), None)
+
+    def expire(self, now: float) -> list[Unanswered]:
+        out: list[Unanswered] = []
+        while self._open:
+            key, (since, method, count) = next(iter(self._open.items()))
+            if now - since < self.timeout:
+                break  # insertion order is time order
+            del self._open[key]
+            out.append(Unanswered(key[0], key[1], method, count, since))
+            self._muted[key] = now + self.mute
+            self._muted.move_to_end(key)
+            while len(self._muted) > self.max_entries:
+                self._muted.popitem(last=False)
+        return out

@@ -79,7 +79,7 @@ def test_minimal_config_loads_with_defaults(tmp_path):
     assert sip.advertised_address is None
     assert (sip.min_expires, sip.default_expires, sip.max_expires) == (60, 600, 3600)
     assert sip.nonce_lifetime == 300
-    assert sip.auth_algorithms == ["SHA-256", "MD5"]
+    assert sip.auth_algorithms == ["MD5"]
     assert sip.tls == TlsConfig(None, None)
     assert (sip.t1_ms, sip.t2_ms, sip.t4_ms) == (500, 4000, 5000)
     assert sip.ring_timeout == 60

@@ -211,19 +211,37 @@ def test_forged_and_tampered_nonce():
     raw[0] ^= 0x01  # shift the timestamp
     tampered = base64.urlsafe_b64encode(bytes(raw)).decode()
     for fake in (tampered, "A" * 44, "not-a-nonce", nonce + "x"):
+        # Never accepted; with the right password a fresh challenge (stale), with a wrong one a failure.
         value = authorization_header(ch.replace(nonce, fake), "REGISTER", URI, "1001", "s3cret")
-        assert auth.verify("REGISTER", value, 1001.0, IP).outcome == "failed", fake
-    # Same secret elsewhere validates; a different secret does not.
-    other = make_auth(nonces=NonceManager(b"z" * 32))
+        assert auth.verify("REGISTER", value, 1001.0, IP) == AuthResult("stale", "1001"), fake
+        wrong = authorization_header(ch.replace(nonce, fake), "REGISTER", URI, "1001", "guess")
+        assert auth.verify("REGISTER", wrong, 1001.0, IP).outcome == "failed", fake
+    # Same secret elsewhere validates; a different secret (an earlier run's key) asks for a new nonce.
     value = authorization_header(ch, "REGISTER", URI, "1001", "s3cret")
-    assert other.verify("REGISTER", value, 1001.0, IP).outcome == "failed"
+    other = make_auth(nonces=NonceManager(b"z" * 32))
+    assert other.verify("REGISTER", value, 1001.0, IP).outcome == "stale"
+    assert make_auth(nonces=NonceManager(b"z" * 32)).verify("REGISTER", value, 1001.0, IP,
+                                                             expected_user="1002").outcome == "failed"
+    same = make_auth(nonces=NonceManager(auth.nonces._secret))
+    assert same.verify("REGISTER", value, 1001.0, IP).outcome == "ok"
 
 
 def test_nonce_bound_to_client_ip():
     auth = make_auth()
     value = authorization_header(challenge_for(auth, "MD5", ip=IP), "REGISTER", URI, "1001", "s3cret")
-    assert auth.verify("REGISTER", value, 1001.0, "198.51.100.7").outcome == "failed"
+    assert auth.verify("REGISTER", value, 1001.0, "198.51.100.7").outcome == "stale"  # a new nonce, no 403
     assert auth.verify("REGISTER", value, 1001.0, IP).outcome == "ok"
+    wrong = authorization_header(challenge_for(auth, "MD5", ip=IP), "REGISTER", URI, "1001", "guess")
+    assert auth.verify("REGISTER", wrong, 1001.0, "198.51.100.7").outcome == "failed"
+
+
+def test_per_user_algorithms():
+    auth = make_auth(algorithms=("MD5",))
+    sha = auth.challenge_headers(1000.0, IP, algorithms=("SHA-256", "MD5"))
+    assert ["algorithm=SHA-256" in sha[0], "algorithm=MD5" in sha[1]] == [True, True]
+    value = authorization_header(sha[0], "REGISTER", URI, "1001", "s3cret")
+    assert auth.verify("REGISTER", value, 1001.0, IP).outcome == "failed"  # not offered to everyone
+    assert auth.verify("REGISTER", value, 1001.0, IP, algorithms=("SHA-256", "MD5")).outcome == "ok"
 
 
 def test_nc_replay_and_increase():

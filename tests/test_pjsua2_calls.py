@@ -56,12 +56,28 @@ def test_two_pjsua2_phones_call_through_the_switch(switch, phones, transport):
     assert not errors, errors
 
 
-def test_pjsua2_uses_sha256_digest_when_offered_first(switch, phones):
-    """The switch offers SHA-256 before MD5 (RFC 8760); pjsip picks it."""
-    a = phones("a")
-    _register(a, switch, "1001")
-    lines = [l for l in a.pjsip_log_path.read_text(errors="replace").splitlines() if l.startswith("Authorization:")]
-    assert lines and all("algorithm=SHA-256" in l for l in lines), lines
+def test_pjsua2_uses_sha256_digest_when_its_extension_offers_it(switch_factory, phones, tmp_path):
+    """MD5 alone by default (every phone answers it); an extension with ``auth_algorithms =
+    ["SHA-256", "MD5"]`` is offered SHA-256 first (RFC 8760), and pjsip picks it."""
+    from .conftest import free_port, wait_for
+    port = free_port()
+    text = (f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\n[api]\nenabled = false\n'
+            '[store]\npath = "var/softswitch.db"\n'
+            '[[extensions]]\nnumber = "1001"\npassword = "secret-1001"\nauth_algorithms = ["SHA-256", "MD5"]\n'
+            '[[extensions]]\nnumber = "1002"\npassword = "secret-1002"\n')
+    sw = switch_factory({"1001": "secret-1001", "1002": "secret-1002"}, port=port, config_text=text)
+    a, b = phones("a"), phones("b")
+    _register(a, sw, "1001")
+    _register(b, sw, "1002")
+
+    def algorithms(phone) -> set[str]:
+        def lines() -> list[str]:  # pjsip writes its log behind the registration's callback
+            return [l for l in phone.pjsip_log_path.read_text(errors="replace").splitlines()
+                    if l.startswith("Authorization:")]
+        return {a for a in ("SHA-256", "MD5") for l in wait_for(lines, 5, 0.05) if f"algorithm={a}" in l}
+
+    assert algorithms(a) == {"SHA-256"}
+    assert algorithms(b) == {"MD5"}
 
 
 def test_wrong_password_is_refused_with_403(switch, phones):

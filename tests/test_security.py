@@ -116,3 +116,30 @@ def test_invalid_policy():
         BanTracker(BanPolicy(max_failures=0))
     with pytest.raises(ValueError):
         BanTracker(BanPolicy(exempt=("not-a-network",)))
+
+
+# ------------------------------------------------------------------------- unanswered challenges
+
+def test_challenge_watch_reports_unanswered_once_and_forgets_answered():
+    from softswitch.security import ChallengeWatch
+    w = ChallengeWatch(timeout=32.0, max_entries=4, mute=600.0)
+    w.challenged("10.0.0.1", "1001", "REGISTER", 0.0)
+    w.challenged("10.0.0.1", "1001", "REGISTER", 1.0)
+    w.challenged("10.0.0.2", "1002", "INVITE", 2.0)
+    w.answered("10.0.0.2", "1002")
+    assert w.expire(31.0) == []
+    [u] = w.expire(32.0)
+    assert (u.ip, u.user, u.method, u.challenges, u.since) == ("10.0.0.1", "1001", "REGISTER", 2, 0.0)
+    w.challenged("::ffff:10.0.0.1", "1001", "REGISTER", 40.0)  # the same source, muted for ten minutes
+    assert len(w) == 0 and w.expire(100.0) == []
+    w.challenged("10.0.0.1", "1001", "REGISTER", 700.0)
+    assert [u.since for u in w.expire(800.0)] == [700.0]
+
+
+def test_challenge_watch_is_bounded():
+    from softswitch.security import ChallengeWatch
+    w = ChallengeWatch(max_entries=100)
+    for i in range(10_000):  # a scanner spraying users
+        w.challenged("203.0.113.9", str(i), "REGISTER", float(i) / 1000)
+    assert len(w) == 100
+    assert len(w.expire(1000.0)) == 100 and len(w._muted) == 100

@@ -410,14 +410,16 @@ class DigestAuthenticator:
         self._opaque = nonces.opaque(realm)
         self._dummy_password = secrets.token_hex(16)
 
-    def challenge_headers(self, now: float, client_ip: str, stale: bool = False) -> list[str]:
-        """Values for WWW-Authenticate (or Proxy-Authenticate), one per algorithm, preferred first."""
+    def challenge_headers(self, now: float, client_ip: str, stale: bool = False,
+                          algorithms: tuple[str, ...] | None = None) -> list[str]:
+        """Values for WWW-Authenticate (or Proxy-Authenticate), one per algorithm, preferred first;
+        ``algorithms`` overrides the realm's for one user (a phone known to handle SHA-256)."""
         nonce = self.nonces.make(now, client_ip)
         tail = ", stale=true" if stale else ""
         return [
             f"Digest realm={_quote(self.realm)}, nonce={_quote(nonce)}, opaque={_quote(self._opaque)}, "
             f'algorithm={alg}, qop="auth"{tail}'
-            for alg in self.algorithms
+            for alg in (algorithms or self.algorithms)
         ]
 
     def verify(
@@ -427,8 +429,14 @@ class DigestAuthenticator:
         now: float,
         client_ip: str,
         expected_user: str | None = None,
+        algorithms: tuple[str, ...] | None = None,
     ) -> AuthResult:
-        """Check one Authorization/Proxy-Authorization value against this realm."""
+        """Check one Authorization/Proxy-Authorization value against this realm (and the algorithms
+        offered to this user, by default the realm's).
+
+        A nonce we cannot vouch for (signed with the key of an earlier run, or issued to another
+        address) answered with the right password is "stale", not "failed": the phone proved it knows
+        the password, so it gets a fresh challenge instead of a 403 and a step towards a ban."""
         if not authorization or not authorization.strip():
             return AuthResult("absent")
         scheme = authorization.strip().split(None, 1)[0]
@@ -451,15 +459,13 @@ class DigestAuthenticator:
             alg = _canonical_algorithm(creds.algorithm)
         except ValueError:
             return failed
-        if alg not in self.algorithms:
+        if alg not in (algorithms or self.algorithms):
             return failed
         qop = creds.qop.lower() if creds.qop is not None else None
         if qop is not None and (qop != "auth" or creds.nc is None or creds.cnonce is None):
             return failed
 
         status = self.nonces.check(creds.nonce, now, client_ip)
-        if status == "invalid":
-            return failed
 
         # Unknown users are hashed against a throw-away password so both cases cost the same and end
         # in the same "failed".
@@ -473,7 +479,7 @@ class DigestAuthenticator:
             return failed
         if expected_user is not None and user != expected_user:
             return failed
-        if status == "stale":
+        if status in ("stale", "invalid"):
             return AuthResult("stale", user)
         if qop is not None:
             assert creds.nc is not None
