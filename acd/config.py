@@ -80,6 +80,11 @@ class AcdQueue:
     weight: int = 0  # an agent serving several queues takes calls from the higher weight first
     priority_rules: list[PriorityRule] = field(default_factory=list)
     ring_time: int = 15  # seconds an agent's phone rings before ring-no-answer
+    # after a missed ring (Asterisk's autopause, FreeSWITCH's max-no-answer): "no" never pauses; "yes"
+    # pauses the agent in this queue only; "all" makes the agent not ready; after ``autopause_after``
+    # consecutive misses. A ring-all miss never pauses the agents who were merely rung.
+    autopause: str = "all"
+    autopause_after: int = 1
     wrapup_time: int = 10
     max_wait: int = 0  # seconds; 0 = wait forever
     on_timeout: Fallback = field(default_factory=Fallback)
@@ -287,6 +292,8 @@ QUEUE = Table(AcdQueue, {
     "weight": Key(INTEGER, 0, (between(0, 100),)),
     "priority_rules": Key(Tables(PRIORITY_RULE), []),
     "ring_time": Key(INTEGER, 15, (between(1, 300),)),
+    "autopause": Key(STRING, "all", (one_of("no", "yes", "all", fold=str.lower),)),
+    "autopause_after": Key(INTEGER, 1, (between(1, 100),)),
     "wrapup_time": Key(INTEGER, 10, (between(0, 3600),)),
     "max_wait": Key(INTEGER, 0, (between(0, 86400),)),
     "on_timeout": Key(ON_TIMEOUT, {}),

@@ -73,6 +73,7 @@ class _Agent:
     wrap_queue: int = -1
     wrap_start: float = 0.0
     wrap_call: str = ""  # the call whose after-call work this is
+    misses: int = 0  # consecutive offers not answered (autopause)
 
 
 class Acd:
@@ -90,10 +91,13 @@ class Acd:
         self.router = Router(self.matrix, [
             QueueRule(self.skill_index[q.skill], q.min_level, q.strategy, q.skill_level_first, q.weight)
             for q in config.queues], seed)
+        self.base_member = self.router.member.copy()  # configured membership; router.member = it less pauses
+        self.queue_paused = np.zeros_like(self.base_member)  # agent paused in one queue (autopause = "yes")
         self.agents = [_Agent(a.id, a.name, a.extension) for a in config.agents]
         self.agent_index = {a.id: i for i, a in enumerate(config.agents)}
         self.by_extension: dict[str, int] = {}  # logged-in extension -> agent
         self.busy_extensions: set[str] = set()
+        self.down_extensions: set[str] = set()  # no registered phone (or the last offer could not reach it)
         self.calls: dict[str, _Call] = {}
         self.waiting: dict[str, _Call] = {}  # the calls in state "waiting"
         self.columns = CallColumns()  # the same calls as numpy columns, for the router
@@ -162,8 +166,8 @@ class Acd:
         q = self.queues[call.queue]
         call.priority = max(call.priority, self._rule_priority(q, call.caller))
         call.entered, call.state, call.head = now, "waiting", False
-        call.orig_position = 1 + len(self.present[call.queue])
         self.present[call.queue][call.id] = call
+        call.orig_position = self._position(call)  # in service order: a VIP enters ahead of others
         self.counters[call.queue].offered += 1
         self._log(out, now, call.id, q.name, None, "ENTERQUEUE", "", call.caller)
         if not self._staffed(call.queue) and q.on_no_agents.action != "wait":
@@ -247,7 +251,7 @@ class Acd:
         if call.state == "connected":
             self._on_CallEnded(ev.CallEnded(e.call_id, by_agent=False), now, out)
             return
-        self._cancel_rings(call, now, out)
+        self._cancel_rings(call, now, out, "RINGCANCELED")
         q = self.queues[call.queue]
         self.counters[call.queue].abandoned += 1
         self._log(out, now, call.id, q.name, None, "ABANDON", self._position(call), call.orig_position,
@@ -308,8 +312,9 @@ class Acd:
             out.append(CancelRing(e.call_id, e.agent_id, self.agents[a].extension or self.agents[a].home))
             return
         ring_start = call.ringing.pop(a)
-        for other in list(call.ringing):  # ring-all: the others stop ringing and are free again
-            self._withdraw(call, other, now, out, back_to=AgentState.READY)
+        self.agents[a].misses = 0
+        for other in list(call.ringing):  # ring-all: the others stop ringing and are free again (Asterisk
+            self._withdraw(call, other, now, out, back_to=AgentState.READY, event=None)  # logs nothing for them)
         self._timers.pop(("ring", call.id), None)
         self._timers.pop(("maxwait", call.id), None)
         self._timers.pop(("announce", call.id), None)
@@ -342,32 +347,52 @@ class Acd:
         if not call.ringing:
             self._requeue(call, now, out)
 
-    def _no_answer(self, call: _Call, a: int, now: float, out: list[Action], cancel: bool) -> None:
-        """Ring-no-answer: log it and take the agent out of rotation until they say they are ready."""
+    def _no_answer(self, call: _Call, a: int, now: float, out: list[Action], cancel: bool,
+                   blame: bool = True) -> None:
+        """Ring-no-answer: log it; the queue's autopause decides whether the agent is paused (in all
+        queues, in this queue only, or not at all). ``blame`` False: rung with others (ring-all), the
+        agent is never paused for it."""
         start = call.ringing.pop(a)
         agent = self.agents[a]
         agent.call = None
+        q = self.queues[call.queue]
         if cancel:
             out.append(CancelRing(call.id, agent.id, agent.extension or agent.home))
-        self._log(out, now, call.id, self.queues[call.queue].name, agent.id, "RINGNOANSWER",
-                  int(round((now - start) * 1000)))
-        self._set_state(a, AgentState.NOT_READY, now, out, RING_NO_ANSWER)
+        self._log(out, now, call.id, q.name, agent.id, "RINGNOANSWER", int(round((now - start) * 1000)))
+        agent.misses += 1 if blame else 0
+        if blame and q.autopause == "all" and agent.misses >= q.autopause_after:
+            self._set_state(a, AgentState.NOT_READY, now, out, RING_NO_ANSWER)
+            return
+        if blame and q.autopause == "yes" and agent.misses >= q.autopause_after:
+            self._pause_in(call.queue, a, True, now, out, RING_NO_ANSWER)
+        self._set_state(a, AgentState.READY, now, out, keep_idle=True)
 
-    def _withdraw(self, call: _Call, a: int, now: float, out: list[Action], back_to: AgentState | None) -> None:
+    def _pause_in(self, q: int, a: int, paused: bool, now: float, out: list[Action], reason: str = "") -> None:
+        """Pause or unpause agent ``a`` in queue ``q`` only (the agent stays ready for other queues)."""
+        if bool(self.queue_paused[q, a]) == paused:
+            return
+        self.queue_paused[q, a] = paused
+        self.router.member[q, a] = self.base_member[q, a] and not paused
+        self._log(out, now, None, self.queues[q].name, self.agents[a].id, "PAUSE" if paused else "UNPAUSE", reason)
+
+    def _withdraw(self, call: _Call, a: int, now: float, out: list[Action], back_to: AgentState | None,
+                  event: str | None) -> None:
         """Stop ringing agent ``a`` for ``call`` without blaming the agent; ``back_to`` None leaves the
-        state to the caller (the agent is logging out or going not-ready)."""
+        state to the caller (the agent is logging out or going not-ready). ``event``: the queue_log line
+        (RINGCANCELED when the caller gave up, as Asterisk writes it; None for none)."""
         start = call.ringing.pop(a)
         agent = self.agents[a]
         agent.call = None
         out.append(CancelRing(call.id, agent.id, agent.extension or agent.home))
-        self._log(out, now, call.id, self.queues[call.queue].name, agent.id, "RINGCANCELED",
-                  int(round((now - start) * 1000)))
+        if event:
+            self._log(out, now, call.id, self.queues[call.queue].name, agent.id, event,
+                      int(round((now - start) * 1000)))
         if back_to is not None:
             self._set_state(a, back_to, now, out, keep_idle=True)
 
-    def _cancel_rings(self, call: _Call, now: float, out: list[Action]) -> None:
+    def _cancel_rings(self, call: _Call, now: float, out: list[Action], event: str | None = None) -> None:
         for a in list(call.ringing):
-            self._withdraw(call, a, now, out, back_to=AgentState.READY)
+            self._withdraw(call, a, now, out, back_to=AgentState.READY, event=event)
         self._timers.pop(("ring", call.id), None)
 
     def _requeue(self, call: _Call, now: float, out: list[Action]) -> None:
@@ -385,10 +410,10 @@ class Acd:
         agent = self.agents[a]
         if state == AgentState.READY and old != AgentState.READY and not keep_idle:
             m.ready_since[a] = now
-        if state == AgentState.NOT_READY:
-            self._log(out, now, None, None, agent.id, "PAUSE", reason)
-        elif old == AgentState.NOT_READY and state != AgentState.LOGGED_OUT:
-            self._log(out, now, None, None, agent.id, "UNPAUSE", agent.reason)
+        if state == AgentState.NOT_READY and old != AgentState.NOT_READY:  # every queue: Asterisk's PAUSEALL
+            self._log(out, now, None, None, agent.id, "PAUSEALL", reason)
+        elif old == AgentState.NOT_READY and state not in (AgentState.LOGGED_OUT, AgentState.NOT_READY):
+            self._log(out, now, None, None, agent.id, "UNPAUSEALL", agent.reason)
         m.state[a] = state
         agent.reason = reason if state == AgentState.NOT_READY else ""
         if old != state or state == AgentState.NOT_READY:
@@ -425,6 +450,7 @@ class Acd:
         agent.extension, agent.login_at = ext, now
         self.by_extension[ext] = a
         self.matrix.phone_busy[a] = ext in self.busy_extensions
+        self.matrix.phone_down[a] = ext in self.down_extensions
         self._log(out, now, None, None, agent.id, "AGENTLOGIN", f"SIP/{ext}")
         self._set_state(a, AgentState.READY, now, out)
         return True, "logged in"
@@ -445,7 +471,9 @@ class Acd:
         self.by_extension.pop(agent.extension or "", None)
         agent.extension, agent.after_call, agent.wrap_queue = None, None, -1
         self._set_state(a, AgentState.LOGGED_OUT, now, out)
-        self.matrix.phone_busy[a] = False
+        self.matrix.phone_busy[a] = self.matrix.phone_down[a] = False
+        self.queue_paused[:, a] = False
+        self.router.member[:, a] = self.base_member[:, a]
         for call in list(self.calls.values()):  # nobody waits for an agent who has gone home
             if call.sticky_agent == a and call.state == "waiting":
                 call.sticky_agent, call.sticky_until = -1, 0.0
@@ -471,7 +499,7 @@ class Acd:
         """The agent left while ringing (logout, not-ready): the call goes back to the head."""
         call = self.calls.get(self.agents[a].call or "")
         if call is not None and a in call.ringing:
-            self._withdraw(call, a, now, out, back_to=None)
+            self._withdraw(call, a, now, out, back_to=None, event=None)
             if not call.ringing:
                 self._requeue(call, now, out)
 
@@ -505,6 +533,9 @@ class Acd:
             self._after_call(a, now, out)
         elif state == AgentState.NOT_READY:
             self._set_state(a, AgentState.READY, now, out)
+        agent.misses = 0
+        for q in np.flatnonzero(self.queue_paused[:, a]):  # "ready" also ends pauses in single queues
+            self._pause_in(int(q), a, False, now, out)
         return True, "ready"
 
     def _agent(self, agent_id: str) -> int:
@@ -560,6 +591,36 @@ class Acd:
                 ok, msg = self._not_ready(a, reasons.get(code, code), now, out)
         out.append(FeatureCodeReply(e.extension, ok, msg))
 
+    def _on_OfferFailed(self, e: ev.OfferFailed, now: float, out: list[Action]) -> None:
+        """The offer never reached the phone: no missed ring; the agent is skipped until it registers."""
+        call = self.calls.get(e.call_id)
+        a = self.agent_index.get(e.agent_id)
+        if call is None or a is None or call.state != "ringing" or a not in call.ringing:
+            return
+        call.ringing.pop(a)
+        agent = self.agents[a]
+        agent.call = None
+        self._phone_down(agent.extension or agent.home, True)
+        self._set_state(a, AgentState.READY, now, out, keep_idle=True)
+        if not call.ringing:
+            self._requeue(call, now, out)
+
+    def _on_PhoneRegistered(self, e: ev.PhoneRegistered, now: float, out: list[Action]) -> None:
+        self._phone_down(e.extension, False)
+
+    def _on_PhoneUnregistered(self, e: ev.PhoneUnregistered, now: float, out: list[Action]) -> None:
+        self._phone_down(e.extension, True)
+
+    def _phone_down(self, extension: str, down: bool) -> None:
+        (self.down_extensions.add if down else self.down_extensions.discard)(extension)
+        a = self.by_extension.get(extension)
+        if a is not None:
+            self.matrix.phone_down[a] = down
+
+    def phone_down(self, agent_id: str) -> bool:
+        """The agent is logged in at a phone that is not registered (or could not be reached)."""
+        return bool(self.matrix.phone_down[self.agent_index[agent_id]])
+
     def _on_PhoneBusy(self, e: ev.PhoneBusy, now: float, out: list[Action]) -> None:
         self.busy_extensions.add(e.extension)
         a = self.by_extension.get(e.extension)
@@ -594,8 +655,9 @@ class Acd:
         call = self.calls.get(call_id)
         if call is None or call.state != "ringing":
             return
+        blame = len(call.ringing) == 1  # a ring-all miss pauses none of the agents merely rung
         for a in list(call.ringing):
-            self._no_answer(call, a, now, out, cancel=True)
+            self._no_answer(call, a, now, out, cancel=True, blame=blame)
         self._requeue(call, now, out)
 
     def _timer_wrap(self, a: int, now: float, out: list[Action]) -> None:

@@ -107,6 +107,27 @@ class PhoneBusy:
 
 
 @dataclass(frozen=True)
+class PhoneRegistered:
+    """The extension has a registered phone again: an agent there can be offered calls."""
+    extension: str
+
+
+@dataclass(frozen=True)
+class PhoneUnregistered:
+    """The extension has no registered phone: an agent logged in there is skipped (shown unregistered)."""
+    extension: str
+
+
+@dataclass(frozen=True)
+class OfferFailed:
+    """The offer never reached the agent's phone (404/480/503, or a time-out before any response): not a
+    missed ring; the phone is treated as unreachable until it registers again."""
+    call_id: str
+    agent_id: str
+    status: int = 0
+
+
+@dataclass(frozen=True)
 class PhoneFree:
     extension: str
 
@@ -118,4 +139,4 @@ class TimerFired:
 
 Event = (CallArrived | CallAbandoned | CallEnded | CallTransferred | OfferAnswered | OfferRejected | AgentLogin
          | AgentLogout | AgentReady | AgentNotReady | WrapUpEnd | FeatureCodeDialled | PhoneBusy | PhoneFree
-         | TimerFired)
+         | PhoneRegistered | PhoneUnregistered | OfferFailed | TimerFired)

@@ -46,6 +46,7 @@ class AgentMatrix:
     level: np.ndarray  # int8 [agents, skills]; 0 = skill not held
     state: np.ndarray = field(init=False)  # int8 AgentState
     phone_busy: np.ndarray = field(init=False)  # bool: the switch says the extension is on a call
+    phone_down: np.ndarray = field(init=False)  # bool: the extension is not registered (or did not answer offers)
     ready_since: np.ndarray = field(init=False)  # float64: when the agent last became ready (longest-idle)
     calls: np.ndarray = field(init=False)  # int64: calls answered since start (fewest-calls)
     talk_time: np.ndarray = field(init=False)  # float64: seconds talked since start (least-talk-time)
@@ -54,6 +55,7 @@ class AgentMatrix:
         n = self.level.shape[0]
         self.state = np.zeros(n, np.int8)
         self.phone_busy = np.zeros(n, bool)
+        self.phone_down = np.zeros(n, bool)
         self.ready_since = np.zeros(n, np.float64)
         self.calls = np.zeros(n, np.int64)
         self.talk_time = np.zeros(n, np.float64)
@@ -65,7 +67,7 @@ class AgentMatrix:
     def available(self) -> np.ndarray:
         """Ready in the ACD *and* idle on the switch: both, so agent state can never route a call to a
         phone that is busy with something the ACD did not place."""
-        free: np.ndarray = (self.state == AgentState.READY) & ~self.phone_busy
+        free: np.ndarray = (self.state == AgentState.READY) & ~self.phone_busy & ~self.phone_down
         return free
 
 

@@ -68,6 +68,7 @@ class B2BUA:
         self._by_client_tx: dict[int, tuple[Leg, Relay | None]] = {}
         self._by_endpoint: dict[int, Leg] = {}
         self._linger: Timers[str] = Timers()
+        self._ring_limits: Timers[Leg] = Timers()
         self._commands: dict[type, Callable[[Any, float], Any]] = {
             L.Ring: self._ring, L.AnswerLocally: self._answer_locally, L.Reject: self._reject,
             L.Connect: self._connect, L.Bridge: self._do_bridge, L.Play: self._play,
@@ -90,10 +91,16 @@ class B2BUA:
 
     # ------------------------------------------------------------------------------ helpers
     def active_calls(self, number: str) -> int:
-        return sum(1 for c in self.calls.values() if c.live and number in c.parties())
+        """Calls that extension ``number`` is in: as the caller, or on a leg that rings or talks (an agent
+        on a queue call counts, though the call's number is the queue's)."""
+        def involved(c: Call) -> bool:
+            return c.caller_number == number or any(
+                leg.extension == number and leg.state is not TERMINATED and not leg.withdrawn for leg in c.callees)
+        return sum(1 for c in self.calls.values() if c.live and involved(c))
 
     def next_deadline(self) -> float | None:
-        return self._linger.next_deadline()
+        ds = [d for d in (self._linger.next_deadline(), self._ring_limits.next_deadline()) if d is not None]
+        return min(ds) if ds else None
 
     def reachable(self, number: str, now: float) -> bool:
         """Whether extension ``number`` has a registered phone to ring."""
@@ -277,6 +284,8 @@ class B2BUA:
             call.callees.append(leg)
             legs.append(leg)
             self._send_request(leg, leg.invite, now)
+            if cmd.limit is not None:
+                self._ring_limits.schedule(now + cmd.limit, leg)
         return legs
 
     def _new_outgoing(self, call: Call, dest: Peer, contact_uri: str, number: str, display: str,
@@ -427,18 +436,18 @@ class B2BUA:
         call = leg.call
         status = resp.status
         if status < 200:
+            leg.got_provisional = True  # any provisional, a 100 too, lets a CANCEL go (RFC 3261 §9.1)
+            if leg.cancel_pending:
+                leg.cancel_pending = False
+                self._send_cancel(leg, now)
+                return
             if status == 100:
                 return
-            leg.got_provisional = True
             if resp.to.tag and leg.dialog is None:
                 leg.dialog = Dialog.as_uac(leg.invite, resp)
                 self._by_dialog[leg.key] = leg  # type: ignore[index]
             if leg.state is CALLING:
                 self._set(leg, EARLY)
-            if leg.cancel_pending:
-                leg.cancel_pending = False
-                self._send_cancel(leg, now)
-                return
             self._relay_provisional(resp, leg, now)
             self.emit(L.LegRinging(leg, status))
             return
@@ -832,6 +841,14 @@ class B2BUA:
         self._end(call, "no ACK from caller", now)
 
     def on_timer(self, now: float) -> None:
+        for leg in self._ring_limits.due(now):
+            if leg.ringing and not leg.withdrawn and leg.call.live:
+                # its hard ring limit: stop it even if its own time-out was lost (no phone rings on forever)
+                log.info("call %s: %s still ringing at its limit: cancelled", leg.call.id, leg.party)
+                self._send_cancel(leg, now)
+                self._set(leg, TERMINATED)
+                self._detach(leg)
+                self.emit(L.LegFailed(leg, 408, "Ring Limit"))
         for call_id in self._linger.due(now):
             call = self.calls.get(call_id)
             if call is not None and not call.live:

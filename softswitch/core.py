@@ -156,6 +156,7 @@ class SwitchCore:
             changes = self.registrar.expire(now)
             if changes:
                 self.out.append(PersistBindings(changes))
+                self._registrations_changed(changes, now)
         return self.drain(now)
 
     def on_media_events(self, events: list, now: float) -> list:
@@ -195,6 +196,18 @@ class SwitchCore:
         cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep,
                              self.router.next_deadline()) if d is not None]
         return min(cands) if cands else None
+
+    def _registrations_changed(self, changes: list, now: float) -> None:
+        """Expired contacts: agents whose phone has none left are skipped by the ACD."""
+        for aor in {item.aor if op == "put" else item[0] for op, item in changes}:
+            self._guard(self.router.queue.registration, aor, bool(self.registrar.lookup(aor, now)), now)
+
+    def sync_registrations(self, now: float) -> list:
+        """After the bindings are restored at start: every extension's registration state to the ACD."""
+        for ext in self.config.extensions:
+            self._guard(self.router.queue.registration, ext.number, bool(self.registrar.lookup(ext.number, now)),
+                        now)
+        return self.drain(now)
 
     def after_persist(self, p: PersistBindings, now: float) -> list:
         if p.tx is None or p.response is None:
@@ -304,6 +317,7 @@ class SwitchCore:
         ext = self.config.extension(aor)
         assert ext is not None  # authentication succeeded only for a configured extension
         result = self.registrar.handle(req, peer, aor, now, ext.max_contacts)
+        self._guard(self.router.queue.registration, aor, bool(self.registrar.lookup(aor, now)), now)
         if result.response.status == 200 and result.changes:
             return [PersistBindings(result.changes, tx, result.response)]
         return self.tl.respond(tx, result.response, now)

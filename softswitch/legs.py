@@ -111,6 +111,7 @@ class Ring:
     display: str = ""
     max_forwards: str = "70"
     passthrough: tuple[bytes, str] | None = None  # caller's SDP to relay when media is not anchored
+    limit: float | None = None          # hard ring limit in seconds: then the legs are cancelled (408)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,10 @@ class Router:
         if isinstance(ev, L.IncomingCall):
             app = self.route(ev.number)
             call.app = app
+            if self.config.extension(ev.caller) is not None:
+                # whatever it called (a colleague, the hotline, a queue), a phone in a call is not offered
+                # queue calls: not even its own
+                self.presence.mark(call.id, ev.caller, now)
             app.on_incoming(call, ev.number, now)
         elif isinstance(ev, L.CallGone):
             self._gone(call, now)

@@ -163,6 +163,7 @@ class Server:
         self.core.registrar.load([replace(b, expires_at=b.expires_at - self._wall_offset,
                                           updated_at=b.updated_at - self._wall_offset) for b in bindings])
         log.info("store %s opened; %d registration(s) restored", self.config.store.path, len(bindings))
+        self._execute(self.core.sync_registrations(self.now()))  # agents at unregistered phones are skipped
         self.centre = centre = centre_for(self.store, self.config)
         self.records = Records(centre)
         self.core.lists.normalise = centre.normalise

@@ -120,7 +120,7 @@ def test_ring_no_answer_sets_not_ready_and_requeues_at_head():
     assert of(out, CancelRing) == [CancelRing("c1", "2001", "1001")]
     assert rig.acd.agent_state("2001") == ("not-ready", "ring-no-answer")
     assert any(line.endswith("|c1|sales|Agent/2001|RINGNOANSWER|10000") for line in rig.log)
-    assert any(line.endswith("|NONE|NONE|Agent/2001|PAUSE|ring-no-answer") for line in rig.log)
+    assert any(line.endswith("|NONE|NONE|Agent/2001|PAUSEALL|ring-no-answer") for line in rig.log)
     # c1 had its turn first and goes back to the head: the next free agent gets c1, not c2
     assert rings(rig.do(AgentLogin("2002"), 1)) == [("c1", "2002")]
 
@@ -149,7 +149,7 @@ def test_not_ready_agent_becomes_ready_again_with_feature_code():
     out = rig.do(FeatureCodeDialled("1001", "*14"), 3)
     assert FeatureCodeReply("1001", True, "ready") in out
     assert rings(out) == [("c1", "2001")]
-    assert any(line.endswith("|Agent/2001|UNPAUSE|ring-no-answer") for line in rig.log)
+    assert any(line.endswith("|Agent/2001|UNPAUSEALL|ring-no-answer") for line in rig.log)
 
 
 # ---------------------------------------------------------------------------- real phone state
@@ -347,8 +347,8 @@ def test_queue_log_lines_for_a_whole_call():
         f"{t + 2}|c1|sales|NONE|ENTERQUEUE||0301",
         f"{t + 9}|c1|sales|Agent/2001|CONNECT|7|leg1|7",
         f"{t + 129}|c1|sales|Agent/2001|TRANSFER|1009|internal|7|120|1",
-        f"{t + 130}|NONE|NONE|Agent/2001|PAUSE|lunch",
-        f"{t + 730}|NONE|NONE|Agent/2001|UNPAUSE|lunch",
+        f"{t + 130}|NONE|NONE|Agent/2001|PAUSEALL|lunch",
+        f"{t + 730}|NONE|NONE|Agent/2001|UNPAUSEALL|lunch",
         f"{t + 740}|NONE|NONE|Agent/2001|AGENTLOGOFF|SIP/1001|739",
     ]
 

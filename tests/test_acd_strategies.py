@@ -89,7 +89,7 @@ def test_ring_all_rings_everyone_and_first_answer_wins():
     assert sorted(c.agent_id for c in of(out, CancelRing)) == ["2001", "2003"]
     # the two others are free again and, ring-all, both ring for c2 at once
     assert sorted(a for c, a in rings(out) if c == "c2") == ["2001", "2003"]
-    assert sum(1 for line in rig.log if "RINGCANCELED" in line) == 2
+    assert sum(1 for line in rig.log if "RINGCANCELED" in line) == 0  # Asterisk: only when the caller gives up
 
 
 def test_ring_all_no_answer_sets_all_not_ready():

@@ -56,7 +56,7 @@ class ExtensionApp(Application):
             self.do(L.Reject(call, 480, "Not Registered"), now)
             return
         limit = getattr(ext, "busy_limit", 1)
-        if limit and self.b2bua.active_calls(ext.number) > limit:  # (this call counts itself)
+        if limit and self.b2bua.active_calls(ext.number) >= limit:
             log.info("call from %s to %s refused: busy (486)", caller, number)
             call.final_status = 486
             self.do(L.Reject(call, 486), now)
@@ -73,9 +73,8 @@ class ExtensionApp(Application):
             self.do(L.Reject(call, 503, "Out of Media Ports", (("Retry-After", "5"),)), now)
             return
         self._ring(call, ext.number, now, transfer=False)
-        for n in (caller, ext.number):  # the ACD never offers a queue call to a phone that is on a call
-            if cfg.extension(n) is not None:
-                self.router.presence.mark(call.id, n, now)
+        if cfg.extension(ext.number) is not None:  # the ACD never offers a queue call to a phone on a call
+            self.router.presence.mark(call.id, ext.number, now)
         log.info("call %s: %s -> %s ringing %d contact(s)", call.id, caller, ext.number, len(legs))
 
     def take(self, call: "Call", number: str, now: float) -> None:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("softswitch.queues")
 
+RING_GRACE = 3.0  # an agent leg's hard ring limit: the queue's ring time plus this (if the ACD's own is lost)
+
 
 class QueueCallState(str, Enum):
     WAITING = "waiting"          # in the ACD, hearing music; agents may be ringing
@@ -97,6 +99,14 @@ class QueueApp(Application):
         self.execute(acts, now)
 
     # the ACD never offers a queue call to a phone that is on another call (softswitch.presence)
+    def registration(self, extension: str, registered: bool, now: float) -> None:
+        """The extension's phone registered or went away: agents there are offered calls or skipped."""
+        down = extension in self.acd.down_extensions
+        if registered and down:
+            self.feed(acd_events.PhoneRegistered(extension), now)
+        elif not registered and not down:
+            self.feed(acd_events.PhoneUnregistered(extension), now)
+
     def phone_busy(self, number: str, now: float) -> None:
         self.feed(acd_events.PhoneBusy(number), now)
 
@@ -175,6 +185,11 @@ class QueueApp(Application):
             if agent is None or event.withdrawn:
                 return
             if any(a == agent and other.ringing for other, a in qc.agents.items()):
+                return
+            if _unreachable(event.status, leg.got_provisional):
+                # never reached the agent (not there, no network): not a missed ring
+                log.info("call %s: agent %s at %s unreachable (%d)", qc.call.id, agent, leg.extension, event.status)
+                self.feed(acd_events.OfferFailed(qc.acd_id, agent, event.status), now)
                 return
             log.info("call %s: agent %s at %s did not take the call (%d)", qc.call.id, agent, leg.extension,
                      event.status)
@@ -259,9 +274,11 @@ class QueueApp(Application):
     def _ring(self, qc: QueueCall, a: acd_actions.RingAgent, now: float) -> None:
         call = qc.call
         log.info("call %s: queue %s offers the call to agent %s at %s", call.id, a.queue, a.agent_id, a.extension)
-        legs = self.do(L.Ring(call, a.extension, display=f"{a.queue}: {a.caller or 'anonymous'}"), now)
-        if not legs:
-            self.feed(acd_events.OfferRejected(qc.acd_id, a.agent_id), now)
+        legs = self.do(L.Ring(call, a.extension, display=f"{a.queue}: {a.caller or 'anonymous'}",
+                              limit=a.timeout + RING_GRACE), now)
+        if not legs:  # no registered phone: skipped until it registers
+            log.info("call %s: agent %s at %s has no registered phone", call.id, a.agent_id, a.extension)
+            self.feed(acd_events.OfferFailed(qc.acd_id, a.agent_id, 480), now)
             return
         for leg in legs:
             qc.agents[leg] = a.agent_id
@@ -281,12 +298,14 @@ class QueueApp(Application):
         qc.prompt = qc.agent_prompt = None
         log.info("call %s: %s connected to agent %s at %s", call.id, call.caller_number, a.agent_id, a.extension)
         self.router.out.append(ev.AgentConnected(a.agent_id, call.id, call.caller_number, qc.queue))
-        if a.announce_agent:
-            self._prompt(qc, agent_announcement(self.sounds.language, a.announce_agent), "bridge", now)
-        if a.whisper:
-            files = self.sounds.files([f"queue-{a.whisper}"])
-            if files:
-                qc.agent_prompt = self.do(L.Play(leg, self.sounds.sequence(files)), now)
+        announcement = agent_announcement(self.sounds.language, a.announce_agent) if a.announce_agent else []
+        if announcement:
+            self._prompt(qc, announcement, "bridge", now)
+        # the agent hears the queue's name (whisper), or else the caller's announcement with the caller: she
+        # knows the caller hears her the moment it ends, and her first words are not lost
+        agent_files = self.sounds.files([f"queue-{a.whisper}"] if a.whisper else announcement)
+        if agent_files and (a.whisper or qc.prompt is not None):
+            qc.agent_prompt = self.do(L.Play(leg, self.sounds.sequence(agent_files)), now)
         self._maybe_bridge(qc, now)
 
     def _prompt(self, qc: QueueCall, names: list[str], then: str, now: float) -> bool:
@@ -327,3 +346,9 @@ class QueueApp(Application):
         """The call agent ``agent_id`` talks to (supervisors join it)."""
         return next((qc for qc in self.by_call.values() if qc.agent == agent_id
                      and qc.state is not QueueCallState.WAITING and qc.call.live), None)
+
+
+def _unreachable(status: int, rang: bool) -> bool:
+    """An offer's failure that says the phone was not reached (not a missed ring): not found, not
+    registered / unavailable, server failure, or a time-out before the phone said anything."""
+    return status in (404, 410, 480, 502, 503, 504) or (status == 408 and not rang)
