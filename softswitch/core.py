@@ -18,7 +18,7 @@ from .router import Router
 from .screening import CallerLists
 from .config import Config
 from .registrar import Change, Registrar, received_to_peer
-from .security import BanPolicy, BanTracker
+from .security import BanPolicy, BanTracker, ChallengeWatch
 from .sip.digest import DigestAuthenticator, NonceManager
 from .sip.message import ParseError, Request, Response, make_response, parse_message
 from .sip.transaction import (
@@ -64,9 +64,8 @@ class SwitchCore:
         self.config = config
         sip = config.sip
         self.tl = TransactionLayer(Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000))
-        self.nonces = NonceManager(secret or secrets.token_bytes(32), lifetime=float(sip.nonce_lifetime))
-        self.auth = DigestAuthenticator(sip.realm, self._password_for, self.nonces,
-                                        algorithms=tuple(sip.auth_algorithms))
+        self.set_nonce_secret(secret or secrets.token_bytes(32))
+        self.challenges = ChallengeWatch()  # challenged phones that never answer (cannot do the algorithm)
         sec = config.security
         self.bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
                                          ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt)))
@@ -83,6 +82,14 @@ class SwitchCore:
         self.local: dict[str, tuple[str, int]] = {}
         self.stats = Stats()
         self._next_expiry_sweep = 0.0
+
+    def set_nonce_secret(self, secret: bytes) -> None:
+        """The key that signs digest nonces. The edge passes the one kept in the store's directory, so
+        nonces issued before a restart stay good (phones re-register without a new challenge)."""
+        sip = self.config.sip
+        self.nonces = NonceManager(secret, lifetime=float(sip.nonce_lifetime))
+        self.auth = DigestAuthenticator(sip.realm, self._password_for, self.nonces,
+                                        algorithms=tuple(sip.auth_algorithms))
 
     # ---------------------------------------------------------------------- addressing
     def set_local(self, transport: str, host: str, port: int) -> None:
@@ -157,6 +164,7 @@ class SwitchCore:
             if changes:
                 self.out.append(PersistBindings(changes))
                 self._registrations_changed(changes, now)
+            self._report_unanswered(now)
         return self.drain(now)
 
     def on_media_events(self, events: list, now: float) -> list:
@@ -282,12 +290,18 @@ class SwitchCore:
         header = "Proxy-Authorization" if proxy else "Authorization"
         challenge_name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         code = 407 if proxy else 401
+        algorithms = self._algorithms_for(expected_user)
         outcome, user = "absent", None
         for value in req.headers.get_lines(header):
-            result = self.auth.verify(req.method, value, now, peer.host, expected_user=expected_user)
+            result = self.auth.verify(req.method, value, now, peer.host, expected_user=expected_user,
+                                      algorithms=algorithms)
             outcome, user = result.outcome, result.username
             if outcome != "absent":
                 break
+        if outcome == "absent":
+            self.challenges.challenged(peer.host, expected_user or "", req.method, now)
+        else:
+            self.challenges.answered(peer.host, expected_user or "")
         if outcome == "ok":
             self.bans.record_success(peer.host, now)
             return user, []
@@ -300,9 +314,22 @@ class SwitchCore:
             log.info("%s from %s: authentication failed for %s", req.method, peer.host,
                      _quote_user(req, header) or "-")
             return None, self.tl.respond(tx, make_response(req, 403, to_tag=_tag()), now)
-        extra = [(challenge_name, v) for v in self.auth.challenge_headers(now, peer.host, stale=outcome == "stale")]
+        extra = [(challenge_name, v) for v in self.auth.challenge_headers(now, peer.host, stale=outcome == "stale",
+                                                                           algorithms=algorithms)]
         challenge = make_response(req, code, to_tag=_tag(), extra=extra)
         return None, [a for a in self.tl.respond_statelessly(tx, challenge, now) if isinstance(a, Send)]
+
+    def _algorithms_for(self, user: str | None) -> tuple[str, ...] | None:
+        """An extension's own ``auth_algorithms``, else None (the realm's, ``[sip] auth_algorithms``)."""
+        ext = self.config.extension(user) if user else None
+        return tuple(ext.auth_algorithms) if ext is not None and ext.auth_algorithms else None
+
+    def _report_unanswered(self, now: float) -> None:
+        for u in self.challenges.expire(now):
+            offered = self._algorithms_for(u.user) or self.auth.algorithms
+            log.info("%s from %s for %s: %d challenge(s) never answered within %d s; the phone may not "
+                     "support the digest algorithm(s) offered (%s) or has no password set", u.method, u.ip,
+                     u.user or "-", u.challenges, int(self.challenges.timeout), ", ".join(offered))
 
     # ----------------------------------------------------------------------- REGISTER
     def _on_register(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
