@@ -85,6 +85,10 @@ class AcdQueue:
     # consecutive misses. A ring-all miss never pauses the agents who were merely rung.
     autopause: str = "all"
     autopause_after: int = 1
+    # the caller's language (chosen in the IVR) -> the skill of agents who speak it, and whether an agent
+    # who speaks it is "prefer"red (anyone else when none is free) or "require"d
+    languages: dict[str, str] = field(default_factory=dict)
+    language_routing: str = "prefer"
     wrapup_time: int = 10
     max_wait: int = 0  # seconds; 0 = wait forever
     on_timeout: Fallback = field(default_factory=Fallback)
@@ -175,7 +179,17 @@ def _reasons(raw: dict[str, Any], ctx: Context) -> dict[str, str]:
     return out
 
 
+def _languages(raw: dict[str, Any], ctx: Context) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for lang, skill in raw.items():
+        if not isinstance(skill, str) or not skill.strip():
+            raise Invalid("expected the name of a skill", at=f".{lang}")
+        out[lang] = skill
+    return out
+
+
 SKILL_LEVELS = Scalar("table", (dict,), _skill_levels)
+LANGUAGE_SKILLS = Scalar("table", (dict,), _languages)
 REASONS = Scalar("table", (dict,), _reasons)
 
 
@@ -232,6 +246,9 @@ def _acd_post(v: dict[str, Any]) -> None:
     for i, q in enumerate(queues):
         if q.skill not in known:
             raise Invalid(f"unknown skill {quote(q.skill)} ({hint})", at=f"queues[{i}].skill")
+        for lang, skill in q.languages.items():
+            if skill not in known:
+                raise Invalid(f"unknown skill {quote(skill)} ({hint})", at=f"queues[{i}].languages.{lang}")
         for which in ("on_timeout", "on_no_agents"):
             fb: Fallback = getattr(q, which)
             if fb.action != "overflow":
@@ -294,6 +311,8 @@ QUEUE = Table(AcdQueue, {
     "ring_time": Key(INTEGER, 15, (between(1, 300),)),
     "autopause": Key(STRING, "all", (one_of("no", "yes", "all", fold=str.lower),)),
     "autopause_after": Key(INTEGER, 1, (between(1, 100),)),
+    "languages": Key(LANGUAGE_SKILLS, {}),
+    "language_routing": Key(STRING, "prefer", (one_of("prefer", "require", fold=str.lower),)),
     "wrapup_time": Key(INTEGER, 10, (between(0, 3600),)),
     "max_wait": Key(INTEGER, 0, (between(0, 86400),)),
     "on_timeout": Key(ON_TIMEOUT, {}),

@@ -58,6 +58,8 @@ class _Call:
     sticky_agent: int = -1
     sticky_until: float = 0.0
     slot: int = -1  # row in the CallColumns while waiting
+    skill: str = ""  # a skill it needs besides its queue's (an IVR node's)
+    language: str = ""  # the caller's language
 
 
 @dataclass(eq=False)
@@ -157,7 +159,10 @@ class Acd:
         if e.queue not in self.queue_index:
             raise ValueError(f"unknown queue {e.queue!r}")
         self._seq += 1
-        call = _Call(e.call_id, e.caller, self.queue_index[e.queue], e.priority, now, now, self._seq, 0)
+        if e.skill and e.skill not in self.skill_index:
+            raise ValueError(f"unknown skill {e.skill!r}")
+        call = _Call(e.call_id, e.caller, self.queue_index[e.queue], e.priority, now, now, self._seq, 0,
+                     skill=e.skill, language=e.language)
         self.calls[call.id] = call
         self._enter(call, now, out, hops=0)
 
@@ -190,9 +195,24 @@ class Acd:
 
     def _wait(self, call: _Call) -> None:
         self.waiting[call.id] = call
+        need, want = self._skills_of(call)
         call.slot = self.columns.add(call.queue, call.priority, call.head, call.arrived, call.seq, call.sticky_agent,
-                                     call.sticky_until)
+                                     call.sticky_until, need, want)
         self.slot_call[call.slot] = call
+
+    def _skills_of(self, call: _Call) -> tuple[int, int]:
+        """(needed, wanted) skill columns of the call beyond its queue's: the IVR node's skill is needed;
+        the caller's language skill is needed or preferred as the queue says (preferred if both)."""
+        q = self.queues[call.queue]
+        need = self.skill_index[call.skill] if call.skill else -1
+        lang = q.languages.get(call.language) if call.language else None
+        want = -1
+        if lang is not None:
+            if q.language_routing == "require" and need < 0:
+                need = self.skill_index[lang]
+            else:
+                want = self.skill_index[lang]
+        return need, want
 
     def _unwait(self, call: _Call) -> None:
         self.waiting.pop(call.id, None)

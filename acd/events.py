@@ -20,6 +20,8 @@ class CallArrived:
     queue: str
     caller: str = ""
     priority: int = 0
+    skill: str = ""      # a skill the call needs besides the queue's (an IVR queue node's skill)
+    language: str = ""   # the caller's language (the queue's language skills route on it)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ class WaitingCalls:
     seq: np.ndarray  # int64, arrival order (ties at equal times)
     sticky_agent: np.ndarray  # int32
     sticky_until: np.ndarray  # float64
+    need: np.ndarray | None = None  # int32 skill the call requires (an IVR node's skill...), -1 none
+    want: np.ndarray | None = None  # int32 skill the call prefers (the caller's language), -1 none
 
     def __len__(self) -> int:
         return int(self.queue.shape[0])
@@ -121,13 +123,16 @@ class CallColumns:
         self.seq = np.zeros(capacity, np.int64)
         self.sticky_agent = np.full(capacity, -1, np.int32)
         self.sticky_until = np.zeros(capacity, np.float64)
+        self.need = np.full(capacity, -1, np.int32)
+        self.want = np.full(capacity, -1, np.int32)
         self.active = np.zeros(capacity, bool)
         self._free = list(range(capacity - 1, -1, -1))
 
-    _COLUMNS = ("queue", "priority", "head", "arrived", "seq", "sticky_agent", "sticky_until", "active")
+    _COLUMNS = ("queue", "priority", "head", "arrived", "seq", "sticky_agent", "sticky_until", "need", "want",
+                "active")
 
     def add(self, queue: int, priority: int, head: bool, arrived: float, seq: int, sticky_agent: int,
-            sticky_until: float) -> int:
+            sticky_until: float, need: int = -1, want: int = -1) -> int:
         if not self._free:
             cap = self.active.size
             for name in self._COLUMNS:
@@ -139,6 +144,7 @@ class CallColumns:
         i = self._free.pop()
         self.queue[i], self.priority[i], self.head[i], self.arrived[i] = queue, priority, head, arrived
         self.seq[i], self.sticky_agent[i], self.sticky_until[i] = seq, sticky_agent, sticky_until
+        self.need[i], self.want[i] = need, want
         self.active[i] = True
         return i
 
@@ -150,7 +156,8 @@ class CallColumns:
         """(slot of each row, the active calls as WaitingCalls)."""
         slots = np.flatnonzero(self.active)
         return slots, WaitingCalls(self.queue[slots], self.priority[slots], self.head[slots], self.arrived[slots],
-                                   self.seq[slots], self.sticky_agent[slots], self.sticky_until[slots])
+                                   self.seq[slots], self.sticky_agent[slots], self.sticky_until[slots],
+                                   self.need[slots], self.want[slots])
 
 
 @dataclass(frozen=True)
@@ -244,7 +251,21 @@ class Router:
             if entry is None:
                 entry = ranked[q] = [self.rank(q, free & self.member[q]), 0]
             ranking, cursor = entry
-            if self.queues[q].strategy == "ring-all":
+            need = int(calls.need[j]) if calls.need is not None else -1
+            want = int(calls.want[j]) if calls.want is not None else -1
+            if need >= 0 or want >= 0:  # this call's own skills narrow the queue's ranking (rare: no cursor)
+                cands = ranking[free[ranking]]
+                if need >= 0:
+                    cands = cands[self.matrix.level[cands, need] > 0]
+                if want >= 0:
+                    preferred = cands[self.matrix.level[cands, want] > 0]
+                    cands = preferred if preferred.size else cands
+                if cands.size:
+                    take = cands if self.queues[q].strategy == "ring-all" else cands[:1]
+                    free[take] = False
+                    n_free -= take.size
+                    out.append(Assignment(j, tuple(int(a) for a in take)))
+            elif self.queues[q].strategy == "ring-all":
                 rest = ranking[cursor:]
                 rest = rest[free[rest]]
                 entry[1] = ranking.size

@@ -506,6 +506,10 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
                 if isinstance(node, QueueNode) and node.queue not in queue_names:
                     raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.queue",
                                       f"no [[acd.queues]] named {quote(node.queue)}")
+                skills = {sk.name for sk in acd.skills} if acd is not None else set()
+                if isinstance(node, QueueNode) and node.skill and node.skill not in skills:
+                    raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.skill",
+                                      f"no [[acd.skills]] named {quote(node.skill)}")
 
 
 def load_config(path: str | Path) -> Config:

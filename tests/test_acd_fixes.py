@@ -125,3 +125,63 @@ def test_plain_calls_still_fork_and_answer():
 def _log(net) -> list[str]:
     from softswitch.events import WriteQueueLog
     return [a.line for a in net.events if isinstance(a, WriteQueueLog)]
+
+
+LANG_ACD = {
+    "skills": [{"name": "support"}, {"name": "orders"}, {"name": "cantonese"}],
+    "agents": [{"id": "2001", "name": "A", "extension": "1002", "skills": {"support": 5, "orders": 5}},
+               {"id": "2002", "name": "B", "extension": "1003", "skills": {"support": 5, "cantonese": 5}}],
+    "queues": [{"name": "support", "skill": "support", "wrapup_time": 0, "languages": {"yue": "cantonese"},
+                "language_routing": "require"}],
+    "dialplan": [{"number": "500", "queue": "support"}],
+}
+
+
+def lang_ivr(tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    for lang in ("en", "yue"):      # just the prompts the queue plays when an agent answers, as tones
+        d = tmp_path / lang
+        d.mkdir()
+        for name in ["agent", "is-serving-you", *[f"digit_{i}" for i in range(10)]]:
+            sf.write(str(d / f"{name}.wav"), np.full(800, 0.1 if lang == "yue" else 0.2, np.float32), 8000)
+    return {"default_language": "en", "languages": ["en", "yue"], "prompts_dir": str(root / "prompts"),
+            "sounds_dir": str(tmp_path), "numbers": {"4000": "main"},
+            "flows": {"main": {"start": "menu", "nodes": {
+                "menu": {"type": "menu", "prompts": [], "choices": {"2": "set-yue", "9": "orders"}, "timeout": 10.0,
+                         "fallback": "q"},
+                "set-yue": {"type": "language", "language": "yue", "next": "q"},
+                "q": {"type": "queue", "queue": "support"},
+                "orders": {"type": "queue", "queue": "support", "skill": "orders"}}}}}
+
+
+def hotline(core, net, ph, caller, digit):
+    from media.engine import DtmfReceived
+    _, out = ph[caller].invite("4000", body=sdp(4000, ph[caller].peer.host))
+    ack_caller(ph[caller], [m for m in responses(out) if m.status == 200][0])
+    call = [c for c in core.b2bua.calls.values() if c.caller_number == caller][-1]
+    return call, net._run(core.on_media_events([DtmfReceived(call.caller.media, digit, "rfc4733", 100)], net.now))
+
+
+def test_a_caller_who_chose_cantonese_reaches_the_cantonese_agent_and_hears_cantonese(tmp_path):
+    core, net, ph = boot(media={"enabled": True}, acd=LANG_ACD, ivr=lang_ivr(tmp_path))
+    login(core, net, "2001")
+    login(core, net, "2002")
+    call, out = hotline(core, net, ph, "1001", "2")                 # 2: Cantonese
+    assert call.variables["language"] == "yue"
+    assert not reqs_to(out, ph["1002"].peer, "INVITE")              # 2001 speaks no Cantonese
+    inv = reqs_to(out, ph["1003"].peer, "INVITE")[0]
+    ph["1003"].send(answer(inv, 200, to_tag="b", contact="<sip:1003@10.0.0.3>", body=sdp(5000, "10.0.0.3")))
+    played = [name for name in core.media.bank.sounds if name.startswith("seq:") and "is-serving-you" in name]
+    assert played and all("/yue/" in name and "/en/" not in name for name in played)
+
+
+def test_an_ivr_queue_nodes_skill_decides_the_agent(tmp_path):
+    core, net, ph = boot(media={"enabled": True}, acd=LANG_ACD, ivr=lang_ivr(tmp_path))
+    login(core, net, "2002")                                        # only B (no "orders") is ready...
+    call, out = hotline(core, net, ph, "1001", "9")                 # 9: the order-number branch
+    assert not reqs_to(out, ph["1003"].peer, "INVITE")              # ...so the call waits for A
+    out = net._run(core.run(core.router.queue.feed, e.AgentLogin("2001", None), net.now, now=net.now))
+    assert reqs_to(out, ph["1002"].peer, "INVITE")

@@ -249,7 +249,7 @@ class IvrApp(Application):
             self._quiet(ic, now)
             queue = self.router.queue
             call.app = queue
-            queue.enqueue(call, a.queue, now, a.priority)
+            queue.enqueue(call, a.queue, now, a.priority, skill=a.skill)
         elif isinstance(a, ia.Transfer):
             log.info("call %s: IVR transfers %s to %s", call.id, call.caller_number, a.extension)
             self.calls.pop(call.id, None)
@@ -278,7 +278,10 @@ class IvrApp(Application):
                 self.router.out.append(ev.SpeechStop(call.id))
             if ic.phase is not IvrPhase.RECORDING:
                 self.do(L.Listen(caller, False), now)
-        elif isinstance(a, (ia.SetLanguage, ia.CallerFlagged, ia.ToVoicemail, ia.CollectDigits)):
+        elif isinstance(a, ia.SetLanguage):  # travels with the call: the queue's prompts and routing use it
+            call.variables["language"] = a.language
+            log.info("call %s: IVR %s", call.id, a)
+        elif isinstance(a, (ia.CallerFlagged, ia.ToVoicemail, ia.CollectDigits)):
             log.info("call %s: IVR %s", call.id, a)
 
 

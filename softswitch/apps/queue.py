@@ -58,6 +58,7 @@ class QueueCall:
     prompt: int | None = None    # playback to the caller, and what follows it
     after_prompt: str = ""
     agent_prompt: int | None = None
+    language: str = ""           # the caller's (from the IVR): the queue's prompts are in it
 
     def move(self, new: QueueCallState) -> None:
         self.state = move(self.state, new, TRANSITIONS, f"queue call {self.acd_id}")
@@ -127,16 +128,18 @@ class QueueApp(Application):
         assert queue is not None
         self.enqueue(call, queue, now)
 
-    def enqueue(self, call: "Call", queue: str, now: float, priority: int = 0) -> None:
-        """The call waits in ``queue`` (the one way in)."""
+    def enqueue(self, call: "Call", queue: str, now: float, priority: int = 0, skill: str = "") -> None:
+        """The call waits in ``queue`` (the one way in); ``skill``: one it needs besides the queue's."""
         n = self._entries.get(call.id, 0)
         self._entries[call.id] = n + 1
-        qc = QueueCall(call, call.id if n == 0 else f"{call.id}.{n}", queue)
+        language = str(call.variables.get("language") or "")
+        qc = QueueCall(call, call.id if n == 0 else f"{call.id}.{n}", queue,
+                       language=language if language in self.sounds.languages else self.sounds.language)
         self.calls[qc.acd_id] = qc
         self.by_call[call.id] = qc
         call.notes["queue"] = queue
         priority = max(priority, self.priority_of(call.caller_number, call.variables))
-        self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority), now)
+        self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority, skill, language), now)
 
     def _leave(self, qc: QueueCall, event: Any, now: float) -> None:
         """The call leaves the ACD (the one way out)."""
@@ -250,7 +253,7 @@ class QueueApp(Application):
                 self.do(L.Music(call.caller), now)
         elif isinstance(a, acd_actions.Announce):
             wait = None if a.expected_wait is None else max(1, round(a.expected_wait / 60))
-            self._prompt(qc, queue_announcement(self.sounds.language, a.position, wait), "music", now)
+            self._prompt(qc, queue_announcement(qc.language, a.position, wait), "music", now)
         elif isinstance(a, acd_actions.RingAgent):
             self._ring(qc, a, now)
         elif isinstance(a, acd_actions.CancelRing):
@@ -298,18 +301,19 @@ class QueueApp(Application):
         qc.prompt = qc.agent_prompt = None
         log.info("call %s: %s connected to agent %s at %s", call.id, call.caller_number, a.agent_id, a.extension)
         self.router.out.append(ev.AgentConnected(a.agent_id, call.id, call.caller_number, qc.queue))
-        announcement = agent_announcement(self.sounds.language, a.announce_agent) if a.announce_agent else []
+        announcement = agent_announcement(qc.language, a.announce_agent) if a.announce_agent else []
         if announcement:
             self._prompt(qc, announcement, "bridge", now)
         # the agent hears the queue's name (whisper), or else the caller's announcement with the caller: she
         # knows the caller hears her the moment it ends, and her first words are not lost
-        agent_files = self.sounds.files([f"queue-{a.whisper}"] if a.whisper else announcement)
+        agent_files = self.sounds.files([f"queue-{a.whisper}"] if a.whisper else announcement,
+                                        self.sounds.language if a.whisper else qc.language)
         if agent_files and (a.whisper or qc.prompt is not None):
             qc.agent_prompt = self.do(L.Play(leg, self.sounds.sequence(agent_files)), now)
         self._maybe_bridge(qc, now)
 
     def _prompt(self, qc: QueueCall, names: list[str], then: str, now: float) -> bool:
-        files = self.sounds.files(names)
+        files = self.sounds.files(names, qc.language)
         if not files:
             return False
         pid = self.do(L.Play(qc.call.caller, self.sounds.sequence(files)), now)

@@ -30,6 +30,7 @@ class Sounds:
         ivr = config.ivr
         self.sounds_dir = Path(ivr.sounds_dir) if ivr is not None else config.source.parent / "var" / "prompts"
         self.language = ivr.default_language if ivr is not None else "en"
+        self.languages = set(ivr.languages) if ivr is not None else {self.language}
         self._known: set[str] = set()
 
     def preload(self) -> int:
