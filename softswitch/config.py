@@ -34,8 +34,8 @@ from ivr.config import IVR, IvrConfig, QueueNode
 from media.engine import MediaConfig
 
 __all__ = [
-    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "SecurityConfig", "SipConfig",
-    "StoreConfig", "TlsConfig", "load_config", "parse_config",
+    "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "MetricsConfig", "SecurityConfig",
+    "SipConfig", "StoreConfig", "TlsConfig", "load_config", "parse_config",
 ]
 
 
@@ -129,6 +129,17 @@ class SecurityConfig:
 @dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
+    format: str = "plain"  # "plain" | "json" (one JSON object per line, for Loki / ELK)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus ``/metrics`` (and ``/health``, ``/ready``). Served on the API listener; on
+    a listener of its own when ``listen`` is set or ``[api]`` is disabled."""
+
+    enabled: bool = True
+    listen: str = ""                        # "host:port"; "" = the API's (127.0.0.1:9090 when [api] is off)
+    allow: list[str] = field(default_factory=list)  # source IPs/CIDRs allowed to scrape; [] = everyone
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     media: MediaConfig = field(default_factory=lambda: MediaConfig(address="", bind_address=""))
     api: ApiSettings = field(default_factory=ApiSettings)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
@@ -402,6 +414,7 @@ MEDIA = Table(MediaConfig, {
 
 LOG = Table(LogConfig, {
     "level": Key(STRING, "INFO", (one_of(*LOG_LEVELS, fold=str.upper),)),
+    "format": Key(STRING, "plain", (one_of("plain", "json", fold=str.lower),)),
 })
 
 def api_listen(v: str) -> str:
@@ -450,6 +463,12 @@ API = Table(ApiSettings, {
     "users": Key(Tables(API_USER), [], (unique_users,)),
 })
 
+METRICS = Table(MetricsConfig, {
+    "enabled": Key(BOOLEAN, True),
+    "listen": Key(STRING, "", (lambda v: api_listen(v) if v else v,)),
+    "allow": Key(Array(STRING, each=(ip_or_cidr,)), []),
+})
+
 ROOT = Table(None, {
     "sip": Key(SIP),
     "store": Key(STORE),
@@ -458,6 +477,7 @@ ROOT = Table(None, {
     "log": Key(LOG, {}),
     "media": Key(MEDIA, {}),
     "api": Key(API, {}),
+    "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
 })  # cls None: parse_config adds ``source``, which is not a TOML key

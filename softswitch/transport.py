@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Hashable, TextIO
+from typing import TYPE_CHECKING, Any, Hashable, TextIO
 from dataclasses import replace
 
 from store.db import Store
@@ -25,6 +25,7 @@ from media.jobs import ThreadRunner
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
 from .events import SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog
+from .metrics import SwitchMetrics
 from .records import Records, centre_for
 
 if TYPE_CHECKING:
@@ -136,6 +137,10 @@ class Server:
         self._wall_offset = 0.0
         self._lists_timer: asyncio.TimerHandle | None = None
         self.files = ThreadRunner("switch-files")  # queue_log and voicemail index appends, off the loop
+        self.metrics = SwitchMetrics(self)  # Prometheus /metrics (softswitch.metrics)
+        self.subscribers.add(self.metrics.on_event)
+        self.ops: Any = None  # softswitch.api.ops.OpsServer: /metrics, /health, /ready on a listener of their own
+        self.running = False  # started and not stopping (/ready)
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -189,6 +194,9 @@ class Server:
                      self.config.media.rtp_ports)
         if self.config.api.enabled:
             await self._start_api()
+        await self._start_ops()
+        self.metrics.start(self.loop)
+        self.running = True
         self._rearm()
 
     async def _start_api(self) -> None:
@@ -202,6 +210,24 @@ class Server:
             log.error("api not started on %s: %s", self.config.api.listen, e)
             return
         self.api = api
+
+    async def _start_ops(self) -> None:
+        """/metrics, /health and /ready on their own listener when [metrics] listen is set or [api] is off
+        (otherwise the API serves them). A failure to start it leaves calls working."""
+        listen = self.config.metrics.listen
+        if not listen and self.api is not None:
+            return
+        if not listen and self.config.api.enabled:
+            return  # the API should have served them but did not start (logged)
+        try:
+            from .api.ops import OpsServer
+
+            ops = OpsServer(self, listen or "127.0.0.1:9090")
+            await ops.start()
+        except (OSError, ImportError) as e:
+            log.error("metrics not served on %s: %s", listen or "127.0.0.1:9090", e)
+            return
+        self.ops = ops
 
     async def _listen(self, la: ListenAddress) -> None:
         loop = self.loop
@@ -232,6 +258,10 @@ class Server:
         self._rearm()
 
     async def stop(self) -> None:
+        self.running = False
+        self.metrics.stop()
+        if self.ops is not None:
+            await self.ops.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self._lists_timer is not None:
@@ -266,6 +296,7 @@ class Server:
 
     # ---------------------------------------------------------------------------- input
     def process(self, data: bytes, peer: Peer) -> None:
+        self.metrics.sip_in(data)
         try:
             actions = self.core.receive(data, peer, self.now())
         except Exception:  # the core guards itself; this is the last line of defence
@@ -356,6 +387,7 @@ class Server:
 
     # --------------------------------------------------------------------------- output
     def _send(self, data: bytes, peer: Peer) -> None:
+        self.metrics.sip_out(data)
         if peer.transport == "udp":
             proto = self._udp.get("udp")
             if proto is not None and proto.transport is not None:

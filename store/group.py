@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
@@ -40,6 +41,8 @@ class GroupWriter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0  # transactions attempted (metrics, tests)
+        # told (seconds, writes in the batch, committed?) after each batch: the switch's metrics
+        self.observer: Callable[[float, int, bool], None] | None = None
 
     async def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Queue ``body`` and wait until its transaction is committed; return its result or raise its
@@ -71,13 +74,16 @@ class GroupWriter:
                 batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
                 self.batches += 1
                 bodies = [body for body, _ in batch]
+                t0 = time.perf_counter()
                 try:
                     outcomes = await self.store.write_sync(functools.partial(_run_batch, bodies=bodies))
                 except Exception as e:
+                    self._observe(t0, len(bodies), False)
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(e)
                 else:
+                    self._observe(t0, len(bodies), True)
                     for (_, fut), (ok, value) in zip(batch, outcomes):
                         if fut.done():
                             continue
@@ -92,6 +98,13 @@ class GroupWriter:
                     fut.set_exception(RuntimeError("GroupWriter stopped; the write may or may not have been committed"))
             self._queue.clear()
             self._task = None
+
+    def _observe(self, t0: float, n: int, ok: bool) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(time.perf_counter() - t0, n, ok)
+            except Exception:  # a metrics bug must not lose a commit's results
+                pass
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:

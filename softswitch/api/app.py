@@ -29,6 +29,7 @@ from store.validation import NotFoundError, TransitionError, ValidationError
 
 from ..control import Control
 from . import spec as spec_mod
+from .ops import Ops
 from .auth import Session, TokenSigner, check_password
 from .validate import ApiError, check, parse_path, parse_query
 
@@ -138,6 +139,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self.app = self._build_app()
         self.port = 0
+        self.ops = Ops(server)   # /metrics, /health, /ready (softswitch.api.ops)
 
     # --------------------------------------------------------------------------- lifecycle
     def _build_app(self) -> web.Application:
@@ -316,6 +318,16 @@ class ApiServer:
         resp.headers["Content-Security-Policy"] = ("default-src 'self'; connect-src 'self' ws: wss:; "
                                                    "img-src 'self' data:; frame-ancestors 'none'")
         return resp
+
+    # ------------------------------------------------------------------------ operations
+    async def op_metrics(self, ctx: Ctx) -> web.Response:
+        return await self.ops.metrics(ctx.request)
+
+    async def op_health(self, ctx: Ctx) -> web.Response:
+        return await self.ops.health(ctx.request)
+
+    async def op_ready(self, ctx: Ctx) -> web.Response:
+        return await self.ops.ready(ctx.request)
 
     # ------------------------------------------------------------------------ sessions
     async def op_login(self, ctx: Ctx) -> web.Response:

@@ -86,6 +86,11 @@ SCHEMAS: dict[str, dict] = {
         ("from", "to")),
     "Originated": obj({"id": _STR}, ("id",), extra=True),
     "Empty": obj({}),
+    "Health": obj({"status": {"type": "string", "enum": ["alive"]}, "uptime_s": num()}, ("status",), extra=True),
+    "Ready": obj({"ready": {"type": "boolean"}, "reasons": arr(_STR, description="why it is not ready"),
+                  "checks": {"type": "object", "additionalProperties": True,
+                             "description": "listening, store, media_ports_free, media_tick"}},
+                 ("ready",), extra=True),
     "Context": {"type": "object", "maxProperties": 20, "additionalProperties": s(2000),
                 "description": "notes that travel with the call (shown to the next agent after a transfer); "
                                "names: a letter or '_', then letters, digits, '_' (at most 40)"},
@@ -191,6 +196,20 @@ CALL_ID = {"name": "call", "in": "path", "required": True, "schema": s(128, patt
 AGENT_ID = {"name": "agent", "in": "path", "required": True, "schema": s(64, pattern=r"^[A-Za-z0-9._-]{1,64}$")}
 
 PATHS: dict[str, dict] = {
+    "/metrics": {"get": {**op("metrics", "Prometheus metrics (text format 0.0.4; the list is in the README's "
+                                         "Operations section). No login; `[metrics] allow` limits the source "
+                                         "addresses (403 otherwise); 404 when `[metrics] enabled = false`",
+                              None, public=True),
+                         "responses": {"200": {"description": "the metrics", "content": {
+                             "text/plain": {"schema": {"type": "string"}}}}, **ERRORS}}},
+    "/health": {"get": op("health", "Liveness: 200 as long as the process runs and its event loop answers",
+                          ref("Health"), public=True)},
+    "/ready": {"get": {**op("ready", "Readiness: 200 when the SIP sockets listen, the store answers and RTP "
+                                     "ports are free (and the media tick runs); 503 with the reasons otherwise",
+                            ref("Ready"), public=True),
+                       "responses": {"200": {"description": "ready", **_json(ref("Ready"))},
+                                     "503": {"description": "not ready; `reasons` says why", **_json(ref("Ready"))},
+                                     **ERRORS}}},
     "/api/session": {
         "post": op("login", "Log in (agent id or supervisor id + password); sets the session cookie and returns a "
                             "bearer token", ref("Session"), body="Login", public=True),

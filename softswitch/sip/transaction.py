@@ -265,6 +265,11 @@ class TransactionLayer:
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
         self._stale = 0  # heap entries whose timer was cancelled or replaced
+        # counters for metrics (plain integers, read at scrape time)
+        self.server_transactions = 0     # server transactions created
+        self.client_transactions = 0     # client transactions created
+        self.retransmissions_sent = 0    # requests and responses re-sent by timers A, E, G and the 2xx timer
+        self.retransmissions_received = 0  # a request or final response seen again (absorbed or re-answered)
 
     def __len__(self) -> int:
         return len(self._server) + len(self._client)
@@ -320,10 +325,12 @@ class TransactionLayer:
         st = tx.state
         if isinstance(tx, ClientTransaction):
             if name == _A and st is _S.CALLING:
+                self.retransmissions_sent += 1
                 actions.append(Send(tx._data, tx.peer))
                 tx._interval *= 2  # Timer A doubles without a cap
                 self._arm(tx, _A, now + tx._interval)
             elif name == _E and st in (_S.TRYING, _S.PROCEEDING):
+                self.retransmissions_sent += 1
                 actions.append(Send(tx._data, tx.peer))
                 tx._interval = t.t2 if st is _S.PROCEEDING else min(2 * tx._interval, t.t2)
                 self._arm(tx, _E, now + tx._interval)
@@ -334,10 +341,12 @@ class TransactionLayer:
                 self._terminate(tx, actions)
         elif isinstance(tx, ServerTransaction):
             if name == _G and st is _S.COMPLETED and tx._last_data is not None:
+                self.retransmissions_sent += 1
                 actions.append(Send(tx._last_data, tx.peer))
                 tx._interval = min(2 * tx._interval, t.t2)
                 self._arm(tx, _G, now + tx._interval)
             elif name == _RTX_2XX and st is _S.ACCEPTED and tx.awaiting_ack and tx._last_data is not None:
+                self.retransmissions_sent += 1
                 actions.append(Send(tx._last_data, tx.peer))
                 tx._interval = min(2 * tx._interval, t.t2)
                 self._arm(tx, _RTX_2XX, now + tx._interval)
@@ -396,12 +405,14 @@ class TransactionLayer:
         tx = self._server.get(key)
         if tx is not None:
             # retransmission: answer with the last response, if the state calls for it
+            self.retransmissions_received += 1
             if tx._last_data is not None and tx.state in (_S.PROCEEDING, _S.COMPLETED):
                 return [Send(tx._last_data, tx.peer)]
             return []  # Trying (nothing to resend yet), Accepted, Confirmed: absorbed
         state = _S.PROCEEDING if req.method == "INVITE" else _S.TRYING
         tx = ServerTransaction(request=req, peer=peer, key=key, state=state, created=now)
         self._server[key] = tx
+        self.server_transactions += 1
         return [RequestReceived(req, peer, tx)]
 
     def _receive_ack(self, ack: Request, key: TxKey, peer: Peer, now: float) -> list[Action]:
@@ -470,6 +481,7 @@ class TransactionLayer:
             if st is _S.ACCEPTED and 200 <= status < 300:
                 return [ResponseReceived(resp, tx)]  # RFC 6026: each 2xx (incl. forks) goes up
             if st is _S.COMPLETED and status >= 300 and tx._ack_data is not None:
+                self.retransmissions_received += 1
                 return [Send(tx._ack_data, tx.peer)]  # retransmitted final: re-ACK, not passed up
             return []
         if st in (_S.TRYING, _S.PROCEEDING):
@@ -485,6 +497,8 @@ class TransactionLayer:
             else:
                 self._arm(tx, _K, now + self.timers.t4)
             return actions
+        if status >= 200:
+            self.retransmissions_received += 1
         return []  # Completed: retransmissions absorbed
 
     # --------------------------------------------------------------------------------- output
@@ -507,6 +521,7 @@ class TransactionLayer:
         tx = ClientTransaction(request=req, peer=peer, key=key, state=_S.CALLING if invite else _S.TRYING,
                                created=now, _data=data)
         self._client[key] = tx
+        self.client_transactions += 1
         t = self.timers
         if not peer.reliable:
             tx._interval = t.t1
