@@ -1,11 +1,15 @@
 """Live per-queue figures for the wallboard and the control API.
 
 Counters are cumulative since start (a reporting tool that wants intervals reads queue_log); the
-snapshot adds what is true right now (waiting calls, longest wait, agents by state).
+snapshot adds what is true right now (waiting calls, longest wait, agents by state). Service level,
+ASA and AHT are defined once, in ``base.figures``, for these figures and the store's queue report
+alike (docs/reports.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from base.figures import average_handle_time, average_speed_of_answer, service_level
 
 __all__ = ["QueueCounters", "QueueStats"]
 
@@ -38,17 +42,14 @@ class QueueStats:
     exited_empty: int
     service_level: float | None  # answered within threshold / (answered + abandoned); None before any
     asa: float | None  # average speed of answer, seconds
-    aht: float | None  # average handle time = average talk + average wrap-up, seconds
+    aht: float | None  # average handle time = (talk + wrap-up) / calls whose talk ended, seconds
 
     @classmethod
     def of(cls, queue: str, c: QueueCounters, waiting: int, longest_wait: float,
            agents: dict[str, int]) -> QueueStats:
-        finished = c.answered + c.abandoned
-        aht = None
-        if c.talk_count:
-            aht = c.talk_total / c.talk_count + (c.wrap_total / c.wrap_count if c.wrap_count else 0.0)
         return cls(queue=queue, waiting=waiting, longest_wait=longest_wait, agents=agents, offered=c.offered,
                    answered=c.answered, abandoned=c.abandoned, timed_out=c.timed_out,
                    exited_empty=c.exited_empty,
-                   service_level=c.answered_within / finished if finished else None,
-                   asa=c.hold_total / c.answered if c.answered else None, aht=aht)
+                   service_level=service_level(c.answered_within, c.answered, c.abandoned),
+                   asa=average_speed_of_answer(c.hold_total, c.answered),
+                   aht=average_handle_time(c.talk_total, c.wrap_total, c.talk_count))

@@ -25,6 +25,9 @@ class Disposition(str, Enum):
     OVERFLOWED = "overflow"
     BLOCKED = "blocked"
     FAILED = "failed"
+    # the queue gave up on the caller - the switch ended the call, it is not an abandon (docs/reports.md)
+    TIMEOUT = "timeout"                  # left on the queue's max_wait (queue_log EXITWITHTIMEOUT)
+    NO_AGENTS = "no_agents"              # left because nobody served the queue (EXITEMPTY)
 
     def __str__(self) -> str:
         return self.value
@@ -71,6 +74,8 @@ class CallEnded(SwitchEvent):
     context: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)   # role -> media leg statistics
     service: bool = False                # a feature code or a supervisor's monitoring call: no call record
+    queued: float | None = None          # wall clock: entered the queue it is recorded under (wait, SL from here)
+    talk_ended: float | None = None      # wall clock: the agent's part ended (the caller may stay for a survey)
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()

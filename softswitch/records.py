@@ -4,20 +4,27 @@ from the switch's events, whatever ``[api]`` says.
 One writer task drains a queue in order (a call's record never overtakes the agent state change that
 preceded it), so a burst of call ends costs the event loop nothing but an append; the store's own
 group commit batches the writes. ``flush`` waits for everything queued (shutdown, tests).
+
+An agent's wrap-up (``WrapUpEnded``) goes into the call record's ``wrap_s``. It usually ends after the
+call (the record is there); when the caller stays for the survey longer than the wrap-up lasts, it
+ends first and waits here for the call's record.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from store.crm import CallCentre
 from store.numbers import NumberPlan
-from store.validation import ValidationError
+from store.validation import NotFoundError, ValidationError
 
-from .events import AgentStateChanged, CallEnded, SwitchEvent, VoicemailLeft
+from .events import AgentStateChanged, CallEnded, SwitchEvent, VoicemailLeft, WrapUpEnded
 
 log = logging.getLogger("softswitch.records")
+
+MAX_EARLY_WRAPUPS = 10_000  # wrap-ups waiting for their call's record (a call without one must not grow this)
 
 
 def centre_for(store: Any, config: Any) -> CallCentre:
@@ -35,6 +42,7 @@ class Records:
         self._queue: asyncio.Queue[SwitchEvent | None] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.written = 0
+        self._early_wrap: OrderedDict[str, float] = OrderedDict()  # call ref -> wrap-up seconds before its record
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -43,7 +51,7 @@ class Records:
         """A switch event (the edge calls this for every one); records are written in the background."""
         if isinstance(event, CallEnded) and event.service:
             return  # feature codes and supervisors listening in are not customer calls
-        if isinstance(event, (CallEnded, AgentStateChanged, VoicemailLeft)):
+        if isinstance(event, (CallEnded, AgentStateChanged, VoicemailLeft, WrapUpEnded)):
             self._queue.put_nowait(event)
 
     async def flush(self) -> None:
@@ -77,13 +85,24 @@ class Records:
             await self._call(event)
         elif isinstance(event, AgentStateChanged):
             await self.centre.set_agent_state(event.agent, event.state or "unknown", reason=event.reason,
-                                              at=event.at or None)
+                                              at=event.at or None, extension=event.extension or None)
+        elif isinstance(event, WrapUpEnded):
+            await self._wrap_up(event)
         elif isinstance(event, VoicemailLeft):
             await self.centre.add_voicemail(file=event.file, caller=event.caller or "0",
                                             callback_number=event.callback_number or None,
                                             queue=event.mailbox or None, duration_s=float(event.duration),
                                             created_at=event.at or None)
             log.info("voicemail of call %s from %s stored", event.call, event.caller)
+
+    async def _wrap_up(self, ev: WrapUpEnded) -> None:
+        ref = ev.call[:200]
+        try:
+            await self.centre.add_wrap_up(ref, max(0.0, float(ev.seconds)))
+        except NotFoundError:  # the call goes on (the caller is in the survey): kept for its record
+            self._early_wrap[ref] = self._early_wrap.get(ref, 0.0) + max(0.0, float(ev.seconds))
+            while len(self._early_wrap) > MAX_EARLY_WRAPUPS:
+                self._early_wrap.popitem(last=False)
 
     async def import_voicemail_index(self, voicemail_dir: Any) -> int:
         """Voicemails listed in the folder's JSONL index that the store does not have (left by an earlier
@@ -128,11 +147,16 @@ class Records:
             st = q.get(role)
             return float(st["rx_jitter_ms"]) if st and st.get("rx_jitter_ms") is not None else None
 
+        def within(t: float | None) -> float | None:  # a time inside the call (the store refuses others)
+            return None if t is None else min(max(t, ev.arrived), ev.ended)
+
         score = ev.survey_score if ev.survey_score is not None and 1 <= ev.survey_score <= 5 else None
         rid = await self.centre.add_call(
             call_ref=ev.call[:200], caller=ev.caller or "", callee=ev.callee or "", queue=ev.queue or None,
             agent=ev.agent or None, ivr_path=ev.ivr[:200], arrived_at=ev.arrived, answered_at=ev.answered,
-            ended_at=ev.ended, disposition=ev.disposition.value,
+            ended_at=ev.ended, queued_at=within(ev.queued) if ev.queue else None,
+            talk_ended_at=within(ev.talk_ended) if ev.answered is not None else None,
+            wrap_s=self._early_wrap.pop(ev.call[:200], None), disposition=ev.disposition.value,
             recording=ev.recordings[-1][0] if ev.recordings else None, survey_score=score,
             caller_loss_pct=loss("caller"), caller_jitter_ms=jitter("caller"),
             agent_loss_pct=loss("callee"), agent_jitter_ms=jitter("callee"))

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
+from base.figures import average_handle_time, average_speed_of_answer, service_level
+
 from .db import Store
 from .group import GroupWriter
 from .numbers import NumberPlan, PrefixTable, prefixes_of
@@ -44,8 +46,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 MAX_ESCALATION = 5
+# 'timeout' and 'no_agents': the queue gave up on the call (max_wait; nobody serves the queue) - the
+# switch ended it, so it is not an abandon (docs/reports.md)
 DISPOSITIONS = frozenset({"answered", "abandoned", "voicemail", "busy", "no_answer", "failed", "transferred",
-                          "overflow", "blocked"})
+                          "overflow", "blocked", "timeout", "no_agents"})
 LISTS = frozenset({"block", "warn"})
 MAX_PAGE = 1000
 
@@ -86,9 +90,9 @@ class CallRecord:
     arrived_at: float
     answered_at: float | None
     ended_at: float | None
-    wait_s: float | None
-    talk_s: float | None
-    wrap_s: float | None
+    wait_s: float | None      # in the queue (from queued_at, else from arrival) to answer, or to the end
+    talk_s: float | None      # answer to talk_ended_at (else to ended_at)
+    wrap_s: float | None      # the agent's after-call work, counted in AHT
     disposition: str
     recording: str | None
     survey_score: int | None
@@ -96,6 +100,8 @@ class CallRecord:
     caller_jitter_ms: float | None
     agent_loss_pct: float | None
     agent_jitter_ms: float | None
+    queued_at: float | None = None      # when it entered the queue it is recorded under
+    talk_ended_at: float | None = None  # when the agent's part ended (the caller may stay for a survey)
 
 
 @dataclass
@@ -195,11 +201,14 @@ class QueueStats:
     queue: str
     offered: int
     answered: int
-    abandoned: int
-    answered_within: int  # answered with wait_s <= the service-level threshold
-    service_level_pct: float | None  # 100 * answered_within / offered
+    abandoned: int        # the caller hung up waiting or while an agent rang (not timeout / no_agents)
+    answered_within: int  # answered with wait_s <= the queue's service-level threshold
+    service_level_pct: float | None  # 100 * answered_within / (answered + abandoned) (base.figures)
     asa_s: float | None   # average speed of answer: mean wait of answered calls
-    aht_s: float | None   # average handle time: mean talk + wrap-up of answered calls
+    aht_s: float | None   # average handle time: (talk + wrap-up) / answered calls
+    timed_out: int = 0    # ended by the queue's max_wait (disposition 'timeout')
+    no_agents: int = 0    # ended because nobody served the queue ('no_agents')
+    sl_threshold_s: float | None = None  # the threshold answered_within was counted with
 
 
 @dataclass
@@ -238,7 +247,9 @@ CALL_FIELDS = {
     "agent": _opt_name,
     "ivr_path": Field(str, NAME),
     "arrived_at": Field(float, check=non_negative),
+    "queued_at": _time,
     "answered_at": _time,
+    "talk_ended_at": _time,
     "ended_at": _time,
     "wrap_s": _time,
     "disposition": Field(str, choices=DISPOSITIONS),
@@ -568,6 +579,22 @@ class CallCentre:
 
         return await self.writer.run(and_read)
 
+    async def add_wrap_up(self, call_ref: str, seconds: float) -> CallRecord:
+        """The agent's after-call work on the call the switch knows as ``call_ref``: added to its
+        ``wrap_s`` (a call handled twice, transferred into a queue again, has two wrap-ups).
+        ``NotFoundError`` when no record has that call_ref (yet)."""
+        ref = check_value("call_ref", Field(str, NAME, check=non_empty), call_ref)
+        wrap = check_value("seconds", Field(float, check=non_negative), seconds)
+
+        def body(conn: sqlite3.Connection) -> CallRecord:
+            row = conn.execute(f"UPDATE call_records SET wrap_s = COALESCE(wrap_s, 0) + ? WHERE call_ref = ? "
+                               f"RETURNING {_CALL_COLS}", (wrap, ref)).fetchone()
+            if row is None:
+                raise NotFoundError("call_ref", f"no call record for call {ref}")
+            return CallRecord(*row)
+
+        return await self.writer.run(body)
+
     def _check_call(self, fields: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
         values = check_fields("call", CALL_FIELDS, fields, required=required)
         for k in ("caller", "callee"):
@@ -578,6 +605,11 @@ class CallCentre:
             raise ValidationError("answered_at", "is before arrived_at")
         if ended is not None and (answered is not None and ended < answered or arrived is not None and ended < arrived):
             raise ValidationError("ended_at", "is before the call was answered / arrived")
+        # (queued_at may follow answered_at: a call answered, then transferred into a queue)
+        for k in ("queued_at", "talk_ended_at"):
+            t = values.get(k)
+            if t is not None and (arrived is not None and t < arrived or ended is not None and t > ended):
+                raise ValidationError(k, "is outside the call (before arrived_at or after ended_at)")
         return values
 
     async def get_call(self, call_id: int) -> CallRecord | None:
@@ -997,11 +1029,14 @@ class CallCentre:
             "ORDER BY digits, is_prefix", (list_name, now))])
 
     # -------------------------------------------------------------------------------- agent states
-    async def set_agent_state(self, agent: str, state: str, *, reason: str = "", at: float | None = None) -> int:
-        """The agent's state from ``at`` (default now) on: closes the current state's interval."""
+    async def set_agent_state(self, agent: str, state: str, *, reason: str = "", at: float | None = None,
+                              extension: str | None = None) -> int:
+        """The agent's state from ``at`` (default now) on: closes the current state's interval.
+        ``extension``: the phone the agent is logged in at (restored after a restart)."""
         agent = check_value("agent", Field(str, NAME, check=non_empty), agent)
         state = check_value("state", Field(str, 40, check=non_empty), state)
         reason = check_value("reason", Field(str, TEXT), reason)
+        extension = check_value("extension", Field(str, 40), extension) if extension else None
         when = self._now(at)
 
         def body(conn: sqlite3.Connection) -> int:
@@ -1010,8 +1045,9 @@ class CallCentre:
             if row and row[0] > when:
                 raise ValidationError("at", f"agent {agent}'s current state started later ({row[0]})")
             conn.execute("UPDATE agent_states SET ended_at = ? WHERE agent = ? AND ended_at IS NULL", (when, agent))
-            return conn.execute("INSERT INTO agent_states (agent, state, reason, started_at) VALUES (?, ?, ?, ?)",
-                                (agent, state, reason, when)).lastrowid  # type: ignore[return-value]
+            return conn.execute("INSERT INTO agent_states (agent, state, reason, started_at, extension) "
+                                "VALUES (?, ?, ?, ?, ?)",
+                                (agent, state, reason, when, extension)).lastrowid  # type: ignore[return-value]
 
         return await self.writer.run(body)
 
@@ -1029,50 +1065,80 @@ class CallCentre:
         return await self.store.read_sync(lambda conn: [AgentState(*r) for r in conn.execute(
             f"SELECT {_STATE_COLS} FROM agent_states WHERE ended_at IS NULL ORDER BY agent")])
 
+    async def current_agent_logins(self) -> dict[str, tuple[str, str, str | None]]:
+        """agent -> (state, reason, extension) of each agent's current state: what to log in again after a
+        restart."""
+        return await self.store.read_sync(lambda conn: {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
+            "SELECT agent, state, reason, extension FROM agent_states WHERE ended_at IS NULL")})
+
     # -------------------------------------------------------------------------------- reports
     async def queue_report(self, *, period: str = "day", since: float, until: float, sl_threshold_s: float = 20.0,
-                           utc_offset_s: int = 0, queue: str | None = None) -> list[QueueStats]:
+                           thresholds: Mapping[str, float] | None = None, utc_offset_s: int = 0,
+                           queue: str | None = None) -> list[QueueStats]:
         """Per queue and day / week (Monday-based) / month, over calls that arrived in [since, until),
-        computed in SQL: offered (every call that reached the queue), answered, abandoned, answered
-        within ``sl_threshold_s`` and the service level (% of offered), ASA and AHT (talk + wrap-up)
-        of the answered calls. ``utc_offset_s`` shifts the day boundaries to local time."""
+        summed in SQL: offered (every call that reached the queue), answered, abandoned, time-outs,
+        no-agents exits, answered within the queue's threshold (``thresholds``: queue name -> seconds,
+        each queue's configured ``service_level_threshold``; ``sl_threshold_s`` for the others), and
+        from those, with the definitions of ``base.figures`` (the live queue figures use the same):
+        service level = answered within / (answered + abandoned), ASA, AHT (talk + wrap-up).
+        ``utc_offset_s`` shifts the day boundaries to local time."""
         # Calls are first summed per local day (an integer: cheap to compute and group for each of
-        # many rows), then the few day rows are summed per period; averages are sums / counts.
+        # many rows), then the few day rows are summed per period.
         buckets = {
             "day": "date(d * 86400, 'unixepoch')",
             "week": "date((d - (d + 3) % 7) * 86400, 'unixepoch')",  # day 0 (1970-01-01) was a Thursday
             "month": "date(d * 86400, 'unixepoch', 'start of month')",
         }
         bucket = buckets[check_value("period", Field(str, choices=frozenset(buckets)), period)]
-        params = {
+        default_t = check_value("sl_threshold_s", Field(float, check=non_negative), sl_threshold_s)
+        params: dict[str, Any] = {
             "since": check_value("since", Field(float, check=non_negative), since),
             "until": check_value("until", Field(float, check=non_negative), until),
-            "t": check_value("sl_threshold_s", Field(float, check=non_negative), sl_threshold_s),
+            "t": default_t,
             "off": check_value("utc_offset_s", Field(int, check=between(-12 * 3600, 14 * 3600)), utc_offset_s),
         }
+        per_queue: dict[str, float] = {}
+        for i, (name, t) in enumerate((thresholds or {}).items()):
+            per_queue[check_value("thresholds", Field(str, NAME), name)] = check_value(
+                f"thresholds[{name!r}]", Field(float, check=non_negative), t)
+            params[f"q{i}"], params[f"t{i}"] = name, per_queue[name]
+        # each call's threshold: its queue's (a CASE over a few bound names: no join per call row)
+        threshold = (f"CASE queue {' '.join(f'WHEN :q{i} THEN :t{i}' for i in range(len(per_queue)))} ELSE :t END"
+                     if per_queue else ":t")
         # '+queue': not an index term, so SQLite reads the arrival-time range, not every queued call
         where = "+queue IS NOT NULL"
         if queue is not None:
             where = "queue = :queue"
             params["queue"] = check_value("queue", Field(str, NAME), queue)
         sql = f"""
-            SELECT {bucket} AS period, queue,
-                   SUM(offered), SUM(answered), SUM(abandoned), SUM(within),
-                   ROUND(100.0 * SUM(within) / SUM(offered), 2),
-                   ROUND(SUM(wait) / NULLIF(SUM(answered), 0), 2),
-                   ROUND(SUM(handle) / NULLIF(SUM(answered), 0), 2)
+            SELECT {bucket} AS period, queue, SUM(offered), SUM(answered), SUM(abandoned), SUM(within),
+                   SUM(wait), SUM(talk), SUM(wrap), SUM(timed_out), SUM(no_agents)
             FROM (SELECT CAST((arrived_at + :off) / 86400 AS INTEGER) AS d, queue,
                          COUNT(*) AS offered,
                          SUM(answered_at IS NOT NULL) AS answered,
                          SUM(disposition = 'abandoned') AS abandoned,
-                         SUM(answered_at IS NOT NULL AND wait_s <= :t) AS within,
-                         SUM(CASE WHEN answered_at IS NOT NULL THEN wait_s END) AS wait,
-                         SUM(CASE WHEN answered_at IS NOT NULL THEN talk_s + COALESCE(wrap_s, 0) END) AS handle
+                         SUM(disposition = 'timeout') AS timed_out,
+                         SUM(disposition = 'no_agents') AS no_agents,
+                         SUM(answered_at IS NOT NULL AND wait_s <= {threshold}) AS within,
+                         TOTAL(CASE WHEN answered_at IS NOT NULL THEN wait_s END) AS wait,
+                         TOTAL(CASE WHEN answered_at IS NOT NULL THEN talk_s END) AS talk,
+                         TOTAL(CASE WHEN answered_at IS NOT NULL THEN wrap_s END) AS wrap
                   FROM call_records
                   WHERE {where} AND arrived_at >= :since AND arrived_at < :until
                   GROUP BY d, queue)
             GROUP BY period, queue ORDER BY period, queue"""
-        return await self.store.read_sync(lambda conn: [QueueStats(*r) for r in conn.execute(sql, params)])
+
+        def row(r: tuple) -> QueueStats:
+            period_, q, offered, answered, abandoned, within, wait, talk, wrap, timed_out, no_agents = r
+            sl = service_level(within, answered, abandoned)
+            asa = average_speed_of_answer(wait, answered)
+            aht = average_handle_time(talk, wrap, answered)
+            return QueueStats(period_, q, offered, answered, abandoned, within,
+                              None if sl is None else round(100.0 * sl, 2),
+                              None if asa is None else round(asa, 2), None if aht is None else round(aht, 2),
+                              timed_out, no_agents, per_queue.get(q, default_t))
+
+        return await self.store.read_sync(lambda conn: [row(r) for r in conn.execute(sql, params)])
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -1117,9 +1183,11 @@ def _with_phones(conn: sqlite3.Connection, c: Customer) -> Customer:
 
 
 def _derive_times(conn: sqlite3.Connection, call_id: int) -> None:
+    """wait_s: in the queue (from queued_at; from the arrival for a call that never queued) to the answer,
+    or to the end; talk_s: the answer to the end of the agent's part (talk_ended_at), else of the call."""
     conn.execute("""UPDATE call_records SET
-        wait_s = COALESCE(answered_at, ended_at) - arrived_at,
-        talk_s = CASE WHEN answered_at IS NOT NULL THEN ended_at - answered_at END
+        wait_s = MAX(0.0, COALESCE(answered_at, ended_at) - COALESCE(queued_at, arrived_at)),
+        talk_s = CASE WHEN answered_at IS NOT NULL THEN MAX(0.0, COALESCE(talk_ended_at, ended_at) - answered_at) END
         WHERE id = ?""", (call_id,))
 
 

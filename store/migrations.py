@@ -5,8 +5,11 @@ versions a database has received are rows of ``schema_version``. Rules that keep
 
 * Append only. A shipped migration is never edited or removed: a database that already ran it
   would never see the edit. Fix mistakes with a new migration.
-* Additive. Prefer ``ALTER TABLE ... ADD COLUMN`` / new tables; when a table must be rebuilt, copy
-  the rows inside the same migration (create new, ``INSERT ... SELECT``, drop old, rename).
+* Additive. Prefer ``ALTER TABLE ... ADD COLUMN`` / new tables; when a table must be rebuilt (a
+  CHECK constraint changes), copy the rows inside the same migration (create new, ``INSERT ... SELECT``,
+  drop old, rename, then its indexes and triggers again: migration 3). Migrations run with foreign keys
+  off (SQLite's procedure for a rebuild: dropping a parent table would otherwise delete or refuse its
+  children's references), and ``PRAGMA foreign_key_check`` must find nothing before the commit.
 * All pending migrations and their ``schema_version`` rows run in ONE ``BEGIN IMMEDIATE``
   transaction: a failure (or a crash) leaves the database exactly as it was, and two processes
   opening the same file cannot both migrate it.
@@ -242,6 +245,60 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX agent_states_agent ON agent_states (agent, started_at);
         CREATE UNIQUE INDEX agent_states_current ON agent_states (agent) WHERE ended_at IS NULL;
     """),
+    Migration(3, "call records: time-out and no-agents dispositions, queue entry and talk end times", """
+        -- Calls the switch ended are not abandons: 'timeout' (left on the queue's max_wait) and
+        -- 'no_agents' (left because nobody serves the queue). A CHECK constraint cannot be altered in
+        -- SQLite: the table is rebuilt (sqlite.org/lang_altertable.html, "making other kinds of table
+        -- schema changes"): new table, copy, drop, rename, indexes again. migrate() runs this with
+        -- foreign keys off and checks them (PRAGMA foreign_key_check) before it commits, so the work
+        -- orders, voicemails and recordings that point at call records keep pointing at them.
+        -- queued_at: when the call entered the queue it is recorded under (wait_s and the service
+        -- level count from there, not from the IVR's greeting); talk_ended_at: when the agent's part
+        -- ended (a caller who stays for the survey does not make the talk longer).
+        CREATE TABLE call_records_new (
+            id           INTEGER PRIMARY KEY,
+            call_ref     TEXT UNIQUE,
+            caller       TEXT    NOT NULL,
+            callee       TEXT    NOT NULL DEFAULT '',
+            queue        TEXT,
+            agent        TEXT,
+            ivr_path     TEXT    NOT NULL DEFAULT '',
+            arrived_at   REAL    NOT NULL,
+            answered_at  REAL,
+            ended_at     REAL,
+            wait_s       REAL,                          -- queue entry (else arrival) to answer (or to the end)
+            talk_s       REAL,                          -- answer to the talk's end (else the call's end)
+            wrap_s       REAL,
+            disposition  TEXT    NOT NULL CHECK (disposition IN ('answered', 'abandoned', 'voicemail',
+                                 'busy', 'no_answer', 'failed', 'transferred', 'overflow', 'blocked',
+                                 'timeout', 'no_agents')),
+            recording    TEXT,
+            survey_score INTEGER CHECK (survey_score BETWEEN 1 AND 5),
+            caller_loss_pct   REAL,
+            caller_jitter_ms  REAL,
+            agent_loss_pct    REAL,
+            agent_jitter_ms   REAL,
+            queued_at    REAL,                          -- NULL: not a queue call (or recorded before v3)
+            talk_ended_at REAL                          -- NULL: the talk lasted until ended_at
+        );
+        INSERT INTO call_records_new (id, call_ref, caller, callee, queue, agent, ivr_path, arrived_at, answered_at,
+                                      ended_at, wait_s, talk_s, wrap_s, disposition, recording, survey_score,
+                                      caller_loss_pct, caller_jitter_ms, agent_loss_pct, agent_jitter_ms)
+            SELECT id, call_ref, caller, callee, queue, agent, ivr_path, arrived_at, answered_at,
+                   ended_at, wait_s, talk_s, wrap_s, disposition, recording, survey_score,
+                   caller_loss_pct, caller_jitter_ms, agent_loss_pct, agent_jitter_ms FROM call_records;
+        DROP TABLE call_records;
+        ALTER TABLE call_records_new RENAME TO call_records;
+        CREATE INDEX call_records_caller ON call_records (caller, arrived_at);
+        CREATE INDEX call_records_agent ON call_records (agent, arrived_at);
+        CREATE INDEX call_records_queue ON call_records (queue, arrived_at);
+        CREATE INDEX call_records_arrived ON call_records (arrived_at);
+    """),
+    Migration(4, "agent states: the phone an agent is logged in at", """
+        -- The extension the agent took calls at while in this state (hot-desking: not always the
+        -- configured one): after a restart an agent logged in before is logged in again at that phone.
+        ALTER TABLE agent_states ADD COLUMN extension TEXT;   -- NULL: logged out, or recorded before v4
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -325,21 +382,41 @@ async def migrate(conn: aiosqlite.Connection, migrations: list[Migration] | None
     if version > 0 and backup_file is not None:
         await _backup(conn, Path(backup_file), version, known)
 
+    # Foreign keys off for the migration (it cannot change inside a transaction), checked before the commit.
+    (fk_on,), = await conn.execute_fetchall("PRAGMA foreign_keys")
+    await conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return await _migrate_locked(conn, migrations, known, where, time.time() if now is None else now)
+    finally:
+        if fk_on:
+            await conn.execute("PRAGMA foreign_keys = ON")
+
+
+async def _migrate_locked(conn: aiosqlite.Connection, migrations: list[Migration], known: int, where: str,
+                          now: float) -> int:
     await conn.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute(_SCHEMA_VERSION_DDL)
         version = await current_version(conn)  # again, under the lock: another process may have migrated
         if version > known:
             raise _too_new(version, known, where)
+        # (broken before: not this upgrade's fault, and refusing to upgrade would not mend them)
+        broken_before = {tuple(r) for r in await conn.execute_fetchall("PRAGMA foreign_key_check")}
         for m in migrations[version:]:
             try:
                 for statement in split_sql(m.sql):
                     await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_version (version, applied_at, description) VALUES (?, ?, ?)",
-                                   (m.version, time.time() if now is None else now, m.description))
+                                   (m.version, now, m.description))
             except sqlite3.Error as e:
                 raise MigrationError(f"{where}: migration {m.version} ({m.description}) failed: {e}; "
                                      f"nothing was changed, the database stays at version {version}") from e
+        broken = [tuple(r) for r in await conn.execute_fetchall("PRAGMA foreign_key_check")
+                  if tuple(r) not in broken_before]
+        if broken:
+            raise MigrationError(f"{where}: migrations {version + 1}-{known} left {len(broken)} broken foreign "
+                                 f"key(s), e.g. {broken[0]}; nothing was changed, the database stays at "
+                                 f"version {version}")
         await conn.execute("COMMIT")
     except BaseException:
         await conn.rollback()  # a no-op when no transaction is open

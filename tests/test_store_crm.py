@@ -546,6 +546,45 @@ def test_queue_report_figures_against_hand_computed_values(tmp_path):
     with_centre(tmp_path, body)
 
 
+def test_queue_report_service_level_per_queue_threshold_time_outs_apart(tmp_path):
+    """Service level = answered within the queue's own threshold / (answered + abandoned): time-outs and
+    no-agents exits are counted apart and are in neither; the wait counts from the queue entry; the talk
+    ends when the agent's part did; wrap-ups added by call_ref."""
+    async def body(cc: CallCentre, store: Store):
+        async def answered(queue, at, wait, ref):
+            await cc.add_call(call_ref=ref, caller="0301000", arrived_at=at, queued_at=at + 30, answered_at=at + 30 + wait,
+                              talk_ended_at=at + 30 + wait + 100, ended_at=at + 30 + wait + 130, disposition="answered",
+                              queue=queue, agent="ann")
+
+        await answered("sales", T0 + 100, 25, "s1")    # 25 s in the queue (after 30 s in the IVR)
+        await answered("sales", T0 + 200, 35, "s2")
+        await answered("support", T0 + 300, 25, "p1")
+        await cc.add_call(caller="0301000", arrived_at=T0 + 400, ended_at=T0 + 410, disposition="abandoned",
+                          queue="sales")
+        for d in ("timeout", "no_agents", "timeout"):
+            await cc.add_call(caller="0301000", arrived_at=T0 + 500, queued_at=T0 + 510, ended_at=T0 + 570,
+                              disposition=d, queue="sales")
+        rec = await cc.add_wrap_up("s1", 12.0)
+        assert (rec.wait_s, rec.talk_s, rec.wrap_s) == (25.0, 100.0, 12.0)
+        assert (await cc.add_wrap_up("s1", 3.0)).wrap_s == 15.0
+        with pytest.raises(NotFoundError):
+            await cc.add_wrap_up("no-such-call", 1.0)
+        with pytest.raises(ValidationError, match="queued_at"):
+            await cc.add_call(caller="0301000", arrived_at=T0, queued_at=T0 - 1, disposition="abandoned")
+
+        rows = {r.queue: r for r in await cc.queue_report(since=T0, until=T0 + 86400, sl_threshold_s=20,
+                                                            thresholds={"sales": 30})}
+        s, p = rows["sales"], rows["support"]
+        assert (s.offered, s.answered, s.abandoned, s.timed_out, s.no_agents) == (6, 2, 1, 2, 1)
+        assert (s.answered_within, s.service_level_pct, s.sl_threshold_s) == (1, 33.33, 30.0)   # 1 / (2 + 1)
+        assert (s.asa_s, s.aht_s) == (30.0, 107.5)                                               # (200 + 15) / 2
+        assert (p.answered_within, p.service_level_pct, p.sl_threshold_s) == (0, 0.0, 20.0)     # the default
+        [only] = await cc.queue_report(since=T0, until=T0 + 86400, queue="sales", sl_threshold_s=40)
+        assert (only.answered_within, only.service_level_pct) == (2, 66.67)
+
+    with_centre(tmp_path, body)
+
+
 # ------------------------------------------------------------------------------- group commit
 
 def test_concurrent_writes_share_commits_and_a_failing_one_fails_alone(tmp_path):

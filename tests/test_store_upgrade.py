@@ -59,11 +59,50 @@ def test_empty_file_migrates_to_latest(tmp_path):
     assert not list(tmp_path.glob("*.bak"))
 
 
+def _old_call_centre_rows(path: Path, now: float) -> None:
+    """What a release at schema version 2 wrote: customers, call records of every disposition it knew,
+    and the work orders, voicemails and recordings pointing at call records (raw SQL: today's
+    ``CallCentre`` writes columns a version-2 table does not have)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO customers (id, name, name_key, vip_level, created_at, updated_at) "
+                 "VALUES (1, 'Old Customer', 'old customer', 3, ?, ?)", (now, now))
+    conn.execute("INSERT INTO customer_phones VALUES ('+4930111', 1, 'office', ?)", (now,))
+    dispositions = ["answered", "abandoned", "voicemail", "busy", "no_answer", "failed", "transferred", "overflow",
+                    "blocked"]
+    for i, d in enumerate(dispositions, start=1):
+        answered = now + i + 5 if d == "answered" else None
+        conn.execute("INSERT INTO call_records (id, call_ref, caller, callee, queue, agent, arrived_at, answered_at, "
+                     "ended_at, wait_s, talk_s, wrap_s, disposition, survey_score) "
+                     "VALUES (?, ?, '+4930111', '500', 'support', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (i, f"call-{i}", "2001" if answered else None, now + i, answered, now + i + 60,
+                      5.0 if answered else 60.0, 55.0 if answered else None, 7.0 if answered else None, d,
+                      4 if answered else None))
+    conn.execute("INSERT INTO work_orders (id, kind, customer_id, call_id, created_by, created_at, updated_at) "
+                 "VALUES (1, 'repair', 1, 1, 'ann', ?, ?)", (now, now))
+    conn.execute("INSERT INTO order_events (order_id, at, actor, action) VALUES (1, ?, 'ann', 'created')", (now,))
+    conn.execute("INSERT INTO voicemails (file, caller, call_id, duration_s, created_at) "
+                 "VALUES ('/vm/1.wav', '+4930111', 3, 12.5, ?)", (now,))
+    conn.execute("INSERT INTO recordings (file, call_id, parties, started_at, duration_s) "
+                 "VALUES ('/rec/1.wav', 1, '[\"+4930111\", \"2001\"]', ?, 55)", (now,))
+    conn.execute("INSERT INTO number_lists (list, digits, is_prefix, added_by, added_at) "
+                 "VALUES ('warn', '+49900', 1, 'sup', ?)", (now,))
+    conn.execute("INSERT INTO agent_states (agent, state, started_at) VALUES ('2001', 'ready', ?)", (now,))
+    conn.execute("COMMIT")
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+
+
+def columns(path: Path, table: str) -> list[str]:
+    return [r[1] for r in raw(path, f"PRAGMA table_info({table})")]
+
+
 @pytest.mark.parametrize("start", range(1, LATEST_VERSION))
 def test_upgrade_from_each_earlier_version_keeps_everything(tmp_path, start):
     """A database written by release ``start`` (its migrations only), with data in every table it
-    has, is upgraded to the latest schema: the rows are all still there, a copy was saved first, and
-    the new tables work."""
+    has, is upgraded to the latest schema: the rows are all still there (rebuilt tables included,
+    and the rows pointing at them), a copy was saved first, and the new schema works."""
     path = tmp_path / "s.db"
     now = time.time()
 
@@ -77,35 +116,83 @@ def test_upgrade_from_each_earlier_version_keeps_everything(tmp_path, start):
         await store.close()
 
     run(old_release())
+    if start >= 2:
+        _old_call_centre_rows(path, now)
     conn = sqlite3.connect(path)
     old_tables = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
     conn.close()
-    before = {t: dump(path, t) for t in old_tables}
+    old_columns = {t: columns(path, t) for t in old_tables}
+    before = {t: raw(path, f"SELECT {', '.join(old_columns[t])} FROM {t} ORDER BY 1, 2") for t in old_tables}
     assert len(before["registrations"]) == 20
+    assert start < 2 or len(before["call_records"]) == 9
+
+    async def upgrade():
+        store = await Store.open(path)
+        assert store.version == LATEST_VERSION
+        await store.close()
+
+    run(upgrade())
+    for table, rows in before.items():
+        if table == "schema_version":
+            assert dump(path, table)[:start] == rows
+        else:  # every old column of every old row, as it was (rebuilt tables only gained columns)
+            assert set(old_columns[table]) <= set(columns(path, table)), table
+            assert raw(path, f"SELECT {', '.join(old_columns[table])} FROM {table} ORDER BY 1, 2") == rows, table
+    assert TABLES <= {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert raw(path, "PRAGMA integrity_check") == [("ok",)]
+    assert raw(path, "PRAGMA foreign_key_check") == []
+    indexes = {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'call_records'")}
+    assert {"call_records_caller", "call_records_agent", "call_records_queue", "call_records_arrived"} <= indexes
+    backup = tmp_path / f"s.db.v{start}.bak"
+    assert raw(backup, "SELECT MAX(version) FROM schema_version") == [(start,)]
+    assert dump(backup, "registrations") == before["registrations"]
 
     async def new_release():
         store = await Store.open(path)
-        assert store.version == LATEST_VERSION
         bindings = await store.load_bindings(now)
         assert len(bindings) == 20 and bindings[0].received == "udp:203.0.113.1:5060"
         cc = CallCentre(store)
         c = await cc.create_customer(name="after upgrade", phones=["+4930123456"])
         await cc.create_order(kind="repair", customer_id=c.id, created_by="ann")
+        for d in ("timeout", "no_agents"):  # the dispositions of version 3
+            await cc.add_call(caller="+4930123456", arrived_at=now, queued_at=now + 10, ended_at=now + 70,
+                              disposition=d, queue="support")
+        if start >= 2:  # an old call record gets a wrap-up; the rows pointing at call records still join
+            assert (await cc.add_wrap_up("call-1", 3.0)).wrap_s == 10.0
+            assert (await cc.get_order(1)).call_id == 1
+            with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced again after the upgrade
+                await store.read_sync(lambda conn: conn.execute("DELETE FROM call_records WHERE id = 1"))
         await cc.close()
         await store.close()
 
     run(new_release())
-    for table, rows in before.items():
-        if table == "schema_version":
-            assert dump(path, table)[:start] == rows
-        else:
-            assert dump(path, table) == rows, table
-    assert TABLES <= {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert raw(path, "PRAGMA integrity_check") == [("ok",)]
-    backup = tmp_path / f"s.db.v{start}.bak"
-    assert raw(backup, "SELECT MAX(version) FROM schema_version") == [(start,)]
-    assert dump(backup, "registrations") == before["registrations"]
+    assert raw(path, "SELECT disposition, wait_s FROM call_records WHERE disposition IN ('timeout', 'no_agents') "
+                     "ORDER BY 1") == [("no_agents", 60.0), ("timeout", 60.0)]
+
+
+def test_a_migration_that_breaks_a_foreign_key_changes_nothing(tmp_path):
+    """Migrations run with foreign keys off (a table rebuild needs it); one that leaves a child row
+    pointing nowhere is refused at the end and rolled back whole."""
+    from store.migrations import Migration, MigrationError
+    path = tmp_path / "s.db"
+    now = time.time()
+
+    async def v2():
+        store = await Store.open(path, migrations=MIGRATIONS[:2])
+        await store.close()
+
+    run(v2())
+    _old_call_centre_rows(path, now)
+    bad = Migration(3, "loses a parent row", "DELETE FROM call_records WHERE id = 1;")
+
+    async def upgrade():
+        with pytest.raises(MigrationError, match="broken foreign key"):
+            await Store.open(path, migrations=[*MIGRATIONS[:2], bad])
+
+    run(upgrade())
+    assert raw(path, "SELECT MAX(version) FROM schema_version") == [(2,)]
+    assert raw(path, "SELECT COUNT(*) FROM call_records") == [(9,)]
 
 
 def test_upgrade_of_a_version_1_switch_database_in_place(tmp_path):

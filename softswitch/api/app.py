@@ -632,8 +632,13 @@ class ApiServer:
     async def op_queue_report(self, ctx: Ctx) -> web.Response:
         assert self.centre is not None
         q = ctx.query
+        # each queue's own service-level threshold, as the live figures use (docs/reports.md), unless one is asked for
+        acd = self.server.config.acd
+        thresholds = ({} if "sl_threshold_s" in q or acd is None else
+                      {qu.name: float(qu.service_level_threshold) for qu in acd.queues})
         return reply(await self.centre.queue_report(period=q.get("period", "day"), since=q["since"], until=q["until"],
-                                                    sl_threshold_s=q.get("sl_threshold_s", 20.0), queue=q.get("queue")))
+                                                    sl_threshold_s=q.get("sl_threshold_s", 20.0), thresholds=thresholds,
+                                                    queue=q.get("queue")))
 
     # ------------------------------------------------------------------------ WebSocket
     async def _ws(self, request: web.Request) -> web.StreamResponse:

@@ -53,7 +53,7 @@ TIME = num(minimum=0, maximum=1e11, description="seconds since the epoch")
 ORDER_KINDS = ["pickup", "delivery", "repair", "complaint", "consultation", "appointment"]
 ORDER_STATUSES = ["open", "assigned", "in_progress", "resolved", "closed"]
 DISPOSITIONS = ["answered", "abandoned", "voicemail", "busy", "no_answer", "failed", "transferred", "overflow",
-                "blocked"]
+                "blocked", "timeout", "no_agents"]
 LIMIT = {"name": "limit", "in": "query", "schema": integer(minimum=1, maximum=1000, default=50)}
 AFTER = {"name": "after", "in": "query", "description": "the `next` cursor of the previous page",
          "schema": s(2000, pattern=r"^[A-Za-z0-9_-]+$")}
@@ -150,8 +150,13 @@ SCHEMAS: dict[str, dict] = {
     "QueueLive": {"type": "object", "additionalProperties": True},
     "QueueReportRow": obj({"period": _STR, "queue": _STR, "offered": integer(), "answered": integer(),
                            "abandoned": integer(), "answered_within": integer(),
-                           "service_level_pct": num(nullable=True), "asa_s": num(nullable=True),
-                           "aht_s": num(nullable=True)}, extra=True),
+                           "service_level_pct": num(nullable=True, description="100 x answered within the threshold "
+                                                    "/ (answered + abandoned); docs/reports.md"),
+                           "asa_s": num(nullable=True), "aht_s": num(nullable=True, description="(talk + wrap-up) / "
+                                                                    "answered"),
+                           "timed_out": integer(), "no_agents": integer(),
+                           "sl_threshold_s": num(nullable=True, description="the queue's service_level_threshold "
+                                                 "(or the sl_threshold_s asked for)")}, extra=True),
 }
 
 
@@ -307,7 +312,10 @@ PATHS: dict[str, dict] = {
                                       arr(ref("QueueReportRow")), role="supervisor",
                                       params=[{**q("since", TIME), "required": True}, {**q("until", TIME), "required": True},
                                               q("period", {"type": "string", "enum": ["day", "week", "month"]}),
-                                              q("queue", s(200)), q("sl_threshold_s", num(minimum=0, maximum=3600))])},
+                                              q("queue", s(200)),
+                                              q("sl_threshold_s", num(minimum=0, maximum=3600),
+                                                "one service-level threshold for every queue; by default each "
+                                                "queue's configured service_level_threshold")])},
 }
 
 DESCRIPTION = """\
