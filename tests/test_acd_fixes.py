@@ -185,3 +185,43 @@ def test_an_ivr_queue_nodes_skill_decides_the_agent(tmp_path):
     assert not reqs_to(out, ph["1003"].peer, "INVITE")              # ...so the call waits for A
     out = net._run(core.run(core.router.queue.feed, e.AgentLogin("2001", None), net.now, now=net.now))
     assert reqs_to(out, ph["1002"].peer, "INVITE")
+
+
+def test_queue_log_fields_as_asterisk_documents_them():
+    """Field by field against Asterisk's queue_log events (time|callid|queue|agent|event|data...):
+    ENTERQUEUE|url|callerid, RINGNOANSWER|ringtime(ms), RINGCANCELED|ringtime only when the caller gives
+    up, ABANDON|position|origposition|waittime, EXITWITHTIMEOUT|position|origposition|waittime,
+    PAUSE|reason with the queue's name (one queue) and PAUSEALL|reason with NONE (every queue)."""
+    from acd.events import AgentNotReady, CallAbandoned, CallArrived
+    from .test_acd_engine import T0, Rig, config
+    t = int(T0)
+    rig = Rig(config({"2001": {"sales": 5}, "2002": {"sales": 5}},
+                     [{"name": "sales", "strategy": "ring-all", "ring_time": 5}]))
+    rig.login("2001", "2002")                              # T0+1, +2
+    rig.do(CallArrived("c1", "sales", "0301"), 1)          # T0+3: both ring
+    rig.advance(5)                                         # T0+8: nobody answered: both rung again, none paused
+    rig.do(CallAbandoned("c1"), 1)                         # T0+9: the caller gives up while they ring
+    rows = [line.split("|") for line in rig.log]
+    assert rows[2] == [str(t + 3), "c1", "sales", "NONE", "ENTERQUEUE", "", "0301"]
+    assert sorted(r[3] for r in rows if r[4] == "RINGNOANSWER") == ["Agent/2001", "Agent/2002"]
+    assert all(r[5] == "5000" and len(r) == 6 for r in rows if r[4] == "RINGNOANSWER")
+    assert sorted((r[3], r[5]) for r in rows if r[4] == "RINGCANCELED") == [("Agent/2001", "1000"),
+                                                                           ("Agent/2002", "1000")]
+    assert rows[-1] == [str(t + 9), "c1", "sales", "NONE", "ABANDON", "1", "1", "6"]
+    assert not any(r[4].startswith("PAUSE") for r in rows)
+
+    rig = Rig(config({"2001": {"sales": 5}}, [{"name": "sales", "max_wait": 60, "autopause": "yes",
+                                               "priority_rules": [{"numbers": ["9*"], "priority": 5}]}]))
+    rig.do(CallArrived("c3", "sales", "0301"), 1)          # nobody logged in: waits
+    rig.do(CallArrived("c4", "sales", "9555"), 1)          # a VIP: enters at position 1
+    rig.do(CallAbandoned("c4"), 4)
+    rig.login("2001")                                      # alone: rung for c3, misses it
+    rig.advance(16)
+    rig.do(AgentNotReady("2001", "lunch"), 1)
+    rig.advance(60)
+    rows = [line.split("|") for line in rig.log]
+    assert next(r for r in rows if r[4] == "ABANDON")[1:] == ["c4", "sales", "NONE", "ABANDON", "1", "1", "4"]
+    assert next(r for r in rows if r[4] == "PAUSE")[1:] == ["NONE", "sales", "Agent/2001", "PAUSE", "ring-no-answer"]
+    assert next(r for r in rows if r[4] == "PAUSEALL")[1:] == ["NONE", "NONE", "Agent/2001", "PAUSEALL", "lunch"]
+    timeout = next(r for r in rows if r[4] == "EXITWITHTIMEOUT")
+    assert timeout[1:3] == ["c3", "sales"] and timeout[5:7] == ["1", "1"] and timeout[7] == "60"
