@@ -2,12 +2,15 @@
 a queue never stalls, an agent who isn't there is never offered, busy means busy."""
 from __future__ import annotations
 
+from typing import Any
+
 from acd import events as e
 
 from .callcentre_harness import ACD, DOMAIN, ack_caller, answer, in_dialog, login, plain_call, reqs_to, responses, sdp
 from .test_call_records import boot
 
-ALL3 = {**ACD, "agents": [*ACD["agents"], {"id": "2003", "name": "C", "extension": "1004", "skills": {"support": 5}}],
+_AGENTS: list[Any] = ACD["agents"]  # type: ignore[assignment]
+ALL3 = {**ACD, "agents": [*_AGENTS, {"id": "2003", "name": "C", "extension": "1004", "skills": {"support": 5}}],
         "supervisors": []}
 
 
