@@ -82,6 +82,10 @@ DELEGATED = {
                 "call records as CSV: records --since 2024-05-01 [--until ...] [--agent ID] [--config FILE]"),
     "hash-password": ("softswitch.api.cli_tools:hash_password_main",
                       "print a password hash for [[api.users]] password_hash (reads the password from stdin)"),
+    "backup": ("softswitch.backup:backup_main",
+               "copy the database to FILE while the switch runs: backup FILE [--config FILE | --db PATH] [--force]"),
+    "restore": ("softswitch.backup:restore_main",
+                "put a backup back (stop the switch first): restore FILE [--config FILE | --db PATH]"),
 }
 
 
