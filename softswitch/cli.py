@@ -12,9 +12,13 @@ from typing import Any, Callable
 from .config import ConfigError, load_config
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, fmt: str = "plain") -> None:
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if fmt == "json":  # [log] format: one JSON object per line (softswitch.logfmt)
+        from .logfmt import JsonFormatter
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # one line per SQL statement otherwise
 
 
@@ -47,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"softswitch: configuration refused: {e}", file=sys.stderr)
         return 2
-    _setup_logging(args.log_level or config.log.level)
+    _setup_logging(args.log_level or config.log.level, config.log.format)
     runner: Callable[..., Any]
     try:
         import uvloop  # 3x cheaper per packet than the stock loop on this workload (see bench/README.md)

@@ -141,6 +141,8 @@ class Server:
         self.subscribers.add(self.metrics.on_event)
         self.ops: Any = None  # softswitch.api.ops.OpsServer: /metrics, /health, /ready on a listener of their own
         self.running = False  # started and not stopping (/ready)
+        from .sdnotify import Notifier
+        self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -197,6 +199,8 @@ class Server:
         await self._start_ops()
         self.metrics.start(self.loop)
         self.running = True
+        self.systemd.ready(self.loop, f"{len(self.config.extensions)} extension(s), "
+                           f"{self.core.registrar.count()} registration(s)", alive=self._media_alive)
         self._rearm()
 
     async def _start_api(self) -> None:
@@ -215,7 +219,7 @@ class Server:
         """/metrics, /health and /ready on their own listener when [metrics] listen is set or [api] is off
         (otherwise the API serves them). A failure to start it leaves calls working."""
         listen = self.config.metrics.listen
-        if not listen and self.api is not None:
+        if not listen and (self.api is not None or not self.config.metrics.enabled):
             return
         if not listen and self.config.api.enabled:
             return  # the API should have served them but did not start (logged)
@@ -257,8 +261,13 @@ class Server:
         self._execute(self.core.on_media_events(events, self.now()))
         self._rearm()
 
+    def _media_alive(self) -> bool:
+        task = getattr(self.media_edge, "_task", None)
+        return self.media_edge is None or (task is not None and not task.done())
+
     async def stop(self) -> None:
         self.running = False
+        self.systemd.stopping("shutting down")
         self.metrics.stop()
         if self.ops is not None:
             await self.ops.stop()
