@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -242,3 +243,11 @@ def test_readiness_reasons():
     assert any(r.startswith("media ports exhausted: 0 RTP port pair(s) free") for r in reasons), reasons
     assert "media tick not running" in reasons
     assert checks["media_ports_free"] == 0
+
+
+def test_readme_lists_every_metric():
+    from .conftest import ROOT
+    readme = (ROOT / "README.md").read_text()
+    listed = dict(re.findall(r"^\| `([a-z_]+)` \| (counter|gauge|histogram) \|", readme, re.M))
+    registry = SwitchMetrics(_server(make_core())).registry
+    assert listed == {m.name: m.type for m in registry}, "README's Operations metric table is out of date"

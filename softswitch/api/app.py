@@ -648,7 +648,8 @@ class ApiServer:
         socks = self.sockets.setdefault(session.user, set())
         socks.add(ws)
         try:
-            await ws.send_str(_dumps({"type": "hello", "user": session.user, "role": session.role,
+            await ws.send_str(_dumps({"type": "hello", "protocol": WS_PROTOCOL, "user": session.user,
+                                      "role": session.role,
                                       "agent": self._agent(session.user)}))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
@@ -670,6 +671,15 @@ class ApiServer:
                     self.spawn(ws.send_str(text), f"WebSocket message to {u}")
 
     # ------------------------------------------------------------------------ switch events
+    # What the WebSocket sends of each event (docs/events.md, a stable interface: fields are added, never
+    # renamed or removed, within a protocol version); "connected" is sent whole, "offer" adds "pop".
+    WS_FIELDS: dict[str, tuple[str, ...]] = {
+        "offer": ("type", "call", "agent", "caller", "queue", "variables", "context"),
+        "agent_state": ("type", "agent", "state", "reason"),
+        "call_end": ("type", "call", "caller", "callee", "queue", "agent", "reason", "disposition", "arrived",
+                     "answered", "ended"),
+    }
+
     def on_event(self, ev: dict) -> None:
         """Called on the loop thread for every switch event; never blocks (store writes are tasks)."""
         t = ev.get("type")
@@ -679,20 +689,22 @@ class ApiServer:
         elif t == "connected":
             self._send({ev["agent"]}, ev)
         elif t == "agent_state":
-            self._send({ev["agent"]}, {k: ev.get(k) for k in ("type", "agent", "state", "reason")})
+            self._send({ev["agent"]}, {k: ev.get(k) for k in self.WS_FIELDS["agent_state"]})
         elif t == "call_end":  # (its call record is written by the switch's records service)
             agents = self.offered.pop(ev["call"], set()) | ({ev["agent"]} if ev.get("agent") else set())
-            self._send(agents, {k: ev.get(k) for k in ("type", "call", "caller", "callee", "queue", "agent",
-                                                       "reason", "disposition", "arrived", "answered", "ended")})
+            self._send(agents, {k: ev.get(k) for k in self.WS_FIELDS["call_end"]})
 
     async def _offer(self, ev: dict) -> None:
         assert self.centre is not None
-        msg = {k: ev.get(k) for k in ("type", "call", "agent", "caller", "queue", "variables", "context")}
+        msg = {k: ev.get(k) for k in self.WS_FIELDS["offer"]}
         try:
             msg["pop"] = pop_json(await self.centre.screen_pop(ev.get("caller") or ""))
         except ValidationError:  # anonymous or not a number: no customer to show
             msg["pop"] = None
         self._send({ev["agent"]}, msg)
+
+
+WS_PROTOCOL = 1   # the WebSocket's message set (docs/events.md); in the hello message
 
 
 def _no_constant(name: str) -> Any:
