@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
+import logging
 import math
 import os
 import resource
@@ -25,6 +26,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .events import CallEnded, Disposition, SwitchEvent
 from .states import CallState
+
+log = logging.getLogger("softswitch.metrics")
 
 __all__ = ["Counter", "Gauge", "Histogram", "Registry", "SwitchMetrics", "mos_estimate", "CONTENT_TYPE"]
 
@@ -478,8 +481,11 @@ class SwitchMetrics:
         loop = self._loop
         if loop is None:
             return
-        self.loop_lag.observe(max(0.0, loop.time() - self._probe_due))
-        self.fold_ticks()
+        try:
+            self.loop_lag.observe(max(0.0, loop.time() - self._probe_due))
+            self.fold_ticks()
+        except Exception:  # metrics must never take the loop's timer down with them
+            log.debug("metrics probe failed", exc_info=True)
         self._schedule()
 
     def fold_ticks(self) -> None:
