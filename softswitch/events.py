@@ -112,6 +112,7 @@ class AgentStateChanged(SwitchEvent):
     state: str
     reason: str = ""
     at: float = 0.0                      # wall clock
+    extension: str = ""                  # the phone the agent is logged in at ("" once logged out)
 
 
 @dataclass(frozen=True)

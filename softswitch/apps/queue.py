@@ -237,7 +237,9 @@ class QueueApp(Application):
             return
         if isinstance(a, acd_actions.AgentStateChanged):
             log.info("agent %s is %s%s", a.agent_id, a.state, f" ({a.reason})" if a.reason else "")
-            out.append(ev.AgentStateChanged(a.agent_id, a.state, a.reason, self.router.wall(now)))
+            i = self.acd.agent_index.get(a.agent_id)
+            extension = (self.acd.agents[i].extension or "") if i is not None else ""
+            out.append(ev.AgentStateChanged(a.agent_id, a.state, a.reason, self.router.wall(now), extension))
             return
         if isinstance(a, acd_actions.FeatureCodeReply):
             return  # answered by the feature-code application
