@@ -27,6 +27,7 @@ from .core import PersistBindings, SwitchCore
 from .events import SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog
 from .metrics import SwitchMetrics
 from .records import Records, centre_for
+from .vip import VipTable
 
 if TYPE_CHECKING:
     from ivr.asr_worker import SpeechWorker
@@ -136,6 +137,7 @@ class Server:
         self.speech: SpeechWorker | None = None  # when speech menus are configured
         self._wall_offset = 0.0
         self._lists_timer: asyncio.TimerHandle | None = None
+        self.vip = VipTable()  # the store's VIP customers: queue priority (softswitch.vip)
         self.files = ThreadRunner("switch-files")  # queue_log and voicemail index appends, off the loop
         self.metrics = SwitchMetrics(self)  # Prometheus /metrics (softswitch.metrics)
         self.subscribers.add(self.metrics.on_event)
@@ -175,6 +177,9 @@ class Server:
         self.records = Records(centre)
         self.core.lists.normalise = centre.normalise
         await self._load_lists()
+        self.vip.normalise = centre.normalise
+        await self.vip.start(centre)  # now and every minute
+        self.core.router.queue.priority_of = self.vip.priority
         if self.config.ivr is not None:
             await self.records.import_voicemail_index(self.config.ivr.voicemail_dir)
         self.records.start()
@@ -275,6 +280,7 @@ class Server:
             self._timer.cancel()
         if self._lists_timer is not None:
             self._lists_timer.cancel()
+        self.vip.stop()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:

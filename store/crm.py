@@ -532,6 +532,18 @@ class CallCentre:
                          [(n, cid, labels.get(n, ""), now) for n in numbers])
         return cid  # type: ignore[return-value]
 
+    async def vip_levels(self) -> tuple[dict[str, int], dict[int, int]]:
+        """The customers whose ``vip_level`` is above 0: (their phone numbers -> level, their customer
+        ids -> level). The switch's VIP table (softswitch.vip) reloads it every minute."""
+        def body(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[int, int]]:
+            ids = dict(conn.execute("SELECT id, vip_level FROM customers WHERE vip_level > 0").fetchall())
+            numbers = dict(conn.execute(
+                "SELECT p.number, c.vip_level FROM customers c JOIN customer_phones p ON p.customer_id = c.id "
+                "WHERE c.vip_level > 0").fetchall())
+            return numbers, ids
+
+        return await self.store.read_sync(body)
+
     # ------------------------------------------------------------------------------- call records
     async def add_call(self, *, create_customer: bool = True, **fields: Any) -> int:
         """Record a call; returns its id. Required: caller, arrived_at, disposition. The caller and

@@ -299,6 +299,11 @@ MIGRATIONS: list[Migration] = [
         -- configured one): after a restart an agent logged in before is logged in again at that phone.
         ALTER TABLE agent_states ADD COLUMN extension TEXT;   -- NULL: logged out, or recorded before v4
     """),
+    Migration(5, "VIP customers index", """
+        -- The switch reads the VIP customers (vip_level above 0: their queue priority, softswitch.vip)
+        -- every minute; they are few among many customers.
+        CREATE INDEX customers_vip ON customers (id, vip_level) WHERE vip_level > 0;
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
