@@ -65,6 +65,7 @@ def write_config(path: Path, port: int, n_agents: int, ring_time: int) -> dict:
     rng = np.random.default_rng(5)
     agents = {}
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\nauth_algorithms = ["MD5"]\n',
+             '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              '[log]\nlevel = "INFO"\n',
              '[media]\nrtp_ports = "20000-40000"\ncodecs = ["PCMA", "PCMU"]\nrecord = "none"\n',
              '[store]\npath = "bench.db"\n']

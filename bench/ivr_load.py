@@ -219,6 +219,7 @@ def write_config(path: Path, port: int, n: int, sounds: Path) -> None:
     cc = cc.replace('sounds_dir = "var/prompts"', f'sounds_dir = "{sounds}"')
     cc = cc.replace('prompts_dir = "prompts"', f'prompts_dir = "{ROOT / "prompts"}"')
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\nauth_algorithms = ["MD5"]\n',
+             '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              '[log]\nlevel = "INFO"\n',
              '[media]\nrtp_ports = "20000-40000"\nrecord = "none"\n',
              '[store]\npath = "bench.db"\n']

@@ -203,6 +203,7 @@ def looped_pcap(dst: Path, seconds: float) -> tuple[int, float]:
 
 def write_config(path: Path, port: int, n: int) -> None:
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\nauth_algorithms = ["MD5"]\n',
+             '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              # INFO: the switch's end-of-call media statistics (a handful of lines per call)
              '[log]\nlevel = "INFO"\n',
              '[media]\nrtp_ports = "20000-40000"\ncodecs = ["PCMA", "PCMU"]\nrecord = "none"\n',

@@ -28,6 +28,7 @@ DRIVER = SHARED / "signalling_load.py"
 def bench_config(path: Path, port: int, users: range) -> None:
     # SIPp answers only MD5 (Kamailio's bench config is MD5 too), so the switch offers MD5 alone here.
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "bench.local"\nauth_algorithms = ["MD5"]\n',
+             '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              "[log]\nlevel = \"WARNING\"\n",
              # signalling only, like Kamailio (a proxy does not touch RTP); media load is bench/media_load.py
              "[media]\nenabled = false\n",

@@ -1,15 +1,22 @@
-"""Command line: ``softswitch run --config FILE``, ``check-config FILE``, ``staffing ...``, ``prompts build``."""
+"""softswitch: a SIP softswitch with a call-centre ACD. Commands: ``run --config FILE``, ``check-config FILE``,
+and the tools below (``users``, ``prompts``, ``staffing``, ``customers``, ``records``, ``hash-password``)."""
 from __future__ import annotations
+
+import signal
+import sys
+
+if __name__ == "__main__":  # python -m softswitch.cli: quiet Ctrl-C from here on (see main)
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
 
 import argparse
 import asyncio
 import gc
 import logging
-import signal
-import sys
-from typing import Any, Callable
+import threading
+from typing import TYPE_CHECKING, Any, Callable
 
-from .config import ConfigError, load_config
+if TYPE_CHECKING:
+    from .config import Config
 
 
 def _setup_logging(level: str, fmt: str = "plain") -> None:
@@ -22,30 +29,103 @@ def _setup_logging(level: str, fmt: str = "plain") -> None:
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # one line per SQL statement otherwise
 
 
-async def _run(config) -> int:
+def _log_off_the_loop() -> Callable[[], None]:
+    """Log writes (a blocking write to a pipe or a disk, for each line) leave the event loop: the root
+    logger's handlers move behind a queue that a thread empties (``logging.handlers.QueueListener``).
+    Returns the function that flushes and stops it (at exit)."""
+    import logging.handlers
+    import queue
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    if not handlers:
+        return lambda: None
+    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=True)
+    for h in handlers:
+        root.removeHandler(h)
+    front = logging.handlers.QueueHandler(q)
+    root.addHandler(front)
+    listener.start()
+
+    def stop() -> None:
+        listener.stop()  # writes what is queued
+        root.removeHandler(front)
+        for h in handlers:
+            root.addHandler(h)
+    return stop
+
+
+async def _run(config: Config) -> int:
     from .transport import Server
 
+    log = logging.getLogger("softswitch")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from the start: Ctrl-C while starting stops cleanly too
+        loop.add_signal_handler(sig, stop.set)
     server = Server(config)
-    await server.start()
+    if not await _start(server, stop, log):
+        await _close(server, log)
+        return 1
     # Long-lived state (config, bindings) never becomes garbage: keep it out of every collection, and
     # collect the young generation less often (each collection walks it; at thousands of messages
     # per second the default 700-allocation threshold runs it hundreds of times a second).
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     logging.getLogger("softswitch").info(
         "softswitch running: domain %s, %d extension(s)", config.sip.domain, len(config.extensions))
     await stop.wait()
     logging.getLogger("softswitch").info("shutting down")
-    await server.stop()
+    await _close(server, log)
     return 0
 
 
+# What a failure to start usually is (a port taken, a database or directory that cannot be written, a
+# database of a newer release): one line says it; anything else gets its traceback.
+_START_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError)
+
+
+async def _start(server: Any, stop: asyncio.Event, log: logging.Logger) -> bool:
+    """``server.start()`` unless a signal comes first; False (logged) when it failed or was interrupted."""
+    import sqlite3
+
+    from store.migrations import StoreError
+
+    starting = asyncio.ensure_future(server.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        log.info("interrupted while starting")
+        return False
+    e = starting.exception()
+    if e is None:
+        return True
+    if isinstance(e, (*_START_ERRORS, sqlite3.Error, StoreError)):
+        log.error("cannot start: %s", e)
+    else:
+        log.error("cannot start", exc_info=e)
+    return False
+
+
+async def _close(server: Any, log: logging.Logger) -> None:
+    """Stop whatever started; the store is closed whatever happens (its thread would keep the process)."""
+    try:
+        await server.stop()
+    except Exception:
+        log.exception("error while stopping")
+    finally:
+        if server.store is not None:
+            await server.store.close()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+
     try:
         config = load_config(args.config)
     except ConfigError as e:
@@ -58,14 +138,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run
+    stop_logging = _log_off_the_loop()
     try:
         return runner(_run(config))
-    except OSError as e:
-        logging.getLogger("softswitch").error("cannot start: %s", e)
-        return 1
+    finally:
+        stop_logging()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+
     try:
         config = load_config(args.file)
     except ConfigError as e:
@@ -93,15 +175,29 @@ DELEGATED = {
 }
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    # Ctrl-C while loading (imports, the config; the switch installs its own handlers as it starts) or in a
+    # tool: exit 130 without a traceback. (Modules are imported below, after this.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupted)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
         import importlib
         module, _, func = DELEGATED[argv[0]][0].partition(":")
-        return getattr(importlib.import_module(module), func or "main")(argv[1:])
-    p = argparse.ArgumentParser(prog="softswitch", description=__doc__,
-                                epilog="also: " + "; ".join(f"{k}: {v[1]}" for k, v in DELEGATED.items()))
-    sub = p.add_subparsers(dest="command", required=True)
+        return int(getattr(importlib.import_module(module), func or "main")(argv[1:]))
+    p = argparse.ArgumentParser(prog="softswitch", description="A SIP softswitch with a call-centre ACD.",
+                                epilog="softswitch COMMAND --help for a command's options")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser("run", help="run the switch in the foreground")
     r.add_argument("--config", "-c", default="config.toml")
     r.add_argument("--log-level", default=None, help="override [log] level")
@@ -109,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check-config", help="validate a config file and exit")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
+    for name, (_, text) in DELEGATED.items():  # listed here; dispatched above with their own parsers
+        sub.add_parser(name, help=text, add_help=False)
     args = p.parse_args(argv)
-    return args.func(args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

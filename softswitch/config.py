@@ -418,10 +418,10 @@ LOG = Table(LogConfig, {
 })
 
 def api_listen(v: str) -> str:
-    """ "host:port" (IPv6 host in brackets), port 1-65535."""
+    """ "host:port" (IPv6 host in brackets), port 0-65535 (0: any free port, logged at start)."""
     host, sep, port = v.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise Invalid(f'expected "host:port" with a port 1-65535 (e.g. "127.0.0.1:8080"), got {quote(v)}')
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise Invalid(f'expected "host:port" with a port 0-65535 (e.g. "127.0.0.1:8080"), got {quote(v)}')
     hostname(host)
     return v
 

@@ -145,8 +145,10 @@ class Registrar:
             is_new = uri not in table
             changes.append(("put", Binding(aor=aor, contact_uri=uri, expires_at=now + expires, call_id=call_id,
                                            cseq=cseq, q=q, received=received, user_agent=ua, updated_at=now)))
-            if is_new:
+            if is_new:  # new and removed bindings at INFO; refreshes (most REGISTERs) only at DEBUG
                 log.info("registered %s contact %s from %s for %ds (%s)", aor, uri, received, expires, ua or "-")
+            elif log.isEnabledFor(logging.DEBUG):
+                log.debug("refreshed %s contact %s from %s for %ds", aor, uri, received, expires)
         self._apply(aor, changes)
         # keep at most max_contacts per extension: the least recently refreshed go first
         table = self._bindings.get(aor, {})

@@ -8,7 +8,9 @@ commit), and the 200 OKs go out only after their commit.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import os
 import itertools
 import logging
 import socket
@@ -17,14 +19,18 @@ import time
 from typing import TYPE_CHECKING, Any, Hashable, TextIO
 from dataclasses import replace
 
+from acd import events as acd_events
 from store.db import Store
+from store.keyfile import derive, key_path, load_or_create
 
 from ivr.voicemail_index import add_message
 from media.jobs import ThreadRunner
 
 from .config import Config, ListenAddress
 from .core import PersistBindings, SwitchCore
-from .events import SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog
+from .events import (
+    AgentStateChanged, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog,
+)
 from .metrics import SwitchMetrics
 from .records import Records, centre_for
 from .vip import VipTable
@@ -56,6 +62,16 @@ def _enlarge_receive_buffer(sock) -> None:
             return
         except (OSError, PermissionError):
             continue
+
+
+def _secret_key(store_path: str | os.PathLike[str]) -> bytes:
+    """The switch's key from the file beside the database (created on first start); a random one for an
+    in-memory store."""
+    path = key_path(store_path)
+    if path is None:
+        import secrets
+        return secrets.token_bytes(32)
+    return load_or_create(path)
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -139,6 +155,7 @@ class Server:
         self._lists_timer: asyncio.TimerHandle | None = None
         self.vip = VipTable()  # the store's VIP customers: queue priority (softswitch.vip)
         self.files = ThreadRunner("switch-files")  # queue_log and voicemail index appends, off the loop
+        self.key = b""  # the switch's secret key (store.keyfile): nonce and session keys derive from it
         self.metrics = SwitchMetrics(self)  # Prometheus /metrics (softswitch.metrics)
         self.subscribers.add(self.metrics.on_event)
         self.ops: Any = None  # softswitch.api.ops.OpsServer: /metrics, /health, /ready on a listener of their own
@@ -167,6 +184,8 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.store = await Store.open(self.config.store.path)
+        self.key = await self.loop.run_in_executor(None, _secret_key, self.config.store.path)
+        self.core.set_nonce_secret(derive(self.key, "sip-nonce"))  # nonces of the last run stay good
         self._sync_wall()
         bindings = await self.store.load_bindings(time.time())
         self.core.registrar.load([replace(b, expires_at=b.expires_at - self._wall_offset,
@@ -184,6 +203,7 @@ class Server:
             await self.records.import_voicemail_index(self.config.ivr.voicemail_dir)
         self.records.start()
         self.subscribers.add(self.records)
+        logins = await self._agent_logins()
         n = self.core.router.sounds.preload()
         if n:
             log.info("%d prompt(s) loaded", n)
@@ -192,6 +212,7 @@ class Server:
             self.speech = ivr.speech_worker(self._speech_heard, loop=self.loop)
         for la in self.config.sip.listen:
             await self._listen(la)
+        self._restore_agents(logins)  # once the ports are ours (a second instance must not touch them)
         if self.core.media is not None:
             from media.edge import MediaEdge
 
@@ -209,16 +230,57 @@ class Server:
         self._rearm()
 
     async def _start_api(self) -> None:
-        """The HTTP API and agent desk; a failure to start it (port taken) leaves calls working."""
-        try:
-            from .api import ApiServer
+        """The HTTP API and agent desk. A failure to start it (port taken) is a failure to start: a switch
+        whose agents cannot log in to their desks is not running (``[api] enabled = false`` runs without)."""
+        from .api import ApiServer
 
-            api = ApiServer(self)
+        api = ApiServer(self)
+        try:
             await api.start()
-        except (OSError, ImportError) as e:
-            log.error("api not started on %s: %s", self.config.api.listen, e)
-            return
+        except OSError as e:
+            raise OSError(f"api cannot listen on {self.config.api.listen}: {e.strerror or e} (another softswitch "
+                          "running? set [api] listen, or [api] enabled = false)") from e
         self.api = api
+
+    async def _agent_logins(self) -> dict[str, tuple[str, str, str | None]]:
+        """Each agent's state when the switch last stopped (agent -> state, reason, extension)."""
+        assert self.centre is not None
+        try:
+            return await self.centre.current_agent_logins()
+        except Exception:
+            log.exception("agent states not restored")
+            return {}
+
+    def _restore_agents(self, last: dict[str, tuple[str, str, str | None]]) -> None:
+        """Agents logged in when the switch last stopped are logged in again at the same phone, ready or not
+        ready as they were (a call they were on is gone: ready). Their history already says so: the
+        restored states are not written again, nor queue_log login lines (the session goes on)."""
+        acd = self.core.router.queue.acd
+        events: list = []
+        for agent_id, (state, reason, extension) in last.items():
+            if agent_id not in acd.agent_index or state in ("logged-out", "unknown"):
+                continue
+            events.append(acd_events.AgentLogin(agent_id, extension or None))
+            if state == "not-ready":
+                events.append(acd_events.AgentNotReady(agent_id, reason))
+        if not events:
+            return
+        now = self.now()
+        queue = self.core.router.queue
+        def feed() -> None:
+            for e in events:
+                queue.feed(e, now)
+
+        actions = self.core.run(feed, now=now)
+        final: dict[str, AgentStateChanged] = {}
+        for a in actions:
+            if isinstance(a, AgentStateChanged):
+                final[a.agent] = a
+        kept = [a for a in actions if not isinstance(a, (AgentStateChanged, WriteQueueLog))]
+        kept += [a for a in final.values() if last[a.agent][:2] != (a.state, a.reason)]
+        self._execute(kept)
+        log.info("%d agent(s) logged in again as they were: %s", len(final),
+                 ", ".join(f"{a.agent} {a.state}" for a in final.values()))
 
     async def _start_ops(self) -> None:
         """/metrics, /health and /ready on their own listener when [metrics] listen is set or [api] is off
@@ -239,6 +301,15 @@ class Server:
         self.ops = ops
 
     async def _listen(self, la: ListenAddress) -> None:
+        try:
+            await self._bind(la)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            if e.errno == errno.EADDRINUSE or "bind" in reason:
+                reason += " (the port is taken: another softswitch running? see `ss -lunpt`)"
+            raise OSError(f"cannot listen on {la}: {reason}") from e
+
+    async def _bind(self, la: ListenAddress) -> None:
         loop = self.loop
         assert loop is not None
         max_msg = self.config.sip.max_message_size

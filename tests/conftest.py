@@ -113,6 +113,8 @@ def write_config(path: Path, port: int, extensions: dict[str, str], extra: str =
     listen += [f'"tls:127.0.0.1:{tls_port}"'] if tls_port else []
     text = f'[sip]\nlisten = [{", ".join(listen)}]\ndomain = "{DOMAIN}"\n'
     text += extra + "\n"
+    if "[api]" not in extra:  # a switch refuses to start when its API port is taken: any free port
+        text += '[api]\nlisten = "127.0.0.1:0"\n'
     text += '[store]\npath = "var/softswitch.db"\n'
     for number, password in extensions.items():
         text += f'[[extensions]]\nnumber = "{number}"\npassword = "{password}"\nname = "Extension {number}"\n'

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from store.crm import CallCentre, Customer, ScreenPop
+from store.keyfile import derive
 from store.validation import NotFoundError, TransitionError, ValidationError
 
 from ..control import Control
@@ -127,7 +128,10 @@ class ApiServer:
         self.control = Control(server)
         self.centre: CallCentre | None = None
         self.users = {u.id: u for u in self.settings.users}
-        secret = self.settings.secret.encode() if self.settings.secret else os.urandom(32)
+        # [api] secret, else a key derived from the switch's key file: sessions outlive a restart
+        key = getattr(server, "key", b"")
+        secret = (self.settings.secret.encode() if self.settings.secret
+                  else derive(key, "api-session") if key else os.urandom(32))
         self.signer = TokenSigner(secret, self.settings.session_ttl)
         self.spec = spec_mod.spec()
         self.schemas = self.spec["components"]["schemas"]

@@ -3,8 +3,9 @@
 Passwords are stored as ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (salt and hash base64, no
 padding), checked in constant time. A session token is ``<payload>.<signature>``: the payload is
 base64url JSON ``{"u": user id, "r": role, "e": expiry (epoch seconds)}``, the signature an
-HMAC-SHA256 of the payload under the API secret. Nothing is stored server side; a changed secret
-(or a restart with a random one) ends every session.
+HMAC-SHA256 of the payload under the API secret (``[api] secret``, else derived from the switch's key file,
+so sessions survive a restart). Nothing is stored server side; a changed secret (or a deleted key file)
+ends every session.
 """
 from __future__ import annotations
 
