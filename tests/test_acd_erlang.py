@@ -71,9 +71,64 @@ def test_parse_target():
             parse_target(bad)
 
 
+def table(out: str) -> list[list[str]]:
+    """The rows under the table's header line: agents, P(wait), SL, ASA, occupancy, verdict."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["agents", "P(wait)"])
+    return [line.split(None, 5) for line in lines[start + 1:] if line.strip()]
+
+
 def test_cli(capsys):
     assert main(["--calls-per-hour", "200", "--aht", "180", "--target", "80/20"]) == 0
     out = capsys.readouterr().out
     assert "10.00 Erlangs" in out and "agents needed for 80% in 20 s: 14" in out
+    # the inputs as the model reads them
+    for echoed in ("arrival rate     200 calls per 3600 s interval = 200 calls/h = 0.0556 calls/s",
+                   "AHT              180 s (talk + wrap-up)", "interval         3600 s",
+                   "target           80% of calls answered within T = 20 s",
+                   "traffic          A = 200 x 180 / 3600 = 10.00 Erlangs"):
+        assert echoed in out, echoed
+    # and the formulas used
+    for formula in ("A          = calls per interval x AHT / interval", "B(k) = A B(k-1) / (k + A B(k-1))",
+                    "C(N, A) = N B(N) / (N - A (1 - B(N)))", "SL(T)      = 1 - C(N, A) exp(-(N - A) T / AHT)",
+                    "ASA        = C(N, A) AHT / (N - A)", "occupancy  = A / N", "ceil(N / (1 - shrinkage))"):
+        assert formula in out, formula
+    # the whole table: unstable (N <= A), too few, the answer, over target, comfortably over target
+    rows = table(out)
+    assert [r[0] for r in rows] == ["10", "11", "12", "13", "14", "15", "16"]
+    assert rows[0] == ["10", "100.0%", "0.0%", "inf", "100.0%", "unstable: the queue grows without bound"]
+    assert rows[1] == ["11", "68.2%", "39.0%", "122.8", "90.9%", "too few"]        # the worked example's figures
+    assert rows[3][5] == "too few (just)"                                           # 79.6 %
+    assert rows[4] == ["14", "17.4%", "88.8%", "7.8", "71.4%", "< the answer: the fewest that meet the target"]
+    assert [r[5] for r in rows[5:]] == ["comfortably over target"] * 2              # SL >= 90 % (half the gap)
+    assert "'comfortably over target' from SL 90%" in out
+
+    # calls per half-hour interval: the same traffic, echoed per interval
+    assert main(["--calls", "100", "--interval", "1800", "--aht", "180", "--target", "90/15"]) == 0
+    out = capsys.readouterr().out
+    assert "arrival rate     100 calls per 1800 s interval = 200 calls/h" in out
+    assert "A = 100 x 180 / 1800 = 10.00 Erlangs" in out
+    rows = table(out)
+    assert rows[0][5].startswith("unstable") and rows[-1][5] == "comfortably over target"
+    verdicts = [r[5] for r in rows]
+    answer = verdicts.index("< the answer: the fewest that meet the target")
+    assert all(v.startswith(("unstable", "too few")) for v in verdicts[:answer])
+    assert float(rows[-1][2].rstrip("%")) >= 95.0 and int(rows[-1][0]) >= int(rows[answer][0]) + 2
+
+    # an occupancy cap: rows that meet the target but work agents too hard come before the answer
+    assert main(["--calls-per-hour", "200", "--aht", "180", "--max-occupancy", "70"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert [(r[0], r[5]) for r in rows[4:6]] == [("14", "meets the target, occupancy above the maximum"),
+                                                 ("15", "< the answer: the fewest that meet the target")]
+
     assert main(["--calls-per-hour", "200", "--aht", "180", "--target", "eighty"]) == 2
     assert "percent/seconds" in capsys.readouterr().err
+    assert main(["--calls", "10", "--interval", "0", "--aht", "180"]) == 2
+    assert "--interval" in capsys.readouterr().err
+
+
+def test_cli_for_a_huge_centre_stays_a_readable_table(capsys):
+    assert main(["--calls-per-hour", "180000", "--aht", "100"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert rows[0][0] == "5000" and rows[0][5].startswith("unstable") and rows[-1][5] == "comfortably over target"
+    assert len(rows) < 40
