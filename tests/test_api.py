@@ -7,9 +7,11 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +323,30 @@ def test_new_callers_region_and_work_order_dispatch_come_from_config(switch_fact
     cust = alice.post("/api/customers", {"name": "Max", "phones": ["+4930123456"]})[1]
     order = alice.post("/api/orders", {"kind": "pickup", "customer_id": cust["id"], "summary": "parcel"})[1]
     assert order["service_point"] == "BER-Mitte"
+
+
+def test_queue_report_uses_each_queues_own_service_level_threshold(switch_factory):
+    """GET /api/reports/queues: the service level of each queue against its configured threshold (as the
+    live figures), time-outs apart from abandons; sl_threshold_s asks for one threshold for all."""
+    fast = '[[acd.queues]]\nname = "fast"\nskill = "support"\nservice_level_threshold = 5\n'
+    sw, anon = start_api_switch(switch_factory, extra=fast)
+    boss = anon.login("boss")
+    path = Path(sw.config_path).parent / "var" / "softswitch.db"
+    conn = sqlite3.connect(path, timeout=10)
+    with conn:  # (the switch's store has the file open in WAL mode: another writer waits its turn)
+        for queue, wait, disposition in (("support", 10, "answered"), ("support", 25, "answered"),
+                                         ("fast", 4, "answered"), ("fast", 10, "answered"), ("fast", 30, "abandoned"),
+                                         ("fast", 60, "timeout")):
+            answered = 1_700_000_000 + wait if disposition == "answered" else None
+            conn.execute("INSERT INTO call_records (caller, queue, arrived_at, answered_at, ended_at, wait_s, talk_s, "
+                         "disposition) VALUES ('1001', ?, 1700000000, ?, 1700000100, ?, ?, ?)",
+                         (queue, answered, wait, 100 - wait if answered else None, disposition))
+    conn.close()
+    status, rows = boss.get("/api/reports/queues?since=1600000000&until=1800000000")
+    assert status == 200
+    got = {r["queue"]: (r["sl_threshold_s"], r["answered_within"], r["abandoned"], r["timed_out"],
+                        r["service_level_pct"]) for r in rows}
+    assert got == {"support": (20.0, 1, 0, 0, 50.0), "fast": (5.0, 1, 1, 1, 33.33)}
+    status, rows = boss.get("/api/reports/queues?since=1600000000&until=1800000000&sl_threshold_s=30")
+    assert {r["queue"]: (r["sl_threshold_s"], r["answered_within"]) for r in rows} == {
+        "support": (30.0, 2), "fast": (30.0, 2)}
