@@ -166,6 +166,8 @@ DELEGATED = {
                   "customers import FILE.csv [--skip-bad] / customers export FILE.csv [--config FILE]"),
     "records": ("softswitch.api.cli_tools:records_main",
                 "call records as CSV: records --since 2024-05-01 [--until ...] [--agent ID] [--config FILE]"),
+    "users": ("softswitch.api.users_cli:users_main",
+              "the desk's users: users add ID [--role agent|supervisor] | passwd ID | remove ID | list [--config FILE]"),
     "hash-password": ("softswitch.api.cli_tools:hash_password_main",
                       "print a password hash for [[api.users]] password_hash (reads the password from stdin)"),
     "backup": ("softswitch.backup:backup_main",

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -187,6 +188,22 @@ class ApiServer:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("api listening on http://%s:%d (%d user(s))", host if ":" not in host else f"[{host}]",
                  self.port, len(self.users))
+        if not self.users:
+            await self._first_admin(host if ":" not in host else f"[{host}]")
+
+    async def _first_admin(self, host: str) -> None:
+        """No [[api.users]]: a supervisor "admin" with a password made up for this run and printed to the log,
+        so that the first start of the shipped config leaves a desk one can log in to (like Jenkins' initial
+        admin password). A new one at each start until users are configured (``softswitch users add``)."""
+        from ..config import ApiUser
+        from .auth import hash_password
+
+        password = secrets.token_urlsafe(12)
+        digest = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        self.users["admin"] = ApiUser(id="admin", role="supervisor", password_hash=digest)
+        log.warning("api: no [[api.users]] in the config: log in to the desk http://%s:%d/desk as admin with the "
+                    "one-time password %s (a new one at each start until users are added: softswitch users add "
+                    "ID --role agent|supervisor)", host, self.port, password)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
