@@ -3,7 +3,7 @@ updated its own state as if they succeeded, and learns otherwise from later even
 (``OfferRejected``, ``CallAbandoned``...)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "Action", "AgentStateChanged", "Announce", "CancelRing", "Connect", "FeatureCodeReply", "HangupWithPrompt",
@@ -70,12 +70,14 @@ class Overflow:
 class SendToVoicemail:
     call_id: str
     mailbox: str
+    why: str = field(default="", compare=False)  # "timeout" (max wait) | "no_agents" (nobody serves the queue)
 
 
 @dataclass(frozen=True)
 class HangupWithPrompt:
     call_id: str
     prompt: str
+    why: str = field(default="", compare=False)  # "timeout" (max wait) | "no_agents" (nobody serves the queue)
 
 
 @dataclass(frozen=True)

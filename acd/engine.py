@@ -246,9 +246,9 @@ class Acd:
             self.calls[call.id] = call
             self._enter(call, now, out, hops + 1)
         elif fb.action == "voicemail":
-            out.append(SendToVoicemail(call.id, fb.mailbox))
+            out.append(SendToVoicemail(call.id, fb.mailbox, "no_agents" if event == "EXITEMPTY" else "timeout"))
         else:  # hangup; also "wait" reached here only via an overflow loop guard
-            out.append(HangupWithPrompt(call.id, fb.prompt))
+            out.append(HangupWithPrompt(call.id, fb.prompt, "no_agents" if event == "EXITEMPTY" else "timeout"))
 
     def _forget(self, call: _Call) -> None:
         self.calls.pop(call.id, None)

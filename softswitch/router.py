@@ -161,7 +161,9 @@ class Router:
             ivr=notes.get("ivr", ""), hung_up_by=call.hung_up_by,
             recordings=tuple((f, w(s), w(e)) for f, s, e in call.recordings),
             survey_score=notes.get("survey_score"), variables=dict(call.variables), context=dict(call.context),
-            quality=dict(call.quality), service=bool(notes.get("service")))
+            quality=dict(call.quality), service=bool(notes.get("service")),
+            queued=w(notes["queued_at"]) if notes.get("queued_at") is not None else None,
+            talk_ended=w(notes["talk_ended"]) if notes.get("talk_ended") is not None else None)
 
     def blocked(self, caller: str, callee: str, now: float) -> None:
         """A call refused before it became a call (blacklisted caller) still gets its record."""

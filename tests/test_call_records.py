@@ -208,8 +208,7 @@ def play_media(core, net, seconds: float) -> None:
 
 def test_feature_codes_are_service_calls_and_an_overflowed_call_is_overflow():
     acd = {**ACD, "queues": [{**ACD["queues"][0], "max_wait": 5, "on_timeout": {"action": "overflow", "queue": "spill"}},
-                             {"name": "spill", "skill": "support", "max_wait": 5,
-                              "on_timeout": {"action": "hangup"}}]}
+                             {"name": "spill", "skill": "support"}]}
     core, net, ph = boot(media={"enabled": True}, acd=acd)
     _, out = ph["1002"].invite("*11*2001", body=sdp(4000, "10.0.0.2"))     # agent login: a service call
     ack_caller(ph["1002"], [m for m in responses(out) if m.status == 200][0])
@@ -219,7 +218,11 @@ def test_feature_codes_are_service_calls_and_an_overflowed_call_is_overflow():
     ack_caller(ph["1002"], [m for m in responses(out) if m.status == 200][0])
     play_media(core, net, 1.0)
     _, out = ph["1001"].invite("500", body=sdp(4000, "10.0.0.1"))
-    ack_caller(ph["1001"], [m for m in responses(out) if m.status == 200][0])
-    net.advance(30)
+    ok = [m for m in responses(out) if m.status == 200][0]
+    ack_caller(ph["1001"], ok)
+    net.advance(30)                                                         # overflowed to "spill" after 5 s
+    ph["1001"].send(in_dialog("BYE", ruri="sip:x@x", from_=f"<sip:1001@{DOMAIN}>;tag={ph['1001'].tag}",
+                              to=ok.headers.get("To"), call_id=ok.call_id, cseq=ph["1001"].cseq + 1,
+                              via_host="10.0.0.1", via_port=5060))
     rec = ended(net)[-1]
     assert (rec.disposition, rec.queue, rec.service) == (Disposition.OVERFLOWED, "spill", False)

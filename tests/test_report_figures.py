@@ -194,10 +194,6 @@ def test_times_outside_the_call_do_not_lose_its_record(tmp_path, bad):
 # NO_AGENTS when the queue gives up on a caller, and the queue entry and talk end times (CallEnded.queued,
 # .talk_ended). Until then the report counts those callers as abandons and an IVR's or a survey's seconds
 # as queue wait and talk; strict xfail, so the marker goes when the notes come.
-NEEDS_QUEUE_NOTES = pytest.mark.xfail(strict=True, reason="the queue app does not note it yet (issue 12, item 6)")
-
-
-@NEEDS_QUEUE_NOTES
 def test_time_outs_and_no_agent_exits_are_not_abandons(tmp_path):
     from .test_call_records import play_media
     acd = {**ACD, "skills": [{"name": "support"}, {"name": "sales"}],
@@ -231,7 +227,6 @@ def test_time_outs_and_no_agent_exits_are_not_abandons(tmp_path):
     with_records(tmp_path, script)
 
 
-@NEEDS_QUEUE_NOTES
 def test_a_hotline_call_counts_its_wait_from_the_queue_and_its_talk_until_the_agent_left(tmp_path):
     """IVR first (8 s in the menu), then the queue (answered after 10 s: within 15 s), then the survey
     (the caller stays 6 s after the agent hung up): the report measures the wait from the queue entry and

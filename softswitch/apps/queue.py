@@ -138,11 +138,14 @@ class QueueApp(Application):
         self.calls[qc.acd_id] = qc
         self.by_call[call.id] = qc
         call.notes["queue"] = queue
+        call.notes["queued_at"] = now  # the wait (and the service level) counts from here, not from the IVR
         priority = max(priority, self.priority_of(call.caller_number, call.variables))
         self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority, skill, language), now)
 
     def _leave(self, qc: QueueCall, event: Any, now: float) -> None:
         """The call leaves the ACD (the one way out)."""
+        if not isinstance(event, acd_events.CallAbandoned):
+            qc.call.notes["talk_ended"] = now  # the agent's part is over (the caller may stay for a survey)
         self.calls.pop(qc.acd_id, None)
         if self.by_call.get(qc.call.id) is qc:
             del self.by_call[qc.call.id]
@@ -268,9 +271,12 @@ class QueueApp(Application):
             log.info("call %s: overflow from queue %s to %s", call.id, a.from_queue, a.to_queue)
             qc.queue = a.to_queue
             call.notes["queue"] = a.to_queue
+            call.notes["queued_at"] = now
             call.notes["overflowed"] = True
         elif isinstance(a, (acd_actions.HangupWithPrompt, acd_actions.SendToVoicemail)):
             prompt = a.prompt if isinstance(a, acd_actions.HangupWithPrompt) else "goodbye"
+            if a.why:  # the switch gave up on the caller: not an abandon
+                call.notes["disposition"] = ev.Disposition.TIMEOUT if a.why == "timeout" else ev.Disposition.NO_AGENTS
             log.info("call %s: %s", call.id, f"to voicemail {a.mailbox}: not wired yet, hanging up"
                      if isinstance(a, acd_actions.SendToVoicemail) else f"hang up with prompt {prompt}")
             if not self._prompt(qc, [prompt], "hangup", now):
