@@ -27,12 +27,12 @@ from base.schema import (
     BOOLEAN, FLOAT, INTEGER, STRING, Array, ConfigError, Context, Invalid, Key, Scalar, Table, Walker, hint, quote,
 )
 
-from .prompts import LANGUAGES, available_prompts
+from .prompts import LANGUAGES, available_prompts, prompt_file, say_digits
 
 __all__ = [
     "IVR", "AsrConfig", "CollectNode", "Flow", "HangupNode", "HoursNode", "HoursRule", "IvrConfig", "LanguageNode",
     "MenuNode", "Node", "PlayNode", "QueueNode", "ScreenNode", "SurveyNode", "TransferNode", "VoicemailNode",
-    "check_queues", "parse_ivr_config",
+    "check_queues", "missing_prompt_files", "parse_ivr_config",
 ]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -515,6 +515,22 @@ def _prompt_refs(node: Node) -> Iterator[tuple[str, str]]:
                     yield f"{f}[{i}]", p
         elif v:
             yield f, v
+
+
+def missing_prompt_files(cfg: IvrConfig) -> list[str]:
+    """The built prompt WAVs (``<sounds_dir>/<lang>/<name>.wav``) the flows play that are not there: prompts
+    not rendered yet (``softswitch prompts build``), or a language left out of the build."""
+    wanted: set[str] = set()
+    for flow in cfg.flows.values():
+        for node in flow.nodes.values():
+            for f in node.PROMPT_REFS:
+                v = getattr(node, f)
+                for p in v if isinstance(v, list) else [v] if v else []:
+                    fixed, _, bare = p.rpartition(":")
+                    for lang in [fixed] if fixed else cfg.languages:
+                        names = say_digits(lang, "0123456789") if bare.startswith("$") else [bare]
+                        wanted.update(prompt_file(cfg.sounds_dir, lang, n) for n in names)
+    return sorted(f for f in wanted if not Path(f).is_file())
 
 
 def _check(cfg: IvrConfig) -> None:

@@ -31,7 +31,7 @@ from .actions import (
 )
 from .asr import KeywordMatcher
 from .config import (
-    CollectNode, Flow, HangupNode, HoursNode, IvrConfig, LanguageNode, MenuNode, Node, PlayNode, QueueNode,
+    CollectNode, Flow, HangupNode, HoursNode, HoursRule, IvrConfig, LanguageNode, MenuNode, Node, PlayNode, QueueNode,
     ScreenNode, SurveyNode, TransferNode, VoicemailNode,
 )
 from .events import CallerHungUp, DigitReceived, Event, PlaybackFinished, RecordingStopped, SpeechResult, TimerFired
@@ -67,6 +67,26 @@ def matches_list(number: str, patterns: list[str]) -> bool:
         elif number == p:
             return True
     return False
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def describe_hours(rules: list[HoursRule]) -> str:
+    """ "Mon-Fri 09:00-18:00, Sat 10:00-14:00" (for the log)."""
+    def days(ds: frozenset[int]) -> str:
+        runs: list[list[int]] = []
+        for d in sorted(ds):
+            if runs and d == runs[-1][-1] + 1:
+                runs[-1].append(d)
+            else:
+                runs.append([d])
+        return ",".join(_DAYS[r[0]] if len(r) == 1 else f"{_DAYS[r[0]]}-{_DAYS[r[-1]]}" for r in runs)
+
+    def hm(m: int) -> str:
+        return f"{m // 60:02d}:{m % 60:02d}"
+
+    return ", ".join(f"{days(r.days)} {hm(r.start)}-{hm(r.end)}" for r in rules) or "never"
 
 
 @lru_cache(maxsize=64)
@@ -243,6 +263,10 @@ class IvrSession:
         self._end(Hangup("normal"), "hangup", out)
         return None
 
+    def _why(self, out: list[Action], what: str) -> None:
+        """Why the call goes where it goes (INFO, with the call id in the switch's log)."""
+        out.append(Log("info", f"ivr {self.flow.name}.{self.node.name}: {what}"))
+
     def _queue_variables(self) -> dict[str, str]:
         v = dict(self.variables)
         v["language"] = self.language
@@ -281,11 +305,17 @@ class IvrSession:
         return node.next
 
     def _enter_hours(self, node: HoursNode, now: float, out: list[Action]) -> str | None:
-        state = is_open(node, self.config, now + self.wall_offset)
-        out.append(Log("debug", f"ivr {self.flow.name}.{node.name}: {state}"))
+        wall = now + self.wall_offset
+        state = is_open(node, self.config, wall)
         if state == "open":
-            return node.open
-        return node.holiday or node.closed if state == "holiday" else node.closed
+            target = node.open
+        else:
+            target = node.holiday or node.closed if state == "holiday" else node.closed
+        zone = node.timezone or self.config.timezone
+        local = datetime.datetime.fromtimestamp(wall, _zone(zone))
+        self._why(out, f"{state} at {local:%a %Y-%m-%d %H:%M} {zone} (open {describe_hours(node.hours)}) "
+                       f"-> {target}")
+        return target
 
     def _enter_queue(self, node: QueueNode, now: float, out: list[Action]) -> str | None:
         self._close(node.prompts, ToQueue(node.queue, node.priority, node.skill, self._queue_variables()), "queue",
@@ -303,13 +333,14 @@ class IvrSession:
     def _enter_screen(self, node: ScreenNode, now: float, out: list[Action]) -> str | None:
         blocked, warned = self.screen(self.caller, node.blacklist, node.warning_list, now + self.wall_offset)
         if blocked:
-            out.append(Log("info", f"ivr: caller {self.caller} is blacklisted; refused"))
+            self._why(out, f"caller {self.caller} is blacklisted; refused")
             self.result.flags.add("blacklisted")
             self._close([node.refusal], Hangup("blacklisted"), "hangup", now, out)
             return None
         if warned:
             self.result.flags.add("warning")
             out.append(CallerFlagged("warning", self.caller))
+            self._why(out, f"caller {self.caller} is on the warning list; flagged -> {node.next}")
         return node.next
 
     def _enter_voicemail(self, node: VoicemailNode, now: float, out: list[Action]) -> str | None:
@@ -334,14 +365,19 @@ class IvrSession:
         timeout = node.first_timeout if isinstance(node, CollectNode) else node.timeout  # type: ignore[attr-defined]
         self._deadline = now + timeout
 
-    def _retry(self, why: str, now: float, out: list[Action]) -> None:
-        """A failed try (``why`` "invalid" or "timeout"): ask again, or the fallback when tries are used up."""
+    def _retry(self, why: str, now: float, out: list[Action], detail: str = "") -> None:
+        """A failed try (``why`` "invalid" or "timeout"; ``detail`` says what came): ask again, or the fallback
+        when tries are used up."""
         node = self.node
         self._stop_play(out)
         self._tries += 1
+        what = detail or why
+        if why == "timeout" and not detail:
+            timeout = node.first_timeout if isinstance(node, CollectNode) else node.timeout  # type: ignore[attr-defined]
+            what = f"no input within {timeout:g} s"
         if self._tries > node.retries:  # type: ignore[attr-defined]
-            out.append(Log("info", f"ivr {self.flow.name}.{node.name}: no valid input after "
-                                   f"{self._tries} tries ({why})"))
+            target = node.next if isinstance(node, SurveyNode) else node.fallback  # type: ignore[attr-defined]
+            self._why(out, f"no valid input after {self._tries} tries ({why}: {what}) -> {target or 'hang up'}")
             if isinstance(node, SurveyNode):
                 self._goto(self._then([], node.next, now, out) or "", now, out)
             else:
@@ -350,6 +386,8 @@ class IvrSession:
         before = node.invalid_prompt if why == "invalid" else node.timeout_prompt  # type: ignore[attr-defined]
         self._deadline = None
         self._ask(node.prompts, now, out, before)  # type: ignore[attr-defined]
+        self._why(out, f"{what}; asking again (try {self._tries + 1} of "
+                       f"{node.retries + 1})")  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ events
     def _on_played(self, now: float, out: list[Action]) -> None:
@@ -377,6 +415,7 @@ class IvrSession:
         node, phase = self.node, self._phase
         if phase == "listen":
             if isinstance(node, MenuNode) and node.no_input:
+                self._why(out, f"no input within {node.timeout:g} s -> {node.no_input}")
                 self._goto(node.no_input, now, out)
             elif isinstance(node, CollectNode) and self._digits:
                 self._collected(now, out)
@@ -436,22 +475,23 @@ class IvrSession:
         choice = m.match(text)
         out.append(Log("debug", f"ivr {self.flow.name}.{node.name}: heard {text!r} -> {choice}"))
         if choice is None:
-            self._retry("invalid", now, out)
+            self._retry("invalid", now, out, f"heard {text!r}: no keyword of the menu")
             return
         self._on_digit(choice, now, out)
 
     def _choose(self, node: MenuNode, d: str, now: float, out: list[Action]) -> None:
         target = node.choices.get(d)
         if target is None:
-            self._retry("invalid", now, out)
+            self._retry("invalid", now, out, f"invalid key {d} (keys: {''.join(sorted(node.choices))})")
             return
+        self._why(out, f"key {d} -> {target}")
         if node.variable:
             self.variables[node.variable] = d
         self._goto(target, now, out)
 
     def _rate(self, node: SurveyNode, d: str, now: float, out: list[Action]) -> None:
         if d not in "12345" or len(d) != 1:
-            self._retry("invalid", now, out)
+            self._retry("invalid", now, out, f"invalid key {d} (a score 1-5)")
             return
         score = int(d)
         self.result.survey_score = score
@@ -463,7 +503,7 @@ class IvrSession:
         if node.terminator and d == node.terminator:
             self._collected(now, out)
         elif not d.isdigit():
-            self._retry("invalid", now, out)
+            self._retry("invalid", now, out, f"invalid key {d} (digits only)")
         else:
             self._digits += d
             if len(self._digits) >= node.max_length:
@@ -474,9 +514,11 @@ class IvrSession:
     def _collected(self, now: float, out: list[Action]) -> None:
         node: CollectNode = self.node  # type: ignore[assignment]
         if not node.min_length <= len(self._digits) <= node.max_length:
-            self._retry("invalid", now, out)
+            self._retry("invalid", now, out, f"{len(self._digits)} digit(s), {node.min_length}-{node.max_length} "
+                                             "wanted")
             return
-        self.variables[node.variable] = self._digits
+        self.variables[node.variable] = self._digits  # not logged: account numbers, PINs
+        self._why(out, f"{len(self._digits)} digit(s) into {node.variable} -> {node.next}")
         self._goto(node.next, now, out)
 
     # ------------------------------------------------------------------ voicemail

@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
+    from .config import ConfigError, config_warnings, load_config
 
     try:
         config = load_config(args.file)
@@ -155,6 +155,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.file}: OK ({len(config.extensions)} extension(s), listening on "
           f"{', '.join(f'{l.transport}:{l.host}:{l.port}' for l in config.sip.listen)})")
+    for warning in config_warnings(config, args.file):
+        print(f"softswitch: warning: {warning}", file=sys.stderr)
     return 0
 
 

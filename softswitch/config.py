@@ -30,7 +30,7 @@ from base.schema import (
     BOOLEAN, INTEGER, PATH, STRING, Array, Check, ConfigError, Context, Invalid, Key, Scalar, Table, Tables,
     Walker, assert_fields, quote, toml_type,
 )
-from ivr.config import IVR, IvrConfig, QueueNode
+from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
 __all__ = [
@@ -554,3 +554,13 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(source, None, f"TOML syntax error: {e}") from None
     return parse_config(data, source, p.absolute().parent)
 
+
+def config_warnings(config: Config, file: str = "config.toml") -> list[str]:
+    """What a valid config still lacks to work as meant (check-config prints these; the switch logs them)."""
+    out = []
+    if config.ivr is not None:
+        missing = missing_prompt_files(config.ivr)
+        if missing:
+            out.append(f"{len(missing)} prompt file(s) the IVR plays are not built (e.g. {missing[0]}): callers "
+                       f"would hear silence; run: softswitch prompts build --config {file}")
+    return out

@@ -26,7 +26,7 @@ from store.keyfile import derive, key_path, load_or_create
 from ivr.voicemail_index import add_message
 from media.jobs import ThreadRunner
 
-from .config import Config, ListenAddress
+from .config import Config, ListenAddress, config_warnings
 from .core import PersistBindings, SwitchCore
 from .events import (
     AgentStateChanged, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog,
@@ -207,6 +207,8 @@ class Server:
         n = self.core.router.sounds.preload()
         if n:
             log.info("%d prompt(s) loaded", n)
+        for warning in config_warnings(self.config, str(self.config.source)):
+            log.warning("%s", warning)
         ivr = self.core.router.ivr.ivr
         if ivr is not None and ivr.speech:
             self.speech = ivr.speech_worker(self._speech_heard, loop=self.loop)
