@@ -1,4 +1,5 @@
-"""Call recording: stereo 8 kHz 16-bit WAV per call (caller left, agent/callee right) via soundfile.
+"""Call recording: stereo 8 kHz 16-bit WAV per call (caller left, agent/callee right) via soundfile; a
+one-sided recording (nothing on the right at its start: a voicemail, the caller alone) is a mono WAV.
 
 Every tick the recorded legs' decoded frames go into one ring array for all recordings (one
 vectorised copy). Each recording is flushed to its file about once a second, staggered over the
@@ -65,6 +66,7 @@ class Recording:
     closed: bool = False
     error: str | None = None                # why the file could not be opened or written
     extra: dict[str, Any] = field(default_factory=dict)
+    channels: int = 2                       # 1: one-sided (the left channel alone)
 
     @property
     def duration(self) -> float:
@@ -130,7 +132,7 @@ class Recorder:
         fname = name or f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(wall))}-{_safe(call_id)}-{rid}.wav"
         path = self.dir / fname  # ``name`` may be a path elsewhere (a voicemail box)
         rec = Recording(rid, path, call_id, parties, list(left), list(right), wall, tick,
-                        self._free_slots.pop(), rid % FLUSH_TICKS, tick)
+                        self._free_slots.pop(), rid % FLUSH_TICKS, tick, channels=2 if right else 1)
         self.active[rid] = rec
         self._plan = None
         entry = {"file": path.name, "call": call_id, "parties": parties, "start": _iso(wall),
@@ -144,7 +146,8 @@ class Recorder:
             import soundfile as sf
             self.dir.mkdir(parents=True, exist_ok=True)
             rec.path.parent.mkdir(parents=True, exist_ok=True)
-            rec.file = sf.SoundFile(str(rec.path), "w", samplerate=RATE, channels=2, subtype="PCM_16", format="WAV")
+            rec.file = sf.SoundFile(str(rec.path), "w", samplerate=RATE, channels=rec.channels, subtype="PCM_16",
+                                    format="WAV")
         except (OSError, RuntimeError, ValueError) as e:   # soundfile errors are RuntimeErrors
             self._fail(rec, e)
             return
@@ -263,6 +266,8 @@ class Recorder:
             parts.append(self.ring[rec.slot, a * FRAME:].copy())
             parts.append(self.ring[rec.slot, :(b + 1) * FRAME].copy())
         chunk = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if rec.channels == 1:
+            chunk = np.ascontiguousarray(chunk[:, 0])
         rec.flushed_tick = tick
         rec.frames += len(chunk)
         fsync = self.fsync

@@ -44,6 +44,25 @@ def test_stereo_recording_incremental_and_indexed(tmp_path):
     assert entry["status"] == "complete" and entry["duration"] == 3.0 and entry["start"].endswith("Z")
 
 
+def test_one_sided_recording_is_mono(tmp_path):
+    """A voicemail (the caller alone, ``right=[]``) is a mono WAV, not stereo with an empty channel."""
+    clock = Clock()
+    eng = MediaEngine(MediaConfig(rtp_ports="30000-30100"), now=clock, recorder=Recorder(tmp_path))
+    a = Phone(("10.0.0.1", 4000))
+    ea = eng.allocate("call-8", "caller 1001")
+    eng.answer(ea, a.sdp())
+    rec = eng.start_recording("call-8", left=ea, right=[], name="box/vm.wav")
+
+    def src(p, i):
+        n = np.arange(i * 160, (i + 1) * 160)
+        return 5000 * np.sin(2 * np.pi * 400.0 * n / 8000)
+    run_ticks(eng, clock, [(a, ea)], 100, src)
+    eng.stop_recording(rec)
+    data, rate = sf.read(str(tmp_path / "box" / "vm.wav"), dtype="float64")
+    assert rate == 8000 and data.shape == (100 * 160,)
+    assert abs(levels(data[800:] * 32768, 400) - 5000) < 150
+
+
 def test_many_recordings_threaded_writer(tmp_path):
     clock = Clock()
     rec = Recorder(tmp_path, threaded=True, capacity=2)               # ring grows past its capacity
