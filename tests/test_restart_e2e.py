@@ -82,6 +82,36 @@ def test_the_api_port_taken_is_a_failure_to_start(switch_factory, tmp_path):
     assert "Traceback" not in err
 
 
+@pytest.mark.e2e
+def test_ctrl_c_while_starting_exits_without_a_traceback(tmp_path):
+    """SIGINT at once (imports, loading the config), and once the store is open (the switch starting)."""
+    import signal
+    (tmp_path / "config.toml").write_text(
+        f'[sip]\nlisten = ["udp:127.0.0.1:{free_port()}"]\ndomain = "{DOMAIN}"\n[api]\nlisten = "127.0.0.1:0"\n'
+        '[store]\npath = "var/softswitch.db"\n[[extensions]]\nnumber = "1001"\npassword = "secret-1001"\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    for wait_for_line in ("", "opened;"):
+        proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "run", "--config", "config.toml"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        assert proc.stderr is not None
+        err = ""
+        while wait_for_line and wait_for_line not in err:
+            line = proc.stderr.readline()
+            assert line, err
+            err += line
+        proc.send_signal(signal.SIGINT)
+        try:
+            err += proc.communicate(timeout=5)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"no exit within 5 s of Ctrl-C:\n{err + proc.communicate()[1]}") from None
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        # -2: before the interpreter set up its handlers; 130: while loading; 1: interrupted while starting
+        assert proc.returncode in (-signal.SIGINT, 130, 1, 0), (proc.returncode, err)
+        if proc.returncode in (0, 1):
+            assert err.rstrip().endswith("stopped"), err
+
+
 # ------------------------------------------------------------------------------------- restart
 
 REFRESH = 12  # seconds: the phones' registration interval (they refresh ~5 s before it ends)
