@@ -325,11 +325,19 @@ class SwitchCore:
         return tuple(ext.auth_algorithms) if ext is not None and ext.auth_algorithms else None
 
     def _report_unanswered(self, now: float) -> None:
+        by_ip: dict[str, list] = {}
         for u in self.challenges.expire(now):
-            offered = self._algorithms_for(u.user) or self.auth.algorithms
-            log.info("%s from %s for %s: %d challenge(s) never answered within %d s; the phone may not "
-                     "support the digest algorithm(s) offered (%s) or has no password set", u.method, u.ip,
-                     u.user or "-", u.challenges, int(self.challenges.timeout), ", ".join(offered))
+            by_ip.setdefault(u.ip, []).append(u)
+        for ip, group in by_ip.items():
+            if len(group) > 3:  # many users from one address: one line (a scanner, or a misconfigured PBX)
+                log.info("%s from %s: challenges for %d users (%s...) never answered within %d s", group[0].method,
+                         ip, len(group), ", ".join(u.user or "-" for u in group[:3]), int(self.challenges.timeout))
+                continue
+            for u in group:
+                offered = self._algorithms_for(u.user) or self.auth.algorithms
+                log.info("%s from %s for %s: %d challenge(s) never answered within %d s; the phone may not "
+                         "support the digest algorithm(s) offered (%s) or has no password set", u.method, u.ip,
+                         u.user or "-", u.challenges, int(self.challenges.timeout), ", ".join(offered))
 
     # ----------------------------------------------------------------------- REGISTER
     def _on_register(self, req: Request, peer: Peer, tx: Any, now: float) -> list:

@@ -211,3 +211,15 @@ def test_a_challenge_never_answered_is_logged_once(caplog):
     assert lines == ["REGISTER from 127.0.0.1 for 1001: 3 challenge(s) never answered within 32 s; the phone may "
                      "not support the digest algorithm(s) offered (MD5) or has no password set"], lines
     assert len(net.core.challenges) == 0
+
+
+def test_a_scanner_spraying_users_is_one_line(caplog):
+    net = Net(make_core())
+    with caplog.at_level("INFO", logger="softswitch.core"):
+        for user in ("100", "101", "102", "103", "admin"):
+            p = Phone(net, user, "guess", Peer("udp", "198.51.100.9", 5070))
+            p.send(p.msg("REGISTER", f"sip:{DOMAIN}"))
+        net.advance(45)
+    lines = [r.getMessage() for r in caplog.records if "never answered" in r.getMessage()]
+    assert lines == ["REGISTER from 198.51.100.9: challenges for 5 users (100, 101, 102...) never answered "
+                     "within 32 s"], lines
