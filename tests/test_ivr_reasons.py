@@ -13,8 +13,8 @@ def why(c: Call) -> list[str]:
     return [a.message for a in c.log if isinstance(a, Log) and a.level == "info"]
 
 
-def utc(*a: int) -> float:
-    return datetime.datetime(*a, tzinfo=datetime.timezone.utc).timestamp()
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime.datetime(year, month, day, hour, minute, tzinfo=datetime.timezone.utc).timestamp()
 
 
 def test_hours_say_closed_or_holiday_with_the_local_time_and_the_opening_hours():
