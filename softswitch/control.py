@@ -64,8 +64,8 @@ class Control:
             state, reason = acd.agent_state(a.id)
             ag = acd.agents[acd.agent_index[a.id]]
             registered = not acd.phone_down(a.id)
-            if state != "logged-out" and not registered:
-                state = "unregistered"  # logged in, but no phone to ring: skipped until it registers
+            if state == "ready" and not registered:
+                state = "unregistered"  # ready, but no phone to ring: skipped until it registers
             out.append({"id": a.id, "name": a.name, "extension": ag.extension or a.extension, "state": state,
                         "reason": reason, "call": ag.call, "skills": dict(a.skills), "registered": registered})
         return out

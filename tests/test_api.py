@@ -72,12 +72,14 @@ def test_login_roles_and_sessions(api):
 def test_agent_states_and_history(api):
     sw, anon = api
     alice, boss = anon.login("2001"), anon.login("boss")
+    # no phone is registered at 1002/1003 here: a ready agent shows "unregistered" (she would not be offered
+    # calls), the ACD's own state (history, queue figures) says ready
     status, body = alice.post("/api/agents/2001/state", {"action": "login", "extension": "1002"})
-    assert status == 200 and body["state"] == "ready", body
+    assert status == 200 and body["state"] == "unregistered" and body["registered"] is False, body
     status, body = alice.post("/api/agents/2001/state", {"action": "not_ready", "reason": "lunch"})
     assert body["state"] == "not-ready" and body["reason"] == "lunch"
-    assert alice.post("/api/agents/2001/state", {"action": "ready"})[1]["state"] == "ready"
-    assert boss.post("/api/agents/2002/state", {"action": "login"})[1]["state"] == "ready"
+    assert alice.post("/api/agents/2001/state", {"action": "ready"})[1]["state"] == "unregistered"
+    assert boss.post("/api/agents/2002/state", {"action": "login"})[1]["state"] == "unregistered"
     assert boss.post("/api/agents/2002/state", {"action": "logout"})[1]["state"] == "logged-out"
     assert boss.post("/api/agents/9999/state", {"action": "ready"})[0] == 404
     assert alice.post("/api/agents/2001/state", {"action": "dance"})[0] == 400
