@@ -48,6 +48,12 @@ def _free_port() -> int:
     return free_port()
 
 
+def _rtp_base() -> int:
+    """The first of 40 RTP ports, above 40000: the switches under test take theirs in 20000-39999."""
+    import random
+    return random.randrange(40000, 60000, 40)
+
+
 def _write_wav(path: Path, samples: np.ndarray) -> Path:
     import soundfile as sf
     sf.write(str(path), samples, RATE, subtype="PCM_16")
@@ -72,7 +78,7 @@ class Baresip:
         self.dumps.mkdir(parents=True, exist_ok=True)
         self.sip_port = _free_port()
         self.ctrl_port = _free_port()
-        lo = self.sip_port + 2
+        lo = _rtp_base()
         self.quiet_wav = _write_wav(self.dir / "quiet.wav", _quiet(QUIET_SECONDS))
         (self.dir / "config").write_text(f"""poll_method\t\tepoll
 sip_listen\t\t127.0.0.1:{self.sip_port}

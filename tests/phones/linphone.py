@@ -50,6 +50,12 @@ class LinphoneError(RuntimeError):
     """linphonec exited, or an expected line never came."""
 
 
+def _rtp_base() -> int:
+    """The first of 40 RTP ports, above 40000: the switches under test take theirs in 20000-39999."""
+    import random
+    return random.randrange(40000, 60000, 40)
+
+
 def _free_port() -> int:
     from tests.conftest import free_port
     return free_port()
@@ -59,14 +65,15 @@ class Linphone:
     """One linphonec process with one account registered to the switch over UDP."""
 
     def __init__(self, name: str, workdir: Path, user: str, password: str, domain: str, switch_port: int,
-                 display: str = "", expires: int = 300, rtp_ports: tuple[int, int] | None = None):
+                 display: str = "", expires: int = 300):
         self.name = name
         self.user = user
         self.domain = domain
         self.dir = Path(workdir) / f"linphone-{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sip_port = _free_port()
-        lo, hi = rtp_ports or (self.sip_port + 2, self.sip_port + 40)
+        lo = _rtp_base()
+        hi = lo + 39
         self.rc = self.dir / "linphonerc"
         self.rc.write_text(f"""[sip]
 sip_port={self.sip_port}
