@@ -29,10 +29,15 @@ def test_loopback_bridge_through_sockets():
         eng.bridge(*eps)
         edge.start()
         sig = 6000 * np.sin(2 * np.pi * 500 * np.arange(160 * 40) / 8000)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         for i in range(40):
             socks[0].sendto(phones[0].audio(sig[i * 160:(i + 1) * 160]), ("127.0.0.1", eps[0].port))
             socks[1].sendto(phones[1].audio(np.zeros(160)), ("127.0.0.1", eps[1].port))
-            await asyncio.sleep(0.02)
+            # pacing: a packet every 20 ms on the clock, as a phone sends, not 20 ms after the last one (on a
+            # busy machine every sleep overshoots, the phones fall behind real time and the switch's jitter
+            # buffer rightly conceals the gaps)
+            await asyncio.sleep(max(0.0, t0 + (i + 1) * 0.02 - loop.time()))
         await asyncio.sleep(0.1)
         got = []
         while True:
