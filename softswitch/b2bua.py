@@ -109,6 +109,10 @@ class B2BUA:
     def leg_for_endpoint(self, endpoint: Any) -> Leg | None:
         return self._by_endpoint.get(getattr(endpoint, "id", -1))
 
+    def leg_by_dialog(self, call_id: str, local_tag: str) -> Leg | None:
+        """The leg of the dialog with this Call-ID and our tag (the browser phone finds its calls so)."""
+        return self._by_dialog.get((call_id, local_tag))
+
     def _set(self, leg: Leg, state: LegState) -> None:
         leg.state = move(leg.state, state, LEG_TRANSITIONS, f"{leg.role} leg of call {leg.call.id}")
 
