@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acd.config import ACD, AcdConfig
+from dialler.config import OUTBOUND, OutboundConfig
 from base.checks import (
     between, existing_file, ext_number, hostname, no_quote, nonempty, number_pattern, one_of, one_of_int, printable,
     unique,
@@ -179,6 +180,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -480,6 +482,7 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "outbound": Key(OUTBOUND, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
 
@@ -493,6 +496,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
         raise ConfigError(str(source), None, f"expected a table at the top level, got {toml_type(data)}")
     values = walker.table(ROOT, data, "")
     _cross_checks(values, walker)
+    _outbound_checks(values, walker)
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
         values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
@@ -530,6 +534,21 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
                 if isinstance(node, QueueNode) and node.skill and node.skill not in skills:
                     raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.skill",
                                       f"no [[acd.skills]] named {quote(node.skill)}")
+
+
+def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
+    """Campaigns and callbacks name queues and IVR flows that exist."""
+    acd, ivr, ob = values.get("acd"), values.get("ivr"), values["outbound"]
+    queues = {q.name for q in acd.queues} if acd is not None else set()
+    flows = set(ivr.flows) if ivr is not None else set()
+    for i, c in enumerate(ob.campaigns):
+        if c.queue and c.queue not in queues:
+            raise walker.fail(f"outbound.campaigns[{i}].queue", f"no [[acd.queues]] named {quote(c.queue)}")
+        if c.flow and c.flow not in flows:
+            raise walker.fail(f"outbound.campaigns[{i}].flow", f"no IVR flow {quote(c.flow)}")
+    for i, q in enumerate(ob.callbacks.queues):
+        if q not in queues:
+            raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
 
 
 def load_config(path: str | Path) -> Config:
