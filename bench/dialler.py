@@ -71,7 +71,7 @@ def main() -> None:
     t_build = time.perf_counter()
     d = build(n)
     t_build = time.perf_counter() - t_build
-    rows = []
+    rows: list[tuple[str, float, list[float]]] = []
 
     idle = timed(lambda: d.handle(Tick({q: 0 for q in QUEUES}), T0), 2000)
     rows.append(("idle (0 free)", 0, idle))
