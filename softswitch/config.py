@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acd.config import ACD, AcdConfig
+from dialler.config import OUTBOUND, OutboundConfig
 from base.checks import (
     between, existing_file, ext_number, hostname, no_quote, nonempty, number_pattern, one_of, one_of_int, printable,
     unique,
@@ -187,6 +188,7 @@ class Config:
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
     numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -493,6 +495,7 @@ ROOT = Table(None, {
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),
     "numbering": Key(trunks_config.NUMBERING, {}),
+    "outbound": Key(OUTBOUND, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
 
@@ -506,6 +509,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
         raise ConfigError(str(source), None, f"expected a table at the top level, got {toml_type(data)}")
     values = walker.table(ROOT, data, "")
     _cross_checks(values, walker)
+    _outbound_checks(values, walker)
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
         values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
@@ -544,6 +548,21 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
                 if isinstance(node, QueueNode) and node.skill and node.skill not in skills:
                     raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.skill",
                                       f"no [[acd.skills]] named {quote(node.skill)}")
+
+
+def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
+    """Campaigns and callbacks name queues and IVR flows that exist."""
+    acd, ivr, ob = values.get("acd"), values.get("ivr"), values["outbound"]
+    queues = {q.name for q in acd.queues} if acd is not None else set()
+    flows = set(ivr.flows) if ivr is not None else set()
+    for i, c in enumerate(ob.campaigns):
+        if c.queue and c.queue not in queues:
+            raise walker.fail(f"outbound.campaigns[{i}].queue", f"no [[acd.queues]] named {quote(c.queue)}")
+        if c.flow and c.flow not in flows:
+            raise walker.fail(f"outbound.campaigns[{i}].flow", f"no IVR flow {quote(c.flow)}")
+    for i, q in enumerate(ob.callbacks.queues):
+        if q not in queues:
+            raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
 
 
 def load_config(path: str | Path) -> Config:
