@@ -23,7 +23,7 @@ from .apps.features import FeatureApp
 from .apps.ivr import IvrApp
 from .apps.monitor import MonitorApp
 from .apps.originate import OriginateApp
-from .apps.outbound import OutboundApp
+from .apps.external import ExternalApp
 from .apps.queue import QueueApp
 from .apps.sounds import Sounds
 from .events import CallEnded, Disposition, disposition_for_status
@@ -54,9 +54,9 @@ class Router:
         self.originator = OriginateApp(self)
         self.trunks = TrunkTable.from_config(config)   # swapped whole by a reload (set_trunks)
         self.dialer = Dialer(b2bua, self.trunks, float(config.sip.ring_timeout))
-        self.outbound = OutboundApp(self)
+        self.external = ExternalApp(self)
         self.apps: list[Application] = [self.extension, self.queue, self.ivr, self.features, self.monitor,
-                                        self.originator, self.outbound]
+                                        self.originator, self.external]
         b2bua.should_record = self.should_record
 
     def wall(self, t: float) -> float:
@@ -75,7 +75,7 @@ class Router:
         if self.queue.serves(number):
             return self.queue
         if self.config.extension(number) is None and self.dialer.serves(number):
-            return self.outbound  # an external number: dial rules and trunks
+            return self.external  # an external number: dial rules and trunks
         return self.extension
 
     def set_trunks(self, table: TrunkTable) -> None:

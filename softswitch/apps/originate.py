@@ -2,7 +2,7 @@
 
 This is the building block of click-to-dial and callbacks: A is typically the agent's phone, B the
 customer. B may be an extension or an external number: a number the dial plan sends to the trunks
-(``Router.route`` gives the outbound application) is dialled through the dial rules with failover
+(``Router.route`` gives the external-calls application) is dialled through the dial rules with failover
 (``trunks.dialer``), presenting ``external_caller_id`` (e.g. the hotline number), with A's permission
 class unless the switch itself asks (``permission=None``). See docs/trunks.md. A hears ringback-like music while B rings; if B does not answer (or refuses) A is hung up;
 if A hangs up first the attempt to reach B is cancelled.
@@ -56,7 +56,7 @@ class OriginateApp(Application):
         call.caller_number, call.callee_number = a, b
         deadline = now + self.config.sip.ring_timeout
         if permission == "extension":
-            permission = self.router.outbound.permission_of(a) or "internal"
+            permission = self.router.external.permission_of(a) or "internal"
         self.attempts[call.id] = Attempt(call, a, b, deadline, external_caller_id=external_caller_id,
                                          permission=permission)
         self._timers.schedule(deadline, call.id)
@@ -75,7 +75,7 @@ class OriginateApp(Application):
             at.deadline = now + self.config.sip.ring_timeout
             self._timers.schedule(at.deadline, call.id)
             self.do(L.Music(leg), now)
-            if self.router.route(at.b) is self.router.outbound:
+            if self.router.route(at.b) is self.router.external:
                 self._dial_external(call, at, now)
             elif not self.do(L.Ring(call, at.b, display=at.a), now):
                 log.info("call %s: originate: %s not reachable", call.id, at.b)

@@ -14,5 +14,5 @@ module:
 - ``runtime``: the trunks' live state (registrations, keep-alives, channels), driven by the core;
 - ``dialer``: outbound calls through the dial rules with failover, for any application.
 
-The outbound application (an extension dialling an external number) is ``softswitch.apps.outbound``.
+The application for calls to external numbers (an extension dialling out) is ``softswitch.apps.external``.
 """

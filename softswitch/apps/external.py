@@ -27,8 +27,8 @@ REFUSALS = {DialResult.FORBIDDEN: (403, "Not Permitted"), DialResult.NO_ROUTE: (
             DialResult.NO_TRUNK: (503, "No Trunk Available")}
 
 
-class OutboundApp(Application):
-    name = "outbound"
+class ExternalApp(Application):
+    name = "external"
 
     def __init__(self, router: Host) -> None:
         super().__init__(router)
