@@ -23,6 +23,7 @@ from .apps.features import FeatureApp
 from .apps.ivr import IvrApp
 from .apps.monitor import MonitorApp
 from .apps.originate import OriginateApp
+from .apps.outbound import OutboundApp
 from .apps.queue import QueueApp
 from .apps.sounds import Sounds
 from .events import CallEnded, Disposition, disposition_for_status
@@ -49,8 +50,9 @@ class Router:
         self.features = FeatureApp(self)
         self.monitor = MonitorApp(self)
         self.originator = OriginateApp(self)
+        self.outbound = OutboundApp(self)   # the dialler's calls and queue callbacks (softswitch.outbound)
         self.apps: list[Application] = [self.extension, self.queue, self.ivr, self.features, self.monitor,
-                                        self.originator]
+                                        self.originator, self.outbound]
         b2bua.should_record = self.should_record
 
     def wall(self, t: float) -> float:
@@ -135,6 +137,7 @@ class Router:
         if call.app is not None:
             call.app.gone(call, now)
         self.monitor.watched_call_gone(call, now)
+        self.outbound.watch_gone(call, now)
         self.presence.release(call.id, now)
         self.out.append(self._record(call, now))
 
@@ -179,6 +182,8 @@ class Router:
             return True
         if mode == "none":
             return False
+        if call.notes.get("outbound"):
+            return True   # click-to-dial, campaigns and callbacks are recorded like the hotline's calls
         numbers = [call.caller_number, call.callee_number]
         if call.answered is not None and call.answered.extension:
             numbers.append(call.answered.extension)  # an agent with record = true
