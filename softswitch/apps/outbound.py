@@ -286,6 +286,7 @@ class OutboundApp(Application):
         if not vc.attempt:
             self._to_dialler(de.QueueCallbackStarted(vc.contact, vc.agent, call.id, ref=str(vc.data.get("ref", ""))))
         call.caller_number = vc.caller_id or vc.extension   # the From the customer sees: the hotline
+        log.info("call %s: agent %s on the line; ringing %s", call.id, vc.agent, vc.number)
         self.do(L.Music(call.caller), now)
         legs = self.do(L.Ring(call, vc.number, display=vc.caller_id or vc.extension,
                               limit=float(self.config.sip.ring_timeout)), now)
