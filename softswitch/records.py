@@ -159,7 +159,8 @@ class Records:
             wrap_s=self._early_wrap.pop(ev.call[:200], None), disposition=ev.disposition.value,
             recording=ev.recordings[-1][0] if ev.recordings else None, survey_score=score,
             caller_loss_pct=loss("caller"), caller_jitter_ms=jitter("caller"),
-            agent_loss_pct=loss("callee"), agent_jitter_ms=jitter("callee"))
+            agent_loss_pct=loss("callee"), agent_jitter_ms=jitter("callee"),
+            direction=ev.direction, trunk=ev.trunk[:200], did=ev.did[:64], external=ev.external[:64])
         parties = [p for p in (ev.caller, ev.agent) if p]
         for f, s, e in ev.recordings:
             await self.centre.add_recording(file=f, started_at=s, duration_s=max(0.0, e - s), call_id=rid,
