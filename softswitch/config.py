@@ -421,6 +421,9 @@ MEDIA = Table(MediaConfig, {
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),
     "record": Key(STRING, "extensions", (one_of("all", "none", "extensions", fold=str.lower),)),
+    "spare_ports": Key(INTEGER, 8, (between(0, 256),)),
+    "port_retry": Key(INTEGER, 60, (between(1, 86400),)),
+    "reserve_ports": Key(INTEGER, None, (between(0, 32767),)),
 }, post=_media_post)
 
 
