@@ -34,6 +34,9 @@ from base.schema import (
 from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
+from .trunks import config as trunks_config
+from .trunks.config import DialRule, Numbering, Trunk
+
 __all__ = [
     "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "MetricsConfig", "SecurityConfig",
     "SipConfig", "StoreConfig", "TlsConfig", "load_config", "parse_config",
@@ -116,6 +119,8 @@ class Extension:
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
+    caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,9 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
+    dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
+    numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
@@ -368,6 +376,8 @@ EXTENSION = Table(Extension, {
     "busy_limit": Key(INTEGER, 1, (between(0, 1000),)),
     "auth_algorithms": Key(Array(STRING, each=(one_of(*AUTH_ALGORITHMS, fold=str.upper),), min_len=1), None,
                            (unique,)),
+    "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
+    "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
 })
 
 SECURITY = Table(SecurityConfig, {
@@ -411,6 +421,9 @@ MEDIA = Table(MediaConfig, {
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),
     "record": Key(STRING, "extensions", (one_of("all", "none", "extensions", fold=str.lower),)),
+    "spare_ports": Key(INTEGER, 8, (between(0, 256),)),
+    "port_retry": Key(INTEGER, 60, (between(1, 86400),)),
+    "reserve_ports": Key(INTEGER, None, (between(0, 32767),)),
 }, post=_media_post)
 
 
@@ -482,6 +495,9 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
+    "dial_rules": Key(trunks_config.DIAL_RULES, []),
+    "numbering": Key(trunks_config.NUMBERING, {}),
     "outbound": Key(OUTBOUND, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
@@ -507,6 +523,7 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
     """What no single table can check: agents on configured extensions, queue numbers and IVR numbers
     not shadowing extensions, IVR queue nodes and queue surveys naming things that exist."""
     exts = {e.number for e in values["extensions"]}
+    trunks_config.cross_check(values, walker.fail)
     acd, ivr = values.get("acd"), values.get("ivr")
     if acd is not None:
         for i, a in enumerate(acd.agents):

@@ -70,6 +70,10 @@ class Control:
                         "reason": reason, "call": ag.call, "skills": dict(a.skills), "registered": registered})
         return out
 
+    def trunks(self) -> list[dict]:
+        """The SIP trunks' live state (docs/trunks.md); passwords never appear."""
+        return self.core.trunk_runtime.status(self.server.now())
+
     def queues(self) -> list[dict]:
         acd = self.router.queue.acd
         now = self.server.now()
@@ -118,11 +122,13 @@ class Control:
             return
         self._run(lambda now: self.router.transfer(call, target, now))
 
-    def originate(self, a: str, b: str, caller_id: str = "") -> str | None:
-        """Ring extension ``a``, then connect it to ``b`` (click-to-dial, presenting ``caller_id``, by default
-        ``[outbound] caller_id``: the hotline); the new call's id, or None."""
-        shown = caller_id or self.server.config.outbound.caller_id
-        call = self._run(lambda now: self.router.originator.originate(a, b, now, shown))
+    def originate(self, a: str, b: str, caller_id: str = "", external_caller_id: str = "") -> str | None:
+        """Ring extension ``a``, then connect it to ``b`` (click-to-dial); the new call's id, or None. An
+        external ``b`` goes out through the dial rules and trunks with ``a``'s permission, presenting
+        ``external_caller_id``, by default ``[outbound] caller_id`` (the hotline; docs/trunks.md)."""
+        shown = external_caller_id or self.server.config.outbound.caller_id
+        call = self._run(lambda now: self.router.originator.originate(a, b, now, caller_id,
+                                                                      external_caller_id=shown))
         return call.id if call is not None else None
 
     def preview(self, call_id: str, skip: bool, user: str, supervisor: bool) -> None:

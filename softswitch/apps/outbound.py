@@ -288,6 +288,15 @@ class OutboundApp(Application):
         call.caller_number = vc.caller_id or vc.extension   # the From the customer sees: the hotline
         log.info("call %s: agent %s on the line; ringing %s", call.id, vc.agent, vc.number)
         self.do(L.Music(call.caller), now)
+        if self.router.route(vc.number) is self.router.external:
+            # an external number: the dial rules and trunks (failover), presenting the hotline; the switch
+            # decided to call, so no extension's permission class applies (docs/trunks.md)
+            result = self.router.dialer.dial(call, vc.number, now, caller_id=vc.caller_id, permission=None)
+            if result != "ringing":
+                log.info("call %s: customer %s not dialled: %s", call.id, vc.number, result)
+                vc.status = call.final_status = 403 if result == "forbidden" else 503 if result == "no_trunk" else 404
+                self.do(L.Hangup(call, f"{vc.number} not dialled: {result}"), now)
+            return
         legs = self.do(L.Ring(call, vc.number, display=vc.caller_id or vc.extension,
                               limit=float(self.config.sip.ring_timeout)), now)
         if not legs:
