@@ -36,6 +36,7 @@ from .sip.uri import SipUri, parse_uri
 from .trunks.config import Trunk
 from .trunks.dialer import channels_in_use
 from .trunks.identify import inbound as trunk_inbound
+from .trunks.runtime import TrunkRuntime
 from .trunks.table import TrunkTable
 
 log = logging.getLogger("softswitch.core")
@@ -79,6 +80,8 @@ class SwitchCore:
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
         self.router = Router(self.b2bua, config, self.out)
+        self.trunk_runtime = TrunkRuntime(self, self.router.trunks)  # registrations and keep-alives to carriers
+        self.router.dialer.is_up = self.trunk_runtime.is_up
         self.lists = CallerLists.from_config(config)
         if self.router.ivr.ivr is not None:
             lists = self.lists
@@ -170,6 +173,7 @@ class SwitchCore:
         self._handle_events(self.tl.on_timer(now), now)
         self._guard(self.b2bua.on_timer, now)
         self._guard(self.router.on_timer, now)
+        self._guard(self.trunk_runtime.on_timer, now)
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
             changes = self.registrar.expire(now)
@@ -214,7 +218,7 @@ class SwitchCore:
 
     def next_deadline(self) -> float | None:
         cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep,
-                             self.router.next_deadline()) if d is not None]
+                             self.router.next_deadline(), self.trunk_runtime.next_deadline()) if d is not None]
         return min(cands) if cands else None
 
     def _registrations_changed(self, changes: list, now: float) -> None:
@@ -248,9 +252,15 @@ class SwitchCore:
                     if ev.tx is not None and ev.request.method != "ACK":
                         out += self.tl.respond(ev.tx, make_response(ev.request, 500), now)
             elif isinstance(ev, ResponseReceived):
-                self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
+                if self.trunk_runtime.owns(ev.tx):
+                    self._guard(self.trunk_runtime.on_response, ev.response, ev.tx, now)
+                else:
+                    self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
             elif isinstance(ev, TransactionTimeout):
-                self._guard(self.b2bua.on_timeout, ev.tx, now)
+                if self.trunk_runtime.owns(ev.tx):
+                    self._guard(self.trunk_runtime.on_timeout, ev.tx, now)
+                else:
+                    self._guard(self.b2bua.on_timeout, ev.tx, now)
             elif isinstance(ev, AckTimeout):
                 self._guard(self.b2bua.on_ack_timeout, ev.tx, now)
             elif isinstance(ev, StrayResponse):

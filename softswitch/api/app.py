@@ -463,6 +463,9 @@ class ApiServer:
     async def op_list_queues(self, ctx: Ctx) -> web.Response:
         return reply(self.control.queues())
 
+    async def op_list_trunks(self, ctx: Ctx) -> web.Response:
+        return reply(self.control.trunks())
+
     # ------------------------------------------------------------------------ live calls
     def _visible(self, ctx: Ctx, call: dict) -> bool:
         return ctx.supervisor or call["agent"] == ctx.user or ctx.user in self.offered.get(call["id"], ())

@@ -150,6 +150,7 @@ SCHEMAS: dict[str, dict] = {
                      ("id",), extra=True),
     "VoicemailPage": obj({"items": arr(ref("Voicemail")), "next": {"type": "string", "nullable": True}}, ("items", "next")),
     "QueueLive": {"type": "object", "additionalProperties": True},
+    "TrunkLive": {"type": "object", "additionalProperties": True},
     "QueueReportRow": obj({"period": _STR, "queue": _STR, "offered": integer(), "answered": integer(),
                            "abandoned": integer(), "answered_within": integer(),
                            "service_level_pct": num(nullable=True, description="100 x answered within the threshold "
@@ -230,6 +231,9 @@ PATHS: dict[str, dict] = {
     "/api/agents/{agent}/history": {
         "get": op("agent_history", "An agent's state history", arr(ref("AgentState")),
                   params=[AGENT_ID, q("since", TIME), q("until", TIME)])},
+    "/api/trunks": {"get": op("list_trunks", "SIP trunks: settings (never the password), OPTIONS keep-alive "
+                                             "health, registration state, channels in use", arr(ref("TrunkLive")),
+                              role="supervisor")},
     "/api/queues": {"get": op("list_queues", "Live queue state (waiting callers, agents by state, counters)",
                               arr(ref("QueueLive")))},
     "/api/calls": {
