@@ -69,7 +69,9 @@ SCHEMAS: dict[str, dict] = {
                       "skills": {"type": "object", "additionalProperties": True}}, ("id", "state"), extra=True),
     "AgentAction": obj({
         "action": {"type": "string", "enum": ["login", "ready", "not_ready", "logout", "wrapup_end"]},
-        "reason": s(200), "extension": EXTENSION}, ("action",)),
+        "reason": s(200), "extension": EXTENSION,
+        "pin": s(12, pattern=r"^[0-9]{4,12}$", description="the agent's PIN, to log in at a phone not its own")},
+        ("action",)),
     "AgentState": obj({"id": integer(), "agent": _STR, "state": _STR, "reason": _STR, "started_at": num(),
                        "ended_at": num(nullable=True)}, extra=True),
     "LiveCall": obj({"id": _STR, "caller": _STR, "callee": _STR, "state": _STR,
