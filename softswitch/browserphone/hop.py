@@ -210,6 +210,10 @@ class EngineTrack:
                 await asyncio.sleep(wait)
             elif wait < -0.2:               # the loop stalled: do not burst 200 ms of frames to catch up
                 self._start = time.monotonic() - self._pts / RATE
+        return self.make_frame(av)
+
+    def make_frame(self, av: Any) -> Any:
+        """The next 20 ms as the ``AudioFrame`` aiortc wants (no waiting)."""
         pcm = self.source()
         if pcm is None:
             pcm = SILENCE
