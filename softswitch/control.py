@@ -70,6 +70,10 @@ class Control:
                         "reason": reason, "call": ag.call, "skills": dict(a.skills), "registered": registered})
         return out
 
+    def trunks(self) -> list[dict]:
+        """The SIP trunks' live state (docs/trunks.md); passwords never appear."""
+        return self.core.trunk_runtime.status(self.server.now())
+
     def queues(self) -> list[dict]:
         acd = self.router.queue.acd
         now = self.server.now()

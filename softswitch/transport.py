@@ -394,8 +394,9 @@ class Server:
         self._rearm()
 
     def _execute(self, actions: list) -> None:
+        failed = 0
         if self.media_edge is not None:
-            self.media_edge.sync_ports()  # ports named in the SDP we are about to send are bound first
+            failed = self.media_edge.sync_ports()  # ports named in the SDP we are about to send are bound first
         for a in actions:
             if isinstance(a, Send):
                 self._send(a.data, a.peer)
@@ -422,6 +423,10 @@ class Server:
             elif isinstance(a, SpeechStop):
                 if self.speech is not None:
                     self.speech.close(a.call)
+        if failed and self.media_edge is not None:
+            # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
+            # tick, when the callee may have answered already
+            self._on_media_events(self.media_edge.engine.take_events())
 
     LISTS_REFRESH = 60.0  # seconds: the store's block/warning lists as agents and tools change them
 

@@ -25,7 +25,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from tests import audio  # noqa: E402
 from tests.phones import Phones  # noqa: E402
 
-from .conftest import DOMAIN  # noqa: E402
+from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -112,7 +112,7 @@ def login_with_browser_phone(page, sw) -> None:
 def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
         switch_factory, phones, browser_page, mic_wav, tmp_path):
     page = browser_page
-    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    lo = rtp_low()
     sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
                                                              f'rtp_ports = "{lo}-{lo + 99}"\n')
     boss = anon.login("boss")

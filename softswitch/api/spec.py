@@ -69,7 +69,9 @@ SCHEMAS: dict[str, dict] = {
                       "skills": {"type": "object", "additionalProperties": True}}, ("id", "state"), extra=True),
     "AgentAction": obj({
         "action": {"type": "string", "enum": ["login", "ready", "not_ready", "logout", "wrapup_end"]},
-        "reason": s(200), "extension": EXTENSION}, ("action",)),
+        "reason": s(200), "extension": EXTENSION,
+        "pin": s(12, pattern=r"^[0-9]{4,12}$", description="the agent's PIN, to log in at a phone not its own")},
+        ("action",)),
     "AgentState": obj({"id": integer(), "agent": _STR, "state": _STR, "reason": _STR, "started_at": num(),
                        "ended_at": num(nullable=True)}, extra=True),
     "LiveCall": obj({"id": _STR, "caller": _STR, "callee": _STR, "state": _STR,
@@ -148,6 +150,7 @@ SCHEMAS: dict[str, dict] = {
                      ("id",), extra=True),
     "VoicemailPage": obj({"items": arr(ref("Voicemail")), "next": {"type": "string", "nullable": True}}, ("items", "next")),
     "QueueLive": {"type": "object", "additionalProperties": True},
+    "TrunkLive": {"type": "object", "additionalProperties": True},
     "QueueReportRow": obj({"period": _STR, "queue": _STR, "offered": integer(), "answered": integer(),
                            "abandoned": integer(), "answered_within": integer(),
                            "service_level_pct": num(nullable=True, description="100 x answered within the threshold "
@@ -228,6 +231,9 @@ PATHS: dict[str, dict] = {
     "/api/agents/{agent}/history": {
         "get": op("agent_history", "An agent's state history", arr(ref("AgentState")),
                   params=[AGENT_ID, q("since", TIME), q("until", TIME)])},
+    "/api/trunks": {"get": op("list_trunks", "SIP trunks: settings (never the password), OPTIONS keep-alive "
+                                             "health, registration state, channels in use", arr(ref("TrunkLive")),
+                              role="supervisor")},
     "/api/queues": {"get": op("list_queues", "Live queue state (waiting callers, agents by state, counters)",
                               arr(ref("QueueLive")))},
     "/api/calls": {
