@@ -33,7 +33,7 @@ class _SipSocket(asyncio.DatagramProtocol):
 class BrowserPhone:
     def __init__(self, user: str, extension: str, password: str, domain: str, switch: Peer,
                  to_page: Callable[[dict], None], now: Callable[[], float],
-                 on_quality: Callable[[Any, dict], None] | None = None):
+                 on_quality: Callable[[Any, dict], None] | None = None, ha1: dict[str, str] | None = None):
         self.user = user
         self.extension = extension
         self.password = password
@@ -42,6 +42,7 @@ class BrowserPhone:
         self.to_page = to_page
         self.now = now
         self.on_quality = on_quality          # (phone call, figures) -> None: into the switch's call record
+        self.ha1 = ha1 or {}
         self.ua: PhoneUA | None = None
         self.pc: Any = None
         self.hops: dict[str, Hop] = {}
@@ -64,7 +65,8 @@ class BrowserPhone:
         transport, _ = await loop.create_datagram_endpoint(lambda: _SipSocket(self), local_addr=("127.0.0.1", 0))
         self._sock = transport
         local = transport.get_extra_info("sockname")[:2]
-        self.ua = PhoneUA(self.extension, self.password, self.domain, (local[0], local[1]), self.switch)
+        self.ua = PhoneUA(self.extension, self.password, self.domain, (local[0], local[1]), self.switch,
+                          ha1=self.ha1)
         self.pc = pc = RTCPeerConnection()
         self.track = engine_track(self._heard)
 
