@@ -604,6 +604,9 @@ def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
     for i, q in enumerate(ob.callbacks.queues):
         if q not in queues:
             raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
+    if ob.callbacks.voicemail_queue and ob.callbacks.voicemail_queue not in queues:
+        raise walker.fail("outbound.callbacks.voicemail_queue", f"no [[acd.queues]] named "
+                          f"{quote(ob.callbacks.voicemail_queue)}")
 
 
 def load_config(path: str | Path) -> Config:

@@ -32,6 +32,7 @@ from store.keyfile import derive
 from store.validation import NotFoundError, TransitionError, ValidationError
 
 from ..browserphone.service import BrowserPhones
+from .outbound import OutboundOps
 from ..control import Control
 from . import spec as spec_mod
 from .ops import Ops
@@ -125,7 +126,7 @@ class Ctx:
         return self.session is not None and self.session.supervisor
 
 
-class ApiServer:
+class ApiServer(OutboundOps):
     def __init__(self, server: Any):
         self.server = server
         self.settings = server.config.api
