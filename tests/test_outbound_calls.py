@@ -30,7 +30,8 @@ class Recorder(Net):
 
 
 def boot(tmp_path: Path | None = None, **outbound):
-    acd = {**ACD, "queues": [{**ACD["queues"][0], "strategy": "longest-idle", "max_wait": 120}]}
+    queue: dict = dict(ACD["queues"][0])  # type: ignore[index]
+    acd = {**ACD, "queues": [{**queue, "strategy": "longest-idle", "max_wait": 120}]}
     core = make_core(EXTS, media={"enabled": True}, acd=acd,
                      outbound={"caller_id": HOTLINE, **outbound})
     net = Recorder(core)
