@@ -427,6 +427,10 @@ class ApiServer:
     async def op_list_queues(self, ctx: Ctx) -> web.Response:
         return reply(self.control.queues())
 
+    async def op_overload(self, ctx: Ctx) -> web.Response:
+        adm = self.server.overload
+        return reply(adm.snapshot(self.server.now()) if adm is not None else {"mode": "disabled"})
+
     # ------------------------------------------------------------------------ live calls
     def _visible(self, ctx: Ctx, call: dict) -> bool:
         return ctx.supervisor or call["agent"] == ctx.user or ctx.user in self.offered.get(call["id"], ())
