@@ -39,6 +39,9 @@ class Leg:
     withdrawn: bool = False         # we cancelled it (or the call moved on): a late 2xx gets ACK + BYE
     reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
     pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
+    trunk: str = ""                 # the trunk this leg goes to or came from (softswitch.trunks)
+    credentials: tuple[str, str, str] | None = None  # (user, password, realm) for the far end's 401/407
+    auth_tries: int = 0             # challenges answered on this INVITE (one per realm at most)
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -83,6 +86,7 @@ class Call:
     variables: dict = field(default_factory=dict)  # digits and choices collected (IVR), for the screen pop
     context: dict = field(default_factory=dict)    # notes that travel with the call to the next agent
     notes: dict = field(default_factory=dict)      # what applications note for the call record (queue, agent...)
+    served_locally: bool = False    # the switch answers it (IVR, queue): may use the reserved RTP ports
 
     def set_state(self, new: CallState) -> None:
         self.state = move(self.state, new, CALL_TRANSITIONS, f"call {self.id}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acd.config import ACD, AcdConfig
+from dialler.config import OUTBOUND, OutboundConfig
 from base.checks import (
     between, existing_file, ext_number, hostname, no_quote, nonempty, number_pattern, one_of, one_of_int, printable,
     unique,
@@ -34,6 +35,8 @@ from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
 from .overload.config import OVERLOAD, OverloadConfig
+from .trunks import config as trunks_config
+from .trunks.config import DialRule, Numbering, Trunk
 
 __all__ = [
     "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "MetricsConfig", "SecurityConfig",
@@ -109,14 +112,34 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class Extension:
+    """An extension (a phone line). Its digest secret is the plain ``password`` or, so that the config
+    holds no plaintext, ``ha1_md5``/``ha1_sha256``: H(number:realm:password) in hex (``softswitch
+    ha1`` or ``printf '%s' "1001:realm:pw" | md5sum``); a phone is offered only the algorithms it
+    has a secret for. An HA1 is bound to the realm: changing ``[sip] realm`` invalidates it."""
+
     number: str
-    password: str
+    password: str = ""
     name: str = ""
     max_contacts: int = 5
     record: bool = False  # used later by media
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
+    caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
+    ha1_md5: str = ""     # H(number:realm:password) with MD5, hex; instead of (or beside) password
+    ha1_sha256: str = ""  # the same with SHA-256
+
+    def ha1(self, algorithm: str) -> str | None:
+        """The stored HA1 for a digest algorithm ("MD5"/"SHA-256"), or None."""
+        value = self.ha1_md5 if algorithm == "MD5" else self.ha1_sha256 if algorithm == "SHA-256" else ""
+        return value or None
+
+    def secret_algorithms(self) -> tuple[str, ...] | None:
+        """The algorithms this extension can be checked with; None = any (it has a plain password)."""
+        if self.password:
+            return None
+        return tuple(a for a in AUTH_ALGORITHMS if self.ha1(a))
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,7 @@ class SecurityConfig:
     ban_time: int = 900
     ban_exempt: list[str] = field(default_factory=list)  # IPs/CIDRs; loopback is NOT exempt by default
     blacklist: list[str] = field(default_factory=list)  # caller numbers refused with 403; "123*" = prefix
+    digest_uri: str = "switch"  # "strict": digest uri = Request-URI; "switch": or the switch itself; "off"
 
 
 @dataclass(frozen=True)
@@ -182,6 +206,10 @@ class Config:
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
     overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
+    trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
+    dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
+    numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -359,9 +387,24 @@ STORE = Table(StoreConfig, {
     "default_service_point": Key(STRING, "", (printable,)),
 })
 
+def _hex(n: int) -> Check:
+    def check(v: str) -> str:
+        if v and not re.fullmatch(rf"[0-9a-fA-F]{{{n}}}", v):
+            raise Invalid(f"must be {n} hex digits (H(number:realm:password)), got {len(v)} characters")
+        return v.lower()
+    return check
+
+
+def _extension_post(v: dict[str, Any]) -> None:
+    if not (v["password"] or v["ha1_md5"] or v["ha1_sha256"]):
+        raise Invalid("give password, or ha1_md5 and/or ha1_sha256", at="password")
+
+
 EXTENSION = Table(Extension, {
     "number": Key(STRING, checks=(ext_number,)),
-    "password": Key(STRING, checks=(password,)),
+    "password": Key(STRING, "", (lambda v: password(v) if v else v,)),
+    "ha1_md5": Key(STRING, "", (_hex(32),)),
+    "ha1_sha256": Key(STRING, "", (_hex(64),)),
     "name": Key(STRING, "", (printable,)),
     "max_contacts": Key(INTEGER, 5, (between(1, 100),)),
     "record": Key(BOOLEAN, False),
@@ -369,13 +412,16 @@ EXTENSION = Table(Extension, {
     "busy_limit": Key(INTEGER, 1, (between(0, 1000),)),
     "auth_algorithms": Key(Array(STRING, each=(one_of(*AUTH_ALGORITHMS, fold=str.upper),), min_len=1), None,
                            (unique,)),
-})
+    "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
+    "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
+}, post=_extension_post)
 
 SECURITY = Table(SecurityConfig, {
     "max_auth_failures": Key(INTEGER, 10, (between(1, 10000),)),
     "failure_window": Key(INTEGER, 60, (between(1, 86400),)),
     "ban_time": Key(INTEGER, 900, (between(1, 31536000),)),
     "ban_exempt": Key(Array(STRING, each=(ip_or_cidr,)), []),
+    "digest_uri": Key(STRING, "switch", (one_of("strict", "switch", "off", fold=str.lower),)),
     "blacklist": Key(Array(STRING, each=(number_pattern,)), []),
 })
 
@@ -412,6 +458,9 @@ MEDIA = Table(MediaConfig, {
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),
     "record": Key(STRING, "extensions", (one_of("all", "none", "extensions", fold=str.lower),)),
+    "spare_ports": Key(INTEGER, 8, (between(0, 256),)),
+    "port_retry": Key(INTEGER, 60, (between(1, 86400),)),
+    "reserve_ports": Key(INTEGER, None, (between(0, 32767),)),
 }, post=_media_post)
 
 
@@ -484,6 +533,10 @@ ROOT = Table(None, {
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
     "overload": Key(OVERLOAD, {}),
+    "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
+    "dial_rules": Key(trunks_config.DIAL_RULES, []),
+    "numbering": Key(trunks_config.NUMBERING, {}),
+    "outbound": Key(OUTBOUND, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
 
@@ -497,6 +550,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
         raise ConfigError(str(source), None, f"expected a table at the top level, got {toml_type(data)}")
     values = walker.table(ROOT, data, "")
     _cross_checks(values, walker)
+    _outbound_checks(values, walker)
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
         values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
@@ -507,11 +561,15 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
     """What no single table can check: agents on configured extensions, queue numbers and IVR numbers
     not shadowing extensions, IVR queue nodes and queue surveys naming things that exist."""
     exts = {e.number for e in values["extensions"]}
+    trunks_config.cross_check(values, walker.fail)
     acd, ivr = values.get("acd"), values.get("ivr")
     if acd is not None:
         for i, a in enumerate(acd.agents):
             if exts and a.extension not in exts:
                 raise walker.fail(f"acd.agents[{i}].extension", f"{quote(a.extension)} is not a configured extension")
+            for j, x in enumerate(a.extensions):
+                if exts and x not in exts:
+                    raise walker.fail(f"acd.agents[{i}].extensions[{j}]", f"{quote(x)} is not a configured extension")
         for i, d in enumerate(acd.dialplan):
             if d.number in exts:
                 raise walker.fail(f"acd.dialplan[{i}].number", f"{quote(d.number)} is also an extension number")
@@ -534,6 +592,24 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
                 if isinstance(node, QueueNode) and node.skill and node.skill not in skills:
                     raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.skill",
                                       f"no [[acd.skills]] named {quote(node.skill)}")
+
+
+def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
+    """Campaigns and callbacks name queues and IVR flows that exist."""
+    acd, ivr, ob = values.get("acd"), values.get("ivr"), values["outbound"]
+    queues = {q.name for q in acd.queues} if acd is not None else set()
+    flows = set(ivr.flows) if ivr is not None else set()
+    for i, c in enumerate(ob.campaigns):
+        if c.queue and c.queue not in queues:
+            raise walker.fail(f"outbound.campaigns[{i}].queue", f"no [[acd.queues]] named {quote(c.queue)}")
+        if c.flow and c.flow not in flows:
+            raise walker.fail(f"outbound.campaigns[{i}].flow", f"no IVR flow {quote(c.flow)}")
+    for i, q in enumerate(ob.callbacks.queues):
+        if q not in queues:
+            raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
+    if ob.callbacks.voicemail_queue and ob.callbacks.voicemail_queue not in queues:
+        raise walker.fail("outbound.callbacks.voicemail_queue", f"no [[acd.queues]] named "
+                          f"{quote(ob.callbacks.voicemail_queue)}")
 
 
 def load_config(path: str | Path) -> Config:

@@ -19,7 +19,7 @@ from .screening import CallerLists
 from .config import Config
 from .registrar import Change, Registrar, received_to_peer
 from .security import BanPolicy, BanTracker, ChallengeWatch
-from .sip.digest import DigestAuthenticator, NonceManager
+from .sip.digest import DigestAuthenticator, NonceManager, uri_host
 from .sip.message import ParseError, Request, Response, make_response, parse_message
 from .sip.transaction import (
     AckTimeout,
@@ -33,6 +33,11 @@ from .sip.transaction import (
     TransactionTimeout,
 )
 from .sip.uri import SipUri, parse_uri
+from .trunks.config import Trunk
+from .trunks.dialer import channels_in_use
+from .trunks.identify import inbound as trunk_inbound
+from .trunks.runtime import TrunkRuntime
+from .trunks.table import TrunkTable
 
 log = logging.getLogger("softswitch.core")
 
@@ -67,13 +72,16 @@ class SwitchCore:
         self.set_nonce_secret(secret or secrets.token_bytes(32))
         self.challenges = ChallengeWatch()  # challenged phones that never answer (cannot do the algorithm)
         sec = config.security
+        trunk_nets = tuple(TrunkTable.from_config(config).identifier.addresses())  # carriers are never banned
         self.bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
-                                         ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt)))
+                                         ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt) + trunk_nets))
         self.registrar = Registrar(config)
         self.media = make_media_engine(config) if config.media.enabled else None
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
         self.router = Router(self.b2bua, config, self.out)
+        self.trunk_runtime = TrunkRuntime(self, self.router.trunks)  # registrations and keep-alives to carriers
+        self.router.dialer.is_up = self.trunk_runtime.is_up
         self.lists = CallerLists.from_config(config)
         if self.router.ivr.ivr is not None:
             lists = self.lists
@@ -81,6 +89,7 @@ class SwitchCore:
                 (v := lists.check(caller, wall, block=block, warn=warn)).blocked, v.warned)
         self.local: dict[str, tuple[str, int]] = {}
         self.stats = Stats()
+        self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
 
     def set_nonce_secret(self, secret: bytes) -> None:
@@ -89,7 +98,7 @@ class SwitchCore:
         sip = self.config.sip
         self.nonces = NonceManager(secret, lifetime=float(sip.nonce_lifetime))
         self.auth = DigestAuthenticator(sip.realm, self._password_for, self.nonces,
-                                        algorithms=tuple(sip.auth_algorithms))
+                                        algorithms=tuple(sip.auth_algorithms), ha1_for=self._ha1_for)
 
     # ---------------------------------------------------------------------- addressing
     def set_local(self, transport: str, host: str, port: int) -> None:
@@ -130,7 +139,13 @@ class SwitchCore:
 
     def _password_for(self, user: str) -> str | None:
         ext = self.config.extension(user)
-        return ext.password if ext is not None and ext.enabled else None
+        return ext.password if ext is not None and ext.enabled and ext.password else None
+
+    def _ha1_for(self, user: str, algorithm: str) -> str | None:
+        """The configured HA1 (``ha1_md5``/``ha1_sha256``) of an enabled extension, else None (then its
+        plain password, if any, is hashed)."""
+        ext = self.config.extension(user)
+        return ext.ha1(algorithm) if ext is not None and ext.enabled else None
 
     # ---------------------------------------------------------------------------- input
     def receive(self, data: bytes, peer: Peer, now: float) -> list:
@@ -158,6 +173,7 @@ class SwitchCore:
         self._handle_events(self.tl.on_timer(now), now)
         self._guard(self.b2bua.on_timer, now)
         self._guard(self.router.on_timer, now)
+        self._guard(self.trunk_runtime.on_timer, now)
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
             changes = self.registrar.expire(now)
@@ -202,7 +218,7 @@ class SwitchCore:
 
     def next_deadline(self) -> float | None:
         cands = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline(), self._next_expiry_sweep,
-                             self.router.next_deadline()) if d is not None]
+                             self.router.next_deadline(), self.trunk_runtime.next_deadline()) if d is not None]
         return min(cands) if cands else None
 
     def _registrations_changed(self, changes: list, now: float) -> None:
@@ -236,9 +252,15 @@ class SwitchCore:
                     if ev.tx is not None and ev.request.method != "ACK":
                         out += self.tl.respond(ev.tx, make_response(ev.request, 500), now)
             elif isinstance(ev, ResponseReceived):
-                self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
+                if self.trunk_runtime.owns(ev.tx):
+                    self._guard(self.trunk_runtime.on_response, ev.response, ev.tx, now)
+                else:
+                    self._guard(self.b2bua.on_response, ev.response, ev.tx, now)
             elif isinstance(ev, TransactionTimeout):
-                self._guard(self.b2bua.on_timeout, ev.tx, now)
+                if self.trunk_runtime.owns(ev.tx):
+                    self._guard(self.trunk_runtime.on_timeout, ev.tx, now)
+                else:
+                    self._guard(self.b2bua.on_timeout, ev.tx, now)
             elif isinstance(ev, AckTimeout):
                 self._guard(self.b2bua.on_ack_timeout, ev.tx, now)
             elif isinstance(ev, StrayResponse):
@@ -294,7 +316,8 @@ class SwitchCore:
         outcome, user = "absent", None
         for value in req.headers.get_lines(header):
             result = self.auth.verify(req.method, value, now, peer.host, expected_user=expected_user,
-                                      algorithms=algorithms)
+                                      algorithms=algorithms, request_uri=self._uri_binding(req),
+                                      uri_allowed=self._names_switch)
             outcome, user = result.outcome, result.username
             if outcome != "absent":
                 break
@@ -303,26 +326,66 @@ class SwitchCore:
         else:
             self.challenges.answered(peer.host, expected_user or "")
         if outcome == "ok":
-            self.bans.record_success(peer.host, now)
+            self.bans.record_success(peer.host, now, user or "")
             return user, []
         if outcome == "failed":
             self.stats.auth_failures += 1
-            if self.bans.record_failure(peer.host, now):
+            if self.bans.record_failure(peer.host, now, user or ""):
                 self.stats.bans += 1
+                self.banned_now.append((peer.host, now + self.config.security.ban_time))
                 log.warning("banned %s for %ds after %d failed authentications", peer.host,
                             self.config.security.ban_time, self.config.security.max_auth_failures)
             log.info("%s from %s: authentication failed for %s", req.method, peer.host,
                      _quote_user(req, header) or "-")
             return None, self.tl.respond(tx, make_response(req, 403, to_tag=_tag()), now)
-        extra = [(challenge_name, v) for v in self.auth.challenge_headers(now, peer.host, stale=outcome == "stale",
-                                                                           algorithms=algorithms)]
+        if outcome == "refused":
+            log.info("%s from %s for %s refused: the credentials were computed for another Request-URI "
+                     "(a captured answer replayed, or a proxy rewrote the Request-URI)", req.method, peer.host,
+                     user or "-")
+            return None, self.tl.respond(tx, make_response(req, 403, "Credentials Not For This Request",
+                                                           to_tag=_tag()), now)
+        if outcome == "replayed":
+            log.info("%s from %s for %s: a digest answer used before (nonce count not increasing, or a "
+                     "qop-less nonce reused) refused; re-challenged", req.method, peer.host, user or "-")
+        elif outcome == "forged":
+            log.debug("%s from %s: credentials with a nonce not issued to this address (or unreadable); "
+                      "re-challenged, not counted", req.method, peer.host)
+        extra = [(challenge_name, v) for v in self.auth.challenge_headers(
+            now, peer.host, stale=outcome in ("stale", "replayed"), algorithms=algorithms)]
         challenge = make_response(req, code, to_tag=_tag(), extra=extra)
         return None, [a for a in self.tl.respond_statelessly(tx, challenge, now) if isinstance(a, Send)]
+
+    def _uri_binding(self, req: Request) -> str | None:
+        """The Request-URI the digest ``uri`` must name (``[security] digest_uri``: "strict" and "switch"
+        bind it; "off" does not)."""
+        return None if self.config.security.digest_uri == "off" else req.uri
+
+    def _names_switch(self, uri: str) -> bool:
+        """A digest ``uri`` naming only this switch (no user): SIPp and some phones answer with the
+        server's address instead of the Request-URI. Allowed unless ``digest_uri = "strict"``: such
+        credentials still cannot be replayed (nonce count, single-use qop-less nonces)."""
+        if self.config.security.digest_uri == "strict":
+            return False
+        parts = uri_host(uri)
+        if parts is None or parts[0]:
+            return False
+        sip = self.config.sip
+        names = {sip.domain.lower(), sip.realm.lower(), (sip.advertised_address or "").lower()}
+        names |= {host.lower().strip("[]") for host, _ in self.local.values()}
+        names |= {la.host.lower() for la in sip.listen}
+        return parts[1] in names
 
     def _algorithms_for(self, user: str | None) -> tuple[str, ...] | None:
         """An extension's own ``auth_algorithms``, else None (the realm's, ``[sip] auth_algorithms``)."""
         ext = self.config.extension(user) if user else None
-        return tuple(ext.auth_algorithms) if ext is not None and ext.auth_algorithms else None
+        if ext is None:
+            return None
+        chosen = tuple(ext.auth_algorithms) if ext.auth_algorithms else None
+        can = ext.secret_algorithms()  # an extension with only an HA1 can answer only that algorithm
+        if can is None:
+            return chosen
+        usable = tuple(a for a in (chosen or self.auth.algorithms) if a in can)
+        return usable or can
 
     def _report_unanswered(self, now: float) -> None:
         by_ip: dict[str, list] = {}
@@ -359,8 +422,16 @@ class SwitchCore:
 
     # ------------------------------------------------------------------------- INVITE
     def _on_invite(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
+        trunks = self.router.trunks
+        trunk = trunks.identifier.trunk_for(peer.host, peer.port, req) if trunks else None
+        if trunk is not None:
+            return self._on_trunk_invite(req, peer, tx, trunk, now)
         from_uri = req.from_.uri
         caller = from_uri.user_unescaped if isinstance(from_uri, SipUri) else None
+        if trunks and self.config.extension(caller or "") is None and not req.headers.get("Proxy-Authorization"):
+            refused = self._stranger_to_outside(req, peer, tx, caller or "", now)
+            if refused is not None:
+                return refused
         if caller and self._blacklisted(caller, now):
             log.info("call from blacklisted number %s refused (403)", caller)
             callee = req.ruri.user_unescaped if isinstance(req.ruri, SipUri) else ""
@@ -379,6 +450,59 @@ class SwitchCore:
         if user is None:
             return actions
         self.b2bua.on_invite(req, peer, tx, user, now)
+        return []
+
+    def _stranger_to_outside(self, req: Request, peer: Peer, tx: Any, caller: str, now: float) -> list | None:
+        """An INVITE from an address that is no trunk, by no extension of ours, to a DID or an external
+        number: a toll-fraud scan (sipvicious and friends) or a carrier not configured. A clear 403 and a
+        log line; it counts as a failed authentication (repeated, the address is banned)."""
+        callee = (req.ruri.user_unescaped if isinstance(req.ruri, SipUri) else "") or ""
+        callee = callee.split(";")[0]
+        trunks = self.router.trunks
+        is_did = any(callee in t.dids or trunks.numbers.normalise(callee) in
+                     {trunks.numbers.normalise(d) for d in t.dids if d != "*"} for t in trunks.trunks.values())
+        if not is_did and not trunks.dialplan.rule_for(callee):
+            return None
+        log.warning("INVITE from %s:%d (From %s) to %s refused (403): not a trunk address and not an extension "
+                    "of ours%s", peer.host, peer.port, caller or "-", callee,
+                    "" if is_did else " - an attempt to call out through us (toll fraud?)")
+        self.stats.auth_failures += 1
+        if self.bans.record_failure(peer.host, now):
+            self.stats.bans += 1
+            log.warning("banned %s for %ds", peer.host, self.config.security.ban_time)
+        return self.tl.respond(tx, make_response(req, 403, "Forbidden", to_tag=_tag()), now)
+
+    def _on_trunk_invite(self, req: Request, peer: Peer, tx: Any, trunk: Trunk, now: float) -> list:
+        """A carrier's INVITE (recognised by its address: no digest): only to its DIDs, from a caller that
+        is not refused, within its channels."""
+        inb = trunk_inbound(trunk, req, self.router.trunks.numbers)
+        if not inb.target:
+            log.warning("INVITE from trunk %s (%s:%d) to %s refused (404): not one of its DIDs", trunk.name,
+                        peer.host, peer.port, inb.did or "-")
+            return self.tl.respond(tx, make_response(req, 404, "Not A DID", to_tag=_tag()), now)
+        wall = self.router.wall(now)
+        verdict = self.lists.check(inb.caller, wall)
+        if verdict.refused or verdict.blocked or (inb.raw_caller and self.lists.check(inb.raw_caller, wall).refused):
+            log.info("call from %s on trunk %s to %s refused: caller on the %s (403)", inb.caller, trunk.name, inb.did,
+                     "blacklist" if verdict.refused else "block list")
+            self.router.blocked(inb.caller, inb.target, now)
+            return self.tl.respond(tx, make_response(req, 403, "Caller Blocked", to_tag=_tag()), now)
+        if trunk.max_channels and channels_in_use(self.b2bua, trunk.name) >= trunk.max_channels:
+            log.warning("call from %s on trunk %s refused: all %d channels in use (503)", inb.caller, trunk.name,
+                        trunk.max_channels)
+            return self.tl.respond(tx, make_response(req, 503, "Trunk Full", to_tag=_tag(),
+                                                     extra=[("Retry-After", "5")]), now)
+        if req.body and not _acceptable_body(req):
+            return self.tl.respond(tx, make_response(req, 415, to_tag=_tag(),
+                                                     extra=[("Accept", "application/sdp")]), now)
+        call = self.b2bua.on_invite(req, peer, tx, inb.caller, now, target=inb.target, trunk=trunk.name)
+        call.notes.update(direction="inbound", trunk=trunk.name, did=inb.did, external=inb.caller)
+        if verdict.warned:
+            call.variables["warning"] = "1"  # flagged for the agent's screen pop
+        if inb.display:
+            call.variables.setdefault("caller_name", inb.display)
+        log.info("call %s: inbound on trunk %s: %s (presented %s) -> DID %s -> %s", call.id, trunk.name, inb.caller,
+                 inb.raw_caller or "-", inb.did, inb.target)
         return []
 
     def _blacklisted(self, number: str, now: float) -> bool:

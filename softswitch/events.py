@@ -76,6 +76,10 @@ class CallEnded(SwitchEvent):
     service: bool = False                # a feature code or a supervisor's monitoring call: no call record
     queued: float | None = None          # wall clock: entered the queue it is recorded under (wait, SL from here)
     talk_ended: float | None = None      # wall clock: the agent's part ended (the caller may stay for a survey)
+    direction: str = ""                  # "inbound" (from a trunk) | "outbound" (to a trunk) | "" (internal)
+    trunk: str = ""                      # the trunk it came in on or went out on
+    did: str = ""                        # the carrier's number the customer dialled (inbound)
+    external: str = ""                   # the external party's number, E.164 ("anonymous" if withheld)
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()
@@ -167,3 +171,19 @@ class SpeechAudio:
 @dataclass(frozen=True)
 class SpeechStop:
     call: str
+
+
+@dataclass(frozen=True)
+class CampaignFigures(SwitchEvent):
+    """A campaign's live figures changed (attempts, contacts reached, contact and abandon rates, remaining):
+    the wallboard's hook, at most one a second per campaign (``softswitch.outbound``)."""
+    type = "campaign"
+    campaign: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiallerInput:
+    """An event for the dialler (``dialler.events``: an attempt's result, a callback request); the edge's
+    ``softswitch.outbound.DiallerService`` feeds it and commits the dialler's state."""
+    event: Any

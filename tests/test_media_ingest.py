@@ -82,6 +82,7 @@ def build(phones, seed):
     random.seed(seed + 1)
     clock = Clock()
     eng = MediaEngine(MediaConfig(rtp_ports="20000-20400", rtcp_interval=1000.0), now=clock)
+    eng.ports.randbelow = random.Random(seed).randrange     # the same ports in both runs
     eps = []
     for i, p in enumerate(phones):
         ep = eng.allocate(f"c{i // 2}", f"leg{i}")
