@@ -263,3 +263,24 @@ def test_overload_config_defaults_and_errors():
         parse_config({**BASE, "overload": {"max_delay_ms": 5}})
     with pytest.raises(ConfigError, match=r"overload\.shed"):
         parse_config({**BASE, "overload": {"shed": True}})
+
+
+def test_for_switch_ranks_the_centres_numbers_agents_and_carriers():
+    from softswitch.overload import for_switch
+
+    cfg = parse_config({**BASE, "extensions": [{"number": "1002", "password": "secret-1002"}],
+                        "acd": {"skills": [{"name": "s"}], "agents": [{"id": "2001", "name": "A", "extension": "1002",
+                                                                       "skills": {"s": 5}}],
+                                "queues": [{"name": "q", "skill": "s"}], "dialplan": [{"number": "500", "queue": "q"}]},
+                        "trunks": [{"name": "carrier", "host": "203.0.113.5", "dids": {"+8675512345": "500"}}]})
+    registrar = type("R", (), {"lookup": staticmethod(lambda aor, now: [])})()
+    a = for_switch(cfg, registrar, lambda: 0.0)
+    cases = [(request("INVITE", user="500"), SRC, Rank.CENTRE),
+             (request("INVITE", user="+8675512345"), SRC, Rank.CENTRE),            # the DID of the queue
+             (request("INVITE", user="1003"), ("203.0.113.5", 5060), Rank.CENTRE),  # a customer via the carrier
+             (request("INVITE", user="1003"), SRC, Rank.NEW),
+             (request("REGISTER", user="1002"), SRC, Rank.CENTRE)]
+    for data, src, rank in cases:
+        a.offer(data, src, 0.0, 0.0)
+        x = a.next(0.0)
+        assert isinstance(x, Process) and x.rank is rank, (peek(data), src)

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Callable
 
 from .admission import Admission, Answer, Mode, Process, Rank, SHED_REASONS
@@ -16,9 +17,10 @@ __all__ = ["Admission", "Answer", "Mode", "OVERLOAD", "OverloadConfig", "Process
 
 
 def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admission:
-    """Admission for a switch with ``config``: calls to queue (dialplan) and IVR numbers and REGISTERs of
-    agents' phones go first, and so do REGISTERs of phones refreshing a live binding from the same
-    address (``registrar``'s bindings, on the switch's monotonic ``clock``)."""
+    """Admission for a switch with ``config``: calls to queue (dialplan) and IVR numbers (and the trunks'
+    DIDs that lead to them), calls from the carriers' addresses (customers calling in) and REGISTERs of
+    agents' phones go first; REGISTERs of phones refreshing a live binding from the same address
+    (``registrar``'s bindings, on the switch's monotonic ``clock``) before newcomers."""
     numbers: set[str] = set()
     extensions: set[str] = set()
     acd = config.acd
@@ -28,6 +30,30 @@ def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admis
         extensions.update(acd.supervisors)
     if config.ivr is not None:
         numbers.update(config.ivr.numbers)
+    hosts: set[str] = set()
+    networks: list[Any] = []
+    for trunk in getattr(config, "trunks", ()):
+        numbers.update(did for did, target in trunk.dids.items() if target in numbers and did != "*")
+        for item in trunk.match or [trunk.host]:
+            if "/" in item:
+                try:
+                    networks.append(ipaddress.ip_network(item, strict=False))
+                except ValueError:
+                    pass
+                continue
+            host = item.rsplit(":", 1)[0] if item.count(":") == 1 else item
+            hosts.add(host.strip("[]"))
+
+    def carrier(host: str) -> bool:
+        if host in hosts:
+            return True
+        if networks:
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            return any(addr in n for n in networks)
+        return False
 
     def known_phone(aor: str, host: str) -> bool:
         for b in registrar.lookup(aor, clock()):
@@ -37,4 +63,5 @@ def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admis
         return False
 
     return Admission(config.overload, t1=config.sip.t1_ms / 1000, centre_numbers=frozenset(numbers),
-                     centre_extensions=frozenset(extensions), known_phone=known_phone)
+                     centre_extensions=frozenset(extensions), known_phone=known_phone,
+                     carrier=carrier if hosts or networks else None)

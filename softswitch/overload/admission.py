@@ -13,8 +13,8 @@ at twice its capacity the switch used to complete a fifth of its clean rate). So
 
 * **Rank** (``Rank``): responses and in-dialog requests (a To tag; ACK, BYE, CANCEL, PRACK, UPDATE,
   INFO) are *urgent*: served at once, in order, never shed: calls already up are never dropped. Then the
-  call centre's own traffic (``CENTRE``: calls to queue and IVR numbers and configured numbers; REGISTERs
-  of agents' phones and configured extensions), then requests answering our digest challenge (``ANSWER``:
+  call centre's own traffic (``CENTRE``: calls to queue and IVR numbers and configured numbers, calls
+  from the trunks' carriers; REGISTERs of agents' phones and configured extensions), then requests answering our digest challenge (``ANSWER``:
   the work is half done), then REGISTERs of phones refreshing a live binding from the same address
   (``REFRESH``), then everything else (``NEW``: bulk registrations, calls between phones, OPTIONS...).
 * **Overloaded** (``Mode``) when a new request has waited a quarter of ``max_delay_ms`` (its age is
@@ -141,10 +141,12 @@ class Admission:
 
     def __init__(self, config: OverloadConfig, *, t1: float = 0.5,
                  centre_numbers: frozenset[str] = frozenset(), centre_extensions: frozenset[str] = frozenset(),
-                 known_phone: Callable[[str, str], bool] | None = None, rng: random.Random | None = None):
+                 known_phone: Callable[[str, str], bool] | None = None,
+                 carrier: Callable[[str], bool] | None = None, rng: random.Random | None = None):
         """``centre_numbers``: dialled numbers whose calls go first (queue and IVR numbers); ``centre_extensions``:
         AORs whose REGISTERs go first (agents' phones); ``known_phone(aor, host)``: whether ``aor`` has a live
-        binding registered from ``host`` (a refresh, not a newcomer)."""
+        binding registered from ``host`` (a refresh, not a newcomer); ``carrier(host)``: whether ``host`` is a
+        trunk's (its calls are customers calling in)."""
         self.config = config
         self.max_delay = config.max_delay_ms / 1000     # shed when overloaded
         self.strain_delay = self.max_delay / 4           # overloaded from here: a transient stall (GC, a
@@ -154,6 +156,7 @@ class Admission:
         self.centre_numbers = centre_numbers | frozenset(config.priority_numbers)
         self.centre_extensions = centre_extensions | frozenset(config.priority_extensions)
         self.known_phone = known_phone
+        self.carrier = carrier
         self.rng = rng or random.Random()
         self.figures = Figures()
         self._queues: list[deque[_Item]] = [deque() for _ in Rank]
@@ -233,7 +236,8 @@ class Admission:
             return Rank.NEW
         if p.to_tag or method in URGENT_METHODS:
             return Rank.URGENT
-        if method == "INVITE" and p.ruri_user in self.centre_numbers:
+        if method == "INVITE" and (p.ruri_user in self.centre_numbers
+                                   or (self.carrier is not None and self.carrier(source[0]))):
             return Rank.CENTRE
         return Rank.ANSWER if p.credentials else Rank.NEW
 
