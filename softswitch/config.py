@@ -125,6 +125,9 @@ class Extension:
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    srtp: str = "off"  # SRTP (SDES) for this phone's calls: "off" | "optional" | "required" (docs/security.md)
+    max_calls: int = 10  # simultaneous calls this extension may place (503 beyond); 0 = no limit
+    invite_rate: int = 120  # calls this extension may place in any 60 s (503 beyond); 0 = no limit
     permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
     caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
     ha1_md5: str = ""     # H(number:realm:password) with MD5, hex; instead of (or beside) password
@@ -414,6 +417,9 @@ EXTENSION = Table(Extension, {
                            (unique,)),
     "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
     "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
+    "srtp": Key(STRING, "off", (one_of("off", "optional", "required", fold=str.lower),)),
+    "max_calls": Key(INTEGER, 10, (between(0, 10000),)),
+    "invite_rate": Key(INTEGER, 120, (between(0, 1000000),)),
 }, post=_extension_post)
 
 SECURITY = Table(SecurityConfig, {
