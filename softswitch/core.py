@@ -196,6 +196,11 @@ class SwitchCore:
             out = self.drain(now)
         return out
 
+    def speech_rendered(self, call_id: str, say_id: int, file: str | None, now: float) -> list:
+        """Runtime speech the edge rendered for an IVR ``Say`` (None: nothing to say)."""
+        self._guard(self.router.ivr.spoken, call_id, say_id, file, now)
+        return self.drain(now)
+
     def speech_heard(self, call_id: str, text: str, now: float) -> list:
         """A result of the edge's speech worker for the IVR of ``call_id``."""
         self._guard(self.router.ivr.speech_heard, call_id, text, now)
