@@ -33,6 +33,8 @@ from base.schema import (
 from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
+from .wallboard.config import WALLBOARD, WallboardConfig
+
 __all__ = [
     "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "MetricsConfig", "SecurityConfig",
     "SipConfig", "StoreConfig", "TlsConfig", "load_config", "parse_config",
@@ -149,7 +151,7 @@ class ApiUser:
     or, discouraged (a warning at start), a plain ``password``."""
 
     id: str
-    role: str = "agent"            # "agent" | "supervisor"
+    role: str = "agent"            # "agent" | "supervisor" | "admin" (a supervisor who may also reload the config)
     password_hash: str = ""
     password: str = ""
 
@@ -179,6 +181,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -439,7 +442,7 @@ def _api_user_post(v: dict[str, Any]) -> None:
 
 API_USER = Table(ApiUser, {
     "id": Key(STRING, checks=(nonempty, printable)),
-    "role": Key(STRING, "agent", (one_of("agent", "supervisor", fold=str.lower),)),
+    "role": Key(STRING, "agent", (one_of("agent", "supervisor", "admin", fold=str.lower),)),
     "password_hash": Key(STRING, ""),
     "password": Key(STRING, "", (lambda v: password(v) if v else v,)),
 }, post=_api_user_post)
@@ -480,6 +483,7 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "wallboard": Key(WALLBOARD, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
 

@@ -20,6 +20,7 @@ class Host(Protocol):
     queue: Any                      # apps.queue.QueueApp
     ivr: Any                        # apps.ivr.IvrApp
     extension: Any                  # apps.extension.ExtensionApp
+    monitor: Any                    # apps.monitor.MonitorApp
 
     def wall(self, t: float) -> float: ...
     def hand_over(self, call: "Call", app: "Application", number: str, now: float) -> None: ...

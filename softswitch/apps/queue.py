@@ -140,6 +140,7 @@ class QueueApp(Application):
         call.notes["queue"] = queue
         call.notes["queued_at"] = now  # the wait (and the service level) counts from here, not from the IVR
         priority = max(priority, self.priority_of(call.caller_number, call.variables))
+        self.router.out.append(ev.QueueEntered(call.id, queue, call.caller_number, self.router.wall(now)))
         self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority, skill, language), now)
 
     def _leave(self, qc: QueueCall, event: Any, now: float) -> None:
@@ -150,6 +151,7 @@ class QueueApp(Application):
         if self.by_call.get(qc.call.id) is qc:
             del self.by_call[qc.call.id]
         self.feed(event, now)
+        self.router.out.append(ev.QueueLeft(qc.call.id, qc.queue, self.router.wall(now)))
 
     def release(self, call: "Call", now: float, target: str = "") -> None:
         """The call leaves for another application (a blind or attended transfer)."""
@@ -273,6 +275,7 @@ class QueueApp(Application):
             call.notes["queue"] = a.to_queue
             call.notes["queued_at"] = now
             call.notes["overflowed"] = True
+            self.router.out.append(ev.QueueEntered(call.id, a.to_queue, call.caller_number, self.router.wall(now)))
         elif isinstance(a, (acd_actions.HangupWithPrompt, acd_actions.SendToVoicemail)):
             prompt = a.prompt if isinstance(a, acd_actions.HangupWithPrompt) else "goodbye"
             if a.why:  # the switch gave up on the caller: not an abandon
