@@ -1,7 +1,8 @@
 """A config reload with real phones (pjsua2) and a real switch process: while a caller talks to agent 2001,
 config.toml gains agent 2003 and the queue's strategy becomes ring-all; SIGHUP applies it. The call goes on
 (audio both ways after the reload), a broken config sent by the admin API is refused with file/key/reason
-and changes nothing, and the next call follows the new rule (both agents' phones ring at once)."""
+and changes nothing, and the next call follows the new rule (both agents' phones ring at once). A number put on
+the block list through the API is refused by the hotline's screen node on the very next call."""
 from __future__ import annotations
 
 import signal
@@ -14,7 +15,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, free_port, write_config  # noqa: E402
+from .conftest import DOMAIN, ROOT, free_port, write_config  # noqa: E402
 from .test_api_support import Http  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -23,6 +24,7 @@ EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
 
 
 def config(api_port: int, rtp: int, strategy: str, agents: list[tuple[str, str]]) -> str:
+    """Queue "support" on 500 with ``agents``; a hotline 4000 whose flow screens callers (the store's block list)."""
     text = f'''auth_algorithms = ["MD5", "SHA-256"]
 [media]
 rtp_ports = "{rtp}-{rtp + 99}"
@@ -49,6 +51,19 @@ announce_agent = false
 [[acd.dialplan]]
 number = "500"
 queue = "support"
+[ivr]
+default_language = "en"
+languages = ["en"]
+prompts_dir = "{ROOT / 'prompts'}"
+[ivr.numbers]
+"4000" = "main"
+[ivr.flows.main]
+start = "screen"
+[ivr.flows.main.nodes.screen]
+type = "screen"
+next = "bye"
+[ivr.flows.main.nodes.bye]
+type = "hangup"
 '''
     for agent_id, ext in agents:
         text += f'[[acd.agents]]\nid = "{agent_id}"\nname = "Agent {agent_id}"\nextension = "{ext}"\n' \
@@ -144,3 +159,14 @@ def test_reload_adds_an_agent_and_changes_the_strategy_while_a_call_is_up(switch
     assert c_in["call"] is not None
     wait_count(sw, "connected to agent 2001", 2)   # alice answers first (auto-answer); carol stops ringing
     caller.hangup(call2)
+
+    # an agent puts the caller on the block list from the desk's API: the very next call is refused by the flow
+    agent = anon.login("boss", "boss-pw-333")
+    status, entry = agent.post("/api/lists/block", {"pattern": "1001", "reason": "nuisance"})
+    assert status == 201 and entry["pattern"] == "1001" and entry["added_by"] == "boss", entry
+    assert [e["pattern"] for e in agent.get("/api/lists/block")[1]] == ["1001"]
+    call3 = caller.call(f"sip:4000@{DOMAIN}")
+    caller.wait_call_state(call3, "DISCONNECTED", timeout=10)
+    sw.wait_log(r"caller 1001 is blacklisted; refused")
+    assert agent.delete(f"/api/lists/entries/{entry['id']}")[0] == 200
+    assert agent.get("/api/lists/block")[1] == []
