@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from . import legs as L
 from .sip.dialog import Dialog, new_call_id, new_tag
+from .sip.digest import authorization_header, parse_auth_params
 from .sip.message import Request, Response, make_response, new_request
 from .sip.transaction import ClientTransaction, Peer, Send, ServerTransaction, new_branch
 from .sip.uri import parse_name_addr
@@ -69,12 +70,13 @@ class B2BUA:
         self._by_endpoint: dict[int, Leg] = {}
         self._linger: Timers[str] = Timers()
         self._ring_limits: Timers[Leg] = Timers()
+        self._progress_limits: Timers[Leg] = Timers()  # outgoing legs that must get some answer (trunks)
         self._commands: dict[type, Callable[[Any, float], Any]] = {
             L.Ring: self._ring, L.AnswerLocally: self._answer_locally, L.Reject: self._reject,
             L.Connect: self._connect, L.Bridge: self._do_bridge, L.Play: self._play,
             L.StopPlayback: self._stop_playback, L.Music: self._music, L.Listen: self._listen,
             L.Record: self._record, L.CancelLeg: self._cancel_leg, L.Hangup: self._hangup,
-            L.Detach: self._detach_party, L.Originate: self._originate,
+            L.Detach: self._detach_party, L.Originate: self._originate, L.Dial: self._dial,
         }
         self._media_handlers: dict[type, Callable[[Leg, Any, float], None]] = {
             M.PlaybackFinished: self._media_playback, M.AudioChunk: self._media_audio,
@@ -99,7 +101,8 @@ class B2BUA:
         return sum(1 for c in self.calls.values() if c.live and involved(c))
 
     def next_deadline(self) -> float | None:
-        ds = [d for d in (self._linger.next_deadline(), self._ring_limits.next_deadline()) if d is not None]
+        ds = [d for d in (self._linger.next_deadline(), self._ring_limits.next_deadline(),
+                          self._progress_limits.next_deadline()) if d is not None]
         return min(ds) if ds else None
 
     def reachable(self, number: str, now: float) -> bool:
@@ -108,6 +111,10 @@ class B2BUA:
 
     def leg_for_endpoint(self, endpoint: Any) -> Leg | None:
         return self._by_endpoint.get(getattr(endpoint, "id", -1))
+
+    def leg_by_dialog(self, call_id: str, local_tag: str) -> Leg | None:
+        """The leg of the dialog with this Call-ID and our tag (the browser phone finds its calls so)."""
+        return self._by_dialog.get((call_id, local_tag))
 
     def _set(self, leg: Leg, state: LegState) -> None:
         leg.state = move(leg.state, state, LEG_TRANSITIONS, f"{leg.role} leg of call {leg.call.id}")
@@ -200,19 +207,24 @@ class B2BUA:
         return rec
 
     # ------------------------------------------------------------------------ new INVITE
-    def on_invite(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, now: float) -> None:
+    def on_invite(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, now: float,
+                  target: str | None = None, trunk: str = "") -> Call:
+        """A new call; ``target``: the number to route (a trunk's DID mapped to our dialplan), by
+        default the Request-URI's user."""
         self.out += self._respond(tx, make_response(req, 100), now)
-        target = req.ruri.user_unescaped if hasattr(req.ruri, "user_unescaped") else None
-        target = (target or "").split(";")[0]
+        if target is None:
+            target = req.ruri.user_unescaped if hasattr(req.ruri, "user_unescaped") else None
+            target = (target or "").split(";")[0]
         call = Call(id=new_tag() + new_tag(), caller_number=caller, callee_number=target, created=now)
         call.delayed_offer = not req.body
-        a = Leg(call, "caller", peer, req, tx)
+        a = Leg(call, "caller", peer, req, tx, trunk=trunk)
         a.dialog = Dialog.as_uas(req, new_tag())
         call.caller = a
         self.calls[call.id] = call
         self._by_dialog[a.key] = a  # type: ignore[index]
         tx.b2bua_leg = a  # type: ignore[attr-defined]  # lets CANCEL find the call
         self.emit(L.IncomingCall(a, target, caller))
+        return call
 
     def _prepare_caller(self, call: Call, now: float) -> bool:
         """The caller leg's media endpoint and the switch's SDP for it; on failure the caller gets its
@@ -289,13 +301,16 @@ class B2BUA:
         return legs
 
     def _new_outgoing(self, call: Call, dest: Peer, contact_uri: str, number: str, display: str,
-                      max_forwards: str = "70", prefer: Any = None, role: str = "callee") -> Leg | None:
+                      max_forwards: str = "70", prefer: Any = None, role: str = "callee", from_user: str | None = None,
+                      domain: str | None = None) -> Leg | None:
         core = self.core
-        domain = core.config.sip.domain
+        domain = domain or core.config.sip.domain
+        user = call.caller_number if from_user is None else from_user
+        name = f'"{display}" ' if display else ""
         req = new_request("INVITE", contact_uri, [
             ("Via", core.via(dest, new_branch())),
             ("Max-Forwards", max_forwards),
-            ("From", f'"{display}" <sip:{call.caller_number or "anonymous"}@{domain}>;tag={new_tag()}'),
+            ("From", f'{name}<sip:{user or "anonymous"}@{domain}>;tag={new_tag()}'),
             ("To", f"<sip:{number}@{domain}>"),
             ("Call-ID", new_call_id(domain)),
             ("CSeq", "1 INVITE"),
@@ -327,6 +342,63 @@ class B2BUA:
         self.calls[call.id] = call
         self._send_request(leg, leg.invite, now)
         return call
+
+    def _dial(self, cmd: L.Dial, now: float) -> Leg | None:
+        """An outgoing leg to a SIP URI that is not a registered phone (a trunk's carrier)."""
+        call = cmd.call
+        if not call.live or (call.caller is not None and not call.caller.outgoing
+                             and not self._prepare_caller(call, now)):
+            return None
+        number = cmd.uri.split(":", 1)[-1].split("@", 1)[0]
+        prefer: Any = cmd.codecs[0] if cmd.codecs else call.caller.media
+        leg = self._new_outgoing(call, cmd.peer, cmd.uri, number, (cmd.display or "").replace('"', ""),
+                                 prefer=prefer, from_user=cmd.caller, domain=cmd.domain)
+        if leg is None:
+            return None
+        leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
+        for name, value in cmd.headers:
+            leg.invite.headers.add(name, value)
+        call.callees.append(leg)
+        self._send_request(leg, leg.invite, now)
+        if cmd.limit is not None:
+            self._ring_limits.schedule(now + cmd.limit, leg)
+        if cmd.progress_timeout is not None:
+            self._progress_limits.schedule(now + cmd.progress_timeout, leg)
+        return leg
+
+    def _answer_challenge(self, resp: Response, leg: Leg, now: float) -> bool:
+        """Answer a 401/407 of the far end on an outgoing INVITE with the leg's credentials (once per
+        INVITE: a second challenge after our answer means the credentials are wrong). True if re-sent."""
+        creds = leg.credentials
+        if creds is None or leg.withdrawn or leg.auth_tries >= 1 or not leg.call.live:
+            return False
+        user, password, realm = creds
+        header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
+        answer = "Authorization" if resp.status == 401 else "Proxy-Authorization"
+        old = leg.invite
+        uri = str(old.uri)
+        for challenge in resp.headers.get_lines(header):
+            try:
+                if realm and parse_auth_params(challenge)[1].get("realm") != realm:
+                    continue  # a challenge of another realm: our credentials are not for it
+            except ValueError:
+                continue
+            try:
+                value = authorization_header(challenge, "INVITE", uri, user, password, cnonce=new_tag())
+            except ValueError:
+                continue
+            break
+        else:
+            return False
+        req = new_request("INVITE", uri, [(n, v) for n, v in old.headers.items()
+                                          if n.lower() not in ("via", "cseq", "authorization", "proxy-authorization",
+                                                               "content-length")], body=old.body or b"")
+        req.headers.add("Via", self.core.via(leg.peer, new_branch()), first=True)
+        req.headers.add("CSeq", f"{old.cseq.number + 1} INVITE")
+        req.headers.add(answer, value)
+        leg.invite, leg.auth_tries, leg.got_provisional = req, leg.auth_tries + 1, False
+        self._send_request(leg, req, now)
+        return True
 
     def _connect(self, cmd: L.Connect, now: float) -> None:
         """``leg`` (answered) becomes the caller's party: other ringing legs stop, the caller is answered
@@ -453,6 +525,8 @@ class B2BUA:
             return
         if status < 300:
             self._outgoing_2xx(resp, leg, now)
+            return
+        if status in (401, 407) and self._answer_challenge(resp, leg, now):
             return
         # final failure of this leg
         self._set(leg, TERMINATED)
@@ -841,6 +915,14 @@ class B2BUA:
         self._end(call, "no ACK from caller", now)
 
     def on_timer(self, now: float) -> None:
+        for leg in self._progress_limits.due(now):
+            if leg.state is CALLING and not leg.got_provisional and not leg.withdrawn and leg.call.live:
+                # nothing at all from the far end (a trunk down): give up so that call control can fail over
+                log.info("call %s: no response from %s within its progress time-out", leg.call.id, leg.party)
+                self._send_cancel(leg, now)
+                self._set(leg, TERMINATED)
+                self._detach(leg)
+                self.emit(L.LegFailed(leg, 408, "No Response"))
         for leg in self._ring_limits.due(now):
             if leg.ringing and not leg.withdrawn and leg.call.live:
                 # its hard ring limit: stop it even if its own time-out was lost (no phone rings on forever)

@@ -39,6 +39,9 @@ class Leg:
     withdrawn: bool = False         # we cancelled it (or the call moved on): a late 2xx gets ACK + BYE
     reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
     pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
+    trunk: str = ""                 # the trunk this leg goes to or came from (softswitch.trunks)
+    credentials: tuple[str, str, str] | None = None  # (user, password, realm) for the far end's 401/407
+    auth_tries: int = 0             # challenges answered on this INVITE (one per realm at most)
 
     @property
     def key(self) -> tuple[str, str] | None:

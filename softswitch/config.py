@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acd.config import ACD, AcdConfig
+from dialler.config import OUTBOUND, OutboundConfig
 from base.checks import (
     between, existing_file, ext_number, hostname, no_quote, nonempty, number_pattern, one_of, one_of_int, printable,
     unique,
@@ -34,6 +35,8 @@ from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
 from .wallboard.config import WALLBOARD, WallboardConfig
+from .trunks import config as trunks_config
+from .trunks.config import DialRule, Numbering, Trunk
 
 __all__ = [
     "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "MetricsConfig", "SecurityConfig",
@@ -117,6 +120,8 @@ class Extension:
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
+    caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,10 @@ class Config:
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
     wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
+    trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
+    dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
+    numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -369,6 +378,8 @@ EXTENSION = Table(Extension, {
     "busy_limit": Key(INTEGER, 1, (between(0, 1000),)),
     "auth_algorithms": Key(Array(STRING, each=(one_of(*AUTH_ALGORITHMS, fold=str.upper),), min_len=1), None,
                            (unique,)),
+    "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
+    "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
 })
 
 SECURITY = Table(SecurityConfig, {
@@ -484,6 +495,10 @@ ROOT = Table(None, {
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
     "wallboard": Key(WALLBOARD, {}),
+    "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
+    "dial_rules": Key(trunks_config.DIAL_RULES, []),
+    "numbering": Key(trunks_config.NUMBERING, {}),
+    "outbound": Key(OUTBOUND, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
 
@@ -497,6 +512,7 @@ def parse_config(data: dict, source: str = "<config>", base_dir: Path = Path("."
         raise ConfigError(str(source), None, f"expected a table at the top level, got {toml_type(data)}")
     values = walker.table(ROOT, data, "")
     _cross_checks(values, walker)
+    _outbound_checks(values, walker)
     media = values["media"]
     if not media.recordings_dir.is_absolute():  # the default too is relative to the config file
         values["media"] = dataclasses.replace(media, recordings_dir=Path(base_dir) / media.recordings_dir)
@@ -507,6 +523,7 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
     """What no single table can check: agents on configured extensions, queue numbers and IVR numbers
     not shadowing extensions, IVR queue nodes and queue surveys naming things that exist."""
     exts = {e.number for e in values["extensions"]}
+    trunks_config.cross_check(values, walker.fail)
     acd, ivr = values.get("acd"), values.get("ivr")
     if acd is not None:
         for i, a in enumerate(acd.agents):
@@ -534,6 +551,21 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
                 if isinstance(node, QueueNode) and node.skill and node.skill not in skills:
                     raise walker.fail(f"ivr.flows.{fname}.nodes.{nname}.skill",
                                       f"no [[acd.skills]] named {quote(node.skill)}")
+
+
+def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
+    """Campaigns and callbacks name queues and IVR flows that exist."""
+    acd, ivr, ob = values.get("acd"), values.get("ivr"), values["outbound"]
+    queues = {q.name for q in acd.queues} if acd is not None else set()
+    flows = set(ivr.flows) if ivr is not None else set()
+    for i, c in enumerate(ob.campaigns):
+        if c.queue and c.queue not in queues:
+            raise walker.fail(f"outbound.campaigns[{i}].queue", f"no [[acd.queues]] named {quote(c.queue)}")
+        if c.flow and c.flow not in flows:
+            raise walker.fail(f"outbound.campaigns[{i}].flow", f"no IVR flow {quote(c.flow)}")
+    for i, q in enumerate(ob.callbacks.queues):
+        if q not in queues:
+            raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
 
 
 def load_config(path: str | Path) -> Config:

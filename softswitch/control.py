@@ -118,9 +118,12 @@ class Control:
             return
         self._run(lambda now: self.router.transfer(call, target, now))
 
-    def originate(self, a: str, b: str, caller_id: str = "") -> str | None:
-        """Ring extension ``a``, then connect it to ``b`` (click-to-dial); the new call's id, or None."""
-        call = self._run(lambda now: self.router.originator.originate(a, b, now, caller_id))
+    def originate(self, a: str, b: str, caller_id: str = "", external_caller_id: str = "") -> str | None:
+        """Ring extension ``a``, then connect it to ``b`` (click-to-dial); the new call's id, or None. An
+        external ``b`` goes out through the dial rules and trunks with ``a``'s permission, presenting
+        ``external_caller_id`` (docs/trunks.md)."""
+        call = self._run(lambda now: self.router.originator.originate(a, b, now, caller_id,
+                                                                      external_caller_id=external_caller_id))
         return call.id if call is not None else None
 
     def monitor_mode(self, call_id: str, mode: str) -> None:

@@ -33,6 +33,10 @@ from .sip.transaction import (
     TransactionTimeout,
 )
 from .sip.uri import SipUri, parse_uri
+from .trunks.config import Trunk
+from .trunks.dialer import channels_in_use
+from .trunks.identify import inbound as trunk_inbound
+from .trunks.table import TrunkTable
 
 log = logging.getLogger("softswitch.core")
 
@@ -67,8 +71,9 @@ class SwitchCore:
         self.set_nonce_secret(secret or secrets.token_bytes(32))
         self.challenges = ChallengeWatch()  # challenged phones that never answer (cannot do the algorithm)
         sec = config.security
+        trunk_nets = tuple(TrunkTable.from_config(config).identifier.addresses())  # carriers are never banned
         self.bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
-                                         ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt)))
+                                         ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt) + trunk_nets))
         self.registrar = Registrar(config)
         self.media = make_media_engine(config) if config.media.enabled else None
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
@@ -369,8 +374,16 @@ class SwitchCore:
 
     # ------------------------------------------------------------------------- INVITE
     def _on_invite(self, req: Request, peer: Peer, tx: Any, now: float) -> list:
+        trunks = self.router.trunks
+        trunk = trunks.identifier.trunk_for(peer.host, peer.port, req) if trunks else None
+        if trunk is not None:
+            return self._on_trunk_invite(req, peer, tx, trunk, now)
         from_uri = req.from_.uri
         caller = from_uri.user_unescaped if isinstance(from_uri, SipUri) else None
+        if trunks and self.config.extension(caller or "") is None and not req.headers.get("Proxy-Authorization"):
+            refused = self._stranger_to_outside(req, peer, tx, caller or "", now)
+            if refused is not None:
+                return refused
         if caller and self._blacklisted(caller, now):
             log.info("call from blacklisted number %s refused (403)", caller)
             callee = req.ruri.user_unescaped if isinstance(req.ruri, SipUri) else ""
@@ -389,6 +402,59 @@ class SwitchCore:
         if user is None:
             return actions
         self.b2bua.on_invite(req, peer, tx, user, now)
+        return []
+
+    def _stranger_to_outside(self, req: Request, peer: Peer, tx: Any, caller: str, now: float) -> list | None:
+        """An INVITE from an address that is no trunk, by no extension of ours, to a DID or an external
+        number: a toll-fraud scan (sipvicious and friends) or a carrier not configured. A clear 403 and a
+        log line; it counts as a failed authentication (repeated, the address is banned)."""
+        callee = (req.ruri.user_unescaped if isinstance(req.ruri, SipUri) else "") or ""
+        callee = callee.split(";")[0]
+        trunks = self.router.trunks
+        is_did = any(callee in t.dids or trunks.numbers.normalise(callee) in
+                     {trunks.numbers.normalise(d) for d in t.dids if d != "*"} for t in trunks.trunks.values())
+        if not is_did and not trunks.dialplan.rule_for(callee):
+            return None
+        log.warning("INVITE from %s:%d (From %s) to %s refused (403): not a trunk address and not an extension "
+                    "of ours%s", peer.host, peer.port, caller or "-", callee,
+                    "" if is_did else " - an attempt to call out through us (toll fraud?)")
+        self.stats.auth_failures += 1
+        if self.bans.record_failure(peer.host, now):
+            self.stats.bans += 1
+            log.warning("banned %s for %ds", peer.host, self.config.security.ban_time)
+        return self.tl.respond(tx, make_response(req, 403, "Forbidden", to_tag=_tag()), now)
+
+    def _on_trunk_invite(self, req: Request, peer: Peer, tx: Any, trunk: Trunk, now: float) -> list:
+        """A carrier's INVITE (recognised by its address: no digest): only to its DIDs, from a caller that
+        is not refused, within its channels."""
+        inb = trunk_inbound(trunk, req, self.router.trunks.numbers)
+        if not inb.target:
+            log.warning("INVITE from trunk %s (%s:%d) to %s refused (404): not one of its DIDs", trunk.name,
+                        peer.host, peer.port, inb.did or "-")
+            return self.tl.respond(tx, make_response(req, 404, "Not A DID", to_tag=_tag()), now)
+        wall = self.router.wall(now)
+        verdict = self.lists.check(inb.caller, wall)
+        if verdict.refused or verdict.blocked or (inb.raw_caller and self.lists.check(inb.raw_caller, wall).refused):
+            log.info("call from %s on trunk %s to %s refused: caller on the %s (403)", inb.caller, trunk.name, inb.did,
+                     "blacklist" if verdict.refused else "block list")
+            self.router.blocked(inb.caller, inb.target, now)
+            return self.tl.respond(tx, make_response(req, 403, "Caller Blocked", to_tag=_tag()), now)
+        if trunk.max_channels and channels_in_use(self.b2bua, trunk.name) >= trunk.max_channels:
+            log.warning("call from %s on trunk %s refused: all %d channels in use (503)", inb.caller, trunk.name,
+                        trunk.max_channels)
+            return self.tl.respond(tx, make_response(req, 503, "Trunk Full", to_tag=_tag(),
+                                                     extra=[("Retry-After", "5")]), now)
+        if req.body and not _acceptable_body(req):
+            return self.tl.respond(tx, make_response(req, 415, to_tag=_tag(),
+                                                     extra=[("Accept", "application/sdp")]), now)
+        call = self.b2bua.on_invite(req, peer, tx, inb.caller, now, target=inb.target, trunk=trunk.name)
+        call.notes.update(direction="inbound", trunk=trunk.name, did=inb.did, external=inb.caller)
+        if verdict.warned:
+            call.variables["warning"] = "1"  # flagged for the agent's screen pop
+        if inb.display:
+            call.variables.setdefault("caller_name", inb.display)
+        log.info("call %s: inbound on trunk %s: %s (presented %s) -> DID %s -> %s", call.id, trunk.name, inb.caller,
+                 inb.raw_caller or "-", inb.did, inb.target)
         return []
 
     def _blacklisted(self, number: str, now: float) -> bool:

@@ -76,6 +76,10 @@ class CallEnded(SwitchEvent):
     service: bool = False                # a feature code or a supervisor's monitoring call: no call record
     queued: float | None = None          # wall clock: entered the queue it is recorded under (wait, SL from here)
     talk_ended: float | None = None      # wall clock: the agent's part ended (the caller may stay for a survey)
+    direction: str = ""                  # "inbound" (from a trunk) | "outbound" (to a trunk) | "" (internal)
+    trunk: str = ""                      # the trunk it came in on or went out on
+    did: str = ""                        # the carrier's number the customer dialled (inbound)
+    external: str = ""                   # the external party's number, E.164 ("anonymous" if withheld)
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()

@@ -115,6 +115,27 @@ class Ring:
 
 
 @dataclass(frozen=True)
+class Dial:
+    """A new outgoing leg of ``call`` to a SIP URI at ``peer`` that is not a registered phone (a trunk):
+    ``uri`` is the Request-URI and To, ``caller``/``display`` the presented From user and name at
+    ``domain``. ``credentials`` (user, password, realm or "") answer one 401/407 of the far end.
+    Without any response within ``progress_timeout`` seconds the leg fails (408, "No Response") so
+    that call control may try another route. Returns the leg, or None (no media port)."""
+    call: "Call"
+    uri: str
+    peer: Any                           # sip.transaction.Peer
+    caller: str
+    domain: str
+    display: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    credentials: tuple[str, str, str] | None = None
+    progress_timeout: float | None = None
+    limit: float | None = None          # hard ring limit in seconds (as Ring)
+    codecs: tuple[str, ...] = ()        # preferred codecs on this leg
+    trunk: str = ""                     # noted on the leg (channels, failover)
+
+
+@dataclass(frozen=True)
 class AnswerLocally:
     """The switch answers the caller leg itself (200 with its own SDP); returns False if it could not."""
     call: "Call"

@@ -150,6 +150,7 @@ class Records:
         def within(t: float | None) -> float | None:  # a time inside the call (the store refuses others)
             return None if t is None else min(max(t, ev.arrived), ev.ended)
 
+        agent_leg = "browser" if q.get("browser") else "callee"
         score = ev.survey_score if ev.survey_score is not None and 1 <= ev.survey_score <= 5 else None
         rid = await self.centre.add_call(
             call_ref=ev.call[:200], caller=ev.caller or "", callee=ev.callee or "", queue=ev.queue or None,
@@ -159,7 +160,8 @@ class Records:
             wrap_s=self._early_wrap.pop(ev.call[:200], None), disposition=ev.disposition.value,
             recording=ev.recordings[-1][0] if ev.recordings else None, survey_score=score,
             caller_loss_pct=loss("caller"), caller_jitter_ms=jitter("caller"),
-            agent_loss_pct=loss("callee"), agent_jitter_ms=jitter("callee"))
+            # an agent on the desk's browser phone: the WebRTC leg's figures (the engine's leg is a loopback hop)
+            agent_loss_pct=loss(agent_leg), agent_jitter_ms=jitter(agent_leg))
         parties = [p for p in (ev.caller, ev.agent) if p]
         for f, s, e in ev.recordings:
             await self.centre.add_recording(file=f, started_at=s, duration_s=max(0.0, e - s), call_id=rid,

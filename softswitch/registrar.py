@@ -158,6 +158,20 @@ class Registrar:
                 changes.append(("del", (aor, b.contact_uri)))
         return RegisterResult(self._ok(req, aor, now), changes)
 
+    def bind_local(self, aor: str, contact_uri: str, now: float, lifetime: float, user_agent: str) -> None:
+        """A contact of a phone inside the switch (the desk's browser phone, ``softswitch.browserphone``):
+        bound by its authenticated desk session instead of a REGISTER, and never persisted (it dies with
+        the process and with the session, which unbinds it)."""
+        self._apply(aor, [("put", Binding(aor=aor, contact_uri=contact_uri, expires_at=now + lifetime,
+                                          call_id=f"local-{contact_uri}", cseq=1, received=None,
+                                          user_agent=user_agent, updated_at=now))])
+        log.info("registered %s contact %s (%s)", aor, contact_uri, user_agent)
+
+    def unbind_local(self, aor: str, contact_uri: str) -> None:
+        if contact_uri in self._bindings.get(aor, {}):
+            self._apply(aor, [("del", (aor, contact_uri))])
+            log.info("unregistered %s contact %s", aor, contact_uri)
+
     def _apply(self, aor: str, changes: list[Change]) -> None:
         table = self._bindings.setdefault(aor, {})
         for op, item in changes:

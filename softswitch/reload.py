@@ -147,6 +147,22 @@ def apply_config(core: Any, new: Any, now: float) -> ReloadResult:
     lists = core.lists
     lists._refuse, lists._block, lists._warn = fresh._refuse, fresh._block, fresh._warn
 
+    # trunks, dial rules, numbering: a new table for new calls (calls out keep their trunk)
+    trunks_changed = any(getattr(old, k, None) != getattr(new, k, None) for k in ("trunks", "dial_rules", "numbering"))
+    if trunks_changed and hasattr(router, "set_trunks"):
+        from .trunks.table import TrunkTable
+        router.set_trunks(TrunkTable.from_config(new))
+    if trunks_changed or old.security != new.security:   # ban policy and exemptions (carriers); bans in force stay
+        from .security import BanPolicy, BanTracker
+        from .trunks.table import TrunkTable
+        sec = new.security
+        nets = tuple(TrunkTable.from_config(new).identifier.addresses())
+        bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
+                                    ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt) + nets),
+                          core.bans.max_addresses)
+        bans._entries = core.bans._entries
+        core.bans = bans
+
     for fn in list(getattr(core, "reloaders", ())):
         try:
             fn(old, new, now)

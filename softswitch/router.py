@@ -23,10 +23,13 @@ from .apps.features import FeatureApp
 from .apps.ivr import IvrApp
 from .apps.monitor import MonitorApp
 from .apps.originate import OriginateApp
+from .apps.external import ExternalApp
 from .apps.queue import QueueApp
 from .apps.sounds import Sounds
 from .events import CallEnded, Disposition, disposition_for_status
 from .presence import Presence
+from .trunks.dialer import Dialer
+from .trunks.table import TrunkTable
 
 if TYPE_CHECKING:
     from .b2bua import B2BUA
@@ -49,8 +52,11 @@ class Router:
         self.features = FeatureApp(self)
         self.monitor = MonitorApp(self)
         self.originator = OriginateApp(self)
+        self.trunks = TrunkTable.from_config(config)   # swapped whole by a reload (set_trunks)
+        self.dialer = Dialer(b2bua, self.trunks, float(config.sip.ring_timeout))
+        self.external = ExternalApp(self)
         self.apps: list[Application] = [self.extension, self.queue, self.ivr, self.features, self.monitor,
-                                        self.originator]
+                                        self.originator, self.external]
         b2bua.should_record = self.should_record
 
     def wall(self, t: float) -> float:
@@ -68,7 +74,14 @@ class Router:
             return self.ivr
         if self.queue.serves(number):
             return self.queue
+        if self.config.extension(number) is None and self.dialer.serves(number):
+            return self.external  # an external number: dial rules and trunks
         return self.extension
+
+    def set_trunks(self, table: TrunkTable) -> None:
+        """A new trunk table (a reload): calls in progress keep the trunks they went out on."""
+        self.trunks = table
+        self.dialer.table = table
 
     # ------------------------------------------------------------------------------ dispatch
     def pump(self, now: float) -> None:
@@ -97,6 +110,8 @@ class Router:
             self.transfer(call, ev.target, now)
         elif isinstance(ev, L.CallMerged):
             self._merged(call, ev.leg.party, ev.gone, now)
+        elif isinstance(ev, L.LegFailed) and ev.leg.trunk and self.dialer.on_leg_failed(ev, now):
+            pass  # a trunk failed and the next one rings (failover): the application need not know
         elif call.app is not None:
             call.app.handle(ev, now)
 
@@ -135,6 +150,7 @@ class Router:
         if call.app is not None:
             call.app.gone(call, now)
         self.monitor.watched_call_gone(call, now)
+        self.dialer.gone(call)
         self.presence.release(call.id, now)
         self.out.append(self._record(call, now))
 
@@ -163,7 +179,9 @@ class Router:
             survey_score=notes.get("survey_score"), variables=dict(call.variables), context=dict(call.context),
             quality=dict(call.quality), service=bool(notes.get("service")),
             queued=w(notes["queued_at"]) if notes.get("queued_at") is not None else None,
-            talk_ended=w(notes["talk_ended"]) if notes.get("talk_ended") is not None else None)
+            talk_ended=w(notes["talk_ended"]) if notes.get("talk_ended") is not None else None,
+            direction=notes.get("direction", ""), trunk=notes.get("trunk", ""), did=notes.get("did", ""),
+            external=notes.get("external", ""))
 
     def blocked(self, caller: str, callee: str, now: float) -> None:
         """A call refused before it became a call (blacklisted caller) still gets its record."""

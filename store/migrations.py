@@ -304,6 +304,57 @@ MIGRATIONS: list[Migration] = [
         -- every minute; they are few among many customers.
         CREATE INDEX customers_vip ON customers (id, vip_level) WHERE vip_level > 0;
     """),
+    Migration(6, "outbound: campaign contacts, callback tasks, attempts, do-not-call list", """
+        -- The dialler's state (dialler.engine, written through store.outbound): a row per contact of a
+        -- campaign or callback task (campaign 'callbacks'), its state and when it is due again; a row per
+        -- attempt, written BEFORE the call is placed, so after a crash an attempt without a result still
+        -- counts and its contact is not dialled again inside its retry window. Times are unix seconds.
+        CREATE TABLE outbound_contacts (
+            id            INTEGER PRIMARY KEY,          -- the dialler's own id (it allocates them)
+            campaign      TEXT    NOT NULL,
+            kind          TEXT    NOT NULL CHECK (kind IN ('campaign', 'voicemail', 'queue', 'web')),
+            queue         TEXT    NOT NULL DEFAULT '',
+            number        TEXT    NOT NULL,
+            name          TEXT    NOT NULL DEFAULT '',
+            timezone      TEXT    NOT NULL DEFAULT '',  -- IANA zone; '' = the campaign's
+            data          TEXT    NOT NULL DEFAULT '{}',-- JSON shown to the agent, read by TTS
+            audio         TEXT    NOT NULL DEFAULT '',  -- a voicemail callback's message
+            note          TEXT    NOT NULL DEFAULT '',
+            source_key    TEXT    NOT NULL DEFAULT '',  -- the source's id (a work order): added once
+            position      REAL    NOT NULL DEFAULT 0,   -- a queue callback's place (its queue entry time)
+            state         TEXT    NOT NULL CHECK (state IN ('waiting', 'held', 'dialling', 'done')),
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            day           TEXT    NOT NULL DEFAULT '',  -- the contact's local date of its last attempt
+            day_attempts  INTEGER NOT NULL DEFAULT 0,
+            next_due      REAL,                         -- NULL: not waiting
+            last_result   TEXT    NOT NULL DEFAULT '',
+            last_attempt  REAL,
+            created_at    REAL    NOT NULL,
+            updated_at    REAL    NOT NULL
+        );
+        CREATE INDEX outbound_contacts_campaign ON outbound_contacts (campaign, state, next_due);
+        CREATE UNIQUE INDEX outbound_contacts_key ON outbound_contacts (campaign, source_key) WHERE source_key <> '';
+        CREATE INDEX outbound_contacts_number ON outbound_contacts (number);
+
+        CREATE TABLE outbound_attempts (
+            id          INTEGER PRIMARY KEY,
+            contact_id  INTEGER NOT NULL REFERENCES outbound_contacts (id) ON DELETE CASCADE,
+            campaign    TEXT    NOT NULL,
+            number      TEXT    NOT NULL,
+            agent       TEXT    NOT NULL DEFAULT '',
+            call_ref    TEXT    NOT NULL DEFAULT '',    -- the call record's call_ref
+            started_at  REAL    NOT NULL,
+            ended_at    REAL,                           -- NULL: in progress (or the switch died during it)
+            result      TEXT    NOT NULL DEFAULT ''
+        );
+        CREATE INDEX outbound_attempts_contact ON outbound_attempts (contact_id, started_at);
+        CREATE INDEX outbound_attempts_open ON outbound_attempts (id) WHERE ended_at IS NULL;
+
+        CREATE TABLE outbound_dnc (
+            number      TEXT    PRIMARY KEY,            -- normalised
+            added_at    REAL    NOT NULL
+        ) WITHOUT ROWID;
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

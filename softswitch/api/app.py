@@ -29,6 +29,7 @@ from store.crm import CallCentre, Customer, ScreenPop
 from store.keyfile import derive
 from store.validation import NotFoundError, TransitionError, ValidationError
 
+from ..browserphone.service import BrowserPhones
 from ..control import Control
 from . import spec as spec_mod
 from .floor import FloorApi
@@ -40,7 +41,8 @@ log = logging.getLogger("softswitch.api")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
-                "wallboard.html": "text/html", "wallboard.js": "text/javascript", "wallboard.css": "text/css"}
+                "wallboard.html": "text/html", "wallboard.js": "text/javascript", "wallboard.css": "text/css",
+                "phone.js": "text/javascript"}
 COOKIE = "session"
 LOGIN_FAILURES = 10          # failed logins per user within LOGIN_WINDOW before 429
 LOGIN_WINDOW = 60.0
@@ -148,6 +150,7 @@ class ApiServer(FloorApi):
         self.port = 0
         self.ops = Ops(server)   # /metrics, /health, /ready (softswitch.api.ops)
         self._floor_init()       # the wallboard, lists, reload (softswitch.api.floor)
+        self.phones = BrowserPhones(server, self.control)   # the desk's browser phones (WebRTC)
 
     # --------------------------------------------------------------------------- lifecycle
     def _build_app(self) -> web.Application:
@@ -213,6 +216,7 @@ class ApiServer(FloorApi):
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self._floor_stop()
+        await self.phones.close_all()
         for socks in list(self.sockets.values()):
             for ws in list(socks):
                 await ws.close()
@@ -672,7 +676,8 @@ class ApiServer(FloorApi):
     # ------------------------------------------------------------------------ WebSocket
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         session = self.session_of(request)
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        # (16 KiB: a browser phone's WebRTC offer, with its ICE candidates, is 3-8 KB; everything else is small)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16384)
         await ws.prepare(request)
         socks = self.sockets.setdefault(session.user, set())
         socks.add(ws)
@@ -683,13 +688,30 @@ class ApiServer(FloorApi):
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
                     await ws.send_str('{"type":"pong"}')
+                elif msg.type == WSMsgType.TEXT and msg.data.startswith("{"):
+                    await self._phone_message(session.user, ws, msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
             socks.discard(ws)
             if not socks:
                 self.sockets.pop(session.user, None)
+            await self.phones.closed(ws)
         return ws
+
+    async def _phone_message(self, user: str, ws: web.WebSocketResponse, text: str) -> None:
+        """The desk's browser phone (softswitch.browserphone, docs/browser-phone.md): its signalling."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or not str(message.get("type", "")).startswith("phone."):
+            return
+
+        def send(m: dict) -> None:
+            if not ws.closed:
+                self.spawn(ws.send_str(_dumps(m)), f"browser phone message to {user}")
+        await self.phones.handle(user, ws, message, send)
 
     def _send(self, users: set[str], message: dict) -> None:
         text = _dumps(message)

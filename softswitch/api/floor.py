@@ -171,7 +171,11 @@ class FloorApi:
         entry_id = await self.centre.add_to_list(ctx.path["list"], b["pattern"], reason=b.get("reason", ""),
                                                  added_by=ctx.user, expires_at=b.get("expires_at"))
         await self.server.refresh_lists()   # in force for the next call, not in a minute
-        entry = next((e for e in await self.centre.list_entries(ctx.path["list"]) if e.id == entry_id), None)
+        entry: Any = next((e for e in await self.centre.list_entries(ctx.path["list"], at=0.0) if e.id == entry_id),
+                          None)
+        if entry is None:   # already expired (an expiry in the past): not listed, but stored as asked
+            entry = {"id": entry_id, "list": ctx.path["list"], "pattern": b["pattern"], "reason": b.get("reason", ""),
+                     "added_by": ctx.user, "added_at": time.time(), "expires_at": b.get("expires_at")}
         return reply(entry, 201)
 
     async def op_remove_list_entry(self, ctx: "Ctx") -> web.Response:

@@ -21,8 +21,11 @@ class Host(Protocol):
     ivr: Any                        # apps.ivr.IvrApp
     extension: Any                  # apps.extension.ExtensionApp
     monitor: Any                    # apps.monitor.MonitorApp
+    external: Any                   # apps.external.ExternalApp: calls to external numbers
+    dialer: Any                     # trunks.dialer.Dialer: external numbers through dial rules and trunks
 
     def wall(self, t: float) -> float: ...
+    def route(self, number: str) -> "Application": ...
     def hand_over(self, call: "Call", app: "Application", number: str, now: float) -> None: ...
 
 

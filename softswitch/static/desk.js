@@ -6,6 +6,8 @@
   let me = null;          // {user, role}
   let call = null;        // {id, number, customer, state}
   let ws = null, wsRetry = 0, onHold = false, recording = false;
+  // the browser phone (phone.js): its signalling rides on this page's WebSocket
+  const phone = window.DeskPhone ? window.DeskPhone.create((m) => { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); }) : null;
 
   async function api(method, path, body) {
     const opts = { method, headers: {}, credentials: "same-origin" };
@@ -62,9 +64,16 @@
     try { showState(await api("POST", "/api/agents/" + encodeURIComponent(me.user) + "/state", Object.assign({ action }, extra || {}))); }
     catch (e) { text("agent-error", e.message); }
   }
-  $("btn-login").addEventListener("click", () => {
-    const ext = $("agent-ext").value.trim();
+  $("btn-login").addEventListener("click", async () => {
+    let ext = $("agent-ext").value.trim();
+    if (phone && $("browser-phone").checked) {  // the agent's extension rings this page
+      try { ext = await phone.start(); $("agent-ext").value = ext; }
+      catch (e) { text("agent-error", "browser phone: " + e.message); return; }
+    }
     agentAction("login", ext ? { extension: ext } : {});
+  });
+  $("browser-phone").addEventListener("change", () => {
+    if (phone && !$("browser-phone").checked) phone.stop();
   });
   $("btn-ready").addEventListener("click", () => agentAction("ready"));
   $("btn-notready").addEventListener("click", () => agentAction("not_ready", { reason: $("notready-reason").value }));
@@ -75,7 +84,7 @@
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(proto + "//" + location.host + "/api/ws");
-    ws.onopen = () => { wsRetry = 0; text("conn", "online"); };
+    ws.onopen = () => { text("conn", "online"); if (phone && wsRetry) phone.reconnected(); wsRetry = 0; };
     ws.onclose = () => {
       text("conn", "offline");
       wsRetry = Math.min(wsRetry + 1, 10);
@@ -90,6 +99,7 @@
 
   function handle(msg) {
     if (msg.type === "hello") { showState(msg.agent); return; }
+    if (phone && typeof msg.type === "string" && msg.type.startsWith("phone.")) { phone.handle(msg); return; }
     if (msg.type === "agent_state" && msg.agent === me.user) { showState({ state: msg.state, reason: msg.reason }); return; }
     if (msg.type === "offer" && msg.agent === me.user) { showPop(msg); return; }
     if (msg.type === "connected" && msg.agent === me.user && call && call.id === msg.call) { setStatus("talking"); return; }
@@ -99,7 +109,7 @@
   function setStatus(s) {
     if (call) call.state = s;
     const el = $("call-status");
-    el.textContent = s === "ringing" ? "ringing — answer on your phone" : s === "talking" ? "talking" : s === "ended" ? "ended" : s;
+    el.textContent = s === "ringing" ? (phone && $("browser-phone").checked ? "ringing — answer in the browser phone" : "ringing — answer on your phone") : s === "talking" ? "talking" : s === "ended" ? "ended" : s;
     el.className = "status " + s;
   }
 

@@ -1,0 +1,204 @@
+"""The ``[outbound]`` section of config.toml: click-to-dial presentation, callbacks and campaigns.
+
+```toml
+[outbound]
+caller_id = "4008001234"                 # the hotline number customers see
+timezone = "Asia/Shanghai"               # contacts without one of their own
+calling_hours = ["mon-fri 09:00-20:00", "sat 10:00-16:00"]
+max_attempts = 6
+
+[outbound.retry.busy]                    # per result code; the default is every 4 h, <= 3 a day
+interval = 14400
+per_day = 3
+
+[outbound.callbacks]
+offer_after = 60                         # seconds in a queue before "press 1 to be called back"
+
+[[outbound.campaigns]]
+name = "followup"
+mode = "progressive"                     # preview | progressive | predictive | notification
+queue = "service"
+```
+
+Validated with ``base.schema`` like every section, so a typo is refused at start with its dotted key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from base.checks import between, nonempty, one_of, printable
+from base.schema import BOOLEAN, FLOAT, INTEGER, STRING, Array, Invalid, Key, Scalar, Table, Tables, quote
+
+from .rules import DEFAULT_RULES, CallingHours, Result, RetryRule, parse_hours, parse_window, zone
+
+__all__ = ["CALLBACKS", "Campaign", "CallbackSettings", "MODES", "OUTBOUND", "OutboundConfig"]
+
+MODES = ("preview", "progressive", "predictive", "notification")
+CALLBACKS = "callbacks"   # the built-in campaign that holds callback tasks
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    mode: str = "progressive"
+    queue: str = ""                       # its agents (preview/progressive/predictive; "press 1" of notifications)
+    flow: str = ""                        # IVR flow played on answer (notification)
+    caller_id: str = ""                   # "" = [outbound] caller_id
+    timezone: str = ""                    # "" = [outbound] timezone
+    calling_hours: list[str] = field(default_factory=list)   # [] = [outbound] calling_hours
+    max_attempts: int = 0                 # 0 = [outbound] max_attempts
+    retry: dict[str, RetryRule] = field(default_factory=dict)   # overrides per result code
+    max_channels: int = 10                # notification/predictive: calls in progress at most
+    priority: int = 0                     # of two campaigns on one queue, the higher is served first
+    start: bool = True                    # running when the switch starts
+    max_ratio: float = 2.5                # predictive: customers dialled per free agent at most
+    abandon_target: float = 0.03          # predictive: abandoned / answered over the last 100 answers
+    source: str = ""                      # generated from the store: "closed_work_orders" | "work_order_due"
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    offer_after: int = 0                  # seconds waiting before "press 1 to be called back" (0: never)
+    queues: list[str] = field(default_factory=list)   # queues offering it ([] = all)
+    retry: dict[str, RetryRule] = field(default_factory=dict)
+    max_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    caller_id: str = ""
+    timezone: str = "UTC"
+    calling_hours: list[str] = field(default_factory=lambda: ["daily 09:00-20:00"])
+    max_attempts: int = 6
+    retry: dict[str, RetryRule] = field(default_factory=dict)
+    dnc: list[str] = field(default_factory=list)          # numbers never dialled (besides the store's list)
+    tick: float = 1.0                     # seconds between pacing passes
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
+    campaigns: list[Campaign] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ resolved settings
+    def campaign(self, name: str) -> Campaign | None:
+        return next((c for c in self.campaigns if c.name == name), None)
+
+    def rules(self, campaign: Campaign | None) -> dict[Result, RetryRule]:
+        rules = dict(DEFAULT_RULES)
+        for source in (self.retry, (campaign.retry if campaign is not None else self.callbacks.retry)):
+            rules.update({Result(k): v for k, v in source.items()})
+        return rules
+
+    def hours(self, campaign: Campaign | None) -> CallingHours:
+        return parse_hours((campaign.calling_hours if campaign is not None else []) or self.calling_hours)
+
+    def zone_name(self, campaign: Campaign | None) -> str:
+        return (campaign.timezone if campaign is not None else "") or self.timezone
+
+    def attempts_limit(self, campaign: Campaign | None) -> int:
+        own = campaign.max_attempts if campaign is not None else self.callbacks.max_attempts
+        return own or self.max_attempts
+
+
+# ================================================================================= schema
+
+def _zone(v: str) -> str:
+    zone(v)
+    return v
+
+
+def _window(v: str) -> str:
+    parse_window(v)
+    return v
+
+
+def _name(v: str) -> str:
+    if not v or not all(c.isalnum() or c in "-_" for c in v):
+        raise Invalid(f"letters, digits, - and _ only, got {quote(v)}")
+    if v == CALLBACKS:
+        raise Invalid(f"{quote(CALLBACKS)} is the built-in campaign of callback tasks")
+    return v
+
+
+_RESULTS = [r.value for r in Result if r not in (Result.DNC, Result.EXHAUSTED)]
+_RULE_KEYS = {"retry": bool, "interval": int, "per_day": int}
+
+
+def _rules(raw: dict[str, Any]) -> dict[str, RetryRule]:
+    """``{busy = {interval = 14400, per_day = 3}, wrong_number = {retry = false}}``: per result code."""
+    out: dict[str, RetryRule] = {}
+    for code, rule in raw.items():
+        if code not in _RESULTS:
+            raise Invalid(f"unknown result code (result codes: {', '.join(_RESULTS)})", at=f".{code}")
+        if not isinstance(rule, dict):
+            raise Invalid("expected a table {retry, interval, per_day}", at=f".{code}")
+        for k, v in rule.items():
+            kind = _RULE_KEYS.get(k)
+            if kind is None:
+                raise Invalid(f"unknown key (keys: {', '.join(_RULE_KEYS)})", at=f".{code}.{k}")
+            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+                raise Invalid(f"expected {kind.__name__}", at=f".{code}.{k}")
+        r = RetryRule(**rule)
+        if not 1 <= r.interval <= 30 * 86400:
+            raise Invalid(f"must be between 1 and {30 * 86400} seconds, got {r.interval}", at=f".{code}.interval")
+        if not 1 <= r.per_day <= 100:
+            raise Invalid(f"must be between 1 and 100, got {r.per_day}", at=f".{code}.per_day")
+        out[code] = r
+    return out
+
+
+RULES = Scalar("table", (dict,))
+HOURS = Array(STRING, each=(_window,))
+
+
+def _campaign_post(v: dict[str, Any]) -> None:
+    if v["mode"] in ("preview", "progressive", "predictive") and not v["queue"]:
+        raise Invalid(f'required: the queue whose agents take the calls of a {v["mode"]} campaign', at="queue")
+    if v["mode"] == "notification" and not v["flow"]:
+        raise Invalid("required: the IVR flow played when a notification is answered", at="flow")
+
+
+CAMPAIGN = Table(Campaign, {
+    "name": Key(STRING, checks=(_name,)),
+    "mode": Key(STRING, "progressive", (one_of(*MODES, fold=str.lower),)),
+    "queue": Key(STRING, ""),
+    "flow": Key(STRING, ""),
+    "caller_id": Key(STRING, "", (printable,)),
+    "timezone": Key(STRING, "", (lambda v: _zone(v) if v else v,)),
+    "calling_hours": Key(HOURS, []),
+    "max_attempts": Key(INTEGER, 0, (between(0, 100),)),
+    "retry": Key(RULES, {}, (_rules,)),
+    "max_channels": Key(INTEGER, 10, (between(1, 10000),)),
+    "priority": Key(INTEGER, 0, (between(0, 100),)),
+    "start": Key(BOOLEAN, True),
+    "max_ratio": Key(FLOAT, 2.5, (between(1.0, 10.0),)),
+    "abandon_target": Key(FLOAT, 0.03, (between(0.0, 0.5),)),
+    "source": Key(STRING, "", (one_of("", "closed_work_orders", "work_order_due"),)),
+}, post=_campaign_post)
+
+
+def _unique_names(cs: list[Campaign]) -> list[Campaign]:
+    seen: set[str] = set()
+    for i, c in enumerate(cs):
+        if c.name in seen:
+            raise Invalid(f"duplicate campaign name {quote(c.name)}", at=f"[{i}].name")
+        seen.add(c.name)
+    return cs
+
+
+CALLBACK_SETTINGS = Table(CallbackSettings, {
+    "offer_after": Key(INTEGER, 0, (between(0, 3600),)),
+    "queues": Key(Array(STRING, each=(nonempty,)), []),
+    "retry": Key(RULES, {}, (_rules,)),
+    "max_attempts": Key(INTEGER, 0, (between(0, 100),)),
+})
+
+OUTBOUND = Table(OutboundConfig, {
+    "caller_id": Key(STRING, "", (printable,)),
+    "timezone": Key(STRING, "UTC", (_zone,)),
+    "calling_hours": Key(HOURS, ["daily 09:00-20:00"]),
+    "max_attempts": Key(INTEGER, 6, (between(1, 100),)),
+    "retry": Key(RULES, {}, (_rules,)),
+    "dnc": Key(Array(STRING, each=(nonempty,)), []),
+    "tick": Key(FLOAT, 1.0, (between(0.05, 60.0),)),
+    "callbacks": Key(CALLBACK_SETTINGS, {}),
+    "campaigns": Key(Tables(CAMPAIGN), [], (_unique_names,)),
+})

@@ -1,0 +1,173 @@
+"""The browser phones of the desk's WebSocket sessions: start, route page messages, bind and unbind.
+
+A browser phone belongs to one authenticated WebSocket of one agent and rings that agent's own
+extension (``[[acd.agents]] extension``): a page cannot register anybody else's. It is bound in the
+registrar while the WebSocket lives (not persisted: it dies with the session or the process), so the
+ACD, direct calls to the extension and the agent's own dialling all reach the page. One phone per
+agent: a second page that starts one replaces the first (the agent moved to another window).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from ..sip.transaction import Peer
+from .ua import PhoneError
+
+log = logging.getLogger("softswitch.browserphone")
+# aiortc and aioice log every SDP (with its ICE password) and every STUN check at DEBUG: not in our log
+for _name in ("aiortc", "aioice"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.INFO)
+
+BINDING_LIFETIME = 3600.0     # refreshed while the session lives; gone at once when it ends
+REFRESH_EVERY = 600.0
+MAX_SDP = 16_000
+
+
+class PhoneRefused(Exception):
+    """The page may not have a browser phone (no agent, no extension, no aiortc): told to the page."""
+
+
+def aiortc_available() -> bool:
+    try:
+        import aiortc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class BrowserPhones:
+    def __init__(self, server: Any, control: Any):
+        self.server = server
+        self.control = control
+        self.phones: dict[str, Any] = {}           # agent id -> BrowserPhone
+        self.owner: dict[int, str] = {}            # id(WebSocket) -> agent id whose phone it started
+        self._refresh: Any = None
+
+    # ------------------------------------------------------------------------------ messages
+    async def handle(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
+        """One ``phone.*`` message of ``user``'s WebSocket ``ws``."""
+        t = msg.get("type")
+        try:
+            if t == "phone.start":
+                await self._start(user, ws, msg, send)
+                return
+            if t == "phone.stop":
+                await self.closed(ws)
+                send({"type": "phone.stopped"})
+                return
+            phone = self.phones.get(user)
+            if phone is None or self.owner.get(id(ws)) != user:
+                raise PhoneError("start the browser phone first")
+            await phone.command(msg)
+        except (PhoneError, PhoneRefused) as e:
+            send({"type": "phone.error", "call": msg.get("call"), "error": str(e)})
+
+    async def _start(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
+        from .phone import BrowserPhone
+
+        sdp = msg.get("sdp")
+        if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > MAX_SDP:
+            raise PhoneError("phone.start needs the page's WebRTC offer (sdp)")
+        if not aiortc_available():
+            raise PhoneRefused("the browser phone needs aiortc on the server (bin/setup installs the [webrtc] extra)")
+        ext = self._extension_of(user)
+        config = self.server.config
+        extension = config.extension(ext)
+        if extension is None or not extension.enabled:
+            raise PhoneRefused(f"extension {ext} is not configured")
+        switch = self._switch_peer()
+        old = self.phones.pop(user, None)
+        if old is not None:
+            await self._unbind(old)
+            await old.close()
+        phone = BrowserPhone(user, ext, extension.password, config.sip.domain, switch, send, self.server.now,
+                             on_quality=self._quality)
+        try:
+            answer = await phone.start(sdp)
+        except Exception as e:
+            await phone.close()
+            log.warning("browser phone for agent %s could not start: %s", user, e)
+            raise PhoneError(f"WebRTC negotiation failed: {e}") from e
+        self.phones[user] = phone
+        self.owner[id(ws)] = user
+        self._bind(phone)
+        log.info("browser phone of agent %s started: extension %s rings the page", user, ext)
+        send({"type": "phone.ready", "sdp": answer, "extension": ext})
+
+    async def closed(self, ws: Any) -> None:
+        """The WebSocket closed (page gone, signed out): its phone hangs up and unregisters."""
+        user = self.owner.pop(id(ws), None)
+        if user is None:
+            return
+        phone = self.phones.pop(user, None)
+        if phone is not None:
+            await self._unbind(phone)
+            await phone.close()
+            log.info("browser phone of agent %s stopped", user)
+
+    async def close_all(self) -> None:
+        for user in list(self.phones):
+            phone = self.phones.pop(user)
+            await self._unbind(phone)
+            await phone.close()
+        self.owner.clear()
+
+    # ---------------------------------------------------------------------------- the switch
+    def _extension_of(self, user: str) -> str:
+        acd = getattr(self.server.config, "acd", None)
+        for a in (acd.agents if acd is not None else ()):
+            if a.id == user and a.extension:
+                return str(a.extension)
+        raise PhoneRefused("a browser phone needs an agent with an extension ([[acd.agents]] extension)")
+
+    def _switch_peer(self) -> Peer:
+        """Where the UA sends SIP: the switch's UDP listener, reached over loopback when it listens on all."""
+        core = self.server.core
+        for la in self.server.config.sip.listen:
+            if la.transport == "udp":
+                host = la.host
+                if host in ("0.0.0.0", ""):
+                    host = "127.0.0.1"
+                elif host == "::":
+                    host = "::1"
+                port = core.local.get("udp", (host, la.port))[1]
+                return Peer("udp", host, port)
+        raise PhoneRefused("the browser phone needs a UDP SIP listener ([sip] listen)")
+
+    def _bind(self, phone: Any) -> None:
+        core = self.server.core
+
+        def bind(now: float) -> None:
+            core.registrar.bind_local(phone.extension, phone.contact_uri, now, BINDING_LIFETIME,
+                                      f"browser phone of agent {phone.user}")
+            core.router.queue.registration(phone.extension, True, now)
+        self.control._run(bind)
+        loop = __import__("asyncio").get_running_loop()
+        if self._refresh is None:
+            self._refresh = loop.call_later(REFRESH_EVERY, self._refresh_all)
+
+    def _refresh_all(self) -> None:
+        self._refresh = None
+        for phone in list(self.phones.values()):
+            self._bind(phone)
+
+    async def _unbind(self, phone: Any) -> None:
+        core = self.server.core
+        if phone.ua is None:
+            return
+
+        def unbind(now: float) -> None:
+            core.registrar.unbind_local(phone.extension, phone.contact_uri)
+            core.router.queue.registration(phone.extension, bool(core.registrar.lookup(phone.extension, now)), now)
+        self.control._run(unbind)
+
+    def _quality(self, call: Any, figures: dict) -> None:
+        """WebRTC figures of a browser leg into the switch call it is in (``CallEnded.quality["browser"]``)."""
+        d = call.dialog
+        if d is None or d.remote_tag is None:
+            return
+        leg = self.server.core.b2bua.leg_by_dialog(d.call_id, d.remote_tag)
+        if leg is not None and leg.call.live:
+            leg.call.quality["browser"] = figures

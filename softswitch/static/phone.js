@@ -1,0 +1,175 @@
+// The desk's browser phone (docs/browser-phone.md): a WebRTC connection to the switch, signalled over the
+// desk's WebSocket ("phone.*" messages), made once when the agent starts it; calls ring, are answered, held,
+// transferred and conferenced with the buttons of #phone-panel. The switch does the SIP; this page is the
+// headset. Used by desk.js: DeskPhone.create(send) -> {start(), stop(), handle(msg), reconnected()}.
+"use strict";
+window.DeskPhone = (function () {
+  const $ = (id) => document.getElementById(id);
+  function text(id, v) { $(id).textContent = v == null ? "" : String(v); }
+
+  function create(send) {
+    let pc = null, stream = null, wanted = false, ready = null, muted = false;
+    const calls = new Map();          // id -> {id, number, state}
+    let current = null, consultFrom = null;
+
+    function status(s) { text("phone-status", s); $("phone-status").className = "status " + s.split(" ")[0]; }
+    function error(e) { text("phone-error", e || ""); }
+
+    function iceDone(conn, ms) {
+      if (conn.iceGatheringState === "complete") return Promise.resolve();
+      return new Promise((resolve) => {
+        const t = setTimeout(resolve, ms);
+        conn.addEventListener("icegatheringstatechange", () => {
+          if (conn.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
+        });
+      });
+    }
+
+    async function start() {
+      wanted = true;
+      $("phone-panel").hidden = false;
+      error("");
+      status("starting");
+      if (!stream) stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+      if (pc) pc.close();
+      pc = new RTCPeerConnection();
+      for (const t of stream.getAudioTracks()) { t.enabled = !muted; pc.addTrack(t, stream); }
+      pc.ontrack = (e) => { $("phone-audio").srcObject = (e.streams && e.streams[0]) || new MediaStream([e.track]); };
+      pc.onconnectionstatechange = () => {
+        if (pc.connectionState === "connected") status("ready" + (ready ? " (" + ready + ")" : ""));
+        else if (pc.connectionState === "failed") status("failed");
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceDone(pc, 3000);
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+        send({ type: "phone.start", sdp: pc.localDescription.sdp });
+      });
+    }
+    let pending = null;
+
+    function stop() {
+      wanted = false;
+      send({ type: "phone.stop" });
+      if (pc) pc.close();
+      pc = null; calls.clear(); current = null; render();
+      status("off");
+    }
+
+    async function handle(msg) {
+      switch (msg.type) {
+        case "phone.ready":
+          ready = msg.extension;
+          await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+          status("connecting (" + ready + ")");
+          if (pending) { pending.resolve(msg.extension); pending = null; }
+          break;
+        case "phone.incoming":
+          calls.set(msg.call, { id: msg.call, number: msg.from || "anonymous", state: "ringing" });
+          break;
+        case "phone.dialing":
+          calls.set(msg.call, { id: msg.call, number: msg.number, state: "dialing" });
+          current = msg.call;
+          break;
+        case "phone.progress":
+          if (calls.has(msg.call)) calls.get(msg.call).state = "ringing out";
+          break;
+        case "phone.state":
+          if (calls.has(msg.call)) {
+            calls.get(msg.call).state = msg.state;
+            if (msg.state === "talking") current = msg.call;
+          }
+          break;
+        case "phone.ended":
+          calls.delete(msg.call);
+          if (consultFrom === msg.call) consultFrom = null;
+          if (current === msg.call) current = [...calls.values()].find((c) => c.state !== "ringing")?.id || null;
+          break;
+        case "phone.transferred":
+          error("");
+          break;
+        case "phone.muted":
+          break;
+        case "phone.error":
+          error(msg.error);
+          if (pending) { pending.reject(new Error(msg.error)); pending = null; status("off"); }
+          break;
+      }
+      render();
+    }
+
+    function reconnected() { if (wanted) start().catch((e) => error(e.message)); }
+
+    function ringing() { return [...calls.values()].find((c) => c.state === "ringing"); }
+    function cur() { return current && calls.get(current); }
+
+    function render() {
+      const ul = $("phone-calls");
+      ul.replaceChildren();
+      for (const c of calls.values()) {
+        const li = document.createElement("li");
+        li.dataset.call = c.id;
+        li.dataset.state = c.state;
+        li.textContent = c.number + " — " + c.state + (c.id === current ? " (current)" : "");
+        ul.appendChild(li);
+      }
+      const r = ringing(), c = cur();
+      const connected = c && (c.state === "talking" || c.state === "held");
+      $("ph-answer").disabled = !r;
+      $("ph-decline").disabled = !r;
+      $("ph-hangup").disabled = !c && !r;
+      $("ph-hold").disabled = !connected;
+      $("ph-hold").textContent = c && c.state === "held" ? "Resume" : "Hold";
+      $("ph-mute").disabled = !connected;
+      $("ph-mute").textContent = muted ? "Unmute" : "Mute";
+      $("ph-dtmf").disabled = !connected;
+      $("ph-xfer").disabled = !connected;
+      $("ph-consult").disabled = !connected;
+      const other = consultFrom && calls.get(consultFrom);
+      $("ph-complete").disabled = !(other && connected && current !== consultFrom);
+      $("ph-conference").disabled = !(other && connected && current !== consultFrom);
+    }
+
+    function number() {
+      const n = $("ph-number").value.trim();
+      if (!/^\+?[0-9*#]{1,32}$/.test(n)) { error("enter an extension, queue or number"); return null; }
+      return n;
+    }
+
+    $("ph-answer").addEventListener("click", () => { const r = ringing(); if (r) send({ type: "phone.answer", call: r.id }); });
+    $("ph-decline").addEventListener("click", () => { const r = ringing(); if (r) send({ type: "phone.decline", call: r.id }); });
+    $("ph-hangup").addEventListener("click", () => {
+      const c = cur() || ringing();
+      if (c) send({ type: "phone.hangup", call: c.id });
+    });
+    $("ph-hold").addEventListener("click", () => { const c = cur(); if (c) send({ type: "phone.hold", call: c.id, on: c.state !== "held" }); });
+    $("ph-mute").addEventListener("click", () => {
+      muted = !muted;
+      if (stream) for (const t of stream.getAudioTracks()) t.enabled = !muted;
+      send({ type: "phone.mute", on: muted });
+      render();
+    });
+    $("ph-dial").addEventListener("click", () => { const n = number(); if (n) { error(""); send({ type: "phone.dial", number: n }); } });
+    $("ph-xfer").addEventListener("click", () => {
+      const c = cur(), n = number();
+      if (c && n) send({ type: "phone.transfer", call: c.id, target: n });
+    });
+    $("ph-consult").addEventListener("click", () => {
+      const c = cur(), n = number();
+      if (c && n) { consultFrom = c.id; send({ type: "phone.dial", number: n }); }
+    });
+    $("ph-complete").addEventListener("click", () => {
+      if (consultFrom && current) send({ type: "phone.attended", call: consultFrom, other: current });
+    });
+    $("ph-conference").addEventListener("click", () => {
+      if (consultFrom && current) send({ type: "phone.conference", call: consultFrom, other: current });
+    });
+    $("ph-dtmf").addEventListener("click", () => {
+      const c = cur(), d = $("ph-digits").value.trim();
+      if (c && d) { send({ type: "phone.dtmf", call: c.id, digits: d }); $("ph-digits").value = ""; }
+    });
+
+    return { start, stop, handle, reconnected, calls };
+  }
+  return { create };
+})();

@@ -1,0 +1,169 @@
+"""Outbound calls through the dial rules and trunks, with failover, for any application.
+
+``Dialer.dial(call, number, now, caller_id=...)`` resolves ``number`` through the dial rules, checks
+the permission class, and rings the first available trunk of the rule (``legs.Dial``: the carrier's
+401/407 is answered with the trunk's credentials by the B2BUA). When that leg fails with a 5xx, a
+408 or no response at all within the trunk's ``progress_timeout`` (a trunk down), the router hands
+the ``LegFailed`` here first (``on_leg_failed``) and the next trunk is tried; the owning application
+sees only the final outcome: ``LegRinging``/``LegAnswered`` of the leg that got through, or the
+``LegFailed`` of the last trunk tried. Busy (486), not found (404), declined (603) and the like are the
+callee's answer, not the trunk's failure: they are not retried elsewhere.
+
+Trunks are tried in the rule's order; a trunk whose keep-alive says it is down, or that has no free
+channel, is skipped (a down trunk is still tried last: a keep-alive may be wrong, a call should not be).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import legs as L
+from ..sip.transaction import Peer
+from .config import Trunk
+from .dialrules import Route
+from .numbers import ANONYMOUS, allowed
+from .table import TrunkTable
+
+if TYPE_CHECKING:
+    from ..call import Call, Leg
+
+log = logging.getLogger("softswitch.trunks")
+
+FAILOVER_STATUSES = frozenset({408, 500, 502, 503, 504, 580})
+
+
+class DialResult(str, Enum):
+    RINGING = "ringing"              # a trunk leg was sent
+    NO_ROUTE = "no_route"            # no dial rule for the number
+    FORBIDDEN = "forbidden"          # the permission class does not allow it (or a trunk-to-trunk hairpin)
+    NO_TRUNK = "no_trunk"            # every trunk of the rule is full, disabled or failed to start
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(eq=False)
+class Attempt:
+    call: "Call"
+    route: Route
+    caller_id: str
+    remaining: list[str]
+    leg: "Leg | None" = None
+    tried: list[str] = field(default_factory=list)
+
+
+class Dialer:
+    def __init__(self, b2bua: Any, table: TrunkTable, ring_timeout: float,
+                 is_up: Callable[[str], bool] = lambda name: True):
+        self.b2bua = b2bua
+        self.table = table
+        self.ring_timeout = ring_timeout
+        self.is_up = is_up                          # the keep-alive's verdict (runtime)
+        self.attempts: dict[str, Attempt] = {}      # call id -> its outbound attempt
+
+    def serves(self, number: str) -> bool:
+        return self.table.dialplan.rule_for(number) is not None
+
+    # ------------------------------------------------------------------------------ dialling
+    def dial(self, call: "Call", number: str, now: float, *, caller_id: str = "", permission: str | None = None,
+             from_trunk: bool = False) -> DialResult:
+        """Ring ``number`` (an external number) for ``call`` through the dial rules. ``permission``: the
+        class of whoever asks (an extension's ``permission``), None for the switch itself (callbacks,
+        campaigns: the caller of this method decided). ``from_trunk``: the call came in from a trunk
+        (a hairpin needs a rule with ``from_trunks``)."""
+        route = self.table.dialplan.resolve(number)
+        if route is None:
+            return DialResult.NO_ROUTE
+        if from_trunk and not route.rule.from_trunks and route.needs != "emergency":
+            log.warning("call %s: trunk-to-trunk call to %s refused (no dial rule with from_trunks)", call.id, number)
+            return DialResult.FORBIDDEN
+        if permission is not None and not allowed(permission, route.needs):
+            log.warning("call %s: %s may not dial %s (%s number, permission %s)", call.id, call.caller_number,
+                        number, route.needs, permission)
+            return DialResult.FORBIDDEN
+        call.notes.update(direction="outbound", external=route.external)
+        at = Attempt(call, route, caller_id, self._order(route.rule.trunks))
+        self.attempts[call.id] = at
+        return DialResult.RINGING if self._next(at, now) else DialResult.NO_TRUNK
+
+    def _order(self, names: list[str]) -> list[str]:
+        trunks = [n for n in names if n in self.table.trunks and self.table.trunks[n].enabled]
+        return [n for n in trunks if self.is_up(n)] + [n for n in trunks if not self.is_up(n)]
+
+    def _next(self, at: Attempt, now: float) -> bool:
+        """Send the call to the next trunk that takes it; False when none is left."""
+        while at.remaining:
+            name = at.remaining.pop(0)
+            trunk = self.table.trunks[name]
+            if trunk.max_channels and channels_in_use(self.b2bua, name) >= trunk.max_channels:
+                log.info("call %s: trunk %s full (%d channels)", at.call.id, name, trunk.max_channels)
+                continue
+            leg = self.b2bua.do(self._command(at, trunk), now)
+            if leg is None:
+                continue
+            at.leg = leg
+            at.tried.append(name)
+            at.call.notes["trunk"] = name
+            log.info("call %s: %s -> %s out via trunk %s as %s", at.call.id, at.call.caller_number,
+                     at.route.external, name, at.route.send)
+            return True
+        return False
+
+    def _command(self, at: Attempt, trunk: Trunk) -> L.Dial:
+        route = at.route
+        cid = at.caller_id or route.rule.caller_id or trunk.caller_id or at.call.caller_number or ANONYMOUS
+        headers: list[tuple[str, str]] = []
+        if cid == ANONYMOUS:
+            headers.append(("Privacy", "id"))
+        else:
+            headers.append(("P-Asserted-Identity", f"<sip:{cid}@{trunk.domain}>"))
+        transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
+        host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+        uri = f"sip:{route.send}@{host}:{trunk.port}{transport}"
+        creds = (trunk.auth_user, trunk.password, trunk.realm) if trunk.password else None
+        return L.Dial(at.call, uri, Peer(trunk.transport, trunk.host, trunk.port), cid, trunk.domain,
+                      display="" if cid == ANONYMOUS else cid, headers=tuple(headers), credentials=creds,
+                      progress_timeout=float(trunk.progress_timeout), limit=self.ring_timeout,
+                      codecs=tuple(trunk.codecs), trunk=trunk.name)
+
+    # ------------------------------------------------------------------------------- events
+    def on_leg_failed(self, ev: L.LegFailed, now: float) -> bool:
+        """Failover: True when the failure was absorbed (a late failure of a trunk we left behind, or
+        the next trunk is ringing); False lets the owning application see it."""
+        at = self.attempts.get(ev.call.id)
+        if at is None or not ev.leg.trunk:
+            return False
+        if ev.leg is not at.leg:
+            return True  # a trunk given up earlier answers late: not news
+        if ev.withdrawn or ev.status not in FAILOVER_STATUSES or not ev.call.live:
+            return False
+        if ev.status == 408 and ev.leg.got_provisional:
+            return False  # it rang and nobody answered: the callee's doing, not the trunk's
+        log.warning("call %s: trunk %s failed (%d %s)%s", ev.call.id, ev.leg.trunk, ev.status, ev.reason,
+                    ": trying the next" if at.remaining else "")
+        if self._next(at, now):
+            return True
+        return False
+
+    def gone(self, call: "Call") -> None:
+        self.attempts.pop(call.id, None)
+
+    def leg_of(self, call: "Call") -> "Leg | None":
+        at = self.attempts.get(call.id)
+        return at.leg if at is not None else None
+
+
+def channels_in_use(b2bua: Any, trunk: str) -> int:
+    """Calls holding a channel of ``trunk``: inbound calls from it, outbound legs to it not yet ended."""
+    n = 0
+    for call in b2bua.calls.values():
+        if not call.live:
+            continue
+        if call.caller.trunk == trunk:
+            n += 1
+            continue
+        if any(leg.trunk == trunk and leg.state.value != "terminated" for leg in call.callees):
+            n += 1
+    return n

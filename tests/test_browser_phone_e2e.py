@@ -1,0 +1,162 @@
+"""The desk's browser phone end to end: headless Chromium (Debian's, driven by Playwright) with a fake
+microphone playing a WAV, the switch's aiortc side, and pjsua2 phones.
+
+The agent logs in on the page with "Browser phone"; a pjsua2 caller dials the queue; the call rings in the
+page and the agent answers there. Audio both ways is checked by correlation: the caller records what it
+hears and finds the page's WAV in it; the page captures the remote track with WebAudio and sends the
+samples back, in which the caller's melody is found. Then the agent transfers the caller from the page to
+a SIP extension (blind, REFER), and the call record carries the browser leg's WebRTC figures."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pjsua2")
+pytest.importorskip("aiortc")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from tests import audio  # noqa: E402
+from tests.phones import Phones  # noqa: E402
+
+from .conftest import DOMAIN  # noqa: E402
+from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required"]
+
+# WebAudio capture of what the page plays (the remote track of the browser phone), for the test to read back
+CAPTURE_JS = """async () => {
+  const el = document.getElementById('phone-audio');
+  const ctx = new AudioContext({sampleRate: 8000});
+  const src = ctx.createMediaStreamSource(el.srcObject);
+  const node = ctx.createScriptProcessor(2048, 1, 1);
+  window.__heard = [];
+  node.onaudioprocess = (e) => { window.__heard.push(Array.from(e.inputBuffer.getChannelData(0))); };
+  src.connect(node); node.connect(ctx.destination);
+  await ctx.resume();
+  window.__capture = ctx;
+  return ctx.sampleRate;
+}"""
+
+
+@pytest.fixture
+def phones(tmp_path):
+    pool = Phones(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def mic_wav(tmp_path) -> Path:
+    """What the agent says into the browser: a melody, looped by Chromium's fake microphone."""
+    return audio.write_wav(tmp_path / "agent_says.wav", audio.melody(6.0, rate=48000, seed=171), rate=48000)
+
+
+@pytest.fixture
+def browser_page(tmp_path, mic_wav):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed (bin/setup --test installs Debian's chromium)")
+    with sync_api.sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=ARGS + [f"--use-file-for-fake-audio-capture={mic_wav}"])
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            ctx.close()
+
+
+def heard_in(recorded: np.ndarray, looped: np.ndarray) -> float:
+    """How well 3 s of ``recorded`` (from its second second on) match the looped signal ``looped``: the
+    pieces are found in it wherever the loop stood when the recording began."""
+    piece = recorded[audio.RATE: 4 * audio.RATE]
+    return audio.windowed_correlation(piece, np.concatenate([looped, looped, looped]))
+
+
+def register(sw, phones, name: str, number: str):
+    p = phones(name)
+    reg = p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")
+    assert reg["code"] == 200, reg
+    return p
+
+
+def login_with_browser_phone(page, sw) -> None:
+    page.goto(f"http://127.0.0.1:{sw.api_port}/desk")
+    page.fill("#login-user", "2001")
+    page.fill("#login-password", PASSWORDS["2001"])
+    page.click("#login-button")
+    page.wait_for_selector("#conn:has-text('online')")
+    page.check("#browser-phone")
+    page.click("#btn-login")
+    page.wait_for_selector("#phone-status:has-text('ready (1002)')", timeout=20_000)
+    page.wait_for_selector("#state:has-text('ready')")
+    sw.wait_log(r"browser phone of agent 2001 started: extension 1002 rings the page")
+
+
+def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
+        switch_factory, phones, browser_page, mic_wav, tmp_path):
+    page = browser_page
+    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
+                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+    boss = anon.login("boss")
+    login_with_browser_phone(page, sw)
+    agents = {a["id"]: a for a in boss.get("/api/agents")[1]}
+    assert agents["2001"]["registered"] and agents["2001"]["extension"] == "1002", agents["2001"]
+
+    carol = register(sw, phones, "carol", "1004")
+    carol.auto_answer(code=200, delay_ms=300)
+    caller = register(sw, phones, "caller", "1001")
+    call = caller.call(f"sip:500@{DOMAIN}")
+    caller.wait_call_state(call, "CONFIRMED", timeout=10)          # the queue answers (music)
+
+    # it rings in the page, with the screen pop; the agent answers there
+    page.wait_for_selector("#phone-calls li[data-state='ringing']", timeout=15_000)
+    page.wait_for_selector("#call-status:has-text('ringing')")
+    page.click("#ph-answer")
+    page.wait_for_selector("#phone-calls li[data-state='talking']")
+    sw.wait_log(r"connected to agent 2001|answered by 1002", timeout=10)
+
+    # audio both ways
+    caller_says = audio.write_wav(tmp_path / "caller_says.wav", audio.melody(3.0, seed=172))
+    caller.record(call, tmp_path / "caller_heard.wav")
+    assert page.evaluate(CAPTURE_JS) == 8000
+    time.sleep(0.5)  # pacing: the announcement to the caller is over and both recorders run
+    caller.play(call, caller_says, loop=True)
+    time.sleep(5.0)  # pacing: 5 s of audio each way, in real time
+    caller.stop_record(call)
+    heard = np.concatenate([np.asarray(x, dtype=np.float32) for x in page.evaluate("window.__heard")])
+    caller.stop_play(call)
+    audio.write_wav(tmp_path / "page_heard.wav", heard)
+    by_page = heard_in(heard, audio.read_mono(caller_says))
+    by_caller = heard_in(audio.read_mono(tmp_path / "caller_heard.wav"), audio.read_mono(mic_wav))
+    assert by_page > 0.6, f"the page did not hear the caller (correlation {by_page:.2f})"
+    assert by_caller > 0.6, f"the caller did not hear the page's microphone (correlation {by_caller:.2f})"
+
+    # blind transfer from the page to extension 1004 (a SIP phone)
+    page.fill("#ph-number", "1004")
+    page.click("#ph-xfer")
+    carol_in = carol.wait_event("incoming", timeout=10)
+    carol.wait_call_state(carol_in["call"], "CONFIRMED", timeout=10)
+    page.wait_for_selector("#phone-calls li", state="detached", timeout=10_000)   # the page's call ended
+    assert page.text_content("#phone-error") == ""
+    caller.hangup(call)
+    carol.wait_call_state(carol_in["call"], "DISCONNECTED", timeout=10)
+
+    rows = wait_for(lambda: db_rows(sw, "SELECT agent, disposition, agent_jitter_ms, agent_loss_pct FROM call_records "
+                                        "WHERE caller = '1001' AND agent = '2001'"), timeout=15)
+    agent, disposition, jitter, loss = rows[0]
+    assert disposition in ("answered", "transferred"), rows
+    assert jitter is not None and 0 <= jitter < 100 and loss is not None, rows   # the WebRTC leg's figures
