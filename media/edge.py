@@ -9,14 +9,22 @@ The engine does no I/O: ``allocate`` only reserves a port and ``release`` only f
 binds the reserved ports and closes the released ones (``engine.take_port_changes``); it runs at the
 start of every tick and after the tick's events went to call control, and the switch's edge calls it
 right after executing call control's actions, so a port named in an SDP answer is bound within the
-same loop iteration. A port that cannot be bound goes back to the engine (``engine.port_failed``): it is
-quarantined and a ``PortFailed`` event tells call control to hang that leg up.
+same loop iteration.
+
+Ports are bound ahead of need: ``sync_ports`` keeps ``spare_ports`` pairs bound (``engine.spare_to_bind``),
+and ``allocate`` hands those out first, so the port an SDP names is one known to be open. A port that will
+not bind because another program holds it (EADDRINUSE) or it is forbidden (EACCES) is quarantined for a
+while and another one is tried; when the process has no file descriptors left (EMFILE/ENFILE, ENOBUFS,
+ENOMEM) no port is blamed: the engine refuses new legs (503) until sockets open again, and media works as
+soon as descriptors are free. Only a leg that found no spare can still fail (``engine.port_failed``: a
+``PortFailed`` event tells call control to hang that leg up).
 
 File work (recordings) runs on a ``media.jobs.ThreadRunner`` the edge gives the engine, never on the loop.
 """
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import select
 import socket
@@ -28,6 +36,10 @@ from .jobs import JobRunner, ThreadRunner
 
 log = logging.getLogger("softswitch.media")
 TICK = 0.020
+# Bind errors that say something about the port (another program holds it, or it is forbidden): that port is
+# retired for a while. Any other error (EMFILE/ENFILE: too many open files, ENOBUFS, ENOMEM) is the process's
+# state, not the port's, and retires nothing.
+PORT_ERRORS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL})
 
 
 class MediaEdge:
@@ -45,6 +57,8 @@ class MediaEdge:
         self._task: asyncio.Task[None] | None = None
         self.received = self.sent = self.send_drops = self.send_errors = 0
         self.ports_failed = 0
+        self.socket_errors = 0                # binds that failed for want of descriptors (nothing retired)
+        engine.spares_wanted = max(0, engine.config.spare_ports)
         self._own_jobs: ThreadRunner | None = None
         if jobs is not None:
             engine.use_jobs(jobs)
@@ -65,7 +79,8 @@ class MediaEdge:
 
         Cheap when nothing changed. Call it right after call control ran (the switch's edge, after
         executing actions); ``step`` calls it at the start of every tick and after delivering events."""
-        to_open, to_close = self.engine.take_port_changes()
+        engine = self.engine
+        to_open, to_close = engine.take_port_changes()
         for port in to_close:
             self._close(port)
         failed = 0
@@ -75,12 +90,27 @@ class MediaEdge:
             err = self._open(port)
             if err is not None:
                 failed += 1
-                self.engine.port_failed(port, err)
+                retire = err.errno in PORT_ERRORS
+                if not retire:
+                    self.socket_errors += 1
+                engine.port_failed(port, f"{type(err).__name__}: {err}", retire=retire)
         self.ports_failed += failed
+        for _ in range(4 * max(1, engine.spares_wanted)):    # top the spares up (bounded: a range full of held ports)
+            spare = engine.spare_to_bind()
+            if spare is None:
+                break
+            err = self._open(spare)
+            if err is None:
+                engine.spare_bound(spare)
+            else:
+                retire = err.errno in PORT_ERRORS
+                if not retire:
+                    self.socket_errors += 1
+                engine.spare_failed(spare, f"{type(err).__name__}: {err}", retire)
         return failed
 
-    def _open(self, port: int) -> str | None:
-        """Bind the RTP port and the RTCP port above it; the reason on failure (nothing left open)."""
+    def _open(self, port: int) -> OSError | None:
+        """Bind the RTP port and the RTCP port above it; the error on failure (nothing left open)."""
         opened = []
         try:
             for p in (port, port + 1):
@@ -90,10 +120,14 @@ class MediaEdge:
                 s.bind((self.bind_address, p))
                 s.setblocking(False)
         except OSError as e:
-            log.warning("media port %d unusable: %s", port, e)
+            if e.errno in PORT_ERRORS:
+                log.warning("media port %d unusable: %s (tried again later; another port is used)", port, e)
+            else:
+                log.warning("media port %d not opened: %s (no port retired; calls get 503 until sockets open)",
+                            port, e)
             for s in opened:
                 s.close()
-            return f"{type(e).__name__}: {e}"
+            return e
         for p, s in zip((port, port + 1), opened):
             self.socks[p] = s
             self._fd[s.fileno()] = (s, p)
@@ -188,7 +222,10 @@ class MediaEdge:
         if self._task is not None:
             await self._task
         self.engine.close(wait=False)             # recordings stopped; their files close in the runner
+        self.engine.spares_wanted = 0
         self.sync_ports()
+        for port in self.engine.ports.drop_spares():
+            self._close(port)
         for port in [p for p in list(self.socks) if p % 2 == 0]:
             self._close(port)
         if self._poll is not None:

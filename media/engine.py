@@ -56,8 +56,9 @@ from .g711 import CODEC_BY_NAME, CODEC_NAMES, SILENCE_BYTE, ULAW, decode_rows, e
 from .mixer import Bridge, Member, Plan, Route, compile_plan, empty_plan
 from .jobs import JobRunner
 from .playback import Players, Sound, SoundBank
-from .ports import PortAllocator
+from .ports import PortAllocator, PortsExhausted
 from .recording import Recorder, Recording
+from .srtp import SrtpContext
 from .jitter import JitterTable, JitterView
 from .reception import ReceptionTable, ReceptionView
 from .rtp import FRAME, LOST, PLAY
@@ -66,6 +67,7 @@ _log = logging.getLogger("softswitch.media")
 _HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
 _CONCEAL_STEP = np.float32(0.6)   # each concealed frame repeats the previous one, 4.4 dB quieter
 _CONCEAL_MAX = 3                  # then silence
+LEARN_RUN = 3                     # in-sequence packets of one SSRC from one address that teach a NAT'ed source
 
 
 # ----------------------------------------------------------------------------------------- config
@@ -90,6 +92,10 @@ class MediaConfig:
     recordings_dir: str | os.PathLike[str] = "var/recordings"
     recording_fsync: bool = False         # fsync each 1 s flush too (power-loss safe, costs disk syncs)
     record: str = "extensions"            # which calls call control records: "all" | "none" | "extensions"
+    spare_ports: int = 8                  # RTP port pairs the edge keeps bound ahead of need (media.ports)
+    port_retry: float = 60.0              # s before a port another program held (EADDRINUSE) is tried again
+    reserve_ports: int | None = None      # pairs kept for queue and hotline calls; None: a tenth of the range
+    srtp_suites: Sequence[str] = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -133,8 +139,8 @@ class SourceLatched:
 
 @dataclass(frozen=True)
 class PortFailed:
-    """The edge could not open (bind) this leg's reserved RTP/RTCP ports: the port is quarantined and the
-    leg carries no media; call control should hang the leg up (``release`` it)."""
+    """The edge could not open (bind) this leg's reserved RTP/RTCP ports (only when no bound spare was left
+    for it: ``media.ports``): the leg carries no media; call control should hang the leg up (``release`` it)."""
     endpoint: "Endpoint"
     port: int
     reason: str = ""
@@ -184,6 +190,7 @@ class LegStats:
     remote_loss_percent: float | None     # what the phone reports about our stream (RTCP)
     remote_jitter_ms: float | None
     rtt_ms: float | None
+    srtp: str | None = None               # the SRTP suite, None: plain RTP
 
 
 @dataclass
@@ -231,7 +238,10 @@ class Endpoint:
         self.local = local
         self.params: sdp_mod.StreamParams | None = None
         self.remote: tuple[str, int] | None = None       # where RTP goes (SDP address, then the latched source)
-        self.latched = False
+        self.latched = False                             # media accepted from ``remote`` only, for good
+        self.source_ip: str | None = None                # the IP the leg's signalling comes from (allocate)
+        self.learning: tuple[tuple[str, int], int, int, int] | None = None   # (addr, ssrc, seq, run) of a candidate
+        self.srtp: SrtpContext | None = None             # SRTP agreed in the SDP (media.srtp), else plain RTP
         self.rtcp_remote: tuple[str, int] | None = None
         self.rx = ReceptionView(engine.rxt, row)          # RFC 3550 statistics of what the phone sends
         self.jb = jb
@@ -248,7 +258,7 @@ class Endpoint:
         self.holding = False                             # this party's phone put the call on hold
         self.last_rx = now
         self.rx_packets = 0
-        self.rx_foreign = 0                              # packets from an address we did not latch
+        self.rx_foreign = 0                              # packets from an address we did not accept
         self.out_buf = bytearray()                       # audio waiting for a ptime other than 20 ms
         self.out_ts = 0
         self.timeout_reported = False
@@ -331,7 +341,12 @@ class MediaEngine:
                  recorder: Recorder | None = None, now: Callable[[], float] = time.monotonic,
                  jobs: JobRunner | None = None):
         self.config = config or MediaConfig()
-        self.ports = PortAllocator(self.config.rtp_ports)
+        self.ports = PortAllocator(self.config.rtp_ports, retry_after=self.config.port_retry)
+        cfg_reserve = self.config.reserve_ports
+        self.ports.reserve = max(0, min(self.ports.capacity - 1, self.ports.capacity // 10 if cfg_reserve is None
+                                        else cfg_reserve))
+        self.spares_wanted = 0                 # set by the edge: spare pairs to keep bound (config.spare_ports)
+        self.sockets_blocked_until = 0.0       # the edge could not open sockets (no descriptors) until then
         self.bank = bank or SoundBank()
         self._recorder = recorder
         self._jobs = jobs                      # file jobs of a recorder made here (None: run at once)
@@ -374,6 +389,8 @@ class MediaEngine:
         self._dtmf_open: set[Endpoint] = set()
         self._listening: dict[Endpoint, list[np.ndarray]] = {}  # legs whose audio goes out as AudioChunk
         self.dropped_packets = 0
+        self._n_srtp = 0                           # legs with SRTP (the ingest and the tick look only then)
+        self._srtp_port = np.zeros(1 << 16, bool)  # RTP and RTCP ports of SRTP legs
 
     # ------------------------------------------------------------------------------ row arrays
     def _grow(self, cap: int) -> None:
@@ -446,34 +463,82 @@ class MediaEngine:
         ch, self._port_changes = self._port_changes, {}
         return PortChanges([p for p, o in ch.items() if o], [p for p, o in ch.items() if not o])
 
-    def port_failed(self, port: int, reason: str = "") -> None:
-        """The edge could not bind ``port`` (or ``port + 1``): never hand it out again, and tell call control
-        with a ``PortFailed`` event in the next tick's events (the leg keeps its endpoint until released)."""
-        self.ports.quarantine(port)
+    def port_failed(self, port: int, reason: str = "", retire: bool = True) -> None:
+        """The edge could not bind a leg's ``port`` (or ``port + 1``; a port no spare covered): the leg gets a
+        ``PortFailed`` event in the next tick's events (it keeps its endpoint until released). ``retire``
+        (address in use, permission): the port is quarantined for ``port_retry`` seconds; otherwise (no file
+        descriptors) the port is fine and goes straight back to the pool."""
+        if retire:
+            self.ports.quarantine(port, self._clock())
+        else:
+            self.ports.unbindable(port)
+            self.sockets_blocked_until = self._clock() + 1.0
         self._port_changes.pop(port, None)
         ep = self._by_port.get(port)
         if ep is not None and not ep.port_failed:
             ep.port_failed = True
             self._events.append(PortFailed(ep, port, reason))
 
-    # ------------------------------------------------------------------------------ endpoints
-    def allocate(self, call_id: str = "", label: str = "") -> Endpoint:
-        """A new endpoint with an RTP port reserved from the pool (raises ports.PortsExhausted: answer 503).
+    def take_events(self) -> list[MediaEvent]:
+        """The events waiting for the next tick, now (the edge delivers a ``PortFailed`` at once)."""
+        events, self._events = self._events, []
+        return events
 
-        Nothing is bound here: the port is recorded for the edge (``take_port_changes``), which opens it
-        before the next tick; if it cannot, a ``PortFailed`` event names this endpoint.
+    # ------------------------------------------------------------------------------ spares (for the edge)
+    def spare_to_bind(self) -> int | None:
+        """A port the edge should bind now as a spare (then ``spare_bound`` or ``spare_failed``), or None when
+        there are enough (``spares_wanted``), none is free, or sockets cannot be opened at the moment."""
+        ports = self.ports
+        if ports.spares + len(ports._pending) >= self.spares_wanted:
+            return None
+        now = self._clock()
+        if now < self.sockets_blocked_until:
+            return None
+        return ports.reserve_spare(now)
+
+    def spare_bound(self, port: int) -> None:
+        self.ports.spare_bound(port)
+
+    def spare_failed(self, port: int, reason: str, retire: bool, block_for: float = 1.0) -> None:
+        """A spare would not bind: ``retire`` quarantines the port (another program holds it); otherwise
+        the process has no descriptors left: no socket is tried for ``block_for`` seconds, and calls that
+        find no bound spare meanwhile get PortsExhausted (503) instead of a port that cannot open."""
+        now = self._clock()
+        self.ports.spare_failed(port, retire, now)
+        if not retire:
+            self.sockets_blocked_until = now + block_for
+
+    # ------------------------------------------------------------------------------ endpoints
+    def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
+                 use_reserve: bool = True, srtp: str = "off") -> Endpoint:
+        """A new endpoint with an RTP port from the pool (raises ports.PortsExhausted: answer 503).
+
+        ``source``: the IP address the leg's signalling comes from (the INVITE's source, or where the
+        callee's phone registered from): media is accepted only from the SDP's address or, learned once,
+        from this IP (``datagram_received``). ``use_reserve=False``: refused when only the pairs kept for
+        queue and hotline calls are left (``MediaConfig.reserve_ports``). ``srtp``: the phone's SRTP policy,
+        "off" | "optional" | "required" (``media.srtp``; offers and answers follow it).
+
+        Nothing is bound here: a spare the edge bound already is handed out first; otherwise the port is
+        recorded for the edge (``take_port_changes``), which opens it before the next tick; if it cannot, a
+        ``PortFailed`` event names this endpoint. With no spare left while the edge cannot open sockets (no
+        file descriptors), PortsExhausted at once.
         """
-        port = self.ports.allocate()
-        self._port_changes[port] = True
+        now = self._clock()
+        if now < self.sockets_blocked_until and not self.ports.spares:
+            raise PortsExhausted("no RTP socket can be opened now (too many open files)")
+        port, bound = self.ports.allocate(now, use_reserve)
+        if not bound:
+            self._port_changes[port] = True
         if not self._free_rows:
             self._grow(self._cap * 2)
         row = self._free_rows.pop()
-        now = self._clock()
         local = sdp_mod.LocalSdp(self.config.address, port, self.codecs, self.config.telephone_event_pt,
-                                 self.config.ptime)
+                                 self.config.ptime, srtp=srtp, suites=tuple(self.config.srtp_suites))
         self.jitter.init_row(row, max(1, self.config.jitter_min_ms // 20), max(2, self.config.jitter_max_ms // 20))
         self.rxt.reset(row)
         ep = Endpoint(self._next_id, call_id, label, port, row, local, JitterView(self.jitter, row), now, self)
+        ep.source_ip = source
         self._next_id += 1
         self.endpoints[ep.id] = ep
         self._by_port[port] = ep
@@ -502,7 +567,12 @@ class MediaEngine:
             self._recorder.drop_rows({ep.row})
         dest = ep.rtcp_remote or (ep.remote and (ep.remote[0], ep.remote[1] + 1))
         if dest and ep.params is not None:
-            self._pending.append(Datagram(ep.port + 1, rtcp_mod.build_bye(int(self.ssrc[ep.row])), dest))
+            bye = rtcp_mod.build_bye(int(self.ssrc[ep.row]))
+            self._pending.append(Datagram(ep.port + 1, ep.srtp.protect_rtcp(bye) if ep.srtp else bye, dest))
+        if ep.srtp is not None:
+            ep.srtp = None
+            self._n_srtp -= 1
+            self._srtp_port[ep.port:ep.port + 2] = False
         self._dtmf_open.discard(ep)
         self._listening.pop(ep, None)
         del self.endpoints[ep.id]
@@ -545,8 +615,13 @@ class MediaEngine:
         if old is None or (old.remote_addr, old.remote_port) != (p.remote_addr, p.remote_port):
             addr = p.remote_addr
             ep.remote = (addr, p.remote_port) if addr and addr != "0.0.0.0" and p.remote_port > 0 else None
-            ep.latched = False
+            ep.latched = False                              # a new SDP address: settled afresh (_admit)
+            ep.learning = None
             ep.rtcp_remote = None
+        if p.keys != (old.keys if old is not None else None):
+            ep.srtp = SrtpContext(p.keys) if p.keys is not None else None
+            self._n_srtp += (ep.srtp is not None) - (old is not None and old.keys is not None)
+            self._srtp_port[ep.port:ep.port + 2] = ep.srtp is not None
         r = ep.row
         if old is None or old.codec != p.codec:
             self.codec[r] = p.codec
@@ -719,18 +794,40 @@ class MediaEngine:
         return LegStats(ep.codec, ep.remote, ep.rx.received, max(0, ep.rx.lost), ep.rx.jitter / 8.0,
                         int(self.jitter.late[r]), int(self.concealed[r]), self.jitter.depth(r) * 20,
                         int(self.tx_packets[r]), int(self.tx_octets[r]), rb.loss_percent if rb else None,
-                        rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None)
+                        rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None,
+                        ep.srtp.keys.suite if ep.srtp is not None else None)
 
     # ------------------------------------------------------------------------------ packets in
     def datagram_received(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
+        """One packet from the edge (RTP on the even port, RTCP on the odd one)."""
+        if self._n_srtp:
+            plain = self._decrypt(port, data)
+            if plain is None:
+                return
+            data = plain
+        self._take(port, data, addr, now)
+
+    def _decrypt(self, port: int, data: bytes) -> bytes | None:
+        """An SRTP leg's packet made plain (None: not authentic, dropped); other legs' packets as they are."""
+        ep = self._by_port.get(port & ~1)
+        if ep is None or ep.srtp is None:
+            return data
+        plain = ep.srtp.unprotect_rtcp(data) if port & 1 else ep.srtp.unprotect(data)
+        if plain is None:
+            self.dropped_packets += 1
+        return plain
+
+    def _take(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
         ep = self._by_port.get(port & ~1)
         if ep is None or ep.params is None:
             self.dropped_packets += 1
             return
-        if port & 1:                                           # RTCP
-            if ep.rtcp_remote is None or ep.rtcp_remote == addr or not ep.latched:
+        if port & 1:                                           # RTCP: from the phone's media IP only
+            if addr == ep.rtcp_remote or (ep.rtcp_remote is None and self._justified_ip(ep, addr[0])):
                 ep.rtcp_remote = addr
                 ep.rtcp.on_packet(data, now, int(self.ssrc[ep.row]))
+            else:
+                ep.rx_foreign += 1
             return
         if len(data) < 12:
             self.dropped_packets += 1
@@ -748,15 +845,9 @@ class MediaEngine:
                 self.dropped_packets += 1
                 return
             seq, ts, ssrc, payload, marker, pt = p.seq, p.ts, p.ssrc, p.payload, p.marker, p.pt
-        if addr != ep.remote or not ep.latched:               # symmetric RTP: latch to the source
-            if ep.latched and now - ep.last_rx < 1.0:
-                ep.rx_foreign += 1                             # someone else while the phone is talking
+        if addr != ep.remote or not ep.latched:
+            if not self._admit(ep, addr, ssrc, seq):
                 return
-            if addr != ep.remote:
-                self._events.append(SourceLatched(ep, addr))
-            ep.remote = addr
-            ep.latched = True
-            self._lists_dirty = True
         r = ep.row
         self._m_last_rx[r] = now
         self._m_timeout_reported[r] = False
@@ -780,6 +871,46 @@ class MediaEngine:
             for d in digits:
                 self._events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
 
+    @staticmethod
+    def _justified_ip(ep: Endpoint, ip: str) -> bool:
+        """Whether signalling or SDP names this IP for the leg (once latched: the latched address's IP)."""
+        if ep.latched:
+            return ep.remote is not None and ip == ep.remote[0]
+        return ip == ep.source_ip or (ep.remote is not None and ip == ep.remote[0])
+
+    def _admit(self, ep: Endpoint, addr: tuple[str, int], ssrc: int, seq: int) -> bool:
+        """Whether an RTP packet from ``addr`` (not the latched source) may be taken; latches the source.
+
+        The attack this stops (docs/security.md, "Media"): a stranger who sends to a leg's port before the
+        phone does, or while it is silent, used to be latched: it heard the other party and spoke for the
+        phone. Now the address is settled once per SDP: the SDP's own address and port are taken at the
+        first packet; a NAT'ed phone's real source (another port, or the public IP its signalling comes
+        from) is learned from ``LEARN_RUN`` in-sequence packets of one SSRC from the IP of its signalling
+        or SDP, and never re-learned (a quiet phone does not lose its stream). Only a new SDP address
+        (re-INVITE) opens learning again. Everything else is counted in ``rx_foreign`` and dropped.
+        """
+        if ep.latched:
+            ep.rx_foreign += 1
+            return False
+        if addr != ep.remote:
+            if not self._justified_ip(ep, addr[0]):
+                ep.rx_foreign += 1
+                return False
+            cand = ep.learning
+            if cand is not None and cand[0] == addr and cand[1] == ssrc and (cand[2] + 1) & 0xFFFF == seq:
+                run = cand[3] + 1
+            else:
+                run = 1
+            if run < LEARN_RUN:
+                ep.learning = (addr, ssrc, seq, run)
+                return False
+            self._events.append(SourceLatched(ep, addr))
+        ep.learning = None
+        ep.remote = addr
+        ep.latched = True
+        self._lists_dirty = True
+        return True
+
     def datagrams_received(self, batch: list[tuple[int, bytes, tuple[str, int], float]]) -> None:
         """Every packet drained in one tick, as ``(port, data, addr, arrival)``: ``datagram_received`` for each,
         in order, with the same results, but the common packets are taken in with numpy.
@@ -788,9 +919,23 @@ class MediaEngine:
         type from the latched address and known SSRC, the next in sequence, on the jitter buffer's grid, no
         marker, and the only packet of its leg in the batch. The rest go through ``datagram_received``.
         """
+        if self._n_srtp:                              # SRTP packets made plain first (then the common path)
+            secure = np.flatnonzero(self._srtp_port[np.fromiter((p[0] for p in batch), np.int64, len(batch))])
+            if len(secure):
+                batch = list(batch)
+                bad = []
+                for i in secure.tolist():
+                    port, data, addr, t = batch[i]
+                    plain = self._decrypt(port, data)
+                    if plain is None:
+                        bad.append(i)
+                    else:
+                        batch[i] = (port, plain, addr, t)
+                for i in reversed(bad):
+                    del batch[i]
         n = len(batch)
         if n < _BATCH_MIN:
-            recv = self.datagram_received
+            recv = self._take
             for p in batch:
                 recv(*p)
             return
@@ -847,7 +992,7 @@ class MediaEngine:
             return
         slow = np.ones(n, bool)
         slow[fast_i] = False
-        recv = self.datagram_received
+        recv = self._take
         for i in np.flatnonzero(slow).tolist():
             recv(*batch[i])
 
@@ -980,7 +1125,14 @@ class MediaEngine:
                 else:
                     ports, addrs = self._tx_port_arr[fast].tolist(), self._tx_addr_arr[fast].tolist()
                 # one C-level pass: split the buffer into packets, zip with ports and addresses, make Datagrams
+                base = len(out)
                 out += map(tuple.__new__, repeat(Datagram, k), zip(ports, _splitter(k).unpack(buf), addrs))
+                if self._n_srtp:                                # SRTP legs: one libsrtp call per packet
+                    fast_eps = tx_eps if k == len(trows) else [tx_eps[j] for j in np.flatnonzero(fast).tolist()]
+                    for at, sep in enumerate(fast_eps, base):
+                        if sep.srtp is not None:
+                            dg = out[at]
+                            out[at] = Datagram(dg.port, sep.srtp.protect(dg.data), dg.addr)
                 self.seq[fr] += 1
                 self.marker[fr] = False
                 self.tx_packets[fr] += 1
@@ -1034,8 +1186,8 @@ class MediaEngine:
             if pk is not None:
                 assert ep.params.te_pt is not None                  # send_dtmf sends events only then
                 for payload, marker, ts in pk:
-                    out.append(Datagram(ep.port, rtp_mod.build(ep.params.te_pt, int(self.seq[r]), ts,
-                                                               int(self.ssrc[r]), payload, marker), ep.remote))
+                    data = rtp_mod.build(ep.params.te_pt, int(self.seq[r]), ts, int(self.ssrc[r]), payload, marker)
+                    out.append(Datagram(ep.port, ep.srtp.protect(data) if ep.srtp else data, ep.remote))
                     self.seq[r] += 1
                     self.tx_packets[r] += 1
                     self.tx_octets[r] += len(payload)
@@ -1048,8 +1200,9 @@ class MediaEngine:
             ep.out_ts = int(self.ts[r])
         ep.out_buf += codes.tobytes()
         while len(ep.out_buf) >= size:
-            out.append(Datagram(ep.port, rtp_mod.build(int(self.pt[r]), int(self.seq[r]), ep.out_ts, int(self.ssrc[r]),
-                                                       bytes(ep.out_buf[:size]), bool(self.marker[r])), ep.remote))
+            data = rtp_mod.build(int(self.pt[r]), int(self.seq[r]), ep.out_ts, int(self.ssrc[r]),
+                                 bytes(ep.out_buf[:size]), bool(self.marker[r]))
+            out.append(Datagram(ep.port, ep.srtp.protect(data) if ep.srtp else data, ep.remote))
             del ep.out_buf[:size]
             ep.out_ts += size
             self.seq[r] += 1
@@ -1072,7 +1225,7 @@ class MediaEngine:
                                          octets=int(self.tx_octets[r]), remote_ssrc=ep.rx_ssrc, stats=ep.rx,
                                          lsr=ep.rtcp.last_sr_mid, lsr_arrival=_to_wall(ep.rtcp.last_sr_arrival, now))
             dest = ep.rtcp_remote or (ep.remote[0], ep.remote[1] + 1)
-            out.append(Datagram(ep.port + 1, data, dest))
+            out.append(Datagram(ep.port + 1, ep.srtp.protect_rtcp(data) if ep.srtp else data, dest))
             ep.rtcp.reports_sent += 1
             ep.rtcp.next_report = now + self.config.rtcp_interval * random.uniform(0.5, 1.5)
 

@@ -100,6 +100,21 @@ class B2BUA:
                 leg.extension == number and leg.state is not TERMINATED and not leg.withdrawn for leg in c.callees)
         return sum(1 for c in self.calls.values() if c.live and involved(c))
 
+    def srtp_policy(self, leg: Leg) -> str:
+        """The SRTP policy of the extension whose phone is on ``leg`` (``[[extensions]] srtp``); "off" for
+        legs to anything else (trunks)."""
+        call = leg.call
+        number = leg.extension or (call.caller_number if leg.role == "caller" and not leg.outgoing else None)
+        ext = self.core.config.extension(number) if number else None
+        return getattr(ext, "srtp", "off") if ext is not None else "off"
+
+    def media_reserve_ok(self, call: Call) -> bool:
+        """May this call use the RTP ports kept for queue and hotline calls? Calls the switch answers itself
+        (IVR, queues) and calls from outside (a trunk: the caller is no extension) may; an extension's
+        calls to other phones may not, so one extension cannot take every port (docs/security.md)."""
+        return (call.served_locally or call.state is CallState.QUEUED
+                or self.core.config.extension(call.caller_number) is None)
+
     def next_deadline(self) -> float | None:
         ds = [d for d in (self._linger.next_deadline(), self._ring_limits.next_deadline(),
                           self._progress_limits.next_deadline()) if d is not None]
@@ -121,11 +136,14 @@ class B2BUA:
 
     # ------------------------------------------------------------------------------- media
     def _attach(self, leg: Leg, label: str) -> bool:
-        """Give ``leg`` a media endpoint; False when the port range is exhausted."""
+        """Give ``leg`` a media endpoint; False when the port range is exhausted. Media is taken only from the
+        leg's signalling IP or SDP address (``MediaEngine.allocate``); calls between extensions leave the
+        last ``[media] reserve_ports`` pairs to queue and hotline calls (``media_reserve_ok``)."""
         try:
-            leg.media = self.media.allocate(leg.call.id, label)  # type: ignore[union-attr]
-        except PortsExhausted:
-            log.warning("call %s: no free RTP port for %s", leg.call.id, label)
+            leg.media = self.media.allocate(leg.call.id, label, source=leg.peer.host,  # type: ignore[union-attr]
+                                            use_reserve=self.media_reserve_ok(leg.call), srtp=self.srtp_policy(leg))
+        except PortsExhausted as e:
+            log.warning("call %s: no RTP port for %s: %s", leg.call.id, label, e)
             return False
         self._by_endpoint[leg.media.id] = leg
         return True
@@ -256,6 +274,7 @@ class B2BUA:
             log.warning("call from %s to %s refused: needs [media] enabled", call.caller_number, call.callee_number)
             self._reject(L.Reject(call, 480, "Needs Anchored Media"), now)
             return False
+        call.served_locally = True
         if not self._prepare_caller(call, now):
             return False
         if a.invite.body:
@@ -900,8 +919,12 @@ class B2BUA:
             self._hangup(L.Hangup(call, f"RTP timeout ({leg.role})"), now)
 
     def _media_port_failed(self, leg: Leg, ev: Any, now: float) -> None:
-        log.error("call %s: RTP port of the %s leg could not be opened: hanging up", leg.call.id, leg.role)
-        self._hangup(L.Hangup(leg.call, "RTP port failed"), now)
+        call = leg.call
+        log.error("call %s: RTP port of the %s leg could not be opened (%s): hanging up", call.id, leg.role, ev.reason)
+        if call.caller.state is not CONFIRMED and call.caller.tx is not None and not call.caller.outgoing:
+            self._reject(L.Reject(call, 503, "Out of Media Ports", (("Retry-After", "5"),)), now)
+        else:
+            self._hangup(L.Hangup(call, "RTP port failed"), now)
 
     # ------------------------------------------------------------------------- timers/end
     def on_ack_timeout(self, tx: ServerTransaction, now: float) -> None:
@@ -953,9 +976,10 @@ class B2BUA:
             if party is not None and party.media is not None and self.media is not None:
                 st = self.media.leg_stats(party.media)
                 call.quality[party.role] = asdict(st)
-                log.info("call %s: %s media %s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, party.role, st.codec, st.rx_packets, st.rx_lost,
-                         st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms, st.tx_packets)
+                log.info("call %s: %s media %s%s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
+                         "buffer %d ms, tx %d", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
+                         st.rx_packets, st.rx_lost, st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms,
+                         st.tx_packets)
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)

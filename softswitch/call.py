@@ -86,6 +86,7 @@ class Call:
     variables: dict = field(default_factory=dict)  # digits and choices collected (IVR), for the screen pop
     context: dict = field(default_factory=dict)    # notes that travel with the call to the next agent
     notes: dict = field(default_factory=dict)      # what applications note for the call record (queue, agent...)
+    served_locally: bool = False    # the switch answers it (IVR, queue): may use the reserved RTP ports
 
     def set_state(self, new: CallState) -> None:
         self.state = move(self.state, new, CALL_TRANSITIONS, f"call {self.id}")

@@ -29,7 +29,8 @@ from media.jobs import ThreadRunner
 from .config import Config, ListenAddress, config_warnings
 from .core import PersistBindings, SwitchCore
 from .events import (
-    AgentStateChanged, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog,
+    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
+    WriteQueueLog,
 )
 from .metrics import SwitchMetrics
 from .records import Records, centre_for
@@ -148,6 +149,7 @@ class Server:
         self._queue_log: TextIO | None = None  # open queue_log file (used in the file thread only)
         self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
+        self.outbound: Any = None  # softswitch.outbound.DiallerService (campaigns, callbacks)
         self.centre: CallCentre | None = None  # the call-centre store (records, the API)
         self.records: Records | None = None
         self.speech: SpeechWorker | None = None  # when speech menus are configured
@@ -163,6 +165,10 @@ class Server:
         self.on_reload: set = set()  # callables taking the new Config after a reload (the API's users...)
         from .sdnotify import Notifier
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
+        # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
+        from .overload import Admission, for_switch
+        self.overload: Admission | None = (for_switch(config, self.core.registrar, self.now)
+                                           if config.overload.enabled else None)
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -216,6 +222,10 @@ class Server:
         for la in self.config.sip.listen:
             await self._listen(la)
         self._restore_agents(logins)  # once the ports are ours (a second instance must not touch them)
+        from .outbound import DiallerService
+
+        self.outbound = DiallerService(self)  # campaigns and callbacks: after the agents are back
+        await self.outbound.start()
         if self.core.media is not None:
             from media.edge import MediaEdge
 
@@ -316,7 +326,15 @@ class Server:
         loop = self.loop
         assert loop is not None
         max_msg = self.config.sip.max_message_size
-        if la.transport == "udp":
+        if la.transport == "udp" and self.overload is not None:
+            from .overload.udp import UdpIntake  # batch reads, admission control (softswitch.overload)
+
+            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True), self._send)
+            port = intake.open(la.host, la.port, _enlarge_receive_buffer)
+            proto = _Udp(self)
+            proto.transport = intake  # type: ignore[assignment]  # sendto/close/is_closing, like asyncio's
+            self._udp.setdefault("udp", proto)
+        elif la.transport == "udp":
             transport, proto = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(la.host, la.port))
             port = transport.get_extra_info("sockname")[1]
             _enlarge_receive_buffer(transport.get_extra_info("socket"))
@@ -355,6 +373,8 @@ class Server:
         if self._lists_timer is not None:
             self._lists_timer.cancel()
         self.vip.stop()
+        if self.outbound is not None:
+            await self.outbound.stop()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:
@@ -384,8 +404,9 @@ class Server:
         log.info("stopped")
 
     # ---------------------------------------------------------------------------- input
-    def process(self, data: bytes, peer: Peer) -> None:
-        self.metrics.sip_in(data)
+    def process(self, data: bytes, peer: Peer, counted: bool = False) -> None:
+        if not counted:  # the overload edge counts each datagram as it reads it, served or shed
+            self.metrics.sip_in(data)
         try:
             actions = self.core.receive(data, peer, self.now())
         except Exception:  # the core guards itself; this is the last line of defence
@@ -395,8 +416,9 @@ class Server:
         self._rearm()
 
     def _execute(self, actions: list) -> None:
+        failed = 0
         if self.media_edge is not None:
-            self.media_edge.sync_ports()  # ports named in the SDP we are about to send are bound first
+            failed = self.media_edge.sync_ports()  # ports named in the SDP we are about to send are bound first
         for a in actions:
             if isinstance(a, Send):
                 self._send(a.data, a.peer)
@@ -423,6 +445,13 @@ class Server:
             elif isinstance(a, SpeechStop):
                 if self.speech is not None:
                     self.speech.close(a.call)
+            elif isinstance(a, DiallerInput):
+                from .outbound import wire
+                wire(self, a)
+        if failed and self.media_edge is not None:
+            # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
+            # tick, when the callee may have answered already
+            self._on_media_events(self.media_edge.engine.take_events())
 
     def reload(self) -> Any:
         """Re-read the config file (SIGHUP, ``POST /api/admin/reload``): valid, it is applied to new calls

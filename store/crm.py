@@ -51,6 +51,7 @@ MAX_ESCALATION = 5
 DISPOSITIONS = frozenset({"answered", "abandoned", "voicemail", "busy", "no_answer", "failed", "transferred",
                           "overflow", "blocked", "timeout", "no_agents"})
 LISTS = frozenset({"block", "warn"})
+ANONYMOUS = "anonymous"  # a caller who withheld the number (from a SIP trunk): recorded, never a customer
 MAX_PAGE = 1000
 
 NAME, TEXT, LONG = 200, 1000, 10_000  # string length limits
@@ -102,6 +103,10 @@ class CallRecord:
     agent_jitter_ms: float | None
     queued_at: float | None = None      # when it entered the queue it is recorded under
     talk_ended_at: float | None = None  # when the agent's part ended (the caller may stay for a survey)
+    direction: str = ""                 # "inbound" / "outbound" on a SIP trunk; "" internal
+    trunk: str = ""                     # the trunk it came in or went out on
+    did: str = ""                       # the carrier's number the customer dialled (inbound)
+    external: str = ""                  # the outside party's number, E.164 ("anonymous" when withheld)
 
 
 @dataclass
@@ -259,6 +264,10 @@ CALL_FIELDS = {
     "caller_jitter_ms": _time,
     "agent_loss_pct": Field(float, nullable=True, check=between(0, 100)),
     "agent_jitter_ms": _time,
+    "direction": Field(str, choices=frozenset({"", "inbound", "outbound"})),
+    "trunk": Field(str, NAME),
+    "did": Field(str, 64),
+    "external": Field(str, 64),
 }
 CALL_UPDATABLE = frozenset(CALL_FIELDS) - {"caller", "arrived_at", "call_ref"}
 
@@ -557,7 +566,7 @@ class CallCentre:
         cols = list(values)
 
         def body(conn: sqlite3.Connection) -> int:
-            if create_customer and not conn.execute(
+            if create_customer and caller != ANONYMOUS and not conn.execute(
                     "SELECT 1 FROM customer_phones WHERE number = ?", (caller,)).fetchone():
                 self._insert_customer(conn, {"region": region}, [caller], {}, now)
             cur = conn.execute(f"INSERT INTO call_records ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -610,7 +619,7 @@ class CallCentre:
     def _check_call(self, fields: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
         values = check_fields("call", CALL_FIELDS, fields, required=required)
         for k in ("caller", "callee"):
-            if k in values and (k == "caller" or values[k]):
+            if k in values and (k == "caller" or values[k]) and values[k] != ANONYMOUS:
                 values[k] = self.normalise(values[k], k)
         arrived, answered, ended = (values.get(k) for k in ("arrived_at", "answered_at", "ended_at"))
         if arrived is not None and answered is not None and answered < arrived:

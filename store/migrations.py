@@ -355,6 +355,17 @@ MIGRATIONS: list[Migration] = [
             added_at    REAL    NOT NULL
         ) WITHOUT ROWID;
     """),
+    Migration(7, "call records: direction, trunk, DID and external number (SIP trunks)", """
+        -- A call that came in on a carrier's trunk (inbound) or went out on one (outbound): the trunk's
+        -- name, the DID the customer dialled, and the outside party's number in E.164 ('anonymous' when
+        -- withheld). Internal calls keep ''.
+        ALTER TABLE call_records ADD COLUMN direction TEXT NOT NULL DEFAULT ''
+            CHECK (direction IN ('', 'inbound', 'outbound'));
+        ALTER TABLE call_records ADD COLUMN trunk TEXT NOT NULL DEFAULT '';
+        ALTER TABLE call_records ADD COLUMN did TEXT NOT NULL DEFAULT '';
+        ALTER TABLE call_records ADD COLUMN external TEXT NOT NULL DEFAULT '';
+        CREATE INDEX call_records_trunk ON call_records (trunk, arrived_at) WHERE trunk <> '';
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

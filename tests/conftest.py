@@ -240,3 +240,41 @@ def udp_client_factory():
     yield make
     for c in clients:
         c.close()
+
+
+_RTP_LOCKS: list = []                 # lock files held for the whole test session (see rtp_range)
+
+
+def rtp_range(size: int = 100) -> str:
+    """A private ``[media] rtp_ports`` range for one test switch: ``"lo-hi"``.
+
+    Several test runs share this machine (parallel workers, other checkouts): a range is claimed with an
+    exclusive lock file in the temp directory, held until this process exits, and only when none of its
+    UDP ports is bound. Ranges lie in 20000-32699, below Linux's ephemeral ports (32768-60999: free_port()
+    and outgoing sockets), so no test's own sockets land in a switch's range by chance."""
+    import fcntl
+    import random
+    import tempfile
+
+    assert 4 <= size <= 100, "ranges are claimed in blocks of 100 ports"
+    blocks = list(range(20000, 32700, 100))
+    random.shuffle(blocks)
+    for lo in blocks:
+        path = Path(tempfile.gettempdir()) / f"softswitch-test-rtp-{lo}.lock"
+        f = open(path, "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        if any(udp_port_bound(p) for p in range(lo, lo + 100, 9)):   # a sample: someone else's sockets
+            f.close()
+            continue
+        _RTP_LOCKS.append(f)
+        return f"{lo}-{lo + size - 1}"
+    raise RuntimeError("no free RTP port range for a test switch")
+
+
+def rtp_low() -> int:
+    """The first port of a claimed 100-port RTP range (``rtp_range``): ``rtp_ports = f"{lo}-{lo + 99}"``."""
+    return int(rtp_range(100).split("-")[0])

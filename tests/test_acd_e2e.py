@@ -17,7 +17,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
+from .conftest import DOMAIN, ROOT, rtp_low  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -43,7 +43,7 @@ def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool
     caller 1005 is a VIP. Prompts come from var/prompts beside the config, as when no [ivr] is set."""
     (tmp / "var").mkdir(exist_ok=True)
     (tmp / "var" / "prompts").symlink_to(sounds, target_is_directory=True)
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     return f'''auth_algorithms = ["MD5", "SHA-256"]
 [media]
 rtp_ports = "{lo}-{lo + 99}"

@@ -16,7 +16,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 
 from tests.phones import Phones  # noqa: E402
 
-from .conftest import DOMAIN  # noqa: E402
+from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -67,7 +67,7 @@ class Socket:
 
 
 def test_screen_pop_call_control_transfer_and_call_record(switch_factory, phones, tmp_path):
-    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    lo = rtp_low()
     sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
                                                              f'rtp_ports = "{lo}-{lo + 99}"\n')
     boss, alice_api, bob_api = anon.login("boss"), anon.login("2001"), anon.login("2002")

@@ -6,7 +6,6 @@ the database) and transfers the caller to another extension from the page."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 from tests.phones import Phones  # noqa: E402
 
-from .conftest import DOMAIN  # noqa: E402
+from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -60,7 +59,7 @@ def register(sw, phones, name: str, number: str):
 
 def test_agent_desk_screen_pop_work_order_and_transfer(switch_factory, phones, browser_page, tmp_path):
     page = browser_page
-    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    lo = rtp_low()
     sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
                                                              f'rtp_ports = "{lo}-{lo + 99}"\n')
     boss = anon.login("boss")

@@ -24,7 +24,7 @@ from tests.phones.linphone import Linphone
 
 from . import audio
 from . import test_ivr_e2e
-from .conftest import ROOT, free_port
+from .conftest import ROOT, free_port, rtp_low
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.timeout(180),
@@ -49,7 +49,7 @@ def _sub(pattern: str, repl: str, text: str) -> str:
 def shipped_config(port: int, sounds: Path, open_all_day: bool = False) -> str:
     """config.toml as shipped, on free ports, with the built prompts. ``open_all_day``: the hotline's
     hours node is open around the clock (shipped: Shanghai office hours, closed most of the UTC day)."""
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     text = SHIPPED.read_text()
     text = _sub(r'^listen = \["udp:127\.0\.0\.1:5060", "tcp:127\.0\.0\.1:5060"\]$',
                 f'listen = ["udp:127.0.0.1:{port}", "tcp:127.0.0.1:{port}"]', text)

@@ -18,7 +18,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, ROOT, free_port  # noqa: E402
+from .conftest import DOMAIN, ROOT, rtp_low  # noqa: E402
 from .test_api_support import db_rows  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -47,7 +47,7 @@ def hotline_config(tmp: Path, sounds: Path) -> str:
     cc = re.sub(r'(?m)^holidays = \[.*\]', 'holidays = []', cc)
     cc = cc.replace('sounds_dir = "var/prompts"', f'sounds_dir = "{sounds}"')
     cc = cc.replace('prompts_dir = "prompts"', f'prompts_dir = "{ROOT / "prompts"}"')
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     return f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n' + cc
 
 
@@ -192,7 +192,7 @@ def test_spoken_korean_keyword_over_rtp_picks_the_branch(switch_factory, phones,
     """espeak-ng says 예약 ("booking"); pjsua2 sends it over RTP; the switch's recogniser (vosk, Korean
     model, grammar = the menu's keywords) hears it and the menu sends the call to the booking queue."""
     model = _korean_model()
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     queues = "".join(f'[[acd.queues]]\nname = "{q}"\nskill = "s"\n' for q in ("agent", "booking", "refund"))
     extra = f'''auth_algorithms = ["MD5", "SHA-256"]
 [media]

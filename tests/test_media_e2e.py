@@ -14,7 +14,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for  # noqa: E402
+from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, rtp_low, sipp, sipp_ok, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -22,7 +22,7 @@ PCAP_DIR = Path("/usr/share/sip-tester")
 
 
 def media_extra(tmp: Path, record: str = "none") -> str:
-    lo = 20000 + (free_port() % 200) * 100  # a private RTP range per test
+    lo = rtp_low()  # a private RTP range per test
     return (f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
             f'record = "{record}"\nrecordings_dir = "{tmp / "recordings"}"\n')
 

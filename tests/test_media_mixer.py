@@ -209,11 +209,11 @@ def test_ptime_30_phone_and_nat_latching():
     eng = MediaEngine(MediaConfig(rtp_ports="30000-30100"), now=clock)
     a = Phone(("192.168.1.20", 4000), ptime=30)                               # SDP names a private address
     b = Phone(("10.0.0.2", 4000))
-    ea, eb = eng.allocate("c", "a"), eng.allocate("c", "b")
+    nat = ("203.0.113.7", 31000)
+    ea, eb = eng.allocate("c", "a", source=nat[0]), eng.allocate("c", "b")   # a's signalling came from the NAT
     eng.answer(ea, a.sdp())
     eng.answer(eb, b.sdp())
     eng.bridge(ea, eb)
-    nat = ("203.0.113.7", 31000)
     events = []
     for i in range(60):
         if i % 3 != 2:                                                         # 30 ms packets: 2 per 3 ticks
@@ -236,7 +236,10 @@ def test_ptime_30_phone_and_nat_latching():
     assert all((y - x) & 0xFFFFFFFF == 240 for x, y in zip(ts, ts[1:]))
     assert round(levels(a.received_audio()[800:], [700.0])[0] / 6000, 1) == 1.0
     assert round(levels(b.received_audio()[1600:], [400.0])[0] / 4000, 1) == 1.0
-    # after latching, a stranger's packets are dropped
+    # after latching, a stranger's packets are dropped, even after the phone was silent for long
     before = ea.rx_foreign
-    eng.datagram_received(ea.port, a.audio(np.zeros(240)), ("198.51.100.1", 5), clock.t)
-    assert ea.rx_foreign == before + 1 and ea.remote == nat
+    clock.t += 5.0
+    for _ in range(10):
+        eng.datagram_received(ea.port, a.audio(np.zeros(240)), ("198.51.100.1", 5), clock.t)
+        eng.datagram_received(ea.port, a.audio(np.zeros(240)), (nat[0], 31002), clock.t)   # the NAT's IP, another port
+    assert ea.rx_foreign == before + 20 and ea.remote == nat

@@ -15,7 +15,7 @@ from tests.phones import Phones  # noqa: E402
 from tests.phones.client import PhoneTimeout  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, free_port  # noqa: E402
+from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -34,7 +34,7 @@ def phones(tmp_path):
 def _api_switch(switch_factory):
     """The API switch of tests/test_api_support.py (agents 2001 at 1002, 2002 at 1003, supervisor boss),
     media anchored on its own RTP port range."""
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     return start_api_switch(switch_factory, EXTS, extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
 
 

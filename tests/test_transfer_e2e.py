@@ -11,7 +11,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, free_port  # noqa: E402
+from .conftest import DOMAIN, rtp_low  # noqa: E402
 from . import test_ivr_e2e  # noqa: E402
 
 sounds = test_ivr_e2e.sounds            # the fixture: the shipped prompts, built once per module
@@ -29,7 +29,7 @@ def phones(tmp_path):
 
 def a_talks_to_b(switch_factory, phones):
     """Phones a (1001), b (1002), c (1003) registered, b and c answering; a has called b."""
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     sw = switch_factory(extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
     a, b, c = phones("a"), phones("b"), phones("c")
     for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):

@@ -4,9 +4,12 @@ from __future__ import annotations
 import pytest
 
 from softswitch.config import ConfigError, parse_config
-from softswitch.sip.message import parse_message
+from softswitch.sip.message import Response, make_response, parse_message
+from softswitch.trunks.config import Trunk
 from softswitch.trunks.identify import inbound
+from softswitch.trunks.keepalive import Health, KeepAlive
 from softswitch.trunks.numbers import allowed
+from softswitch.trunks.registration import RegState, Registration
 from softswitch.trunks.table import TrunkTable
 
 BASE = {"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": "cc.local"}, "store": {"path": "x.db", "country_code": "86"}}
@@ -136,3 +139,70 @@ def test_config_errors_name_the_key(trunks, rules, key):
 def test_public_view_hides_the_password():
     c = config(trunks=[{"name": "a", "host": "10.0.0.1", "username": "u", "password": "s3cret-pw"}])
     assert "s3cret-pw" not in repr(c.trunks[0].public())
+
+
+# ----------------------------------------------------------------------- registration and keep-alive
+
+REG_TRUNK = Trunk(name="p", host="10.0.0.9", username="cc", password="pw-cc", register=True, register_expires=120,
+                  retry_min=2, retry_max=10, options_interval=10, options_failures=2)
+
+
+def _reg() -> Registration:
+    return Registration(REG_TRUNK, "<sip:cc@10.0.0.1:5060>", lambda b: f"SIP/2.0/UDP 10.0.0.1:5060;branch={b}",
+                        "10.0.0.1")
+
+
+def _reply(req, status: int, extra=None) -> Response:
+    return make_response(req, status, to_tag="t1", extra=extra or [])
+
+
+def test_registration_answers_the_challenge_and_refreshes_before_expiry():
+    r = _reg()
+    [req] = r.start(0.0)
+    assert r.state is RegState.REGISTERING and req.method == "REGISTER" and "Authorization" not in req.headers
+    [req2] = r.on_response(_reply(req, 401, [("WWW-Authenticate", 'Digest realm="prov", nonce="abc", qop="auth"')]),
+                           0.1)
+    auth = req2.headers.get("Authorization") or ""
+    assert 'username="cc"' in auth and 'realm="prov"' in auth and "pw-cc" not in auth
+    assert req2.cseq.number == req.cseq.number + 1 and req2.call_id == req.call_id
+    assert r.on_response(_reply(req2, 200, [("Contact", "<sip:cc@10.0.0.1:5060>;expires=100")]), 0.2) == []
+    assert r.state is RegState.REGISTERED and r.next_deadline() == pytest.approx(0.2 + 80)
+    assert r.on_timer(50.0) == []
+    [refresh] = r.on_timer(80.2)
+    assert refresh.method == "REGISTER" and r.state is RegState.REGISTERING
+
+
+def test_registration_backs_off_on_failures_and_wrong_credentials():
+    r = _reg()
+    [req] = r.start(0.0)
+    assert r.on_timeout(32.0) == [] and r.state is RegState.FAILED and r.next_deadline() == 34.0
+    [req] = r.on_timer(34.0)
+    r.on_response(_reply(req, 503), 34.1)
+    assert r.next_deadline() == pytest.approx(34.1 + 4)        # 2, 4, 8, then capped at 10
+    [req] = r.on_timer(38.1)
+    [req] = r.on_response(_reply(req, 401, [("WWW-Authenticate", 'Digest realm="prov", nonce="n1"')]), 38.2)
+    r.on_response(_reply(req, 401, [("WWW-Authenticate", 'Digest realm="prov", nonce="n2"')]), 38.3)
+    assert r.state is RegState.FAILED and "credentials refused" in r.last_error
+    assert r.next_deadline() == pytest.approx(38.3 + 8)
+    [req] = r.on_timer(46.3)
+    r.on_response(_reply(req, 500), 46.4)
+    assert r.next_deadline() == pytest.approx(46.4 + 10)
+    [req] = r.on_timer(56.4)
+    [req] = r.on_response(_reply(req, 423, [("Min-Expires", "600")]), 56.5)
+    assert req.headers.get("Expires") == "600"
+    r.on_response(_reply(req, 200, [("Contact", "<sip:cc@10.0.0.1:5060>;expires=600")]), 56.6)
+    assert r.state is RegState.REGISTERED and r.failures == 0
+    assert r.status(60.0).expires_in == pytest.approx(596.6)
+
+
+def test_keepalive_goes_down_after_missed_pings_and_up_on_an_answer():
+    ka = KeepAlive(REG_TRUNK)
+    assert ka.due(0.0) and not ka.due(1.0)
+    assert ka.answered(0.1) is False and ka.health is Health.UP
+    assert ka.due(10.0)
+    assert not ka.due(15.0) and ka.health is Health.UP and ka.missed == 1   # 5 s without an answer: missed
+    assert ka.due(20.0)
+    ka.due(25.0)
+    assert ka.health is Health.DOWN
+    assert ka.due(30.0)
+    assert ka.answered(30.2) is True and ka.health is Health.UP     # back up: the runtime re-registers

@@ -43,7 +43,7 @@ class FloorApi:
 
     def _floor_init(self) -> None:
         self.floor = Floor(self.server.config.wallboard)
-        self.floor_extras: dict[str, Callable[[], Any]] = {}
+        self.floor_extras: dict[str, Callable[[], Any]] = {"campaigns": self._floor_campaigns}
         self.wallboards: set[web.WebSocketResponse] = set()
         self._floor_push_at: asyncio.TimerHandle | None = None
         self._floor_timer: asyncio.TimerHandle | None = None
@@ -87,6 +87,12 @@ class FloorApi:
             except Exception:
                 log.exception("wallboard: figures of %s failed", name)
         return self.floor.snapshot(queues, self.control.agents(), time.time(), extras)
+
+    def _floor_campaigns(self) -> list[dict[str, Any]]:
+        """Each running campaign's live figures, flat (the page shows them as a table); [] without a dialler."""
+        return [{"campaign": c["name"], "mode": c["mode"], **{k: round(v, 2) if isinstance(v, float) else v
+                                                              for k, v in c.get("figures", {}).items()}}
+                for c in self.control.campaigns()]
 
     def _floor_event(self, ev: dict) -> None:
         if self.floor.on_event(ev, time.time()):

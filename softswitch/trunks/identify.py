@@ -102,9 +102,10 @@ def did_target(trunk: Trunk, did: str, numbers: NumberFormat) -> str:
 def inbound(trunk: Trunk, req: Request, numbers: NumberFormat) -> Inbound:
     ruri = req.ruri
     did = (getattr(ruri, "user_unescaped", None) or "").split(";")[0]
-    if not did:  # some carriers put the DID in To only
-        to = req.to.uri
-        did = (to.user_unescaped or "") if isinstance(to, SipUri) else ""
+    to = req.to.uri
+    to_user = ((to.user_unescaped or "") if isinstance(to, SipUri) else "").split(";")[0]
+    if not did or (did in (trunk.contact_user, trunk.username) and did not in trunk.dids and to_user):
+        did = to_user  # to our registered contact (or no user at all): the DID is in To
     raw, display = _presented(trunk, req)
     caller = numbers.normalise(raw)
     privacy = (req.headers.get("Privacy") or "").lower()

@@ -80,7 +80,7 @@ class Floor:
             self.trunks[str(ev.get("trunk"))] = (bool(ev.get("up")), float(ev.get("at") or wall),
                                                  str(ev.get("reason") or ""))
             return True
-        return t in ("offer", "connected", "queue_entered", "queue_left", "wrapup_end", "voicemail")
+        return t in ("offer", "connected", "queue_entered", "queue_left", "wrapup_end", "voicemail", "campaign")
 
     def set_external(self, source: str, alarms: list[Alarm]) -> None:
         """Alarms a hook computes itself (overdue work orders, a campaign's dialler): replaced per source."""
