@@ -49,6 +49,7 @@ def drain(a: Admission, now: float) -> list:
     out = []
     while (x := a.next(now)) is not None:
         out.append(x)
+    assert not a.pending and a.figures.backlog == 0   # nothing left behind (the edge would spin on it)
     return out
 
 
