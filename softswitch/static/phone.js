@@ -8,7 +8,7 @@ window.DeskPhone = (function () {
   function text(id, v) { $(id).textContent = v == null ? "" : String(v); }
 
   function create(send) {
-    let pc = null, stream = null, wanted = false, ready = null, muted = false;
+    let pc = null, stream = null, wanted = false, ready = null, muted = false, sender = null, sending = null;
     const calls = new Map();          // id -> {id, number, state}
     let current = null, consultFrom = null;
 
@@ -33,7 +33,8 @@ window.DeskPhone = (function () {
       if (!stream) stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
       if (pc) pc.close();
       pc = new RTCPeerConnection();
-      for (const t of stream.getAudioTracks()) { t.enabled = !muted; pc.addTrack(t, stream); }
+      for (const t of stream.getAudioTracks()) { t.enabled = !muted; sender = pc.addTrack(t, stream); }
+      sending = null;
       pc.ontrack = (e) => { $("phone-audio").srcObject = (e.streams && e.streams[0]) || new MediaStream([e.track]); };
       pc.onconnectionstatechange = () => {
         if (pc.connectionState === "connected") status("ready" + (ready ? " (" + ready + ")" : ""));
@@ -107,7 +108,16 @@ window.DeskPhone = (function () {
     function ringing() { return [...calls.values()].find((c) => c.state === "ringing"); }
     function cur() { return current && calls.get(current); }
 
+    // the microphone goes out only while a call needs it: an idle phone sends (and costs the switch) nothing
+    function updateMic() {
+      const want = [...calls.values()].some((c) => c.state === "talking" || c.state === "dialing" || c.state === "ringing out");
+      if (!sender || !stream || want === sending) return;
+      sending = want;
+      sender.replaceTrack(want ? stream.getAudioTracks()[0] : null).catch((e) => error(e.message));
+    }
+
     function render() {
+      updateMic();
       const ul = $("phone-calls");
       ul.replaceChildren();
       for (const c of calls.values()) {
