@@ -30,6 +30,7 @@ window.DeskPhone = (function () {
       $("phone-panel").hidden = false;
       error("");
       status("starting");
+      if (!ringCtx) makeRinger();
       if (!stream) stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
       if (pc) pc.close();
       pc = new RTCPeerConnection();
@@ -54,6 +55,7 @@ window.DeskPhone = (function () {
       send({ type: "phone.stop" });
       if (pc) pc.close();
       pc = null; calls.clear(); current = null; render();
+      if (ringCtx) { ringCtx.close(); ringCtx = null; }
       status("off");
     }
 
@@ -116,8 +118,31 @@ window.DeskPhone = (function () {
       sender.replaceTrack(want ? stream.getAudioTracks()[0] : null).catch((e) => error(e.message));
     }
 
+    // the ring: 440 + 480 Hz, 2 s on and 4 s off, while a call rings in the page (WebAudio; the context is
+    // made on the click that starts the phone, so browsers allow it to sound)
+    let ringCtx = null, ringGain = null, ringTimer = null;
+    function ringer(on) {
+      if (!ringCtx) return;
+      if (on && !ringTimer) {
+        let t = 0;
+        const step = () => { ringGain.gain.value = (t++ % 3 === 0) ? 0.15 : 0; };
+        step();
+        ringTimer = setInterval(step, 2000);
+      } else if (!on && ringTimer) {
+        clearInterval(ringTimer); ringTimer = null; ringGain.gain.value = 0;
+      }
+    }
+    function makeRinger() {
+      try {
+        ringCtx = new AudioContext();
+        ringGain = ringCtx.createGain(); ringGain.gain.value = 0; ringGain.connect(ringCtx.destination);
+        for (const f of [440, 480]) { const o = ringCtx.createOscillator(); o.frequency.value = f; o.connect(ringGain); o.start(); }
+      } catch (e) { ringCtx = null; }
+    }
+
     function render() {
       updateMic();
+      ringer(!!ringing());
       const ul = $("phone-calls");
       ul.replaceChildren();
       for (const c of calls.values()) {
