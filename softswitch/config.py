@@ -34,6 +34,7 @@ from base.schema import (
 from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
+from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
 from .trunks.config import DialRule, Numbering, Trunk
 
@@ -124,6 +125,9 @@ class Extension:
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    srtp: str = "off"  # SRTP (SDES) for this phone's calls: "off" | "optional" | "required" (docs/security.md)
+    max_calls: int = 10  # simultaneous calls this extension may place (503 beyond); 0 = no limit
+    invite_rate: int = 120  # calls this extension may place in any 60 s (503 beyond); 0 = no limit
     permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
     caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
     ha1_md5: str = ""     # H(number:realm:password) with MD5, hex; instead of (or beside) password
@@ -204,6 +208,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
     numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
@@ -412,6 +417,9 @@ EXTENSION = Table(Extension, {
                            (unique,)),
     "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
     "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
+    "srtp": Key(STRING, "off", (one_of("off", "optional", "required", fold=str.lower),)),
+    "max_calls": Key(INTEGER, 10, (between(0, 10000),)),
+    "invite_rate": Key(INTEGER, 120, (between(0, 1000000),)),
 }, post=_extension_post)
 
 SECURITY = Table(SecurityConfig, {
@@ -530,6 +538,7 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),
     "numbering": Key(trunks_config.NUMBERING, {}),
