@@ -34,6 +34,7 @@ from base.schema import (
 from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 
+from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
 from .trunks.config import DialRule, Numbering, Trunk
 
@@ -207,6 +208,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
     numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
@@ -536,6 +538,7 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),
     "numbering": Key(trunks_config.NUMBERING, {}),

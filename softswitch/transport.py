@@ -164,6 +164,10 @@ class Server:
         self.running = False  # started and not stopping (/ready)
         from .sdnotify import Notifier
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
+        # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
+        from .overload import Admission, for_switch
+        self.overload: Admission | None = (for_switch(config, self.core.registrar, self.now)
+                                           if config.overload.enabled else None)
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -321,7 +325,15 @@ class Server:
         loop = self.loop
         assert loop is not None
         max_msg = self.config.sip.max_message_size
-        if la.transport == "udp":
+        if la.transport == "udp" and self.overload is not None:
+            from .overload.udp import UdpIntake  # batch reads, admission control (softswitch.overload)
+
+            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True), self._send)
+            port = intake.open(la.host, la.port, _enlarge_receive_buffer)
+            proto = _Udp(self)
+            proto.transport = intake  # type: ignore[assignment]  # sendto/close/is_closing, like asyncio's
+            self._udp.setdefault("udp", proto)
+        elif la.transport == "udp":
             transport, proto = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(la.host, la.port))
             port = transport.get_extra_info("sockname")[1]
             _enlarge_receive_buffer(transport.get_extra_info("socket"))
@@ -391,8 +403,9 @@ class Server:
         log.info("stopped")
 
     # ---------------------------------------------------------------------------- input
-    def process(self, data: bytes, peer: Peer) -> None:
-        self.metrics.sip_in(data)
+    def process(self, data: bytes, peer: Peer, counted: bool = False) -> None:
+        if not counted:  # the overload edge counts each datagram as it reads it, served or shed
+            self.metrics.sip_in(data)
         try:
             actions = self.core.receive(data, peer, self.now())
         except Exception:  # the core guards itself; this is the last line of defence

@@ -464,6 +464,10 @@ class ApiServer(OutboundOps):
     async def op_list_queues(self, ctx: Ctx) -> web.Response:
         return reply(self.control.queues())
 
+    async def op_overload(self, ctx: Ctx) -> web.Response:
+        adm = self.server.overload
+        return reply(adm.snapshot(self.server.now()) if adm is not None else {"mode": "disabled"})
+
     async def op_list_trunks(self, ctx: Ctx) -> web.Response:
         return reply(self.control.trunks())
 

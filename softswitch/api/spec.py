@@ -97,6 +97,17 @@ SCHEMAS: dict[str, dict] = {
                 "description": "notes that travel with the call (shown to the next agent after a transfer); "
                                "names: a letter or '_', then letters, digits, '_' (at most 40)"},
     "Ok": obj({"ok": {"type": "boolean"}}, ("ok",), extra=True),
+    "Overload": obj({"mode": {"type": "string", "enum": ["normal", "overloaded", "disabled"]},
+                     "load": num(description="share of the last second the SIP edge was busy (0..1)"),
+                     "lag_ms": num(description="event-loop lag at the last probe"),
+                     "delay_ms": num(description="how long the oldest waiting request has waited"),
+                     "backlog": integer(description="SIP datagrams read and waiting"),
+                     "offered": integer(), "served": integer(),
+                     "shed": {"type": "object", "additionalProperties": integer(),
+                              "description": "datagrams not served, by reason (rejected, backlog, retransmission, "
+                                             "stale, refused_dialog)"},
+                     "overloads": integer(description="times the switch went into overload"),
+                     "overloaded_for_s": num(nullable=True)}, ("mode",), extra=True),
     "Customer": obj({"id": integer(nullable=True), "name": _STR, "address": _STR, "region": {"type": "string", "nullable": True},
                      "vip_level": integer(), "notes": _STR, "created_at": num(nullable=True),
                      "updated_at": num(nullable=True), "phones": arr(_STR)}, ("id", "name", "phones"), extra=True),
@@ -231,6 +242,9 @@ PATHS: dict[str, dict] = {
     "/api/agents/{agent}/history": {
         "get": op("agent_history", "An agent's state history", arr(ref("AgentState")),
                   params=[AGENT_ID, q("since", TIME), q("until", TIME)])},
+    "/api/overload": {"get": op("overload", "Overload control: normal or shedding, load, event-loop lag, queueing "
+                                            "delay, backlog, and what was shed by reason ([overload])",
+                                ref("Overload"), role="supervisor")},
     "/api/trunks": {"get": op("list_trunks", "SIP trunks: settings (never the password), OPTIONS keep-alive "
                                              "health, registration state, channels in use", arr(ref("TrunkLive")),
                               role="supervisor")},
