@@ -100,6 +100,11 @@ class B2BUA:
                 leg.extension == number and leg.state is not TERMINATED and not leg.withdrawn for leg in c.callees)
         return sum(1 for c in self.calls.values() if c.live and involved(c))
 
+    def calls_placed(self, number: str) -> int:
+        """Live calls extension ``number`` placed (its phone sent the INVITE): ``[[extensions]] max_calls``."""
+        return sum(1 for c in self.calls.values()
+                   if c.live and c.caller_number == number and not c.caller.outgoing)
+
     def srtp_policy(self, leg: Leg) -> str:
         """The SRTP policy of the extension whose phone is on ``leg`` (``[[extensions]] srtp``); "off" for
         legs to anything else (trunks)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .b2bua import ALLOW, B2BUA
+from .call_limits import CallLimits
 from .router import Router
 from .screening import CallerLists
 from .config import Config
@@ -79,6 +80,7 @@ class SwitchCore:
         self.media = make_media_engine(config) if config.media.enabled else None
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
+        self.call_limits = CallLimits()   # calls one extension may place at once and per minute
         self.router = Router(self.b2bua, config, self.out)
         self.trunk_runtime = TrunkRuntime(self, self.router.trunks)  # registrations and keep-alives to carriers
         self.router.dialer.is_up = self.trunk_runtime.is_up
@@ -178,6 +180,7 @@ class SwitchCore:
         self._guard(self.trunk_runtime.on_timer, now)
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
+            self.call_limits.forget_idle(now)
             changes = self.registrar.expire(now)
             if changes:
                 self.out.append(PersistBindings(changes))
@@ -459,6 +462,13 @@ class SwitchCore:
         user, actions = self.authenticate(req, peer, tx, now, proxy=True, expected_user=caller)
         if user is None:
             return actions
+        ext = self.config.extension(user)
+        if ext is not None:
+            refusal = self.call_limits.check(ext, self.b2bua.calls_placed(user), now)
+            if refusal is not None:
+                log.warning("call from %s refused (%d): %s", user, refusal.status, refusal.warning)
+                return self.tl.respond(tx, make_response(req, refusal.status, refusal.reason, to_tag=_tag(), extra=[
+                    ("Retry-After", str(refusal.retry_after)), ("Warning", f'399 - "{refusal.warning}"')]), now)
         self.b2bua.on_invite(req, peer, tx, user, now)
         return []
 
