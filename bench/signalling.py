@@ -27,6 +27,10 @@ SHARED = ROOT.parent / "shared" / "bench"
 DRIVER = SHARED / "signalling_load.py"
 
 
+# load generators place calls faster than any phone: no per-extension call limits (docs/security.md)
+UNLIMITED = "max_calls = 0\ninvite_rate = 0\n"
+
+
 def bench_config(path: Path, port: int, users: range, extra: str = "") -> None:
     # SIPp answers only MD5 (Kamailio's bench config is MD5 too), so the switch offers MD5 alone here.
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "bench.local"\nauth_algorithms = ["MD5"]\n',
@@ -38,7 +42,7 @@ def bench_config(path: Path, port: int, users: range, extra: str = "") -> None:
     for u in users:
         # busy_limit = 0: the driver's users call each other in a ring, so user N is often still the
         # caller of one call when the next call to N arrives; a proxy like Kamailio has no busy state.
-        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n')
+        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n' + UNLIMITED)
     path.write_text("".join(lines))
 
 
