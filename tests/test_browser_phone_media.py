@@ -25,7 +25,7 @@ from tests import audio  # noqa: E402
 pytestmark = [pytest.mark.timeout(60)]
 
 
-class Speaker(aiortc.MediaStreamTrack):
+class Speaker(aiortc.MediaStreamTrack):  # type: ignore[name-defined]  # (importorskip'd module)
     """The page's microphone: a melody at 48 kHz, paced in real time."""
     kind = "audio"
 
