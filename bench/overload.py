@@ -10,6 +10,7 @@
 3. The same rates without admission control (``[overload] enabled = false``), and Kamailio 5.6 (the
    shared bench's cfg) at the same rates, in the same run.
 
+CLEAN_REG / CLEAN_CALLS (comma-separated rates) replace the sweeps' rates (a shorter run).
 Each step prints the load average when it started: the machine is shared, numbers taken while other work
 runs are indicative, the ratios within one run are what to compare.
 """
@@ -173,6 +174,12 @@ class Bench:
         return best
 
 
+def _rates(env: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The sweep's rates, or the ones given in ``env`` (comma-separated: a shorter sweep)."""
+    given = os.environ.get(env, "")
+    return tuple(int(x) for x in given.split(",") if x.strip()) or default
+
+
 def start_switch(work: Path, port: int, enabled: bool) -> subprocess.Popen[bytes]:
     sys.path.insert(0, str(ROOT))
     from bench.signalling import run_switch  # the same config and start-up as the signalling bench
@@ -184,7 +191,8 @@ def start_switch(work: Path, port: int, enabled: bool) -> subprocess.Popen[bytes
 
 def start_kamailio(work: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(["kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-m", "256", "-M", "16", "-n", "2",
-                             "-Y", str(work / "kamailio.fifo")], stderr=open(work / "kamailio.log", "w"))
+                             "-Y", str(work / "kamailio.fifo")], stdout=subprocess.DEVNULL,
+                            stderr=open(work / "kamailio.log", "w"))
     time.sleep(2)
     return proc
 
@@ -207,13 +215,13 @@ def main(skip_kamailio: bool = False, skip_baseline: bool = False) -> None:
     try:
         b = Bench(f"127.0.0.1:{port}", proc.pid, work)
         print("-- clean REGISTER rate: rising until more than 0.5 % fail", flush=True)
-        reg_clean = b.sweep("REGISTER", REG_SWEEP)
+        reg_clean = b.sweep("REGISTER", _rates("CLEAN_REG", REG_SWEEP))
         if reg_clean is None:
             raise SystemExit("no clean REGISTER step: the machine is too busy to measure")
         print(f"-- REGISTER at 2x and 4x the clean rate ({reg_clean.rate}/s)", flush=True)
         reg2, reg4 = b.register(2 * reg_clean.rate), b.register(4 * reg_clean.rate)
         print("-- clean call rate", flush=True)
-        call_clean = b.sweep("CALLS", CALL_SWEEP)
+        call_clean = b.sweep("CALLS", _rates("CLEAN_CALLS", CALL_SWEEP))
         if call_clean is None:
             raise SystemExit("no clean call step: the machine is too busy to measure")
         print(f"-- calls at 2x the clean rate ({call_clean.rate}/s), {LONG_CALLS} long calls up during it", flush=True)
@@ -246,14 +254,19 @@ def main(skip_kamailio: bool = False, skip_baseline: bool = False) -> None:
         finally:
             stop(kam)
 
-    print("\n| server | step | ok / failed | goodput /s | of clean | CPU | load avg |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| server | step | ok / failed | goodput /s | of the switch's clean goodput | ok per CPU-second | CPU | "
+          "load avg |")
+    print("|---|---|---|---|---|---|---|---|")
     for who, s in rows:
-        base = reg_clean if s.what == "REGISTER" else call_clean
-        ref = next((r for w, r in rows if w == who and r.what == s.what and r.rate == base.rate), None)
+        clean = reg_clean if s.what == "REGISTER" else call_clean
+        if who == "Kamailio":   # Kamailio against its own goodput at the switch's clean rate
+            ref = next((r for w, r in rows if w == who and r.what == s.what and r.rate == clean.rate), None)
+        else:                   # the switch, with or without overload control, against its clean goodput
+            ref = clean
         share = f"{s.goodput / ref.goodput:.0%}" if ref is not None and ref.goodput else "-"
-        print(f"| {who} | {s.what} {s.rate}/s | {s.ok} / {s.failed} | {s.goodput:.0f} | {share} | {s.cpu:.0f} % | "
-              f"{s.load:.1f} |")
+        per_cpu = f"{s.ok / (s.cpu / 100 * s.seconds):.0f}" if s.cpu > 0 else "-"
+        print(f"| {who} | {s.what} {s.rate}/s | {s.ok} / {s.failed} | {s.goodput:.0f} | {share} | {per_cpu} | "
+              f"{s.cpu:.0f} % | {s.load:.1f} |")
     if long is not None:
         print(f"\nLong calls in progress during the {call2.rate}/s calls step: {long[0]} of {LONG_CALLS} ended "
               f"normally, {long[1]} failed.")

@@ -33,6 +33,7 @@ from base.schema import (
 )
 from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
+from media.srtp import SUITES as SRTP_SUITES
 
 from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
@@ -467,6 +468,7 @@ MEDIA = Table(MediaConfig, {
     "spare_ports": Key(INTEGER, 8, (between(0, 256),)),
     "port_retry": Key(INTEGER, 60, (between(1, 86400),)),
     "reserve_ports": Key(INTEGER, None, (between(0, 32767),)),
+    "srtp_suites": Key(Array(STRING, each=(one_of(*SRTP_SUITES),), min_len=1), list(SRTP_SUITES), (unique,)),
 }, post=_media_post)
 
 

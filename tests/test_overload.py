@@ -49,6 +49,7 @@ def drain(a: Admission, now: float) -> list:
     out = []
     while (x := a.next(now)) is not None:
         out.append(x)
+    assert not a.pending and a.figures.backlog == 0   # nothing left behind (the edge would spin on it)
     return out
 
 
@@ -160,10 +161,16 @@ def test_priority_traffic_is_served_before_bulk_under_overload():
     flood(a, 300, 0.0, 0.5)
     a.offer(request("REGISTER", user="1002", branch="z9hG4bKagent", call_id="agent"), SRC, 0.0, 0.5)
     a.offer(request("REGISTER", user="1004", auth=True, branch="z9hG4bKans", call_id="ans"), SRC, 0.0, 0.5)
-    a.offer(request("REGISTER", user="1003", branch="z9hG4bKref", call_id="ref"), SRC, 0.0, 0.5)
-    out = [x for x in drain(a, 0.5) if isinstance(x, Process)]
-    assert [x.rank for x in out[:3]] == [Rank.CENTRE, Rank.ANSWER, Rank.REFRESH]
-    assert all(x.rank is Rank.NEW for x in out[3:])
+    a.offer(request("REGISTER", user="1003", branch="z9hG4bKold", call_id="old"), SRC, 0.0, 0.5)
+    a.offer(request("REGISTER", user="1003", branch="z9hG4bKref", call_id="ref"), SRC, 0.3, 0.5)
+    out = drain(a, 0.5)
+    served = [x for x in out if isinstance(x, Process)]
+    # the agent's phone and the answer waited 0.5 s: within their patience (2 x max_delay); the refresh that
+    # waited as long is bulk: 503, like the newcomers of the first 0.1 s
+    assert [x.rank for x in served[:3]] == [Rank.CENTRE, Rank.ANSWER, Rank.REFRESH]
+    assert all(x.rank is Rank.NEW for x in served[3:])
+    refused = {peek(x.data).call_id for x in out if isinstance(x, Answer)}
+    assert "old" in refused and "ref" not in refused and len(refused) > 50
 
 
 def test_a_stall_alone_switches_order_but_sheds_nothing_that_can_still_be_served():
@@ -284,3 +291,51 @@ def test_for_switch_ranks_the_centres_numbers_agents_and_carriers():
         a.offer(data, src, 0.0, 0.0)
         x = a.next(0.0)
         assert isinstance(x, Process) and x.rank is rank, (peek(data), src)
+
+
+def test_udp_intake_drains_the_socket_serves_through_admission_and_sends():
+    """The asyncio edge on a real socket: datagrams read with their kernel receive time, served in order,
+    counted once; sendto reaches the peer; close releases the port."""
+    import asyncio
+    import socket
+    from types import SimpleNamespace
+
+    from softswitch.overload.udp import UdpIntake
+
+    async def main() -> None:
+        counted: list[bytes] = []
+        served: list = []
+        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append))
+        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)),  # type: ignore[arg-type]
+                           lambda data, peer: None)
+        port = intake.open("127.0.0.1", 0, lambda sock: None)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        client.setblocking(False)
+        msgs = [request("OPTIONS", user=str(1000 + i), branch=f"z9hG4bKu{i}", call_id=f"u{i}") for i in range(5)]
+        for m in msgs:
+            client.sendto(m, ("127.0.0.1", port))
+        for _ in range(200):
+            if len(served) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert [d for d, _ in served] == msgs and len(counted) == 5
+        assert served[0][1].transport == "udp" and served[0][1].port == client.getsockname()[1]
+        intake.sendto(b"pong", client.getsockname())
+        for _ in range(200):
+            try:
+                assert client.recv(100) == b"pong"
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("nothing sent")
+        assert intake.get_extra_info("sockname")[1] == port and not intake.is_closing()
+        intake.close()
+        assert intake.is_closing()
+        client.close()
+        again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        again.bind(("127.0.0.1", port))  # the port is free again
+        again.close()
+
+    asyncio.run(main())

@@ -21,8 +21,8 @@ at twice its capacity the switch used to complete a fifth of its clean rate). So
   measured from the kernel's receive time, so time spent in the socket buffer counts), when the loop lags
   ``max_lag_ms``, or when the backlog reaches half of ``max_backlog``. Then the newest requests are served
   first (LIFO: the newest are the ones whose senders still wait; the oldest have been retransmitted or
-  given up) and every new request that has waited ``max_delay_ms`` (the better ranks: twice that) is
-  answered 503 with a Retry-After spread over
+  given up) and every new request or refresh that has waited ``max_delay_ms`` (the call centre's
+  traffic and answers to challenges: twice that) is answered 503 with a Retry-After spread over
   ``[retry_after_min, retry_after_max]`` seconds: a few microseconds instead of a parse, a digest and a
   store write. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
   nothing shed and the loop on time.
@@ -76,6 +76,8 @@ class Rank(IntEnum):
 
 
 DEFERRED = (Rank.CENTRE, Rank.ANSWER, Rank.REFRESH, Rank.NEW)   # best first
+PATIENT = frozenset({Rank.CENTRE, Rank.ANSWER})   # given twice max_delay before a 503 (a storm of refreshes is
+# bulk: it gets its 503 before the phones' retransmission timer fires, like newcomers)
 
 
 # Why a datagram was not served: "rejected" (answered 503 after waiting too long while overloaded),
@@ -336,10 +338,10 @@ class Admission:
                 refused.popitem(last=False)
 
     def _shed_waited(self, now: float) -> None:
-        """Overloaded: every new request that has waited ``max_delay`` is answered 503 (oldest first); the
-        other ranks are given twice as long."""
+        """Overloaded: every new request or refresh that has waited ``max_delay`` is answered 503 (oldest
+        first); the call centre's traffic and answers to challenges are given twice as long."""
         for rank in reversed(DEFERRED):
-            limit = now - (self.max_delay if rank is Rank.NEW else 2 * self.max_delay)
+            limit = now - (2 * self.max_delay if rank in PATIENT else self.max_delay)
             q = self._queues[rank]
             while q and (not q[0].waiting or q[0].arrived < limit):
                 item = q.popleft()

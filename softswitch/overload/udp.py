@@ -62,11 +62,12 @@ class UdpIntake:
     def open(self, host: str, port: int, receive_buffer: Callable[[socket.socket], None]) -> int:
         """Bind ``host:port`` and start reading; returns the bound port."""
         self.loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # a host name resolves as asyncio's endpoint would resolve it (first address)
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            sock.bind((host, port))
+            sock.bind(address)
             receive_buffer(sock)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
