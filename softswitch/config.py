@@ -35,6 +35,7 @@ from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 from media.srtp import SUITES as SRTP_SUITES
 
+from .wallboard.config import WALLBOARD, WallboardConfig
 from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
 from .trunks.config import DialRule, Numbering, Trunk
@@ -179,7 +180,7 @@ class ApiUser:
     or, discouraged (a warning at start), a plain ``password``."""
 
     id: str
-    role: str = "agent"            # "agent" | "supervisor"
+    role: str = "agent"            # "agent" | "supervisor" | "admin" (a supervisor who may also reload the config)
     password_hash: str = ""
     password: str = ""
 
@@ -209,6 +210,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
     overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
@@ -499,7 +501,7 @@ def _api_user_post(v: dict[str, Any]) -> None:
 
 API_USER = Table(ApiUser, {
     "id": Key(STRING, checks=(nonempty, printable)),
-    "role": Key(STRING, "agent", (one_of("agent", "supervisor", fold=str.lower),)),
+    "role": Key(STRING, "agent", (one_of("agent", "supervisor", "admin", fold=str.lower),)),
     "password_hash": Key(STRING, ""),
     "password": Key(STRING, "", (lambda v: password(v) if v else v,)),
 }, post=_api_user_post)
@@ -540,6 +542,7 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "wallboard": Key(WALLBOARD, {}),
     "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),

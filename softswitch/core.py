@@ -90,6 +90,8 @@ class SwitchCore:
             self.router.ivr.ivr.screen = lambda caller, block, warn, wall: (
                 (v := lists.check(caller, wall, block=block, warn=warn)).blocked, v.warned)
         self.local: dict[str, tuple[str, int]] = {}
+        # modules with a table of their own swap it on a config reload: fn(old, new, now) (softswitch.reload)
+        self.reloaders: list = []
         self.stats = Stats()
         self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
@@ -198,6 +200,14 @@ class SwitchCore:
         finally:
             out = self.drain(now)
         return out
+
+    def reload(self, config: Config, now: float) -> Any:
+        """Apply a new, validated config for new calls (``softswitch.reload``); calls in progress go on.
+        Returns the ``ReloadResult``; its ``actions`` are what the change caused (to execute)."""
+        from .reload import apply_config
+
+        result = apply_config(self, config, now)
+        return dataclasses.replace(result, actions=self.drain(now))
 
     def speech_heard(self, call_id: str, text: str, now: float) -> list:
         """A result of the edge's speech worker for the IVR of ``call_id``."""

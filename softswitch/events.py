@@ -120,6 +120,25 @@ class AgentStateChanged(SwitchEvent):
 
 
 @dataclass(frozen=True)
+class QueueEntered(SwitchEvent):
+    """A call starts waiting in a queue (arrival, transfer, overflow): the wallboard shows it at once."""
+    type = "queue_entered"
+    call: str
+    queue: str
+    caller: str
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
+class QueueLeft(SwitchEvent):
+    """A call leaves the queue's ACD: answered and done, abandoned, transferred or timed out."""
+    type = "queue_left"
+    call: str
+    queue: str
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
 class WrapUpEnded(SwitchEvent):
     """An agent's after-call work on ``call`` is over (its call record gets the wrap-up time)."""
     type = "wrapup_end"

@@ -162,6 +162,7 @@ class Server:
         self.subscribers.add(self.metrics.on_event)
         self.ops: Any = None  # softswitch.api.ops.OpsServer: /metrics, /health, /ready on a listener of their own
         self.running = False  # started and not stopping (/ready)
+        self.on_reload: set = set()  # callables taking the new Config after a reload (the API's users...)
         from .sdnotify import Notifier
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
         # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
@@ -452,10 +453,49 @@ class Server:
             # tick, when the callee may have answered already
             self._on_media_events(self.media_edge.engine.take_events())
 
+    def reload(self) -> Any:
+        """Re-read the config file (SIGHUP, ``POST /api/admin/reload``): valid, it is applied to new calls
+        while calls in progress go on (``softswitch.reload``); with an error, it is refused with the file,
+        key and reason, and the running config stays. Returns the ``ReloadResult`` (logged)."""
+        from .config import ConfigError, load_config
+        from .reload import ReloadResult
+
+        try:
+            new = load_config(self.config.source)
+        except ConfigError as e:
+            result = ReloadResult(ok=False, error=str(e))
+            log.error("%s", result.summary())
+            return result
+        try:
+            result = self.core.reload(new, self.now())
+        except Exception as e:  # a bug in applying: the tables may be half swapped; say so loudly
+            log.exception("configuration reload failed while applying")
+            return ReloadResult(ok=False, error=f"{self.config.source}: internal error while applying: {e}")
+        self.config = new
+        self._execute(result.actions)
+        self._rearm()
+        for fn in list(self.on_reload):
+            try:
+                fn(new)
+            except Exception:
+                log.exception("reload subscriber failed")
+        for warning in config_warnings(new, str(new.source)):
+            log.warning("%s", warning)
+        log.info("%s", result.summary())
+        return result
+
     LISTS_REFRESH = 60.0  # seconds: the store's block/warning lists as agents and tools change them
 
     async def _load_lists(self) -> None:
-        """The store's block and warning lists into the core's caller lists, now and every minute."""
+        """The store's block and warning lists into the core's caller lists, now and every minute (tools
+        writing the database directly); an edit through the API refreshes them at once (``refresh_lists``)."""
+        await self.refresh_lists()
+        if self.loop is not None and self.store is not None:
+            self._lists_timer = self.loop.call_later(self.LISTS_REFRESH,
+                                                     lambda: asyncio.ensure_future(self._load_lists()))
+
+    async def refresh_lists(self) -> None:
+        """The store's block and warning lists into the core's caller lists now: the next call sees them."""
         assert self.centre is not None
         try:
             block = [(e.pattern, e.expires_at) for e in await self.centre.list_entries("block")]
@@ -464,9 +504,6 @@ class Server:
             log.exception("caller lists not loaded from the store")
         else:
             self.core.lists.set_store_entries(block, warn)
-        if self.loop is not None and self.store is not None:
-            self._lists_timer = self.loop.call_later(self.LISTS_REFRESH,
-                                                     lambda: asyncio.ensure_future(self._load_lists()))
 
     def _speech_heard(self, call_id: Hashable, text: str) -> None:
         self._execute(self.core.speech_heard(str(call_id), text, self.now()))

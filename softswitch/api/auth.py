@@ -20,6 +20,8 @@ from dataclasses import dataclass
 __all__ = ["hash_password", "check_password", "Session", "TokenSigner", "DEFAULT_ITERATIONS"]
 
 DEFAULT_ITERATIONS = 200_000
+ROLES = ("agent", "supervisor", "admin")
+SUPERVISING = ("supervisor", "admin")   # roles that see the whole floor
 
 
 def _b64(data: bytes) -> str:
@@ -51,12 +53,18 @@ def check_password(password: str, stored: str) -> bool:
 @dataclass(frozen=True)
 class Session:
     user: str
-    role: str       # "agent" | "supervisor"
+    role: str       # "agent" | "supervisor" | "admin"
     expires: float
 
     @property
     def supervisor(self) -> bool:
-        return self.role == "supervisor"
+        """Supervisors and admins: the floor (every agent, call, report)."""
+        return self.role in SUPERVISING
+
+    @property
+    def admin(self) -> bool:
+        """Admins: besides the floor, the management endpoints (config reload)."""
+        return self.role == "admin"
 
 
 class TokenSigner:
@@ -82,7 +90,7 @@ class TokenSigner:
             user, role, exp = data["u"], data["r"], data["e"]
         except (ValueError, KeyError, TypeError):
             return None
-        if not isinstance(user, str) or role not in ("agent", "supervisor") or not isinstance(exp, int):
+        if not isinstance(user, str) or role not in ROLES or not isinstance(exp, int):
             return None
         if exp <= (now if now is not None else time.time()):
             return None
