@@ -266,6 +266,17 @@ class Acd:
         mine = key(call)
         return 1 + sum(1 for c in self.present[call.queue].values() if c is not call and key(c) < mine)
 
+    def _on_CallbackHeld(self, e: ev.CallbackHeld, now: float, out: list[Action]) -> None:
+        self._timers.pop(("maxwait", e.call_id), None)
+        self._timers.pop(("announce", e.call_id), None)
+
+    def free_agents(self, queue: str) -> int:
+        """Agents of ``queue`` free right now (ready, phone idle and registered): the dialler's pacing."""
+        q = self.queue_index.get(queue)
+        if q is None:
+            return 0
+        return int((self.matrix.available() & self.router.member[q]).sum())
+
     def _on_CallAbandoned(self, e: ev.CallAbandoned, now: float, out: list[Action]) -> None:
         call = self.calls.get(e.call_id)
         if call is None:

@@ -33,7 +33,10 @@ from base.schema import (
 )
 from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
+from media.srtp import SUITES as SRTP_SUITES
 
+from .wallboard.config import WALLBOARD, WallboardConfig
+from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
 from .trunks.config import DialRule, Numbering, Trunk
 
@@ -126,6 +129,9 @@ class Extension:
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    srtp: str = "off"  # SRTP (SDES) for this phone's calls: "off" | "optional" | "required" (docs/security.md)
+    max_calls: int = 10  # simultaneous calls this extension may place (503 beyond); 0 = no limit
+    invite_rate: int = 120  # calls this extension may place in any 60 s (503 beyond); 0 = no limit
     permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
     caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
     ha1_md5: str = ""     # H(number:realm:password) with MD5, hex; instead of (or beside) password
@@ -181,7 +187,7 @@ class ApiUser:
     or, discouraged (a warning at start), a plain ``password``."""
 
     id: str
-    role: str = "agent"            # "agent" | "supervisor"
+    role: str = "agent"            # "agent" | "supervisor" | "admin" (a supervisor who may also reload the config)
     password_hash: str = ""
     password: str = ""
 
@@ -213,6 +219,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
+    wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
+    overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
     numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
@@ -423,6 +431,9 @@ EXTENSION = Table(Extension, {
                            (unique,)),
     "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
     "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
+    "srtp": Key(STRING, "off", (one_of("off", "optional", "required", fold=str.lower),)),
+    "max_calls": Key(INTEGER, 10, (between(0, 10000),)),
+    "invite_rate": Key(INTEGER, 120, (between(0, 1000000),)),
 }, post=_extension_post)
 
 SECURITY = Table(SecurityConfig, {
@@ -475,6 +486,7 @@ MEDIA = Table(MediaConfig, {
     "spare_ports": Key(INTEGER, 8, (between(0, 256),)),
     "port_retry": Key(INTEGER, 60, (between(1, 86400),)),
     "reserve_ports": Key(INTEGER, None, (between(0, 32767),)),
+    "srtp_suites": Key(Array(STRING, each=(one_of(*SRTP_SUITES),), min_len=1), list(SRTP_SUITES), (unique,)),
 }, post=_media_post)
 
 
@@ -505,7 +517,7 @@ def _api_user_post(v: dict[str, Any]) -> None:
 
 API_USER = Table(ApiUser, {
     "id": Key(STRING, checks=(nonempty, printable)),
-    "role": Key(STRING, "agent", (one_of("agent", "supervisor", fold=str.lower),)),
+    "role": Key(STRING, "agent", (one_of("agent", "supervisor", "admin", fold=str.lower),)),
     "password_hash": Key(STRING, ""),
     "password": Key(STRING, "", (lambda v: password(v) if v else v,)),
 }, post=_api_user_post)
@@ -554,6 +566,8 @@ ROOT = Table(None, {
     "metrics": Key(METRICS, {}),
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
+    "wallboard": Key(WALLBOARD, {}),
+    "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),
     "numbering": Key(trunks_config.NUMBERING, {}),
@@ -628,6 +642,9 @@ def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
     for i, q in enumerate(ob.callbacks.queues):
         if q not in queues:
             raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
+    if ob.callbacks.voicemail_queue and ob.callbacks.voicemail_queue not in queues:
+        raise walker.fail("outbound.callbacks.voicemail_queue", f"no [[acd.queues]] named "
+                          f"{quote(ob.callbacks.voicemail_queue)}")
 
 
 def load_config(path: str | Path) -> Config:

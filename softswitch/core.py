@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .b2bua import ALLOW, B2BUA
+from .call_limits import CallLimits
 from .router import Router
 from .screening import CallerLists
 from .config import Config
@@ -80,6 +81,7 @@ class SwitchCore:
         self.media = make_media_engine(config) if config.media.enabled else None
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
+        self.call_limits = CallLimits()   # calls one extension may place at once and per minute
         self.router = Router(self.b2bua, config, self.out)
         self.trunk_runtime = TrunkRuntime(self, self.router.trunks)  # registrations and keep-alives to carriers
         self.router.dialer.is_up = self.trunk_runtime.is_up
@@ -89,6 +91,8 @@ class SwitchCore:
             self.router.ivr.ivr.screen = lambda caller, block, warn, wall: (
                 (v := lists.check(caller, wall, block=block, warn=warn)).blocked, v.warned)
         self.local: dict[str, tuple[str, int]] = {}
+        # modules with a table of their own swap it on a config reload: fn(old, new, now) (softswitch.reload)
+        self.reloaders: list = []
         self.stats = Stats()
         self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
@@ -201,6 +205,7 @@ class SwitchCore:
         self._guard(self.trunk_runtime.on_timer, now)
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
+            self.call_limits.forget_idle(now)
             changes = self.registrar.expire(now)
             if changes:
                 self.out.append(PersistBindings(changes))
@@ -220,6 +225,14 @@ class SwitchCore:
         finally:
             out = self.drain(now)
         return out
+
+    def reload(self, config: Config, now: float) -> Any:
+        """Apply a new, validated config for new calls (``softswitch.reload``); calls in progress go on.
+        Returns the ``ReloadResult``; its ``actions`` are what the change caused (to execute)."""
+        from .reload import apply_config
+
+        result = apply_config(self, config, now)
+        return dataclasses.replace(result, actions=self.drain(now))
 
     def speech_heard(self, call_id: str, text: str, now: float) -> list:
         """A result of the edge's speech worker for the IVR of ``call_id``."""
@@ -474,6 +487,13 @@ class SwitchCore:
         user, actions = self.authenticate(req, peer, tx, now, proxy=True, expected_user=caller)
         if user is None:
             return actions
+        ext = self.config.extension(user)
+        if ext is not None:
+            refusal = self.call_limits.check(ext, self.b2bua.calls_placed(user), now)
+            if refusal is not None:
+                log.warning("call from %s refused (%d): %s", user, refusal.status, refusal.warning)
+                return self.tl.respond(tx, make_response(req, refusal.status, refusal.reason, to_tag=_tag(), extra=[
+                    ("Retry-After", str(refusal.retry_after)), ("Warning", f'399 - "{refusal.warning}"')]), now)
         self.b2bua.on_invite(req, peer, tx, user, now)
         return []
 

@@ -120,6 +120,25 @@ class AgentStateChanged(SwitchEvent):
 
 
 @dataclass(frozen=True)
+class QueueEntered(SwitchEvent):
+    """A call starts waiting in a queue (arrival, transfer, overflow): the wallboard shows it at once."""
+    type = "queue_entered"
+    call: str
+    queue: str
+    caller: str
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
+class QueueLeft(SwitchEvent):
+    """A call leaves the queue's ACD: answered and done, abandoned, transferred or timed out."""
+    type = "queue_left"
+    call: str
+    queue: str
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
 class WrapUpEnded(SwitchEvent):
     """An agent's after-call work on ``call`` is over (its call record gets the wrap-up time)."""
     type = "wrapup_end"
@@ -171,3 +190,19 @@ class SpeechAudio:
 @dataclass(frozen=True)
 class SpeechStop:
     call: str
+
+
+@dataclass(frozen=True)
+class CampaignFigures(SwitchEvent):
+    """A campaign's live figures changed (attempts, contacts reached, contact and abandon rates, remaining):
+    the wallboard's hook, at most one a second per campaign (``softswitch.outbound``)."""
+    type = "campaign"
+    campaign: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiallerInput:
+    """An event for the dialler (``dialler.events``: an attempt's result, a callback request); the edge's
+    ``softswitch.outbound.DiallerService`` feeds it and commits the dialler's state."""
+    event: Any

@@ -30,7 +30,8 @@ from .config import Config, ListenAddress, config_warnings
 from .connections import ConnectionGuard, ConnectionLimits
 from .core import PersistBindings, SwitchCore
 from .events import (
-    AgentStateChanged, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog,
+    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
+    WriteQueueLog,
 )
 from .metrics import SwitchMetrics
 from .records import Records, centre_for
@@ -172,6 +173,7 @@ class Server:
         self._queue_log: TextIO | None = None  # open queue_log file (used in the file thread only)
         self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
+        self.outbound: Any = None  # softswitch.outbound.DiallerService (campaigns, callbacks)
         self.centre: CallCentre | None = None  # the call-centre store (records, the API)
         self.records: Records | None = None
         self.speech: SpeechWorker | None = None  # when speech menus are configured
@@ -184,8 +186,13 @@ class Server:
         self.subscribers.add(self.metrics.on_event)
         self.ops: Any = None  # softswitch.api.ops.OpsServer: /metrics, /health, /ready on a listener of their own
         self.running = False  # started and not stopping (/ready)
+        self.on_reload: set = set()  # callables taking the new Config after a reload (the API's users...)
         from .sdnotify import Notifier
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
+        # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
+        from .overload import Admission, for_switch
+        self.overload: Admission | None = (for_switch(config, self.core.registrar, self.now)
+                                           if config.overload.enabled else None)
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -241,6 +248,10 @@ class Server:
             await self._listen(la)
         self._restore_agents(logins)  # once the ports are ours (a second instance must not touch them)
         self._guard_timer = self.loop.call_later(1.0, self._sweep_connections)
+        from .outbound import DiallerService
+
+        self.outbound = DiallerService(self)  # campaigns and callbacks: after the agents are back
+        await self.outbound.start()
         if self.core.media is not None:
             from media.edge import MediaEdge
 
@@ -341,7 +352,15 @@ class Server:
         loop = self.loop
         assert loop is not None
         max_msg = self.config.sip.max_message_size
-        if la.transport == "udp":
+        if la.transport == "udp" and self.overload is not None:
+            from .overload.udp import UdpIntake  # batch reads, admission control (softswitch.overload)
+
+            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True), self._send)
+            port = intake.open(la.host, la.port, _enlarge_receive_buffer)
+            proto = _Udp(self)
+            proto.transport = intake  # type: ignore[assignment]  # sendto/close/is_closing, like asyncio's
+            self._udp.setdefault("udp", proto)
+        elif la.transport == "udp":
             transport, proto = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(la.host, la.port))
             port = transport.get_extra_info("sockname")[1]
             _enlarge_receive_buffer(transport.get_extra_info("socket"))
@@ -478,6 +497,8 @@ class Server:
         if self._guard_timer is not None:
             self._guard_timer.cancel()
         self.vip.stop()
+        if self.outbound is not None:
+            await self.outbound.stop()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:
@@ -507,8 +528,9 @@ class Server:
         log.info("stopped")
 
     # ---------------------------------------------------------------------------- input
-    def process(self, data: bytes, peer: Peer) -> None:
-        self.metrics.sip_in(data)
+    def process(self, data: bytes, peer: Peer, counted: bool = False) -> None:
+        if not counted:  # the overload edge counts each datagram as it reads it, served or shed
+            self.metrics.sip_in(data)
         try:
             actions = self.core.receive(data, peer, self.now())
         except Exception:  # the core guards itself; this is the last line of defence
@@ -549,15 +571,57 @@ class Server:
             elif isinstance(a, SpeechStop):
                 if self.speech is not None:
                     self.speech.close(a.call)
+            elif isinstance(a, DiallerInput):
+                from .outbound import wire
+                wire(self, a)
         if failed and self.media_edge is not None:
             # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
             # tick, when the callee may have answered already
             self._on_media_events(self.media_edge.engine.take_events())
 
+    def reload(self) -> Any:
+        """Re-read the config file (SIGHUP, ``POST /api/admin/reload``): valid, it is applied to new calls
+        while calls in progress go on (``softswitch.reload``); with an error, it is refused with the file,
+        key and reason, and the running config stays. Returns the ``ReloadResult`` (logged)."""
+        from .config import ConfigError, load_config
+        from .reload import ReloadResult
+
+        try:
+            new = load_config(self.config.source)
+        except ConfigError as e:
+            result = ReloadResult(ok=False, error=str(e))
+            log.error("%s", result.summary())
+            return result
+        try:
+            result = self.core.reload(new, self.now())
+        except Exception as e:  # a bug in applying: the tables may be half swapped; say so loudly
+            log.exception("configuration reload failed while applying")
+            return ReloadResult(ok=False, error=f"{self.config.source}: internal error while applying: {e}")
+        self.config = new
+        self._execute(result.actions)
+        self._rearm()
+        for fn in list(self.on_reload):
+            try:
+                fn(new)
+            except Exception:
+                log.exception("reload subscriber failed")
+        for warning in config_warnings(new, str(new.source)):
+            log.warning("%s", warning)
+        log.info("%s", result.summary())
+        return result
+
     LISTS_REFRESH = 60.0  # seconds: the store's block/warning lists as agents and tools change them
 
     async def _load_lists(self) -> None:
-        """The store's block and warning lists into the core's caller lists, now and every minute."""
+        """The store's block and warning lists into the core's caller lists, now and every minute (tools
+        writing the database directly); an edit through the API refreshes them at once (``refresh_lists``)."""
+        await self.refresh_lists()
+        if self.loop is not None and self.store is not None:
+            self._lists_timer = self.loop.call_later(self.LISTS_REFRESH,
+                                                     lambda: asyncio.ensure_future(self._load_lists()))
+
+    async def refresh_lists(self) -> None:
+        """The store's block and warning lists into the core's caller lists now: the next call sees them."""
         assert self.centre is not None
         try:
             block = [(e.pattern, e.expires_at) for e in await self.centre.list_entries("block")]
@@ -566,9 +630,6 @@ class Server:
             log.exception("caller lists not loaded from the store")
         else:
             self.core.lists.set_store_entries(block, warn)
-        if self.loop is not None and self.store is not None:
-            self._lists_timer = self.loop.call_later(self.LISTS_REFRESH,
-                                                     lambda: asyncio.ensure_future(self._load_lists()))
 
     def _speech_heard(self, call_id: Hashable, text: str) -> None:
         self._execute(self.core.speech_heard(str(call_id), text, self.now()))

@@ -33,10 +33,12 @@ from store.keyfile import derive
 from store.validation import NotFoundError, TransitionError, ValidationError
 
 from ..browserphone.service import BrowserPhones
+from .outbound import OutboundOps
 from ..control import Control
 from . import spec as spec_mod
+from .floor import FloorApi
 from .ops import Ops
-from .auth import Session, TokenSigner, check_password
+from .auth import SUPERVISING, Session, TokenSigner, check_password
 from .throttle import LoginThrottle
 from .validate import ApiError, check, parse_path, parse_query
 
@@ -44,6 +46,7 @@ log = logging.getLogger("softswitch.api")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
+                "wallboard.html": "text/html", "wallboard.js": "text/javascript", "wallboard.css": "text/css",
                 "phone.js": "text/javascript"}
 COOKIE = "session"
 CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -144,7 +147,7 @@ class Ctx:
         return self.session is not None and self.session.supervisor
 
 
-class ApiServer:
+class ApiServer(FloorApi, OutboundOps):
     def __init__(self, server: Any):
         self.server = server
         self.settings = server.config.api
@@ -170,6 +173,7 @@ class ApiServer:
         self.app = self._build_app()
         self.port = 0
         self.ops = Ops(server)   # /metrics, /health, /ready (softswitch.api.ops)
+        self._floor_init()       # the wallboard, lists, reload (softswitch.api.floor)
         self.phones = BrowserPhones(server, self.control)   # the desk's browser phones (WebRTC)
 
     # --------------------------------------------------------------------------- lifecycle
@@ -185,6 +189,7 @@ class ApiServer:
         app.router.add_get("/", self._desk)
         app.router.add_get("/desk", self._desk)
         app.router.add_get("/static/{name}", self._static)
+        self._floor_routes(app)
         return app
 
     async def start(self) -> None:
@@ -219,15 +224,15 @@ class ApiServer:
             await self._first_admin(host if ":" not in host else f"[{host}]")
 
     async def _first_admin(self, host: str) -> None:
-        """No [[api.users]]: a supervisor "admin" with a password made up for this run and printed to the log,
-        so that the first start of the shipped config leaves a desk one can log in to (like Jenkins' initial
+        """No [[api.users]]: "admin" (role admin: a supervisor who may also reload the config) with a password
+        made up for this run and printed to the log, so that the first start of the shipped config leaves a desk one can log in to (like Jenkins' initial
         admin password). A new one at each start until users are configured (``softswitch users add``)."""
         from ..config import ApiUser
         from .auth import hash_password
 
         password = secrets.token_urlsafe(12)
         digest = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-        self.users["admin"] = ApiUser(id="admin", role="supervisor", password_hash=digest)
+        self.users["admin"] = ApiUser(id="admin", role="admin", password_hash=digest)
         log.warning("api: no [[api.users]] in the config: log in to the desk http://%s:%d/desk as admin with the "
                     "one-time password %s (a new one at each start until users are added: softswitch users add "
                     "ID --role agent|supervisor)", host, self.port, password)
@@ -235,6 +240,7 @@ class ApiServer:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        await self._floor_stop()
         await self.phones.close_all()
         for socks in list(self.sockets.values()):
             for ws in list(socks):
@@ -330,11 +336,14 @@ class ApiServer:
         body_schema = body_spec["content"]["application/json"]["schema"] if body_spec else None
         public = op.get("security") == []
         supervisor_only = op.get("x-role") == "supervisor"
+        admin_only = op.get("x-role") == "admin"
 
         async def handler(request: web.Request) -> web.StreamResponse:
             session = None if public else self.session_of(request)
             if supervisor_only and not session.supervisor:  # type: ignore[union-attr]
                 raise ApiError(403, "supervisors only")
+            if admin_only and not session.admin:  # type: ignore[union-attr]
+                raise ApiError(403, "admins only")
             path = parse_path(params, request.match_info, self.schemas)
             query = parse_query(params, request.query, self.schemas)
             body = None
@@ -528,6 +537,10 @@ class ApiServer:
 
     async def op_list_queues(self, ctx: Ctx) -> web.Response:
         return reply(self.control.queues())
+
+    async def op_overload(self, ctx: Ctx) -> web.Response:
+        adm = self.server.overload
+        return reply(adm.snapshot(self.server.now()) if adm is not None else {"mode": "disabled"})
 
     async def op_list_trunks(self, ctx: Ctx) -> web.Response:
         return reply(self.control.trunks())
@@ -837,7 +850,7 @@ class ApiServer:
 
     def _send(self, users: set[str], message: dict) -> None:
         text = _dumps(message)
-        targets = set(users) | {u for u in self.sockets if self.users.get(u) and self.users[u].role == "supervisor"}
+        targets = set(users) | {u for u in self.sockets if self.users.get(u) and self.users[u].role in SUPERVISING}
         for u in targets:
             for ws in list(self.sockets.get(u, ())):
                 if not ws.closed:
@@ -855,6 +868,7 @@ class ApiServer:
 
     def on_event(self, ev: dict) -> None:
         """Called on the loop thread for every switch event; never blocks (store writes are tasks)."""
+        self._floor_event(ev)
         t = ev.get("type")
         if t == "offer":
             self.offered.setdefault(ev["call"], set()).add(ev["agent"])

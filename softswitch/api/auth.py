@@ -22,6 +22,8 @@ from dataclasses import dataclass
 __all__ = ["hash_password", "check_password", "Session", "TokenSigner", "DEFAULT_ITERATIONS"]
 
 DEFAULT_ITERATIONS = 200_000
+ROLES = ("agent", "supervisor", "admin")
+SUPERVISING = ("supervisor", "admin")   # roles that see the whole floor
 
 
 def _b64(data: bytes) -> str:
@@ -53,13 +55,19 @@ def check_password(password: str, stored: str) -> bool:
 @dataclass(frozen=True)
 class Session:
     user: str
-    role: str       # "agent" | "supervisor"
+    role: str       # "agent" | "supervisor" | "admin"
     expires: float
     sid: str = ""   # the login this token belongs to (refreshed tokens keep it; logout revokes it)
 
     @property
     def supervisor(self) -> bool:
-        return self.role == "supervisor"
+        """Supervisors and admins: the floor (every agent, call, report)."""
+        return self.role in SUPERVISING
+
+    @property
+    def admin(self) -> bool:
+        """Admins: besides the floor, the management endpoints (config reload)."""
+        return self.role == "admin"
 
 
 class TokenSigner:
@@ -91,7 +99,7 @@ class TokenSigner:
             user, role, exp, sid = data["u"], data["r"], data["e"], data["s"]
         except (ValueError, KeyError, TypeError):
             return None
-        if (not isinstance(user, str) or role not in ("agent", "supervisor") or not isinstance(exp, int)
+        if (not isinstance(user, str) or role not in ROLES or not isinstance(exp, int)
                 or not isinstance(sid, str)):
             return None
         t = now if now is not None else time.time()

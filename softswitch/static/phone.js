@@ -8,7 +8,7 @@ window.DeskPhone = (function () {
   function text(id, v) { $(id).textContent = v == null ? "" : String(v); }
 
   function create(send) {
-    let pc = null, stream = null, wanted = false, ready = null, muted = false;
+    let pc = null, stream = null, wanted = false, ready = null, muted = false, sender = null, sending = null;
     const calls = new Map();          // id -> {id, number, state}
     let current = null, consultFrom = null;
 
@@ -30,10 +30,12 @@ window.DeskPhone = (function () {
       $("phone-panel").hidden = false;
       error("");
       status("starting");
+      if (!ringCtx) makeRinger();
       if (!stream) stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
       if (pc) pc.close();
       pc = new RTCPeerConnection();
-      for (const t of stream.getAudioTracks()) { t.enabled = !muted; pc.addTrack(t, stream); }
+      for (const t of stream.getAudioTracks()) { t.enabled = !muted; sender = pc.addTrack(t, stream); }
+      sending = null;
       pc.ontrack = (e) => { $("phone-audio").srcObject = (e.streams && e.streams[0]) || new MediaStream([e.track]); };
       pc.onconnectionstatechange = () => {
         if (pc.connectionState === "connected") status("ready" + (ready ? " (" + ready + ")" : ""));
@@ -53,6 +55,7 @@ window.DeskPhone = (function () {
       send({ type: "phone.stop" });
       if (pc) pc.close();
       pc = null; calls.clear(); current = null; render();
+      if (ringCtx) { ringCtx.close(); ringCtx = null; }
       status("off");
     }
 
@@ -82,8 +85,12 @@ window.DeskPhone = (function () {
           break;
         case "phone.ended":
           calls.delete(msg.call);
+          for (const c of calls.values()) c.conference = false;
           if (consultFrom === msg.call) consultFrom = null;
           if (current === msg.call) current = [...calls.values()].find((c) => c.state !== "ringing")?.id || null;
+          break;
+        case "phone.conference":
+          for (const id of msg.calls) if (calls.has(id)) calls.get(id).conference = true;
           break;
         case "phone.transferred":
           error("");
@@ -103,14 +110,47 @@ window.DeskPhone = (function () {
     function ringing() { return [...calls.values()].find((c) => c.state === "ringing"); }
     function cur() { return current && calls.get(current); }
 
+    // the microphone goes out only while a call needs it: an idle phone sends (and costs the switch) nothing
+    function updateMic() {
+      const want = [...calls.values()].some((c) => c.state === "talking" || c.state === "dialing" || c.state === "ringing out");
+      if (!sender || !stream || want === sending) return;
+      sending = want;
+      sender.replaceTrack(want ? stream.getAudioTracks()[0] : null).catch((e) => error(e.message));
+    }
+
+    // the ring: 440 + 480 Hz, 2 s on and 4 s off, while a call rings in the page (WebAudio; the context is
+    // made on the click that starts the phone, so browsers allow it to sound)
+    let ringCtx = null, ringGain = null, ringTimer = null;
+    function ringer(on) {
+      if (!ringCtx) return;
+      if (on && !ringTimer) {
+        let t = 0;
+        const step = () => { ringGain.gain.value = (t++ % 3 === 0) ? 0.15 : 0; };
+        step();
+        ringTimer = setInterval(step, 2000);
+      } else if (!on && ringTimer) {
+        clearInterval(ringTimer); ringTimer = null; ringGain.gain.value = 0;
+      }
+    }
+    function makeRinger() {
+      try {
+        ringCtx = new AudioContext();
+        ringGain = ringCtx.createGain(); ringGain.gain.value = 0; ringGain.connect(ringCtx.destination);
+        for (const f of [440, 480]) { const o = ringCtx.createOscillator(); o.frequency.value = f; o.connect(ringGain); o.start(); }
+      } catch (e) { ringCtx = null; }
+    }
+
     function render() {
+      updateMic();
+      ringer(!!ringing());
       const ul = $("phone-calls");
       ul.replaceChildren();
       for (const c of calls.values()) {
         const li = document.createElement("li");
         li.dataset.call = c.id;
         li.dataset.state = c.state;
-        li.textContent = c.number + " — " + c.state + (c.id === current ? " (current)" : "");
+        li.dataset.conference = c.conference ? "yes" : "no";
+        li.textContent = c.number + " — " + c.state + (c.conference ? " (conference)" : c.id === current ? " (current)" : "");
         ul.appendChild(li);
       }
       const r = ringing(), c = cur();
@@ -125,9 +165,18 @@ window.DeskPhone = (function () {
       $("ph-dtmf").disabled = !connected;
       $("ph-xfer").disabled = !connected;
       $("ph-consult").disabled = !connected;
-      const other = consultFrom && calls.get(consultFrom);
-      $("ph-complete").disabled = !(other && connected && current !== consultFrom);
-      $("ph-conference").disabled = !(other && connected && current !== consultFrom);
+      const pair = consultPair();
+      $("ph-complete").disabled = !pair;
+      $("ph-conference").disabled = !pair || !!(calls.get(pair[0]).conference);
+    }
+
+    // the consultation: the call the agent consulted from and the other connected call
+    function consultPair() {
+      const first = consultFrom && calls.get(consultFrom);
+      const live = (c) => c.state === "talking" || c.state === "held";
+      if (!first || !live(first)) return null;
+      const second = [...calls.values()].find((c) => c.id !== consultFrom && live(c));
+      return second ? [first.id, second.id] : null;
     }
 
     function number() {
@@ -159,10 +208,12 @@ window.DeskPhone = (function () {
       if (c && n) { consultFrom = c.id; send({ type: "phone.dial", number: n }); }
     });
     $("ph-complete").addEventListener("click", () => {
-      if (consultFrom && current) send({ type: "phone.attended", call: consultFrom, other: current });
+      const p = consultPair();
+      if (p) send({ type: "phone.attended", call: p[0], other: p[1] });
     });
     $("ph-conference").addEventListener("click", () => {
-      if (consultFrom && current) send({ type: "phone.conference", call: consultFrom, other: current });
+      const p = consultPair();
+      if (p) send({ type: "phone.conference", call: p[0], other: p[1] });
     });
     $("ph-dtmf").addEventListener("click", () => {
       const c = cur(), d = $("ph-digits").value.trim();
