@@ -512,8 +512,11 @@ class SwitchCore:
                     "of ours%s", peer.host, peer.port, caller or "-", callee,
                     "" if is_did else " - an attempt to call out through us (toll fraud?)")
         self.stats.auth_failures += 1
-        if self.bans.record_failure(peer.host, now):
+        # Counted towards a ban only over TCP/TLS, whose handshake proves the source: a UDP source may be
+        # spoofed, and ten forged INVITEs must not silence an office or a carrier (issue 11).
+        if peer.reliable and self.bans.record_failure(peer.host, now):
             self.stats.bans += 1
+            self.banned_now.append((peer.host, now + self.config.security.ban_time))
             log.warning("banned %s for %ds", peer.host, self.config.security.ban_time)
         return self.tl.respond(tx, make_response(req, 403, "Forbidden", to_tag=_tag()), now)
 

@@ -434,3 +434,53 @@ def test_sessions_are_revocable_and_the_websocket_checks_origin(switch_factory):
     assert status == 200
     assert http_from("127.0.0.1", sw2.api_port, "GET", "/api/me",
                      headers={"Authorization": f"Bearer {body['token']}"})[0] == 200
+
+
+def test_spoofed_toll_fraud_invites_over_udp_ban_nobody(switch_factory, peers):
+    """An unauthenticated INVITE to an outside number from an address that is no trunk is refused (403); it
+    counted towards a ban, so 10 of them with a spoofed source silenced an office. Over UDP they no longer count
+    (TCP proves its source; those still do)."""
+    from .conftest import free_port
+    extra = f'''[[trunks]]
+name = "carrier"
+host = "127.0.0.1"
+port = {free_port()}
+match = ["127.0.0.1:{free_port()}"]
+options_interval = 0
+[[dial_rules]]
+prefix = "0"
+trunks = ["carrier"]
+'''
+    sw = switch_factory(EXTS, extra=extra)
+    office = "127.0.0.14"
+    spoofer = peers(office, sw.port)
+    for i in range(15):
+        spoofer.send((f"INVITE sip:0046701234567@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {office}:{spoofer.local_port};"
+                      f"branch=z9hG4bKtf{i}\r\nFrom: <sip:100@1.1.1.1>;tag=f{i}\r\nTo: <sip:0046701234567@127.0.0.1>\r\n"
+                      f"Call-ID: tf-{i}@x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode())
+    wait_for(lambda: sw.log().count("an attempt to call out through us") >= 15, timeout=15)
+    assert peers(office, sw.port).register("1001", EXTS["1001"])[0].status == 200  # type: ignore[union-attr]
+    assert "banned" not in sw.log()
+
+
+def test_extensions_with_ha1_instead_of_a_password(switch_factory, peers, phones):
+    """ha1_md5 / ha1_sha256: no plaintext in the config; SIPp-style MD5 and pjsua2's SHA-256 both register."""
+    import hashlib
+    from .conftest import free_port
+    port = free_port()
+    md5 = hashlib.md5(f"1001:{DOMAIN}:secret-1001".encode()).hexdigest()
+    sha = hashlib.sha256(f"1002:{DOMAIN}:secret-1002".encode()).hexdigest()
+    text = (f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\n[api]\nenabled = false\n'
+            '[store]\npath = "var/softswitch.db"\n'
+            f'[[extensions]]\nnumber = "1001"\nha1_md5 = "{md5}"\n'
+            f'[[extensions]]\nnumber = "1002"\nha1_sha256 = "{sha.upper()}"\n')
+    sw = switch_factory(EXTS, port=port, config_text=text)
+    assert "secret-100" not in sw.config_path.read_text()
+    p = peers("127.0.0.15", port)
+    assert p.register("1001", "secret-1001")[0].status == 200  # type: ignore[union-attr]
+    p.send(p.register_msg("1001", auth=answer(p.challenge("1001") or "", "1001", "wrong")))
+    assert p.recv().status == 403  # type: ignore[union-attr]
+    phone = phones("sha")
+    reg = phone.register("1002", "secret-1002", DOMAIN, f"sip:{sw.addr}")
+    assert reg["code"] == 200, reg
+    sw.wait_log(r"registered 1002 contact")
