@@ -226,6 +226,11 @@ class SwitchCore:
             out = self.drain(now)
         return out
 
+    def speech_rendered(self, call_id: str, say_id: int, file: str | None, now: float) -> list:
+        """Runtime speech the edge rendered for an IVR ``Say`` (None: nothing to say)."""
+        self._guard(self.router.ivr.spoken, call_id, say_id, file, now)
+        return self.drain(now)
+
     def reload(self, config: Config, now: float) -> Any:
         """Apply a new, validated config for new calls (``softswitch.reload``); calls in progress go on.
         Returns the ``ReloadResult``; its ``actions`` are what the change caused (to execute)."""

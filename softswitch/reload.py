@@ -44,6 +44,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("metrics listener", "metrics.listen"),
     ("log format", "log.format"),
     ("IVR speech model", "ivr.asr"),
+    ("outbound campaigns and callbacks (the dialler loads them at start)", "outbound"),
 )
 
 

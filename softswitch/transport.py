@@ -30,7 +30,7 @@ from .config import Config, ListenAddress, config_warnings
 from .connections import ConnectionGuard, ConnectionLimits
 from .core import PersistBindings, SwitchCore
 from .events import (
-    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
+    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeakRequest, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
     WriteQueueLog,
 )
 from .metrics import SwitchMetrics
@@ -174,6 +174,7 @@ class Server:
         self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
         self.outbound: Any = None  # softswitch.outbound.DiallerService (campaigns, callbacks)
+        self.tts: Any = None  # softswitch.tts.RuntimeSpeech: text spoken at call time
         self.centre: CallCentre | None = None  # the call-centre store (records, the API)
         self.records: Records | None = None
         self.speech: SpeechWorker | None = None  # when speech menus are configured
@@ -252,6 +253,9 @@ class Server:
 
         self.outbound = DiallerService(self)  # campaigns and callbacks: after the agents are back
         await self.outbound.start()
+        from .tts import RuntimeSpeech
+
+        self.tts = RuntimeSpeech(self)
         if self.core.media is not None:
             from media.edge import MediaEdge
 
@@ -499,6 +503,8 @@ class Server:
         self.vip.stop()
         if self.outbound is not None:
             await self.outbound.stop()
+        if self.tts is not None:
+            await self.tts.stop()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:
@@ -574,6 +580,9 @@ class Server:
             elif isinstance(a, DiallerInput):
                 from .outbound import wire
                 wire(self, a)
+            elif isinstance(a, SpeakRequest):
+                from .tts import wire as speak
+                speak(self, a)
         if failed and self.media_edge is not None:
             # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
             # tick, when the callee may have answered already
