@@ -210,7 +210,8 @@ def relay_batch(eng: "MediaEngine", rows_all: np.ndarray, datas: "tuple[bytes, .
         ok[oi[~same_addr]] = False
     if not ok.any():
         return none, []
-    if not ok.all():
+    whole = bool(ok.all())                                 # every joined packet is sent: cut in one call
+    if not whole:
         idx, r, d, lens, offs = idx[ok], r[ok], d[ok], lens[ok], offs[ok]
         seq, ts, h = seq[ok], ts[ok], h[ok]
     # taken in: the statistics, the unwrapper, the time-out clock
@@ -238,7 +239,7 @@ def relay_batch(eng: "MediaEngine", rows_all: np.ndarray, datas: "tuple[bytes, .
     eng.relayed[d] += 1
     eng.relayed_packets += len(d)
     buf = arr.tobytes()
-    if (lens == lens[0]).all():
+    if whole and (lens == lens[0]).all():
         packets = _cutter(int(lens[0]), len(lens)).unpack(buf)
     else:
         ends = (offs + lens).tolist()
