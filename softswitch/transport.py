@@ -166,7 +166,7 @@ class Server:
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
         # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
         from .overload import Admission, for_switch
-        self.overload: Admission | None = (for_switch(config, self.core.registrar, self.now)
+        self.overload: Admission | None = (for_switch(config, self.core, self.now)
                                            if config.overload.enabled else None)
 
     # ---------------------------------------------------------------------------- clock

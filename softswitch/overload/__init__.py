@@ -16,11 +16,13 @@ __all__ = ["Admission", "Answer", "Mode", "OVERLOAD", "OverloadConfig", "Process
            "for_switch"]
 
 
-def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admission:
+def for_switch(config: Any, core: Any, clock: Callable[[], float]) -> Admission:
     """Admission for a switch with ``config``: calls to queue (dialplan) and IVR numbers (and the trunks'
     DIDs that lead to them), calls from the carriers' addresses (customers calling in) and REGISTERs of
     agents' phones go first; REGISTERs of phones refreshing a live binding from the same address
-    (``registrar``'s bindings, on the switch's monotonic ``clock``) before newcomers."""
+    (the ``core``'s registrar, on the switch's monotonic ``clock``) before newcomers. Retransmissions of
+    answered requests get their answer from the core's transaction layer."""
+    registrar = core.registrar
     numbers: set[str] = set()
     extensions: set[str] = set()
     acd = config.acd
@@ -64,4 +66,4 @@ def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admis
 
     return Admission(config.overload, t1=config.sip.t1_ms / 1000, centre_numbers=frozenset(numbers),
                      centre_extensions=frozenset(extensions), known_phone=known_phone,
-                     carrier=carrier if hosts or networks else None)
+                     carrier=carrier if hosts or networks else None, resend=core.tl.answer_to_retransmission)
