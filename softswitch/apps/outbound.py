@@ -104,8 +104,8 @@ class VirtualCall:
     def variables(self) -> dict[str, Any]:
         """What the agent's desk pops: the contact and why we call."""
         return {**self.data, "outbound": True, "customer": self.number, "name": self.name, "campaign": self.campaign,
-                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": self.audio,
-                "note": self.note}
+                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": bool(self.audio),
+                "note": self.note, "mode": self.mode}
 
 
 @dataclass(eq=False)
