@@ -194,6 +194,9 @@ class Server:
         from .overload import Admission, for_switch
         self.overload: Admission | None = (for_switch(config, self.core, self.now)
                                            if config.overload.enabled else None)
+        if self.overload is not None:  # a reload brings new limits and priorities (queue numbers, agents...)
+            from .overload import reconfigure
+            self.on_reload.add(functools.partial(reconfigure, self.overload))
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a

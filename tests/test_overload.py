@@ -391,3 +391,16 @@ def test_what_cannot_be_served_in_time_is_refused_at_once():
     served = [x for x in drain(a, now) if isinstance(x, Process)]
     assert len(served) <= 50                      # about rate x max_delay were kept, and served newest first
     assert peek(served[0].data).to_user == "20299"
+
+
+def test_a_reload_brings_new_priorities_and_limits():
+    from softswitch.overload import for_switch, reconfigure
+    from softswitch.sip.transaction import TransactionLayer
+
+    core = SimpleNamespace(registrar=SimpleNamespace(lookup=lambda aor, now: []), tl=TransactionLayer())
+    a = for_switch(parse_config(BASE), core, lambda: 0.0)
+    a.offer(request("INVITE", user="4000"), SRC, 0.0, 0.0)
+    assert a.next(0.0).rank is Rank.NEW
+    reconfigure(a, parse_config({**BASE, "overload": {"priority_numbers": ["4000"], "max_delay_ms": 800}}))
+    a.offer(request("INVITE", user="4000", branch="z9hG4bK2"), SRC, 0.0, 0.0)
+    assert a.next(0.0).rank is Rank.CENTRE and a.max_delay == 0.8

@@ -158,16 +158,9 @@ class Admission:
         trunk's (its calls are customers calling in); ``resend(branch, sent_by, method)``: the response a
         retransmission of that request gets from its server transaction, if any (the transaction layer's
         ``answer_to_retransmission``)."""
-        self.config = config
-        self.max_delay = config.max_delay_ms / 1000     # shed when overloaded
-        self.strain_delay = self.max_delay / 4           # overloaded from here: a transient stall (GC, a
-        # busy neighbour) switches to newest-first without shedding what can still be served in time
-        self.max_lag = config.max_lag_ms / 1000
         self.lifetime = 64 * t1                      # a transaction's life (Timers B, F): older is stale
-        self.centre_numbers = centre_numbers | frozenset(config.priority_numbers)
-        self.centre_extensions = centre_extensions | frozenset(config.priority_extensions)
+        self.configure(config, centre_numbers=centre_numbers, centre_extensions=centre_extensions, carrier=carrier)
         self.known_phone = known_phone
-        self.carrier = carrier
         self.resend = resend
         self.rng = rng or random.Random()
         self.figures = Figures()
@@ -186,6 +179,18 @@ class Admission:
         self._served_deferred = 0           # non-urgent requests served: the service rate
         self._rate_mark: tuple[float, int] | None = None
         self.rate: float | None = None      # non-urgent requests served per second while overloaded (EWMA)
+
+    def configure(self, config: OverloadConfig, *, centre_numbers: frozenset[str] = frozenset(),
+                  centre_extensions: frozenset[str] = frozenset(), carrier: Callable[[str], bool] | None = None) -> None:
+        """Limits and priorities (at start, and after a config reload); what waits stays where it is."""
+        self.config = config
+        self.max_delay = config.max_delay_ms / 1000     # shed when overloaded
+        self.strain_delay = self.max_delay / 4           # overloaded from here: a transient stall (GC, a
+        # busy neighbour) switches to newest-first without shedding what can still be served in time
+        self.max_lag = config.max_lag_ms / 1000
+        self.centre_numbers = centre_numbers | frozenset(config.priority_numbers)
+        self.centre_extensions = centre_extensions | frozenset(config.priority_extensions)
+        self.carrier = carrier
 
     @property
     def mode(self) -> Mode:
