@@ -1011,9 +1011,9 @@ class B2BUA:
                 st = self.media.leg_stats(party.media)
                 call.quality[party.role] = asdict(st)
                 log.info("call %s: %s media %s%s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
+                         "buffer %d ms, tx %d%s", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
                          st.rx_packets, st.rx_lost, st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms,
-                         st.tx_packets)
+                         st.tx_packets, f" (relayed {st.relayed})" if st.relayed else "")
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)
