@@ -64,16 +64,23 @@
     try { showState(await api("POST", "/api/agents/" + encodeURIComponent(me.user) + "/state", Object.assign({ action }, extra || {}))); }
     catch (e) { text("agent-error", e.message); }
   }
+  let phoneExt = null, phoneStarting = null;   // the extension the browser phone registered; a start under way
+  function startPhone() {
+    text("agent-error", "");
+    phoneStarting = phone.start().then((ext) => { phoneExt = ext; $("agent-ext").value = ext; return true; },
+      (e) => { phoneExt = null; text("agent-error", "browser phone: " + e.message); return false; })
+      .finally(() => { phoneStarting = null; });
+    return phoneStarting;
+  }
   $("btn-login").addEventListener("click", async () => {
-    let ext = $("agent-ext").value.trim();
-    if (phone && $("browser-phone").checked) {  // the agent's extension rings this page
-      try { ext = await phone.start(); $("agent-ext").value = ext; }
-      catch (e) { text("agent-error", "browser phone: " + e.message); return; }
-    }
+    if (phone && $("browser-phone").checked && !phoneExt && !(await (phoneStarting || startPhone()))) return;
+    const ext = $("agent-ext").value.trim();   // with the browser phone: its extension rings this page
     agentAction("login", ext ? { extension: ext } : {});
   });
   $("browser-phone").addEventListener("change", () => {
-    if (phone && !$("browser-phone").checked) phone.stop();
+    if (!phone) return;
+    if ($("browser-phone").checked) startPhone();
+    else { phone.stop(); phoneExt = null; }
   });
   $("btn-ready").addEventListener("click", () => agentAction("ready"));
   $("btn-notready").addEventListener("click", () => agentAction("not_ready", { reason: $("notready-reason").value }));
