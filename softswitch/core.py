@@ -91,6 +91,15 @@ class SwitchCore:
         self.stats = Stats()
         self._next_expiry_sweep = 0.0
 
+    def set_trunks(self, config: Config, now: float) -> list:
+        """A reload's new ``[[trunks]]``/``[[dial_rules]]``/``[numbering]``: the router's table is swapped
+        (calls in progress keep their trunks), registrations of unchanged trunks go on, changed ones
+        register afresh. Trunk addresses stay exempt from bans as configured at start."""
+        table = TrunkTable.from_config(config)
+        self.router.set_trunks(table)
+        self.trunk_runtime.set_table(table, now)
+        return self.drain(now)
+
     def set_nonce_secret(self, secret: bytes) -> None:
         """The key that signs digest nonces. The edge passes the one kept in the store's directory, so
         nonces issued before a restart stay good (phones re-register without a new challenge)."""
