@@ -50,6 +50,8 @@ class AcdAgent:
     name: str
     extension: str  # the agent's usual phone; a login from another phone moves the agent there
     skills: dict[str, int] = field(default_factory=dict)  # skill name -> level 1..10
+    pin: str = ""  # digits: needed to log in (*11*<id>*<pin>); with it any phone unless extensions lists some
+    extensions: list[str] = field(default_factory=list)  # other phones it may log in at (acd.identity)
 
 
 @dataclass(frozen=True)
@@ -278,11 +280,19 @@ SKILL = Table(AcdSkill, {
     "description": Key(STRING, "", (printable,)),
 })
 
+def _pin(v: str) -> str:
+    if v and not re.fullmatch(r"[0-9]{4,12}", v):
+        raise Invalid("must be 4 to 12 digits (dialled as *11*<id>*<pin>)")
+    return v
+
+
 AGENT = Table(AcdAgent, {
     "id": Key(STRING, checks=(ext_number,)),
     "name": Key(STRING, checks=(nonempty, printable, no_pipe)),
     "extension": Key(STRING, checks=(ext_number,)),
     "skills": Key(SKILL_LEVELS, {}),
+    "pin": Key(STRING, "", (_pin,)),
+    "extensions": Key(Array(STRING, each=(ext_number,)), [], (unique,)),
 })
 
 PRIORITY_RULE = Table(PriorityRule, {

@@ -30,6 +30,7 @@ from .actions import (
 )
 from .config import AcdConfig, AcdQueue, Fallback
 from .featurecodes import parse_feature_code
+from .identity import WRONG_PIN, PinGuard, login_refusal
 from .routing import AgentMatrix, AgentState, CallColumns, QueueRule, Router
 from .stats import QueueCounters, QueueStats
 
@@ -96,6 +97,7 @@ class Acd:
         self.base_member = self.router.member.copy()  # configured membership; router.member = it less pauses
         self.queue_paused = np.zeros_like(self.base_member)  # agent paused in one queue (autopause = "yes")
         self.agents = [_Agent(a.id, a.name, a.extension) for a in config.agents]
+        self.pins = PinGuard()  # wrong agent PINs per dialling phone (acd.identity)
         self.agent_index = {a.id: i for i, a in enumerate(config.agents)}
         self.by_extension: dict[str, int] = {}  # logged-in extension -> agent
         self.busy_extensions: set[str] = set()
@@ -263,6 +265,17 @@ class Acd:
             return (-c.priority, not c.head, c.arrived, c.seq)
         mine = key(call)
         return 1 + sum(1 for c in self.present[call.queue].values() if c is not call and key(c) < mine)
+
+    def _on_CallbackHeld(self, e: ev.CallbackHeld, now: float, out: list[Action]) -> None:
+        self._timers.pop(("maxwait", e.call_id), None)
+        self._timers.pop(("announce", e.call_id), None)
+
+    def free_agents(self, queue: str) -> int:
+        """Agents of ``queue`` free right now (ready, phone idle and registered): the dialler's pacing."""
+        q = self.queue_index.get(queue)
+        if q is None:
+            return 0
+        return int((self.matrix.available() & self.router.member[q]).sum())
 
     def _on_CallAbandoned(self, e: ev.CallAbandoned, now: float, out: list[Action]) -> None:
         call = self.calls.get(e.call_id)
@@ -591,6 +604,15 @@ class Acd:
                 (i for i, x in enumerate(self.agents) if x.home == e.extension), None)
             if a is None:
                 out.append(FeatureCodeReply(e.extension, False, "unknown agent"))
+                return
+            if cmd.pin is not None and self.pins.locked(e.extension, now):
+                out.append(FeatureCodeReply(e.extension, False, "too many wrong PINs from this phone; try later"))
+                return
+            refusal = login_refusal(self.config.agents[a], e.extension, cmd.pin)
+            if refusal is not None:
+                if refusal == WRONG_PIN and self.pins.failed(e.extension, now):
+                    refusal += f"; PIN logins from {e.extension} locked for {int(self.pins.lockout)} s"
+                out.append(FeatureCodeReply(e.extension, False, refusal))
                 return
             ok, msg = self._login(a, e.extension, now, out)
         else:

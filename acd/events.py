@@ -25,6 +25,14 @@ class CallArrived:
 
 
 @dataclass(frozen=True)
+class CallbackHeld:
+    """The caller hung up to be called back but keeps his place (``dialler``): the entry stays in line with no
+    wait limit and no announcements, and is offered to an agent like any waiting call."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
 class CallAbandoned:
     """The caller hung up before an agent answered."""
 
@@ -141,4 +149,4 @@ class TimerFired:
 
 Event = (CallArrived | CallAbandoned | CallEnded | CallTransferred | OfferAnswered | OfferRejected | AgentLogin
          | AgentLogout | AgentReady | AgentNotReady | WrapUpEnd | FeatureCodeDialled | PhoneBusy | PhoneFree
-         | PhoneRegistered | PhoneUnregistered | OfferFailed | TimerFired)
+         | PhoneRegistered | PhoneUnregistered | OfferFailed | CallbackHeld | TimerFired)

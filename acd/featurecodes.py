@@ -1,4 +1,5 @@
-"""Agent feature codes dialled from the agent's own phone (``*11 2001`` login, ``*12`` logout,
+"""Agent feature codes dialled from the agent's own phone (``*11 2001`` login, ``*11*2001*<pin>`` login with
+the agent's PIN, ``*12`` logout,
 ``*13 2`` not ready with reason 2, ``*14`` ready).
 
 A parser of its own because the switch core must decide on the dialled digits alone (before any
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FeatureCodes", "FeatureCommand", "parse_feature_code"]
+__all__ = ["FeatureCodes", "FeatureCommand", "mask_pin", "parse_feature_code"]
 
 Command = Literal["login", "logout", "not_ready", "ready"]
 
@@ -30,9 +31,11 @@ class FeatureCommand:
     command: Command
     agent_id: str | None = None  # login only; None = the agent whose configured extension this is
     reason: str | None = None  # not_ready only; the reason code, None = no reason given
+    pin: str | None = None  # login only: ``*11*<id>*<pin>``, the agent's PIN (acd.identity)
 
 
 _ARG = re.compile(r"[0-9]{1,15}")
+_LOGIN_ARGS = re.compile(r"([0-9]{1,15})(?:[*#]([0-9]{1,15}))?")
 
 
 def parse_feature_code(digits: str, codes: FeatureCodes = FeatureCodes()) -> FeatureCommand | None:
@@ -53,7 +56,21 @@ def parse_feature_code(digits: str, codes: FeatureCodes = FeatureCodes()) -> Fea
                 return None  # "*11*" with nothing after the separator
         if not rest:
             return FeatureCommand(command)
+        if command == "login":
+            m = _LOGIN_ARGS.fullmatch(rest)
+            if m is None:
+                return None
+            return FeatureCommand(command, agent_id=m.group(1), pin=m.group(2))
         if command in ("logout", "ready") or not _ARG.fullmatch(rest):
             return None
-        return FeatureCommand(command, agent_id=rest) if command == "login" else FeatureCommand(command, reason=rest)
+        return FeatureCommand(command, reason=rest)
     return None
+
+
+def mask_pin(digits: str, codes: FeatureCodes = FeatureCodes()) -> str:
+    """The dialled digits with a login PIN starred out, for logs and call records (``*11*2001*1234`` ->
+    ``*11*2001*****``); anything else unchanged."""
+    cmd = parse_feature_code(digits, codes)
+    if cmd is None or cmd.pin is None:
+        return digits
+    return f"{codes.login}*{cmd.agent_id}*****"

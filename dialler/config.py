@@ -63,6 +63,8 @@ class CallbackSettings:
     queues: list[str] = field(default_factory=list)   # queues offering it ([] = all)
     retry: dict[str, RetryRule] = field(default_factory=dict)
     max_attempts: int = 0
+    voicemail: bool = True                # a voicemail left in a queue's mailbox becomes a callback task
+    voicemail_queue: str = ""             # for mailboxes no queue falls back to ("" = the first queue)
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ CALLBACK_SETTINGS = Table(CallbackSettings, {
     "queues": Key(Array(STRING, each=(nonempty,)), []),
     "retry": Key(RULES, {}, (_rules,)),
     "max_attempts": Key(INTEGER, 0, (between(0, 100),)),
+    "voicemail": Key(BOOLEAN, True),
+    "voicemail_queue": Key(STRING, ""),
 })
 
 OUTBOUND = Table(OutboundConfig, {

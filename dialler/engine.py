@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from .config import CALLBACKS, Campaign, OutboundConfig
 from .events import (
     AttemptEnded, AttemptRow, CallbackRequested, CampaignStarted, CampaignStopped, ContactRow, ContactsAdded, Dial,
-    DncChanged, FiguresChanged, QueueCallbackStarted, ResultCode, Save, Tick,
+    DncChanged, FiguresChanged, HeldReleased, QueueCallbackStarted, ResultCode, Save, Tick,
 )
 from .rules import CallingHours, Result, RetryRule, local_day, next_due, zone
 
@@ -49,7 +49,7 @@ class ContactState(str, Enum):
 
 TRANSITIONS: dict[ContactState, frozenset[ContactState]] = {
     ContactState.WAITING: frozenset({ContactState.DIALLING, ContactState.DONE, ContactState.WAITING}),
-    ContactState.HELD: frozenset({ContactState.DIALLING, ContactState.DONE}),
+    ContactState.HELD: frozenset({ContactState.DIALLING, ContactState.DONE, ContactState.WAITING}),
     ContactState.DIALLING: frozenset({ContactState.WAITING, ContactState.DONE, ContactState.HELD}),
     ContactState.DONE: frozenset({ContactState.WAITING}),   # an agent's "call back later" after completed
 }
@@ -161,6 +161,7 @@ class Dialler:
         self.normalise = normalise
         self.contacts: dict[int, Contact] = {}
         self.by_key: dict[tuple[str, str], int] = {}           # (campaign, source key) -> contact
+        self.by_ref: dict[str, int] = {}                       # held queue callbacks: their call id -> contact
         self.attempts: dict[int, _Attempt] = {}                # in progress
         self.last_attempt_of: dict[int, int] = {}              # contact -> its last attempt (result codes)
         self.dnc: set[str] = {normalise(n) for n in config.dnc}
@@ -203,6 +204,8 @@ class Dialler:
             self.next_contact = max(self.next_contact, c.id + 1)
             if c.key:
                 self.by_key[(c.campaign, c.key)] = c.id
+            if c.kind == "queue" and c.data.get("ref"):
+                self.by_ref[str(c.data["ref"])] = c.id
             if c.campaign not in self.figures:
                 self.figures[c.campaign] = _Figures()  # a campaign no longer configured: kept, not dialled
             f = self.figures[c.campaign]
@@ -278,6 +281,8 @@ class Dialler:
         c = self._new(CALLBACKS, self.normalise(e.number), e.queue, e.kind, now)
         c.name, c.note, c.audio, c.position = e.name, e.note, e.audio, e.position or now
         c.data = {"ref": e.ref} if e.ref else {}
+        if e.ref:
+            self.by_ref[e.ref] = c.id
         if e.kind == "queue":
             c.state = ContactState.HELD   # its virtual call keeps the caller's place in the ACD
             c.next_due = None
@@ -287,14 +292,27 @@ class Dialler:
         self._enter(c, e.due if e.due is not None else now, now)
 
     def _on_QueueCallbackStarted(self, e: QueueCallbackStarted, now: float, dials: list[Any]) -> None:
-        c = self.contacts[e.contact]
+        c = self.contacts[e.contact or self.by_ref[e.ref]]
         if c.state is not ContactState.HELD:
             raise ValueError(f"contact {c.id} is {c.state}, not held")
         a = self._begin(c, now, e.agent)
         a.call = e.call
 
+    def _on_HeldReleased(self, e: HeldReleased, now: float, dials: list[Any]) -> None:
+        c = self.contacts[e.contact or self.by_ref[e.ref]]
+        if c.state is not ContactState.HELD:
+            return
+        self._count(c, -1)
+        c.move(ContactState.WAITING)
+        self._count(c, +1)
+        self._enter_due(c, now)
+
     def _on_AttemptEnded(self, e: AttemptEnded, now: float, dials: list[Any]) -> None:
-        a = self.attempts.pop(e.attempt, None)
+        number = e.attempt
+        if not number:
+            c = self.contacts.get(e.contact or self.by_ref.get(e.ref, 0))
+            number = c.attempt if c is not None and c.state is ContactState.DIALLING else 0
+        a = self.attempts.pop(number, None)
         if a is None:
             return
         c = a.contact

@@ -12,7 +12,7 @@ from .rules import Result
 
 __all__ = [
     "AttemptEnded", "AttemptRow", "CallbackRequested", "CampaignStarted", "CampaignStopped", "ContactRow",
-    "ContactsAdded", "Dial", "DncChanged", "FiguresChanged", "NewContact", "QueueCallbackStarted", "ResultCode",
+    "ContactsAdded", "Dial", "DncChanged", "FiguresChanged", "HeldReleased", "NewContact", "QueueCallbackStarted", "ResultCode",
     "Save", "Tick",
 ]
 
@@ -48,7 +48,7 @@ class CallbackRequested:
     audio: str = ""
     due: float | None = None
     position: float = 0.0
-    ref: str = ""                        # the call it came from
+    ref: str = ""                        # the call it came from (a held queue callback is known by it)
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,28 @@ class QueueCallbackStarted:
     contact: int
     agent: str = ""
     call: str = ""
+    ref: str = ""                        # or the held callback's call id (call control does not know its contact)
+
+
+@dataclass(frozen=True)
+class HeldReleased:
+    """A held queue callback lost its place (its queue closed, nobody logged in): it becomes an ordinary
+    callback task, dialled when an agent of the queue is free."""
+    contact: int = 0
+    ref: str = ""
 
 
 @dataclass(frozen=True)
 class AttemptEnded:
+    """``attempt`` 0: the attempt in progress on ``contact`` (or on the held callback ``ref``)."""
     attempt: int
     result: Result
     call: str = ""                       # the switch's call id (the call record)
     agent: str = ""
     abandoned: bool = False              # answered, but no agent took it in time (predictive)
     counted: bool = True                 # False: the customer was never dialled (the agent did not answer)
+    contact: int = 0
+    ref: str = ""
 
 
 @dataclass(frozen=True)

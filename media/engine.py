@@ -58,6 +58,7 @@ from .jobs import JobRunner
 from .playback import Players, Sound, SoundBank
 from .ports import PortAllocator, PortsExhausted
 from .recording import Recorder, Recording
+from .srtp import SrtpContext
 from .jitter import JitterTable, JitterView
 from .reception import ReceptionTable, ReceptionView
 from .rtp import FRAME, LOST, PLAY
@@ -189,6 +190,7 @@ class LegStats:
     remote_loss_percent: float | None     # what the phone reports about our stream (RTCP)
     remote_jitter_ms: float | None
     rtt_ms: float | None
+    srtp: str | None = None               # the SRTP suite, None: plain RTP
 
 
 @dataclass
@@ -239,6 +241,7 @@ class Endpoint:
         self.latched = False                             # media accepted from ``remote`` only, for good
         self.source_ip: str | None = None                # the IP the leg's signalling comes from (allocate)
         self.learning: tuple[tuple[str, int], int, int, int] | None = None   # (addr, ssrc, seq, run) of a candidate
+        self.srtp: SrtpContext | None = None             # SRTP agreed in the SDP (media.srtp), else plain RTP
         self.rtcp_remote: tuple[str, int] | None = None
         self.rx = ReceptionView(engine.rxt, row)          # RFC 3550 statistics of what the phone sends
         self.jb = jb
@@ -386,6 +389,8 @@ class MediaEngine:
         self._dtmf_open: set[Endpoint] = set()
         self._listening: dict[Endpoint, list[np.ndarray]] = {}  # legs whose audio goes out as AudioChunk
         self.dropped_packets = 0
+        self._n_srtp = 0                           # legs with SRTP (the ingest and the tick look only then)
+        self._srtp_port = np.zeros(1 << 16, bool)  # RTP and RTCP ports of SRTP legs
 
     # ------------------------------------------------------------------------------ row arrays
     def _grow(self, cap: int) -> None:
@@ -505,13 +510,14 @@ class MediaEngine:
 
     # ------------------------------------------------------------------------------ endpoints
     def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
-                 use_reserve: bool = True) -> Endpoint:
+                 use_reserve: bool = True, srtp: str = "off") -> Endpoint:
         """A new endpoint with an RTP port from the pool (raises ports.PortsExhausted: answer 503).
 
         ``source``: the IP address the leg's signalling comes from (the INVITE's source, or where the
         callee's phone registered from): media is accepted only from the SDP's address or, learned once,
         from this IP (``datagram_received``). ``use_reserve=False``: refused when only the pairs kept for
-        queue and hotline calls are left (``MediaConfig.reserve_ports``).
+        queue and hotline calls are left (``MediaConfig.reserve_ports``). ``srtp``: the phone's SRTP policy,
+        "off" | "optional" | "required" (``media.srtp``; offers and answers follow it).
 
         Nothing is bound here: a spare the edge bound already is handed out first; otherwise the port is
         recorded for the edge (``take_port_changes``), which opens it before the next tick; if it cannot, a
@@ -528,7 +534,7 @@ class MediaEngine:
             self._grow(self._cap * 2)
         row = self._free_rows.pop()
         local = sdp_mod.LocalSdp(self.config.address, port, self.codecs, self.config.telephone_event_pt,
-                                 self.config.ptime)
+                                 self.config.ptime, srtp=srtp, suites=tuple(self.config.srtp_suites))
         self.jitter.init_row(row, max(1, self.config.jitter_min_ms // 20), max(2, self.config.jitter_max_ms // 20))
         self.rxt.reset(row)
         ep = Endpoint(self._next_id, call_id, label, port, row, local, JitterView(self.jitter, row), now, self)
@@ -561,7 +567,12 @@ class MediaEngine:
             self._recorder.drop_rows({ep.row})
         dest = ep.rtcp_remote or (ep.remote and (ep.remote[0], ep.remote[1] + 1))
         if dest and ep.params is not None:
-            self._pending.append(Datagram(ep.port + 1, rtcp_mod.build_bye(int(self.ssrc[ep.row])), dest))
+            bye = rtcp_mod.build_bye(int(self.ssrc[ep.row]))
+            self._pending.append(Datagram(ep.port + 1, ep.srtp.protect_rtcp(bye) if ep.srtp else bye, dest))
+        if ep.srtp is not None:
+            ep.srtp = None
+            self._n_srtp -= 1
+            self._srtp_port[ep.port:ep.port + 2] = False
         self._dtmf_open.discard(ep)
         self._listening.pop(ep, None)
         del self.endpoints[ep.id]
@@ -607,6 +618,10 @@ class MediaEngine:
             ep.latched = False                              # a new SDP address: settled afresh (_admit)
             ep.learning = None
             ep.rtcp_remote = None
+        if p.keys != (old.keys if old is not None else None):
+            ep.srtp = SrtpContext(p.keys) if p.keys is not None else None
+            self._n_srtp += (ep.srtp is not None) - (old is not None and old.keys is not None)
+            self._srtp_port[ep.port:ep.port + 2] = ep.srtp is not None
         r = ep.row
         if old is None or old.codec != p.codec:
             self.codec[r] = p.codec
@@ -779,10 +794,30 @@ class MediaEngine:
         return LegStats(ep.codec, ep.remote, ep.rx.received, max(0, ep.rx.lost), ep.rx.jitter / 8.0,
                         int(self.jitter.late[r]), int(self.concealed[r]), self.jitter.depth(r) * 20,
                         int(self.tx_packets[r]), int(self.tx_octets[r]), rb.loss_percent if rb else None,
-                        rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None)
+                        rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None,
+                        ep.srtp.keys.suite if ep.srtp is not None else None)
 
     # ------------------------------------------------------------------------------ packets in
     def datagram_received(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
+        """One packet from the edge (RTP on the even port, RTCP on the odd one)."""
+        if self._n_srtp:
+            plain = self._decrypt(port, data)
+            if plain is None:
+                return
+            data = plain
+        self._take(port, data, addr, now)
+
+    def _decrypt(self, port: int, data: bytes) -> bytes | None:
+        """An SRTP leg's packet made plain (None: not authentic, dropped); other legs' packets as they are."""
+        ep = self._by_port.get(port & ~1)
+        if ep is None or ep.srtp is None:
+            return data
+        plain = ep.srtp.unprotect_rtcp(data) if port & 1 else ep.srtp.unprotect(data)
+        if plain is None:
+            self.dropped_packets += 1
+        return plain
+
+    def _take(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
         ep = self._by_port.get(port & ~1)
         if ep is None or ep.params is None:
             self.dropped_packets += 1
@@ -884,9 +919,23 @@ class MediaEngine:
         type from the latched address and known SSRC, the next in sequence, on the jitter buffer's grid, no
         marker, and the only packet of its leg in the batch. The rest go through ``datagram_received``.
         """
+        if self._n_srtp:                              # SRTP packets made plain first (then the common path)
+            secure = np.flatnonzero(self._srtp_port[np.fromiter((p[0] for p in batch), np.int64, len(batch))])
+            if len(secure):
+                batch = list(batch)
+                bad = []
+                for i in secure.tolist():
+                    port, data, addr, t = batch[i]
+                    plain = self._decrypt(port, data)
+                    if plain is None:
+                        bad.append(i)
+                    else:
+                        batch[i] = (port, plain, addr, t)
+                for i in reversed(bad):
+                    del batch[i]
         n = len(batch)
         if n < _BATCH_MIN:
-            recv = self.datagram_received
+            recv = self._take
             for p in batch:
                 recv(*p)
             return
@@ -943,7 +992,7 @@ class MediaEngine:
             return
         slow = np.ones(n, bool)
         slow[fast_i] = False
-        recv = self.datagram_received
+        recv = self._take
         for i in np.flatnonzero(slow).tolist():
             recv(*batch[i])
 
@@ -1076,7 +1125,14 @@ class MediaEngine:
                 else:
                     ports, addrs = self._tx_port_arr[fast].tolist(), self._tx_addr_arr[fast].tolist()
                 # one C-level pass: split the buffer into packets, zip with ports and addresses, make Datagrams
+                base = len(out)
                 out += map(tuple.__new__, repeat(Datagram, k), zip(ports, _splitter(k).unpack(buf), addrs))
+                if self._n_srtp:                                # SRTP legs: one libsrtp call per packet
+                    fast_eps = tx_eps if k == len(trows) else [tx_eps[j] for j in np.flatnonzero(fast).tolist()]
+                    for at, sep in enumerate(fast_eps, base):
+                        if sep.srtp is not None:
+                            dg = out[at]
+                            out[at] = Datagram(dg.port, sep.srtp.protect(dg.data), dg.addr)
                 self.seq[fr] += 1
                 self.marker[fr] = False
                 self.tx_packets[fr] += 1
@@ -1130,8 +1186,8 @@ class MediaEngine:
             if pk is not None:
                 assert ep.params.te_pt is not None                  # send_dtmf sends events only then
                 for payload, marker, ts in pk:
-                    out.append(Datagram(ep.port, rtp_mod.build(ep.params.te_pt, int(self.seq[r]), ts,
-                                                               int(self.ssrc[r]), payload, marker), ep.remote))
+                    data = rtp_mod.build(ep.params.te_pt, int(self.seq[r]), ts, int(self.ssrc[r]), payload, marker)
+                    out.append(Datagram(ep.port, ep.srtp.protect(data) if ep.srtp else data, ep.remote))
                     self.seq[r] += 1
                     self.tx_packets[r] += 1
                     self.tx_octets[r] += len(payload)
@@ -1144,8 +1200,9 @@ class MediaEngine:
             ep.out_ts = int(self.ts[r])
         ep.out_buf += codes.tobytes()
         while len(ep.out_buf) >= size:
-            out.append(Datagram(ep.port, rtp_mod.build(int(self.pt[r]), int(self.seq[r]), ep.out_ts, int(self.ssrc[r]),
-                                                       bytes(ep.out_buf[:size]), bool(self.marker[r])), ep.remote))
+            data = rtp_mod.build(int(self.pt[r]), int(self.seq[r]), ep.out_ts, int(self.ssrc[r]),
+                                 bytes(ep.out_buf[:size]), bool(self.marker[r]))
+            out.append(Datagram(ep.port, ep.srtp.protect(data) if ep.srtp else data, ep.remote))
             del ep.out_buf[:size]
             ep.out_ts += size
             self.seq[r] += 1
@@ -1168,7 +1225,7 @@ class MediaEngine:
                                          octets=int(self.tx_octets[r]), remote_ssrc=ep.rx_ssrc, stats=ep.rx,
                                          lsr=ep.rtcp.last_sr_mid, lsr_arrival=_to_wall(ep.rtcp.last_sr_arrival, now))
             dest = ep.rtcp_remote or (ep.remote[0], ep.remote[1] + 1)
-            out.append(Datagram(ep.port + 1, data, dest))
+            out.append(Datagram(ep.port + 1, ep.srtp.protect_rtcp(data) if ep.srtp else data, dest))
             ep.rtcp.reports_sent += 1
             ep.rtcp.next_report = now + self.config.rtcp_interval * random.uniform(0.5, 1.5)
 

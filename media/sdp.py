@@ -2,8 +2,9 @@
 
 The switch anchors media: whatever a phone offers, the answer names the switch's own address and
 port, so both legs of a call send RTP to the switch. Only what a G.711 switch needs is modelled:
-PCMU/PCMA, telephone-event (RFC 4733), ptime and the direction attributes used for hold. Other
-media lines (video, T.38…) are answered with port 0, which RFC 3264 defines as "rejected".
+PCMU/PCMA, telephone-event (RFC 4733), ptime, the direction attributes used for hold, and SDES keys
+for SRTP (``a=crypto``, RFC 4568; ``media.srtp``). Other media lines (video, T.38…) are answered with
+port 0, which RFC 3264 defines as "rejected".
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 from .g711 import ALAW, CODEC_BY_NAME, CODEC_NAMES, STATIC_PT, ULAW
+from .srtp import SUITES, Crypto, Keys, crypto_lines, new_key
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
@@ -168,6 +170,7 @@ class StreamParams:
     ptime: int                       # ms of audio per packet the phone wants to receive
     remote_direction: str            # the phone's direction attribute
     local_direction: str             # ours (the answer's, or our offer's)
+    keys: Keys | None = None         # SRTP agreed (suite and both master keys), None: plain RTP
 
     @property
     def send(self) -> bool:
@@ -183,6 +186,9 @@ class StreamParams:
     def on_hold(self) -> bool:
         """The phone has put the call on hold (RFC 3264 §8.4, and the RFC 2543 c=0.0.0.0 form)."""
         return self.remote_direction in ("sendonly", "inactive") or self.remote_addr == "0.0.0.0"
+
+
+_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
 
 
 def _direction(sd: SessionDescription, m: MediaDescription) -> str:
@@ -222,6 +228,18 @@ class LocalSdp:
     session_id: int = field(default_factory=lambda: random.randrange(1, 2**31))
     version: int = field(default_factory=lambda: random.randrange(1, 2**20))
     last_body: str | None = None
+    srtp: str = "off"                               # "off" | "optional" | "required" (media.srtp)
+    suites: tuple[str, ...] = SUITES                # what we offer and accept, in our order
+    _keys: dict[str, bytes] = field(default_factory=dict)   # our master key per suite, made once per leg
+
+    def _key(self, suite: str) -> bytes:
+        key = self._keys.get(suite)
+        if key is None:
+            key = self._keys[suite] = new_key()
+        return key
+
+    def _offered_cryptos(self) -> list[Crypto]:
+        return [Crypto(i, suite, self._key(suite)) for i, suite in enumerate(self.suites, 1)]
 
     def _stamp(self, sd: SessionDescription) -> str:
         sd.session_id = self.session_id
@@ -245,7 +263,10 @@ class LocalSdp:
         if prefer in order:
             order.remove(prefer)
             order.insert(0, prefer)
-        m = MediaDescription("audio", self.port, "RTP/AVP", [str(STATIC_PT[c]) for c in order] + [str(self.te_pt)])
+        proto = "RTP/SAVP" if self.srtp == "required" else "RTP/AVP"
+        m = MediaDescription("audio", self.port, proto, [str(STATIC_PT[c]) for c in order] + [str(self.te_pt)])
+        if self.srtp != "off":                      # optional: RTP/AVP with crypto, ignored by phones without SRTP
+            m.other += [c.attribute() for c in self._offered_cryptos()]
         for c in order:
             m.rtpmap[STATIC_PT[c]] = (CODEC_NAMES[c], 8000, 1)
         m.rtpmap[self.te_pt] = ("telephone-event", 8000, 1)
@@ -263,12 +284,19 @@ class LocalSdp:
         """
         sd = self._base()
         chosen: StreamParams | None = None
+        refusal = "no common audio codec"
         for m in offer.media:
-            if chosen is not None or m.media != "audio" or m.port == 0 or m.proto.upper() not in ("RTP/AVP", "RTP/AVPF"):
+            proto = m.proto.upper()
+            if chosen is not None or m.media != "audio" or m.port == 0 or proto not in _PROTOS:
                 sd.media.append(MediaDescription(m.media, 0, m.proto, m.fmts[:1] or ["0"]))   # rejected stream
                 continue
             ours = [(law, pt) for law, pt in _codecs_in(m) if law in self.codecs]
-            if not ours:
+            crypto = self._pick_crypto(m, proto)
+            if not ours or crypto is False:
+                if ours:
+                    refusal = ("SRTP required, the offer has no usable a=crypto" if self.srtp == "required"
+                               else "RTP/SAVP offered but SRTP is off for this phone" if self.srtp == "off"
+                               else "RTP/SAVP offered without a usable a=crypto")
                 sd.media.append(MediaDescription(m.media, 0, m.proto, m.fmts[:1] or ["0"]))
                 continue
             law, pt = ours[0]                           # the offerer's preference among what we support
@@ -283,12 +311,28 @@ class LocalSdp:
                 am.rtpmap[te] = ("telephone-event", 8000, 1)
                 am.fmtp[te] = "0-16"
             am.ptime = self.ptime
+            keys = None
+            if isinstance(crypto, Crypto):
+                ours_c = Crypto(crypto.tag, crypto.suite, self._key(crypto.suite))
+                am.other.append(ours_c.attribute())
+                keys = Keys(crypto.suite, ours_c.key, crypto.key)
             am.direction = ldir
             sd.media.append(am)
-            chosen = StreamParams(m.connection or offer.connection, m.port, law, pt, te, m.ptime or 20, rdir, ldir)
+            chosen = StreamParams(m.connection or offer.connection, m.port, law, pt, te, m.ptime or 20, rdir, ldir,
+                                  keys)
         if chosen is None:
-            raise NegotiationError("no common audio codec")
+            raise NegotiationError(refusal)
         return self._stamp(sd), chosen
+
+    def _pick_crypto(self, m: MediaDescription, proto: str) -> Crypto | None | bool:
+        """The offered crypto attribute we take (our suite order), None for plain RTP, False: refuse."""
+        secure = proto in ("RTP/SAVP", "RTP/SAVPF")
+        if self.srtp == "off":
+            return False if secure else None
+        offered = [c for c in crypto_lines(m.other) if c.suite in self.suites]
+        if offered:
+            return min(offered, key=lambda c: self.suites.index(c.suite))
+        return False if secure or self.srtp == "required" else None
 
     def accept_answer(self, answer: SessionDescription, offered_direction: str = "sendrecv") -> StreamParams:
         """Read the phone's answer to our offer."""
@@ -299,5 +343,15 @@ class LocalSdp:
         if not ours:
             raise NegotiationError("answer names no codec we offered")
         law, pt = ours[0]
+        keys = None
+        if self.srtp != "off":
+            offered = {c.tag: c for c in self._offered_cryptos()}
+            for c in crypto_lines(m.other):
+                mine = offered.get(c.tag)
+                if mine is not None and mine.suite == c.suite:
+                    keys = Keys(c.suite, mine.key, c.key)
+                    break
+            if keys is None and self.srtp == "required":
+                raise NegotiationError("SRTP required, the answer has no a=crypto matching our offer")
         return StreamParams(m.connection or answer.connection, m.port, law, pt, _te_pt(m), m.ptime or 20,
-                            _direction(answer, m), offered_direction)
+                            _direction(answer, m), offered_direction, keys)

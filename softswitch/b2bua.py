@@ -100,6 +100,14 @@ class B2BUA:
                 leg.extension == number and leg.state is not TERMINATED and not leg.withdrawn for leg in c.callees)
         return sum(1 for c in self.calls.values() if c.live and involved(c))
 
+    def srtp_policy(self, leg: Leg) -> str:
+        """The SRTP policy of the extension whose phone is on ``leg`` (``[[extensions]] srtp``); "off" for
+        legs to anything else (trunks)."""
+        call = leg.call
+        number = leg.extension or (call.caller_number if leg.role == "caller" and not leg.outgoing else None)
+        ext = self.core.config.extension(number) if number else None
+        return getattr(ext, "srtp", "off") if ext is not None else "off"
+
     def media_reserve_ok(self, call: Call) -> bool:
         """May this call use the RTP ports kept for queue and hotline calls? Calls the switch answers itself
         (IVR, queues) and calls from outside (a trunk: the caller is no extension) may; an extension's
@@ -133,7 +141,7 @@ class B2BUA:
         last ``[media] reserve_ports`` pairs to queue and hotline calls (``media_reserve_ok``)."""
         try:
             leg.media = self.media.allocate(leg.call.id, label, source=leg.peer.host,  # type: ignore[union-attr]
-                                            use_reserve=self.media_reserve_ok(leg.call))
+                                            use_reserve=self.media_reserve_ok(leg.call), srtp=self.srtp_policy(leg))
         except PortsExhausted as e:
             log.warning("call %s: no RTP port for %s: %s", leg.call.id, label, e)
             return False
@@ -999,9 +1007,10 @@ class B2BUA:
             if party is not None and party.media is not None and self.media is not None:
                 st = self.media.leg_stats(party.media)
                 call.quality[party.role] = asdict(st)
-                log.info("call %s: %s media %s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, party.role, st.codec, st.rx_packets, st.rx_lost,
-                         st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms, st.tx_packets)
+                log.info("call %s: %s media %s%s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
+                         "buffer %d ms, tx %d", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
+                         st.rx_packets, st.rx_lost, st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms,
+                         st.tx_packets)
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)

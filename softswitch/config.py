@@ -111,16 +111,37 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class Extension:
+    """An extension (a phone line). Its digest secret is the plain ``password`` or, so that the config
+    holds no plaintext, ``ha1_md5``/``ha1_sha256``: H(number:realm:password) in hex (``softswitch
+    ha1`` or ``printf '%s' "1001:realm:pw" | md5sum``); a phone is offered only the algorithms it
+    has a secret for. An HA1 is bound to the realm: changing ``[sip] realm`` invalidates it."""
+
     number: str
-    password: str
+    password: str = ""
     name: str = ""
     max_contacts: int = 5
     record: bool = False  # used later by media
     enabled: bool = True
     busy_limit: int = 1  # simultaneous incoming calls before 486 Busy Here; 0 = no limit
     auth_algorithms: list[str] | None = None  # digest algorithms offered to this phone; None = [sip]'s
+    srtp: str = "off"  # SRTP (SDES) for this phone's calls: "off" | "optional" | "required" (docs/security.md)
+    max_calls: int = 10  # simultaneous calls this extension may place (503 beyond); 0 = no limit
+    invite_rate: int = 120  # calls this extension may place in any 60 s (503 beyond); 0 = no limit
     permission: str = ""  # external numbers it may dial: internal|local|national|international; "" = [numbering]'s
     caller_id: str = ""   # number presented on its external calls; "" = the dial rule's or trunk's
+    ha1_md5: str = ""     # H(number:realm:password) with MD5, hex; instead of (or beside) password
+    ha1_sha256: str = ""  # the same with SHA-256
+
+    def ha1(self, algorithm: str) -> str | None:
+        """The stored HA1 for a digest algorithm ("MD5"/"SHA-256"), or None."""
+        value = self.ha1_md5 if algorithm == "MD5" else self.ha1_sha256 if algorithm == "SHA-256" else ""
+        return value or None
+
+    def secret_algorithms(self) -> tuple[str, ...] | None:
+        """The algorithms this extension can be checked with; None = any (it has a plain password)."""
+        if self.password:
+            return None
+        return tuple(a for a in AUTH_ALGORITHMS if self.ha1(a))
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,7 @@ class SecurityConfig:
     ban_time: int = 900
     ban_exempt: list[str] = field(default_factory=list)  # IPs/CIDRs; loopback is NOT exempt by default
     blacklist: list[str] = field(default_factory=list)  # caller numbers refused with 403; "123*" = prefix
+    digest_uri: str = "switch"  # "strict": digest uri = Request-URI; "switch": or the switch itself; "off"
 
 
 @dataclass(frozen=True)
@@ -366,9 +388,24 @@ STORE = Table(StoreConfig, {
     "default_service_point": Key(STRING, "", (printable,)),
 })
 
+def _hex(n: int) -> Check:
+    def check(v: str) -> str:
+        if v and not re.fullmatch(rf"[0-9a-fA-F]{{{n}}}", v):
+            raise Invalid(f"must be {n} hex digits (H(number:realm:password)), got {len(v)} characters")
+        return v.lower()
+    return check
+
+
+def _extension_post(v: dict[str, Any]) -> None:
+    if not (v["password"] or v["ha1_md5"] or v["ha1_sha256"]):
+        raise Invalid("give password, or ha1_md5 and/or ha1_sha256", at="password")
+
+
 EXTENSION = Table(Extension, {
     "number": Key(STRING, checks=(ext_number,)),
-    "password": Key(STRING, checks=(password,)),
+    "password": Key(STRING, "", (lambda v: password(v) if v else v,)),
+    "ha1_md5": Key(STRING, "", (_hex(32),)),
+    "ha1_sha256": Key(STRING, "", (_hex(64),)),
     "name": Key(STRING, "", (printable,)),
     "max_contacts": Key(INTEGER, 5, (between(1, 100),)),
     "record": Key(BOOLEAN, False),
@@ -378,13 +415,17 @@ EXTENSION = Table(Extension, {
                            (unique,)),
     "permission": Key(STRING, "", (lambda v: one_of(*trunks_config.CLASSES, fold=str.lower)(v) if v else v,)),
     "caller_id": Key(STRING, "", (trunks_config.caller_id,)),
-})
+    "srtp": Key(STRING, "off", (one_of("off", "optional", "required", fold=str.lower),)),
+    "max_calls": Key(INTEGER, 10, (between(0, 10000),)),
+    "invite_rate": Key(INTEGER, 120, (between(0, 1000000),)),
+}, post=_extension_post)
 
 SECURITY = Table(SecurityConfig, {
     "max_auth_failures": Key(INTEGER, 10, (between(1, 10000),)),
     "failure_window": Key(INTEGER, 60, (between(1, 86400),)),
     "ban_time": Key(INTEGER, 900, (between(1, 31536000),)),
     "ban_exempt": Key(Array(STRING, each=(ip_or_cidr,)), []),
+    "digest_uri": Key(STRING, "switch", (one_of("strict", "switch", "off", fold=str.lower),)),
     "blacklist": Key(Array(STRING, each=(number_pattern,)), []),
 })
 
@@ -529,6 +570,9 @@ def _cross_checks(values: dict[str, Any], walker: Walker) -> None:
         for i, a in enumerate(acd.agents):
             if exts and a.extension not in exts:
                 raise walker.fail(f"acd.agents[{i}].extension", f"{quote(a.extension)} is not a configured extension")
+            for j, x in enumerate(a.extensions):
+                if exts and x not in exts:
+                    raise walker.fail(f"acd.agents[{i}].extensions[{j}]", f"{quote(x)} is not a configured extension")
         for i, d in enumerate(acd.dialplan):
             if d.number in exts:
                 raise walker.fail(f"acd.dialplan[{i}].number", f"{quote(d.number)} is also an extension number")
@@ -566,6 +610,9 @@ def _outbound_checks(values: dict[str, Any], walker: Walker) -> None:
     for i, q in enumerate(ob.callbacks.queues):
         if q not in queues:
             raise walker.fail(f"outbound.callbacks.queues[{i}]", f"no [[acd.queues]] named {quote(q)}")
+    if ob.callbacks.voicemail_queue and ob.callbacks.voicemail_queue not in queues:
+        raise walker.fail("outbound.callbacks.voicemail_queue", f"no [[acd.queues]] named "
+                          f"{quote(ob.callbacks.voicemail_queue)}")
 
 
 def load_config(path: str | Path) -> Config:

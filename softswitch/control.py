@@ -125,10 +125,24 @@ class Control:
     def originate(self, a: str, b: str, caller_id: str = "", external_caller_id: str = "") -> str | None:
         """Ring extension ``a``, then connect it to ``b`` (click-to-dial); the new call's id, or None. An
         external ``b`` goes out through the dial rules and trunks with ``a``'s permission, presenting
-        ``external_caller_id`` (docs/trunks.md)."""
+        ``external_caller_id``, by default ``[outbound] caller_id`` (the hotline; docs/trunks.md)."""
+        shown = external_caller_id or self.server.config.outbound.caller_id
         call = self._run(lambda now: self.router.originator.originate(a, b, now, caller_id,
-                                                                      external_caller_id=external_caller_id))
+                                                                      external_caller_id=shown))
         return call.id if call is not None else None
+
+    def preview(self, call_id: str, skip: bool, user: str, supervisor: bool) -> None:
+        """A previewing agent starts the call to the contact (or skips it); KeyError if ``call_id`` is not a
+        preview of ``user`` (or of anyone, for a supervisor)."""
+        vc = self.router.outbound.by_call.get(call_id)
+        if vc is None or not (supervisor or vc.agent == user):
+            raise KeyError(call_id)
+        self._run(lambda now: self.router.outbound.start_preview(call_id, now, skip))
+
+    def campaigns(self) -> list[dict]:
+        """Campaigns and their live figures (the wallboard's; ``CampaignFigures`` events tell changes)."""
+        svc = getattr(self.server, "outbound", None)
+        return svc.campaigns() if svc is not None and svc.started else []
 
     def monitor_mode(self, call_id: str, mode: str) -> None:
         """A supervisor's monitoring call (``*21*<agent>``) switches to listen, whisper or barge."""

@@ -19,7 +19,7 @@ from .screening import CallerLists
 from .config import Config
 from .registrar import Change, Registrar, received_to_peer
 from .security import BanPolicy, BanTracker, ChallengeWatch
-from .sip.digest import DigestAuthenticator, NonceManager
+from .sip.digest import DigestAuthenticator, NonceManager, uri_host
 from .sip.message import ParseError, Request, Response, make_response, parse_message
 from .sip.transaction import (
     AckTimeout,
@@ -89,6 +89,7 @@ class SwitchCore:
                 (v := lists.check(caller, wall, block=block, warn=warn)).blocked, v.warned)
         self.local: dict[str, tuple[str, int]] = {}
         self.stats = Stats()
+        self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
 
     def set_trunks(self, config: Config, now: float) -> list:
@@ -106,7 +107,7 @@ class SwitchCore:
         sip = self.config.sip
         self.nonces = NonceManager(secret, lifetime=float(sip.nonce_lifetime))
         self.auth = DigestAuthenticator(sip.realm, self._password_for, self.nonces,
-                                        algorithms=tuple(sip.auth_algorithms))
+                                        algorithms=tuple(sip.auth_algorithms), ha1_for=self._ha1_for)
 
     # ---------------------------------------------------------------------- addressing
     def set_local(self, transport: str, host: str, port: int) -> None:
@@ -147,7 +148,13 @@ class SwitchCore:
 
     def _password_for(self, user: str) -> str | None:
         ext = self.config.extension(user)
-        return ext.password if ext is not None and ext.enabled else None
+        return ext.password if ext is not None and ext.enabled and ext.password else None
+
+    def _ha1_for(self, user: str, algorithm: str) -> str | None:
+        """The configured HA1 (``ha1_md5``/``ha1_sha256``) of an enabled extension, else None (then its
+        plain password, if any, is hashed)."""
+        ext = self.config.extension(user)
+        return ext.ha1(algorithm) if ext is not None and ext.enabled else None
 
     # ---------------------------------------------------------------------------- input
     def receive(self, data: bytes, peer: Peer, now: float) -> list:
@@ -318,7 +325,8 @@ class SwitchCore:
         outcome, user = "absent", None
         for value in req.headers.get_lines(header):
             result = self.auth.verify(req.method, value, now, peer.host, expected_user=expected_user,
-                                      algorithms=algorithms)
+                                      algorithms=algorithms, request_uri=self._uri_binding(req),
+                                      uri_allowed=self._names_switch)
             outcome, user = result.outcome, result.username
             if outcome != "absent":
                 break
@@ -327,26 +335,66 @@ class SwitchCore:
         else:
             self.challenges.answered(peer.host, expected_user or "")
         if outcome == "ok":
-            self.bans.record_success(peer.host, now)
+            self.bans.record_success(peer.host, now, user or "")
             return user, []
         if outcome == "failed":
             self.stats.auth_failures += 1
-            if self.bans.record_failure(peer.host, now):
+            if self.bans.record_failure(peer.host, now, user or ""):
                 self.stats.bans += 1
+                self.banned_now.append((peer.host, now + self.config.security.ban_time))
                 log.warning("banned %s for %ds after %d failed authentications", peer.host,
                             self.config.security.ban_time, self.config.security.max_auth_failures)
             log.info("%s from %s: authentication failed for %s", req.method, peer.host,
                      _quote_user(req, header) or "-")
             return None, self.tl.respond(tx, make_response(req, 403, to_tag=_tag()), now)
-        extra = [(challenge_name, v) for v in self.auth.challenge_headers(now, peer.host, stale=outcome == "stale",
-                                                                           algorithms=algorithms)]
+        if outcome == "refused":
+            log.info("%s from %s for %s refused: the credentials were computed for another Request-URI "
+                     "(a captured answer replayed, or a proxy rewrote the Request-URI)", req.method, peer.host,
+                     user or "-")
+            return None, self.tl.respond(tx, make_response(req, 403, "Credentials Not For This Request",
+                                                           to_tag=_tag()), now)
+        if outcome == "replayed":
+            log.info("%s from %s for %s: a digest answer used before (nonce count not increasing, or a "
+                     "qop-less nonce reused) refused; re-challenged", req.method, peer.host, user or "-")
+        elif outcome == "forged":
+            log.debug("%s from %s: credentials with a nonce not issued to this address (or unreadable); "
+                      "re-challenged, not counted", req.method, peer.host)
+        extra = [(challenge_name, v) for v in self.auth.challenge_headers(
+            now, peer.host, stale=outcome in ("stale", "replayed"), algorithms=algorithms)]
         challenge = make_response(req, code, to_tag=_tag(), extra=extra)
         return None, [a for a in self.tl.respond_statelessly(tx, challenge, now) if isinstance(a, Send)]
+
+    def _uri_binding(self, req: Request) -> str | None:
+        """The Request-URI the digest ``uri`` must name (``[security] digest_uri``: "strict" and "switch"
+        bind it; "off" does not)."""
+        return None if self.config.security.digest_uri == "off" else req.uri
+
+    def _names_switch(self, uri: str) -> bool:
+        """A digest ``uri`` naming only this switch (no user): SIPp and some phones answer with the
+        server's address instead of the Request-URI. Allowed unless ``digest_uri = "strict"``: such
+        credentials still cannot be replayed (nonce count, single-use qop-less nonces)."""
+        if self.config.security.digest_uri == "strict":
+            return False
+        parts = uri_host(uri)
+        if parts is None or parts[0]:
+            return False
+        sip = self.config.sip
+        names = {sip.domain.lower(), sip.realm.lower(), (sip.advertised_address or "").lower()}
+        names |= {host.lower().strip("[]") for host, _ in self.local.values()}
+        names |= {la.host.lower() for la in sip.listen}
+        return parts[1] in names
 
     def _algorithms_for(self, user: str | None) -> tuple[str, ...] | None:
         """An extension's own ``auth_algorithms``, else None (the realm's, ``[sip] auth_algorithms``)."""
         ext = self.config.extension(user) if user else None
-        return tuple(ext.auth_algorithms) if ext is not None and ext.auth_algorithms else None
+        if ext is None:
+            return None
+        chosen = tuple(ext.auth_algorithms) if ext.auth_algorithms else None
+        can = ext.secret_algorithms()  # an extension with only an HA1 can answer only that algorithm
+        if can is None:
+            return chosen
+        usable = tuple(a for a in (chosen or self.auth.algorithms) if a in can)
+        return usable or can
 
     def _report_unanswered(self, now: float) -> None:
         by_ip: dict[str, list] = {}

@@ -171,3 +171,19 @@ class SpeechAudio:
 @dataclass(frozen=True)
 class SpeechStop:
     call: str
+
+
+@dataclass(frozen=True)
+class CampaignFigures(SwitchEvent):
+    """A campaign's live figures changed (attempts, contacts reached, contact and abandon rates, remaining):
+    the wallboard's hook, at most one a second per campaign (``softswitch.outbound``)."""
+    type = "campaign"
+    campaign: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiallerInput:
+    """An event for the dialler (``dialler.events``: an attempt's result, a callback request); the edge's
+    ``softswitch.outbound.DiallerService`` feeds it and commits the dialler's state."""
+    event: Any

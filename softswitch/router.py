@@ -24,6 +24,7 @@ from .apps.ivr import IvrApp
 from .apps.monitor import MonitorApp
 from .apps.originate import OriginateApp
 from .apps.external import ExternalApp
+from .apps.outbound import OutboundApp
 from .apps.queue import QueueApp
 from .apps.sounds import Sounds
 from .events import CallEnded, Disposition, disposition_for_status
@@ -55,8 +56,9 @@ class Router:
         self.trunks = TrunkTable.from_config(config)   # swapped whole by a reload (set_trunks)
         self.dialer = Dialer(b2bua, self.trunks, float(config.sip.ring_timeout))
         self.external = ExternalApp(self)
+        self.outbound = OutboundApp(self)   # the dialler's calls and queue callbacks (softswitch.outbound)
         self.apps: list[Application] = [self.extension, self.queue, self.ivr, self.features, self.monitor,
-                                        self.originator, self.external]
+                                        self.originator, self.external, self.outbound]
         b2bua.should_record = self.should_record
 
     def wall(self, t: float) -> float:
@@ -151,6 +153,7 @@ class Router:
             call.app.gone(call, now)
         self.monitor.watched_call_gone(call, now)
         self.dialer.gone(call)
+        self.outbound.watch_gone(call, now)
         self.presence.release(call.id, now)
         self.out.append(self._record(call, now))
 
@@ -197,6 +200,8 @@ class Router:
             return True
         if mode == "none":
             return False
+        if call.notes.get("outbound"):
+            return True   # click-to-dial, campaigns and callbacks are recorded like the hotline's calls
         numbers = [call.caller_number, call.callee_number]
         if call.answered is not None and call.answered.extension:
             numbers.append(call.answered.extension)  # an agent with record = true

@@ -11,7 +11,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-__all__ = ["BanPolicy", "BanTracker", "ChallengeWatch", "Unanswered"]
+__all__ = ["BanPolicy", "BanTracker", "ChallengeWatch", "Unanswered", "source_key"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -32,27 +32,43 @@ class BanPolicy:
 
 @dataclass(slots=True)
 class _Entry:
-    failures: deque[float] = field(default_factory=deque)
+    failures: deque[tuple[float, str]] = field(default_factory=deque)  # (time, user) of each counted failure
     banned_until: float | None = None
+
+
+IPV6_BAN_PREFIX = 64  # one IPv6 subscriber holds a /64 (RFC 6177): banning one address of it bans nothing
 
 
 @functools.lru_cache(maxsize=4096)  # parsed on every request: a few hot sources dominate
 def _normalise(ip: str) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
     """Canonical key for an address so '::ffff:10.0.0.1' and '10.0.0.1' (or differently written IPv6)
-    count as one source. Unparseable strings are used verbatim."""
+    count as one source, and every address of an IPv6 /64 as one (a host picks any address in its /64
+    at will: privacy addresses, RFC 8981). Unparseable strings are used verbatim."""
     try:
         addr = ipaddress.ip_address(ip.strip().strip("[]"))
     except ValueError:
         return ip, None
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((addr, IPV6_BAN_PREFIX), strict=False)), addr
     return str(addr), addr
 
 
+def source_key(ip: str) -> str:
+    """The key bans and throttles count a source address under (IPv4 address, IPv6 /64)."""
+    return _normalise(ip)[0]
+
+
 class BanTracker:
-    """Counts failed authentications per source address in a sliding window; max_failures within window bans the
-    address for ban_time. Memory is bounded (max_addresses, evicting the least recently seen) so a scanner spraying
-    source addresses cannot exhaust memory."""
+    """Counts failed authentications per source address (an IPv6 /64) in a sliding window; max_failures
+    within window bans the address for ban_time. Memory is bounded (max_addresses, evicting the least
+    recently seen) so a scanner spraying source addresses cannot exhaust memory.
+
+    Failures are remembered with the user they were for, and only time forgets them: a successful
+    login forgets that user's own earlier failures from that address (a phone whose password was
+    just fixed), never another user's, so an attacker holding one valid extension cannot reset the
+    count between guesses at the others."""
 
     def __init__(self, policy: BanPolicy, max_addresses: int = 65536):
         if policy.max_failures < 1:
@@ -72,6 +88,10 @@ class BanTracker:
     def _is_exempt(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         return addr is not None and any(addr.version == net.version and addr in net for net in self._exempt)
 
+    def exempt(self, ip: str) -> bool:
+        """Whether ``ip`` is in ``ban_exempt`` (trunks, SBCs, the office LAN)."""
+        return self._is_exempt(_normalise(ip)[1])
+
     def _expire_ban(self, key: str, entry: _Entry, now: float) -> None:
         if entry.banned_until is not None and now >= entry.banned_until:
             entry.banned_until = None
@@ -90,8 +110,8 @@ class BanTracker:
         self._entries.move_to_end(key)
         return True
 
-    def record_failure(self, ip: str, now: float) -> bool:
-        """Count one failed authentication; True if this failure caused a new ban."""
+    def record_failure(self, ip: str, now: float, user: str = "") -> bool:
+        """Count one failed authentication (for ``user``); True if this failure caused a new ban."""
         key, addr = _normalise(ip)
         if self._is_exempt(addr):
             return False
@@ -108,25 +128,40 @@ class BanTracker:
         if entry.banned_until is not None:
             return False  # already banned; its traffic should not even get here
         failures = entry.failures
-        while failures and now - failures[0] >= p.window:
+        while failures and now - failures[0][0] >= p.window:
             failures.popleft()
-        failures.append(now)
+        failures.append((now, user))
         if len(failures) >= p.max_failures:
             failures.clear()
             entry.banned_until = now + p.ban_time
             return True
         return False
 
-    def record_success(self, ip: str, now: float) -> None:
-        """Clear the failure count (an active ban stays: it is lifted only by time)."""
+    def record_success(self, ip: str, now: float, user: str = "") -> None:
+        """``user`` logged in from ``ip``: forget that user's own failures from there (not other users':
+        see the class). An active ban stays: it is lifted only by time."""
         key, _ = _normalise(ip)
         entry = self._entries.get(key)
         if entry is None:
             return
-        entry.failures.clear()
+        if any(u == user for _, u in entry.failures):
+            kept = [f for f in entry.failures if f[1] != user]
+            entry.failures.clear()
+            entry.failures.extend(kept)
         self._expire_ban(key, entry, now)
-        if key in self._entries and entry.banned_until is None:
+        if key in self._entries and entry.banned_until is None and not entry.failures:
             del self._entries[key]
+
+    def ban(self, ip: str, until: float) -> None:
+        """Serve a ban until ``until`` (restored from the store after a restart)."""
+        key, addr = _normalise(ip)
+        if self._is_exempt(addr):
+            return
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(deque(maxlen=self.policy.max_failures))
+            self._evict()
+        entry.banned_until = max(until, entry.banned_until or until)
 
     def banned(self, now: float) -> dict[str, float]:
         """ip -> ban expiry for active bans, for status pages and logging (drops expired ones)."""

@@ -29,7 +29,8 @@ from media.jobs import ThreadRunner
 from .config import Config, ListenAddress, config_warnings
 from .core import PersistBindings, SwitchCore
 from .events import (
-    AgentStateChanged, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent, WriteQueueLog,
+    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
+    WriteQueueLog,
 )
 from .metrics import SwitchMetrics
 from .records import Records, centre_for
@@ -148,6 +149,7 @@ class Server:
         self._queue_log: TextIO | None = None  # open queue_log file (used in the file thread only)
         self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
+        self.outbound: Any = None  # softswitch.outbound.DiallerService (campaigns, callbacks)
         self.centre: CallCentre | None = None  # the call-centre store (records, the API)
         self.records: Records | None = None
         self.speech: SpeechWorker | None = None  # when speech menus are configured
@@ -215,6 +217,10 @@ class Server:
         for la in self.config.sip.listen:
             await self._listen(la)
         self._restore_agents(logins)  # once the ports are ours (a second instance must not touch them)
+        from .outbound import DiallerService
+
+        self.outbound = DiallerService(self)  # campaigns and callbacks: after the agents are back
+        await self.outbound.start()
         if self.core.media is not None:
             from media.edge import MediaEdge
 
@@ -354,6 +360,8 @@ class Server:
         if self._lists_timer is not None:
             self._lists_timer.cancel()
         self.vip.stop()
+        if self.outbound is not None:
+            await self.outbound.stop()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:
@@ -423,6 +431,9 @@ class Server:
             elif isinstance(a, SpeechStop):
                 if self.speech is not None:
                     self.speech.close(a.call)
+            elif isinstance(a, DiallerInput):
+                from .outbound import wire
+                wire(self, a)
         if failed and self.media_edge is not None:
             # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
             # tick, when the callee may have answered already

@@ -68,3 +68,35 @@ def attempts_of(conn: sqlite3.Connection, contact: int) -> list[dict[str, Any]]:
     return [dict(zip(cols, r)) for r in conn.execute(
         "SELECT id, agent, call_ref, started_at, ended_at, result FROM outbound_attempts WHERE contact_id = ? "
         "ORDER BY started_at", (contact,))]
+
+
+def work_order_contacts(conn: sqlite3.Connection, source: str, since: float, now: float) -> list[dict[str, Any]]:
+    """Contacts a campaign generates from the store (``[[outbound.campaigns]] source``):
+
+    - ``closed_work_orders``: a satisfaction follow-up for each work order closed after ``since``;
+    - ``work_order_due``: an appointment reminder the day before each open work order due in the next
+      two days (``due`` is then ``due_at`` less a day, or now if that has passed).
+
+    The customer's first number is called; ``key`` (``wo-<id>``) makes a second run add nothing twice."""
+    phone = ("(SELECT number FROM customer_phones p WHERE p.customer_id = w.customer_id "
+             "ORDER BY added_at, number LIMIT 1)")
+    if source == "closed_work_orders":
+        rows = conn.execute(
+            f"SELECT w.id, {phone}, c.name, w.kind, w.summary, w.closed_at, NULL FROM work_orders w "
+            "JOIN customers c ON c.id = w.customer_id WHERE w.status = 'closed' AND w.closed_at > ? "
+            "ORDER BY w.closed_at", (since,)).fetchall()
+    elif source == "work_order_due":
+        rows = conn.execute(
+            f"SELECT w.id, {phone}, c.name, w.kind, w.summary, NULL, w.due_at FROM work_orders w "
+            "JOIN customers c ON c.id = w.customer_id WHERE w.status NOT IN ('resolved', 'closed') "
+            "AND w.due_at > ? AND w.due_at <= ? ORDER BY w.due_at", (now, now + 2 * 86400)).fetchall()
+    else:
+        raise ValueError(f"unknown contact source {source!r}")
+    out = []
+    for oid, number, name, kind, summary, closed, due in rows:
+        if not number:
+            continue
+        out.append({"key": f"wo-{oid}", "number": number, "name": name,
+                    "data": {"order": oid, "kind": kind, "summary": summary, "due_at": due},
+                    "due": None if due is None else max(now, due - 86400), "closed_at": closed})
+    return out

@@ -2,6 +2,8 @@
 queues, abandon, statistics and the queue_log lines. Strategies and priorities: test_acd_strategies."""
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import pytest
@@ -388,6 +390,7 @@ def test_connected_call_abandon_is_completecaller():
 def test_feature_codes_drive_agent_state():
     cfg = config({"2001": {"sales": 5}, "2002": {"sales": 5}}, one_queue(),
                  not_ready_reasons={"1": "lunch", "2": "training"})
+    cfg.agents[1] = dataclasses.replace(cfg.agents[1], extensions=["1005"])  # 2002 may also sit at 1005
     rig = Rig(cfg)
     assert FeatureCodeReply("1005", True, "logged in") in rig.do(FeatureCodeDialled("1005", "*11*2002#"))
     assert rig.acd.agents[1].extension == "1005"  # hot-desking: logged in at another phone
@@ -399,7 +402,7 @@ def test_feature_codes_drive_agent_state():
     assert FeatureCodeReply("1009", False, "no agent logged in at this phone") in rig.do(
         FeatureCodeDialled("1009", "*14"))
     assert of(rig.do(FeatureCodeDialled("1005", "*112001")), FeatureCodeReply) == [
-        FeatureCodeReply("1005", False, "agent 2002 is logged in at 1005")]
+        FeatureCodeReply("1005", False, "agent 2001 may not log in at 1005 (its phones: 1001)")]
     assert FeatureCodeReply("1005", True, "logged out") in rig.do(FeatureCodeDialled("1005", "*12"))
     assert rig.state("2002") == "logged-out"
     assert of(rig.do(FeatureCodeDialled("1001", "*99")), FeatureCodeReply) == [
@@ -428,3 +431,25 @@ def test_every_timer_is_cleared_when_calls_finish():
     rig.advance(5)
     assert rig.acd.next_deadline() is None
     assert rig.acd.calls == {} and rig.acd.columns.active.sum() == 0
+
+
+def test_an_impostor_cannot_log_in_as_an_agent():
+    """Issue 11: any extension could log in as any logged-out agent. Now only at the agent's phones, or with its
+    PIN; wrong PINs lock the dialling phone (not the agent) out of PIN logins."""
+    cfg = config({"2001": {"sales": 5}, "2002": {"sales": 5}}, one_queue())
+    cfg.agents[1] = dataclasses.replace(cfg.agents[1], pin="4711")
+    rig = Rig(cfg)
+    assert of(rig.do(FeatureCodeDialled("1009", "*11*2001")), FeatureCodeReply) == [
+        FeatureCodeReply("1009", False, "agent 2001 may not log in at 1009 (its phones: 1001)")]
+    assert rig.state("2001") == "logged-out"
+    assert of(rig.do(FeatureCodeDialled("1002", "*11")), FeatureCodeReply) == [
+        FeatureCodeReply("1002", False, "agent 2002 needs a PIN (*11*2002*PIN)")]
+    for i in range(4):
+        assert of(rig.do(FeatureCodeDialled("1009", f"*11*2002*{1000 + i}")), FeatureCodeReply)[0].message == "wrong PIN"
+    last = of(rig.do(FeatureCodeDialled("1009", "*11*2002*1004")), FeatureCodeReply)[0]
+    assert not last.ok and "locked" in last.message
+    # locked: even the right PIN from that phone waits; the agent at another phone is not locked out
+    assert not of(rig.do(FeatureCodeDialled("1009", "*11*2002*4711")), FeatureCodeReply)[0].ok
+    assert FeatureCodeReply("1005", True, "logged in") in rig.do(FeatureCodeDialled("1005", "*11*2002*4711"))
+    assert rig.acd.agents[1].extension == "1005"  # hot-desking with the PIN
+    assert rig.state("2002") == "ready"

@@ -9,6 +9,8 @@ CASES = [
     ("*11", FeatureCommand("login")),
     ("*112001", FeatureCommand("login", agent_id="2001")),
     ("*11*2001", FeatureCommand("login", agent_id="2001")),
+    ("*11*2001*4711", FeatureCommand("login", agent_id="2001", pin="4711")),
+    ("*112001#4711#", FeatureCommand("login", agent_id="2001", pin="4711")),
     ("*11#2001#", FeatureCommand("login", agent_id="2001")),
     ("*12", FeatureCommand("logout")),
     ("*12#", FeatureCommand("logout")),
@@ -40,3 +42,10 @@ def test_configured_codes_longest_match():
     assert parse_feature_code("*7123", codes) == FeatureCommand("login", agent_id="123")
     assert parse_feature_code("#83", codes) == FeatureCommand("not_ready", reason="3")
     assert parse_feature_code("*11", codes) is None
+
+
+def test_mask_pin():
+    from acd.featurecodes import mask_pin
+    assert mask_pin("*11*2001*4711") == "*11*2001*****"
+    assert mask_pin("*11*2001") == "*11*2001"
+    assert mask_pin("1002") == "1002"

@@ -60,7 +60,7 @@ def test_login_roles_and_sessions(api):
     assert boss.get("/api/reports/queues?since=0&until=2000000000")[0] == 200
     status, body = alice.get("/api/records?agent=2002")
     assert status == 403
-    # too many failed logins: 429 for that user
+    # too many failed logins: 429 for that user from this address (others: test_hardening_e2e.py)
     for _ in range(10):
         anon.post("/api/session", {"user": "2002", "password": "bad"})
     assert anon.post("/api/session", {"user": "2002", "password": PASSWORDS["2002"]})[0] == 429

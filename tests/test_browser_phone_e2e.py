@@ -5,11 +5,14 @@ The agent logs in on the page with "Browser phone"; a pjsua2 caller dials the qu
 page and the agent answers there. Audio both ways is checked by correlation: the caller records what it
 hears and finds the page's WAV in it; the page captures the remote track with WebAudio and sends the
 samples back, in which the caller's melody is found. Then the agent transfers the caller from the page to
-a SIP extension (blind, REFER), and the call record carries the browser leg's WebRTC figures."""
+a SIP extension (blind, REFER), and the call record carries the browser leg's WebRTC figures. Then the
+other buttons: dial, DTMF, hold, consult, a three-way conference (everyone hears the others, nobody
+their own echo) and the attended transfer that leaves the two parties talking."""
 from __future__ import annotations
 
 import shutil
 import time
+from re import escape as re_escape
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
+# (about 14 s and 11 s on an idle machine; Chromium is the heavy part)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
@@ -160,3 +164,76 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     agent, disposition, jitter, loss = rows[0]
     assert disposition in ("answered", "transferred"), rows
     assert jitter is not None and 0 <= jitter < 100 and loss is not None, rows   # the WebRTC leg's figures
+
+
+def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_completes_the_transfer(
+        switch_factory, phones, browser_page, mic_wav, tmp_path):
+    page = browser_page
+    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
+                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+    boss = anon.login("boss")
+    bob = register(sw, phones, "bob", "1003")
+    carol = register(sw, phones, "carol", "1004")
+    bob.auto_answer(code=200, delay_ms=200)
+    carol.auto_answer(code=200, delay_ms=200)
+    login_with_browser_phone(page, sw)
+
+    # the agent dials bob from the page (an INVITE authenticated with extension 1002's credentials)
+    page.fill("#ph-number", "1003")
+    page.click("#ph-dial")
+    bob_in = bob.wait_event("incoming", timeout=10)
+    assert "1002" in bob_in["from"], bob_in
+    bob.wait_call_state(bob_in["call"], "CONFIRMED", timeout=10)
+    page.wait_for_selector("#phone-calls li[data-state='talking']")
+
+    # DTMF from the page reaches the switch as RFC 4733 events on the agent's engine leg
+    page.fill("#ph-digits", "19#")
+    page.click("#ph-dtmf")
+    for d in "19#":
+        sw.wait_log(rf"DTMF {re_escape(d)} from caller \(rfc4733", timeout=10)
+
+    # hold and resume (re-INVITEs: bob hears the switch's music meanwhile)
+    page.click("#ph-hold")
+    page.wait_for_selector("#phone-calls li[data-state='held']")
+    sw.wait_log(r"caller put the call on hold")
+    page.click("#ph-hold")
+    page.wait_for_selector("#phone-calls li[data-state='talking']")
+    sw.wait_log(r"caller resumed the call")
+
+    # consult carol (bob is held), then a three-way conference mixed by the browser phone
+    page.fill("#ph-number", "1004")
+    page.click("#ph-consult")
+    carol_in = carol.wait_event("incoming", timeout=10)
+    carol.wait_call_state(carol_in["call"], "CONFIRMED", timeout=10)
+    page.wait_for_selector("#phone-calls li[data-state='held']")
+    page.wait_for_selector("#ph-conference:not([disabled])")
+    page.click("#ph-conference")
+    page.wait_for_selector("#phone-calls li[data-conference='yes'][data-state='talking'] >> nth=1")
+    bob_says = audio.write_wav(tmp_path / "bob_says.wav", audio.melody(3.0, seed=173))
+    carol.record(carol_in["call"], tmp_path / "carol_heard.wav")
+    bob.record(bob_in["call"], tmp_path / "bob_heard.wav")
+    time.sleep(0.5)  # pacing: the recorders run and the resume re-INVITE is through
+    bob.play(bob_in["call"], bob_says, loop=True)
+    time.sleep(4.5)  # pacing: 4.5 s of conference in real time
+    carol.stop_record(carol_in["call"])
+    bob.stop_record(bob_in["call"])
+    bob.stop_play(bob_in["call"])
+    carol_heard = audio.read_mono(tmp_path / "carol_heard.wav")
+    carol_hears_bob = heard_in(carol_heard, audio.read_mono(bob_says))
+    carol_hears_agent = heard_in(carol_heard, audio.read_mono(mic_wav))
+    bob_hears_agent = heard_in(audio.read_mono(tmp_path / "bob_heard.wav"), audio.read_mono(mic_wav))
+    assert carol_hears_bob > 0.4, f"carol does not hear bob in the conference ({carol_hears_bob:.2f})"
+    assert carol_hears_agent > 0.4 and bob_hears_agent > 0.4, (carol_hears_agent, bob_hears_agent)
+    bob_echo = heard_in(audio.read_mono(tmp_path / "bob_heard.wav"), audio.read_mono(bob_says))
+    assert bob_echo < 0.3, f"the conference sends bob his own voice back ({bob_echo:.2f})"
+
+    # the agent leaves bob and carol talking: attended transfer (REFER with Replaces)
+    page.click("#ph-complete")
+    page.wait_for_selector("#phone-calls li", state="detached", timeout=10_000)
+    sw.wait_log(r"attended transfer: 1002 connects", timeout=10)
+    live = wait_for(lambda: [c for c in boss.get("/api/calls")[1] if c["state"] == "answered"])
+    assert len(live) == 1 and {live[0]["caller"], live[0]["callee"]} == {"1003", "1004"}, live
+    assert page.text_content("#phone-error") == ""
+    bob.hangup(bob_in["call"])
+    carol.wait_call_state(carol_in["call"], "DISCONNECTED", timeout=10)

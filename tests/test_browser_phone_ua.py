@@ -177,3 +177,17 @@ def test_page_commands_that_make_no_sense_are_refused():
     with pytest.raises(PhoneError):
         w.ua.transfer(cid, "1003", w.net.now)
     assert requests([(p, m) for p, m in w.others], "REFER") == []
+
+
+def test_dialling_with_only_the_extensions_ha1_in_the_config():
+    """A config may hold H(user:realm:password) instead of the password: the UA answers from it."""
+    from softswitch.sip.digest import compute_ha1
+
+    w = Wire()
+    realm = w.core.config.sip.realm
+    w.ua = PhoneUA("1002", "", DOMAIN, (UA_PEER.host, UA_PEER.port), SWITCH,
+                   ha1={"MD5": compute_ha1("1002", realm, EXTS["1002"], "MD5"),
+                        "SHA-256": compute_ha1("1002", realm, EXTS["1002"], "SHA-256")})
+    cid, actions = w.ua.dial("1003", ("127.0.0.1", 30002), w.net.now)
+    w.ua_did(actions)
+    assert w.to("1003", "INVITE"), w.page

@@ -263,7 +263,8 @@ def test_missing_and_unreadable_files(tmp_path):
     # required keys
     (MINIMAL.replace('domain = "callcenter.local"\n', ""), "sip.domain", "required key is missing"),
     (MINIMAL.split("[store]")[0], "store", "required table [store] is missing"),
-    (MINIMAL.replace('password = "change-me-1001"\n', ""), "extensions[0].password", "required key is missing"),
+    (MINIMAL.replace('password = "change-me-1001"\n', ""), "extensions[0].password",
+     "give password, or ha1_md5 and/or ha1_sha256"),
     # listen addresses
     (MINIMAL.replace("tcp:127.0.0.1:5060", "tcp:127.0.0.1:70000"), "sip.listen[1]",
      'port must be between 1 and 65535, got 70000 in "tcp:127.0.0.1:70000"'),
@@ -321,7 +322,9 @@ def test_missing_and_unreadable_files(tmp_path):
     (MINIMAL.replace('"1001"', '" 1001"'), "extensions[0].number",
      "must be 2-15 digits, optionally after a '+', got \" 1001\""),
     (MINIMAL.replace('"change-me-1001"', '"abc"'), "extensions[0].password", "must be at least 4 characters"),
-    (MINIMAL.replace('"change-me-1001"', '""'), "extensions[0].password", "must not be empty"),
+    (MINIMAL.replace('"change-me-1001"', '""'), "extensions[0].password", "give password, or ha1_md5 and/or ha1_sha256"),
+    (MINIMAL.replace('password = "change-me-1001"', 'ha1_md5 = "abc"'), "extensions[0].ha1_md5",
+     "must be 32 hex digits (H(number:realm:password)), got 3 characters"),
     (MINIMAL + "max_contacts = 0\n", "extensions[0].max_contacts", "must be between 1 and 100, got 0"),
     # security
     (MINIMAL + '[security]\nban_exempt = ["10.0.0.0/33"]\n', "security.ban_exempt[0]",

@@ -167,7 +167,7 @@ def test_round_trip(alg):
     value = authorization_header(challenge_for(auth, alg), "REGISTER", URI, "1001", "s3cret")
     assert f"algorithm={alg}" in value and "qop=auth" in value and "nc=00000001" in value
     assert auth.verify("REGISTER", value, 1001.0, IP) == AuthResult("ok", "1001")
-    assert auth.verify("REGISTER", value, 1001.0, IP, expected_user="1001").outcome == "failed"  # replay
+    assert auth.verify("REGISTER", value, 1001.0, IP, expected_user="1001").outcome == "replayed"  # never ok
     value2 = authorization_header(challenge_for(auth, alg), "REGISTER", URI, "1001", "s3cret")
     assert auth.verify("REGISTER", value2, 1001.0, IP, expected_user="1002").outcome == "failed"
 
@@ -198,9 +198,9 @@ def test_stale_nonce_with_correct_response():
     auth = make_auth()
     value = authorization_header(challenge_for(auth, "SHA-256", now=1000.0), "REGISTER", URI, "1001", "s3cret")
     assert auth.verify("REGISTER", value, 1000.0 + 301.0, IP) == AuthResult("stale", "1001")
-    # A stale nonce with a wrong password is still just a failure.
+    # A stale nonce with a wrong password: re-challenged, not counted (only live nonces count).
     bad = authorization_header(challenge_for(auth, "SHA-256", now=1000.0), "REGISTER", URI, "1001", "x")
-    assert auth.verify("REGISTER", bad, 1000.0 + 301.0, IP).outcome == "failed"
+    assert auth.verify("REGISTER", bad, 1000.0 + 301.0, IP).outcome == "forged"
 
 
 def test_forged_and_tampered_nonce():
@@ -211,17 +211,18 @@ def test_forged_and_tampered_nonce():
     raw[0] ^= 0x01  # shift the timestamp
     tampered = base64.urlsafe_b64encode(bytes(raw)).decode()
     for fake in (tampered, "A" * 44, "not-a-nonce", nonce + "x"):
-        # Never accepted; with the right password a fresh challenge (stale), with a wrong one a failure.
+        # Never accepted; with the right password a fresh challenge (stale), with a wrong one a plain
+        # re-challenge that is not counted (a forger must not get anyone banned).
         value = authorization_header(ch.replace(nonce, fake), "REGISTER", URI, "1001", "s3cret")
         assert auth.verify("REGISTER", value, 1001.0, IP) == AuthResult("stale", "1001"), fake
         wrong = authorization_header(ch.replace(nonce, fake), "REGISTER", URI, "1001", "guess")
-        assert auth.verify("REGISTER", wrong, 1001.0, IP).outcome == "failed", fake
+        assert auth.verify("REGISTER", wrong, 1001.0, IP).outcome == "forged", fake
     # Same secret elsewhere validates; a different secret (an earlier run's key) asks for a new nonce.
     value = authorization_header(ch, "REGISTER", URI, "1001", "s3cret")
     other = make_auth(nonces=NonceManager(b"z" * 32))
     assert other.verify("REGISTER", value, 1001.0, IP).outcome == "stale"
     assert make_auth(nonces=NonceManager(b"z" * 32)).verify("REGISTER", value, 1001.0, IP,
-                                                             expected_user="1002").outcome == "failed"
+                                                             expected_user="1002").outcome == "forged"
     same = make_auth(nonces=NonceManager(auth.nonces._secret))
     assert same.verify("REGISTER", value, 1001.0, IP).outcome == "ok"
 
@@ -232,7 +233,8 @@ def test_nonce_bound_to_client_ip():
     assert auth.verify("REGISTER", value, 1001.0, "198.51.100.7").outcome == "stale"  # a new nonce, no 403
     assert auth.verify("REGISTER", value, 1001.0, IP).outcome == "ok"
     wrong = authorization_header(challenge_for(auth, "MD5", ip=IP), "REGISTER", URI, "1001", "guess")
-    assert auth.verify("REGISTER", wrong, 1001.0, "198.51.100.7").outcome == "failed"
+    assert auth.verify("REGISTER", wrong, 1001.0, "198.51.100.7").outcome == "forged"  # another's nonce: not counted
+    assert auth.verify("REGISTER", wrong, 1001.0, IP).outcome == "failed"  # its own: counted
 
 
 def test_per_user_algorithms():
@@ -251,9 +253,9 @@ def test_nc_replay_and_increase():
     v3 = authorization_header(ch, "REGISTER", URI, "1001", "s3cret", nc=3)
     v2 = authorization_header(ch, "REGISTER", URI, "1001", "s3cret", nc=2)
     assert auth.verify("REGISTER", v1, 1001.0, IP).outcome == "ok"
-    assert auth.verify("REGISTER", v1, 1002.0, IP).outcome == "failed"
+    assert auth.verify("REGISTER", v1, 1002.0, IP).outcome == "replayed"
     assert auth.verify("REGISTER", v3, 1003.0, IP).outcome == "ok"
-    assert auth.verify("REGISTER", v2, 1004.0, IP).outcome == "failed"
+    assert auth.verify("REGISTER", v2, 1004.0, IP).outcome == "replayed"
 
 
 def test_wrong_response_does_not_advance_nc():
@@ -301,11 +303,12 @@ def test_absent_cases():
     assert auth.verify("REGISTER", other_realm, 1001.0, IP).outcome == "absent"
 
 
-def test_garbage_digest_fails():
+def test_garbage_digest_is_rechallenged_not_counted():
+    # Unreadable credentials carry no nonce of ours: anyone could send them from a spoofed address.
     auth = make_auth()
-    assert auth.verify("REGISTER", 'Digest username="1001", realm="unterminated', 1.0, IP).outcome == "failed"
-    assert auth.verify("REGISTER", f'Digest username="1001", realm="{REALM}"', 1.0, IP).outcome == "failed"
-    assert auth.verify("REGISTER", 'Digest username="1001"', 1.0, IP).outcome == "failed"
+    assert auth.verify("REGISTER", 'Digest username="1001", realm="unterminated', 1.0, IP).outcome == "forged"
+    assert auth.verify("REGISTER", f'Digest username="1001", realm="{REALM}"', 1.0, IP).outcome == "forged"
+    assert auth.verify("REGISTER", 'Digest username="1001"', 1.0, IP).outcome == "forged"
     value = authorization_header(challenge_for(auth, "MD5"), "REGISTER", URI, "1001", "s3cret")
     assert auth.verify("REGISTER", value.replace('response="', 'response="\u00e9'), 1001.0, IP).outcome == "failed"
 
@@ -350,3 +353,60 @@ def test_evicted_nonce_gives_stale_not_ok():
     assert auth.verify("REGISTER", v1, 1002.0, IP).outcome == "ok"
     assert auth.verify("REGISTER", v2, 1002.0, IP).outcome == "ok"  # evicts the first nonce
     assert auth.verify("REGISTER", v1, 1003.0, IP).outcome == "stale"  # replay: re-challenged, never ok
+
+
+# ---------------------------------------------------------------------------- replay and binding (issue 11)
+
+
+def test_qop_less_answer_is_single_use():
+    auth = make_auth()
+    ch = challenge_for(auth, "MD5").replace(', qop="auth"', "")
+    value = authorization_header(ch, "REGISTER", URI, "1001", "s3cret")
+    assert auth.verify("REGISTER", value, 1001.0, IP).outcome == "ok"
+    assert auth.verify("REGISTER", value, 1002.0, IP).outcome == "replayed"
+    # nor can the spent nonce be reused with qop
+    ch2 = challenge_for(auth, "MD5")
+    ch2 = ch2.replace(parse_auth_params(ch2)[1]["nonce"], parse_auth_params(ch)[1]["nonce"])
+    qv = authorization_header(ch2, "REGISTER", URI, "1001", "s3cret")
+    assert "qop=auth" in qv
+    assert auth.verify("REGISTER", qv, 1003.0, IP).outcome == "replayed"
+
+
+def test_qop_less_answer_to_a_qop_challenge_cannot_be_replayed():
+    auth = make_auth()
+    ch = challenge_for(auth, "MD5")  # offers qop="auth"
+    nonce = parse_auth_params(ch)[1]["nonce"]
+    from softswitch.sip.digest import compute_ha1, compute_response
+    resp = compute_response(compute_ha1("1001", REALM, "s3cret", "MD5"), "REGISTER", URI, nonce, "MD5")
+    value = f'Digest username="1001", realm="{REALM}", nonce="{nonce}", uri="{URI}", response="{resp}", algorithm=MD5'
+    assert auth.verify("REGISTER", value, 1001.0, IP, request_uri=URI).outcome == "ok"
+    assert auth.verify("REGISTER", value, 1001.5, IP, request_uri=URI).outcome == "replayed"
+
+
+def test_uri_must_name_the_request_uri():
+    auth = make_auth()
+    value = authorization_header(challenge_for(auth, "MD5"), "INVITE", "sip:2000@example.com", "1001", "s3cret")
+    assert auth.verify("INVITE", value, 1001.0, IP, request_uri="sip:*11*2001@example.com").outcome == "refused"
+    value = authorization_header(challenge_for(auth, "MD5"), "INVITE", "sip:2000@example.com", "1001", "s3cret")
+    assert auth.verify("INVITE", value, 1001.0, IP, request_uri="sip:2000@EXAMPLE.com:5060;transport=udp").outcome == "ok"
+
+
+def test_same_request_uri():
+    from softswitch.sip.digest import same_request_uri
+    assert same_request_uri("sip:example.com", "sip:example.com")
+    assert same_request_uri("sip:example.com", "sip:example.com:5060;transport=tcp")
+    assert same_request_uri("sips:a@[::1]:5061", "sips:a@[::1]")
+    assert not same_request_uri("sip:a@example.com", "sip:b@example.com")
+    assert not same_request_uri("sip:example.com", "sip:example.com:5080")
+    assert not same_request_uri("garbage", "sip:example.com")
+
+
+def test_ha1_lookup_instead_of_password():
+    from softswitch.sip.digest import compute_ha1
+    stored = {("1001", "MD5"): compute_ha1("1001", REALM, "s3cret", "MD5")}
+    auth = DigestAuthenticator(REALM, lambda u: None, NonceManager(b"k" * 32),
+                               ha1_for=lambda u, a: stored.get((u, a)))
+    value = authorization_header(challenge_for(auth, "MD5"), "REGISTER", URI, "1001", "s3cret")
+    assert auth.verify("REGISTER", value, 1001.0, IP).outcome == "ok"
+    sha = authorization_header(challenge_for(auth, "SHA-256"), "REGISTER", URI, "1001", "s3cret")
+    assert auth.verify("REGISTER", sha, 1001.0, IP).outcome == "failed"  # no SHA-256 HA1 stored

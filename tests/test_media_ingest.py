@@ -128,8 +128,8 @@ def test_batch_ingest_takes_the_common_packets_with_numpy(monkeypatch):
     phones, _ = traffic(0, 40, 1)
     eng, eps, clock = build(phones, 0)
     calls = []
-    orig = eng.datagram_received
-    monkeypatch.setattr(eng, "datagram_received", lambda *a: (calls.append(a), orig(*a)))
+    orig = eng._take                                  # the per-packet path (datagram_received decrypts, then this)
+    monkeypatch.setattr(eng, "_take", lambda *a: (calls.append(a), orig(*a)))
     for _ in range(10):
         items = [(ep.port, p.audio(np.zeros(p.ptime * 8)), p.addr, clock.t) for p, ep in zip(phones, eps)]
         calls.clear()

@@ -143,3 +143,56 @@ def test_challenge_watch_is_bounded():
         w.challenged("203.0.113.9", str(i), "REGISTER", float(i) / 1000)
     assert len(w) == 100
     assert len(w.expire(1000.0)) == 100 and len(w._muted) == 100
+
+
+# ------------------------------------------------------------------------- issue 11
+
+def test_a_success_forgets_only_that_users_failures():
+    t = tracker(max_failures=5)
+    for i in range(4):
+        assert t.record_failure(IP, float(i), user="1002") is False
+    t.record_success(IP, 4.5, user="1001")  # the attacker's own valid extension: clears nothing of 1002's
+    assert t.record_failure(IP, 5.0, user="1002") is True
+    t2 = tracker(max_failures=3)
+    t2.record_failure(IP, 0.0, user="1001")
+    t2.record_failure(IP, 1.0, user="1001")
+    t2.record_success(IP, 2.0, user="1001")  # a phone whose password was just fixed
+    assert t2.record_failure(IP, 3.0, user="1002") is False
+    assert len(t2) == 1
+
+
+def test_ipv6_bans_cover_the_slash_64():
+    t = tracker(max_failures=2)
+    t.record_failure("2001:db8:1:2::1", 0.0)
+    assert t.record_failure("2001:db8:1:2:ffff::9", 1.0) is True
+    assert t.is_banned("2001:db8:1:2:abcd::1", 2.0)
+    assert not t.is_banned("2001:db8:1:3::1", 2.0)
+    assert t.banned(2.0) == {"2001:db8:1:2::/64": 901.0}
+
+
+def test_restored_ban_and_exemption():
+    t = tracker(exempt=("10.0.0.0/8",))
+    t.ban("198.51.100.9", 50.0)
+    t.ban("10.1.1.1", 50.0)
+    assert t.is_banned("198.51.100.9", 49.0) and not t.is_banned("198.51.100.9", 50.0)
+    assert not t.is_banned("10.1.1.1", 1.0) and t.exempt("10.1.1.1")
+
+
+def test_login_throttle_backs_off_per_address_and_user():
+    from softswitch.api.throttle import BackoffPolicy, LoginThrottle
+    th = LoginThrottle(BackoffPolicy(free=3, base=1.0, cap=8.0), BackoffPolicy(free=10), max_entries=4)
+    for _ in range(3):
+        assert th.failed("192.0.2.1", "boss", 0.0) == 0.0
+    assert th.failed("192.0.2.1", "boss", 0.0) == 1.0
+    assert th.failed("192.0.2.1", "boss", 0.5) == 2.0
+    assert th.wait("192.0.2.1", "boss", 1.0) == 1.5
+    assert th.wait("192.0.2.2", "boss", 1.0) == 0.0          # another address: never refused
+    assert th.wait("192.0.2.1", "2001", 1.0) == 0.0          # another user from the same address
+    for i in range(6):
+        th.failed("192.0.2.1", "boss", 10.0 + i)
+    assert th.wait("192.0.2.1", "boss", 16.0) <= 8.0         # capped
+    assert th.wait("192.0.2.1", "boss", 30.0) == 0.0         # and it passes
+    # bounded: entries go one at a time, the least recently seen first
+    for i in range(10):
+        th.failed(f"198.51.100.{i}", "x", 40.0)
+        assert len(th.per_user) <= 4 and len(th.per_address) <= 4

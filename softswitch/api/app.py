@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -25,15 +26,18 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from acd.identity import WRONG_PIN, login_refusal
 from store.crm import CallCentre, Customer, ScreenPop
 from store.keyfile import derive
 from store.validation import NotFoundError, TransitionError, ValidationError
 
 from ..browserphone.service import BrowserPhones
+from .outbound import OutboundOps
 from ..control import Control
 from . import spec as spec_mod
 from .ops import Ops
 from .auth import Session, TokenSigner, check_password
+from .throttle import LoginThrottle
 from .validate import ApiError, check, parse_path, parse_query
 
 log = logging.getLogger("softswitch.api")
@@ -42,8 +46,6 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
                 "phone.js": "text/javascript"}
 COOKIE = "session"
-LOGIN_FAILURES = 10          # failed logins per user within LOGIN_WINDOW before 429
-LOGIN_WINDOW = 60.0
 CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 _DUMMY_HASH = "pbkdf2_sha256$200000$MDEyMzQ1Njc4OWFiY2RlZg$" + "A" * 43  # costs what a real check costs
 
@@ -124,7 +126,7 @@ class Ctx:
         return self.session is not None and self.session.supervisor
 
 
-class ApiServer:
+class ApiServer(OutboundOps):
     def __init__(self, server: Any):
         self.server = server
         self.settings = server.config.api
@@ -140,7 +142,7 @@ class ApiServer:
         self.schemas = self.spec["components"]["schemas"]
         self.sockets: dict[str, set[web.WebSocketResponse]] = {}   # user id -> open WebSockets
         self.offered: dict[str, set[str]] = {}                     # call id -> agents it was offered to
-        self.failures: dict[str, list[float]] = {}
+        self.throttle = LoginThrottle()  # per source address, back-off (softswitch.api.throttle)
         self.tasks: set[asyncio.Task] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._runner: web.AppRunner | None = None
@@ -239,7 +241,10 @@ class ApiServer:
         try:
             resp = await handler(request)
         except ApiError as e:
-            return error(e.status, e.message, e.field)
+            resp = error(e.status, e.message, e.field)
+            if e.retry_after is not None:
+                resp.headers["Retry-After"] = str(e.retry_after)
+            return resp
         except NotFoundError as e:
             return error(404, str(e), e.field)
         except TransitionError as e:
@@ -358,9 +363,11 @@ class ApiServer:
     async def op_login(self, ctx: Ctx) -> web.Response:
         user_id, password = ctx.body["user"], ctx.body["password"]
         now = time.monotonic()
-        recent = [t for t in self.failures.get(user_id, []) if now - t < LOGIN_WINDOW]
-        if len(recent) >= LOGIN_FAILURES:
-            raise ApiError(429, "too many failed logins; wait a minute")
+        source = ctx.request.remote or ""
+        wait = self.throttle.wait(source, user_id, now)
+        if wait > 0:  # refused without checking: a guesser learns nothing while it waits
+            raise ApiError(429, f"too many failed logins from this address; try again in {math.ceil(wait)} s",
+                           retry_after=math.ceil(wait))
         user = self.users.get(user_id)
         loop = asyncio.get_running_loop()
         if user is not None and user.password_hash:
@@ -369,11 +376,11 @@ class ApiServer:
             await loop.run_in_executor(None, check_password, password, _DUMMY_HASH)
             ok = user is not None and bool(user.password) and _eq(password, user.password)
         if not ok:
-            if len(self.failures) > 10_000:
-                self.failures.clear()
-            self.failures[user_id[:200]] = recent + [now]
+            owed = self.throttle.failed(source, user_id, now)
+            if owed > 0:
+                log.info("api: failed login for %s from %s; that address now waits %d s", user_id[:60], source,
+                         math.ceil(owed))
             raise ApiError(401, "wrong user or password")
-        self.failures.pop(user_id, None)
         token, session = self.signer.issue(user.id, user.role)  # type: ignore[union-attr]
         resp = reply({"user": session.user, "role": session.role, "expires": session.expires, "token": token,
                       "agent": self._agent(session.user)})
@@ -410,7 +417,10 @@ class ApiServer:
         b = ctx.body
         action = b["action"]
         if action == "login":
-            self.control.agent_login(agent_id, b.get("extension") or None)
+            extension = b.get("extension") or None
+            if not ctx.supervisor:  # the rules a feature-code login follows (acd.identity); supervisors place anyone
+                self._check_agent_login(ctx, agent_id, extension, b.get("pin"))
+            self.control.agent_login(agent_id, extension)
         elif action == "ready":
             self.control.agent_ready(agent_id)
         elif action == "not_ready":
@@ -420,6 +430,29 @@ class ApiServer:
         else:
             self.control.wrapup_end(agent_id)
         return reply(self._agent(agent_id))
+
+    def _check_agent_login(self, ctx: Ctx, agent_id: str, extension: str | None, pin: str | None) -> None:
+        """An agent logs itself in only at its own phones, or with its PIN where its config allows: a stolen
+        desk password alone does not divert the agent's queue calls and screen pops to another phone."""
+        acd = self.server.config.acd
+        agent = next((a for a in (acd.agents if acd is not None else []) if a.id == agent_id), None)
+        if agent is None:
+            return
+        source = ctx.request.remote or ""
+        now = time.monotonic()
+        key = f"pin:{agent_id}"
+        wait = self.throttle.wait(source, key, now)
+        if wait > 0:
+            raise ApiError(429, f"too many wrong PINs from this address; try again in {math.ceil(wait)} s",
+                           retry_after=math.ceil(wait))
+        refusal = login_refusal(agent, extension or agent.extension, pin)
+        if refusal is None:
+            return
+        if refusal == WRONG_PIN:
+            self.throttle.failed(source, key, now)
+        log.info("api: %s may not log agent %s in at %s: %s", ctx.user, agent_id, extension or agent.extension,
+                 refusal)
+        raise ApiError(403, refusal, "pin" if refusal == WRONG_PIN or "PIN" in refusal else "extension")
 
     async def op_agent_history(self, ctx: Ctx) -> web.Response:
         agent_id = ctx.path["agent"]

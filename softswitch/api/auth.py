@@ -70,7 +70,9 @@ class TokenSigner:
         return f"{payload}.{self._sign(payload)}", Session(user, role, exp)
 
     def verify(self, token: str, now: float | None = None) -> Session | None:
-        if not isinstance(token, str) or len(token) > 1024 or token.count(".") != 1:
+        # A token is base64url and a dot: anything else (non-ASCII included, which compare_digest would
+        # refuse with a TypeError) is simply not a session.
+        if not isinstance(token, str) or len(token) > 1024 or not token.isascii() or token.count(".") != 1:
             return None
         payload, sig = token.split(".")
         if not hmac.compare_digest(sig, self._sign(payload)):

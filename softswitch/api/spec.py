@@ -69,7 +69,9 @@ SCHEMAS: dict[str, dict] = {
                       "skills": {"type": "object", "additionalProperties": True}}, ("id", "state"), extra=True),
     "AgentAction": obj({
         "action": {"type": "string", "enum": ["login", "ready", "not_ready", "logout", "wrapup_end"]},
-        "reason": s(200), "extension": EXTENSION}, ("action",)),
+        "reason": s(200), "extension": EXTENSION,
+        "pin": s(12, pattern=r"^[0-9]{4,12}$", description="the agent's PIN, to log in at a phone not its own")},
+        ("action",)),
     "AgentState": obj({"id": integer(), "agent": _STR, "state": _STR, "reason": _STR, "started_at": num(),
                        "ended_at": num(nullable=True)}, extra=True),
     "LiveCall": obj({"id": _STR, "caller": _STR, "callee": _STR, "state": _STR,
@@ -321,6 +323,64 @@ PATHS: dict[str, dict] = {
                                                 "one service-level threshold for every queue; by default each "
                                                 "queue's configured service_level_threshold")])},
 }
+
+# ------------------------------------------------------------------ outbound (docs/outbound.md)
+CAMPAIGN = {"name": "campaign", "in": "path", "required": True, "schema": s(64, pattern=r"^[A-Za-z0-9_-]{1,64}$")}
+RESULT_CODES = ["completed", "busy", "no_answer", "machine", "wrong_number", "callback", "refused"]
+SCHEMAS.update({
+    "Campaign": obj({"name": _STR, "mode": _STR, "queue": _STR, "flow": _STR, "source": _STR,
+                     "figures": {"type": "object", "additionalProperties": {"type": "number"}}},
+                    ("name", "mode", "figures"), extra=True),
+    "ContactNew": obj({"number": NUMBER, "name": s(200), "timezone": s(64), "due": TIME, "key": s(200),
+                       "data": {"type": "object", "additionalProperties": True}}, ("number",)),
+    "ContactsNew": obj({"contacts": arr(ref("ContactNew"), minItems=1, maxItems=100000),
+                        "csv": s(20_000_000, description="CSV with a header line naming `number` (and optionally "
+                                                         "`name`, `timezone`, `due`, `key`; other columns are data)")}),
+    "ContactsAdded": obj({"added": integer(), "figures": {"type": "object", "additionalProperties": True}},
+                         ("added",), extra=True),
+    "CampaignState": obj({"running": {"type": "boolean"}}, ("running",)),
+    "Contact": obj({"id": integer(), "campaign": _STR, "kind": _STR, "queue": _STR, "number": _STR, "name": _STR,
+                    "state": _STR, "attempts": integer(), "next_due": num(nullable=True), "last_result": _STR,
+                    "audio": {"type": "boolean"}, "data": {"type": "object", "additionalProperties": True},
+                    "history": arr({"type": "object", "additionalProperties": True})}, ("id", "state"), extra=True),
+    "ResultCode": obj({"result": {"type": "string", "enum": RESULT_CODES},
+                       "due": {**TIME, "description": "with `callback`: call again at this time"}}, ("result",)),
+    "CallbackNew": obj({"queue": s(64, minLength=1), "number": NUMBER, "name": s(200), "note": s(1000), "due": TIME},
+                       ("queue", "number")),
+    "Dnc": obj({"number": NUMBER, "add": {"type": "boolean", "default": True}}, ("number",)),
+    "Preview": obj({"action": {"type": "string", "enum": ["dial", "skip"]}}, ("action",)),
+})
+PATHS.update({
+    "/api/outbound/campaigns": {"get": op("list_campaigns", "Campaigns (and the built-in `callbacks`) with their live "
+                                                            "figures", arr(ref("Campaign")))},
+    "/api/outbound/campaigns/{campaign}/contacts": {
+        "post": op("add_contacts", "Add contacts to a campaign (JSON list or CSV text); one bad contact refuses "
+                                   "them all; a `key` already added is skipped", ref("ContactsAdded"),
+                   body="ContactsNew", params=[CAMPAIGN], role="supervisor")},
+    "/api/outbound/campaigns/{campaign}/state": {
+        "post": op("campaign_state", "Start or stop a campaign", ref("Campaign"), body="CampaignState",
+                   params=[CAMPAIGN], role="supervisor")},
+    "/api/outbound/contacts/{id}": {"get": op("get_contact", "A contact or callback task, with its attempts",
+                                              ref("Contact"), params=[path_id()])},
+    "/api/outbound/contacts/{id}/result": {
+        "post": op("contact_result", "The agent's result code at wrap-up (decides the retry)", ref("Contact"),
+                   body="ResultCode", params=[path_id()])},
+    "/api/outbound/contacts/{id}/audio": {"get": {**op("contact_audio", "A voicemail callback's message (WAV)", None,
+                                                      params=[path_id()]),
+                                                  "responses": {"200": {"description": "the WAV file", "content": {
+                                                      "audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                                                      **ERRORS}}},
+    "/api/outbound/callbacks": {
+        "get": op("list_callbacks", "Open callback tasks, oldest first", arr(ref("Contact")),
+                  params=[q("queue", s(64))]),
+        "post": op("request_callback", "A callback request (web form, agent): offered to a free agent of the queue",
+                   ref("Contact"), body="CallbackNew", status="201", ok_desc="the task")},
+    "/api/outbound/dnc": {"post": op("dnc", "Add a number to (or remove it from) the do-not-call list", ref("Ok"),
+                                     body="Dnc", role="supervisor")},
+    "/api/calls/{call}/preview": {"post": op("call_preview", "Preview mode: the agent starts the call to the contact "
+                                                             "(or skips it)", ref("Ok"), body="Preview",
+                                             params=[CALL_ID])},
+})
 
 DESCRIPTION = """\
 The softswitch's call-centre API. JSON in and out; errors are `{"error": ..., "field": ..., "status": ...}`.

@@ -13,11 +13,12 @@ __all__ = ["ApiError", "check", "parse_query", "parse_path"]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str = ""):
+    def __init__(self, status: int, message: str, field: str = "", retry_after: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429)
 
 
 @lru_cache(maxsize=None)

@@ -22,6 +22,7 @@ class Host(Protocol):
     extension: Any                  # apps.extension.ExtensionApp
     external: Any                   # apps.external.ExternalApp: calls to external numbers
     dialer: Any                     # trunks.dialer.Dialer: external numbers through dial rules and trunks
+    outbound: Any                   # apps.outbound.OutboundApp
 
     def wall(self, t: float) -> float: ...
     def route(self, number: str) -> "Application": ...

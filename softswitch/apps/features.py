@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from acd import actions as acd_actions
 from acd import events as acd_events
-from acd.featurecodes import parse_feature_code
+from acd.featurecodes import mask_pin, parse_feature_code
 
 from .. import legs as L
 from .base import Application, Host
@@ -37,7 +37,9 @@ class FeatureApp(Application):
         acts = queue.acd.handle(acd_events.FeatureCodeDialled(call.caller_number, number), now)
         reply = next((a for a in acts if isinstance(a, acd_actions.FeatureCodeReply)), None)
         ok = bool(reply and reply.ok)
-        log.info("feature code %s from %s: %s (%s)", number, call.caller_number, "ok" if ok else "refused",
+        shown = mask_pin(number, self.config.acd.feature_codes)
+        call.callee_number = shown  # the call record must not keep an agent's PIN
+        log.info("feature code %s from %s: %s (%s)", shown, call.caller_number, "ok" if ok else "refused",
                  reply.message if reply else "no reply")
         call.notes["service"] = True
         if self.do(L.AnswerLocally(call), now):

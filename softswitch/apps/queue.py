@@ -75,6 +75,7 @@ class QueueApp(Application):
         self.calls: dict[str, QueueCall] = {}      # ACD call id -> queue call
         self.by_call: dict[str, QueueCall] = {}    # switch call id -> queue call
         self._entries: dict[str, int] = {}         # switch call id -> times it entered a queue
+        self.refs: dict[str, str] = {}             # virtual (outbound) ACD call id -> the switch call it became
         # the priority a caller gets from outside the queue's own rules (VIP customers in the store)
         self.priority_of: Callable[[str, dict], int] = lambda caller, variables: 0
 
@@ -141,6 +142,7 @@ class QueueApp(Application):
         call.notes["queued_at"] = now  # the wait (and the service level) counts from here, not from the IVR
         priority = max(priority, self.priority_of(call.caller_number, call.variables))
         self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority, skill, language), now)
+        self.router.outbound.queued(qc, now)  # "press 1 to be called back" after the configured wait
 
     def _leave(self, qc: QueueCall, event: Any, now: float) -> None:
         """The call leaves the ACD (the one way out)."""
@@ -149,6 +151,7 @@ class QueueApp(Application):
         self.calls.pop(qc.acd_id, None)
         if self.by_call.get(qc.call.id) is qc:
             del self.by_call[qc.call.id]
+        self.router.outbound.forget(qc.acd_id)
         self.feed(event, now)
 
     def release(self, call: "Call", now: float, target: str = "") -> None:
@@ -202,11 +205,26 @@ class QueueApp(Application):
             self.feed(acd_events.OfferRejected(qc.acd_id, agent), now)
         elif isinstance(event, L.PlaybackFinished):
             self._played(qc, leg, event.playback, now)
+        elif isinstance(event, L.DigitReceived):
+            if (leg is qc.call.caller and qc.state is QueueCallState.WAITING and event.digit == "1"
+                    and not any(x.ringing for x in qc.agents) and self.router.outbound.offered(qc)):
+                self._keep_place(qc, now)
         elif isinstance(event, L.LegHungUp):
             if leg is qc.call.answered and qc.state is not QueueCallState.WAITING and self._survey(qc):
                 self._to_survey(qc, now)
             else:
                 self.hung_up(leg, now)
+
+    def _keep_place(self, qc: QueueCall, now: float) -> None:
+        """The caller pressed 1: he will be called back when his place reaches the front. His ACD entry stays
+        (held, as a virtual call of the outbound application); his call is thanked and ended."""
+        call = qc.call
+        self.calls.pop(qc.acd_id, None)
+        if self.by_call.get(call.id) is qc:
+            del self.by_call[call.id]
+        call.notes["disposition"] = ev.Disposition.TRANSFERRED   # handed to the callback, not abandoned
+        log.info("call %s: %s chose a callback and keeps place in queue %s", call.id, call.caller_number, qc.queue)
+        self.router.outbound.keep_place(qc, now)
 
     # ---------------------------------------------------------------------------- survey
     def _survey(self, qc: QueueCall) -> str:
@@ -247,7 +265,10 @@ class QueueApp(Application):
         if isinstance(a, acd_actions.FeatureCodeReply):
             return  # answered by the feature-code application
         if isinstance(a, acd_actions.WrapUpDone):  # (the ACD's call id: the switch's, ".n" after a transfer)
-            out.append(ev.WrapUpEnded(a.call_id.split(".")[0], a.agent_id, a.queue, a.seconds))
+            ref = self.refs.pop(a.call_id, None) or a.call_id.split(".")[0]
+            out.append(ev.WrapUpEnded(ref, a.agent_id, a.queue, a.seconds))
+            return
+        if self.router.outbound.acd_action(a, now):  # a virtual call: an outbound attempt or a callback
             return
         qc = self.calls.get(getattr(a, "call_id", ""))
         if qc is None:

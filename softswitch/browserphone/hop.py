@@ -15,6 +15,9 @@ Directions:
 * browser → engine: ``Uplink`` reads the browser's track, resamples to 8 kHz mono with PyAV and
   hands 160-sample frames to the active call's hop, which sends them as RTP (or RFC 4733 events
   while a DTMF digit plays).
+* a three-way conference is mixed here, as a desk phone mixes its own (``mix``): the agent hears
+  both calls, and each call gets the agent's voice plus the other call's party. Each call stays an
+  ordinary two-party call in the switch (recorded, monitored, transferred as such).
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ class Hop(asyncio.DatagramProtocol):
         self._dtmf: deque[str] = deque()
         self._dtmf_frames = 0          # frames sent of the current digit
         self._dtmf_ts = 0
+        self.last = SILENCE             # the frame last taken from the engine (a conference feeds it across)
 
     # ------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -97,10 +101,12 @@ class Hop(asyncio.DatagramProtocol):
         for i in range(0, len(pcm) - FRAME + 1, FRAME):
             self.rx.append(pcm[i:i + FRAME])
 
-    def pop(self) -> np.ndarray | None:
+    def pop(self) -> np.ndarray:
+        """The next 20 ms from the engine (silence when none came: the engine's tick lost a race)."""
         while len(self.rx) > 3:             # more than 60 ms waiting: catch up (latency over completeness)
             self.rx.popleft()
-        return self.rx.popleft() if self.rx else None
+        self.last = self.rx.popleft() if self.rx else SILENCE
+        return self.last
 
     # ------------------------------------------------------------------------- browser → engine
     def dtmf(self, digits: str) -> None:
@@ -157,6 +163,14 @@ _DTMF_FREQ = {"1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1
               "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633)}
 
 
+def mix(*frames: np.ndarray) -> np.ndarray:
+    """Sum of 20 ms frames, saturated to int16 (a three-way conference's mix)."""
+    total = np.zeros(FRAME, dtype=np.int32)
+    for f in frames:
+        total += f
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
 def _tone(digit: str, frame: int) -> np.ndarray:
     """160 samples of a DTMF digit's tone (5 frames on, 3 off), for legs without telephone-event."""
     if frame >= 5:
@@ -179,7 +193,7 @@ class EngineTrack:
 
     kind = "audio"
 
-    def __init__(self, source: Callable[[], "Hop | None"]):
+    def __init__(self, source: Callable[[], np.ndarray | None]):
         self.source = source
         self._start: float | None = None
         self._pts = 0
@@ -196,8 +210,11 @@ class EngineTrack:
                 await asyncio.sleep(wait)
             elif wait < -0.2:               # the loop stalled: do not burst 200 ms of frames to catch up
                 self._start = time.monotonic() - self._pts / RATE
-        hop = self.source()
-        pcm = hop.pop() if hop is not None else None
+        return self.make_frame(av)
+
+    def make_frame(self, av: Any) -> Any:
+        """The next 20 ms as the ``AudioFrame`` aiortc wants (no waiting)."""
+        pcm = self.source()
         if pcm is None:
             pcm = SILENCE
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
@@ -208,8 +225,8 @@ class EngineTrack:
         return frame
 
 
-def engine_track(source: Callable[[], "Hop | None"]) -> Any:
-    """An aiortc ``MediaStreamTrack`` fed by ``source()``, the hop of the call the agent talks on."""
+def engine_track(source: Callable[[], np.ndarray | None]) -> Any:
+    """An aiortc ``MediaStreamTrack`` fed by ``source()``: the next 20 ms of what the agent hears (or None)."""
     from aiortc import MediaStreamTrack
 
     class _Track(MediaStreamTrack):
@@ -226,9 +243,9 @@ def engine_track(source: Callable[[], "Hop | None"]) -> Any:
 
 
 class Uplink:
-    """Reads the browser's microphone track and feeds 20 ms frames to ``sink()`` (the active call's hop)."""
+    """Reads the browser's microphone track and hands 20 ms frames (8 kHz int16) to ``sink``."""
 
-    def __init__(self, track: Any, sink: Callable[[], "Hop | None"]):
+    def __init__(self, track: Any, sink: Callable[[np.ndarray], None]):
         self.track = track
         self.sink = sink
         self.frames = 0
@@ -249,10 +266,8 @@ class Uplink:
         if not parts:
             return
         buf = np.concatenate([self._buf, *parts]) if len(self._buf) else np.concatenate(parts)
-        hop = self.sink()
         n = len(buf) // FRAME
         for i in range(n):
             self.frames += 1
-            if hop is not None:
-                hop.send(buf[i * FRAME:(i + 1) * FRAME])
+            self.sink(buf[i * FRAME:(i + 1) * FRAME])
         self._buf = buf[n * FRAME:]

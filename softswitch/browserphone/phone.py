@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable
 
 from ..sip.transaction import Peer, Send
-from .hop import Hop, Uplink, engine_track
+from .hop import Hop, Uplink, engine_track, mix
 from .ua import MediaDown, MediaUp, PhoneCallState, PhoneError, PhoneUA, ToPage
 
 log = logging.getLogger("softswitch.browserphone")
@@ -33,7 +33,7 @@ class _SipSocket(asyncio.DatagramProtocol):
 class BrowserPhone:
     def __init__(self, user: str, extension: str, password: str, domain: str, switch: Peer,
                  to_page: Callable[[dict], None], now: Callable[[], float],
-                 on_quality: Callable[[Any, dict], None] | None = None):
+                 on_quality: Callable[[Any, dict], None] | None = None, ha1: dict[str, str] | None = None):
         self.user = user
         self.extension = extension
         self.password = password
@@ -42,10 +42,12 @@ class BrowserPhone:
         self.to_page = to_page
         self.now = now
         self.on_quality = on_quality          # (phone call, figures) -> None: into the switch's call record
+        self.ha1 = ha1 or {}
         self.ua: PhoneUA | None = None
         self.pc: Any = None
         self.hops: dict[str, Hop] = {}
         self.active: str | None = None        # the call the microphone and loudspeaker are on
+        self.conference: tuple[str, str] | None = None   # two calls mixed here (a three-way conference)
         self.uplink: Uplink | None = None
         self.track: Any = None
         self._sock: asyncio.DatagramTransport | None = None
@@ -63,14 +65,15 @@ class BrowserPhone:
         transport, _ = await loop.create_datagram_endpoint(lambda: _SipSocket(self), local_addr=("127.0.0.1", 0))
         self._sock = transport
         local = transport.get_extra_info("sockname")[:2]
-        self.ua = PhoneUA(self.extension, self.password, self.domain, (local[0], local[1]), self.switch)
+        self.ua = PhoneUA(self.extension, self.password, self.domain, (local[0], local[1]), self.switch,
+                          ha1=self.ha1)
         self.pc = pc = RTCPeerConnection()
-        self.track = engine_track(lambda: self.hops.get(self.active) if self.active else None)
+        self.track = engine_track(self._heard)
 
         @pc.on("track")
         def on_track(track: Any) -> None:
             if track.kind == "audio" and self.uplink is None:
-                self.uplink = Uplink(track, lambda: self.hops.get(self.active) if self.active else None)
+                self.uplink = Uplink(track, self._said)
                 self._spawn(self.uplink.run())
 
         @pc.on("connectionstatechange")
@@ -143,6 +146,8 @@ class BrowserPhone:
         self._rearm()
 
     def _media_down(self, cid: str) -> None:
+        if self.conference is not None and cid in self.conference:
+            self.conference = None
         self._base.pop(cid, None)
         hop = self.hops.pop(cid, None)
         if hop is not None:
@@ -159,6 +164,28 @@ class BrowserPhone:
             self._timer = None
         if d is not None:
             self._timer = asyncio.get_running_loop().call_later(max(0.0, d - self.now()), self._on_timer)
+
+    # ---------------------------------------------------------------------------------- audio
+    def _heard(self) -> Any:
+        """The next 20 ms for the browser: the active call's, or in a conference both calls mixed."""
+        if self.conference is not None:
+            a, b = (self.hops.get(c) for c in self.conference)
+            if a is not None and b is not None:
+                return mix(a.pop(), b.pop())
+        hop = self.hops.get(self.active) if self.active else None
+        return hop.pop() if hop is not None else None
+
+    def _said(self, pcm: Any) -> None:
+        """20 ms from the microphone to the active call; in a conference each call also gets the other's party."""
+        if self.conference is not None:
+            a, b = (self.hops.get(c) for c in self.conference)
+            if a is not None and b is not None:
+                a.send(mix(pcm, b.last))
+                b.send(mix(pcm, a.last))
+                return
+        hop = self.hops.get(self.active) if self.active else None
+        if hop is not None:
+            hop.send(pcm)
 
     # --------------------------------------------------------------------------- page commands
     async def command(self, msg: dict) -> None:
@@ -215,6 +242,18 @@ class BrowserPhone:
             self._do(ua.transfer(cid, _number(msg.get("target")), now))
         elif t == "phone.attended":
             self._do(ua.attended_transfer(cid, str(msg.get("other") or ""), now))
+        elif t == "phone.conference":
+            other = str(msg.get("other") or "")
+            first, second = ua.call(cid), ua.call(other)
+            if cid == other or any(c.state not in (PhoneCallState.TALKING, PhoneCallState.HELD) for c in (first, second)):
+                raise PhoneError("a conference needs two connected calls")
+            for c in (first, second):
+                if c.state is PhoneCallState.HELD:
+                    self._do(ua.hold(c.id, False, now))
+            self.conference = (cid, other)
+            self.to_page({"type": "phone.conference", "calls": [cid, other]})
+        elif t == "phone.split":
+            self.conference = None
         else:
             raise PhoneError(f"unknown message {t!r}")
 

@@ -82,8 +82,9 @@ class BrowserPhones:
         if old is not None:
             await self._unbind(old)
             await old.close()
+        ha1 = {alg: v for alg in ("MD5", "SHA-256") if (v := getattr(extension, "ha1", lambda a: None)(alg))}
         phone = BrowserPhone(user, ext, extension.password, config.sip.domain, switch, send, self.server.now,
-                             on_quality=self._quality)
+                             on_quality=self._quality, ha1=ha1)
         try:
             answer = await phone.start(sdp)
         except Exception as e:

@@ -25,7 +25,7 @@ from media.sdp import LocalSdp, NegotiationError, SdpError, StreamParams
 from media.sdp import parse as parse_sdp
 
 from ..sip.dialog import Dialog, new_call_id, new_tag
-from ..sip.digest import authorization_header
+from ..sip.digest import authorization_header, compute_response, parse_auth_params
 from ..sip.message import ParseError, Request, Response, make_response, new_request, parse_message
 from ..sip.transaction import (
     AckTimeout,
@@ -133,9 +133,10 @@ class PhoneUA:
     """One browser phone's SIP side: it talks only to the switch (``switch``) from ``local``."""
 
     def __init__(self, extension: str, password: str, domain: str, local: tuple[str, int], switch: Peer,
-                 user_agent: str = "softswitch browser phone"):
+                 user_agent: str = "softswitch browser phone", ha1: Mapping[str, str] | None = None):
         self.extension = extension
         self.password = password
+        self.ha1 = dict(ha1 or {})       # algorithm -> H(user:realm:password), for configs without the password
         self.domain = domain
         self.local = local
         self.switch = switch
@@ -371,10 +372,11 @@ class PhoneUA:
         value = None
         for ch in challenges:
             try:
-                value = authorization_header(ch, "INVITE", str(invite.uri), self.extension, self.password)
-                break
+                value = self._credentials(ch, str(invite.uri))
             except ValueError:
                 continue
+            if value is not None:
+                break
         if value is None:
             log.warning("browser phone %s: cannot answer the switch's challenge", self.extension)
             return None
@@ -382,6 +384,27 @@ class PhoneUA:
         req = new_request("INVITE", invite.uri, [("Via", self._via()), ("CSeq", f"{invite.cseq.number + 1} INVITE"),
                                                  *headers, (header, value)], invite.body)
         return req
+
+    def _credentials(self, challenge: str, uri: str) -> str | None:
+        """Our answer to one challenge: from the password, or from the stored HA1 of its algorithm."""
+        if self.password:
+            return authorization_header(challenge, "INVITE", uri, self.extension, self.password)
+        scheme, p = parse_auth_params(challenge)
+        alg = p.get("algorithm", "MD5").upper()
+        ha1 = self.ha1.get(alg)
+        if scheme.lower() != "digest" or ha1 is None or "nonce" not in p or "realm" not in p:
+            return None
+        cnonce = new_tag()
+        qop = "auth" if "auth" in {q.strip().lower() for q in p.get("qop", "").split(",")} else None
+        response = compute_response(ha1, "INVITE", uri, p["nonce"], alg, qop, "00000001" if qop else None,
+                                    cnonce if qop else None)
+        parts = [f'username="{self.extension}"', f'realm="{p["realm"]}"', f'nonce="{p["nonce"]}"', f'uri="{uri}"',
+                 f'response="{response}"', f"algorithm={alg}"]
+        if qop:
+            parts += [f'cnonce="{cnonce}"', "qop=auth", "nc=00000001"]
+        if "opaque" in p:
+            parts.append(f'opaque="{p["opaque"]}"')
+        return "Digest " + ", ".join(parts)
 
     def _hold_response(self, call: PhoneCall, resp: Response, now: float) -> list[Action]:
         if resp.status < 200:

@@ -34,6 +34,8 @@ __all__ = [
     "compute_ha1",
     "compute_response",
     "parse_auth_params",
+    "same_request_uri",
+    "uri_host",
 ]
 
 # Order of the challenges we offer: RFC 8760 §2.4 wants the preferred algorithm first, one
@@ -269,6 +271,7 @@ _MAC_LEN = 16
 _RAW_LEN = _TS.size + _RAND_LEN + _MAC_LEN  # 33 bytes -> 44 base64 chars, no padding
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{44}")
 _NC_RE = re.compile(r"[0-9a-fA-F]{8}")
+_SPENT = 1 << 32  # above every 8-hex-digit nc: a spent (qop-less) nonce accepts no further answer
 
 
 class NonceManager:
@@ -343,6 +346,17 @@ class NonceManager:
         raw = self._decode(nonce)
         return raw is None or len(raw) != _RAW_LEN or self._issued(raw) <= self._floor
 
+    def use_once(self, nonce: str) -> bool:
+        """Spend a nonce answered without qop (RFC 2069 style): True the first time, False ever after
+        (and False for a nonce whose use is unknown because the table forgot it). Such an answer has no
+        nonce count, so without this a captured one could be replayed for the nonce's whole lifetime."""
+        if nonce in self._nc or self.forgotten(nonce):
+            return False
+        raw = self._decode(nonce)
+        assert raw is not None
+        self._remember(nonce, self._issued(raw), _SPENT)
+        return True
+
     def check_nc(self, nonce: str, nc: str) -> bool:
         """nc is 8 hex digits; it must strictly increase per nonce. False on replay/garbage.
 
@@ -363,13 +377,16 @@ class NonceManager:
             issued, highest = entry
         if value <= highest:
             return False
+        self._remember(nonce, issued, value)
+        return True
+
+    def _remember(self, nonce: str, issued: float, value: int) -> None:
         self._nc[nonce] = (issued, value)
         self._nc.move_to_end(nonce)
         while len(self._nc) > self.max_tracked:
             _, (old_issued, _) = self._nc.popitem(last=False)
             if old_issued > self._floor:
                 self._floor = old_issued
-        return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,18 +398,71 @@ class NonceManager:
 class AuthResult:
     """Outcome of ``DigestAuthenticator.verify``.
 
-    outcome: "ok"; "stale" (right password, expired nonce: re-challenge with stale=true);
-    "failed" (wrong/garbage/replayed: count it towards a ban); "absent" (no Digest credentials for
-    our realm: just challenge). username is the claimed user when one could be parsed.
+    outcome:
+
+    - "ok": authenticated;
+    - "failed": a wrong answer (or another user's credentials) to a valid nonce this server issued to
+      this address: the only outcome that counts towards a ban, so a spoofed packet (which cannot
+      carry a nonce issued to the address it pretends to come from) bans nobody;
+    - "stale": the right password to an expired (or earlier-keyed) nonce: re-challenge with stale=true;
+    - "forged": a nonce we did not issue to this address, or credentials too broken to check:
+      re-challenge without counting;
+    - "replayed": a right answer seen before (nc not increasing, a qop-less nonce used twice):
+      re-challenge with stale=true, never accepted, not counted (the owner may have resent it);
+    - "refused": the right password but bound to another request (digest ``uri`` is not the
+      Request-URI): 403, not counted;
+    - "absent": no Digest credentials for our realm: just challenge.
+
+    username is the claimed user when one could be parsed.
     """
 
     outcome: str
     username: str | None = None
 
 
+HA1Lookup = Callable[[str, str], "str | None"]
+
+
+def uri_host(uri: str) -> tuple[str, str] | None:
+    """(user, lower-case host without brackets) of a sip:/sips: URI, or None if it is not one."""
+    m = _URI_KEY.fullmatch(uri.strip())
+    if m is None:
+        return None
+    return m.group(2) or "", m.group(3).lower().strip("[]")
+
+
+def same_request_uri(digest_uri: str, request_uri: str) -> bool:
+    """Whether a digest ``uri`` names the Request-URI (RFC 3261 §22.4, RFC 7616 §3.4.6 "the server
+    MUST assure that the resource designated by the uri parameter is the same as the resource
+    specified in the Request-Line"). The same string, or the same scheme, user, host and port with
+    parameters ignored (a phone may drop ``;transport=`` from one of them)."""
+    a, b = digest_uri.strip(), request_uri.strip()
+    if a == b:
+        return True
+
+    def key(u: str) -> tuple[str, str, str, str] | None:
+        m = _URI_KEY.fullmatch(u)
+        if m is None:
+            return None
+        scheme, user, host, port = m.group(1, 2, 3, 4)
+        scheme = scheme.lower()
+        default = "5061" if scheme == "sips" else "5060"
+        return scheme, user or "", host.lower(), port or default
+
+    ka, kb = key(a), key(b)
+    return ka is not None and ka == kb
+
+
+_URI_KEY = re.compile(r"(sips?):(?:([^@;?]*)@)?(\[[0-9A-Fa-f:.]+\]|[^:;?@]+)(?::([0-9]{1,5}))?(?:[;?].*)?", re.S | re.I)
+
+
 class DigestAuthenticator:
     """Server side of digest auth for one realm. Lookup of the password is a callable so unknown users and wrong
-    passwords take the same path and give the same answer (no extension enumeration, like Asterisk alwaysauthreject)."""
+    passwords take the same path and give the same answer (no extension enumeration, like Asterisk alwaysauthreject).
+
+    ``ha1_for(user, algorithm)``, when given, returns the stored H(user:realm:password) for the algorithm
+    instead (extensions configured with ``ha1_md5``/``ha1_sha256``, no plaintext), or None when it has
+    none for that algorithm; it takes precedence over ``password_for``."""
 
     def __init__(
         self,
@@ -400,11 +470,13 @@ class DigestAuthenticator:
         password_for: Callable[[str], str | None],
         nonces: NonceManager,
         algorithms: tuple[str, ...] = ALGORITHMS,
+        ha1_for: HA1Lookup | None = None,
     ):
         if not algorithms:
             raise ValueError("at least one algorithm must be offered")
         self.realm = realm
         self.password_for = password_for
+        self.ha1_for = ha1_for
         self.nonces = nonces
         self.algorithms = tuple(_canonical_algorithm(a) for a in algorithms)
         self._opaque = nonces.opaque(realm)
@@ -422,6 +494,14 @@ class DigestAuthenticator:
             for alg in (algorithms or self.algorithms)
         ]
 
+    def _ha1(self, user: str, alg: str) -> str | None:
+        if self.ha1_for is not None:
+            ha1 = self.ha1_for(user, alg)
+            if ha1 is not None:
+                return ha1.lower()
+        password = self.password_for(user)
+        return compute_ha1(user, self.realm, password, alg) if password is not None else None
+
     def verify(
         self,
         method: str,
@@ -430,13 +510,20 @@ class DigestAuthenticator:
         client_ip: str,
         expected_user: str | None = None,
         algorithms: tuple[str, ...] | None = None,
+        request_uri: str | None = None,
+        uri_allowed: Callable[[str], bool] | None = None,
     ) -> AuthResult:
         """Check one Authorization/Proxy-Authorization value against this realm (and the algorithms
-        offered to this user, by default the realm's).
+        offered to this user, by default the realm's) and, when given, the Request-URI it must name
+        (``uri_allowed`` may accept other digest URIs too: the switch's own address, which SIPp and
+        some phones put there).
 
-        A nonce we cannot vouch for (signed with the key of an earlier run, or issued to another
-        address) answered with the right password is "stale", not "failed": the phone proved it knows
-        the password, so it gets a fresh challenge instead of a 403 and a step towards a ban."""
+        Only a wrong answer to a nonce we issued to ``client_ip`` is "failed": anything else cannot
+        be told from a forgery by a third party and must not move the address towards a ban. A nonce
+        we cannot vouch for (signed with the key of an earlier run, or issued to another address)
+        answered with the right password is "stale": the phone proved it knows the password, so it
+        gets a fresh challenge. An answer without qop is good for one request only (RFC 2069 has no
+        nonce count to stop a replay); with qop the nonce count must increase."""
         if not authorization or not authorization.strip():
             return AuthResult("absent")
         scheme = authorization.strip().split(None, 1)[0]
@@ -445,49 +532,52 @@ class DigestAuthenticator:
         try:
             _, params = parse_auth_params(authorization)
         except ValueError:
-            return AuthResult("failed")
+            return AuthResult("forged")
         if "realm" in params and params["realm"] != self.realm:
             return AuthResult("absent")  # meant for another hop / realm
         try:
             creds = Credentials.from_params(scheme, params)
         except ValueError:
-            return AuthResult("failed", params.get("username"))
+            return AuthResult("forged", params.get("username"))
         user = creds.username
-        failed = AuthResult("failed", user)
+        status = self.nonces.check(creds.nonce, now, client_ip)
+        # What a wrong answer is worth: a count towards a ban only to a live nonce of this address.
+        wrong = AuthResult("failed" if status == "ok" else "forged", user)
 
         try:
             alg = _canonical_algorithm(creds.algorithm)
         except ValueError:
-            return failed
+            return wrong
         if alg not in (algorithms or self.algorithms):
-            return failed
+            return wrong
         qop = creds.qop.lower() if creds.qop is not None else None
         if qop is not None and (qop != "auth" or creds.nc is None or creds.cnonce is None):
-            return failed
-
-        status = self.nonces.check(creds.nonce, now, client_ip)
+            return wrong
 
         # Unknown users are hashed against a throw-away password so both cases cost the same and end
         # in the same "failed".
-        password = self.password_for(user)
-        known = password is not None
-        ha1 = compute_ha1(user, self.realm, password if password is not None else self._dummy_password, alg)
+        ha1 = self._ha1(user, alg)
+        known = ha1 is not None
+        if ha1 is None:
+            ha1 = compute_ha1(user, self.realm, self._dummy_password, alg)
         expected = compute_response(ha1, method, creds.uri, creds.nonce, alg, qop, creds.nc, creds.cnonce)
         given = creds.response.strip().lower().encode("utf-8", "replace")
         match = hmac.compare_digest(expected.encode("ascii"), given)
         if not (match and known):
-            return failed
+            return wrong
         if expected_user is not None and user != expected_user:
-            return failed
+            return wrong
         if status in ("stale", "invalid"):
             return AuthResult("stale", user)
-        if qop is not None:
-            assert creds.nc is not None
-            if not self.nonces.check_nc(creds.nonce, creds.nc):
-                # Evicted from the replay table under load: make the phone fetch a new nonce.
-                if self.nonces.forgotten(creds.nonce):
-                    return AuthResult("stale", user)
-                return failed
+        if request_uri is not None and not same_request_uri(creds.uri, request_uri) and not (
+                uri_allowed is not None and uri_allowed(creds.uri)):
+            return AuthResult("refused", user)
+        assert qop is None or creds.nc is not None
+        fresh = self.nonces.check_nc(creds.nonce, creds.nc) if qop is not None and creds.nc is not None \
+            else self.nonces.use_once(creds.nonce)
+        if not fresh:
+            # Evicted from the replay table under load: the phone just fetches a new nonce.
+            return AuthResult("stale" if self.nonces.forgotten(creds.nonce) else "replayed", user)
         return AuthResult("ok", user)
 
 

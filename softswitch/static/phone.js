@@ -82,8 +82,12 @@ window.DeskPhone = (function () {
           break;
         case "phone.ended":
           calls.delete(msg.call);
+          for (const c of calls.values()) c.conference = false;
           if (consultFrom === msg.call) consultFrom = null;
           if (current === msg.call) current = [...calls.values()].find((c) => c.state !== "ringing")?.id || null;
+          break;
+        case "phone.conference":
+          for (const id of msg.calls) if (calls.has(id)) calls.get(id).conference = true;
           break;
         case "phone.transferred":
           error("");
@@ -110,7 +114,8 @@ window.DeskPhone = (function () {
         const li = document.createElement("li");
         li.dataset.call = c.id;
         li.dataset.state = c.state;
-        li.textContent = c.number + " — " + c.state + (c.id === current ? " (current)" : "");
+        li.dataset.conference = c.conference ? "yes" : "no";
+        li.textContent = c.number + " — " + c.state + (c.conference ? " (conference)" : c.id === current ? " (current)" : "");
         ul.appendChild(li);
       }
       const r = ringing(), c = cur();
@@ -125,9 +130,18 @@ window.DeskPhone = (function () {
       $("ph-dtmf").disabled = !connected;
       $("ph-xfer").disabled = !connected;
       $("ph-consult").disabled = !connected;
-      const other = consultFrom && calls.get(consultFrom);
-      $("ph-complete").disabled = !(other && connected && current !== consultFrom);
-      $("ph-conference").disabled = !(other && connected && current !== consultFrom);
+      const pair = consultPair();
+      $("ph-complete").disabled = !pair;
+      $("ph-conference").disabled = !pair || !!(calls.get(pair[0]).conference);
+    }
+
+    // the consultation: the call the agent consulted from and the other connected call
+    function consultPair() {
+      const first = consultFrom && calls.get(consultFrom);
+      const live = (c) => c.state === "talking" || c.state === "held";
+      if (!first || !live(first)) return null;
+      const second = [...calls.values()].find((c) => c.id !== consultFrom && live(c));
+      return second ? [first.id, second.id] : null;
     }
 
     function number() {
@@ -159,10 +173,12 @@ window.DeskPhone = (function () {
       if (c && n) { consultFrom = c.id; send({ type: "phone.dial", number: n }); }
     });
     $("ph-complete").addEventListener("click", () => {
-      if (consultFrom && current) send({ type: "phone.attended", call: consultFrom, other: current });
+      const p = consultPair();
+      if (p) send({ type: "phone.attended", call: p[0], other: p[1] });
     });
     $("ph-conference").addEventListener("click", () => {
-      if (consultFrom && current) send({ type: "phone.conference", call: consultFrom, other: current });
+      const p = consultPair();
+      if (p) send({ type: "phone.conference", call: p[0], other: p[1] });
     });
     $("ph-dtmf").addEventListener("click", () => {
       const c = cur(), d = $("ph-digits").value.trim();

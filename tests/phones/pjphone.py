@@ -21,7 +21,7 @@ Commands (fields in [] are optional):
 
     info                                    -> port, transport, address, pid, account, calls
     account  user [domain] [password] [proxy]             account without registration
-    register user password domain registrar [expires=300] [proxy] [auth_user] [retry_s=0]
+    register user password domain registrar [expires=300] [proxy] [auth_user] [retry_s=0] [srtp]
                                             -> reply at once; then event reg_state
                                             proxy defaults to registrar + ";lr" ("" = none);
                                             re-register replaces the one account (modify)
@@ -375,6 +375,11 @@ class Phone:
         cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
         cfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
         cfg.mediaConfig.transportConfig.port = 0
+        srtp = msg.get("srtp")                         # "optional" | "mandatory": SDES SRTP, over plain SIP too
+        if srtp:
+            cfg.mediaConfig.srtpUse = {"disabled": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+                                       "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[str(srtp)]
+            cfg.mediaConfig.srtpSecureSignaling = 0
         if msg.get("password") is not None:
             cfg.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", str(msg.get("auth_user") or user), 0,

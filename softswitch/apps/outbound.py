@@ -1,0 +1,467 @@
+"""Calls the dialler places, and the queue callbacks that keep the caller's place.
+
+Agent-first calls (progressive and preview campaigns, callback tasks, a queue caller who pressed 1) are
+**virtual calls in the ACD**: they enter the campaign's queue like a caller, so the ACD picks the agent
+with its own strategy, skills, wrap-up and statistics, and inbound and outbound work blend in one line.
+When the ACD offers one to an agent (``RingAgent``) the switch rings the agent's phone (an originated
+call, the customer's record popping on the desk); when she answers, the ACD connects and the switch
+rings the customer, presenting the hotline number; the customer answering bridges them (recorded). So
+no customer is ever rung before an agent is on the line. A queue caller who presses 1 leaves the call
+but not the ACD: his entry stays in line, marked held (no wait limit, no announcements), and when it
+reaches the front it is offered to an agent exactly like a waiting caller.
+
+Customer-first calls (notification and predictive campaigns) are plain originated calls to the
+customer; on answer a notification goes to its IVR flow (whose "press 1" node can queue the caller) and a
+predictive call to the campaign's queue, where a customer no agent takes within ``ABANDON_AFTER``
+seconds hears an apology and is counted abandoned.
+
+What the dialler must hear (an attempt's result, a held callback dialled) leaves as
+``events.DiallerInput`` in the outbox; the edge feeds it to ``dialler.Dialler`` and commits its state.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from acd import actions as acd_actions
+from acd import events as acd_events
+from dialler import events as de
+from dialler.rules import Result
+
+from .. import events as ev
+from .. import legs as L
+from ..states import move
+from ..timers import Timers
+from .base import Application, Host
+
+if TYPE_CHECKING:
+    from ..call import Call
+
+log = logging.getLogger("softswitch.outbound")
+
+ABANDON_AFTER = 2.0   # seconds an answered predictive call waits for an agent before the apology (Ofcom: 2 s)
+
+
+class VirtualState(str, Enum):
+    WAITING = "waiting"            # in the ACD's queue, no agent yet
+    RINGING_AGENT = "ringing-agent"
+    PREVIEW = "preview"            # the agent answered and reads the contact; she starts the call
+    DIALLING = "dialling"          # the agent is on the line, the customer rings
+    TALKING = "talking"
+
+
+TRANSITIONS = {
+    VirtualState.WAITING: frozenset({VirtualState.RINGING_AGENT}),
+    VirtualState.RINGING_AGENT: frozenset({VirtualState.WAITING, VirtualState.PREVIEW, VirtualState.DIALLING}),
+    VirtualState.PREVIEW: frozenset({VirtualState.DIALLING}),
+    VirtualState.DIALLING: frozenset({VirtualState.TALKING}),
+    VirtualState.TALKING: frozenset(),
+}
+
+
+def result_for_status(status: int) -> Result:
+    """The attempt's result from the customer leg's final SIP status."""
+    if status in (486, 600):
+        return Result.BUSY
+    if status in (408, 480, 487, 0):
+        return Result.NO_ANSWER
+    if status == 603:
+        return Result.BUSY   # declined on the phone: like busy (not a refusal of calls altogether)
+    return Result.UNREACHABLE
+
+
+@dataclass(eq=False)
+class VirtualCall:
+    acd_id: str
+    queue: str
+    number: str                   # the customer's
+    caller_id: str                # what the customer sees
+    contact: int
+    attempt: int                  # 0: a held queue callback not dialled yet (the dialler numbers it then)
+    mode: str                     # progressive | preview | callback
+    kind: str = "campaign"        # campaign | voicemail | queue | web
+    campaign: str = ""
+    name: str = ""
+    audio: str = ""
+    note: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    state: VirtualState = VirtualState.WAITING
+    call: "Call | None" = None    # the current call (ringing an agent, then with the customer)
+    agent: str = ""
+    extension: str = ""
+    status: int = 0               # the customer leg's final status
+
+    def move(self, new: VirtualState) -> None:
+        self.state = move(self.state, new, TRANSITIONS, f"virtual call {self.acd_id}")
+
+    def variables(self) -> dict[str, Any]:
+        """What the agent's desk pops: the contact and why we call."""
+        return {**self.data, "outbound": True, "customer": self.number, "name": self.name, "campaign": self.campaign,
+                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": self.audio,
+                "note": self.note}
+
+
+@dataclass(eq=False)
+class DirectCall:
+    """A customer-first call (notification, predictive)."""
+    dial: de.Dial
+    call: "Call"
+    answered: bool = False
+    queued_at: float | None = None
+    abandoned: bool = False
+
+
+class OutboundApp(Application):
+    name = "outbound"
+
+    def __init__(self, router: Host) -> None:
+        super().__init__(router)
+        self.virtual: dict[str, VirtualCall] = {}        # ACD call id -> virtual call
+        self.by_call: dict[str, VirtualCall] = {}        # switch call id -> virtual call
+        self.direct: dict[str, DirectCall] = {}          # switch call id -> customer-first call
+        self._timers: Timers[str] = Timers()
+        self._seq = 0
+        self._offered: set[str] = set()                  # queue calls (ACD ids) offered "press 1"
+        self._leaving: set[str] = set()                  # calls that chose a callback: confirmation, then hang up
+
+    @property
+    def queue(self) -> Any:
+        return self.router.queue
+
+    def _to_dialler(self, event: Any) -> None:
+        self.router.out.append(ev.DiallerInput(event))
+
+    # ------------------------------------------------------------------- the dialler's calls
+    def dial(self, d: de.Dial, now: float) -> bool:
+        """Carry out one ``Dial`` (its attempt is already committed). False: it could not start (the
+        attempt is ended as not dialled)."""
+        if d.mode in ("progressive", "preview", "callback"):
+            if self.queue.acd.queue_index.get(d.queue) is None:
+                log.warning("attempt %d: no queue %s", d.attempt, d.queue)
+                self._to_dialler(de.AttemptEnded(d.attempt, Result.UNREACHABLE, counted=False))
+                return False
+            self._seq += 1
+            vc = VirtualCall(f"ob-{d.attempt}", d.queue, d.number, d.caller_id, d.contact, d.attempt, d.mode, d.kind,
+                             d.campaign, d.name, d.audio, d.note, dict(d.data))
+            self._enqueue(vc, now)
+            return True
+        return self._dial_direct(d, now)
+
+    def _enqueue(self, vc: VirtualCall, now: float, priority: int = 0) -> None:
+        self.virtual[vc.acd_id] = vc
+        log.info("%s %s for %s enters queue %s (agent first)", vc.mode, vc.acd_id, vc.number, vc.queue)
+        self.queue.feed(acd_events.CallArrived(vc.acd_id, vc.queue, vc.number, priority), now)
+
+    # ------------------------------------------------------------- "press 1 to be called back"
+    def _offer_after(self, queue: str) -> int:
+        cb = self.config.outbound.callbacks
+        return cb.offer_after if cb.offer_after and (not cb.queues or queue in cb.queues) else 0
+
+    def queued(self, qc: Any, now: float) -> None:
+        """A caller entered a queue: the callback offer is played after the configured wait."""
+        after = self._offer_after(qc.queue)
+        if after:
+            self._timers.schedule(now + after, f"offer:{qc.acd_id}")
+
+    def forget(self, acd_id: str) -> None:
+        self._offered.discard(acd_id)
+
+    def offered(self, qc: Any) -> bool:
+        return qc.acd_id in self._offered
+
+    def _offer(self, acd_id: str, now: float) -> None:
+        qc = self.queue.calls.get(acd_id)
+        if qc is None or qc.state.value != "waiting" or qc.prompt is not None:
+            return
+        if self.queue._prompt(qc, ["callback-offer"], "music", now):
+            self._offered.add(acd_id)
+            log.info("call %s: callback offered in queue %s", qc.call.id, qc.queue)
+
+    def keep_place(self, qc: Any, now: float) -> None:
+        """A queue caller pressed 1: his ACD entry becomes a held virtual call (same id, same place); the
+        dialler persists the task; the caller hears the confirmation and the call ends."""
+        call = qc.call
+        self._offered.discard(qc.acd_id)
+        vc = VirtualCall(qc.acd_id, qc.queue, call.caller_number, self.config.outbound.caller_id, 0, 0, "callback",
+                         "queue", "callbacks", data={"ref": call.id})
+        self.virtual[vc.acd_id] = vc
+        self.queue.feed(acd_events.CallbackHeld(qc.acd_id), now)
+        queued = call.notes.get("queued_at")
+        self._to_dialler(de.CallbackRequested(qc.queue, call.caller_number, kind="queue",
+                                              position=self.router.wall(queued if queued is not None else now),
+                                              ref=call.id))
+        call.app = self
+        self._leaving.add(call.id)
+        files = self.router.sounds.files(["callback-confirmed"], qc.language)
+        if not files or self.do(L.Play(call.caller, self.router.sounds.sequence(files)), now) is None:
+            self.do(L.Hangup(call, "callback requested"), now)
+
+    def restore_held(self, contact: Any, caller_id: str, now: float) -> None:
+        """At start: a held queue callback of the last run goes back in line (the order of ``position``)."""
+        vc = VirtualCall(f"cb-{contact.id}", contact.queue, contact.number, caller_id, contact.id, 0, "callback",
+                         "queue", "callbacks", contact.name, contact.audio, contact.note, dict(contact.data))
+        self._enqueue(vc, now)
+        self.queue.feed(acd_events.CallbackHeld(vc.acd_id), now)
+
+    def waiting(self, queue: str) -> int:
+        """Virtual calls in ``queue`` that no agent has yet (they will take the next free agents)."""
+        return sum(1 for vc in self.virtual.values() if vc.queue == queue and vc.state is VirtualState.WAITING)
+
+    # ----------------------------------------------------------------- the ACD's decisions
+    def acd_action(self, a: Any, now: float) -> bool:
+        """An ACD decision about a virtual call (called by the queue application); False: not ours."""
+        vc = self.virtual.get(getattr(a, "call_id", ""))
+        if vc is None:
+            return False
+        if isinstance(a, acd_actions.RingAgent):
+            self._ring_agent(vc, a, now)
+        elif isinstance(a, acd_actions.CancelRing):
+            if vc.call is not None and vc.state is VirtualState.RINGING_AGENT and vc.agent == a.agent_id:
+                call, vc.call = vc.call, None
+                vc.move(VirtualState.WAITING)
+                self.by_call.pop(call.id, None)
+                self.do(L.Hangup(call, "offer withdrawn"), now)
+        elif isinstance(a, acd_actions.Connect):
+            self._agent_connected(vc, now)
+        elif isinstance(a, acd_actions.Overflow):
+            vc.queue = a.to_queue
+        elif isinstance(a, (acd_actions.HangupWithPrompt, acd_actions.SendToVoicemail)):
+            # the ACD gave up on it (its queue's wait limit, nobody logged in): not dialled
+            log.info("%s for %s left queue %s without an agent", vc.acd_id, vc.number, vc.queue)
+            self._drop(vc)
+            if vc.attempt:
+                self._to_dialler(de.AttemptEnded(vc.attempt, Result.NO_ANSWER, counted=False))
+            else:  # a held callback: an ordinary callback task now, dialled when an agent is free
+                self._to_dialler(de.HeldReleased(vc.contact, str(vc.data.get("ref", ""))))
+        return True
+
+    def _ring_agent(self, vc: VirtualCall, a: acd_actions.RingAgent, now: float) -> None:
+        label = vc.campaign if vc.kind == "campaign" else f"callback {vc.kind}"
+        call = self.do(L.Originate(a.extension, vc.number, display=f"{label}: {vc.name or vc.number}",
+                                   variables=vc.variables()), now)
+        if call is None:
+            log.info("%s: agent %s at %s has no registered phone", vc.acd_id, a.agent_id, a.extension)
+            self.queue.feed(acd_events.OfferFailed(vc.acd_id, a.agent_id, 480), now)
+            return
+        call.app = self
+        call.caller_number, call.callee_number = a.extension, vc.number
+        call.notes["queue"] = vc.queue
+        call.notes["outbound"] = True
+        vc.call, vc.agent, vc.extension = call, a.agent_id, a.extension
+        vc.move(VirtualState.RINGING_AGENT)
+        self.by_call[call.id] = vc
+        self.queue.refs[vc.acd_id] = call.id
+        log.info("call %s: %s offered to agent %s at %s", call.id, vc.acd_id, a.agent_id, a.extension)
+        self.router.out.append(ev.OfferPresented(a.agent_id, call.id, vc.number, vc.queue, vc.variables(), {}))
+
+    def _agent_connected(self, vc: VirtualCall, now: float) -> None:
+        call = vc.call
+        if call is None:
+            return
+        call.notes["agent"] = vc.agent
+        if vc.mode == "preview":
+            vc.move(VirtualState.PREVIEW)
+            log.info("call %s: agent %s previews %s", call.id, vc.agent, vc.number)
+            return
+        vc.move(VirtualState.DIALLING)
+        self._ring_customer(vc, now)
+
+    def start_preview(self, call_id: str, now: float, skip: bool = False) -> None:
+        """The agent previewing a contact starts the call (or skips it: not dialled, due again later)."""
+        vc = self.by_call.get(call_id)
+        if vc is None or vc.state is not VirtualState.PREVIEW or vc.call is None:
+            raise KeyError(call_id)
+        if skip:
+            vc.call.notes["disposition"] = ev.Disposition.FAILED
+            self.do(L.Hangup(vc.call, "preview skipped"), now)
+            return
+        vc.move(VirtualState.DIALLING)
+        self._ring_customer(vc, now)
+
+    def _ring_customer(self, vc: VirtualCall, now: float) -> None:
+        call = vc.call
+        assert call is not None
+        if not vc.attempt:
+            self._to_dialler(de.QueueCallbackStarted(vc.contact, vc.agent, call.id, ref=str(vc.data.get("ref", ""))))
+        call.caller_number = vc.caller_id or vc.extension   # the From the customer sees: the hotline
+        log.info("call %s: agent %s on the line; ringing %s", call.id, vc.agent, vc.number)
+        self.do(L.Music(call.caller), now)
+        if self.router.route(vc.number) is self.router.external:
+            # an external number: the dial rules and trunks (failover), presenting the hotline; the switch
+            # decided to call, so no extension's permission class applies (docs/trunks.md)
+            result = self.router.dialer.dial(call, vc.number, now, caller_id=vc.caller_id, permission=None)
+            if result != "ringing":
+                log.info("call %s: customer %s not dialled: %s", call.id, vc.number, result)
+                vc.status = call.final_status = 403 if result == "forbidden" else 503 if result == "no_trunk" else 404
+                self.do(L.Hangup(call, f"{vc.number} not dialled: {result}"), now)
+            return
+        legs = self.do(L.Ring(call, vc.number, display=vc.caller_id or vc.extension,
+                              limit=float(self.config.sip.ring_timeout)), now)
+        if not legs:
+            log.info("call %s: customer %s not reachable", call.id, vc.number)
+            vc.status = 404
+            call.final_status = 404
+            self.do(L.Hangup(call, f"{vc.number} not reachable"), now)
+
+    # ------------------------------------------------------------------------ leg events
+    def handle(self, event: L.LegEvent, now: float) -> None:
+        call = event.call
+        if call.id in self._leaving:
+            if isinstance(event, L.PlaybackFinished):
+                self.do(L.Hangup(call, "callback requested"), now)
+            elif isinstance(event, L.LegHungUp):
+                call.hung_up_by = "caller"
+                self.do(L.Hangup(call, "callback requested"), now)
+            return
+        dc = self.direct.get(call.id)
+        if dc is not None:
+            self._handle_direct(dc, event, now)
+            return
+        vc = self.by_call.get(call.id)
+        if vc is None or vc.call is not call:
+            super().handle(event, now)
+            return
+        leg = event.leg
+        if isinstance(event, L.LegAnswered):
+            if leg is call.caller and vc.state is VirtualState.RINGING_AGENT:
+                self.queue.feed(acd_events.OfferAnswered(vc.acd_id, vc.agent, leg.invite.call_id), now)
+            elif leg is not call.caller and vc.state is VirtualState.DIALLING:
+                vc.move(VirtualState.TALKING)
+                self.do(L.Connect(call, leg), now)
+                log.info("call %s: agent %s talks to %s", call.id, vc.agent, vc.number)
+                self.router.out.append(ev.AgentConnected(vc.agent, call.id, vc.number, vc.queue))
+        elif isinstance(event, L.LegFailed):
+            if leg is call.caller and vc.state is VirtualState.RINGING_AGENT:
+                self._agent_missed(vc, event.status, leg.got_provisional, now)
+            elif (leg is not call.caller and vc.state is VirtualState.DIALLING and not event.withdrawn
+                  and not any(x.ringing for x in call.callees)):
+                vc.status = event.status
+                call.final_status = event.status
+                self.do(L.Hangup(call, f"{vc.number} did not answer ({event.status})"), now)
+        elif isinstance(event, L.DigitReceived) and leg is call.caller and vc.state is VirtualState.PREVIEW:
+            if event.digit == "1":
+                self.start_preview(call.id, now)
+            elif event.digit in ("*", "2"):
+                self.start_preview(call.id, now, skip=True)
+        else:
+            super().handle(event, now)
+
+    def _agent_missed(self, vc: VirtualCall, status: int, rang: bool, now: float) -> None:
+        call = vc.call
+        vc.call = None
+        vc.move(VirtualState.WAITING)
+        if call is not None:
+            self.by_call.pop(call.id, None)
+            self.do(L.Hangup(call, "agent did not answer"), now)
+        unreachable = status in (404, 410, 480, 502, 503, 504) or (status == 408 and not rang)
+        self.queue.feed(acd_events.OfferFailed(vc.acd_id, vc.agent, status) if unreachable
+                        else acd_events.OfferRejected(vc.acd_id, vc.agent), now)
+
+    def gone(self, call: "Call", now: float) -> None:
+        self._leaving.discard(call.id)
+        dc = self.direct.pop(call.id, None)
+        if dc is not None:
+            self._direct_gone(dc, call, now)
+            return
+        vc = self.by_call.pop(call.id, None)
+        if vc is None or vc.call is not call:
+            return
+        if vc.state is VirtualState.RINGING_AGENT:  # the agent's leg died before an answer
+            self._agent_missed(vc, call.final_status or 480, False, now)
+            return
+        self._drop(vc)
+        self.queue.feed(acd_events.CallEnded(vc.acd_id, by_agent=call.hung_up_by != "callee"), now)
+        if vc.state is VirtualState.PREVIEW:
+            result, counted = Result.NO_ANSWER, False
+        elif vc.state is VirtualState.TALKING:
+            result, counted = Result.COMPLETED, True
+        else:
+            result, counted = result_for_status(vc.status), True
+        log.info("call %s: attempt %s on %s: %s", call.id, vc.attempt or "(callback)", vc.number,
+                 result.value if counted else "not dialled")
+        self._to_dialler(de.AttemptEnded(vc.attempt, result, call.id, vc.agent, counted=counted, contact=vc.contact,
+                                         ref="" if vc.attempt else str(vc.data.get("ref", ""))))
+
+    def _drop(self, vc: VirtualCall) -> None:
+        self.virtual.pop(vc.acd_id, None)
+
+    # ---------------------------------------------------------------- customer-first calls
+    def _dial_direct(self, d: de.Dial, now: float) -> bool:
+        call = self.do(L.Originate(d.number, d.caller_id or d.number, display=d.caller_id,
+                                   variables={**d.data, "outbound": True, "campaign": d.campaign,
+                                              "contact": d.contact, "attempt": d.attempt, "name": d.name}), now)
+        if call is None:
+            log.info("attempt %d: %s not reachable", d.attempt, d.number)
+            self._to_dialler(de.AttemptEnded(d.attempt, Result.UNREACHABLE))
+            return False
+        call.app = self
+        call.caller_number, call.callee_number = d.caller_id, d.number
+        call.notes["outbound"] = True
+        self.direct[call.id] = DirectCall(d, call)
+        self._timers.schedule(now + self.config.sip.ring_timeout, call.id)
+        log.info("call %s: %s attempt %d to %s", call.id, d.mode, d.attempt, d.number)
+        return True
+
+    def _handle_direct(self, dc: DirectCall, event: L.LegEvent, now: float) -> None:
+        call = dc.call
+        if isinstance(event, L.LegAnswered) and event.leg is call.caller and not dc.answered:
+            dc.answered = True
+            d = dc.dial
+            if d.mode == "notification":
+                self.router.hand_over(call, self.router.ivr, d.flow, now)
+            else:  # predictive: the campaign's queue, ahead of everyone (this customer is on the line already)
+                dc.queued_at = now
+                self._timers.schedule(now + ABANDON_AFTER, call.id)
+                call.app = self.queue
+                self.queue.enqueue(call, d.queue, now, priority=100)
+        elif isinstance(event, L.PlaybackFinished) and dc.abandoned:
+            self.do(L.Hangup(call, "apology played"), now)
+        elif isinstance(event, L.LegFailed) and event.leg is call.caller:
+            call.final_status = event.status
+            self.do(L.Hangup(call, f"{dc.dial.number} did not answer ({event.status})"), now)
+        else:
+            super().handle(event, now)
+
+    def watch_gone(self, call: "Call", now: float) -> None:
+        """Any call ended (the router tells): a customer-first call handed to the IVR or a queue ends here."""
+        dc = self.direct.get(call.id)
+        if dc is not None and call.app is not self:
+            del self.direct[call.id]
+            self._direct_gone(dc, call, now)
+
+    def _direct_gone(self, dc: DirectCall, call: "Call", now: float) -> None:
+        if dc.answered:
+            abandoned = dc.dial.mode == "predictive" and not call.notes.get("agent")
+            result = Result.COMPLETED
+        else:
+            abandoned, result = False, result_for_status(call.final_status)
+        self._to_dialler(de.AttemptEnded(dc.dial.attempt, result, call.id, str(call.notes.get("agent", "")),
+                                         abandoned=abandoned))
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    def on_timer(self, now: float) -> None:
+        for call_id in self._timers.due(now):
+            if call_id.startswith("offer:"):
+                self._offer(call_id[6:], now)
+                continue
+            dc = self.direct.get(call_id)
+            if dc is None:
+                continue
+            call = dc.call
+            if not dc.answered:
+                call.final_status = 408
+                self.do(L.Hangup(call, "no answer"), now)
+            elif dc.queued_at is not None and not call.notes.get("agent") and call.app is self.queue:
+                # answered, no agent within the limit: the apology, then hang up (an abandoned call)
+                self.queue.release(call, now)
+                call.app = self
+                call.notes["disposition"] = ev.Disposition.ABANDONED
+                files = self.router.sounds.files(["outbound-sorry"])
+                if not files or self.do(L.Play(call.caller, self.router.sounds.sequence(files)), now) is None:
+                    self.do(L.Hangup(call, "no agent free"), now)
+                else:
+                    dc.abandoned = True
