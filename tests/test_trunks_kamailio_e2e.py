@@ -205,6 +205,8 @@ def test_extension_dials_out_through_the_provider_answering_its_407(switch_facto
     customer.answer(c_in["call"], 200)
     desk.wait_call_state(call, "CONFIRMED", timeout=10)
     customer.wait_call_state(c_in["call"], "CONFIRMED", timeout=10)
+    heard_by_desk, heard_by_customer = talk(desk, call, customer, c_in["call"], tmp_path)
+    assert heard_by_desk > 0.8 and heard_by_customer > 0.8, (heard_by_desk, heard_by_customer)
     # digits both ways: RFC 4733 events from one phone are regenerated towards the other
     desk.dtmf(call, "12#")
     got = [customer.wait_event("dtmf", call=c_in["call"], timeout=10)["digit"] for _ in range(3)]
@@ -212,8 +214,6 @@ def test_extension_dials_out_through_the_provider_answering_its_407(switch_facto
     customer.dtmf(c_in["call"], "9*")
     got = [desk.wait_event("dtmf", call=call, timeout=10)["digit"] for _ in range(2)]
     assert got == ["9", "*"], got
-    heard_by_desk, heard_by_customer = talk(desk, call, customer, c_in["call"], tmp_path)
-    assert heard_by_desk > 0.8 and heard_by_customer > 0.8, (heard_by_desk, heard_by_customer)
     desk.hangup(call)
     customer.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
     sw.wait_log(rf"1001 -> \{CUSTOMER_E164} out via trunk provider as {CUSTOMER}")
