@@ -61,6 +61,10 @@ def agent_skills(i: int, rng: np.random.Generator) -> dict[str, int]:
     return {SKILLS[a]: int(rng.integers(1, 11)), SKILLS[b]: int(rng.integers(1, 11))}
 
 
+# load generators place calls faster than any phone: no per-extension call limits (docs/security.md)
+UNLIMITED = "max_calls = 0\ninvite_rate = 0\n"
+
+
 def write_config(path: Path, port: int, n_agents: int, ring_time: int) -> dict:
     rng = np.random.default_rng(5)
     agents = {}
@@ -70,10 +74,10 @@ def write_config(path: Path, port: int, n_agents: int, ring_time: int) -> dict:
              '[media]\nrtp_ports = "20000-40000"\ncodecs = ["PCMA", "PCMU"]\nrecord = "none"\n',
              '[store]\npath = "bench.db"\n']
     for u in range(CALLERS, CALLERS + N_CALLERS):
-        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n')
+        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n' + UNLIMITED)
     for i in range(n_agents):
         u = AGENT_EXT + i
-        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n')
+        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n' + UNLIMITED)
     lines.append(f'[acd]\nqueue_log = "{path.parent / "queue_log"}"\n')
     lines += [f'[[acd.skills]]\nname = "{s}"\n' for s in SKILLS]
     for i in range(n_agents):

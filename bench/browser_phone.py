@@ -94,7 +94,7 @@ async def _browsers(legs: int, conn: Any, seconds: float) -> None:
             f.sample_rate, f.pts, f.time_base = 48000, self.pts, fractions.Fraction(1, 48000)
             return f
 
-    pcs, tasks = [], []
+    pcs, tasks, senders = [], [], []
 
     async def drain(track: Any) -> None:
         try:
@@ -105,13 +105,16 @@ async def _browsers(legs: int, conn: Any, seconds: float) -> None:
 
     for _ in range(legs):
         pc = RTCPeerConnection()
-        pc.addTrack(Mic())
+        senders.append(pc.addTrack(Mic()))
         pc.on("track", lambda tr: tasks.append(asyncio.ensure_future(drain(tr))))
         await pc.setLocalDescription(await pc.createOffer())
         conn.send(pc.localDescription.sdp)
         answer = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         pcs.append(pc)
+    await asyncio.get_running_loop().run_in_executor(None, conn.recv)     # "idle": as the desk page between calls
+    for snd in senders:
+        snd.replaceTrack(None)
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)     # "stop"
     for pc in pcs:
         await pc.close()
@@ -169,12 +172,13 @@ async def server(legs: int, seconds: float, engine_port: int) -> dict:
     child.start()
     loop = asyncio.get_running_loop()
     pcs, hops = [], []
+    idle = [False]
     for _ in range(legs):
         offer = await loop.run_in_executor(None, here.recv)
         hop = await hop_mod.Hop.open()
         hop.configure("127.0.0.1", engine_port, 0, 0, 101, True)
         pc = RTCPeerConnection()
-        pc.addTrack(hop_mod.engine_track(hop.pop))
+        pc.addTrack(hop_mod.engine_track(hop.pop, idle=lambda: idle[0]))
 
         def on_track(track: Any, hop: Any = hop) -> None:
             up = hop_mod.Uplink(track, hop.send)
@@ -191,13 +195,20 @@ async def server(legs: int, seconds: float, engine_port: int) -> dict:
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - c0, time.monotonic() - w0
     rx = sum(h.rx_packets for h in hops) - rx0
+    idle[0] = True                                            # no call: the phones wait (page and server side)
+    here.send("idle")
+    await asyncio.sleep(1.0)
+    c1, w1 = time.process_time(), time.monotonic()
+    await asyncio.sleep(min(seconds, 5.0))
+    idle_cpu, idle_wall = time.process_time() - c1, time.monotonic() - w1
     here.send("stop")
     for pc in pcs:
         await pc.close()
     for h in hops:
         h.close()
     child.join(10)
-    return {"legs": legs, "server_ms": 1000 * cpu / wall / legs, "rx_pps": rx / wall / legs, "wall": wall}
+    return {"legs": legs, "server_ms": 1000 * cpu / wall / legs, "rx_pps": rx / wall / legs, "wall": wall,
+            "idle_ms": 1000 * idle_cpu / idle_wall / legs}
 
 
 def sip_leg_ms(engine_legs: int = 100) -> float:
@@ -224,7 +235,7 @@ def main() -> None:
     for n in args.legs:
         r = asyncio.run(server(n, args.seconds, port))
         rows.append(r)
-        print(f"{n} browser leg(s): server {r['server_ms']:.1f} ms CPU/s per leg, "
+        print(f"{n} browser leg(s): server {r['server_ms']:.1f} ms CPU/s per leg on a call, {r['idle_ms']:.2f} idle, "
               f"{r['rx_pps']:.0f} packets/s from the engine per leg", flush=True)
     stop.set()
     refl_cpu, refl_n = cpu_q.get(timeout=10)
@@ -236,11 +247,11 @@ def main() -> None:
     hop_ms, hop_rtp_ms = hop_us * 50 / 1000, hop_rtp_us * 50 / 1000
     load = os.getloadavg()[0]
     table = ["| browser legs | server CPU per leg (aiortc + hop), ms/s | of which the hop (alone) | of which G.711 + RTP + "
-             "loopback (what a direct frame interface saves) | SIP leg (engine + socket I/O), ms/s | browser leg / SIP leg |",
-             "|---|---|---|---|---|---|"]
+             "loopback (what a direct frame interface saves) | SIP leg (engine + socket I/O), ms/s | browser leg / SIP leg "
+             "| idle browser phone (no call), ms/s |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['legs']} | {r['server_ms']:.1f} | {hop_ms:.1f} | {hop_rtp_ms:.1f} | {sip_ms:.2f} "
-                     f"| {(r['server_ms'] + sip_ms) / sip_ms:.0f} × |")
+                     f"| {(r['server_ms'] + sip_ms) / sip_ms:.0f} × | {r['idle_ms']:.2f} |")
     text = "\n".join(table)
     note = (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores (shared VM), "
             f"load average {load:.1f} at the end (other work running: indicative), Python {platform.python_version()}; "

@@ -201,6 +201,10 @@ def looped_pcap(dst: Path, seconds: float) -> tuple[int, float]:
     return n, n * 0.030
 
 
+# load generators place calls faster than any phone: no per-extension call limits (docs/security.md)
+UNLIMITED = "max_calls = 0\ninvite_rate = 0\n"
+
+
 def write_config(path: Path, port: int, n: int) -> None:
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\nauth_algorithms = ["MD5"]\n',
              '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
@@ -210,7 +214,7 @@ def write_config(path: Path, port: int, n: int) -> None:
              '[store]\npath = "bench.db"\n']
     for base in (CALLERS, CALLEES):
         for u in range(base, base + n):
-            lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n')
+            lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n' + UNLIMITED)
     path.write_text("".join(lines))
 
 

@@ -3,9 +3,11 @@
 (../shared/bench/signalling_load.py): digest REGISTER for 2,000 users at rising rates, then
 authenticated calls between them at rising rates. Prints both tables and the ratios.
 
-Usage: bench/signalling.py [--skip-kamailio] [--memory]
+Usage: bench/signalling.py [--skip-kamailio] [--memory] [--overload [--skip-baseline]]
   REG_RATES / CALL_RATES (comma-separated) are passed through to the driver.
   --memory: also register 10,000 contacts and report the switch's resident memory.
+  --overload: goodput at 2x and 4x the clean rates found in the same run, with and without admission
+  control, beside Kamailio (bench/overload.py; results in bench/OVERLOAD.md).
 """
 from __future__ import annotations
 
@@ -25,24 +27,28 @@ SHARED = ROOT.parent / "shared" / "bench"
 DRIVER = SHARED / "signalling_load.py"
 
 
-def bench_config(path: Path, port: int, users: range) -> None:
+# load generators place calls faster than any phone: no per-extension call limits (docs/security.md)
+UNLIMITED = "max_calls = 0\ninvite_rate = 0\n"
+
+
+def bench_config(path: Path, port: int, users: range, extra: str = "") -> None:
     # SIPp answers only MD5 (Kamailio's bench config is MD5 too), so the switch offers MD5 alone here.
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "bench.local"\nauth_algorithms = ["MD5"]\n',
              '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              "[log]\nlevel = \"WARNING\"\n",
              # signalling only, like Kamailio (a proxy does not touch RTP); media load is bench/media_load.py
              "[media]\nenabled = false\n",
-             '[store]\npath = "bench.db"\n']
+             '[store]\npath = "bench.db"\n', extra]
     for u in users:
         # busy_limit = 0: the driver's users call each other in a ring, so user N is often still the
         # caller of one call when the next call to N arrives; a proxy like Kamailio has no busy state.
-        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n')
+        lines.append(f'[[extensions]]\nnumber = "{u}"\npassword = "pw{u}"\nbusy_limit = 0\n' + UNLIMITED)
     path.write_text("".join(lines))
 
 
-def run_switch(work: Path, port: int, users: range) -> subprocess.Popen:
+def run_switch(work: Path, port: int, users: range, extra: str = "") -> subprocess.Popen:
     cfg = work / "config.toml"
-    bench_config(cfg, port, users)
+    bench_config(cfg, port, users, extra)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "run", "--config", str(cfg)],
                             stderr=open(work / "switch.log", "w"), env=env, cwd=work)
@@ -117,7 +123,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-kamailio", action="store_true")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--overload", action="store_true")
+    ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
+    if args.overload:
+        sys.path.insert(0, str(ROOT))
+        from bench.overload import main as overload
+
+        overload(args.skip_kamailio, args.skip_baseline)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-sig-"))
     port = 5090
     print("== softswitch ==", flush=True)

@@ -38,6 +38,9 @@ from media import engine as M
 from media.ports import PortsExhausted
 from media.sdp import NegotiationError, SdpError
 
+LOCAL_BINDING = "local-"                   # Call-ID prefix of the browser phone's bindings (Registrar.bind_local)
+INSIDE_UA = "softswitch browser phone"     # its User-Agent (softswitch.browserphone.ua)
+
 
 class Switch(Protocol):
     """What the B2BUA uses of the switch core: transactions, registrations and our own addresses."""
@@ -100,9 +103,16 @@ class B2BUA:
                 leg.extension == number and leg.state is not TERMINATED and not leg.withdrawn for leg in c.callees)
         return sum(1 for c in self.calls.values() if c.live and involved(c))
 
+    def calls_placed(self, number: str) -> int:
+        """Live calls extension ``number`` placed (its phone sent the INVITE): ``[[extensions]] max_calls``."""
+        return sum(1 for c in self.calls.values()
+                   if c.live and c.caller_number == number and not c.caller.outgoing)
+
     def srtp_policy(self, leg: Leg) -> str:
         """The SRTP policy of the extension whose phone is on ``leg`` (``[[extensions]] srtp``); "off" for
         legs to anything else (trunks)."""
+        if leg.inside:             # the browser phone's RTP hop on loopback: its browser leg is DTLS-SRTP already
+            return "off"
         call = leg.call
         number = leg.extension or (call.caller_number if leg.role == "caller" and not leg.outgoing else None)
         ext = self.core.config.extension(number) if number else None
@@ -236,6 +246,7 @@ class B2BUA:
         call = Call(id=new_tag() + new_tag(), caller_number=caller, callee_number=target, created=now)
         call.delayed_offer = not req.body
         a = Leg(call, "caller", peer, req, tx, trunk=trunk)
+        a.inside = peer.host in ("127.0.0.1", "::1") and (req.headers.get("User-Agent") or "").startswith(INSIDE_UA)
         a.dialog = Dialog.as_uas(req, new_tag())
         call.caller = a
         self.calls[call.id] = call
@@ -306,7 +317,7 @@ class B2BUA:
         for binding in self.core.registrar.lookup(cmd.number, now):
             dest = self.core.binding_peer(binding)
             leg = self._new_outgoing(call, dest, binding.contact_uri, cmd.number, name, cmd.max_forwards,
-                                     prefer=call.caller.media)
+                                     prefer=call.caller.media, inside=binding.call_id.startswith(LOCAL_BINDING))
             if leg is None:
                 continue
             if self.media is None and cmd.passthrough is not None and cmd.passthrough[0]:
@@ -321,7 +332,7 @@ class B2BUA:
 
     def _new_outgoing(self, call: Call, dest: Peer, contact_uri: str, number: str, display: str,
                       max_forwards: str = "70", prefer: Any = None, role: str = "callee", from_user: str | None = None,
-                      domain: str | None = None) -> Leg | None:
+                      domain: str | None = None, inside: bool = False) -> Leg | None:
         core = self.core
         domain = domain or core.config.sip.domain
         user = call.caller_number if from_user is None else from_user
@@ -337,7 +348,7 @@ class B2BUA:
             ("Allow", ALLOW),
             ("User-Agent", core.config.sip.user_agent),
         ])
-        leg = Leg(call, role, dest, req, outgoing=True, extension=number)
+        leg = Leg(call, role, dest, req, outgoing=True, extension=number, inside=inside)
         if self.media is not None:
             if not self._attach(leg, f"{role} {number}"):
                 return None
@@ -1008,9 +1019,9 @@ class B2BUA:
                 st = self.media.leg_stats(party.media)
                 call.quality[party.role] = asdict(st)
                 log.info("call %s: %s media %s%s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
+                         "buffer %d ms, tx %d%s", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
                          st.rx_packets, st.rx_lost, st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms,
-                         st.tx_packets)
+                         st.tx_packets, f" (relayed {st.relayed})" if st.relayed else "")
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)

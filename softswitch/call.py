@@ -29,6 +29,7 @@ class Leg:
     state: LegState = CALLING
     outgoing: bool = False          # we sent its INVITE (callees, and the caller leg of an originated call)
     extension: str = ""             # the extension this leg rings (outgoing legs)
+    inside: bool = False            # a phone inside the switch (the desk's browser phone): no SRTP policy
     final: Response | None = None   # final response received (outgoing legs)
     answer_body: bytes = b""        # SDP of its 2xx (relayed to the caller when media is not anchored)
     ack: Request | None = None      # ACK we sent for its 2xx, resent when the 2xx is retransmitted

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .b2bua import ALLOW, B2BUA
+from .call_limits import CallLimits
 from .router import Router
 from .screening import CallerLists
 from .config import Config
 from .registrar import Change, Registrar, received_to_peer
 from .security import BanPolicy, BanTracker, ChallengeWatch
 from .sip.digest import DigestAuthenticator, NonceManager, uri_host
+from .sip.limits import over_limits, reply_head
 from .sip.message import ParseError, Request, Response, make_response, parse_message
 from .sip.transaction import (
     AckTimeout,
@@ -79,6 +81,7 @@ class SwitchCore:
         self.media = make_media_engine(config) if config.media.enabled else None
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
+        self.call_limits = CallLimits()   # calls one extension may place at once and per minute
         self.router = Router(self.b2bua, config, self.out)
         self.trunk_runtime = TrunkRuntime(self, self.router.trunks)  # registrations and keep-alives to carriers
         self.router.dialer.is_up = self.trunk_runtime.is_up
@@ -88,6 +91,8 @@ class SwitchCore:
             self.router.ivr.ivr.screen = lambda caller, block, warn, wall: (
                 (v := lists.check(caller, wall, block=block, warn=warn)).blocked, v.warned)
         self.local: dict[str, tuple[str, int]] = {}
+        # modules with a table of their own swap it on a config reload: fn(old, new, now) (softswitch.reload)
+        self.reloaders: list = []
         self.stats = Stats()
         self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
@@ -156,6 +161,22 @@ class SwitchCore:
         ext = self.config.extension(user)
         return ext.ha1(algorithm) if ext is not None and ext.enabled else None
 
+    def streams_in_use(self, now: float) -> set[tuple[str, str, int]]:
+        """(transport, host, port) of the TCP/TLS peers the switch still needs: the connections registered
+        phones came in on and those of live calls' legs (the edge closes other idle connections)."""
+        out: set[tuple[str, str, int]] = set()
+        for table in self.registrar._bindings.values():
+            for b in table.values():
+                if b.received and not b.received.startswith("udp:") and b.expires_at > now:
+                    p = received_to_peer(b.received)
+                    out.add((p.transport, p.host, p.port))
+        for call in self.b2bua.calls.values():
+            for leg in (getattr(call, "caller", None), *call.callees):
+                peer = getattr(leg, "peer", None)
+                if peer is not None and peer.reliable:
+                    out.add((peer.transport, peer.host, peer.port))
+        return out
+
     # ---------------------------------------------------------------------------- input
     def receive(self, data: bytes, peer: Peer, now: float) -> list:
         self.stats.received += 1
@@ -163,7 +184,15 @@ class SwitchCore:
             self.stats.dropped_banned += 1
             return []  # like fail2ban: a banned address gets no answer at all
         if len(data) > self.config.sip.max_message_size:
-            return self._stateless_error(data, peer, 513, "Message Too Large")
+            head = reply_head(data)  # only what the answer needs: parsing it whole is what it must not cost
+            return self._stateless_error(head, peer, 513, "Message Too Large") if head is not None else []
+        sip = self.config.sip
+        too_many = over_limits(data, sip.max_headers, sip.max_via)
+        if too_many is not None:
+            self.stats.parse_errors += 1
+            log.debug("refused unparsed from %s:%s: %s", peer.host, peer.port, too_many)
+            head = reply_head(data)
+            return self._stateless_error(head, peer, 400, too_many) if head is not None else []
         try:
             msg = parse_message(data, stream=peer.reliable)
         except ParseError as e:
@@ -185,6 +214,7 @@ class SwitchCore:
         self._guard(self.trunk_runtime.on_timer, now)
         if now >= self._next_expiry_sweep:
             self._next_expiry_sweep = now + 10.0
+            self.call_limits.forget_idle(now)
             changes = self.registrar.expire(now)
             if changes:
                 self.out.append(PersistBindings(changes))
@@ -204,6 +234,19 @@ class SwitchCore:
         finally:
             out = self.drain(now)
         return out
+
+    def speech_rendered(self, call_id: str, say_id: int, file: str | None, now: float) -> list:
+        """Runtime speech the edge rendered for an IVR ``Say`` (None: nothing to say)."""
+        self._guard(self.router.ivr.spoken, call_id, say_id, file, now)
+        return self.drain(now)
+
+    def reload(self, config: Config, now: float) -> Any:
+        """Apply a new, validated config for new calls (``softswitch.reload``); calls in progress go on.
+        Returns the ``ReloadResult``; its ``actions`` are what the change caused (to execute)."""
+        from .reload import apply_config
+
+        result = apply_config(self, config, now)
+        return dataclasses.replace(result, actions=self.drain(now))
 
     def speech_heard(self, call_id: str, text: str, now: float) -> list:
         """A result of the edge's speech worker for the IVR of ``call_id``."""
@@ -458,6 +501,13 @@ class SwitchCore:
         user, actions = self.authenticate(req, peer, tx, now, proxy=True, expected_user=caller)
         if user is None:
             return actions
+        ext = self.config.extension(user)
+        if ext is not None:
+            refusal = self.call_limits.check(ext, self.b2bua.calls_placed(user), now)
+            if refusal is not None:
+                log.warning("call from %s refused (%d): %s", user, refusal.status, refusal.warning)
+                return self.tl.respond(tx, make_response(req, refusal.status, refusal.reason, to_tag=_tag(), extra=[
+                    ("Retry-After", str(refusal.retry_after)), ("Warning", f'399 - "{refusal.warning}"')]), now)
         self.b2bua.on_invite(req, peer, tx, user, now)
         return []
 
@@ -476,8 +526,11 @@ class SwitchCore:
                     "of ours%s", peer.host, peer.port, caller or "-", callee,
                     "" if is_did else " - an attempt to call out through us (toll fraud?)")
         self.stats.auth_failures += 1
-        if self.bans.record_failure(peer.host, now):
+        # Counted towards a ban only over TCP/TLS, whose handshake proves the source: a UDP source may be
+        # spoofed, and ten forged INVITEs must not silence an office or a carrier (issue 11).
+        if peer.reliable and self.bans.record_failure(peer.host, now):
             self.stats.bans += 1
+            self.banned_now.append((peer.host, now + self.config.security.ban_time))
             log.warning("banned %s for %ds", peer.host, self.config.security.ban_time)
         return self.tl.respond(tx, make_response(req, 403, "Forbidden", to_tag=_tag()), now)
 

@@ -379,8 +379,22 @@ class SwitchMetrics:
         self.store_writes = r.counter("softswitch_store_writes_total", "Writes committed through the store's "
                                       "group commit (registrations, call records, work orders...).")
         self.store_failures = r.counter("softswitch_store_commit_failures_total", "Group commits that failed.")
-        self.shed_load = r.counter("softswitch_shed_load_total", "Requests refused to shed load (overload "
-                                   "protection; 0 until it exists).")
+        # overload control (softswitch.overload): absent figures read 0 when [overload] enabled = false
+        r.add(_ReadCounter("softswitch_shed_load_total", "SIP datagrams not served to shed load, by reason: "
+                           "rejected (answered 503 after waiting too long while overloaded), backlog (answered 503: "
+                           "too many waiting), retransmission (a copy of a request waiting or served), stale "
+                           "(older than a transaction lives), refused_dialog (ACK or BYE of a 503 of ours).",
+                           ("reason",), self._shed))
+        r.gauge("softswitch_overload", "1 while the switch sheds load (newest requests first, 503 to those that "
+                "waited too long), else 0.", fn=lambda: self._overload(lambda f: int(f.mode.value == "overloaded")))
+        r.gauge("softswitch_overload_backlog", "SIP datagrams read and waiting to be served.",
+                fn=lambda: self._overload(lambda f: f.backlog))
+        r.gauge("softswitch_overload_delay_seconds", "How long the oldest waiting SIP request has waited "
+                "(from the kernel's receive time).", fn=lambda: self._overload(lambda f: f.delay))
+        r.gauge("softswitch_overload_load_ratio", "Share of the last second the SIP edge spent reading and "
+                "serving (0..1).", fn=lambda: self._overload(lambda f: f.load))
+        r.add(_ReadCounter("softswitch_overload_episodes_total", "Times the switch went into overload.", (),
+                           lambda: self._overload(lambda f: f.overloads)))
 
         # call centre
         r.gauge("softswitch_queue_waiting", "Callers waiting in the queue now.", ("queue",),
@@ -515,6 +529,16 @@ class SwitchMetrics:
     @property
     def core(self) -> Any:
         return self.server.core
+
+    def _overload(self, fn: Callable[[Any], float]) -> float:
+        adm = getattr(self.server, "overload", None)
+        return fn(adm.figures) if adm is not None else 0
+
+    def _shed(self) -> dict[Labels, float]:
+        from .overload import SHED_REASONS
+
+        adm = getattr(self.server, "overload", None)
+        return {(r,): (adm.figures.shed[r] if adm is not None else 0) for r in SHED_REASONS}
 
     def _engine(self) -> Any:
         edge = getattr(self.server, "media_edge", None)

@@ -4,7 +4,8 @@ microphone playing a WAV, the switch's aiortc side, and pjsua2 phones.
 The agent logs in on the page with "Browser phone"; a pjsua2 caller dials the queue; the call rings in the
 page and the agent answers there. Audio both ways is checked by correlation: the caller records what it
 hears and finds the page's WAV in it; the page captures the remote track with WebAudio and sends the
-samples back, in which the caller's melody is found. Then the agent transfers the caller from the page to
+samples back, in which the caller's melody is found; a supervisor listening (*21*) hears both, and the
+call's recording has the caller on the left and the browser agent on the right. Then the agent transfers the caller from the page to
 a SIP extension (blind, REFER), and the call record carries the browser leg's WebRTC figures. Then the
 other buttons: dial, DTMF, hold, consult, a three-way conference (everyone hears the others, nobody
 their own echo) and the attended transfer that leaves the two parties talking."""
@@ -114,7 +115,8 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     page = browser_page
     lo = rtp_low()
     sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
-                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+                                                             f'rtp_ports = "{lo}-{lo + 99}"\nrecord = "all"\n',
+                                extra_acd='supervisors = ["1003"]')
     boss = anon.login("boss")
     login_with_browser_phone(page, sw)
     agents = {a["id"]: a for a in boss.get("/api/agents")[1]}
@@ -133,14 +135,22 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     page.wait_for_selector("#phone-calls li[data-state='talking']")
     sw.wait_log(r"connected to agent 2001|answered by 1002", timeout=10)
 
+    # a supervisor listens to the browser agent's call like any other (*21*<agent>)
+    sup = register(sw, phones, "sup", "1003")
+    s_call = sup.call(f"sip:*21*2001@{DOMAIN}")
+    sup.wait_call_state(s_call, "CONFIRMED", timeout=10)
+    sw.wait_log(r"supervisor 1003 listens agent 2001")
+
     # audio both ways
     caller_says = audio.write_wav(tmp_path / "caller_says.wav", audio.melody(3.0, seed=172))
     caller.record(call, tmp_path / "caller_heard.wav")
+    sup.record(s_call, tmp_path / "sup_heard.wav")
     assert page.evaluate(CAPTURE_JS) == 8000
     time.sleep(0.5)  # pacing: the announcement to the caller is over and both recorders run
     caller.play(call, caller_says, loop=True)
     time.sleep(5.0)  # pacing: 5 s of audio each way, in real time
     caller.stop_record(call)
+    sup.stop_record(s_call)
     heard = np.concatenate([np.asarray(x, dtype=np.float32) for x in page.evaluate("window.__heard")])
     caller.stop_play(call)
     audio.write_wav(tmp_path / "page_heard.wav", heard)
@@ -148,6 +158,9 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     by_caller = heard_in(audio.read_mono(tmp_path / "caller_heard.wav"), audio.read_mono(mic_wav))
     assert by_page > 0.6, f"the page did not hear the caller (correlation {by_page:.2f})"
     assert by_caller > 0.6, f"the caller did not hear the page's microphone (correlation {by_caller:.2f})"
+    sup_heard = audio.read_mono(tmp_path / "sup_heard.wav")
+    sup_agent, sup_caller = heard_in(sup_heard, audio.read_mono(mic_wav)), heard_in(sup_heard, audio.read_mono(caller_says))
+    assert sup_agent > 0.4 and sup_caller > 0.4, f"the supervisor hears agent {sup_agent:.2f}, caller {sup_caller:.2f}"
 
     # blind transfer from the page to extension 1004 (a SIP phone)
     page.fill("#ph-number", "1004")
@@ -164,6 +177,11 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     agent, disposition, jitter, loss = rows[0]
     assert disposition in ("answered", "transferred"), rows
     assert jitter is not None and 0 <= jitter < 100 and loss is not None, rows   # the WebRTC leg's figures
+    # the browser agent's part of the call was recorded like a phone's: caller left, agent right
+    first = wait_for(lambda: db_rows(sw, "SELECT file FROM recordings ORDER BY id"))[0][0]
+    rec_agent = heard_in(audio.read_mono(Path(first), channel=1), audio.read_mono(mic_wav))
+    rec_caller = heard_in(audio.read_mono(Path(first), channel=0), audio.read_mono(caller_says))
+    assert rec_agent > 0.6 and rec_caller > 0.6, (first, rec_agent, rec_caller)
 
 
 def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_completes_the_transfer(

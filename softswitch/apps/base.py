@@ -20,6 +20,7 @@ class Host(Protocol):
     queue: Any                      # apps.queue.QueueApp
     ivr: Any                        # apps.ivr.IvrApp
     extension: Any                  # apps.extension.ExtensionApp
+    monitor: Any                    # apps.monitor.MonitorApp
     external: Any                   # apps.external.ExternalApp: calls to external numbers
     dialer: Any                     # trunks.dialer.Dialer: external numbers through dial rules and trunks
     outbound: Any                   # apps.outbound.OutboundApp

@@ -61,10 +61,14 @@ TRANSITIONS = {
 }
 
 
-def result_for_status(status: int) -> Result:
-    """The attempt's result from the customer leg's final SIP status."""
+def result_for_status(status: int, rang: bool = True) -> Result:
+    """The attempt's result from the customer leg's final SIP status; ``rang``: the far end said anything
+    at all (a time-out without a single provisional response is a network that did not answer, not a
+    customer who did not pick up)."""
     if status in (486, 600):
         return Result.BUSY
+    if status == 408 and not rang:
+        return Result.UNREACHABLE
     if status in (408, 480, 487, 0):
         return Result.NO_ANSWER
     if status == 603:
@@ -92,6 +96,7 @@ class VirtualCall:
     agent: str = ""
     extension: str = ""
     status: int = 0               # the customer leg's final status
+    rang: bool = False            # the customer's side answered anything (a provisional response)
 
     def move(self, new: VirtualState) -> None:
         self.state = move(self.state, new, TRANSITIONS, f"virtual call {self.acd_id}")
@@ -99,8 +104,8 @@ class VirtualCall:
     def variables(self) -> dict[str, Any]:
         """What the agent's desk pops: the contact and why we call."""
         return {**self.data, "outbound": True, "customer": self.number, "name": self.name, "campaign": self.campaign,
-                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": self.audio,
-                "note": self.note}
+                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": bool(self.audio),
+                "note": self.note, "mode": self.mode}
 
 
 @dataclass(eq=False)
@@ -288,10 +293,11 @@ class OutboundApp(Application):
         call.caller_number = vc.caller_id or vc.extension   # the From the customer sees: the hotline
         log.info("call %s: agent %s on the line; ringing %s", call.id, vc.agent, vc.number)
         self.do(L.Music(call.caller), now)
-        if self.router.route(vc.number) is self.router.external:
+        number = self.dialable(vc.number)
+        if self.router.route(number) is self.router.external:
             # an external number: the dial rules and trunks (failover), presenting the hotline; the switch
             # decided to call, so no extension's permission class applies (docs/trunks.md)
-            result = self.router.dialer.dial(call, vc.number, now, caller_id=vc.caller_id, permission=None)
+            result = self.router.dialer.dial(call, number, now, caller_id=vc.caller_id, permission=None)
             if result != "ringing":
                 log.info("call %s: customer %s not dialled: %s", call.id, vc.number, result)
                 vc.status = call.final_status = 403 if result == "forbidden" else 503 if result == "no_trunk" else 404
@@ -304,6 +310,15 @@ class OutboundApp(Application):
             vc.status = 404
             call.final_status = 404
             self.do(L.Hangup(call, f"{vc.number} not reachable"), now)
+
+    def dialable(self, number: str) -> str:
+        """A contact's number as the dial rules expect it: stored numbers are E.164 ("+8613800138000"), dial
+        rules are written as dialled ("0", "1", "00"); an E.164 number no rule takes as it is is dialled in
+        its national (or, abroad, international) form."""
+        trunks = getattr(self.router, "trunks", None)
+        if trunks is None or not number.startswith("+") or trunks.dialplan.rule_for(number) is not None:
+            return number
+        return str(trunks.numbers.send_as(number, "national"))
 
     # ------------------------------------------------------------------------ leg events
     def handle(self, event: L.LegEvent, now: float) -> None:
@@ -338,6 +353,7 @@ class OutboundApp(Application):
             elif (leg is not call.caller and vc.state is VirtualState.DIALLING and not event.withdrawn
                   and not any(x.ringing for x in call.callees)):
                 vc.status = event.status
+                vc.rang = any(x.got_provisional for x in call.callees)
                 call.final_status = event.status
                 self.do(L.Hangup(call, f"{vc.number} did not answer ({event.status})"), now)
         elif isinstance(event, L.DigitReceived) and leg is call.caller and vc.state is VirtualState.PREVIEW:
@@ -378,7 +394,7 @@ class OutboundApp(Application):
         elif vc.state is VirtualState.TALKING:
             result, counted = Result.COMPLETED, True
         else:
-            result, counted = result_for_status(vc.status), True
+            result, counted = result_for_status(vc.status, vc.rang), True
         log.info("call %s: attempt %s on %s: %s", call.id, vc.attempt or "(callback)", vc.number,
                  result.value if counted else "not dialled")
         self._to_dialler(de.AttemptEnded(vc.attempt, result, call.id, vc.agent, counted=counted, contact=vc.contact,
@@ -436,7 +452,7 @@ class OutboundApp(Application):
             abandoned = dc.dial.mode == "predictive" and not call.notes.get("agent")
             result = Result.COMPLETED
         else:
-            abandoned, result = False, result_for_status(call.final_status)
+            abandoned, result = False, result_for_status(call.final_status, call.caller.got_provisional)
         self._to_dialler(de.AttemptEnded(dc.dial.attempt, result, call.id, str(call.notes.get("agent", "")),
                                          abandoned=abandoned))
 

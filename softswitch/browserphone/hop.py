@@ -88,8 +88,8 @@ class Hop(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------------------- engine → browser
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.target is None or addr[0] != self.target[0]:
-            return                          # only the engine's leg (the address the SDP named) is heard
+        if self.target is None or addr[1] != self.target[1] or addr[0] not in (self.target[0], "127.0.0.1", "::1"):
+            return                          # only the engine's leg (the port its SDP named) is heard
         try:
             pkt = rtp_mod.parse(data)
         except rtp_mod.RtpError:
@@ -193,14 +193,27 @@ class EngineTrack:
 
     kind = "audio"
 
-    def __init__(self, source: Callable[[], np.ndarray | None]):
+    def __init__(self, source: Callable[[], np.ndarray | None], idle: Callable[[], bool] = lambda: False):
         self.source = source
+        self.idle = idle                    # no call to hear: send nothing (no Opus encoding for silence)
+        self.wake = asyncio.Event()         # set when a call's audio starts
         self._start: float | None = None
         self._pts = 0
         self.frames = 0
 
     async def next_frame(self) -> Any:
         av = _av()
+        if self.idle():
+            # an idle browser phone costs nothing per 20 ms: aiortc's sender waits here; the RTP
+            # timestamps then jump by the time that passed, as after a hold (ICE keeps the path alive)
+            paused = time.monotonic()
+            self.wake.clear()
+            while self.idle():
+                await self.wake.wait()
+                self.wake.clear()
+            if self._start is not None:
+                self._pts += int((time.monotonic() - paused) * RATE) // FRAME * FRAME
+                self._start = time.monotonic() - self._pts / RATE
         if self._start is None:
             self._start = time.monotonic()
         else:
@@ -225,8 +238,9 @@ class EngineTrack:
         return frame
 
 
-def engine_track(source: Callable[[], np.ndarray | None]) -> Any:
-    """An aiortc ``MediaStreamTrack`` fed by ``source()``: the next 20 ms of what the agent hears (or None)."""
+def engine_track(source: Callable[[], np.ndarray | None], idle: Callable[[], bool] = lambda: False) -> Any:
+    """An aiortc ``MediaStreamTrack`` fed by ``source()``: the next 20 ms of what the agent hears (or None);
+    while ``idle()`` it sends nothing (wake it with ``track.pacer.wake.set()``)."""
     from aiortc import MediaStreamTrack
 
     class _Track(MediaStreamTrack):
@@ -234,7 +248,7 @@ def engine_track(source: Callable[[], np.ndarray | None]) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.pacer = EngineTrack(source)
+            self.pacer = EngineTrack(source, idle)
 
         async def recv(self) -> Any:
             return await self.pacer.next_frame()

@@ -68,7 +68,7 @@ class BrowserPhone:
         self.ua = PhoneUA(self.extension, self.password, self.domain, (local[0], local[1]), self.switch,
                           ha1=self.ha1)
         self.pc = pc = RTCPeerConnection()
-        self.track = engine_track(self._heard)
+        self.track = engine_track(self._heard, idle=lambda: not any(h.sending for h in self.hops.values()))
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -79,7 +79,7 @@ class BrowserPhone:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("browser phone %s (agent %s): WebRTC %s", self.extension, self.user, pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState in ("failed", "closed") and not self.closed:
                 self.to_page({"type": "phone.error", "error": f"WebRTC connection {pc.connectionState}"})
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -139,6 +139,8 @@ class BrowserPhone:
                 hop = self.hops.get(a.call)
                 if hop is not None:
                     hop.configure(a.host, a.port, a.codec, a.pt, a.te_pt, a.sending)
+                    if self.track is not None:
+                        self.track.pacer.wake.set()
                     if a.sending and self.active is None:
                         self.active = a.call
             elif isinstance(a, MediaDown):
@@ -204,6 +206,7 @@ class BrowserPhone:
             except PhoneError:
                 self._media_down(cid)
                 raise
+            self._hold_others(cid, now)     # answering a waiting call holds the one talked on
             self._focus(cid)
             self._do(actions)
         elif t == "phone.dial":

@@ -21,6 +21,7 @@ for _name in ("aiortc", "aioice"):
         logging.getLogger(_name).setLevel(logging.INFO)
 
 BINDING_LIFETIME = 3600.0     # refreshed while the session lives; gone at once when it ends
+STARTS_PER_MINUTE = 6         # a WebRTC negotiation costs CPU: a page that loops on phone.start is refused
 REFRESH_EVERY = 600.0
 MAX_SDP = 16_000
 
@@ -44,6 +45,7 @@ class BrowserPhones:
         self.phones: dict[str, Any] = {}           # agent id -> BrowserPhone
         self.owner: dict[int, str] = {}            # id(WebSocket) -> agent id whose phone it started
         self._refresh: Any = None
+        self._starts: dict[str, list[float]] = {}     # agent id -> monotonic times of recent phone.start
 
     # ------------------------------------------------------------------------------ messages
     async def handle(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
@@ -63,6 +65,9 @@ class BrowserPhones:
             await phone.command(msg)
         except (PhoneError, PhoneRefused) as e:
             send({"type": "phone.error", "call": msg.get("call"), "error": str(e)})
+        except Exception:  # a bug must not close the agent's WebSocket (and with it the desk)
+            log.exception("browser phone of agent %s: %s failed", user, t)
+            send({"type": "phone.error", "call": msg.get("call"), "error": "internal error (see the switch's log)"})
 
     async def _start(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
         from .phone import BrowserPhone
@@ -70,6 +75,11 @@ class BrowserPhones:
         sdp = msg.get("sdp")
         if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > MAX_SDP:
             raise PhoneError("phone.start needs the page's WebRTC offer (sdp)")
+        now = self.server.now()
+        recent = [t for t in self._starts.get(user, []) if now - t < 60.0]
+        if len(recent) >= STARTS_PER_MINUTE:
+            raise PhoneError("the browser phone was started too often; wait a minute")
+        self._starts[user] = recent + [now]
         if not aiortc_available():
             raise PhoneRefused("the browser phone needs aiortc on the server (bin/setup installs the [webrtc] extra)")
         ext = self._extension_of(user)

@@ -8,7 +8,7 @@ window.DeskPhone = (function () {
   function text(id, v) { $(id).textContent = v == null ? "" : String(v); }
 
   function create(send) {
-    let pc = null, stream = null, wanted = false, ready = null, muted = false;
+    let pc = null, stream = null, wanted = false, ready = null, muted = false, sender = null, sending = null;
     const calls = new Map();          // id -> {id, number, state}
     let current = null, consultFrom = null;
 
@@ -30,10 +30,12 @@ window.DeskPhone = (function () {
       $("phone-panel").hidden = false;
       error("");
       status("starting");
+      if (!ringCtx) makeRinger();
       if (!stream) stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
       if (pc) pc.close();
       pc = new RTCPeerConnection();
-      for (const t of stream.getAudioTracks()) { t.enabled = !muted; pc.addTrack(t, stream); }
+      for (const t of stream.getAudioTracks()) { t.enabled = !muted; sender = pc.addTrack(t, stream); }
+      sending = null;
       pc.ontrack = (e) => { $("phone-audio").srcObject = (e.streams && e.streams[0]) || new MediaStream([e.track]); };
       pc.onconnectionstatechange = () => {
         if (pc.connectionState === "connected") status("ready" + (ready ? " (" + ready + ")" : ""));
@@ -53,6 +55,7 @@ window.DeskPhone = (function () {
       send({ type: "phone.stop" });
       if (pc) pc.close();
       pc = null; calls.clear(); current = null; render();
+      if (ringCtx) { ringCtx.close(); ringCtx = null; }
       status("off");
     }
 
@@ -107,7 +110,39 @@ window.DeskPhone = (function () {
     function ringing() { return [...calls.values()].find((c) => c.state === "ringing"); }
     function cur() { return current && calls.get(current); }
 
+    // the microphone goes out only while a call needs it: an idle phone sends (and costs the switch) nothing
+    function updateMic() {
+      const want = [...calls.values()].some((c) => c.state === "talking" || c.state === "dialing" || c.state === "ringing out");
+      if (!sender || !stream || want === sending) return;
+      sending = want;
+      sender.replaceTrack(want ? stream.getAudioTracks()[0] : null).catch((e) => error(e.message));
+    }
+
+    // the ring: 440 + 480 Hz, 2 s on and 4 s off, while a call rings in the page (WebAudio; the context is
+    // made on the click that starts the phone, so browsers allow it to sound)
+    let ringCtx = null, ringGain = null, ringTimer = null;
+    function ringer(on) {
+      if (!ringCtx) return;
+      if (on && !ringTimer) {
+        let t = 0;
+        const step = () => { ringGain.gain.value = (t++ % 3 === 0) ? 0.15 : 0; };
+        step();
+        ringTimer = setInterval(step, 2000);
+      } else if (!on && ringTimer) {
+        clearInterval(ringTimer); ringTimer = null; ringGain.gain.value = 0;
+      }
+    }
+    function makeRinger() {
+      try {
+        ringCtx = new AudioContext();
+        ringGain = ringCtx.createGain(); ringGain.gain.value = 0; ringGain.connect(ringCtx.destination);
+        for (const f of [440, 480]) { const o = ringCtx.createOscillator(); o.frequency.value = f; o.connect(ringGain); o.start(); }
+      } catch (e) { ringCtx = null; }
+    }
+
     function render() {
+      updateMic();
+      ringer(!!ringing());
       const ul = $("phone-calls");
       ul.replaceChildren();
       for (const c of calls.values()) {

@@ -1,0 +1,433 @@
+"""Admission control: what the switch serves, in which order, and what it sheds when it cannot keep up.
+
+Sans-IO. The edge (``softswitch.overload.udp``) drains the UDP socket in batches and ``offer``s every
+datagram with the time the kernel received it; it then asks ``next(now)`` for the next thing to do
+(``Process`` a datagram through the full stack, or send an ``Answer``: a cheap 503) until there is
+nothing left or its time slice is over, and reports the event loop's lag (``lag``) and the time it spent
+(``busy``). No socket, clock or loop in here: tests drive it with a fake clock.
+
+Why it works. Past its capacity a server that serves requests in arrival order spends its one core on
+requests that will time out anyway: every request waits longer than the phone's retransmission timer,
+the phone retransmits, and the queue fills with copies whose answers come too late (bench/OVERLOAD.md:
+at twice its capacity the switch used to complete a fifth of its clean rate). So:
+
+* **Rank** (``Rank``): responses and in-dialog requests (a To tag; ACK, BYE, CANCEL, PRACK, UPDATE,
+  INFO) are *urgent*: served at once, in order, never shed: calls already up are never dropped. Then the
+  call centre's own traffic (``CENTRE``: calls to queue and IVR numbers and configured numbers, calls
+  from the trunks' carriers; REGISTERs of agents' phones and configured extensions), then requests answering our digest challenge (``ANSWER``:
+  the work is half done), then REGISTERs of phones refreshing a live binding from the same address
+  (``REFRESH``), then everything else (``NEW``: bulk registrations, calls between phones, OPTIONS...).
+* **Overloaded** (``Mode``) when a new request has waited a quarter of ``max_delay_ms`` (its age is
+  measured from the kernel's receive time, so time spent in the socket buffer counts), when the loop lags
+  ``max_lag_ms``, or when the backlog reaches half of ``max_backlog``. Then the newest requests are served
+  first (LIFO: the newest are the ones whose senders still wait; the oldest have been retransmitted or
+  given up) and every new request or refresh that has waited ``max_delay_ms`` (the call centre's
+  traffic and answers to challenges: twice that) is answered 503 with a Retry-After spread over
+  ``[retry_after_min, retry_after_max]`` seconds: a few microseconds instead of a parse, a digest and a
+  store write. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
+  nothing shed and the loop on time.
+* **Retransmissions** of a request still waiting are absorbed; of a request already served, absorbed
+  while overloaded (the transaction layer answers them otherwise); of a request we answered 503, answered
+  with the same 503 again (its ACK absorbed). **Stale** datagrams, older than a transaction lives
+  (64*T1), are dropped unread.
+
+What is shed, and why, is counted (``shed``) and logged when overload starts, every ``REPORT`` seconds
+while it lasts, and when it ends.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Callable, Mapping
+
+from ..states import move
+from .config import OverloadConfig
+from .peek import Peek, answer, peek, reject
+
+__all__ = ["Admission", "Answer", "Mode", "Process", "Rank", "SHED_REASONS"]
+
+log = logging.getLogger("softswitch.overload")
+
+
+class Mode(str, Enum):
+    NORMAL = "normal"            # first come, first served; nothing shed but stale datagrams
+    OVERLOADED = "overloaded"    # newest first; requests that waited max_delay answered 503
+
+    def __str__(self) -> str:
+        return self.value
+
+
+MODE_TRANSITIONS: Mapping[Mode, frozenset[Mode]] = {
+    Mode.NORMAL: frozenset({Mode.OVERLOADED}),
+    Mode.OVERLOADED: frozenset({Mode.NORMAL}),
+}
+
+
+class Rank(IntEnum):
+    URGENT = 0   # responses, in-dialog requests, ACK/BYE/CANCEL: never shed
+    CENTRE = 1   # the call centre's own traffic: calls to queues and the hotline, agents' phones registering
+    ANSWER = 2   # a request carrying credentials: the answer to a challenge of ours (the work is half done)
+    REFRESH = 3  # a REGISTER of a phone with a live binding from the same address (not a newcomer)
+    NEW = 4      # any other new out-of-dialog request (bulk registrations, calls between phones, OPTIONS...)
+
+
+DEFERRED = (Rank.CENTRE, Rank.ANSWER, Rank.REFRESH, Rank.NEW)   # best first
+PATIENT = frozenset({Rank.CENTRE, Rank.ANSWER})   # given twice max_delay before a 503 (a storm of refreshes is
+# bulk: it gets its 503 before the phones' retransmission timer fires, like newcomers)
+
+
+# Why a datagram was not served: "rejected" (answered 503 after waiting too long while overloaded),
+# "backlog" (answered 503: the backlog was full), "retransmission" (a copy of a request already waiting
+# or served), "stale" (older than a transaction lives), "refused_dialog" (a request in the dialog a 503 of
+# ours named: its ACK absorbed; anything else, a BYE of a client that takes a 503 for an answer to hang up
+# (SIPp does), answered 481 at once).
+SHED_REASONS = ("rejected", "backlog", "retransmission", "stale", "refused_dialog")
+
+URGENT_METHODS = frozenset({"ACK", "BYE", "CANCEL", "PRACK", "UPDATE", "INFO"})
+CALM = 2.0          # seconds without shedding, backlog or lag before the switch counts as normal again
+REPORT = 10.0       # seconds between log lines while overloaded
+SEEN_CAP = 50_000   # requests remembered for retransmission matching (older ones: the transaction layer's job)
+REJECTED_CAP = 20_000   # 503s remembered to answer retransmissions alike
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """Serve this datagram: the full parser, the transaction layer, the registrar or call control."""
+
+    data: bytes
+    source: tuple[str, int]
+    rank: Rank
+    waited: float   # seconds since the kernel received it
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Send these bytes (a 503) to ``source`` instead of serving the request."""
+
+    data: bytes
+    source: tuple[str, int]
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    data: bytes
+    source: tuple[str, int]
+    arrived: float
+    peek: Peek
+    rank: Rank
+    waiting: bool = True    # False once taken (served or shed): lazy removal from the queues
+
+
+@dataclass
+class Figures:
+    """What the API, the metrics and the logs show."""
+
+    mode: Mode = Mode.NORMAL
+    lag: float = 0.0            # seconds, the last probe of the event loop
+    delay: float = 0.0          # seconds the oldest waiting request has waited
+    backlog: int = 0            # requests waiting (all ranks)
+    load: float = 0.0           # share of the last second the edge spent serving SIP (0..1)
+    offered: int = 0            # datagrams offered since start
+    served: int = 0             # datagrams served (Process) since start
+    shed: dict[str, int] = field(default_factory=lambda: {r: 0 for r in SHED_REASONS})
+    overloads: int = 0          # times the switch entered overload
+    overloaded_since: float | None = None
+
+
+class Admission:
+    """Ranks, queues and sheds SIP datagrams; see the module docstring."""
+
+    def __init__(self, config: OverloadConfig, *, t1: float = 0.5,
+                 centre_numbers: frozenset[str] = frozenset(), centre_extensions: frozenset[str] = frozenset(),
+                 known_phone: Callable[[str, str], bool] | None = None,
+                 carrier: Callable[[str], bool] | None = None, rng: random.Random | None = None):
+        """``centre_numbers``: dialled numbers whose calls go first (queue and IVR numbers); ``centre_extensions``:
+        AORs whose REGISTERs go first (agents' phones); ``known_phone(aor, host)``: whether ``aor`` has a live
+        binding registered from ``host`` (a refresh, not a newcomer); ``carrier(host)``: whether ``host`` is a
+        trunk's (its calls are customers calling in)."""
+        self.config = config
+        self.max_delay = config.max_delay_ms / 1000     # shed when overloaded
+        self.strain_delay = self.max_delay / 4           # overloaded from here: a transient stall (GC, a
+        # busy neighbour) switches to newest-first without shedding what can still be served in time
+        self.max_lag = config.max_lag_ms / 1000
+        self.lifetime = 64 * t1                      # a transaction's life (Timers B, F): older is stale
+        self.centre_numbers = centre_numbers | frozenset(config.priority_numbers)
+        self.centre_extensions = centre_extensions | frozenset(config.priority_extensions)
+        self.known_phone = known_phone
+        self.carrier = carrier
+        self.rng = rng or random.Random()
+        self.figures = Figures()
+        self._queues: list[deque[_Item]] = [deque() for _ in Rank]
+        self._waiting = 0                            # items still waiting (the queues hold taken ones too)
+        self._seen: OrderedDict[tuple[str, str], _Item] = OrderedDict()
+        self._rejected: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._refused: OrderedDict[tuple[str, str], float] = OrderedDict()   # (Call-ID, To tag) of our 503s
+        self._answers: deque[Answer] = deque()
+        self._calm_since = 0.0
+        self._last_shed = -1e9
+        self._next_report = 0.0
+        self._shed_at_start: dict[str, int] = {}
+        self._busy = 0.0
+        self._window: float | None = None   # start of the current second of ``busy`` accounting
+
+    @property
+    def mode(self) -> Mode:
+        return self.figures.mode
+
+    @property
+    def pending(self) -> bool:
+        """Something waits to be served or sent."""
+        return self._waiting > 0 or bool(self._answers)
+
+    # --------------------------------------------------------------------------- input
+    def offer(self, data: bytes, source: tuple[str, int], arrived: float, now: float) -> None:
+        """A datagram received by the kernel at ``arrived`` (same clock as ``now``)."""
+        fig = self.figures
+        fig.offered += 1
+        if now - arrived > self.lifetime:
+            self._shed("stale")
+            return
+        p = peek(data)
+        rank = self._rank(p, source)
+        if p.to_tag and (p.call_id, p.to_tag) in self._refused:   # no dialog can exist: a 503 named it
+            self._shed("refused_dialog")
+            if p.method != "ACK":
+                reply = answer(data, 481, "Call/Transaction Does Not Exist")
+                if reply is not None:
+                    self._answers.append(Answer(reply, source))
+            return
+        if p.ok and not p.response and p.branch:
+            key = p.key
+            rejected = self._rejected.get(key)
+            if rejected is not None:          # we answered it 503: the same again; its ACK ends it
+                if p.method == "ACK":
+                    self._shed("refused_dialog")
+                else:
+                    self._answers.append(Answer(rejected[1], source))
+                return
+            if rank is not Rank.URGENT:
+                first = self._seen.get(key)
+                if first is not None and (first.waiting or fig.mode is Mode.OVERLOADED):
+                    self._shed("retransmission")
+                    return
+        item = _Item(data, source, arrived, p, rank)
+        self._queues[rank].append(item)
+        self._waiting += 1
+        if rank is not Rank.URGENT and p.ok and p.branch:
+            self._remember(p.key, item)
+        if self._waiting > self.config.max_backlog:
+            self._shed_oldest(now)
+
+    def _rank(self, p: Peek, source: tuple[str, int]) -> Rank:
+        if not p.ok:
+            return Rank.NEW       # the full parser will say what is wrong with it, when there is time
+        if p.response:
+            return Rank.URGENT
+        method = p.method
+        if method == "REGISTER":  # never in a dialog, even with a To tag (some phones put one on refreshes)
+            if p.to_user in self.centre_extensions:
+                return Rank.CENTRE
+            if p.credentials:
+                return Rank.ANSWER
+            if self.known_phone is not None and self.known_phone(p.to_user, source[0]):
+                return Rank.REFRESH
+            return Rank.NEW
+        if p.to_tag or method in URGENT_METHODS:
+            return Rank.URGENT
+        if method == "INVITE" and (p.ruri_user in self.centre_numbers
+                                   or (self.carrier is not None and self.carrier(source[0]))):
+            return Rank.CENTRE
+        return Rank.ANSWER if p.credentials else Rank.NEW
+
+    def _remember(self, key: tuple[str, str], item: _Item) -> None:
+        seen = self._seen
+        seen[key] = item
+        seen.move_to_end(key)
+        while len(seen) > SEEN_CAP:
+            seen.popitem(last=False)
+
+    # ------------------------------------------------------------------------- measures
+    def lag(self, seconds: float, now: float) -> None:
+        """The event loop's lag: how late the edge's periodic probe fired."""
+        self.figures.lag = seconds
+
+    def busy(self, seconds: float, now: float) -> None:
+        """The edge spent ``seconds`` serving datagrams; folded into ``figures.load`` once a second."""
+        if self._window is None:
+            self._window = now - seconds
+        self._busy += seconds
+        if now - self._window >= 1.0:
+            self.figures.load = min(1.0, self._busy / (now - self._window))
+            self._window = now
+            self._busy = 0.0
+
+    # -------------------------------------------------------------------------- output
+    def next(self, now: float) -> Process | Answer | None:
+        """The next thing to do, or None when nothing waits. Urgent datagrams first, in order; then, when
+        normal, the others by rank in order of arrival; when overloaded, first the 503s of every request
+        that has waited too long, then the newest of the best rank."""
+        if self._answers:
+            return self._answers.popleft()
+        queues = self._queues
+        urgent = queues[Rank.URGENT]
+        while urgent:
+            item = urgent.popleft()
+            if item.waiting:
+                if now - item.arrived > self.lifetime:
+                    self._drop(item, "stale")
+                    continue
+                return self._take(item, now)
+        self._update(now)
+        overloaded = self.figures.mode is Mode.OVERLOADED
+        if overloaded:
+            self._shed_waited(now)
+            if self._answers:
+                return self._answers.popleft()
+        for rank in DEFERRED:
+            q = queues[rank]
+            while q:
+                item = q.pop() if overloaded else q.popleft()
+                if item.waiting:
+                    if now - item.arrived > self.lifetime:
+                        self._drop(item, "stale")
+                        continue
+                    return self._take(item, now)
+        return None
+
+    def _take(self, item: _Item, now: float) -> Process:
+        item.waiting = False
+        self._waiting -= 1
+        self.figures.served += 1
+        return Process(item.data, item.source, item.rank, now - item.arrived)
+
+    def _drop(self, item: _Item, reason: str) -> None:
+        item.waiting = False
+        self._waiting -= 1
+        self._shed(reason)
+
+    def _shed(self, reason: str) -> None:
+        self.figures.shed[reason] += 1
+
+    def _refuse(self, item: _Item, reason: str, now: float) -> None:
+        """Answer ``item`` 503 (remembered, so that its retransmissions get the same) and forget it."""
+        self._drop(item, reason)
+        self._last_shed = now
+        retry = self.rng.randint(self.config.retry_after_min, self.config.retry_after_max)
+        p = item.peek
+        tag = p.to_tag or secrets.token_hex(5)
+        reply = reject(item.data, retry, tag)
+        if reply is None:
+            return
+        self._answers.append(Answer(reply, item.source))
+        if not p.ok:
+            return
+        horizon = now - self.lifetime
+        if p.branch:
+            rejected = self._rejected
+            rejected[p.key] = (now, reply)
+            while rejected and (len(rejected) > REJECTED_CAP or next(iter(rejected.values()))[0] < horizon):
+                rejected.popitem(last=False)
+        if not p.to_tag:
+            refused = self._refused
+            refused[(p.call_id, tag)] = now
+            while refused and (len(refused) > REJECTED_CAP or next(iter(refused.values())) < horizon):
+                refused.popitem(last=False)
+
+    def _shed_waited(self, now: float) -> None:
+        """Overloaded: every new request or refresh that has waited ``max_delay`` is answered 503 (oldest
+        first); the call centre's traffic and answers to challenges are given twice as long."""
+        for rank in reversed(DEFERRED):
+            limit = now - (2 * self.max_delay if rank in PATIENT else self.max_delay)
+            q = self._queues[rank]
+            while q and (not q[0].waiting or q[0].arrived < limit):
+                item = q.popleft()
+                if item.waiting:
+                    self._refuse(item, "rejected", now)
+
+    def _shed_oldest(self, now: float) -> None:
+        """The backlog is full: the oldest request of the lowest rank goes (answered 503); urgent ones only
+        when nothing else is left (a flood of in-dialog requests must not grow memory without bound)."""
+        for rank in (*reversed(DEFERRED), Rank.URGENT):
+            q = self._queues[rank]
+            while q:
+                item = q.popleft()
+                if item.waiting:
+                    if rank is Rank.URGENT:
+                        self._drop(item, "backlog")
+                    else:
+                        self._refuse(item, "backlog", now)
+                    return
+
+    # --------------------------------------------------------------------------- state
+    def _oldest(self) -> float | None:
+        oldest: float | None = None
+        for rank in DEFERRED:
+            q = self._queues[rank]
+            while q and not q[0].waiting:
+                q.popleft()
+            if q and (oldest is None or q[0].arrived < oldest):
+                oldest = q[0].arrived
+        return oldest
+
+    def _update(self, now: float) -> None:
+        fig = self.figures
+        oldest = self._oldest()
+        fig.delay = now - oldest if oldest is not None else 0.0
+        fig.backlog = self._waiting
+        strained = (fig.delay > self.strain_delay or fig.lag > self.max_lag
+                    or self._waiting > self.config.max_backlog // 2)
+        if fig.mode is Mode.NORMAL:
+            if strained:
+                self._enter(now)
+            return
+        if strained or now - self._last_shed < CALM:
+            self._calm_since = now
+        elif now - self._calm_since >= CALM:
+            self._leave(now)
+            return
+        if now >= self._next_report:
+            self._next_report = now + REPORT
+            log.warning("overload: %s", self.describe(now))
+
+    def _enter(self, now: float) -> None:
+        fig = self.figures
+        fig.mode = move(fig.mode, Mode.OVERLOADED, MODE_TRANSITIONS, "overload")
+        fig.overloads += 1
+        fig.overloaded_since = now
+        self._calm_since = now
+        self._shed_at_start = dict(fig.shed)
+        self._next_report = now + REPORT
+        log.warning("overload: shedding new requests (oldest waited %.0f ms, loop lag %.0f ms, %d waiting); "
+                    "in-dialog requests and the call centre's traffic go first", fig.delay * 1000, fig.lag * 1000,
+                    self._waiting)
+
+    def _leave(self, now: float) -> None:
+        fig = self.figures
+        since = fig.overloaded_since or now
+        fig.mode = move(fig.mode, Mode.NORMAL, MODE_TRANSITIONS, "overload")
+        fig.overloaded_since = None
+        log.warning("overload over after %.1f s: %s", now - since, self._shed_summary())
+
+    def _shed_summary(self) -> str:
+        shed = self.figures.shed
+        parts = [f"{shed[r] - self._shed_at_start.get(r, 0)} {r}" for r in SHED_REASONS
+                 if shed[r] - self._shed_at_start.get(r, 0)]
+        return "shed " + (", ".join(parts) if parts else "nothing")
+
+    def describe(self, now: float) -> str:
+        fig = self.figures
+        return (f"{fig.mode}, oldest waiting {fig.delay * 1000:.0f} ms, loop lag {fig.lag * 1000:.0f} ms, "
+                f"{fig.backlog} waiting, load {fig.load:.0%}; {self._shed_summary()} since it began")
+
+    def snapshot(self, now: float) -> dict[str, object]:
+        """The figures as plain data (the API)."""
+        fig = self.figures
+        return {"mode": fig.mode.value, "load": round(fig.load, 3), "lag_ms": round(fig.lag * 1000, 1),
+                "delay_ms": round(fig.delay * 1000, 1), "backlog": fig.backlog, "offered": fig.offered,
+                "served": fig.served, "shed": dict(fig.shed), "overloads": fig.overloads,
+                "overloaded_for_s": round(now - fig.overloaded_since, 1) if fig.overloaded_since is not None
+                else None}
