@@ -134,3 +134,28 @@ def test_registration_and_keepalive_requests_go_to_the_carrier():
     out = net.advance(300 * 0.8 + 1)                         # the refresh, and the pings every 10 s
     assert {m.cseq.number for _, m in requests(out, "REGISTER")} == {3}   # one refresh (and its retransmissions)
     assert len({m.call_id for _, m in requests(out, "OPTIONS")}) >= 20
+
+
+def test_a_reload_swaps_the_table_and_registers_a_new_trunk():
+    """softswitch.reload (the edge's SIGHUP / API reload) applies new trunks, rules and permissions."""
+    net = make()
+    net.advance(0.1)
+    assert not requests(net.sent, "REGISTER")
+    desk = phone(net, "1001", 6001)
+    _, out = desk.invite("0044207946000")
+    assert final(out).status == 403                              # international: not with the default class
+    data = {"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+            "store": {"path": "var/test.db", "country_code": "86"},
+            "extensions": [{"number": n, "password": f"pw-{n}-x", "permission": "international"}
+                           for n in ("1001", "1002")],
+            "media": {"enabled": False},
+            "trunks": [{"name": "intl", "host": "192.0.2.7", "username": "u", "password": "pw-intl",
+                        "register": True, "options_interval": 0}],
+            "dial_rules": [{"prefix": "00", "trunks": ["intl"]}]}
+    new = parse_config(data)
+    result = net.core.reload(new, net.now)
+    assert result.ok, result
+    out = net._run(result.actions) + net.advance(0.1)
+    assert [p.host for p, _ in requests(out, "REGISTER")] == ["192.0.2.7"]
+    _, out = desk.invite("0044207946000")
+    assert [(p.host, m.ruri.user) for p, m in requests(out, "INVITE")] == [("192.0.2.7", "0044207946000")]
