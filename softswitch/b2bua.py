@@ -357,7 +357,9 @@ class B2BUA:
         return leg
 
     def _originate(self, cmd: L.Originate, now: float) -> Call | None:
-        """A call from nothing: its caller leg is an INVITE we send to ``number``'s phone."""
+        """A call from nothing: its caller leg is an INVITE we send to ``number``'s phone (or to ``uri``)."""
+        if cmd.uri:
+            return self._originate_uri(cmd, now)
         bindings = self.core.registrar.lookup(cmd.number, now)
         if not bindings or self.media is None:
             return None
@@ -371,6 +373,27 @@ class B2BUA:
         call.caller = leg
         self.calls[call.id] = call
         self._send_request(leg, leg.invite, now)
+        return call
+
+    def _originate_uri(self, cmd: L.Originate, now: float) -> Call | None:
+        """A call from nothing whose caller leg goes to a SIP URI (a trunk), like ``Dial``'s legs."""
+        if self.media is None:
+            return None
+        call = Call(id=new_tag() + new_tag(), caller_number=cmd.caller_id, callee_number=cmd.number, created=now,
+                    variables=dict(cmd.variables))
+        leg = self._new_outgoing(call, cmd.peer, cmd.uri, cmd.number, (cmd.display or "").replace('"', ""),
+                                 prefer=cmd.codecs[0] if cmd.codecs else None, role="caller",
+                                 from_user=cmd.caller_id, domain=cmd.domain or None)
+        if leg is None:
+            return None
+        leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
+        for name, value in cmd.headers:
+            leg.invite.headers.add(name, value)
+        call.caller = leg
+        self.calls[call.id] = call
+        self._send_request(leg, leg.invite, now)
+        if cmd.progress_timeout is not None:
+            self._progress_limits.schedule(now + cmd.progress_timeout, leg)
         return call
 
     def _dial(self, cmd: L.Dial, now: float) -> Leg | None:
