@@ -357,7 +357,9 @@ class B2BUA:
         return leg
 
     def _originate(self, cmd: L.Originate, now: float) -> Call | None:
-        """A call from nothing: its caller leg is an INVITE we send to ``number``'s phone."""
+        """A call from nothing: its caller leg is an INVITE we send to ``number``'s phone (or to ``uri``)."""
+        if cmd.uri:
+            return self._originate_uri(cmd, now)
         bindings = self.core.registrar.lookup(cmd.number, now)
         if not bindings or self.media is None:
             return None
@@ -371,6 +373,27 @@ class B2BUA:
         call.caller = leg
         self.calls[call.id] = call
         self._send_request(leg, leg.invite, now)
+        return call
+
+    def _originate_uri(self, cmd: L.Originate, now: float) -> Call | None:
+        """A call from nothing whose caller leg goes to a SIP URI (a trunk), like ``Dial``'s legs."""
+        if self.media is None:
+            return None
+        call = Call(id=new_tag() + new_tag(), caller_number=cmd.caller_id, callee_number=cmd.number, created=now,
+                    variables=dict(cmd.variables))
+        leg = self._new_outgoing(call, cmd.peer, cmd.uri, cmd.number, (cmd.display or "").replace('"', ""),
+                                 prefer=cmd.codecs[0] if cmd.codecs else None, role="caller",
+                                 from_user=cmd.caller_id, domain=cmd.domain or None)
+        if leg is None:
+            return None
+        leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
+        for name, value in cmd.headers:
+            leg.invite.headers.add(name, value)
+        call.caller = leg
+        self.calls[call.id] = call
+        self._send_request(leg, leg.invite, now)
+        if cmd.progress_timeout is not None:
+            self._progress_limits.schedule(now + cmd.progress_timeout, leg)
         return call
 
     def _dial(self, cmd: L.Dial, now: float) -> Leg | None:
@@ -988,9 +1011,9 @@ class B2BUA:
                 st = self.media.leg_stats(party.media)
                 call.quality[party.role] = asdict(st)
                 log.info("call %s: %s media %s%s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
+                         "buffer %d ms, tx %d%s", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
                          st.rx_packets, st.rx_lost, st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms,
-                         st.tx_packets)
+                         st.tx_packets, f" (relayed {st.relayed})" if st.relayed else "")
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)

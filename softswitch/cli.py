@@ -65,6 +65,8 @@ async def _run(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # from the start: Ctrl-C while starting stops cleanly too
         loop.add_signal_handler(sig, stop.set)
     server = Server(config)
+    # SIGHUP re-reads the config for new calls (softswitch.reload); a broken one is refused and logged
+    loop.add_signal_handler(signal.SIGHUP, lambda: server.reload() if server.running else None)
     if not await _start(server, stop, log):
         await _close(server, log)
         return 1

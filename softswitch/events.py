@@ -120,6 +120,25 @@ class AgentStateChanged(SwitchEvent):
 
 
 @dataclass(frozen=True)
+class QueueEntered(SwitchEvent):
+    """A call starts waiting in a queue (arrival, transfer, overflow): the wallboard shows it at once."""
+    type = "queue_entered"
+    call: str
+    queue: str
+    caller: str
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
+class QueueLeft(SwitchEvent):
+    """A call leaves the queue's ACD: answered and done, abandoned, transferred or timed out."""
+    type = "queue_left"
+    call: str
+    queue: str
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
 class WrapUpEnded(SwitchEvent):
     """An agent's after-call work on ``call`` is over (its call record gets the wrap-up time)."""
     type = "wrapup_end"
@@ -187,3 +206,16 @@ class DiallerInput:
     """An event for the dialler (``dialler.events``: an attempt's result, a callback request); the edge's
     ``softswitch.outbound.DiallerService`` feeds it and commits the dialler's state."""
     event: Any
+
+
+@dataclass(frozen=True)
+class SpeakRequest:
+    """Runtime speech for an IVR ``Say`` (``ivr.actions.Say``): the edge (``softswitch.tts``) finds the text
+    (``lookup``: "order_status" for the work order ``value``), renders it in a worker (cached) and answers
+    with ``SwitchCore.speech_rendered(call, id, file)``."""
+    call: str
+    id: int
+    text: str
+    lookup: str = ""
+    value: str = ""
+    language: str = "en"

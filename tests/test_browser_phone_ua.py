@@ -115,6 +115,12 @@ def test_the_caller_gives_up_while_the_page_rings_and_a_declined_call_is_busy():
                                           "reason": "answered elsewhere or the caller gave up"}
     assert not w.ua.live_calls()
 
+    for _ in range(10):                                       # rung again and again, never answered: bounded
+        cid, inv = incoming_call(w)
+        w.phone_sends("1001", p.msg("CANCEL", f"sip:1002@{DOMAIN}", to=f"<sip:1002@{DOMAIN}>", call_id=inv.call_id,
+                                    cseq=inv.cseq.number, branch=inv.top_via.branch[:-1]))
+    assert len(w.ua.calls) <= 1 and not w.ua.live_calls()
+
     cid, inv = incoming_call(w)
     w.ua_did(w.ua.decline(cid, w.net.now))
     finals = [r.status for r in responses([(p, m) for p, m in w.others]) if r.call_id == inv.call_id and r.status >= 300]

@@ -61,7 +61,7 @@ AFTER = {"name": "after", "in": "query", "description": "the `next` cursor of th
 SCHEMAS: dict[str, dict] = {
     "Error": obj({"error": _STR, "field": _STR, "status": integer()}, ("error", "status"), extra=True),
     "Login": obj({"user": s(200, minLength=1), "password": s(1024)}, ("user", "password")),
-    "Session": obj({"user": _STR, "role": {"type": "string", "enum": ["agent", "supervisor"]}, "expires": num(),
+    "Session": obj({"user": _STR, "role": {"type": "string", "enum": ["agent", "supervisor", "admin"]}, "expires": num(),
                     "token": _STR, "agent": {"nullable": True, **ref("AgentLive")}}, ("user", "role", "expires"),
                    extra=True),
     "AgentLive": obj({"id": _STR, "name": _STR, "extension": {"type": "string", "nullable": True},
@@ -338,6 +338,48 @@ PATHS: dict[str, dict] = {
                                                 "queue's configured service_level_threshold")])},
 }
 
+# the supervisor's floor (softswitch.api.floor): wallboard, monitoring, caller lists, config reload
+LIST_NAME = {"name": "list", "in": "path", "required": True, "schema": {"type": "string", "enum": ["block", "warn"]}}
+SCHEMAS.update({
+    "Floor": obj({"type": _STR, "at": num(), "queues": arr({"type": "object", "additionalProperties": True}),
+                  "agents": arr({"type": "object", "additionalProperties": True}),
+                  "alarms": arr(ref("Alarm"))}, ("queues", "agents", "alarms"), extra=True),
+    "Alarm": obj({"kind": _STR, "subject": _STR, "level": {"type": "string", "enum": ["warning", "alarm"]},
+                  "message": _STR, "since": num()}, ("kind", "subject", "level", "message"), extra=True),
+    "Monitor": obj({"agent": s(64, pattern=r"^[0-9]{1,20}$"),
+                    "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
+                    "extension": {**EXTENSION, "description": "the supervisor's phone (in [acd] supervisors)"}},
+                   ("agent", "mode", "extension")),
+    "ListEntry": obj({"id": integer(), "list": _STR, "pattern": _STR, "reason": _STR, "added_by": _STR,
+                      "added_at": num(), "expires_at": num(nullable=True)}, ("id", "pattern"), extra=True),
+    "ListEntryNew": obj({"pattern": s(41, pattern=r"^\+?[0-9]{1,40}\*?$",
+                                      description="a number, or a prefix ending in '*'"),
+                         "reason": s(500), "expires_at": {**TIME, "nullable": True}}, ("pattern",)),
+    "ReloadResult": obj({"ok": {"type": "boolean"}, "error": _STR, "changed": arr(_STR),
+                         "restart_needed": arr(_STR), "agents_added": arr(_STR), "agents_removed": arr(_STR),
+                         "queues_changed": arr(_STR)}, ("ok",), extra=True),
+})
+PATHS.update({
+    "/api/wallboard": {"get": op("wallboard", "The floor now: per queue today's figures, agents with time in state, "
+                                              "alarms (the /wallboard page is pushed the same over "
+                                              "/api/wallboard/ws)", ref("Floor"), role="supervisor")},
+    "/api/monitor": {"post": op("monitor", "Listen to, whisper to or barge in on an agent's call: the switch rings "
+                                           "the supervisor's extension and joins her to the call when she answers",
+                                ref("Originated"), body="Monitor", role="supervisor", status="201")},
+    "/api/lists/{list}": {
+        "get": op("list_entries", "The block or warning list (unexpired entries)", arr(ref("ListEntry")),
+                  params=[LIST_NAME]),
+        "post": op("add_list_entry", "Add a number or prefix to the block or warning list (in force for the next "
+                                     "call)", ref("ListEntry"), body="ListEntryNew", params=[LIST_NAME], status="201")},
+    "/api/lists/entries/{id}": {"delete": op("remove_list_entry", "Remove a list entry (in force for the next call)",
+                                             ref("Ok"), params=[path_id()])},
+    "/api/admin/reload": {"post": op("reload_config", "Re-read config.toml: extensions, agents, skills, queues, IVR "
+                                                      "flows, lists change for new calls; calls in progress go on. "
+                                                      "A config with an error is refused (422, `error` says file, "
+                                                      "key and reason) and the running one stays",
+                                     ref("ReloadResult"), body="Empty", role="admin")},
+})
+
 # ------------------------------------------------------------------ outbound (docs/outbound.md)
 CAMPAIGN = {"name": "campaign", "in": "path", "required": True, "schema": s(64, pattern=r"^[A-Za-z0-9_-]{1,64}$")}
 RESULT_CODES = ["completed", "busy", "no_answer", "machine", "wrong_number", "callback", "refused"]
@@ -403,7 +445,8 @@ Log in with `POST /api/session` (`{"user": "2001", "password": "..."}`): the ans
 `session` cookie and carries the same token for an `Authorization: Bearer` header. Users and their roles
 come from `[[api.users]]` in the config. An **agent** (its user id is its ACD agent id) sees and changes
 its own state, its own calls, records and recordings, and all customers and work orders; a **supervisor**
-sees everything, other agents and reports included.
+sees everything, other agents and reports included; an **admin** is a supervisor who may also reload the
+configuration (`POST /api/admin/reload`).
 
 Screen pop: `GET /api/ws` (a WebSocket, same authentication) sends the agent JSON messages:
 `{"type": "offer", "call", "caller", "queue", "variables", "context", "pop": ScreenPop}` when a call

@@ -136,7 +136,7 @@ def users_main(argv: list[str]) -> int:
     sub = p.add_subparsers(dest="action", required=True)
     a = sub.add_parser("add", help="add a user and print its password")
     a.add_argument("id", help="an [[acd.agents]] id for an agent; any name for a supervisor")
-    a.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+    a.add_argument("--role", choices=("agent", "supervisor", "admin"), default="agent")
     a.add_argument("--password-stdin", action="store_true", help="read the password from standard input "
                    "(default: make one up and print it)")
     a.add_argument("--print", action="store_true", help="print the [[api.users]] block instead of adding it")

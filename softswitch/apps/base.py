@@ -20,8 +20,10 @@ class Host(Protocol):
     queue: Any                      # apps.queue.QueueApp
     ivr: Any                        # apps.ivr.IvrApp
     extension: Any                  # apps.extension.ExtensionApp
+    monitor: Any                    # apps.monitor.MonitorApp
     external: Any                   # apps.external.ExternalApp: calls to external numbers
     dialer: Any                     # trunks.dialer.Dialer: external numbers through dial rules and trunks
+    trunks: Any                     # trunks.table.TrunkTable: trunks, dial rules, numbering (swapped by reload)
     outbound: Any                   # apps.outbound.OutboundApp
 
     def wall(self, t: float) -> float: ...

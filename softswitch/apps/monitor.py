@@ -54,16 +54,38 @@ class MonitorApp(Application):
             log.info("monitor %s from %s refused: agent %s is not on a call", number, caller, agent_id)
             self.do(L.Reject(call, 480, f"Agent {agent_id} is not on a call"), now)
             return
-        if not self.do(L.AnswerLocally(call), now):
+        if not self._answered(call, now):
             return
-        call.set_state(CallState.ANSWERED)
-        call.answered_at = now
         media.join(target.bridge, call.caller.media, mode,
                    whisper_to=target.answered.media if mode == "whisper" else ())
         self.watching[call.id] = target
         self.watchers.setdefault(target.id, []).append(call)
         log.info("call %s: supervisor %s %s agent %s (call %s)", call.id, caller,
                  mode + "s" if mode != "barge" else "barges in on", agent_id, target.id)
+
+    def _answered(self, call: "Call", now: float) -> bool:
+        if call.notes.get("monitor_originated"):   # the supervisor's phone already answered the switch
+            return True
+        if not self.do(L.AnswerLocally(call), now):
+            return False
+        call.set_state(CallState.ANSWERED)
+        call.answered_at = now
+        return True
+
+    def take(self, call: "Call", number: str, now: float) -> None:
+        """From the wallboard or the desk: the switch rang the supervisor's phone (``OriginateApp``) and she
+        answered; she joins the agent's call as if she had dialled ``number`` (``*23*<agent>``...)."""
+        call.notes["monitor_originated"] = True
+        code = monitor_code(number)
+        qc = self.router.queue.connected_call(code[1]) if code is not None else None
+        target = qc.call if qc is not None else None
+        if (code is None or call.caller_number not in self.config.acd.supervisors or target is None
+                or target.bridge is None or target.answered is None or self.b2bua.media is None):
+            log.info("monitor %s for %s refused: not a supervisor, or the agent is not on a call", number,
+                     call.caller_number)
+            self.do(L.Hangup(call, f"monitor {number} refused"), now)
+            return
+        self.on_incoming(call, number, now)
 
     def set_mode(self, call: "Call", mode: str) -> None:
         """Switch a supervisor's monitoring call between listen, whisper and barge (the desk's buttons)."""

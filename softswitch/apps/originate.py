@@ -70,7 +70,12 @@ class OriginateApp(Application):
             super().handle(event, now)
             return
         leg = event.leg
-        if isinstance(event, L.LegAnswered) and leg is call.caller and at.phase == "ringing-a":
+        if isinstance(event, L.LegAnswered) and leg is call.caller and at.phase == "ringing-a" \
+                and self.router.monitor.serves(at.b):  # a supervisor joins an agent's call (wallboard, desk)
+            at.phase = "connected"
+            self.attempts.pop(call.id, None)
+            self.router.hand_over(call, self.router.monitor, at.b, now)
+        elif isinstance(event, L.LegAnswered) and leg is call.caller and at.phase == "ringing-a":
             at.phase = "ringing-b"
             at.deadline = now + self.config.sip.ring_timeout
             self._timers.schedule(at.deadline, call.id)

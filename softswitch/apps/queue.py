@@ -141,6 +141,7 @@ class QueueApp(Application):
         call.notes["queue"] = queue
         call.notes["queued_at"] = now  # the wait (and the service level) counts from here, not from the IVR
         priority = max(priority, self.priority_of(call.caller_number, call.variables))
+        self.router.out.append(ev.QueueEntered(call.id, queue, call.caller_number, self.router.wall(now)))
         self.feed(acd_events.CallArrived(qc.acd_id, queue, call.caller_number, priority, skill, language), now)
         self.router.outbound.queued(qc, now)  # "press 1 to be called back" after the configured wait
 
@@ -153,6 +154,7 @@ class QueueApp(Application):
             del self.by_call[qc.call.id]
         self.router.outbound.forget(qc.acd_id)
         self.feed(event, now)
+        self.router.out.append(ev.QueueLeft(qc.call.id, qc.queue, self.router.wall(now)))
 
     def release(self, call: "Call", now: float, target: str = "") -> None:
         """The call leaves for another application (a blind or attended transfer)."""
@@ -294,6 +296,7 @@ class QueueApp(Application):
             call.notes["queue"] = a.to_queue
             call.notes["queued_at"] = now
             call.notes["overflowed"] = True
+            self.router.out.append(ev.QueueEntered(call.id, a.to_queue, call.caller_number, self.router.wall(now)))
         elif isinstance(a, (acd_actions.HangupWithPrompt, acd_actions.SendToVoicemail)):
             prompt = a.prompt if isinstance(a, acd_actions.HangupWithPrompt) else "goodbye"
             if a.why:  # the switch gave up on the caller: not an abandon

@@ -65,6 +65,9 @@ class BrowserPhones:
             await phone.command(msg)
         except (PhoneError, PhoneRefused) as e:
             send({"type": "phone.error", "call": msg.get("call"), "error": str(e)})
+        except Exception:  # a bug must not close the agent's WebSocket (and with it the desk)
+            log.exception("browser phone of agent %s: %s failed", user, t)
+            send({"type": "phone.error", "call": msg.get("call"), "error": "internal error (see the switch's log)"})
 
     async def _start(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
         from .phone import BrowserPhone
