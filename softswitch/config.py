@@ -479,6 +479,7 @@ MEDIA = Table(MediaConfig, {
     "jitter_max_ms": Key(INTEGER, 240, (between(20, 2000),)),
     "rtp_timeout": Key(INTEGER, 60, (between(5, 3600),)),
     "inband_dtmf": Key(BOOLEAN, True),
+    "fast_path": Key(BOOLEAN, True),
     "hold_music": Key(PATH, None, (existing_file,)),
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),

@@ -23,6 +23,7 @@ class Host(Protocol):
     monitor: Any                    # apps.monitor.MonitorApp
     external: Any                   # apps.external.ExternalApp: calls to external numbers
     dialer: Any                     # trunks.dialer.Dialer: external numbers through dial rules and trunks
+    trunks: Any                     # trunks.table.TrunkTable: trunks, dial rules, numbering (swapped by reload)
     outbound: Any                   # apps.outbound.OutboundApp
 
     def wall(self, t: float) -> float: ...

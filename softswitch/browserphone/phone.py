@@ -206,6 +206,7 @@ class BrowserPhone:
             except PhoneError:
                 self._media_down(cid)
                 raise
+            self._hold_others(cid, now)     # answering a waiting call holds the one talked on
             self._focus(cid)
             self._do(actions)
         elif t == "phone.dial":
