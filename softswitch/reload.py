@@ -45,6 +45,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("log format", "log.format"),
     ("IVR speech model", "ivr.asr"),
     ("outbound campaigns and callbacks (the dialler loads them at start)", "outbound"),
+    ("overload control on/off (it changes how the SIP socket is read)", "overload.enabled"),
 )
 
 

@@ -88,6 +88,11 @@ class UdpIntake:
         self._closing = True
         if self._probe is not None:
             self._probe.cancel()
+        fig = self.admission.figures
+        if any(fig.shed.values()):
+            log.warning("overload totals since start: %d datagrams, %d served, %d overload episode(s); shed %s",
+                        fig.offered, fig.served, fig.overloads,
+                        ", ".join(f"{n} {reason}" for reason, n in fig.shed.items() if n))
         if self.sock is not None and self.loop is not None:
             self.loop.remove_reader(self.sock.fileno())
             if self._out:
