@@ -106,7 +106,11 @@
 
   function handle(msg) {
     if (msg.type === "hello") { showState(msg.agent); return; }
-    if (phone && typeof msg.type === "string" && msg.type.startsWith("phone.")) { phone.handle(msg); return; }
+    if (phone && typeof msg.type === "string" && msg.type.startsWith("phone.")) {
+      if (msg.type === "phone.stopped" && msg.reason) { $("browser-phone").checked = false; phoneExt = null; }
+      phone.handle(msg);
+      return;
+    }
     if (msg.type === "agent_state" && msg.agent === me.user) { showState({ state: msg.state, reason: msg.reason }); return; }
     if (msg.type === "offer" && msg.agent === me.user) { showPop(msg); return; }
     if (msg.type === "connected" && msg.agent === me.user && call && call.id === msg.call) { setStatus("talking"); return; }
