@@ -307,9 +307,8 @@ def test_udp_intake_drains_the_socket_serves_through_admission_and_sends():
     async def main() -> None:
         counted: list[bytes] = []
         served: list = []
-        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append))
-        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)),  # type: ignore[arg-type]
-                           lambda data, peer: None)
+        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append, sip_out=lambda data: None))
+        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)))  # type: ignore[arg-type]
         port = intake.open("127.0.0.1", 0, lambda sock: None)
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         client.bind(("127.0.0.1", 0))
