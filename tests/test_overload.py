@@ -261,7 +261,7 @@ BASE = {"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": "example.com"}, "sto
 
 def test_overload_config_defaults_and_errors():
     cfg = parse_config(BASE)
-    assert cfg.overload.enabled and cfg.overload.max_delay_ms == 400
+    assert cfg.overload.enabled and cfg.overload.max_delay_ms == 1000
     cfg = parse_config({**BASE, "overload": {"priority_numbers": ["4000"], "retry_after_min": 10,
                                              "retry_after_max": 60}})
     assert cfg.overload.priority_numbers == ["4000"]
