@@ -484,3 +484,25 @@ def test_extensions_with_ha1_instead_of_a_password(switch_factory, peers, phones
     reg = phone.register("1002", "secret-1002", DOMAIN, f"sip:{sw.addr}")
     assert reg["code"] == 200, reg
     sw.wait_log(r"registered 1002 contact")
+
+
+def test_a_session_in_use_is_refreshed_and_logout_ends_all_its_tokens(switch_factory):
+    """A token past half its life comes back refreshed (same session); logging out with the new one also ends
+    the old one. The token is made with the switch's own key (softswitch.key) to be near its end at once."""
+    import time
+    from softswitch.api.auth import TokenSigner
+    from store.keyfile import derive, load_or_create
+    sw, _ = start_api_switch(switch_factory)
+    key = load_or_create(sw.config_path.parent / "var" / "softswitch.key")
+    signer = TokenSigner(derive(key, "api-session"), 28800)
+    old, session = signer.issue("2001", "agent", now=time.time() - 28800 + 60)   # 1 minute left
+    status, me, headers = http_from("127.0.0.1", sw.api_port, "GET", "/api/me", headers={"Authorization": f"Bearer {old}"})
+    assert status == 200 and me["user"] == "2001"
+    fresh = headers["X-Session-Token"]
+    renewed = signer.verify(fresh)
+    assert renewed is not None and renewed.sid == session.sid and renewed.expires > time.time() + 28000
+    assert http_from("127.0.0.1", sw.api_port, "DELETE", "/api/session",
+                     headers={"Authorization": f"Bearer {fresh}"})[0] == 200
+    for token in (old, fresh):
+        assert http_from("127.0.0.1", sw.api_port, "GET", "/api/me",
+                         headers={"Authorization": f"Bearer {token}"})[0] == 401

@@ -305,3 +305,22 @@ def test_notification_to_an_external_number_goes_out_the_trunks_with_failover(tm
     assert (end.attempt, end.result) == (8, Result.COMPLETED)
     rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
     assert rec.disposition is Disposition.ANSWERED and rec.callee == "+8613800138000"
+
+
+def test_click_to_dial_pops_the_customer_on_the_agents_desk_and_is_recorded():
+    core, net, ph = boot()
+    login(core, net, "2001")
+    made: list = []
+    out = net._run(core.run(lambda: made.append(core.router.outbound.click_to_dial(
+        "1002", "1005", net.now, external_caller_id=HOTLINE)), now=net.now))
+    [call] = made
+    pop = [e for e in net.events if isinstance(e, OfferPresented)][-1]
+    assert (pop.agent, pop.call, pop.caller, pop.variables["kind"]) == ("2001", call.id, "1005", "click-to-dial")
+    inv_a = reqs_to(out, ph["1002"].peer, "INVITE")[0]
+    out = ph["1002"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1002@10.0.0.2>", body=sdp(4000, "10.0.0.2")))
+    inv_b = reqs_to(out, ph["1005"].peer, "INVITE")[0]
+    ph["1005"].send(answer(inv_b, 200, to_tag="b", contact="<sip:1005@10.0.0.5>", body=sdp(5000, "10.0.0.5")))
+    assert call.recording is not None                                     # recorded like the hotline's calls
+    bye_from(ph["1005"], inv_b, "b")
+    rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
+    assert (rec.agent, rec.disposition) == ("2001", Disposition.ANSWERED) and rec.recordings

@@ -161,6 +161,24 @@ class OutboundApp(Application):
         log.info("%s %s for %s enters queue %s (agent first)", vc.mode, vc.acd_id, vc.number, vc.queue)
         self.queue.feed(acd_events.CallArrived(vc.acd_id, vc.queue, vc.number, priority), now)
 
+    # ------------------------------------------------------------------------ click-to-dial
+    def click_to_dial(self, a: str, b: str, now: float, caller_id: str = "",
+                      external_caller_id: str = "") -> "Call | None":
+        """The agent's phone (extension ``a``) rings, then ``b`` (``apps.originate``); the call is recorded,
+        gets the agent in its call record, and pops ``b``'s record on the agent's desk like an inbound offer."""
+        call = self.router.originator.originate(a, b, now, caller_id, external_caller_id=external_caller_id)
+        if call is None:
+            return None
+        call.notes["outbound"] = True
+        acd = self.queue.acd
+        i = acd.by_extension.get(a)
+        if i is not None:
+            agent = acd.agents[i].id
+            call.notes["agent"] = agent
+            self.router.out.append(ev.OfferPresented(agent, call.id, b, "", {
+                "outbound": True, "kind": "click-to-dial", "customer": b}, {}))
+        return call
+
     # ------------------------------------------------------------- "press 1 to be called back"
     def _offer_after(self, queue: str) -> int:
         cb = self.config.outbound.callbacks

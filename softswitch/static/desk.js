@@ -177,6 +177,18 @@
   async function preview(action) {
     if (await callAction("preview", { action })) { $("ob-dial").hidden = $("ob-skip").hidden = true; }
   }
+  // click-to-dial: the agent's phone rings first, then the customer; the offer event pops his record
+  $("c2d-button").addEventListener("click", async () => {
+    const to = $("c2d-number").value.trim();
+    text("call-error", "");
+    if (!/^\+?[0-9][0-9 ()./-]{0,39}$/.test(to)) { text("call-error", "enter the number to call"); return; }
+    try {
+      const who = await api("GET", "/api/me");
+      if (!who.agent || !who.agent.extension) throw new Error("log in to the queues first: your phone rings first");
+      await api("POST", "/api/calls", { from: who.agent.extension, to: to.replace(/[ ()./-]/g, "") });
+      $("c2d-number").value = "";
+    } catch (e) { text("call-error", e.message); }
+  });
   $("ob-dial").addEventListener("click", () => preview("dial"));
   $("ob-skip").addEventListener("click", () => preview("skip"));
   $("ob-save").addEventListener("click", async () => {
