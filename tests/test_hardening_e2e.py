@@ -387,8 +387,8 @@ def test_bans_survive_a_restart(switch_factory, peers, tmp_path):
     assert peers("127.0.0.13", sw2.port).register("1001", EXTS["1001"])[0].status == 200  # type: ignore[union-attr]
 
 
-def _ws_status(port: int, token: str, origin: str | None) -> int:
-    """The status of a WebSocket upgrade of /api/ws with this Origin (101: opened)."""
+def _ws_status(port: int, token: str, origin: str | None, path: str = "/api/ws") -> int:
+    """The status of a WebSocket upgrade of ``path`` with this Origin (101: opened)."""
     import base64
     import os
     import socket
@@ -419,7 +419,10 @@ def test_sessions_are_revocable_and_the_websocket_checks_origin(switch_factory):
     assert _ws_status(port, token, None) == 101                               # not a browser
     assert _ws_status(port, token, f"http://127.0.0.1:{port}") == 101         # the desk's own page
     assert _ws_status(port, token, "https://evil.example") == 403             # another site's page
-    sw.wait_log(r"WebSocket for 2001 from origin https://evil\.example refused")
+    sw.wait_log(r"WebSocket /api/ws for 2001 from origin https://evil\.example refused")
+    _, boss, _ = http_from("127.0.0.1", port, "POST", "/api/session", {"user": "boss", "password": PASSWORDS["boss"]})
+    assert _ws_status(port, boss["token"], "https://evil.example", "/api/wallboard/ws") == 403  # the wallboard too
+    assert _ws_status(port, boss["token"], f"http://127.0.0.1:{port}", "/api/wallboard/ws") == 101
     assert http_from("127.0.0.1", port, "DELETE", "/api/session", headers=auth)[0] == 200
     assert http_from("127.0.0.1", port, "GET", "/api/me", headers=auth)[0] == 401
     assert _ws_status(port, token, None) == 401
