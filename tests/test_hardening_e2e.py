@@ -1,11 +1,18 @@
 """Issue 11, signalling and API: a real switch process attacked from other loopback addresses (127.0.0.x) with raw
-sockets, as a hostile network would. Each test failed on the code before the fix (noted per test).
+sockets, pjsua2 phones and HTTP, as a hostile network would. Each test failed on the code before the fix (the ones
+that configure new keys fail there at start-up, the others on their assertions).
 
 - guesses interleaved with valid logins still end in a ban (a success no longer clears the count);
 - a captured digest answer cannot be replayed (qop-less answers are single-use, nc must increase) nor reused for
   another Request-URI;
-- spoofed packets with forged or foreign nonces ban nobody;
-- the API's login throttle never refuses the right password from another address; a non-ASCII token is a 401.
+- spoofed packets with forged or foreign nonces, or spoofed toll-fraud INVITEs over UDP, ban nobody;
+  ban_exempt addresses are never banned;
+- an impostor cannot log in as an agent, by feature code or through the API;
+- a slowloris / connection flood is capped and timed out while registered TCP phones keep calling; a banned
+  address is reset at accept; a maximal message is refused before it is parsed;
+- bans survive a restart; extensions may hold HA1 hashes instead of passwords;
+- the API's login throttle never refuses the right password from another address; a non-ASCII token is a 401;
+  sessions are revocable (also across a restart) and refreshed while in use; WebSockets check Origin.
 """
 from __future__ import annotations
 
