@@ -362,7 +362,7 @@ class Server:
         if la.transport == "udp" and self.overload is not None:
             from .overload.udp import UdpIntake  # batch reads, admission control (softswitch.overload)
 
-            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True), self._send)
+            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True))
             port = intake.open(la.host, la.port, _enlarge_receive_buffer)
             proto = _Udp(self)
             proto.transport = intake  # type: ignore[assignment]  # sendto/close/is_closing, like asyncio's

@@ -261,7 +261,7 @@ BASE = {"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": "example.com"}, "sto
 
 def test_overload_config_defaults_and_errors():
     cfg = parse_config(BASE)
-    assert cfg.overload.enabled and cfg.overload.max_delay_ms == 400
+    assert cfg.overload.enabled and cfg.overload.max_delay_ms == 1000
     cfg = parse_config({**BASE, "overload": {"priority_numbers": ["4000"], "retry_after_min": 10,
                                              "retry_after_max": 60}})
     assert cfg.overload.priority_numbers == ["4000"]
@@ -307,9 +307,8 @@ def test_udp_intake_drains_the_socket_serves_through_admission_and_sends():
     async def main() -> None:
         counted: list[bytes] = []
         served: list = []
-        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append))
-        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)),  # type: ignore[arg-type]
-                           lambda data, peer: None)
+        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append, sip_out=lambda data: None))
+        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)))  # type: ignore[arg-type]
         port = intake.open("127.0.0.1", 0, lambda sock: None)
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         client.bind(("127.0.0.1", 0))

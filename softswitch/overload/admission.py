@@ -178,6 +178,7 @@ class Admission:
         self._window: float | None = None   # start of the current second of ``busy`` accounting
         self._served_deferred = 0           # non-urgent requests served: the service rate
         self._rate_mark: tuple[float, int] | None = None
+        self._saturated = False             # no moment without a request waiting since the mark
         self.rate: float | None = None      # non-urgent requests served per second while overloaded (EWMA)
 
     def configure(self, config: OverloadConfig, *, centre_numbers: frozenset[str] = frozenset(),
@@ -321,6 +322,7 @@ class Admission:
                         self._drop(item, "stale")
                         continue
                     return self._take(item, now)
+        self._saturated = False
         return None
 
     def _take(self, item: _Item, now: float) -> Process:
@@ -398,12 +400,15 @@ class Admission:
                     self._refuse(item, "rejected", now)
 
     def _measure_rate(self, now: float) -> None:
+        """Requests served per second, over windows in which some always waited: what the switch can do
+        now (a window with idle moments measures the demand, not the capacity, and is not counted)."""
         mark = self._rate_mark
         if mark is None or now - mark[0] >= RATE_WINDOW:
-            if mark is not None and self.figures.mode is Mode.OVERLOADED and self._waiting:
+            if mark is not None and self._saturated and self.figures.mode is Mode.OVERLOADED:
                 sample = (self._served_deferred - mark[1]) / (now - mark[0])
                 self.rate = sample if self.rate is None else 0.5 * self.rate + 0.5 * sample
             self._rate_mark = (now, self._served_deferred)
+            self._saturated = True
 
     def _shed_oldest(self, now: float) -> None:
         """The backlog is full: the oldest request of the lowest rank goes (answered 503); urgent ones only
