@@ -148,6 +148,9 @@ def test_customer_via_provider_reaches_an_agent_through_the_did(switch_factory, 
     sw.wait_log(rf"trunk provider: registered to 127\.0\.0\.1:{kamailio.port} \(expires 60 s\)", timeout=15)
     assert "provider: registered callcentre" in kamailio.log()
     alice_api = anon.login("2001")
+    # the CRM has the customer's mobile as people write it in China (no prefix): the same number
+    status, cust = alice_api.post("/api/customers", {"name": "Li Lei", "vip_level": 3, "phones": ["138 0013 8000"]})
+    assert status == 201 and cust["phones"] == [CUSTOMER_E164], cust
     alice = phones("alice")
     assert alice.register("1002", EXTS["1002"], DOMAIN, f"sip:{sw.addr}")["code"] == 200
     alice.auto_answer(code=200, delay_ms=1000)
@@ -159,6 +162,7 @@ def test_customer_via_provider_reaches_an_agent_through_the_did(switch_factory, 
         call = customer.call(f"sip:{DID}@provider.test")
         offer = ws.next("offer", timeout=20)
         assert offer["caller"] == CUSTOMER_E164, offer          # the screen pop: the normalised number
+        assert offer["pop"]["customer"]["name"] == "Li Lei", offer["pop"]   # ... and the customer it is
         customer.wait_call_state(call, "CONFIRMED", timeout=20)
         a_in = alice.events("incoming")[0]
         alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
