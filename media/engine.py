@@ -395,11 +395,14 @@ class MediaEngine:
         self._tx_addrs: list[tuple[str, int]] = []
         self._tx_port_arr = np.zeros(0, np.int64)
         self._tx_addr_arr = np.empty(0, dtype=object)
+        self._tx_srtp_idx = np.zeros(0, np.int64)     # places in _tx_eps of the legs that send SRTP
         self._hk: list[Endpoint] = []
         self._direct_of_row = np.full(self._cap, -1, np.int64)
         self._dtmf_open: set[Endpoint] = set()
         self._listening: dict[Endpoint, list[np.ndarray]] = {}  # legs whose audio goes out as AudioChunk
         self.dropped_packets = 0
+        self.foreign_packets = 0                   # RTP/RTCP from an address a leg does not accept (_admit)
+        self.srtp_rejected = 0                     # SRTP/SRTCP packets failing authentication (or replays)
         self._n_srtp = 0                           # legs with SRTP (the ingest and the tick look only then)
         self._srtp_port = np.zeros(1 << 16, bool)  # RTP and RTCP ports of SRTP legs
         self.relay_pairs = 0                       # two-party calls on the fast path now (media.relay)
@@ -845,7 +848,7 @@ class MediaEngine:
             return data
         plain = ep.srtp.unprotect_rtcp(data) if port & 1 else ep.srtp.unprotect(data)
         if plain is None:
-            self.dropped_packets += 1
+            self.srtp_rejected += 1
         return plain
 
     def _take(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
@@ -859,6 +862,7 @@ class MediaEngine:
                 ep.rtcp.on_packet(data, now, int(self.ssrc[ep.row]))
             else:
                 ep.rx_foreign += 1
+                self.foreign_packets += 1
             return
         if len(data) < 12:
             self.dropped_packets += 1
@@ -930,10 +934,12 @@ class MediaEngine:
         """
         if ep.latched:
             ep.rx_foreign += 1
+            self.foreign_packets += 1
             return False
         if addr != ep.remote:
             if not self._justified_ip(ep, addr[0]):
                 ep.rx_foreign += 1
+                self.foreign_packets += 1
                 return False
             cand = ep.learning
             if cand is not None and cand[0] == addr and cand[1] == ssrc and (cand[2] + 1) & 0xFFFF == seq:
@@ -1056,6 +1062,7 @@ class MediaEngine:
         self._tx_addrs = cast("list[tuple[str, int]]", [e.remote for e in self._tx_eps])   # not None: see above
         self._tx_port_arr = np.array(self._tx_ports, dtype=np.int64)
         self._tx_addr_arr = np.fromiter(self._tx_addrs, dtype=object, count=len(self._tx_addrs))
+        self._tx_srtp_idx = np.array([i for i, e in enumerate(self._tx_eps) if e.srtp is not None], dtype=np.int64)
         self._hk = eps
         self.latched[:] = False
         self._remote_of_row = [None] * self._cap
@@ -1181,12 +1188,17 @@ class MediaEngine:
                 # one C-level pass: split the buffer into packets, zip with ports and addresses, make Datagrams
                 base = len(out)
                 out += map(tuple.__new__, repeat(Datagram, k), zip(ports, _splitter(k).unpack(buf), addrs))
-                if self._n_srtp:                                # SRTP legs: one libsrtp call per packet
-                    fast_eps = tx_eps if k == len(trows) else [tx_eps[j] for j in np.flatnonzero(fast).tolist()]
-                    for at, sep in enumerate(fast_eps, base):
-                        if sep.srtp is not None:
-                            dg = out[at]
-                            out[at] = Datagram(dg.port, sep.srtp.protect(dg.data), dg.addr)
+                sidx = self._tx_srtp_idx
+                if len(sidx):                                   # SRTP legs: one libsrtp call per packet, only theirs
+                    if k != len(trows):
+                        sidx = sidx[fast[sidx]]
+                        at_of = np.cumsum(fast) - 1                 # a sending leg's place among the fast ones
+                        places = (at_of[sidx] + base).tolist()
+                    else:
+                        places = (sidx + base).tolist()
+                    for at, ti in zip(places, sidx.tolist()):
+                        dg = out[at]
+                        out[at] = Datagram(dg.port, tx_eps[ti].srtp.protect(dg.data), dg.addr)  # type: ignore[union-attr]
                 self.seq[fr] += 1
                 self.marker[fr] = False
                 self.tx_packets[fr] += 1

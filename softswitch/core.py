@@ -97,6 +97,14 @@ class SwitchCore:
         self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
 
+    def set_trunks(self, config: Config, now: float) -> None:
+        """A reload's new ``[[trunks]]``/``[[dial_rules]]``/``[numbering]`` (``softswitch.reload``): the
+        router's table is swapped (calls in progress keep their trunks), registrations and keep-alives of
+        unchanged trunks go on, changed or new ones start afresh (their requests go to the outbox)."""
+        table = TrunkTable.from_config(config)
+        self.router.set_trunks(table)
+        self.trunk_runtime.set_table(table, now)
+
     def set_nonce_secret(self, secret: bytes) -> None:
         """The key that signs digest nonces. The edge passes the one kept in the store's directory, so
         nonces issued before a restart stay good (phones re-register without a new challenge)."""

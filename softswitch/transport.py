@@ -192,8 +192,11 @@ class Server:
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
         # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
         from .overload import Admission, for_switch
-        self.overload: Admission | None = (for_switch(config, self.core.registrar, self.now)
+        self.overload: Admission | None = (for_switch(config, self.core, self.now)
                                            if config.overload.enabled else None)
+        if self.overload is not None:  # a reload brings new limits and priorities (queue numbers, agents...)
+            from .overload import reconfigure
+            self.on_reload.add(functools.partial(reconfigure, self.overload))
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -360,7 +363,7 @@ class Server:
         if la.transport == "udp" and self.overload is not None:
             from .overload.udp import UdpIntake  # batch reads, admission control (softswitch.overload)
 
-            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True), self._send)
+            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True))
             port = intake.open(la.host, la.port, _enlarge_receive_buffer)
             proto = _Udp(self)
             proto.transport = intake  # type: ignore[assignment]  # sendto/close/is_closing, like asyncio's

@@ -52,3 +52,40 @@ def test_a_voicemail_becomes_a_persisted_callback_task_and_figures_are_published
             await server.stop()
 
     asyncio.run(run())
+
+
+def test_campaign_contacts_generated_from_the_stores_work_orders(tmp_path):
+    """source = closed_work_orders: a follow-up per closed order (once); work_order_due: a reminder the day
+    before an open order's due time."""
+    import time
+
+    from store.crm import CallCentre
+    from store.db import Store
+    from store.outbound import work_order_contacts
+
+    async def run():
+        store = await Store.open(tmp_path / "s.db")
+        centre = CallCentre(store)
+        li = await centre.create_customer(name="Li", phones=["13800138000"])
+        wang = await centre.create_customer(name="Wang", phones=["13900139000"])
+        closed = await centre.create_order(kind="repair", customer_id=li.id, created_by="2001", summary="kettle")
+        for st in ("assigned", "in_progress", "resolved", "closed"):
+            await centre.set_status(closed.id, st, actor="2001")
+        now = time.time()
+        due = await centre.create_order(kind="appointment", customer_id=wang.id, created_by="2001",
+                                        due_at=now + 30 * 3600)
+        await centre.create_order(kind="repair", customer_id=wang.id, created_by="2001")   # open, no due: none
+        follow = await store.read_sync(lambda c: work_order_contacts(c, "closed_work_orders", now - 3600, now))
+        remind = await store.read_sync(lambda c: work_order_contacts(c, "work_order_due", 0, now))
+        later = await store.read_sync(lambda c: work_order_contacts(c, "closed_work_orders", now + 1, now))
+        await centre.close()
+        await store.close()
+        return closed, due, follow, remind, later, now
+
+    closed, due, follow, remind, later, now = asyncio.run(run())
+    assert [(f["key"], f["number"], f["name"], f["data"]["summary"]) for f in follow] == [
+        (f"wo-{closed.id}", "13800138000", "Li", "kettle")]
+    [r] = remind
+    assert (r["key"], r["number"]) == (f"wo-{due.id}", "13900139000")
+    assert abs(r["due"] - (due.due_at - 86400)) < 1                          # the day before
+    assert later == []                                                       # closed before `since`: not again

@@ -206,6 +206,7 @@ class BrowserPhone:
             except PhoneError:
                 self._media_down(cid)
                 raise
+            self._hold_others(cid, now)     # answering a waiting call holds the one talked on
             self._focus(cid)
             self._do(actions)
         elif t == "phone.dial":
@@ -254,8 +255,6 @@ class BrowserPhone:
                     self._do(ua.hold(c.id, False, now))
             self.conference = (cid, other)
             self.to_page({"type": "phone.conference", "calls": [cid, other]})
-        elif t == "phone.split":
-            self.conference = None
         else:
             raise PhoneError(f"unknown message {t!r}")
 
