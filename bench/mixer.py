@@ -1,12 +1,14 @@
 """Media engine tick cost for 100 / 500 / 1,000 / 2,000 legs (bridged in pairs, all talking, in-band DTMF
 detection on every leg, every call recorded to stereo WAV, encode and RTP headers for every leg).
 
-Usage: .venv/bin/python bench/mixer.py [--write] [LEGS ...]
+Usage: .venv/bin/python bench/mixer.py [--write] [--srtp] [LEGS ...]
 Prints, per leg count: time to ingest one tick's packets (parse, stats, jitter buffer) through the batch
 call the edge makes (``datagrams_received``) and, on alternate ticks, through the per-packet call
 (``datagram_received``), the tick itself (mean / p99 / max), the total (batch ingest + tick) as a share of
 the 20 ms budget, where the tick's time goes (``MediaEngine.stats.stages``), and the cost of each array
-stage measured alone. --write also records the tables in bench/MEDIA.md.
+stage measured alone. --write also records the tables in bench/MEDIA.md. --srtp: every leg negotiates SRTP
+(AES_CM_128_HMAC_SHA1_80, SDES) and every packet in and out goes through libsrtp (the ingest and tick
+times then include decryption and encryption; the phones' encryption is outside the timed part).
 """
 from __future__ import annotations
 
@@ -25,20 +27,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from media import MediaConfig, MediaEngine, g711, rtp  # noqa: E402
 from media.recording import Recorder  # noqa: E402
+from media.srtp import Crypto, Keys, SrtpContext, new_key, parse_crypto  # noqa: E402
 from media.testing import Clock, Phone  # noqa: E402
 
 WARMUP, TICKS = 50, 250
 
 
-def run(legs: int, recdir: str) -> dict:
+def run(legs: int, recdir: str, srtp: bool = False) -> dict:
     clock = Clock()
     rec = Recorder(recdir, threaded=True)
     eng = MediaEngine(MediaConfig(rtp_ports="10000-20000"), now=clock, recorder=rec)
-    phones, eps = [], []
+    phones, eps, ctxs = [], [], []
     for i in range(legs):
         p = Phone((f"10.{i // 250}.{i % 250}.1", 4000 + i), law=i % 2)    # half PCMU, half PCMA: transcoding
-        ep = eng.allocate(f"call{i // 2}", f"leg{i}")
-        eng.answer(ep, p.sdp(codecs=(p.law,)))
+        ep = eng.allocate(f"call{i // 2}", f"leg{i}", srtp="required" if srtp else "off")
+        sdp = p.sdp(codecs=(p.law,))
+        if srtp:
+            mine = Crypto(1, "AES_CM_128_HMAC_SHA1_80", new_key())
+            sdp = sdp.replace("RTP/AVP", "RTP/SAVP") + "a=" + mine.attribute() + "\r\n"
+            theirs = [parse_crypto(a[2:]) for a in eng.answer(ep, sdp).splitlines() if a.startswith("a=crypto:")][0]
+            assert theirs is not None
+            ctxs.append(SrtpContext(Keys(mine.suite, mine.key, theirs.key)))
+        else:
+            eng.answer(ep, sdp)
         phones.append(p)
         eps.append(ep)
     for i in range(0, legs, 2):
@@ -56,8 +67,9 @@ def run(legs: int, recdir: str) -> dict:
     for t in range(WARMUP + TICKS):
         now = clock.t
         pkts = []
-        for p, ep in zip(phones, eps):
-            pkts.append((ep.port, rtp.build(p.law * 8, p.seq, p.ts, p.ssrc, payloads[p.law][t % 50]), p.addr, now))
+        for j, (p, ep) in enumerate(zip(phones, eps)):
+            data = rtp.build(p.law * 8, p.seq, p.ts, p.ssrc, payloads[p.law][t % 50])
+            pkts.append((ep.port, ctxs[j].protect(data) if srtp else data, p.addr, now))
             p.seq = (p.seq + 1) & 0xFFFF
             p.ts = (p.ts + 160) & 0xFFFFFFFF
         if t == WARMUP:
@@ -135,12 +147,13 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--write"]
+    args = [a for a in sys.argv[1:] if a not in ("--write", "--srtp")]
+    srtp = "--srtp" in sys.argv
     counts = [int(a) for a in args] or [100, 500, 1000, 2000]
     results = []
     with tempfile.TemporaryDirectory() as d:
         for n in counts:
-            r = run(n, os.path.join(d, str(n)))
+            r = run(n, os.path.join(d, str(n)), srtp)
             results.append(r)
             print(f"{n:5d} legs: ingest {r['ingest']:6.2f} ms (per packet call {r['ingest1']:.2f}), tick {r['tick']:6.2f} ms (p99 {r['p99']:.2f}, "
                   f"max {r['max']:.2f}), total {r['total']:6.2f} ms = {100 * r['total'] / 20:4.0f} % of a core; "
@@ -148,7 +161,7 @@ def main() -> None:
                   ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()), flush=True)
     t = table(results)
     print(t)
-    if "--write" in sys.argv:
+    if "--write" in sys.argv and not srtp:
         write_md(t)
 
 

@@ -93,7 +93,10 @@ def _counts(out: str) -> tuple[int, int]:
 
 
 def sipp(target: str, args: list[str], seconds: int, work: Path) -> subprocess.Popen[str]:
+    # -default_behaviors all,-bye: a call SIPp aborts (an unexpected 503) is not hung up with a BYE, as no phone
+    # hangs up a REGISTER or a refused INVITE (by default SIPp sends one, doubling the cost of every refusal)
     return subprocess.Popen(["sipp", "-nostdin", "-buff_size", "4194304", *args, "-recv_timeout", "4000",
+                             "-default_behaviors", "all,-bye",
                              "-timeout", f"{seconds + 30}s", "-timeout_error", target],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=work)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "Action", "CallerFlagged", "CollectDigits", "Hangup", "Log", "Play", "SetLanguage", "StartRecording",
+    "Action", "CallerFlagged", "CollectDigits", "Hangup", "Log", "Play", "Say", "SetLanguage", "StartRecording",
     "StartSpeech", "StopPlayback", "StopRecording", "StopSpeech", "SurveyResult", "ToQueue", "ToVoicemail",
     "Transfer", "VoicemailLeft",
 ]
@@ -19,6 +19,20 @@ class Play:
 
     prompt_files: list[str]
     barge_in: bool
+    id: int
+
+
+@dataclass(frozen=True)
+class Say:
+    """Speak text made at call time (runtime TTS, ``ivr.tts``): ``text``, or with ``lookup``
+    ("order_status") what the switch finds for ``value`` (the work order number typed), in ``language``.
+    The switch renders it in a worker (cached) and sends ``PlaybackFinished(id)`` after it played (also
+    when there was nothing to say)."""
+
+    text: str
+    lookup: str
+    value: str
+    language: str
     id: int
 
 
@@ -136,5 +150,5 @@ class Log:
     message: str
 
 
-Action = (Play | StopPlayback | CollectDigits | StartSpeech | StopSpeech | StartRecording | StopRecording | ToQueue
+Action = (Play | Say | StopPlayback | CollectDigits | StartSpeech | StopSpeech | StartRecording | StopRecording | ToQueue
           | ToVoicemail | Transfer | Hangup | SetLanguage | SurveyResult | VoicemailLeft | CallerFlagged | Log)

@@ -31,7 +31,7 @@ from .prompts import LANGUAGES, available_prompts, prompt_file, say_digits
 
 __all__ = [
     "IVR", "AsrConfig", "CollectNode", "Flow", "HangupNode", "HoursNode", "HoursRule", "IvrConfig", "LanguageNode",
-    "MenuNode", "Node", "PlayNode", "QueueNode", "ScreenNode", "SurveyNode", "TransferNode", "VoicemailNode",
+    "MenuNode", "Node", "PlayNode", "QueueNode", "SayNode", "ScreenNode", "SurveyNode", "TransferNode", "VoicemailNode",
     "check_queues", "missing_prompt_files", "parse_ivr_config",
 ]
 
@@ -196,6 +196,20 @@ class ScreenNode(Node):
     PROMPT_REFS = ("refusal",)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SayNode(Node):
+    """Runtime speech (``ivr.tts``): ``text`` with ``{variable}`` placeholders filled in from the call (digits the
+    caller typed, a campaign contact's data), or with ``lookup = "order_status"`` the status of the work
+    order whose number is in ``variable``, spoken in the caller's language, rendered in a worker and
+    cached; then ``next``."""
+
+    next: str
+    text: str = ""
+    lookup: str = ""
+    variable: str = ""
+    NODE_REFS = ("next",)
+
+
 @dataclass(frozen=True)
 class Flow:
     name: str
@@ -247,6 +261,28 @@ def variable(v: str) -> str:
     if v and not _VAR.fullmatch(v):
         raise Invalid(f"must be a name of letters, digits and '_', got {quote(v)}")
     return v
+
+
+def say_text(v: str) -> str:
+    """``{name}`` placeholders only (variables of the call); a stray brace is refused here, not at call time."""
+    import string
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+    except ValueError as e:
+        raise Invalid(f"{e} (write {{{{ and }}}} for a brace)") from None
+    bad = [f for f in fields if not _VAR.fullmatch(f)]
+    if bad:
+        raise Invalid(f"placeholders are {{variable}} names, got {{{bad[0]}}}")
+    if len(v) > 1000:
+        raise Invalid("at most 1000 characters")
+    return v
+
+
+def _say_post(v: dict[str, Any]) -> None:
+    if v["lookup"] and not v["variable"]:
+        raise Invalid('required with lookup: the variable holding the number the caller typed', at="variable")
+    if not v["lookup"] and not v["text"]:
+        raise Invalid("a say node needs text (or a lookup)", at="text")
 
 
 def language(v: str) -> str:
@@ -411,6 +447,10 @@ NODE_TABLES: dict[str, Table] = {
         "retries": Key(INTEGER, 1, (between(0, 10),)), "invalid_prompt": _prompt("invalid"),
         "timeout_prompt": _prompt("timeout"), "thanks_prompt": _prompt("thanks"), "next": Key(STRING, ""),
     }),
+    "say": Table(SayNode, {
+        "type": _type("say"), "next": Key(STRING), "text": Key(STRING, "", (say_text,)),
+        "lookup": Key(STRING, "", (one_of("", "order_status"),)), "variable": Key(STRING, "", (variable,)),
+    }, post=_say_post),
     "screen": Table(ScreenNode, {
         "type": _type("screen"), "next": Key(STRING), "refusal": _prompt("blacklisted"),
         "blacklist": Key(Array(STRING, each=(number_pattern,)), []),

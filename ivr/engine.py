@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .actions import (
-    Action, CallerFlagged, CollectDigits, Hangup, Log, Play, SetLanguage, StartRecording, StartSpeech,
+    Action, CallerFlagged, CollectDigits, Hangup, Log, Play, Say, SetLanguage, StartRecording, StartSpeech,
     StopPlayback, StopRecording, StopSpeech, SurveyResult, ToQueue, ToVoicemail, Transfer, VoicemailLeft,
 )
 from .asr import KeywordMatcher
 from .config import (
     CollectNode, Flow, HangupNode, HoursNode, HoursRule, IvrConfig, LanguageNode, MenuNode, Node, PlayNode, QueueNode,
-    ScreenNode, SurveyNode, TransferNode, VoicemailNode,
+    SayNode, ScreenNode, SurveyNode, TransferNode, VoicemailNode,
 )
 from .events import CallerHungUp, DigitReceived, Event, PlaybackFinished, RecordingStopped, SpeechResult, TimerFired
 from .prompts import prompt_file, say_digits
@@ -110,6 +110,13 @@ def is_open(node: HoursNode, config: IvrConfig, when: float) -> str:
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9+_-]")
+
+
+class _Blank(dict[str, str]):
+    """Variables for a say node's text: one the call does not have is said as nothing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 class IvrSession:
@@ -280,6 +287,16 @@ class IvrSession:
             self._phase = "play"
             return None
         return node.next
+
+    def _enter_say(self, node: SayNode, now: float, out: list[Action]) -> str | None:
+        """Runtime speech: the switch renders and plays it, then ``PlaybackFinished`` moves on."""
+        text = node.text.format_map(_Blank(self.variables)) if node.text else ""
+        value = self.variables.get(node.variable, "") if node.variable else ""
+        self._play_seq += 1
+        self._playing = self._play_seq
+        out.append(Say(text, node.lookup, value, self.language, self._play_seq))
+        self._phase = "play"
+        return None
 
     def _enter_menu(self, node: MenuNode, now: float, out: list[Action]) -> str | None:
         if self.speech and node.keywords:

@@ -62,6 +62,7 @@ from .srtp import SrtpContext
 from .jitter import JitterTable, JitterView
 from .reception import ReceptionTable, ReceptionView
 from .rtp import FRAME, LOST, PLAY
+from .relay import relay_packet, update_relays
 
 _log = logging.getLogger("softswitch.media")
 _HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
@@ -96,6 +97,9 @@ class MediaConfig:
     port_retry: float = 60.0              # s before a port another program held (EADDRINUSE) is tried again
     reserve_ports: int | None = None      # pairs kept for queue and hotline calls; None: a tenth of the range
     srtp_suites: Sequence[str] = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+    # relay plain two-party calls packet for packet (``media.relay``); config.toml's default is true, the
+    # sans-IO default false so that unit tests of the mixing path see it
+    fast_path: bool = False
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -191,6 +195,7 @@ class LegStats:
     remote_jitter_ms: float | None
     rtt_ms: float | None
     srtp: str | None = None               # the SRTP suite, None: plain RTP
+    relayed: int = 0                      # packets sent to this leg by the fast path (forwarded, not mixed)
 
 
 @dataclass
@@ -331,10 +336,16 @@ class MediaEngine:
     rx_packets: NDArray[np.int64]
     timeout_reported: NDArray[np.bool_]
     latched: NDArray[np.bool_]
+    relay_to: NDArray[np.int64]             # fast path: the row this row's audio packets are forwarded to (-1: mixed)
+    rl_ssrc: NDArray[np.int64]              # fast path, per destination row: the source SSRC the offsets are for
+    rl_seq_off: NDArray[np.int64]           #   sequence and timestamp offsets from that source's to ours
+    rl_ts_off: NDArray[np.int64]
+    relayed: NDArray[np.int64]              #   packets forwarded to this row's phone
     _m_rx_ssrc: memoryview[int]             # memoryviews of the four above (Endpoint's properties, per packet)
     _m_last_rx: memoryview[float]
     _m_rx_packets: memoryview[int]
     _m_timeout_reported: memoryview[bool]
+    _m_relay_to: memoryview[int]
     _remote_of_row: list[tuple[str, int] | None]   # mirror of Endpoint.remote (set by _rebuild_lists)
 
     def __init__(self, config: MediaConfig | None = None, *, bank: SoundBank | None = None,
@@ -384,6 +395,7 @@ class MediaEngine:
         self._tx_addrs: list[tuple[str, int]] = []
         self._tx_port_arr = np.zeros(0, np.int64)
         self._tx_addr_arr = np.empty(0, dtype=object)
+        self._tx_srtp_idx = np.zeros(0, np.int64)     # places in _tx_eps of the legs that send SRTP
         self._hk: list[Endpoint] = []
         self._direct_of_row = np.full(self._cap, -1, np.int64)
         self._dtmf_open: set[Endpoint] = set()
@@ -391,6 +403,8 @@ class MediaEngine:
         self.dropped_packets = 0
         self._n_srtp = 0                           # legs with SRTP (the ingest and the tick look only then)
         self._srtp_port = np.zeros(1 << 16, bool)  # RTP and RTCP ports of SRTP legs
+        self.relay_pairs = 0                       # two-party calls on the fast path now (media.relay)
+        self.relayed_packets = 0                   # packets forwarded by it since start
 
     # ------------------------------------------------------------------------------ row arrays
     def _grow(self, cap: int) -> None:
@@ -420,7 +434,12 @@ class MediaEngine:
         ext("rx_packets", np.int64)
         ext("timeout_reported", bool)
         ext("latched", bool)                    # mirrors of Endpoint.latched / .remote, set by _rebuild_lists
-        for name in ("rx_ssrc", "last_rx", "rx_packets", "timeout_reported"):
+        ext("relay_to", np.int64, -1)
+        ext("rl_ssrc", np.int64, -1)
+        ext("rl_seq_off", np.int64)
+        ext("rl_ts_off", np.int64)
+        ext("relayed", np.int64)
+        for name in ("rx_ssrc", "last_rx", "rx_packets", "timeout_reported", "relay_to"):
             setattr(self, "_m_" + name, memoryview(getattr(self, name)))
         self._remote_of_row = [None] * cap
         self._free_rows = list(range(cap - 1, old - 1, -1)) + self._free_rows
@@ -583,7 +602,7 @@ class MediaEngine:
         self.fast[r] = self.inband[r] = self.marker[r] = False
         self.prev[r] = 0
         self.conceal_run[r] = 0
-        self.concealed[r] = self.tx_packets[r] = self.tx_octets[r] = 0
+        self.concealed[r] = self.tx_packets[r] = self.tx_octets[r] = self.relayed[r] = 0
         self._free_rows.append(r)
         if not ep.port_failed:                                  # a failed port stays quarantined
             self.ports.release(ep.port)
@@ -637,9 +656,13 @@ class MediaEngine:
             self.marker[r] = True
         self._update_fast(ep)
         self._lists_dirty = True
+        self._topology_dirty = True             # codec, ptime and direction decide the fast path (media.relay)
 
     def _update_fast(self, ep: Endpoint) -> None:
-        self.fast[ep.row] = bool(ep.params and ep.params.ptime == 20 and not ep.dtmf_tx.busy)
+        fast = bool(ep.params and ep.params.ptime == 20 and not ep.dtmf_tx.busy)
+        if fast != self.fast[ep.row]:
+            self._topology_dirty = True         # DTMF being sent: off the packet relay until it is done
+        self.fast[ep.row] = fast
 
     # ------------------------------------------------------------------------------ topology
     def bridge(self, *eps: Endpoint) -> Bridge:
@@ -747,6 +770,7 @@ class MediaEngine:
             self._listening.setdefault(ep, [])
         else:
             self._listening.pop(ep, None)
+        self._topology_dirty = True             # a listened-to leg needs its audio decoded (media.relay)
 
     def play_music(self, ep: Endpoint, sound: Sound | str | None = None) -> None:
         """Music to this leg (queue music): a shared looping channel, one stream for all its listeners.
@@ -769,10 +793,12 @@ class MediaEngine:
         lt = [left] if isinstance(left, Endpoint) else list(left)
         rt = [right] if isinstance(right, Endpoint) else list(right)
         parties = parties or {"left": ", ".join(e.label for e in lt), "right": ", ".join(e.label for e in rt)}
+        self._topology_dirty = True             # recorded legs are mixed, not relayed (media.relay)
         return self.recorder.start(call_id, [e.row for e in lt], [e.row for e in rt], parties, self.tick_no, name)
 
     def stop_recording(self, rec: Recording) -> None:
         self.recorder.stop(rec, self.tick_no)
+        self._topology_dirty = True
 
     def send_dtmf(self, ep: Endpoint, digits: str, duration_ms: int = 100) -> None:
         """Send digits to the phone: RFC 4733 events if it negotiated telephone-event, else tones in the audio."""
@@ -795,7 +821,7 @@ class MediaEngine:
                         int(self.jitter.late[r]), int(self.concealed[r]), self.jitter.depth(r) * 20,
                         int(self.tx_packets[r]), int(self.tx_octets[r]), rb.loss_percent if rb else None,
                         rb.jitter / 8.0 if rb else None, ep.rtcp.rtt * 1000 if ep.rtcp.rtt is not None else None,
-                        ep.srtp.keys.suite if ep.srtp is not None else None)
+                        ep.srtp.keys.suite if ep.srtp is not None else None, int(self.relayed[r]))
 
     # ------------------------------------------------------------------------------ packets in
     def datagram_received(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
@@ -860,6 +886,12 @@ class MediaEngine:
         self._m_rx_packets[r] += 1
         params = ep.params
         if pt == params.pt:
+            dst = self._m_relay_to[r]
+            if dst >= 0:                                       # the fast path: forwarded, not buffered
+                fwd = relay_packet(self, ep, dst, data, seq, ts, ssrc, marker)
+                if fwd is not None:                            # sent with this tick's datagrams
+                    self._pending.append(Datagram(*fwd))
+                return
             self.jitter.put(r, self.rxt.unwrap(r, ts), payload, marker)
         elif pt == params.te_pt and params.te_pt is not None:
             digits = ep.dtmf_rx.on_packet(ts, payload, now)
@@ -867,6 +899,7 @@ class MediaEngine:
                 self.inband[ep.row] = False
                 self.detector.reset_rows([ep.row])
                 self._lists_dirty = True
+                self._topology_dirty = True                    # no in-band detection: may be relayed now
             self._dtmf_open.add(ep)
             for d in digits:
                 self._events.append(DtmfReceived(ep, d.digit, d.source, d.duration_ms))
@@ -945,6 +978,8 @@ class MediaEngine:
         rows_all = self._row_of_port[np.array(ports, np.int64)]   # RTCP (odd) ports map to -1
         size = 12 + FRAME
         cand = (np.fromiter(map(len, datas), np.int64, n) == size) & (rows_all >= 0)
+        if self.relay_pairs:
+            cand &= self.relay_to[rows_all] < 0                # relayed legs' packets: forwarded (media.relay)
         # a leg with two or more packets in the batch keeps their order: all of them go the scalar way
         known = np.flatnonzero(rows_all >= 0)
         if len(known):
@@ -999,18 +1034,21 @@ class MediaEngine:
     # ------------------------------------------------------------------------------ the tick
     def _rebuild_lists(self) -> None:
         eps = sorted(self.endpoints.values(), key=lambda e: e.row)
-        self._rx_eps = [e for e in eps if e.params is not None]
+        negotiated = [e for e in eps if e.params is not None]
+        relay = self._m_relay_to
+        self._rx_eps = [e for e in negotiated if relay[e.row] < 0]   # relayed legs: nothing to decode or send
         self._rx_rows = np.array([e.row for e in self._rx_eps], dtype=np.int64)
-        self._tx_eps = [e for e in eps if e.params is not None and e.params.send and e.remote is not None]
+        self._tx_eps = [e for e in self._rx_eps if e.params is not None and e.params.send and e.remote is not None]
         self._tx_rows = np.array([e.row for e in self._tx_eps], dtype=np.int64)
         self._tx_ports = [e.port for e in self._tx_eps]
         self._tx_addrs = cast("list[tuple[str, int]]", [e.remote for e in self._tx_eps])   # not None: see above
         self._tx_port_arr = np.array(self._tx_ports, dtype=np.int64)
         self._tx_addr_arr = np.fromiter(self._tx_addrs, dtype=object, count=len(self._tx_addrs))
+        self._tx_srtp_idx = np.array([i for i, e in enumerate(self._tx_eps) if e.srtp is not None], dtype=np.int64)
         self._hk = eps
         self.latched[:] = False
         self._remote_of_row = [None] * self._cap
-        for e in self._rx_eps:
+        for e in negotiated:
             self.latched[e.row] = e.latched
             self._remote_of_row[e.row] = e.remote
         self._lists_dirty = False
@@ -1029,6 +1067,8 @@ class MediaEngine:
         self._direct_of_row = np.full(self._cap, -1, np.int64)
         self._direct_of_row[self._plan.direct_rows] = self._plan.direct_players
         self._topology_dirty = False
+        if update_relays(self):
+            self._lists_dirty = True
 
     def tick(self, now: float | None = None, due: float | None = None) -> TickOutput:
         """One 20 ms step: play out, detect, mix, record, encode and packetise for every leg."""
@@ -1036,10 +1076,10 @@ class MediaEngine:
         if now is None:
             now = self._clock()
         self.tick_no += 1
+        if self._topology_dirty or self._plan.n_players != self.players.capacity or self._plan.n_legs != self._cap:
+            self._compile()                                   # first: it decides which legs are relayed
         if self._lists_dirty:
             self._rebuild_lists()
-        if self._topology_dirty or self._plan.n_players != self.players.capacity or self._plan.n_legs != self._cap:
-            self._compile()
         out, self._pending = self._pending, []
         events, self._events = self._events, []
         cap = self._cap
@@ -1127,12 +1167,17 @@ class MediaEngine:
                 # one C-level pass: split the buffer into packets, zip with ports and addresses, make Datagrams
                 base = len(out)
                 out += map(tuple.__new__, repeat(Datagram, k), zip(ports, _splitter(k).unpack(buf), addrs))
-                if self._n_srtp:                                # SRTP legs: one libsrtp call per packet
-                    fast_eps = tx_eps if k == len(trows) else [tx_eps[j] for j in np.flatnonzero(fast).tolist()]
-                    for at, sep in enumerate(fast_eps, base):
-                        if sep.srtp is not None:
-                            dg = out[at]
-                            out[at] = Datagram(dg.port, sep.srtp.protect(dg.data), dg.addr)
+                sidx = self._tx_srtp_idx
+                if len(sidx):                                   # SRTP legs: one libsrtp call per packet, only theirs
+                    if k != len(trows):
+                        sidx = sidx[fast[sidx]]
+                        at_of = np.cumsum(fast) - 1                 # a sending leg's place among the fast ones
+                        places = (at_of[sidx] + base).tolist()
+                    else:
+                        places = (sidx + base).tolist()
+                    for at, ti in zip(places, sidx.tolist()):
+                        dg = out[at]
+                        out[at] = Datagram(dg.port, tx_eps[ti].srtp.protect(dg.data), dg.addr)  # type: ignore[union-attr]
                 self.seq[fr] += 1
                 self.marker[fr] = False
                 self.tx_packets[fr] += 1

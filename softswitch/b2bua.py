@@ -357,7 +357,9 @@ class B2BUA:
         return leg
 
     def _originate(self, cmd: L.Originate, now: float) -> Call | None:
-        """A call from nothing: its caller leg is an INVITE we send to ``number``'s phone."""
+        """A call from nothing: its caller leg is an INVITE we send to ``number``'s phone (or to ``uri``)."""
+        if cmd.uri:
+            return self._originate_uri(cmd, now)
         bindings = self.core.registrar.lookup(cmd.number, now)
         if not bindings or self.media is None:
             return None
@@ -371,6 +373,27 @@ class B2BUA:
         call.caller = leg
         self.calls[call.id] = call
         self._send_request(leg, leg.invite, now)
+        return call
+
+    def _originate_uri(self, cmd: L.Originate, now: float) -> Call | None:
+        """A call from nothing whose caller leg goes to a SIP URI (a trunk), like ``Dial``'s legs."""
+        if self.media is None:
+            return None
+        call = Call(id=new_tag() + new_tag(), caller_number=cmd.caller_id, callee_number=cmd.number, created=now,
+                    variables=dict(cmd.variables))
+        leg = self._new_outgoing(call, cmd.peer, cmd.uri, cmd.number, (cmd.display or "").replace('"', ""),
+                                 prefer=cmd.codecs[0] if cmd.codecs else None, role="caller",
+                                 from_user=cmd.caller_id, domain=cmd.domain or None)
+        if leg is None:
+            return None
+        leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
+        for name, value in cmd.headers:
+            leg.invite.headers.add(name, value)
+        call.caller = leg
+        self.calls[call.id] = call
+        self._send_request(leg, leg.invite, now)
+        if cmd.progress_timeout is not None:
+            self._progress_limits.schedule(now + cmd.progress_timeout, leg)
         return call
 
     def _dial(self, cmd: L.Dial, now: float) -> Leg | None:
@@ -568,6 +591,9 @@ class B2BUA:
     def _relay_provisional(self, resp: Response, leg: Leg, now: float) -> None:
         """Ringing of a plain call's callee reaches its caller (with early media through the switch)."""
         call, a = leg.call, leg.call.caller
+        if leg.trunk and resp.body and not leg.withdrawn and a.state is CONFIRMED and call.answered is None:
+            self._early_media_to_answered_caller(resp, leg)
+            return
         if call.state is not CallState.RINGING or a.outgoing or not a.ringing or leg.withdrawn:
             return
         if self.media is not None:
@@ -582,6 +608,20 @@ class B2BUA:
         if a.state is CALLING:
             self._set(a, EARLY)
         self.out += self._respond(a.tx, self._answer(a, a.invite, resp.status, resp.reason, body, ctype), now)
+
+    def _early_media_to_answered_caller(self, resp: Response, leg: Leg) -> None:
+        """A carrier's early media (183 with SDP: announcements, its ringback) while the caller is already
+        answered by the switch (click-to-dial's A, a transferred caller): the caller hears the carrier
+        instead of our music until the far end answers or fails."""
+        call, a = leg.call, leg.call.caller
+        if self.media is None or leg.media is None or a.media is None or not self._accept(leg, resp.body or b""):
+            return
+        if call.media_partner is not leg:
+            self.media.stop_music(a.media)
+            self.media.stop_playback(a.media)
+            call.media_partner = None
+            self._bridge(call, leg)
+            log.info("call %s: early media from trunk %s reaches %s", call.id, leg.trunk, a.party)
 
     def _outgoing_2xx(self, resp: Response, leg: Leg, now: float) -> None:
         call = leg.call
@@ -919,7 +959,21 @@ class B2BUA:
 
     def _media_dtmf(self, leg: Leg, ev: Any, now: float) -> None:
         log.info("call %s: DTMF %s from %s (%s, %d ms)", leg.call.id, ev.digit, leg.role, ev.source, ev.duration_ms)
+        self._relay_dtmf(leg, ev)
         self.emit(L.DigitReceived(leg, ev.digit, ev.source, ev.duration_ms))
+
+    def _relay_dtmf(self, leg: Leg, ev: Any) -> None:
+        """A digit sent as an RFC 4733 event by one party of a bridged call is regenerated towards the other
+        (as events if it negotiated telephone-event, else as tones), so a caller or an agent can work a
+        carrier's or a bank's IVR. In-band tones need nothing: they are in the audio the bridge carries."""
+        call = leg.call
+        if ev.source != "rfc4733" or self.media is None or call.state is not CallState.ANSWERED:
+            return
+        other = call.other(leg)
+        if (other is None or other.media is None or leg.media is None or other.state is not CONFIRMED
+                or call.media_partner is not call.answered or leg not in (call.caller, call.answered)):
+            return
+        self.media.send_dtmf(other.media, ev.digit, max(40, min(int(ev.duration_ms or 100), 500)))
 
     def _media_timeout(self, leg: Leg, ev: Any, now: float) -> None:
         call = leg.call
@@ -988,9 +1042,9 @@ class B2BUA:
                 st = self.media.leg_stats(party.media)
                 call.quality[party.role] = asdict(st)
                 log.info("call %s: %s media %s%s: rx %d packets, lost %d, jitter %.1f ms, late %d, concealed %d, "
-                         "buffer %d ms, tx %d", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
+                         "buffer %d ms, tx %d%s", call.id, party.role, st.codec, f" SRTP {st.srtp}" if st.srtp else "",
                          st.rx_packets, st.rx_lost, st.rx_jitter_ms, st.rx_late, st.rx_concealed, st.jitter_buffer_ms,
-                         st.tx_packets)
+                         st.tx_packets, f" (relayed {st.relayed})" if st.relayed else "")
         for leg in [call.caller, *call.callees]:
             self._detach(leg)
         log.info("call %s: %s -> %s ended: %s%s", call.id, call.caller_number, call.callee_number, reason, talk)

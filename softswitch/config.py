@@ -98,6 +98,8 @@ class SipConfig:
     ring_timeout: int = 60  # seconds an outgoing leg may ring before 408/480
     max_message_size: int = 65535
     nat: str = "auto"  # "auto" | "force" | "never": where to send requests to a registered contact
+    max_headers: int = 128  # header fields in one message; more: 400 before it is parsed (a cheap refusal)
+    max_via: int = 70       # Via entries (hops) in one message: Max-Forwards (70) hops at most
 
     def __post_init__(self) -> None:
         if not self.realm:
@@ -156,6 +158,11 @@ class SecurityConfig:
     ban_exempt: list[str] = field(default_factory=list)  # IPs/CIDRs; loopback is NOT exempt by default
     blacklist: list[str] = field(default_factory=list)  # caller numbers refused with 403; "123*" = prefix
     digest_uri: str = "switch"  # "strict": digest uri = Request-URI; "switch": or the switch itself; "off"
+    tcp_max_connections: int = 4096  # inbound TCP/TLS connections in all (softswitch.connections)
+    tcp_max_per_address: int = 64    # from one address (IPv6: one /64); ban_exempt addresses: no cap
+    tcp_message_timeout: int = 5     # seconds from a message's first byte to its last (slowloris)
+    tcp_idle_timeout: int = 120      # seconds a connection without a registration or a call may stay silent
+    persist_bans: bool = True        # bans survive a restart (softswitch.security.json beside the database)
 
 
 @dataclass(frozen=True)
@@ -194,8 +201,10 @@ class ApiSettings:
     listen: str = "127.0.0.1:8080"          # "host:port"; IPv6 in brackets
     max_body: int = 65536                   # largest request body accepted, bytes (larger: 413)
     secret: str = ""                        # HMAC key for session tokens; "" = random at each start
-    session_ttl: int = 43200                # seconds a login lasts
+    session_ttl: int = 28800                # seconds a login lasts unused (refreshed while in use)
     users: list[ApiUser] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)  # other pages that may open the WebSocket
+    trusted_proxies: list[str] = field(default_factory=list)  # reverse proxies whose X-Forwarded-For counts
 
 
 @dataclass(frozen=True)
@@ -364,6 +373,8 @@ SIP = Table(SipConfig, {
     "ring_timeout": Key(INTEGER, 60, (between(1, 3600),)),
     "max_message_size": Key(INTEGER, 65535, (between(1500, 1048576),)),
     "nat": Key(STRING, "auto", (one_of(*NAT_MODES, fold=str.lower),)),
+    "max_headers": Key(INTEGER, 128, (between(16, 10000),)),
+    "max_via": Key(INTEGER, 70, (between(2, 1000),)),
 }, post=_sip_post)
 
 
@@ -433,6 +444,11 @@ SECURITY = Table(SecurityConfig, {
     "ban_time": Key(INTEGER, 900, (between(1, 31536000),)),
     "ban_exempt": Key(Array(STRING, each=(ip_or_cidr,)), []),
     "digest_uri": Key(STRING, "switch", (one_of("strict", "switch", "off", fold=str.lower),)),
+    "tcp_max_connections": Key(INTEGER, 4096, (between(1, 1000000),)),
+    "tcp_max_per_address": Key(INTEGER, 64, (between(1, 1000000),)),
+    "tcp_message_timeout": Key(INTEGER, 5, (between(1, 300),)),
+    "tcp_idle_timeout": Key(INTEGER, 120, (between(5, 86400),)),
+    "persist_bans": Key(BOOLEAN, True),
     "blacklist": Key(Array(STRING, each=(number_pattern,)), []),
 })
 
@@ -465,6 +481,7 @@ MEDIA = Table(MediaConfig, {
     "jitter_max_ms": Key(INTEGER, 240, (between(20, 2000),)),
     "rtp_timeout": Key(INTEGER, 60, (between(5, 3600),)),
     "inband_dtmf": Key(BOOLEAN, True),
+    "fast_path": Key(BOOLEAN, True),
     "hold_music": Key(PATH, None, (existing_file,)),
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),
@@ -509,6 +526,12 @@ API_USER = Table(ApiUser, {
 }, post=_api_user_post)
 
 
+def _origin(v: str) -> str:
+    if not re.fullmatch(r"https?://[^/\s]+", v.strip().rstrip("/")):
+        raise Invalid(f'must be an origin like "https://desk.example.com", got {quote(v)}')
+    return v.strip().rstrip("/")
+
+
 def unique_users(users: list[ApiUser]) -> list[ApiUser]:
     seen: dict[str, int] = {}
     for i, u in enumerate(users):
@@ -523,8 +546,10 @@ API = Table(ApiSettings, {
     "listen": Key(STRING, "127.0.0.1:8080", (api_listen,)),
     "max_body": Key(INTEGER, 65536, (between(1024, 64 << 20),)),
     "secret": Key(STRING, ""),
-    "session_ttl": Key(INTEGER, 43200, (between(60, 30 * 86400),)),
+    "session_ttl": Key(INTEGER, 28800, (between(60, 30 * 86400),)),
     "users": Key(Tables(API_USER), [], (unique_users,)),
+    "allowed_origins": Key(Array(STRING, each=(_origin,)), []),
+    "trusted_proxies": Key(Array(STRING, each=(ip_or_cidr,)), []),
 })
 
 METRICS = Table(MetricsConfig, {

@@ -127,8 +127,7 @@ class Control:
         external ``b`` goes out through the dial rules and trunks with ``a``'s permission, presenting
         ``external_caller_id``, by default ``[outbound] caller_id`` (the hotline; docs/trunks.md)."""
         shown = external_caller_id or self.server.config.outbound.caller_id
-        call = self._run(lambda now: self.router.originator.originate(a, b, now, caller_id,
-                                                                      external_caller_id=shown))
+        call = self._run(lambda now: self.router.outbound.click_to_dial(a, b, now, caller_id, external_caller_id=shown))
         return call.id if call is not None else None
 
     def preview(self, call_id: str, skip: bool, user: str, supervisor: bool) -> None:

@@ -21,6 +21,7 @@ from .config import Config
 from .registrar import Change, Registrar, received_to_peer
 from .security import BanPolicy, BanTracker, ChallengeWatch
 from .sip.digest import DigestAuthenticator, NonceManager, uri_host
+from .sip.limits import over_limits, reply_head
 from .sip.message import ParseError, Request, Response, make_response, parse_message
 from .sip.transaction import (
     AckTimeout,
@@ -96,6 +97,14 @@ class SwitchCore:
         self.banned_now: list[tuple[str, float]] = []  # new bans (address, until) for the edge to persist
         self._next_expiry_sweep = 0.0
 
+    def set_trunks(self, config: Config, now: float) -> None:
+        """A reload's new ``[[trunks]]``/``[[dial_rules]]``/``[numbering]`` (``softswitch.reload``): the
+        router's table is swapped (calls in progress keep their trunks), registrations and keep-alives of
+        unchanged trunks go on, changed or new ones start afresh (their requests go to the outbox)."""
+        table = TrunkTable.from_config(config)
+        self.router.set_trunks(table)
+        self.trunk_runtime.set_table(table, now)
+
     def set_nonce_secret(self, secret: bytes) -> None:
         """The key that signs digest nonces. The edge passes the one kept in the store's directory, so
         nonces issued before a restart stay good (phones re-register without a new challenge)."""
@@ -151,6 +160,22 @@ class SwitchCore:
         ext = self.config.extension(user)
         return ext.ha1(algorithm) if ext is not None and ext.enabled else None
 
+    def streams_in_use(self, now: float) -> set[tuple[str, str, int]]:
+        """(transport, host, port) of the TCP/TLS peers the switch still needs: the connections registered
+        phones came in on and those of live calls' legs (the edge closes other idle connections)."""
+        out: set[tuple[str, str, int]] = set()
+        for table in self.registrar._bindings.values():
+            for b in table.values():
+                if b.received and not b.received.startswith("udp:") and b.expires_at > now:
+                    p = received_to_peer(b.received)
+                    out.add((p.transport, p.host, p.port))
+        for call in self.b2bua.calls.values():
+            for leg in (getattr(call, "caller", None), *call.callees):
+                peer = getattr(leg, "peer", None)
+                if peer is not None and peer.reliable:
+                    out.add((peer.transport, peer.host, peer.port))
+        return out
+
     # ---------------------------------------------------------------------------- input
     def receive(self, data: bytes, peer: Peer, now: float) -> list:
         self.stats.received += 1
@@ -158,7 +183,15 @@ class SwitchCore:
             self.stats.dropped_banned += 1
             return []  # like fail2ban: a banned address gets no answer at all
         if len(data) > self.config.sip.max_message_size:
-            return self._stateless_error(data, peer, 513, "Message Too Large")
+            head = reply_head(data)  # only what the answer needs: parsing it whole is what it must not cost
+            return self._stateless_error(head, peer, 513, "Message Too Large") if head is not None else []
+        sip = self.config.sip
+        too_many = over_limits(data, sip.max_headers, sip.max_via)
+        if too_many is not None:
+            self.stats.parse_errors += 1
+            log.debug("refused unparsed from %s:%s: %s", peer.host, peer.port, too_many)
+            head = reply_head(data)
+            return self._stateless_error(head, peer, 400, too_many) if head is not None else []
         try:
             msg = parse_message(data, stream=peer.reliable)
         except ParseError as e:
@@ -200,6 +233,11 @@ class SwitchCore:
         finally:
             out = self.drain(now)
         return out
+
+    def speech_rendered(self, call_id: str, say_id: int, file: str | None, now: float) -> list:
+        """Runtime speech the edge rendered for an IVR ``Say`` (None: nothing to say)."""
+        self._guard(self.router.ivr.spoken, call_id, say_id, file, now)
+        return self.drain(now)
 
     def reload(self, config: Config, now: float) -> Any:
         """Apply a new, validated config for new calls (``softswitch.reload``); calls in progress go on.
@@ -487,8 +525,11 @@ class SwitchCore:
                     "of ours%s", peer.host, peer.port, caller or "-", callee,
                     "" if is_did else " - an attempt to call out through us (toll fraud?)")
         self.stats.auth_failures += 1
-        if self.bans.record_failure(peer.host, now):
+        # Counted towards a ban only over TCP/TLS, whose handshake proves the source: a UDP source may be
+        # spoofed, and ten forged INVITEs must not silence an office or a carrier (issue 11).
+        if peer.reliable and self.bans.record_failure(peer.host, now):
             self.stats.bans += 1
+            self.banned_now.append((peer.host, now + self.config.security.ban_time))
             log.warning("banned %s for %ds", peer.host, self.config.security.ban_time)
         return self.tl.respond(tx, make_response(req, 403, "Forbidden", to_tag=_tag()), now)
 

@@ -206,3 +206,16 @@ class DiallerInput:
     """An event for the dialler (``dialler.events``: an attempt's result, a callback request); the edge's
     ``softswitch.outbound.DiallerService`` feeds it and commits the dialler's state."""
     event: Any
+
+
+@dataclass(frozen=True)
+class SpeakRequest:
+    """Runtime speech for an IVR ``Say`` (``ivr.actions.Say``): the edge (``softswitch.tts``) finds the text
+    (``lookup``: "order_status" for the work order ``value``), renders it in a worker (cached) and answers
+    with ``SwitchCore.speech_rendered(call, id, file)``."""
+    call: str
+    id: int
+    text: str
+    lookup: str = ""
+    value: str = ""
+    language: str = "en"

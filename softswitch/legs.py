@@ -222,8 +222,19 @@ class Detach:
 @dataclass(frozen=True)
 class Originate:
     """Start a call from nothing: ring extension ``number`` presenting ``caller_id``; returns the call,
-    whose caller leg is that outgoing leg (``LegAnswered`` when it answers), or None."""
+    whose caller leg is that outgoing leg (``LegAnswered`` when it answers), or None. With ``uri`` the
+    leg goes to that SIP URI at ``peer`` instead (a trunk: a campaign calling a customer first), with
+    the fields of ``Dial`` (``domain``, ``headers``, ``credentials``, ``progress_timeout``, ``codecs``,
+    ``trunk``)."""
     number: str
     caller_id: str
     display: str = ""
     variables: dict[str, Any] = field(default_factory=dict)
+    uri: str = ""
+    peer: Any = None                    # sip.transaction.Peer, with uri
+    domain: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    credentials: tuple[str, str, str] | None = None
+    progress_timeout: float | None = None
+    codecs: tuple[str, ...] = ()
+    trunk: str = ""

@@ -326,6 +326,12 @@ class SwitchMetrics:
         r.gauge("softswitch_sip_banned_addresses", "Addresses banned now.",
                 fn=lambda: len(self.core.bans.banned(self.server.now())))
         r.gauge("softswitch_sip_connections", "Open TCP/TLS connections.", fn=lambda: len(self.server._conns))
+        r.add(_ReadCounter("softswitch_sip_connections_closed_total", "TCP/TLS connections refused at accept "
+                           "(over tcp_max_connections / tcp_max_per_address) or closed by the switch (a message "
+                           "not whole within tcp_message_timeout; silent for tcp_idle_timeout without a "
+                           "registration or a call).", ("reason",),
+                           lambda: {("refused",): self.server.guard.refused, ("slow",): self.server.guard.closed_slow,
+                                    ("idle",): self.server.guard.closed_idle}))
         r.gauge("softswitch_registrations", "Registered contacts (bindings) now.",
                 fn=lambda: self.core.registrar.count())
 

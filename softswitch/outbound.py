@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("softswitch.outbound")
 
 SOURCE_INTERVAL = 60.0
+_TICK = object()   # a pacing pass waiting in the worker's queue
 
 
 class BadRequest(ValueError):
@@ -63,6 +64,7 @@ class DiallerService:
         self._figures_due: dict[str, de.FiguresChanged] = {}
         self._figures_timer: asyncio.TimerHandle | None = None
         self._since: dict[str, float] = {}
+        self._tick_waiting = False
         self.started = False
 
     # ------------------------------------------------------------------------- lifecycle
@@ -122,6 +124,9 @@ class DiallerService:
     async def _work(self) -> None:
         while True:
             event, fut = await self._queue.get()
+            if event is _TICK:   # the free agents as they are now, not when the tick was queued
+                self._tick_waiting = False
+                event = de.Tick(self.free_agents())
             try:
                 actions = self.dialler.handle(event, time.time())
             except (KeyError, ValueError) as e:
@@ -180,7 +185,9 @@ class DiallerService:
 
     def _on_tick(self) -> None:
         try:
-            self._queue.put_nowait((de.Tick(self.free_agents()), None))
+            if not self._tick_waiting:   # one pacing pass at a time in the queue (a slow commit: no pile-up)
+                self._tick_waiting = True
+                self._queue.put_nowait((_TICK, None))
         finally:
             self._schedule_tick()
 
@@ -352,9 +359,10 @@ class DiallerService:
         if self.server.core.router.queue.acd.queue_index.get(queue) is None:
             raise BadRequest(f"no queue {queue!r}", "queue")
         n = self._normalise(number)
-        before = self.dialler.next_contact
-        await self.submit(de.CallbackRequested(queue, n, kind="web", name=name[:200], note=note[:1000], due=due))
-        return before
+        actions = await self.submit(de.CallbackRequested(queue, n, kind="web", name=name[:200], note=note[:1000],
+                                                         due=due))
+        rows = [r for a in actions if isinstance(a, de.Save) for r in a.contacts if r.kind == "web" and r.number == n]
+        return max(r.id for r in rows)
 
     async def set_result(self, contact: int, result: str, due: float | None = None) -> dict[str, Any]:
         try:

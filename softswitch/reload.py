@@ -44,6 +44,8 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("metrics listener", "metrics.listen"),
     ("log format", "log.format"),
     ("IVR speech model", "ivr.asr"),
+    ("outbound campaigns and callbacks (the dialler loads them at start)", "outbound"),
+    ("overload control on/off (it changes how the SIP socket is read)", "overload.enabled"),
 )
 
 
@@ -149,9 +151,8 @@ def apply_config(core: Any, new: Any, now: float) -> ReloadResult:
 
     # trunks, dial rules, numbering: a new table for new calls (calls out keep their trunk)
     trunks_changed = any(getattr(old, k, None) != getattr(new, k, None) for k in ("trunks", "dial_rules", "numbering"))
-    if trunks_changed and hasattr(router, "set_trunks"):
-        from .trunks.table import TrunkTable
-        router.set_trunks(TrunkTable.from_config(new))
+    if trunks_changed:  # the router's table, and registrations/keep-alives of changed trunks (afresh)
+        core.set_trunks(new, now)
     if trunks_changed or old.security != new.security:   # ban policy and exemptions (carriers); bans in force stay
         from .security import BanPolicy, BanTracker
         from .trunks.table import TrunkTable

@@ -27,9 +27,10 @@ from ivr.voicemail_index import add_message
 from media.jobs import ThreadRunner
 
 from .config import Config, ListenAddress, config_warnings
+from .connections import ConnectionGuard, ConnectionLimits
 from .core import PersistBindings, SwitchCore
 from .events import (
-    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
+    AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeakRequest, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
     WriteQueueLog,
 )
 from .metrics import SwitchMetrics
@@ -93,29 +94,41 @@ class _Udp(asyncio.DatagramProtocol):
 class _Stream(asyncio.Protocol):
     """One TCP or TLS connection, inbound or outbound."""
 
-    def __init__(self, server: "Server", transport_name: str, max_message: int):
+    def __init__(self, server: "Server", transport_name: str, max_message: int, inbound: bool = False):
         self.server = server
         self.name = transport_name
         self.framer = StreamFramer(max_message)
         self.transport: asyncio.Transport | None = None
         self.conn_id = next(server._conn_ids)
         self.addr: tuple[str, int] = ("", 0)
+        self.inbound = inbound
+        self.refused = False
 
     def connection_made(self, transport):  # type: ignore[override]
         self.transport = transport
         peer = transport.get_extra_info("peername") or ("", 0)
         self.addr = (peer[0], peer[1])
-        self.server._conns[self.conn_id] = self
-        self.server._conn_by_addr[(self.name, *self.addr)] = self.conn_id
+        server = self.server
+        why = server.admit(self)
+        if why is not None:
+            self.refused = True
+            transport.abort()  # no FIN handshake to wait for: the descriptor is free at once
+            return
+        server._conns[self.conn_id] = self
+        server._conn_by_addr[(self.name, *self.addr)] = self.conn_id
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         try:
             items = self.framer.feed(data)
         except FramingError as e:
             log.info("closing %s connection from %s:%s: %s", self.name, *self.addr, e)
             assert self.transport is not None
-            self.transport.close()
+            self.transport.abort()
+            self.refused = True
             return
+        self.server.guard.received(self.conn_id, self.server.now(), self.framer.buffered)
         for item in items:
             if isinstance(item, KeepAlive):
                 self.transport.write(b"\r\n")  # type: ignore[union-attr]  # RFC 5626 pong
@@ -123,6 +136,7 @@ class _Stream(asyncio.Protocol):
                 self.server.process(item, Peer(self.name, self.addr[0], self.addr[1], self.conn_id))
 
     def connection_lost(self, exc) -> None:  # type: ignore[override]
+        self.server.guard.gone(self.conn_id)
         self.server._conns.pop(self.conn_id, None)
         key = (self.name, *self.addr)
         if self.server._conn_by_addr.get(key) == self.conn_id:
@@ -139,6 +153,16 @@ class Server:
         self._conns: dict[int, _Stream] = {}
         self._conn_by_addr: dict[tuple[str, str, int], int] = {}
         self._conn_ids = itertools.count(1)
+        sec = config.security
+        self.guard = ConnectionGuard(ConnectionLimits(
+            max_connections=sec.tcp_max_connections, max_per_address=sec.tcp_max_per_address,
+            message_timeout=float(sec.tcp_message_timeout), idle_timeout=float(sec.tcp_idle_timeout),
+            max_write_buffer=max(1 << 20, 16 * config.sip.max_message_size)))
+        self._guard_timer: asyncio.TimerHandle | None = None
+        self._refused_logged = 0
+        self._refused_why = ""
+        self._security_path: Any = None  # softswitch.security.json (store.securitystate)
+        self.security_state: dict[str, dict[str, float]] = {"bans": {}, "revoked": {}}
         self._connecting: dict[tuple[str, str, int], list[bytes]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -150,6 +174,7 @@ class Server:
         self.subscribers: set = set()  # callables taking each SwitchEvent (records, the API's WebSockets)
         self.api = None  # softswitch.api.ApiServer when [api] enabled
         self.outbound: Any = None  # softswitch.outbound.DiallerService (campaigns, callbacks)
+        self.tts: Any = None  # softswitch.tts.RuntimeSpeech: text spoken at call time
         self.centre: CallCentre | None = None  # the call-centre store (records, the API)
         self.records: Records | None = None
         self.speech: SpeechWorker | None = None  # when speech menus are configured
@@ -168,8 +193,11 @@ class Server:
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
         # [overload] admission control in front of the UDP path (softswitch.overload); None when disabled
         from .overload import Admission, for_switch
-        self.overload: Admission | None = (for_switch(config, self.core.registrar, self.now)
+        self.overload: Admission | None = (for_switch(config, self.core, self.now)
                                            if config.overload.enabled else None)
+        if self.overload is not None:  # a reload brings new limits and priorities (queue numbers, agents...)
+            from .overload import reconfigure
+            self.on_reload.add(functools.partial(reconfigure, self.overload))
 
     # ---------------------------------------------------------------------------- clock
     # One monotonic clock for SIP, media and call control (a wall-clock step never fires or stalls a
@@ -195,6 +223,7 @@ class Server:
         self.key = await self.loop.run_in_executor(None, _secret_key, self.config.store.path)
         self.core.set_nonce_secret(derive(self.key, "sip-nonce"))  # nonces of the last run stay good
         self._sync_wall()
+        await self._load_security_state()
         bindings = await self.store.load_bindings(time.time())
         self.core.registrar.load([replace(b, expires_at=b.expires_at - self._wall_offset,
                                           updated_at=b.updated_at - self._wall_offset) for b in bindings])
@@ -223,10 +252,14 @@ class Server:
         for la in self.config.sip.listen:
             await self._listen(la)
         self._restore_agents(logins)  # once the ports are ours (a second instance must not touch them)
+        self._guard_timer = self.loop.call_later(1.0, self._sweep_connections)
         from .outbound import DiallerService
 
         self.outbound = DiallerService(self)  # campaigns and callbacks: after the agents are back
         await self.outbound.start()
+        from .tts import RuntimeSpeech
+
+        self.tts = RuntimeSpeech(self)
         if self.core.media is not None:
             from media.edge import MediaEdge
 
@@ -345,7 +378,7 @@ class Server:
         if la.transport == "udp" and self.overload is not None:
             from .overload.udp import UdpIntake  # batch reads, admission control (softswitch.overload)
 
-            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True), self._send)
+            intake = UdpIntake(self, self.overload, functools.partial(self.process, counted=True))
             port = intake.open(la.host, la.port, _enlarge_receive_buffer)
             proto = _Udp(self)
             proto.transport = intake  # type: ignore[assignment]  # sendto/close/is_closing, like asyncio's
@@ -360,12 +393,108 @@ class Server:
             if la.transport == "tls":
                 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ctx.load_cert_chain(str(self.config.sip.tls.certificate), str(self.config.sip.tls.key))
-            srv = await loop.create_server(lambda: _Stream(self, la.transport, max_msg), la.host, la.port,
-                                           ssl=ctx, reuse_address=True)
+            extra: dict[str, Any] = {}
+            if ctx is not None:  # a handshake that never finishes holds a descriptor like a slow header
+                extra["ssl_handshake_timeout"] = self.guard.limits.message_timeout
+            srv = await loop.create_server(lambda: _Stream(self, la.transport, max_msg, inbound=True), la.host,
+                                           la.port, ssl=ctx, reuse_address=True, **extra)
             self._servers.append(srv)
             port = srv.sockets[0].getsockname()[1]
         self.core.set_local(la.transport, la.host, port)
         log.info("listening on %s:%s:%d", la.transport, la.host, port)
+
+    # ------------------------------------------------------------ bans across restarts
+    async def _load_security_state(self) -> None:
+        """Bans (and the API's revoked sessions) of the last run, from softswitch.security.json."""
+        from store import securitystate
+
+        self._security_path = securitystate.state_path(self.config.store.path)
+        if self._security_path is None:
+            return
+        assert self.loop is not None
+        state = await self.loop.run_in_executor(None, securitystate.load, self._security_path)
+        self.security_state = state
+        if not self.config.security.persist_bans:
+            return
+        now, off = self.now(), self._wall_offset
+        for key, until in state["bans"].items():
+            self.core.bans.ban(key, until - off)
+        active = self.core.bans.banned(now)
+        if active:
+            log.warning("%d ban(s) of the last run still served: %s", len(active),
+                        ", ".join(f"{k} for {int(u - now)} s" for k, u in list(active.items())[:5])
+                        + (" ..." if len(active) > 5 else ""))
+
+    def save_security_state(self) -> None:
+        """Active bans and revoked sessions to the file beside the database (from the file thread)."""
+        if self._security_path is None:
+            return
+        from store import securitystate
+
+        now, off = self.now(), self._wall_offset
+        bans = ({k: u + off for k, u in self.core.bans.banned(now).items()}
+                if self.config.security.persist_bans else {})
+        revoked = dict(self.api.signer.revoked) if self.api is not None else self.security_state.get("revoked", {})
+        state = {"bans": bans, "revoked": revoked}
+        path = self._security_path
+
+        def write() -> None:
+            try:
+                securitystate.save(path, state)
+            except OSError as e:
+                log.error("cannot write %s: %s", path, e)
+
+        self.files(write)
+
+    def _new_bans(self) -> None:
+        """The core banned someone: drop its open connections too, and remember the ban."""
+        banned = self.core.banned_now[:]
+        self.core.banned_now.clear()
+        now = self.now()
+        for conn in list(self._conns.values()):
+            if banned and conn.transport is not None and self.core.bans.is_banned(conn.addr[0], now):
+                conn.transport.abort()
+        self.save_security_state()
+
+    # ----------------------------------------------------------------- connection limits
+    def admit(self, conn: "_Stream") -> str | None:
+        """A new stream connection: None to keep it, else why it is dropped (banned, over a limit)."""
+        host, now = conn.addr[0], self.now()
+        if conn.inbound and self.core.bans.is_banned(host, now):
+            self.core.stats.dropped_banned += 1
+            return "banned"
+        why = self.guard.admit(conn.conn_id, host, now, inbound=conn.inbound, exempt=self.core.bans.exempt(host))
+        if why is not None:
+            self._refused_why = why  # logged once a second by _sweep_connections, not once per connection
+        return why
+
+    def _sweep_connections(self) -> None:
+        """Once a second: close stream connections that hold a half message too long or idle without a
+        registration or a call (softswitch.connections), and say how many were refused."""
+        assert self.loop is not None
+        self._guard_timer = self.loop.call_later(1.0, self._sweep_connections)
+        now = self.now()
+        in_use: set[int] | None = None
+        if self.guard.idle_candidates(now):
+            streams = self.core.streams_in_use(now)
+            in_use = {cid for cid, c in self._conns.items() if (c.name, *c.addr) in streams}
+            for cid in in_use:  # needed: not a candidate again for another idle_timeout
+                self.guard.sent(cid, now)
+        closing = self.guard.sweep(now, in_use)
+        for cid, why in closing:
+            conn = self._conns.get(cid)
+            if conn is not None and conn.transport is not None:
+                if len(closing) <= 5:
+                    log.info("closing %s connection from %s:%s: %s", conn.name, *conn.addr, why)
+                conn.transport.abort()
+            else:
+                self.guard.gone(cid)
+        if len(closing) > 5:
+            log.info("closed %d stream connections (%s, ...)", len(closing), closing[0][1])
+        if self.guard.refused > self._refused_logged:
+            log.warning("refused %d %s connection(s) in the last second: %s", self.guard.refused - self._refused_logged,
+                        "stream", self._refused_why)
+            self._refused_logged = self.guard.refused
 
     def bound_port(self, transport: str) -> int:
         return self.core.local[transport][1]
@@ -388,11 +517,15 @@ class Server:
             self._timer.cancel()
         if self._lists_timer is not None:
             self._lists_timer.cancel()
+        if self._guard_timer is not None:
+            self._guard_timer.cancel()
         self.vip.stop()
         if self.nightly is not None:
             await self.nightly.stop()
         if self.outbound is not None:
             await self.outbound.stop()
+        if self.tts is not None:
+            await self.tts.stop()
         if self.api is not None:
             await self.api.stop()
         if self.speech is not None:
@@ -431,6 +564,8 @@ class Server:
             log.exception("unhandled error processing a message from %s:%s", peer.host, peer.port)
             return
         self._execute(actions)
+        if self.core.banned_now:
+            self._new_bans()
         self._rearm()
 
     def _execute(self, actions: list) -> None:
@@ -466,6 +601,9 @@ class Server:
             elif isinstance(a, DiallerInput):
                 from .outbound import wire
                 wire(self, a)
+            elif isinstance(a, SpeakRequest):
+                from .tts import wire as speak
+                speak(self, a)
         if failed and self.media_edge is not None:
             # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
             # tick, when the callee may have answered already
@@ -570,6 +708,11 @@ class Server:
         conn = self._conns.get(conn_id) if conn_id is not None else None
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
             conn.transport.write(data)
+            self.guard.sent(conn.conn_id, self.now())
+            if conn.transport.get_write_buffer_size() > self.guard.limits.max_write_buffer:
+                log.info("closing %s connection to %s:%s: it does not read what is sent (%d bytes waiting)",
+                         conn.name, *conn.addr, conn.transport.get_write_buffer_size())
+                conn.transport.abort()
             return
         key = (peer.transport, peer.host, peer.port)
         if key in self._connecting:

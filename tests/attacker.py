@@ -71,19 +71,20 @@ class SipPeer:
             if isinstance(msg, Response) and msg.status >= 200:
                 return msg
 
-    def challenge(self, user: str, timeout: float = 3.0) -> str | None:
-        """A WWW-Authenticate (MD5) the switch issues to this address for ``user``; None if it is silent."""
+    def challenge(self, user: str, timeout: float = 3.0, algorithm: str = "MD5") -> str | None:
+        """A WWW-Authenticate (for ``algorithm``) the switch issues to this address for ``user``; None if it is
+        silent."""
         self.send(self.register_msg(user))
         r = self.recv(timeout)
         if r is None:
             return None
         assert r.status == 401, r.status
-        return next(v for v in r.headers.get_lines("WWW-Authenticate") if "algorithm=MD5" in v)
+        return next(v for v in r.headers.get_lines("WWW-Authenticate") if f"algorithm={algorithm}" in v)
 
     def register(self, user: str, password: str, *, qop: bool = True, contact_port: int | None = None,
-                 timeout: float = 3.0) -> tuple[Response | None, str]:
+                 timeout: float = 3.0, algorithm: str = "MD5") -> tuple[Response | None, str]:
         """Challenge, answer; returns (the final response or None, the Authorization sent)."""
-        ch = self.challenge(user, timeout)
+        ch = self.challenge(user, timeout, algorithm)
         if ch is None:
             return None, ""
         auth = answer(ch, user, password, qop=qop)

@@ -115,6 +115,12 @@ def test_the_caller_gives_up_while_the_page_rings_and_a_declined_call_is_busy():
                                           "reason": "answered elsewhere or the caller gave up"}
     assert not w.ua.live_calls()
 
+    for _ in range(10):                                       # rung again and again, never answered: bounded
+        cid, inv = incoming_call(w)
+        w.phone_sends("1001", p.msg("CANCEL", f"sip:1002@{DOMAIN}", to=f"<sip:1002@{DOMAIN}>", call_id=inv.call_id,
+                                    cseq=inv.cseq.number, branch=inv.top_via.branch[:-1]))
+    assert len(w.ua.calls) <= 1 and not w.ua.live_calls()
+
     cid, inv = incoming_call(w)
     w.ua_did(w.ua.decline(cid, w.net.now))
     finals = [r.status for r in responses([(p, m) for p, m in w.others]) if r.call_id == inv.call_id and r.status >= 300]
@@ -191,3 +197,16 @@ def test_dialling_with_only_the_extensions_ha1_in_the_config():
     cid, actions = w.ua.dial("1003", ("127.0.0.1", 30002), w.net.now)
     w.ua_did(actions)
     assert w.to("1003", "INVITE"), w.page
+
+
+def test_click_to_dial_rings_the_page_first_then_the_customer():
+    """Outbound calls the switch places for the agent (click-to-dial, callbacks: ring A, then B) ring the page."""
+    w = Wire()
+    call = w.core.router.originator.originate("1002", "1003", w.net.now)
+    w.switch_did(w.net._run(w.core.drain(w.net.now)))
+    ring = w.last_page("phone.incoming")
+    assert ring["from"] == "1003" and not w.to("1003", "INVITE"), "B rang before the agent answered"
+    w.ua_did(w.ua.answer(ring["call"], ("127.0.0.1", 30000), w.net.now))
+    [inv] = w.to("1003", "INVITE")
+    w.phone_sends("1003", answer(inv, 200, to_tag="r3", contact="<sip:1003@10.0.0.3:5060>", body=sdp(4006, "10.0.0.3")))
+    assert call is not None and call.state is CallState.ANSWERED and call.answered.party == "1003"

@@ -9,6 +9,8 @@ sockets, as a hostile network would. Each test failed on the code before the fix
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .attacker import SipPeer, answer, http_from
@@ -246,3 +248,261 @@ def test_an_impostor_cannot_log_in_as_an_agent(switch_factory, phones):
     assert agent_login("2001", {"extension": "1002"})[0] == 200
     status, body = agent_login("2002", {"extension": "1001", "pin": "4711"})  # hot-desking with the PIN
     assert status == 200 and body["extension"] == "1001", body
+
+
+# ------------------------------------------------------------------------------------- TCP connections
+
+def _closed_by_peer(sock, timeout: float) -> bool:
+    """True once the switch closed (or reset) this connection, within ``timeout``."""
+    import socket as _s
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(4096) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except (_s.timeout, TimeoutError):
+        return False
+
+
+def _open_fds(pid: int) -> int:
+    import os
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_slowloris_and_connection_flood_are_capped_and_timed_out(switch_factory, phones):
+    """Before: no cap and no time-out: 500 half-sent 60 kB headers stayed open 90 s (+29 MB), and descriptors the
+    media needs went with them. Now one address gets tcp_max_per_address connections, a message must be whole
+    within tcp_message_timeout, a silent connection without a registration goes after tcp_idle_timeout, and a
+    phone registered over TCP keeps its (idle) connection: calls and their media work throughout."""
+    import socket
+    import time
+
+    sw = switch_factory(EXTS, extra="[security]\ntcp_max_per_address = 20\ntcp_max_connections = 200\n"
+                                    "tcp_message_timeout = 2\ntcp_idle_timeout = 5\n")
+    a, b = phones("a", "tcp"), phones("b", "tcp")
+    for phone, number in ((a, "1001"), (b, "1002")):
+        reg = phone.register(number, EXTS[number], DOMAIN, f"sip:{sw.addr};transport=tcp")
+        assert reg["code"] == 200, reg
+    baseline = _open_fds(sw.proc.pid)
+
+    # an idle connection from elsewhere, and 100 half-sent headers from the attacker
+    idle = socket.create_connection(("127.0.0.1", sw.port), source_address=("127.0.0.9", 0))
+    flood = []
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.8", 0))
+        s.connect(("127.0.0.1", sw.port))
+        try:
+            s.sendall(b"INVITE sip:1002@" + DOMAIN.encode() + b" SIP/2.0\r\nX-Pad: " + b"a" * 1000)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        flood.append(s)
+    sw.wait_log(r"refused \d+ stream connection\(s\) in the last second: \d+ connections from 127\.0\.0\.8 "
+                r"\(tcp_max_per_address\)", timeout=10)
+    assert _open_fds(sw.proc.pid) <= baseline + 20 + 1 + 5, "more than the per-address cap held"
+    # the attacker trickles a byte a second: the 20 it was allowed are closed ~2 s after their first byte
+    t0 = time.monotonic()
+    still = list(flood)
+    while still and time.monotonic() - t0 < 10:
+        for s in list(still):
+            try:
+                s.send(b"a")
+            except OSError:
+                still.remove(s)
+                continue
+            if _closed_by_peer(s, 0.01):
+                still.remove(s)
+        time.sleep(0.2)
+    assert not still, f"{len(still)} slow connections still open after {time.monotonic() - t0:.1f} s"
+    assert time.monotonic() - t0 < 6
+    sw.wait_log(r"no complete message within 2 s")
+    assert _closed_by_peer(idle, 10), "an idle connection without a registration stayed open"
+    sw.wait_log(r"idle 5 s without a registration or a call")
+    wait_for(lambda: _open_fds(sw.proc.pid) <= baseline + 2, timeout=10)
+    for s in flood + [idle]:
+        s.close()
+
+    # the phones' connections (registered, idle for more than 5 s by now) are intact: a call over them, with media
+    b.auto_answer(code=200, delay_ms=200)
+    call = a.call(f"sip:1002@{DOMAIN}")
+    incoming = b.wait_event("incoming", timeout=10)
+    assert a.wait_call_state(call, "CONFIRMED", timeout=10)["code"] == 200
+    a.wait_event("media_state", call=call, active=True, timeout=5)
+    sw.wait_log(r"1001 -> 1002 answered")
+    b.hangup(incoming["call"])
+    a.wait_call_state(call, "DISCONNECTED", timeout=10)
+    assert not re.search(r"closing tcp connection from 127\.0\.0\.1:", sw.log())
+
+
+def test_banned_address_is_refused_at_accept(switch_factory, peers):
+    """A banned address gets no TCP connection either (before: accepted, buffered, then ignored)."""
+    import socket
+    sw = switch_factory(EXTS, extra="[security]\nmax_auth_failures = 2\n")
+    attacker = peers("127.0.0.10", sw.port)
+    for i in range(2):
+        attacker.send(attacker.register_msg("1001", auth=answer(attacker.challenge("1001") or "", "1001", f"x{i}")))
+        attacker.recv()
+    sw.wait_log(r"banned 127\.0\.0\.10")
+    s = socket.create_connection(("127.0.0.1", sw.port), source_address=("127.0.0.10", 0))
+    assert _closed_by_peer(s, 5)
+    s.close()
+
+
+def test_a_maximal_message_is_refused_before_it_is_parsed(switch_factory, peers):
+    """2,000 header lines or 1,300 Via entries: a 400 naming the limit, cheaply (before: parsed whole, ~9 ms)."""
+    sw = switch_factory(EXTS)
+    p = peers("127.0.0.11", sw.port)
+    base = p.register_msg("1001").decode()
+    many = base.replace("Content-Length: 0", "".join(f"X-H{i}: aaaaaaaaaaaaaaaaaaaa\r\n" for i in range(2000))
+                        + "Content-Length: 0")
+    p.send(many.encode())
+    r = p.recv()
+    assert r is not None and r.status == 400 and r.reason.startswith("Too Many Header Fields")
+    via = base.split("\r\n")[1]
+    vias = base.replace(via, via + ", " + ", ".join(f"SIP/2.0/UDP 10.0.0.{i % 250}:5060;branch=z9hG4bK{i}"
+                                                       for i in range(1300)))
+    p.send(vias.encode())
+    r = p.recv()
+    assert r is not None and r.status == 400 and r.reason.startswith("Too Many Via Entries")
+    assert p.register("1001", EXTS["1001"])[0].status == 200  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------ restarts, sessions
+
+def test_bans_survive_a_restart(switch_factory, peers, tmp_path):
+    """Before: a restart (or a crash) forgave every banned scanner."""
+    sw = switch_factory(EXTS, extra="[security]\nmax_auth_failures = 2\nban_time = 600\n")
+    attacker = peers("127.0.0.12", sw.port)
+    for i in range(2):
+        attacker.send(attacker.register_msg("1001", auth=answer(attacker.challenge("1001") or "", "1001", f"x{i}")))
+        attacker.recv()
+    sw.wait_log(r"banned 127\.0\.0\.12")
+    state = tmp_path / "var" / "softswitch.security.json"
+    wait_for(lambda: state.exists() and "127.0.0.12" in state.read_text(), timeout=10)
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    assert sw.stop() == 0
+    sw2 = switch_factory(EXTS, extra="[security]\nmax_auth_failures = 2\nban_time = 600\n", port=sw.port)
+    sw2.wait_log(r"1 ban\(s\) of the last run still served: 127\.0\.0\.12 for 5\d\d s")
+    assert attacker.register("1001", EXTS["1001"], timeout=1.0)[0] is None  # still banned: no answer
+    assert peers("127.0.0.13", sw2.port).register("1001", EXTS["1001"])[0].status == 200  # type: ignore[union-attr]
+
+
+def _ws_status(port: int, token: str, origin: str | None) -> int:
+    """The status of a WebSocket upgrade of /api/ws with this Origin (101: opened)."""
+    import base64
+    import os
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        lines = ["GET /api/ws HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}", "Sec-WebSocket-Version: 13",
+                 f"Cookie: session={token}"]
+        if origin is not None:
+            lines.append(f"Origin: {origin}")
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return int(s.recv(4096).split(b" ", 2)[1])
+    finally:
+        s.close()
+
+
+def test_sessions_are_revocable_and_the_websocket_checks_origin(switch_factory):
+    """Before: a token kept working after logout (and a restart did not matter either), any web page could open
+    the agent's WebSocket with its cookie, and answers said 'Server: Python/3.x aiohttp/3.x'."""
+    sw, _ = start_api_switch(switch_factory)
+    port = sw.api_port
+    status, body, headers = http_from("127.0.0.1", port, "POST", "/api/session",
+                                      {"user": "2001", "password": PASSWORDS["2001"]})
+    token = body["token"]
+    assert headers.get("Server") == "softswitch"
+    auth = {"Authorization": f"Bearer {token}"}
+    assert http_from("127.0.0.1", port, "GET", "/api/me", headers=auth)[0] == 200
+    assert _ws_status(port, token, None) == 101                               # not a browser
+    assert _ws_status(port, token, f"http://127.0.0.1:{port}") == 101         # the desk's own page
+    assert _ws_status(port, token, "https://evil.example") == 403             # another site's page
+    sw.wait_log(r"WebSocket for 2001 from origin https://evil\.example refused")
+    assert http_from("127.0.0.1", port, "DELETE", "/api/session", headers=auth)[0] == 200
+    assert http_from("127.0.0.1", port, "GET", "/api/me", headers=auth)[0] == 401
+    assert _ws_status(port, token, None) == 401
+    # and after a restart the logout still holds; another login works
+    state = sw.config_path.parent / "var" / "softswitch.security.json"
+    wait_for(lambda: state.exists() and "revoked" in state.read_text() and len(state.read_text()) > 40, timeout=10)
+    assert sw.stop() == 0
+    sw2, _ = start_api_switch(switch_factory)
+    assert http_from("127.0.0.1", sw2.api_port, "GET", "/api/me", headers=auth)[0] == 401
+    status, body, _ = http_from("127.0.0.1", sw2.api_port, "POST", "/api/session",
+                                {"user": "2001", "password": PASSWORDS["2001"]})
+    assert status == 200
+    assert http_from("127.0.0.1", sw2.api_port, "GET", "/api/me",
+                     headers={"Authorization": f"Bearer {body['token']}"})[0] == 200
+
+
+def test_spoofed_toll_fraud_invites_over_udp_ban_nobody(switch_factory, peers):
+    """An unauthenticated INVITE to an outside number from an address that is no trunk is refused (403); it
+    counted towards a ban, so 10 of them with a spoofed source silenced an office. Over UDP they no longer count
+    (TCP proves its source; those still do)."""
+    from .conftest import free_port
+    extra = f'''[[trunks]]
+name = "carrier"
+host = "127.0.0.1"
+port = {free_port()}
+match = ["127.0.0.1:{free_port()}"]
+options_interval = 0
+[[dial_rules]]
+prefix = "0"
+trunks = ["carrier"]
+'''
+    sw = switch_factory(EXTS, extra=extra)
+    office = "127.0.0.14"
+    spoofer = peers(office, sw.port)
+    for i in range(15):
+        spoofer.send((f"INVITE sip:0046701234567@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {office}:{spoofer.local_port};"
+                      f"branch=z9hG4bKtf{i}\r\nFrom: <sip:100@1.1.1.1>;tag=f{i}\r\nTo: <sip:0046701234567@127.0.0.1>\r\n"
+                      f"Call-ID: tf-{i}@x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode())
+    wait_for(lambda: sw.log().count("an attempt to call out through us") >= 15, timeout=15)
+    assert peers(office, sw.port).register("1001", EXTS["1001"])[0].status == 200  # type: ignore[union-attr]
+    assert "banned" not in sw.log()
+
+
+def test_extensions_with_ha1_instead_of_a_password(switch_factory, peers, phones):
+    """ha1_md5 / ha1_sha256: no plaintext in the config; SIPp-style MD5 and pjsua2's SHA-256 both register."""
+    import hashlib
+    from .conftest import free_port
+    port = free_port()
+    md5 = hashlib.md5(f"1001:{DOMAIN}:secret-1001".encode()).hexdigest()
+    sha = hashlib.sha256(f"1002:{DOMAIN}:secret-1002".encode()).hexdigest()
+    text = (f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\n[api]\nenabled = false\n'
+            '[store]\npath = "var/softswitch.db"\n'
+            f'[[extensions]]\nnumber = "1001"\nha1_md5 = "{md5}"\n'
+            f'[[extensions]]\nnumber = "1002"\nha1_sha256 = "{sha.upper()}"\n')
+    sw = switch_factory(EXTS, port=port, config_text=text)
+    assert "secret-100" not in sw.config_path.read_text()
+    p = peers("127.0.0.15", port)
+    assert p.register("1001", "secret-1001")[0].status == 200  # type: ignore[union-attr]
+    p.send(p.register_msg("1001", auth=answer(p.challenge("1001") or "", "1001", "wrong")))
+    assert p.recv().status == 403  # type: ignore[union-attr]
+    phone = phones("sha")
+    reg = phone.register("1002", "secret-1002", DOMAIN, f"sip:{sw.addr}")
+    assert reg["code"] == 200, reg
+    sw.wait_log(r"registered 1002 contact")
+
+
+def test_a_session_in_use_is_refreshed_and_logout_ends_all_its_tokens(switch_factory):
+    """A token past half its life comes back refreshed (same session); logging out with the new one also ends
+    the old one. The token is made with the switch's own key (softswitch.key) to be near its end at once."""
+    import time
+    from softswitch.api.auth import TokenSigner
+    from store.keyfile import derive, load_or_create
+    sw, _ = start_api_switch(switch_factory)
+    key = load_or_create(sw.config_path.parent / "var" / "softswitch.key")
+    signer = TokenSigner(derive(key, "api-session"), 28800)
+    old, session = signer.issue("2001", "agent", now=time.time() - 28800 + 60)   # 1 minute left
+    status, me, headers = http_from("127.0.0.1", sw.api_port, "GET", "/api/me", headers={"Authorization": f"Bearer {old}"})
+    assert status == 200 and me["user"] == "2001"
+    fresh = headers["X-Session-Token"]
+    renewed = signer.verify(fresh)
+    assert renewed is not None and renewed.sid == session.sid and renewed.expires > time.time() + 28000
+    assert http_from("127.0.0.1", sw.api_port, "DELETE", "/api/session",
+                     headers={"Authorization": f"Bearer {fresh}"})[0] == 200
+    for token in (old, fresh):
+        assert http_from("127.0.0.1", sw.api_port, "GET", "/api/me",
+                         headers={"Authorization": f"Bearer {token}"})[0] == 401

@@ -58,6 +58,10 @@ def test_answered_srtp_call_carries_audio_both_ways_and_drops_forgeries(suite):
                                 (eb.port, b.audio(np.zeros(160)), b.addr, clock.t)] * 1)
         # a forgery from a's own address: plain RTP (no valid authentication tag)
         eng.datagram_received(ea.port, a.audio(np.zeros(160)), a.addr, clock.t)
+        if i == 8:
+            eng.send_dtmf(eb, "5")                 # b's packets leave the fast path for a while: a's stay SRTP
+        if i == 18:
+            eng.send_dtmf(ea, "7")                 # a's RFC 4733 events (the slow path) are SRTP too
         out = eng.tick(clock.t)
         for d in out.datagrams:
             if d.port == ea.port:
@@ -67,7 +71,9 @@ def test_answered_srtp_call_carries_audio_both_ways_and_drops_forgeries(suite):
             elif d.port == eb.port:
                 heard_b.append(d.data)
         clock.t += 0.02
-    assert len(heard_a) == 30 and rtp.parse(heard_a[0]).pt == 0
+    assert len(heard_a) >= 30 and rtp.parse(heard_a[0]).pt == 0
+    assert any(rtp.parse(d).pt == 101 for d in heard_a)
+    assert {len(d) for d in heard_b} <= {172, 16}                     # b's leg is plain RTP (no auth tag)
     b.inbox.extend(heard_b)
     got = b.received_audio()[1600:]
     assert np.sqrt(np.mean(got ** 2)) > 3000                          # b hears a's tone (5657 RMS, after the buffer)

@@ -76,3 +76,11 @@ def test_srtp_required_call_has_audio_both_ways_and_a_plain_phone_gets_488(switc
     ev = x.wait_call_state(cx, "DISCONNECTED", timeout=15)
     assert ev["code"] == 488, ev
     sw.wait_log(r"SRTP required, the offer has no usable a=crypto \(488\)")
+
+    # called: with only the plain phone left on 1001, the switch offers it RTP/SAVP, which it refuses (488)
+    a.unregister()
+    x.auto_answer(code=200)
+    cb2 = b.call(f"sip:1001@{DOMAIN}")
+    ev = b.wait_call_state(cb2, "DISCONNECTED", timeout=15)
+    assert ev["code"] == 488, ev                  # the phone's 488, passed on to the caller
+    assert not x.events("media_state"), "the plain phone got a call on a required extension"

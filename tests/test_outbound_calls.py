@@ -190,3 +190,137 @@ def test_press_1_keeps_the_callers_place_and_the_callback_rings_an_agent_then_hi
     [end] = dialler_input(net, de.AttemptEnded)
     assert (end.result, end.ref, end.counted) == (Result.COMPLETED, first.call.id, True)
     assert "support: 1004" in reqs_to(net.sent, ph["1002"].peer, "INVITE")[-1].headers.get("From")  # then him
+
+
+def notification_core(tmp_path):
+    ivr = {"default_language": "en", "languages": ["en"], "sounds_dir": str(tmp_path / "sounds"),
+           "numbers": {"4100": "remind"},
+           "flows": {"remind": {"start": "say", "nodes": {
+               "say": {"type": "say", "text": "Dear {name}, your appointment is on {day}.", "next": "bye"},
+               "bye": {"type": "hangup", "reason": "notified"}}}}}
+    core = make_core(EXTS, media={"enabled": True}, acd=ACD, ivr=ivr, outbound={"caller_id": HOTLINE})
+    net = Recorder(core)
+    ph = {}
+    for i, n in enumerate(EXTS):
+        ph[n] = Phone(net, n, EXTS[n], Peer("udp", f"10.0.0.{i + 1}", 5060))
+        assert ph[n].register().status == 200
+    return core, net, ph
+
+
+def test_notification_calls_the_customer_and_speaks_the_contacts_data(tmp_path):
+    from softswitch.events import SpeakRequest
+
+    core, net, ph = notification_core(tmp_path)
+    d = de.Dial(5, 9, "remind", "notification", "1005", caller_id=HOTLINE, flow="remind", name="Ms Li",
+                data={"day": "Friday"})
+    out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+    inv = reqs_to(out, ph["1005"].peer, "INVITE")[0]                      # the customer first, from the hotline
+    assert f"sip:{HOTLINE}@" in inv.headers.get("From")
+    net.events.clear()
+    ph["1005"].send(answer(inv, 200, to_tag="n", contact="<sip:1005@10.0.0.5>", body=sdp(4000, "10.0.0.5")))
+    call = next(iter(core.b2bua.calls.values()))
+    assert call.app is core.router.ivr                                     # answered: the campaign's flow
+    spoken = [e for e in net.events if isinstance(e, SpeakRequest)]
+    assert spoken and spoken[0].text == "Dear Ms Li, your appointment is on Friday."   # the contact's data
+    net._run(core.speech_rendered(call.id, spoken[0].id, None, net.now))   # nothing rendered: the flow goes on
+    assert not call.live                                                   # "notified": hung up
+    [end] = dialler_input(net, de.AttemptEnded)
+    assert (end.attempt, end.result, end.abandoned) == (5, Result.COMPLETED, False)
+
+
+def test_predictive_answered_customer_without_an_agent_is_abandoned_after_2_s(tmp_path):
+    core, net, ph = boot(tmp_path)
+    (tmp_path / "en" / "outbound-sorry.wav").write_bytes((tmp_path / "en" / "callback-offer.wav").read_bytes())
+    d = de.Dial(6, 10, "sales", "predictive", "1005", queue="support", caller_id=HOTLINE)
+    out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+    inv = reqs_to(out, ph["1005"].peer, "INVITE")[0]
+    ph["1005"].send(answer(inv, 200, to_tag="p", contact="<sip:1005@10.0.0.5>", body=sdp(4000, "10.0.0.5")))
+    call = next(iter(core.b2bua.calls.values()))
+    assert call.app is core.router.queue and core.router.queue.acd.waiting     # no agent logged in: it waits
+    net.advance(2.5)
+    play_media(core, net, 0.5)                                              # the apology, then BYE
+    assert reqs_to(net.sent, ph["1005"].peer, "BYE") and not call.live
+    [end] = dialler_input(net, de.AttemptEnded)
+    assert (end.result, end.abandoned) == (Result.COMPLETED, True)
+    assert not core.router.queue.acd.waiting
+    rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
+    assert rec.disposition is Disposition.ABANDONED
+
+
+def test_predictive_answered_customer_goes_to_a_free_agent(tmp_path):
+    core, net, ph = boot()
+    login(core, net, "2001")
+    d = de.Dial(7, 11, "sales", "predictive", "1005", queue="support", caller_id=HOTLINE)
+    out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+    inv = reqs_to(out, ph["1005"].peer, "INVITE")[0]
+    out = ph["1005"].send(answer(inv, 200, to_tag="p", contact="<sip:1005@10.0.0.5>", body=sdp(4000, "10.0.0.5")))
+    inv_a = reqs_to(out, ph["1002"].peer, "INVITE")[0]                    # now the agent
+    ph["1002"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1002@10.0.0.2>", body=sdp(5000, "10.0.0.2")))
+    net.advance(5)
+    bye_from(ph["1002"], inv_a, "a")
+    [end] = dialler_input(net, de.AttemptEnded)
+    assert (end.result, end.abandoned, end.agent) == (Result.COMPLETED, False, "2001")
+
+
+def test_notification_to_an_external_number_goes_out_the_trunks_with_failover(tmp_path):
+    """Customer first through the dial rules: the first trunk answers 503, the second takes the call; the
+    hotline is presented (From and P-Asserted-Identity); the contact's E.164 number is dialled nationally."""
+    from softswitch.config import parse_config
+    from softswitch.core import SwitchCore
+    from softswitch.events import SpeakRequest
+
+    data = {
+        "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+        "store": {"path": "var/test.db", "country_code": "86"},
+        "extensions": [{"number": n, "password": p} for n, p in EXTS.items()],
+        "media": {"enabled": True},
+        "numbering": {"country_code": "86"},
+        "trunks": [{"name": "first", "host": "10.0.0.8", "options_interval": 0},
+                   {"name": "second", "host": "10.0.0.9", "options_interval": 0}],
+        "dial_rules": [{"prefix": "0", "trunks": ["first", "second"]}],
+        "ivr": {"default_language": "en", "languages": ["en"], "sounds_dir": str(tmp_path), "numbers": {"4100": "f"},
+                "flows": {"f": {"start": "say", "nodes": {
+                    "say": {"type": "say", "text": "Hello {name}.", "next": "bye"},
+                    "bye": {"type": "hangup", "reason": "notified"}}}}},
+        "outbound": {"caller_id": HOTLINE},
+    }
+    core = SwitchCore(parse_config(data), secret=b"k" * 32)
+    core.set_local("udp", "127.0.0.1", 5060)
+    net = Recorder(core)
+    first, second = Peer("udp", "10.0.0.8", 5060), Peer("udp", "10.0.0.9", 5060)
+    d = de.Dial(8, 12, "remind", "notification", "+8613800138000", caller_id=HOTLINE, flow="f", name="Li")
+    out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+    inv1 = reqs_to(out, first, "INVITE")[0]
+    assert str(inv1.ruri).startswith("sip:013800138000@10.0.0.8")
+    assert HOTLINE in inv1.headers.get("P-Asserted-Identity") and f"sip:{HOTLINE}@" in inv1.headers.get("From")
+    out = net.deliver(answer(inv1, 503, to_tag="t1"), first)
+    inv2 = reqs_to(out, second, "INVITE")[0]                             # failover to the second trunk
+    net.deliver(answer(inv2, 180, to_tag="t2"), second)
+    net.deliver(answer(inv2, 200, to_tag="t2", contact="<sip:c@10.0.0.9>", body=sdp(4000, "10.0.0.9")), second)
+    [say] = [e for e in net.events if isinstance(e, SpeakRequest)]
+    assert say.text == "Hello Li."
+    out = net._run(core.speech_rendered(say.call, say.id, None, net.now))
+    assert reqs_to(out, second, "BYE")
+    [end] = dialler_input(net, de.AttemptEnded)
+    assert (end.attempt, end.result) == (8, Result.COMPLETED)
+    rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
+    assert rec.disposition is Disposition.ANSWERED and rec.callee == "+8613800138000"
+
+
+def test_click_to_dial_pops_the_customer_on_the_agents_desk_and_is_recorded():
+    core, net, ph = boot()
+    login(core, net, "2001")
+    made: list = []
+    out = net._run(core.run(lambda: made.append(core.router.outbound.click_to_dial(
+        "1002", "1005", net.now, external_caller_id=HOTLINE)), now=net.now))
+    [call] = made
+    pop = [e for e in net.events if isinstance(e, OfferPresented)][-1]
+    assert (pop.agent, pop.call, pop.caller, pop.variables["kind"]) == ("2001", call.id, "1005", "click-to-dial")
+    inv_a = reqs_to(out, ph["1002"].peer, "INVITE")[0]
+    out = ph["1002"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1002@10.0.0.2>", body=sdp(4000, "10.0.0.2")))
+    inv_b = reqs_to(out, ph["1005"].peer, "INVITE")[0]
+    ph["1005"].send(answer(inv_b, 200, to_tag="b", contact="<sip:1005@10.0.0.5>", body=sdp(5000, "10.0.0.5")))
+    assert call.recording is not None                                     # recorded like the hotline's calls
+    bye_from(ph["1005"], inv_b, "b")
+    rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
+    assert (rec.agent, rec.disposition) == ("2001", Disposition.ANSWERED) and rec.recordings

@@ -4,6 +4,7 @@ retransmissions, stale datagrams, the backlog limit, the way back to normal, and
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -260,7 +261,7 @@ BASE = {"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": "example.com"}, "sto
 
 def test_overload_config_defaults_and_errors():
     cfg = parse_config(BASE)
-    assert cfg.overload.enabled and cfg.overload.max_delay_ms == 400
+    assert cfg.overload.enabled and cfg.overload.max_delay_ms == 1000
     cfg = parse_config({**BASE, "overload": {"priority_numbers": ["4000"], "retry_after_min": 10,
                                              "retry_after_max": 60}})
     assert cfg.overload.priority_numbers == ["4000"]
@@ -280,8 +281,10 @@ def test_for_switch_ranks_the_centres_numbers_agents_and_carriers():
                                                                        "skills": {"s": 5}}],
                                 "queues": [{"name": "q", "skill": "s"}], "dialplan": [{"number": "500", "queue": "q"}]},
                         "trunks": [{"name": "carrier", "host": "203.0.113.5", "dids": {"+8675512345": "500"}}]})
-    registrar = type("R", (), {"lookup": staticmethod(lambda aor, now: [])})()
-    a = for_switch(cfg, registrar, lambda: 0.0)
+    from softswitch.sip.transaction import TransactionLayer
+
+    core = SimpleNamespace(registrar=SimpleNamespace(lookup=lambda aor, now: []), tl=TransactionLayer())
+    a = for_switch(cfg, core, lambda: 0.0)
     cases = [(request("INVITE", user="500"), SRC, Rank.CENTRE),
              (request("INVITE", user="+8675512345"), SRC, Rank.CENTRE),            # the DID of the queue
              (request("INVITE", user="1003"), ("203.0.113.5", 5060), Rank.CENTRE),  # a customer via the carrier
@@ -298,16 +301,14 @@ def test_udp_intake_drains_the_socket_serves_through_admission_and_sends():
     counted once; sendto reaches the peer; close releases the port."""
     import asyncio
     import socket
-    from types import SimpleNamespace
 
     from softswitch.overload.udp import UdpIntake
 
     async def main() -> None:
         counted: list[bytes] = []
         served: list = []
-        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append))
-        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)),  # type: ignore[arg-type]
-                           lambda data, peer: None)
+        server = SimpleNamespace(metrics=SimpleNamespace(sip_in=counted.append, sip_out=lambda data: None))
+        intake = UdpIntake(server, admission(), lambda data, peer: served.append((data, peer)))  # type: ignore[arg-type]
         port = intake.open("127.0.0.1", 0, lambda sock: None)
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         client.bind(("127.0.0.1", 0))
@@ -339,3 +340,66 @@ def test_udp_intake_drains_the_socket_serves_through_admission_and_sends():
         again.close()
 
     asyncio.run(main())
+
+
+def test_a_retransmission_of_an_answered_request_gets_the_answer_without_a_parse():
+    from softswitch.sip.message import Request, make_response
+    from softswitch.sip.transaction import Peer, RequestReceived, TransactionLayer
+
+    tl = TransactionLayer()
+    a = Admission(OverloadConfig(), t1=0.5, resend=tl.answer_to_retransmission)
+    data = request("OPTIONS", user="1004", branch="z9hG4bKopt", call_id="o")
+    a.offer(data, SRC, 0.0, 0.0)
+    served = a.next(0.0)
+    assert isinstance(served, Process)
+    msg = parse_message(served.data)
+    assert isinstance(msg, Request)
+    (ev,) = tl.receive(msg, Peer("udp", *SRC), 0.0)
+    assert isinstance(ev, RequestReceived)
+    (sent,) = tl.respond(ev.tx, make_response(msg, 200, to_tag="t1"), 0.0)
+    a.offer(data, SRC, 0.6, 0.6)                        # the phone did not get it: the same 200, unparsed
+    again = a.next(0.6)
+    assert isinstance(again, Answer) and again.data == sent.data and a.next(0.6) is None
+    assert a.figures.shed["retransmission"] == 1 and tl.retransmissions_received == 1
+    # a request of another sender with the same branch is not a retransmission
+    a.offer(data.replace(b"192.0.2.10:5060", b"192.0.2.11:5060"), SRC, 0.7, 0.7)
+    assert isinstance(a.next(0.7), Process)
+
+
+def test_what_cannot_be_served_in_time_is_refused_at_once():
+    """Overloaded, serving 100 requests a second: with max_delay 0.4 s about 40 may wait; the rest of a
+    burst of 300 gets its 503 at once, not after waiting 0.4 s for it."""
+    a = admission()
+    now = 0.0
+    flood(a, 50, 0.0, 0.3, user=7000)            # a stall: overloaded
+    a.next(0.3)
+    assert a.mode is Mode.OVERLOADED
+    now = 0.3
+    for step in range(20):                        # serve 5 per 50 ms (100/s) while 10 arrive per 50 ms
+        now += 0.05
+        flood(a, 10, now - 0.01, now, user=8000 + 10 * step)
+        for _ in range(5):
+            while isinstance(a.next(now), Answer):
+                pass
+    assert a.rate is not None and 80 <= a.rate <= 120
+    rejected = a.figures.shed["rejected"]
+    flood(a, 300, now, now, user=20000)
+    first = a.next(now)                           # the excess is answered before anything is served
+    assert isinstance(first, Answer) and parse_message(first.data).status == 503
+    assert a.figures.shed["rejected"] - rejected >= 250
+    served = [x for x in drain(a, now) if isinstance(x, Process)]
+    assert len(served) <= 50                      # about rate x max_delay were kept, and served newest first
+    assert peek(served[0].data).to_user == "20299"
+
+
+def test_a_reload_brings_new_priorities_and_limits():
+    from softswitch.overload import for_switch, reconfigure
+    from softswitch.sip.transaction import TransactionLayer
+
+    core = SimpleNamespace(registrar=SimpleNamespace(lookup=lambda aor, now: []), tl=TransactionLayer())
+    a = for_switch(parse_config(BASE), core, lambda: 0.0)
+    a.offer(request("INVITE", user="4000"), SRC, 0.0, 0.0)
+    assert a.next(0.0).rank is Rank.NEW
+    reconfigure(a, parse_config({**BASE, "overload": {"priority_numbers": ["4000"], "max_delay_ms": 800}}))
+    a.offer(request("INVITE", user="4000", branch="z9hG4bK2"), SRC, 0.0, 0.0)
+    assert a.next(0.0).rank is Rank.CENTRE and a.max_delay == 0.8

@@ -196,3 +196,19 @@ def test_login_throttle_backs_off_per_address_and_user():
     for i in range(10):
         th.failed(f"198.51.100.{i}", "x", 40.0)
         assert len(th.per_user) <= 4 and len(th.per_address) <= 4
+
+
+def test_session_tokens_revoke_and_refresh():
+    from softswitch.api.auth import TokenSigner
+    signer = TokenSigner(b"k" * 32, ttl=100)
+    token, s = signer.issue("2001", "agent", now=1000.0)
+    assert signer.verify(token, now=1050.0) == s
+    fresh, s2 = signer.issue("2001", "agent", now=1060.0, sid=s.sid)  # a refresh keeps the session id
+    assert s2.sid == s.sid and s2.expires == 1160
+    signer.revoke(s, now=1070.0)
+    assert signer.verify(token, now=1071.0) is None and signer.verify(fresh, now=1071.0) is None
+    other, _ = signer.issue("2001", "agent", now=1072.0)
+    assert signer.verify(other, now=1073.0) is not None           # a new login is another session
+    signer.revoke(signer.verify(other, now=1073.0), now=1200.0)   # type: ignore[arg-type]
+    assert s.sid not in signer.revoked                             # forgotten once its tokens expired anyway
+    assert signer.verify("abc\u00e9.def") is None and signer.verify("\u00ff") is None

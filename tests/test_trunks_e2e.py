@@ -62,10 +62,10 @@ trunks = ["first", "second"]
 EXTENSIONS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
 
 
-def start(switch_factory, tmp: Path, carrier: int, first: int, second: int, **kw):
+def start(switch_factory, tmp: Path, carrier: int, first: int, second: int, extra: str = "", **kw):
     port = free_port()
     cfg = tmp / "trunks.toml"
-    write_config(cfg, port, EXTENSIONS, trunk_config(carrier, first, second, **kw))
+    write_config(cfg, port, EXTENSIONS, extra + trunk_config(carrier, first, second, **kw))
     # 1003 is the last extension written: the appended line is its permission (local calls only)
     return switch_factory(EXTENSIONS, config_text=cfg.read_text() + 'permission = "local"\n', port=port)
 
@@ -206,3 +206,17 @@ def test_permission_class_refuses_international_but_allows_emergency(switch_fact
     sipp_ok(_caller(sw, tmp_path, "1001", "0044207946000", expect), tmp_path)
     sw.wait_log(r"1001 may not dial 0044207946000 \(international number, permission national\)")
     assert "out via trunk" not in sw.log()
+
+
+def test_withheld_and_blacklisted_callers(switch_factory, tmp_path):
+    carrier, phone = free_port(), free_port()
+    # the blacklist is written in E.164: the carrier's national "013900000001" must match it
+    sw = start(switch_factory, tmp_path, carrier, free_port(), free_port(), extra='[security]\nblacklist = ["+86139*"]\n')
+    sipp_ok(carrier_call(sw, tmp_path, carrier, 403, pai="013900000001"), tmp_path)
+    sw.wait_log(rf"call from \+8613900000001 on trunk carrier to {DID} refused: caller on the blacklist \(403\)")
+    register(sw, "1002", phone, tmp_path)
+    callee = background(sw, "callee.xml", phone, tmp_path)
+    sipp_ok(carrier_call(sw, tmp_path, carrier, 200, pai="anonymous", from_user="anonymous"), tmp_path)
+    finish(callee, tmp_path)
+    sw.wait_log(rf"inbound on trunk carrier: anonymous \(presented anonymous\) -> DID {DID} -> 1002")
+    sw.wait_log(r"anonymous -> 1002 answered")

@@ -177,21 +177,43 @@ def test_customer_via_provider_reaches_an_agent_through_the_did(switch_factory, 
 
 
 def test_extension_dials_out_through_the_provider_answering_its_407(switch_factory, kamailio, phones, tmp_path):
+    """Also: the far end's early media (183 with SDP) reaches the caller before the answer, and RFC 4733
+    digits cross the bridged call both ways (working a carrier's or a bank's IVR)."""
     sw, anon = start_api_switch(switch_factory, EXTS, extra=trunk_config(kamailio))
     sw.wait_log(r"trunk provider: registered to", timeout=15)
     customer = customer_phone(phones, kamailio)
-    customer.auto_answer(code=200, delay_ms=500)
+    customer.auto_answer(code=183)                       # early media first (an announcement), answer later
     desk = phones("desk")
     assert desk.register("1001", EXTS["1001"], DOMAIN, f"sip:{sw.addr}")["code"] == 200
     call = desk.call(f"sip:{CUSTOMER}@{DOMAIN}")
-    desk.wait_call_state(call, "CONFIRMED", timeout=20)
-    c_in = customer.events("incoming")[0]
+    c_in = customer.wait_event("incoming", timeout=20)
     assert "+864008001234" in c_in["from"], c_in          # the hotline's number presented
+    customer.wait_event("media_state", call=c_in["call"], active=True, timeout=10)
+    desk.wait_call_state(call, "EARLY", timeout=10)
+    desk.wait_event("media_state", call=call, active=True, timeout=10)
+    announcement = audio.write_wav(tmp_path / "announcement.wav", audio.melody(2.0, seed=73))
+    desk.record(call, tmp_path / "desk_early.wav")
+    time.sleep(0.3)  # pacing: the recorder runs before the announcement starts
+    customer.play(c_in["call"], announcement)
+    time.sleep(2.8)  # pacing: the 2 s announcement reaches the caller in real time (asserted below)
+    desk.stop_record(call)
+    customer.stop_play(c_in["call"])
+    early = audio.windowed_correlation(audio.read_mono(announcement), audio.read_mono(tmp_path / "desk_early.wav"))
+    assert early > 0.8, early
+    assert desk.events("call_state") and not any(e["state"] == "CONFIRMED" for e in desk.events("call_state"))
+
+    customer.answer(c_in["call"], 200)
+    desk.wait_call_state(call, "CONFIRMED", timeout=10)
     customer.wait_call_state(c_in["call"], "CONFIRMED", timeout=10)
-    desk.wait_event("media_state", call=call, active=True, timeout=5)
-    customer.wait_event("media_state", call=c_in["call"], active=True, timeout=5)
     heard_by_desk, heard_by_customer = talk(desk, call, customer, c_in["call"], tmp_path)
     assert heard_by_desk > 0.8 and heard_by_customer > 0.8, (heard_by_desk, heard_by_customer)
+    # digits both ways: RFC 4733 events from one phone are regenerated towards the other
+    desk.dtmf(call, "12#")
+    got = [customer.wait_event("dtmf", call=c_in["call"], timeout=10)["digit"] for _ in range(3)]
+    assert got == ["1", "2", "#"], got
+    customer.dtmf(c_in["call"], "9*")
+    got = [desk.wait_event("dtmf", call=call, timeout=10)["digit"] for _ in range(2)]
+    assert got == ["9", "*"], got
     desk.hangup(call)
     customer.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
     sw.wait_log(rf"1001 -> \{CUSTOMER_E164} out via trunk provider as {CUSTOMER}")
@@ -218,3 +240,32 @@ def test_registration_survives_the_provider_restarting(switch_factory, kamailio,
     sw.wait_log(r"trunk provider: registering to 127\.0\.0\.1:\d+ \(the carrier is reachable again\)", timeout=20)
     wait_for(lambda: sw.log().count("trunk provider: registered to") >= 2, timeout=20)
     wait_for(lambda: kamailio.log().count("provider: registered callcentre") >= 2, timeout=5)
+
+
+def test_click_to_dial_an_external_number_through_the_provider(switch_factory, kamailio, phones, tmp_path):
+    """POST /api/calls with an external ``to``: the agent's phone rings first; when it answers, the
+    customer is dialled through the dial rules and the provider (its 407 answered) and they talk."""
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=trunk_config(kamailio))
+    sw.wait_log(r"trunk provider: registered to", timeout=15)
+    alice_api = anon.login("2001")                          # agent 2001 at extension 1002
+    customer = customer_phone(phones, kamailio)
+    customer.auto_answer(code=200, delay_ms=1000)
+    alice = phones("alice")
+    assert alice.register("1002", EXTS["1002"], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    alice.auto_answer(code=200, delay_ms=300)
+    status, body = alice_api.post("/api/calls", {"from": "1002", "to": CUSTOMER})
+    assert status == 201, body
+    a_in = alice.wait_event("incoming", timeout=10)
+    c_in = customer.wait_event("incoming", timeout=20)
+    assert "+864008001234" in c_in["from"], c_in
+    customer.wait_call_state(c_in["call"], "CONFIRMED", timeout=10)
+    alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
+    customer.wait_event("media_state", call=c_in["call"], active=True, timeout=5)
+    heard_by_alice, heard_by_customer = talk(alice, a_in["call"], customer, c_in["call"], tmp_path)
+    assert heard_by_alice > 0.8 and heard_by_customer > 0.8, (heard_by_alice, heard_by_customer)
+    customer.hangup(c_in["call"])
+    alice.wait_call_state(a_in["call"], "DISCONNECTED", timeout=10)
+    sw.wait_log(rf"call {body['id']}: 1002 -> \{CUSTOMER_E164} out via trunk provider as {CUSTOMER}")
+    rows = wait_for(lambda: db_rows(sw, "SELECT caller, callee, disposition, direction, trunk, external "
+                                        "FROM call_records"), timeout=10)
+    assert rows == [("1002", CUSTOMER, "answered", "outbound", "provider", CUSTOMER_E164)], rows

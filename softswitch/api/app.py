@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import logging
 import math
@@ -91,6 +92,24 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _public_file(path: Any, base: Path | None) -> Any:
+    """A stored file's name as the API shows it: relative to its directory (voicemail, recordings), never
+    the absolute path (it tells an outsider where and as whom the switch runs)."""
+    if not isinstance(path, str) or not path:
+        return path
+    p = Path(path)
+    if base is not None and p.is_absolute():
+        try:
+            return str(p.relative_to(base))
+        except ValueError:
+            pass
+        try:
+            return str(p.resolve().relative_to(base.resolve()))
+        except (ValueError, OSError):
+            pass
+    return p.name if p.is_absolute() else path
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(_plain(obj), ensure_ascii=False, separators=(",", ":"))
 
@@ -141,12 +160,15 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
         key = getattr(server, "key", b"")
         secret = (self.settings.secret.encode() if self.settings.secret
                   else derive(key, "api-session") if key else os.urandom(32))
-        self.signer = TokenSigner(secret, self.settings.session_ttl)
+        revoked = getattr(server, "security_state", {}).get("revoked", {})  # logouts of the last run stay final
+        self.signer = TokenSigner(secret, self.settings.session_ttl, revoked)
         self.spec = spec_mod.spec()
         self.schemas = self.spec["components"]["schemas"]
         self.sockets: dict[str, set[web.WebSocketResponse]] = {}   # user id -> open WebSockets
+        self.ws_session: dict[web.WebSocketResponse, str] = {}       # open WebSocket -> its session id
         self.offered: dict[str, set[str]] = {}                     # call id -> agents it was offered to
         self.throttle = LoginThrottle()  # per source address, back-off (softswitch.api.throttle)
+        self._proxies = [ipaddress.ip_network(n, strict=False) for n in self.settings.trusted_proxies]
         self.tasks: set[asyncio.Task] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._runner: web.AppRunner | None = None
@@ -159,6 +181,7 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
     # --------------------------------------------------------------------------- lifecycle
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body, middlewares=[self._errors])
+        app.on_response_prepare.append(_server_header)
         for path, methods in self.spec["paths"].items():
             for method, op in methods.items():
                 app.router.add_route(method.upper(), path, self._operation(op))
@@ -273,6 +296,25 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
         resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
+    def client_address(self, request: web.Request) -> str:
+        """The client's address for throttling: the peer, or, when the peer is one of ``[api] trusted_proxies``
+        (the TLS reverse proxy), the last address it appended to X-Forwarded-For (the one it saw)."""
+        peer = request.remote or ""
+        if not self._proxies or not peer:
+            return peer
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return peer
+        if not any(addr.version == n.version and addr in n for n in self._proxies):
+            return peer
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            return peer
+
     def session_of(self, request: web.Request) -> Session:
         token = ""
         auth = request.headers.get("Authorization", "")
@@ -312,9 +354,23 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
                 body = await self._body(request, body_schema, (body_spec or {}).get("required", True))
             elif request.can_read_body and request.content_length:
                 raise ApiError(400, "this request takes no body")
-            return await method(Ctx(request, session, path, query, body))
+            resp = await method(Ctx(request, session, path, query, body))
+            if session is not None and op["operationId"] != "logout":
+                self._refresh(request, session, resp)
+            return resp
 
         return handler
+
+    def _refresh(self, request: web.Request, session: Session, resp: web.StreamResponse) -> None:
+        """A session past half its life gets a new token (same session id) with the answer: a desk in use
+        stays logged in, one left alone expires after ``session_ttl``."""
+        if session.expires - time.time() > self.signer.ttl / 2 or resp.prepared:
+            return
+        token, fresh = self.signer.issue(session.user, session.role, sid=session.sid)
+        resp.headers["X-Session-Token"] = token
+        if not request.headers.get("Authorization"):
+            resp.set_cookie(COOKIE, token, max_age=self.settings.session_ttl, httponly=True, samesite="Strict",
+                            path="/")
 
     async def _body(self, request: web.Request, schema: dict, required: bool) -> Any:
         if request.content_length is not None and request.content_length > self.settings.max_body:
@@ -374,7 +430,7 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
     async def op_login(self, ctx: Ctx) -> web.Response:
         user_id, password = ctx.body["user"], ctx.body["password"]
         now = time.monotonic()
-        source = ctx.request.remote or ""
+        source = self.client_address(ctx.request)
         wait = self.throttle.wait(source, user_id, now)
         if wait > 0:  # refused without checking: a guesser learns nothing while it waits
             raise ApiError(429, f"too many failed logins from this address; try again in {math.ceil(wait)} s",
@@ -399,6 +455,16 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
         return resp
 
     async def op_logout(self, ctx: Ctx) -> web.Response:
+        """Revoke the session: its token (and every refreshed one) is refused from now on, its WebSockets close."""
+        session = ctx.session
+        assert session is not None
+        self.signer.revoke(session)
+        for ws, sid in list(self.ws_session.items()):
+            if sid == session.sid:
+                self.spawn(ws.close(), "WebSocket close at logout")
+        save = getattr(self.server, "save_security_state", None)
+        if save is not None:
+            save()  # a logout survives a restart
         resp = reply({"ok": True})
         resp.del_cookie(COOKIE, path="/")
         return resp
@@ -449,7 +515,7 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
         agent = next((a for a in (acd.agents if acd is not None else []) if a.id == agent_id), None)
         if agent is None:
             return
-        source = ctx.request.remote or ""
+        source = self.client_address(ctx.request)
         now = time.monotonic()
         key = f"pin:{agent_id}"
         wait = self.throttle.wait(source, key, now)
@@ -675,7 +741,12 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
         out = [r for r in items
                if (agent is None or agent in r.parties) and (caller is None or caller in r.parties)
                and r.duration_s >= q.get("min_duration_s", 0) and r.duration_s <= q.get("max_duration_s", 1e18)]
-        return reply(out[:q["limit"]])
+        found = _plain(out[:q["limit"]])
+        base = Path(self.server.config.media.recordings_dir)
+        for item in found:
+            if isinstance(item, dict) and "file" in item:
+                item["file"] = _public_file(item["file"], base)
+        return reply(found)
 
     async def op_recording_audio(self, ctx: Ctx) -> web.StreamResponse:
         assert self.centre is not None
@@ -699,7 +770,12 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
     # ------------------------------------------------------------------------ voicemail
     async def op_list_voicemails(self, ctx: Ctx) -> web.Response:
         assert self.centre is not None
-        return reply(await self.centre.unhandled_voicemails(limit=ctx.query["limit"], after=ctx.query.get("after")))
+        page = _plain(await self.centre.unhandled_voicemails(limit=ctx.query["limit"], after=ctx.query.get("after")))
+        ivr = self.server.config.ivr
+        base = Path(ivr.voicemail_dir) if ivr is not None else None
+        for item in page.get("items", []):
+            item["file"] = _public_file(item.get("file"), base)
+        return reply(page)
 
     async def op_voicemail_handled(self, ctx: Ctx) -> web.Response:
         assert self.centre is not None
@@ -717,11 +793,29 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
                                                     queue=q.get("queue")))
 
     # ------------------------------------------------------------------------ WebSocket
+    def _origin_allowed(self, request: web.Request) -> bool:
+        """A browser names the page that opens a WebSocket in ``Origin``; only the desk's own origin (or one
+        listed in ``[api] allowed_origins``) may use the session cookie over it (cross-site WebSocket
+        hijacking). No Origin: not a browser, which must present the token itself."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        origin = origin.strip().rstrip("/").lower()
+        if origin in {o.rstrip("/").lower() for o in self.settings.allowed_origins}:
+            return True
+        host = (request.headers.get("Host") or "").lower()
+        return bool(host) and origin in (f"http://{host}", f"https://{host}")
+
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         session = self.session_of(request)
+        if not self._origin_allowed(request):
+            log.info("api: WebSocket for %s from origin %s refused (not %s, not in [api] allowed_origins)",
+                     session.user, (request.headers.get("Origin") or "")[:100], request.headers.get("Host", "")[:100])
+            raise ApiError(403, "this origin may not open the WebSocket ([api] allowed_origins)")
         # (16 KiB: a browser phone's WebRTC offer, with its ICE candidates, is 3-8 KB; everything else is small)
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16384)
         await ws.prepare(request)
+        self.ws_session[ws] = session.sid
         socks = self.sockets.setdefault(session.user, set())
         socks.add(ws)
         try:
@@ -736,6 +830,7 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            self.ws_session.pop(ws, None)
             socks.discard(ws)
             if not socks:
                 self.sockets.pop(session.user, None)
@@ -800,6 +895,11 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
 
 
 WS_PROTOCOL = 1   # the WebSocket's message set (docs/events.md); in the hello message
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """No software versions in answers (aiohttp would say "Python/3.11 aiohttp/3.9.1")."""
+    response.headers["Server"] = "softswitch"
 
 
 def _no_constant(name: str) -> Any:

@@ -2,10 +2,12 @@
 
 Passwords are stored as ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (salt and hash base64, no
 padding), checked in constant time. A session token is ``<payload>.<signature>``: the payload is
-base64url JSON ``{"u": user id, "r": role, "e": expiry (epoch seconds)}``, the signature an
+base64url JSON ``{"u": user id, "r": role, "e": expiry (epoch seconds), "s": session id}``, the signature an
 HMAC-SHA256 of the payload under the API secret (``[api] secret``, else derived from the switch's key file,
-so sessions survive a restart). Nothing is stored server side; a changed secret (or a deleted key file)
-ends every session.
+so sessions survive a restart). Tokens are not stored server side; a logout revokes the session id
+(``"s"``) for as long as its tokens could live (kept across restarts in softswitch.security.json); a changed
+secret (or a deleted key file) ends every session. A token past half its life is refreshed (same session id)
+on use.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ class Session:
     user: str
     role: str       # "agent" | "supervisor" | "admin"
     expires: float
+    sid: str = ""   # the login this token belongs to (refreshed tokens keep it; logout revokes it)
 
     @property
     def supervisor(self) -> bool:
@@ -68,14 +71,20 @@ class Session:
 
 
 class TokenSigner:
-    def __init__(self, secret: bytes, ttl: float):
+    """Signs and checks session tokens; ``revoked`` (session id -> when its last token expires anyway) makes
+    a logout final although tokens are not stored: bounded, since entries go once their tokens expired."""
+
+    def __init__(self, secret: bytes, ttl: float, revoked: dict[str, float] | None = None):
         self.secret = secret
         self.ttl = ttl
+        self.revoked: dict[str, float] = dict(revoked or {})
 
-    def issue(self, user: str, role: str, now: float | None = None) -> tuple[str, Session]:
+    def issue(self, user: str, role: str, now: float | None = None, sid: str | None = None) -> tuple[str, Session]:
+        """A new token; ``sid`` continues a session (a refresh), None starts one."""
         exp = int((now if now is not None else time.time()) + self.ttl)
-        payload = _b64(json.dumps({"u": user, "r": role, "e": exp}, separators=(",", ":")).encode())
-        return f"{payload}.{self._sign(payload)}", Session(user, role, exp)
+        sid = sid or _b64(os.urandom(12))
+        payload = _b64(json.dumps({"u": user, "r": role, "e": exp, "s": sid}, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(payload)}", Session(user, role, exp, sid)
 
     def verify(self, token: str, now: float | None = None) -> Session | None:
         # A token is base64url and a dot: anything else (non-ASCII included, which compare_digest would
@@ -87,14 +96,22 @@ class TokenSigner:
             return None
         try:
             data = json.loads(_unb64(payload))
-            user, role, exp = data["u"], data["r"], data["e"]
+            user, role, exp, sid = data["u"], data["r"], data["e"], data["s"]
         except (ValueError, KeyError, TypeError):
             return None
-        if not isinstance(user, str) or role not in ROLES or not isinstance(exp, int):
+        if (not isinstance(user, str) or role not in ROLES or not isinstance(exp, int)
+                or not isinstance(sid, str)):
             return None
-        if exp <= (now if now is not None else time.time()):
+        t = now if now is not None else time.time()
+        if exp <= t or sid in self.revoked:
             return None
-        return Session(user, role, exp)
+        return Session(user, role, exp, sid)
+
+    def revoke(self, session: Session, now: float | None = None) -> None:
+        """End this login: its tokens (the refreshed ones too) are refused from now on."""
+        t = now if now is not None else time.time()
+        self.revoked = {k: v for k, v in self.revoked.items() if v > t}  # forget what expired anyway
+        self.revoked[session.sid] = t + self.ttl  # the longest a token of it could still live
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())

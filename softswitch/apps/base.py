@@ -23,7 +23,9 @@ class Host(Protocol):
     monitor: Any                    # apps.monitor.MonitorApp
     external: Any                   # apps.external.ExternalApp: calls to external numbers
     dialer: Any                     # trunks.dialer.Dialer: external numbers through dial rules and trunks
+    trunks: Any                     # trunks.table.TrunkTable: trunks, dial rules, numbering (swapped by reload)
     outbound: Any                   # apps.outbound.OutboundApp
+    originator: Any                 # apps.originate.OriginateApp
 
     def wall(self, t: float) -> float: ...
     def route(self, number: str) -> "Application": ...

@@ -95,7 +95,7 @@ class ExternalApp(Application):
             reason = event.reason or None
             if status == 408 and event.leg.got_provisional:
                 status, reason = 480, "No Answer"    # it rang: the callee did not answer
-            elif status in (408, 500, 502, 504, 580):  # the trunks failed (failover is over): not the callee
+            elif status in (401, 407, 408, 500, 502, 504, 580):  # (never relay a carrier's challenge)  # the trunks failed (failover is over): not the callee
                 status, reason = 503, "No Trunk Available"
             self.do(L.Reject(call, status, reason), now)
         else:

@@ -58,6 +58,7 @@ class IvrCall:
     silence: float = 0.0                           # seconds of silence that end a voicemail (0 = off)
     silent_for: float = 0.0
     speech: bool = False                           # a menu listens for spoken keywords
+    say: int = 0                                   # the IVR Say waiting for its runtime speech (softswitch.tts)
 
     def move(self, new: IvrPhase) -> None:
         self.phase = move(self.phase, new, PHASES, f"IVR of call {self.call.id}")
@@ -94,6 +95,9 @@ class IvrApp(Application):
     def _start(self, call: "Call", number: str, flow: str, now: float, verb: str) -> None:
         assert self.ivr is not None
         session = self.ivr.session(number, call.caller_number, now, call.id)
+        if call.variables.get("outbound"):   # a campaign's contact: its data for the flow's say nodes
+            session.variables.update({str(k): str(v) for k, v in call.variables.items()
+                                      if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
         ic = self.calls[call.id] = IvrCall(call, session, flow)
         call.notes["ivr"] = flow
         log.info("call %s: %s %s IVR flow %s", call.id, call.caller_number, verb, flow)
@@ -141,6 +145,21 @@ class IvrApp(Application):
             self._audio(ic, event.samples, now)
         else:
             super().handle(event, now)
+
+    def spoken(self, call_id: str, say_id: int, file: str | None, now: float) -> None:
+        """Runtime speech for a ``Say`` is ready (``file``), or there is nothing to say (None): play it, or
+        let the flow go on."""
+        ic = self.calls.get(call_id)
+        if ic is None or ic.say != say_id:
+            return   # the caller moved on (or left) meanwhile
+        ic.say = 0
+        pid = None
+        if file and ic.call.live:
+            pid = self.do(L.Play(ic.call.caller, self.sounds.sequence([file])), now)
+        if pid is None:
+            self._feed(ic, ie.PlaybackFinished(say_id), now)
+        else:
+            ic.plays = {pid: say_id}
 
     def speech_heard(self, call_id: str, text: str, now: float) -> None:
         """A result of the edge's speech worker."""
@@ -217,9 +236,15 @@ class IvrApp(Application):
                 return
             pid = self.do(L.Play(caller, self.sounds.sequence(a.prompt_files)), now)
             ic.plays = {pid: a.id} if pid is not None else {}  # one prompt at a time: a new Play replaces the old
+        elif isinstance(a, ia.Say):
+            if not live:
+                return
+            self.do(L.StopPlayback(caller), now)
+            ic.plays, ic.say = {}, a.id
+            self.router.out.append(ev.SpeakRequest(call.id, a.id, a.text, a.lookup, a.value, a.language))
         elif isinstance(a, ia.StopPlayback):
             self.do(L.StopPlayback(caller), now)
-            ic.plays = {}
+            ic.plays, ic.say = {}, 0
         elif isinstance(a, ia.StartRecording):
             if not live:
                 return

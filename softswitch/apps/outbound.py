@@ -104,8 +104,8 @@ class VirtualCall:
     def variables(self) -> dict[str, Any]:
         """What the agent's desk pops: the contact and why we call."""
         return {**self.data, "outbound": True, "customer": self.number, "name": self.name, "campaign": self.campaign,
-                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": self.audio,
-                "note": self.note}
+                "contact": self.contact, "attempt": self.attempt, "kind": self.kind, "audio": bool(self.audio),
+                "note": self.note, "mode": self.mode}
 
 
 @dataclass(eq=False)
@@ -116,6 +116,8 @@ class DirectCall:
     answered: bool = False
     queued_at: float | None = None
     abandoned: bool = False
+    route: Any = None                  # an external number's dial rule route (trunks.dialrules.Route)
+    remaining: list[str] = field(default_factory=list)   # trunks not tried yet (failover)
 
 
 class OutboundApp(Application):
@@ -158,6 +160,24 @@ class OutboundApp(Application):
         self.virtual[vc.acd_id] = vc
         log.info("%s %s for %s enters queue %s (agent first)", vc.mode, vc.acd_id, vc.number, vc.queue)
         self.queue.feed(acd_events.CallArrived(vc.acd_id, vc.queue, vc.number, priority), now)
+
+    # ------------------------------------------------------------------------ click-to-dial
+    def click_to_dial(self, a: str, b: str, now: float, caller_id: str = "",
+                      external_caller_id: str = "") -> "Call | None":
+        """The agent's phone (extension ``a``) rings, then ``b`` (``apps.originate``); the call is recorded,
+        gets the agent in its call record, and pops ``b``'s record on the agent's desk like an inbound offer."""
+        call = self.router.originator.originate(a, b, now, caller_id, external_caller_id=external_caller_id)
+        if call is None:
+            return None
+        call.notes["outbound"] = True
+        acd = self.queue.acd
+        i = acd.by_extension.get(a)
+        if i is not None:
+            agent = acd.agents[i].id
+            call.notes["agent"] = agent
+            self.router.out.append(ev.OfferPresented(agent, call.id, b, "", {
+                "outbound": True, "kind": "click-to-dial", "customer": b}, {}))
+        return call
 
     # ------------------------------------------------------------- "press 1 to be called back"
     def _offer_after(self, queue: str) -> int:
@@ -404,10 +424,66 @@ class OutboundApp(Application):
         self.virtual.pop(vc.acd_id, None)
 
     # ---------------------------------------------------------------- customer-first calls
+    def _direct_variables(self, d: de.Dial) -> dict[str, Any]:
+        return {**d.data, "outbound": True, "campaign": d.campaign, "contact": d.contact, "attempt": d.attempt,
+                "name": d.name}
+
+    def _trunks_for(self, number: str) -> tuple[Any, list[str]] | None:
+        """The dial rule's route for an external ``number`` and its trunks, those up first (None: no rule)."""
+        trunks = self.router.trunks
+        route = trunks.dialplan.resolve(number)
+        if route is None:
+            return None
+        names = [n for n in route.rule.trunks if n in trunks.trunks and trunks.trunks[n].enabled]
+        dialer = self.router.dialer
+        return route, [n for n in names if dialer.is_up(n)] + [n for n in names if not dialer.is_up(n)]
+
+    def _originate_trunk(self, d: de.Dial, route: Any, remaining: list[str], now: float) -> "Call | None":
+        """A customer-first call out through the next trunk of ``remaining`` that takes it (as the trunk
+        dialer's legs: the hotline in From and P-Asserted-Identity, the carrier's credentials, failover on
+        no response)."""
+        from ..sip.transaction import Peer
+        from ..trunks.dialer import channels_in_use
+        from ..trunks.numbers import ANONYMOUS
+
+        while remaining:
+            trunk = self.router.trunks.trunks[remaining.pop(0)]
+            if trunk.max_channels and channels_in_use(self.b2bua, trunk.name) >= trunk.max_channels:
+                continue
+            cid = d.caller_id or route.rule.caller_id or trunk.caller_id or ANONYMOUS
+            headers = (("Privacy", "id"),) if cid == ANONYMOUS else (
+                ("P-Asserted-Identity", f"<sip:{cid}@{trunk.domain}>"),)
+            transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
+            host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+            creds = (trunk.auth_user, trunk.password, trunk.realm) if trunk.password else None
+            call = self.do(L.Originate(route.send, cid, display="" if cid == ANONYMOUS else cid,
+                                       variables=self._direct_variables(d),
+                                       uri=f"sip:{route.send}@{host}:{trunk.port}{transport}",
+                                       peer=Peer(trunk.transport, trunk.host, trunk.port), domain=trunk.domain,
+                                       headers=headers, credentials=creds,
+                                       progress_timeout=float(trunk.progress_timeout), codecs=tuple(trunk.codecs),
+                                       trunk=trunk.name), now)
+            if call is not None:
+                call.notes.update(direction="outbound", external=route.external, trunk=trunk.name)
+                log.info("call %s: %s attempt %d to %s out via trunk %s", call.id, d.mode, d.attempt, route.external,
+                         trunk.name)
+                return call
+        return None
+
     def _dial_direct(self, d: de.Dial, now: float) -> bool:
-        call = self.do(L.Originate(d.number, d.caller_id or d.number, display=d.caller_id,
-                                   variables={**d.data, "outbound": True, "campaign": d.campaign,
-                                              "contact": d.contact, "attempt": d.attempt, "name": d.name}), now)
+        number = self.dialable(d.number)
+        remaining: list[str] = []
+        route = None
+        if self.router.route(number) is self.router.external:
+            found = self._trunks_for(number)
+            if found is not None:
+                route, remaining = found
+                call = self._originate_trunk(d, route, remaining, now)
+            else:
+                call = None
+        else:
+            call = self.do(L.Originate(d.number, d.caller_id or d.number, display=d.caller_id,
+                                       variables=self._direct_variables(d)), now)
         if call is None:
             log.info("attempt %d: %s not reachable", d.attempt, d.number)
             self._to_dialler(de.AttemptEnded(d.attempt, Result.UNREACHABLE))
@@ -415,7 +491,7 @@ class OutboundApp(Application):
         call.app = self
         call.caller_number, call.callee_number = d.caller_id, d.number
         call.notes["outbound"] = True
-        self.direct[call.id] = DirectCall(d, call)
+        self.direct[call.id] = DirectCall(d, call, route=route, remaining=remaining)
         self._timers.schedule(now + self.config.sip.ring_timeout, call.id)
         log.info("call %s: %s attempt %d to %s", call.id, d.mode, d.attempt, d.number)
         return True
@@ -426,6 +502,7 @@ class OutboundApp(Application):
             dc.answered = True
             d = dc.dial
             if d.mode == "notification":
+                call.answered_at = now   # the customer answered; the switch (the IVR flow) is his party
                 self.router.hand_over(call, self.router.ivr, d.flow, now)
             else:  # predictive: the campaign's queue, ahead of everyone (this customer is on the line already)
                 dc.queued_at = now
@@ -435,10 +512,36 @@ class OutboundApp(Application):
         elif isinstance(event, L.PlaybackFinished) and dc.abandoned:
             self.do(L.Hangup(call, "apology played"), now)
         elif isinstance(event, L.LegFailed) and event.leg is call.caller:
+            if self._failover(dc, event, now):
+                return
             call.final_status = event.status
             self.do(L.Hangup(call, f"{dc.dial.number} did not answer ({event.status})"), now)
         else:
             super().handle(event, now)
+
+    def _failover(self, dc: DirectCall, event: L.LegFailed, now: float) -> bool:
+        """A trunk failed (5xx, 408 without a word): the next trunk of the rule gets the call (a new call;
+        the failed one ends without a result)."""
+        from ..trunks.dialer import FAILOVER_STATUSES
+
+        if (dc.route is None or not dc.remaining or event.status not in FAILOVER_STATUSES
+                or (event.status == 408 and event.leg.got_provisional)):
+            return False
+        old = dc.call
+        log.warning("call %s: trunk %s failed (%d): trying the next", old.id, event.leg.trunk, event.status)
+        call = self._originate_trunk(dc.dial, dc.route, dc.remaining, now)
+        if call is None:
+            return False
+        self.direct.pop(old.id, None)
+        old.app = None
+        self.do(L.Hangup(old, "trunk failed over"), now)
+        call.app = self
+        call.caller_number, call.callee_number = dc.dial.caller_id, dc.dial.number
+        call.notes["outbound"] = True
+        dc.call = call
+        self.direct[call.id] = dc
+        self._timers.schedule(now + self.config.sip.ring_timeout, call.id)
+        return True
 
     def watch_gone(self, call: "Call", now: float) -> None:
         """Any call ended (the router tells): a customer-first call handed to the IVR or a queue ends here."""

@@ -88,8 +88,8 @@ class Hop(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------------------- engine → browser
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.target is None or addr[0] != self.target[0]:
-            return                          # only the engine's leg (the address the SDP named) is heard
+        if self.target is None or addr[1] != self.target[1] or addr[0] not in (self.target[0], "127.0.0.1", "::1"):
+            return                          # only the engine's leg (the port its SDP named) is heard
         try:
             pkt = rtp_mod.parse(data)
         except rtp_mod.RtpError:

@@ -79,7 +79,7 @@ class BrowserPhone:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("browser phone %s (agent %s): WebRTC %s", self.extension, self.user, pc.connectionState)
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState in ("failed", "closed") and not self.closed:
                 self.to_page({"type": "phone.error", "error": f"WebRTC connection {pc.connectionState}"})
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -206,6 +206,7 @@ class BrowserPhone:
             except PhoneError:
                 self._media_down(cid)
                 raise
+            self._hold_others(cid, now)     # answering a waiting call holds the one talked on
             self._focus(cid)
             self._do(actions)
         elif t == "phone.dial":

@@ -43,7 +43,7 @@ class BrowserPhones:
         self.server = server
         self.control = control
         self.phones: dict[str, Any] = {}           # agent id -> BrowserPhone
-        self.owner: dict[int, str] = {}            # id(WebSocket) -> agent id whose phone it started
+        self.socket_of: dict[str, int] = {}        # agent id -> id() of the WebSocket whose page started it
         self._refresh: Any = None
         self._starts: dict[str, list[float]] = {}     # agent id -> monotonic times of recent phone.start
 
@@ -60,11 +60,14 @@ class BrowserPhones:
                 send({"type": "phone.stopped"})
                 return
             phone = self.phones.get(user)
-            if phone is None or self.owner.get(id(ws)) != user:
+            if phone is None or self.socket_of.get(user) != id(ws):
                 raise PhoneError("start the browser phone first")
             await phone.command(msg)
         except (PhoneError, PhoneRefused) as e:
             send({"type": "phone.error", "call": msg.get("call"), "error": str(e)})
+        except Exception:  # a bug must not close the agent's WebSocket (and with it the desk)
+            log.exception("browser phone of agent %s: %s failed", user, t)
+            send({"type": "phone.error", "call": msg.get("call"), "error": "internal error (see the switch's log)"})
 
     async def _start(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
         from .phone import BrowserPhone
@@ -86,7 +89,8 @@ class BrowserPhones:
             raise PhoneRefused(f"extension {ext} is not configured")
         switch = self._switch_peer()
         old = self.phones.pop(user, None)
-        if old is not None:
+        if old is not None:                         # the agent moved to another window: the old page stops
+            old.to_page({"type": "phone.stopped", "reason": "the browser phone was started in another window"})
             await self._unbind(old)
             await old.close()
         ha1 = {alg: v for alg in ("MD5", "SHA-256") if (v := getattr(extension, "ha1", lambda a: None)(alg))}
@@ -99,16 +103,17 @@ class BrowserPhones:
             log.warning("browser phone for agent %s could not start: %s", user, e)
             raise PhoneError(f"WebRTC negotiation failed: {e}") from e
         self.phones[user] = phone
-        self.owner[id(ws)] = user
+        self.socket_of[user] = id(ws)
         self._bind(phone)
         log.info("browser phone of agent %s started: extension %s rings the page", user, ext)
         send({"type": "phone.ready", "sdp": answer, "extension": ext})
 
     async def closed(self, ws: Any) -> None:
         """The WebSocket closed (page gone, signed out): its phone hangs up and unregisters."""
-        user = self.owner.pop(id(ws), None)
+        user = next((u for u, w in self.socket_of.items() if w == id(ws)), None)
         if user is None:
             return
+        del self.socket_of[user]
         phone = self.phones.pop(user, None)
         if phone is not None:
             await self._unbind(phone)
@@ -120,7 +125,7 @@ class BrowserPhones:
             phone = self.phones.pop(user)
             await self._unbind(phone)
             await phone.close()
-        self.owner.clear()
+        self.socket_of.clear()
 
     # ---------------------------------------------------------------------------- the switch
     def _extension_of(self, user: str) -> str:

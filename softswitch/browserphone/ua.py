@@ -250,6 +250,7 @@ class PhoneUA:
         return make_response(req, status, reason, to_tag=call.local_tag or None, extra=ex, body=body)
 
     def _incoming(self, req: Request, tx: ServerTransaction, now: float) -> list[Action]:
+        self.forget_ended()                 # (an agent away from the page is rung again and again: bounded)
         if len(self.live_calls()) >= MAX_CALLS:
             return self._respond(tx, make_response(req, 486, to_tag=new_tag()), now)
         frm = req.from_

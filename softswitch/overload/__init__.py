@@ -13,14 +13,32 @@ from .admission import Admission, Answer, Mode, Process, Rank, SHED_REASONS
 from .config import OVERLOAD, OverloadConfig
 
 __all__ = ["Admission", "Answer", "Mode", "OVERLOAD", "OverloadConfig", "Process", "Rank", "SHED_REASONS",
-           "for_switch"]
+           "for_switch", "priorities", "reconfigure"]
 
 
-def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admission:
-    """Admission for a switch with ``config``: calls to queue (dialplan) and IVR numbers (and the trunks'
-    DIDs that lead to them), calls from the carriers' addresses (customers calling in) and REGISTERs of
-    agents' phones go first; REGISTERs of phones refreshing a live binding from the same address
-    (``registrar``'s bindings, on the switch's monotonic ``clock``) before newcomers."""
+def for_switch(config: Any, core: Any, clock: Callable[[], float]) -> Admission:
+    """Admission for a switch with ``config`` (``priorities``); REGISTERs of phones refreshing a live binding
+    from the same address (the ``core``'s registrar, on the switch's monotonic ``clock``) go before
+    newcomers; retransmissions of answered requests get their answer from the core's transaction layer."""
+    registrar = core.registrar
+
+    def known_phone(aor: str, host: str) -> bool:
+        for b in registrar.lookup(aor, clock()):
+            received = b.received or ""
+            if received.rpartition(":")[0].partition(":")[2].strip("[]") == host:
+                return True
+        return False
+
+    numbers, extensions, carrier = priorities(config)
+    return Admission(config.overload, t1=config.sip.t1_ms / 1000, centre_numbers=numbers,
+                     centre_extensions=extensions, known_phone=known_phone, carrier=carrier,
+                     resend=core.tl.answer_to_retransmission)
+
+
+def priorities(config: Any) -> tuple[frozenset[str], frozenset[str], Callable[[str], bool] | None]:
+    """The call centre's own traffic in ``config``: dialled numbers (queue and IVR numbers, and the trunks'
+    DIDs that lead to them), extensions whose REGISTERs go first (agents' phones, supervisors), and whether
+    an address is a carrier's (a trunk's host or ``match``: its calls are customers calling in)."""
     numbers: set[str] = set()
     extensions: set[str] = set()
     acd = config.acd
@@ -55,13 +73,11 @@ def for_switch(config: Any, registrar: Any, clock: Callable[[], float]) -> Admis
             return any(addr in n for n in networks)
         return False
 
-    def known_phone(aor: str, host: str) -> bool:
-        for b in registrar.lookup(aor, clock()):
-            received = b.received or ""
-            if received.rpartition(":")[0].partition(":")[2].strip("[]") == host:
-                return True
-        return False
+    return frozenset(numbers), frozenset(extensions), (carrier if hosts or networks else None)
 
-    return Admission(config.overload, t1=config.sip.t1_ms / 1000, centre_numbers=frozenset(numbers),
-                     centre_extensions=frozenset(extensions), known_phone=known_phone,
-                     carrier=carrier if hosts or networks else None)
+
+def reconfigure(admission: Admission, config: Any) -> None:
+    """A reloaded config (``Server.reload``): new limits and priorities from now on; what waits stays.
+    Turning ``[overload]`` on or off takes a restart (it changes how the socket is read)."""
+    numbers, extensions, carrier = priorities(config)
+    admission.configure(config.overload, centre_numbers=numbers, centre_extensions=extensions, carrier=carrier)

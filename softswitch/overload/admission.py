@@ -24,11 +24,14 @@ at twice its capacity the switch used to complete a fifth of its clean rate). So
   given up) and every new request or refresh that has waited ``max_delay_ms`` (the call centre's
   traffic and answers to challenges: twice that) is answered 503 with a Retry-After spread over
   ``[retry_after_min, retry_after_max]`` seconds: a few microseconds instead of a parse, a digest and a
-  store write. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
+  store write. What cannot be served within ``max_delay_ms`` at the rate the switch serves while
+  overloaded is answered at once instead of after waiting for it: the phones get their 503 before their
+  retransmission timer fires, and the backlog stays small. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
   nothing shed and the loop on time.
-* **Retransmissions** of a request still waiting are absorbed; of a request already served, absorbed
-  while overloaded (the transaction layer answers them otherwise); of a request we answered 503, answered
-  with the same 503 again (its ACK absorbed). **Stale** datagrams, older than a transaction lives
+* **Retransmissions** of a request still waiting are absorbed; of a request whose transaction has
+  answered, given that answer again from the transaction layer without parsing; of a request served but
+  not answered yet (or answered statelessly, a challenge), absorbed while overloaded (served again
+  otherwise); of a request we answered 503, answered with the same 503 again (its ACK absorbed). **Stale** datagrams, older than a transaction lives
   (64*T1), are dropped unread.
 
 What is shed, and why, is counted (``shed``) and logged when overload starts, every ``REPORT`` seconds
@@ -38,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -88,8 +90,10 @@ PATIENT = frozenset({Rank.CENTRE, Rank.ANSWER})   # given twice max_delay before
 SHED_REASONS = ("rejected", "backlog", "retransmission", "stale", "refused_dialog")
 
 URGENT_METHODS = frozenset({"ACK", "BYE", "CANCEL", "PRACK", "UPDATE", "INFO"})
-CALM = 2.0          # seconds without shedding, backlog or lag before the switch counts as normal again
+CALM = 2.0          # seconds without a long wait, shedding or lag before the switch counts as normal again
 REPORT = 10.0       # seconds between log lines while overloaded
+RATE_WINDOW = 0.5   # seconds over which the service rate is measured while overloaded
+MIN_ALLOWANCE = 20  # requests that may always wait (the service rate estimate is noisy)
 SEEN_CAP = 50_000   # requests remembered for retransmission matching (older ones: the transaction layer's job)
 REJECTED_CAP = 20_000   # 503s remembered to answer retransmissions alike
 
@@ -106,7 +110,7 @@ class Process:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """Send these bytes (a 503) to ``source`` instead of serving the request."""
+    """Send these bytes (a 503, or a 481 in the dialog of one) to ``source`` instead of serving a request."""
 
     data: bytes
     source: tuple[str, int]
@@ -119,7 +123,8 @@ class _Item:
     arrived: float
     peek: Peek
     rank: Rank
-    waiting: bool = True    # False once taken (served or shed): lazy removal from the queues
+    waiting: bool = True    # False once taken (served or shed); ``_seen`` keeps the item to tell a copy of a
+    # waiting request from a copy of a served one (its bytes are dropped then)
 
 
 @dataclass
@@ -144,25 +149,23 @@ class Admission:
     def __init__(self, config: OverloadConfig, *, t1: float = 0.5,
                  centre_numbers: frozenset[str] = frozenset(), centre_extensions: frozenset[str] = frozenset(),
                  known_phone: Callable[[str, str], bool] | None = None,
-                 carrier: Callable[[str], bool] | None = None, rng: random.Random | None = None):
+                 carrier: Callable[[str], bool] | None = None,
+                 resend: Callable[[str, tuple[str, int | None], str], bytes | None] | None = None,
+                 rng: random.Random | None = None):
         """``centre_numbers``: dialled numbers whose calls go first (queue and IVR numbers); ``centre_extensions``:
         AORs whose REGISTERs go first (agents' phones); ``known_phone(aor, host)``: whether ``aor`` has a live
         binding registered from ``host`` (a refresh, not a newcomer); ``carrier(host)``: whether ``host`` is a
-        trunk's (its calls are customers calling in)."""
-        self.config = config
-        self.max_delay = config.max_delay_ms / 1000     # shed when overloaded
-        self.strain_delay = self.max_delay / 4           # overloaded from here: a transient stall (GC, a
-        # busy neighbour) switches to newest-first without shedding what can still be served in time
-        self.max_lag = config.max_lag_ms / 1000
+        trunk's (its calls are customers calling in); ``resend(branch, sent_by, method)``: the response a
+        retransmission of that request gets from its server transaction, if any (the transaction layer's
+        ``answer_to_retransmission``)."""
         self.lifetime = 64 * t1                      # a transaction's life (Timers B, F): older is stale
-        self.centre_numbers = centre_numbers | frozenset(config.priority_numbers)
-        self.centre_extensions = centre_extensions | frozenset(config.priority_extensions)
+        self.configure(config, centre_numbers=centre_numbers, centre_extensions=centre_extensions, carrier=carrier)
         self.known_phone = known_phone
-        self.carrier = carrier
+        self.resend = resend
         self.rng = rng or random.Random()
         self.figures = Figures()
         self._queues: list[deque[_Item]] = [deque() for _ in Rank]
-        self._waiting = 0                            # items still waiting (the queues hold taken ones too)
+        self._waiting = 0                            # items in the queues, all ranks
         self._seen: OrderedDict[tuple[str, str], _Item] = OrderedDict()
         self._rejected: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self._refused: OrderedDict[tuple[str, str], float] = OrderedDict()   # (Call-ID, To tag) of our 503s
@@ -173,6 +176,22 @@ class Admission:
         self._shed_at_start: dict[str, int] = {}
         self._busy = 0.0
         self._window: float | None = None   # start of the current second of ``busy`` accounting
+        self._served_deferred = 0           # non-urgent requests served: the service rate
+        self._rate_mark: tuple[float, int] | None = None
+        self._saturated = False             # no moment without a request waiting since the mark
+        self.rate: float | None = None      # non-urgent requests served per second while overloaded (EWMA)
+
+    def configure(self, config: OverloadConfig, *, centre_numbers: frozenset[str] = frozenset(),
+                  centre_extensions: frozenset[str] = frozenset(), carrier: Callable[[str], bool] | None = None) -> None:
+        """Limits and priorities (at start, and after a config reload); what waits stays where it is."""
+        self.config = config
+        self.max_delay = config.max_delay_ms / 1000     # shed when overloaded
+        self.strain_delay = self.max_delay / 4           # overloaded from here: a transient stall (GC, a
+        # busy neighbour) switches to newest-first without shedding what can still be served in time
+        self.max_lag = config.max_lag_ms / 1000
+        self.centre_numbers = centre_numbers | frozenset(config.priority_numbers)
+        self.centre_extensions = centre_extensions | frozenset(config.priority_extensions)
+        self.carrier = carrier
 
     @property
     def mode(self) -> Mode:
@@ -209,6 +228,12 @@ class Admission:
                 else:
                     self._answers.append(Answer(rejected[1], source))
                 return
+            if self.resend is not None and p.method != "ACK":   # answered already: the same answer, unparsed
+                again = self.resend(p.branch, p.sent_by, p.method)
+                if again is not None:
+                    self._shed("retransmission")
+                    self._answers.append(Answer(again, source))
+                    return
             if rank is not Rank.URGENT:
                 first = self._seen.get(key)
                 if first is not None and (first.waiting or fig.mode is Mode.OVERLOADED):
@@ -285,6 +310,7 @@ class Admission:
         overloaded = self.figures.mode is Mode.OVERLOADED
         if overloaded:
             self._shed_waited(now)
+            self._shed_excess(now)
             if self._answers:
                 return self._answers.popleft()
         for rank in DEFERRED:
@@ -296,16 +322,21 @@ class Admission:
                         self._drop(item, "stale")
                         continue
                     return self._take(item, now)
+        self._saturated = False
         return None
 
     def _take(self, item: _Item, now: float) -> Process:
         item.waiting = False
         self._waiting -= 1
         self.figures.served += 1
-        return Process(item.data, item.source, item.rank, now - item.arrived)
+        if item.rank is not Rank.URGENT:
+            self._served_deferred += 1
+        data, item.data = item.data, b""    # ``_seen`` may keep the item a while: not its bytes
+        return Process(data, item.source, item.rank, now - item.arrived)
 
     def _drop(self, item: _Item, reason: str) -> None:
         item.waiting = False
+        item.data = b""
         self._waiting -= 1
         self._shed(reason)
 
@@ -314,12 +345,13 @@ class Admission:
 
     def _refuse(self, item: _Item, reason: str, now: float) -> None:
         """Answer ``item`` 503 (remembered, so that its retransmissions get the same) and forget it."""
+        data = item.data
         self._drop(item, reason)
         self._last_shed = now
         retry = self.rng.randint(self.config.retry_after_min, self.config.retry_after_max)
         p = item.peek
-        tag = p.to_tag or secrets.token_hex(5)
-        reply = reject(item.data, retry, tag)
+        tag = p.to_tag or f"{self.rng.getrandbits(48):012x}"   # unique enough for a To tag; no syscall
+        reply = reject(data, retry, tag)
         if reply is None:
             return
         self._answers.append(Answer(reply, item.source))
@@ -348,6 +380,36 @@ class Admission:
                 if item.waiting:
                     self._refuse(item, "rejected", now)
 
+    def _shed_excess(self, now: float) -> None:
+        """Overloaded: what cannot be served within ``max_delay`` at the rate the switch is serving now is
+        answered 503 at once, oldest and lowest first, instead of after waiting for it: the phone learns it
+        before its retransmission timer fires, and the backlog stays small."""
+        rate = self.rate
+        if rate is None:
+            return
+        allowance = max(MIN_ALLOWANCE, rate * self.max_delay)
+        queues = self._queues
+        total = sum(len(queues[r]) for r in DEFERRED)
+        for rank in reversed(DEFERRED):
+            cap = 2 * allowance if rank in PATIENT else allowance
+            q = queues[rank]
+            while total > cap and q:
+                item = q.popleft()
+                total -= 1
+                if item.waiting:
+                    self._refuse(item, "rejected", now)
+
+    def _measure_rate(self, now: float) -> None:
+        """Requests served per second, over windows in which some always waited: what the switch can do
+        now (a window with idle moments measures the demand, not the capacity, and is not counted)."""
+        mark = self._rate_mark
+        if mark is None or now - mark[0] >= RATE_WINDOW:
+            if mark is not None and self._saturated and self.figures.mode is Mode.OVERLOADED:
+                sample = (self._served_deferred - mark[1]) / (now - mark[0])
+                self.rate = sample if self.rate is None else 0.5 * self.rate + 0.5 * sample
+            self._rate_mark = (now, self._served_deferred)
+            self._saturated = True
+
     def _shed_oldest(self, now: float) -> None:
         """The backlog is full: the oldest request of the lowest rank goes (answered 503); urgent ones only
         when nothing else is left (a flood of in-dialog requests must not grow memory without bound)."""
@@ -375,6 +437,7 @@ class Admission:
 
     def _update(self, now: float) -> None:
         fig = self.figures
+        self._measure_rate(now)
         oldest = self._oldest()
         fig.delay = now - oldest if oldest is not None else 0.0
         fig.backlog = self._waiting
@@ -420,8 +483,9 @@ class Admission:
 
     def describe(self, now: float) -> str:
         fig = self.figures
+        rate = f"serving {self.rate:.0f}/s, " if self.rate is not None else ""
         return (f"{fig.mode}, oldest waiting {fig.delay * 1000:.0f} ms, loop lag {fig.lag * 1000:.0f} ms, "
-                f"{fig.backlog} waiting, load {fig.load:.0%}; {self._shed_summary()} since it began")
+                f"{fig.backlog} waiting, {rate}load {fig.load:.0%}; {self._shed_summary()} since it began")
 
     def snapshot(self, now: float) -> dict[str, object]:
         """The figures as plain data (the API)."""

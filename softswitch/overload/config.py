@@ -26,8 +26,8 @@ class OverloadConfig:
     phones refreshing a live registration."""
 
     enabled: bool = True
-    max_delay_ms: int = 400        # longest a new request waits while overloaded (then: 503); below T1,
-    # so that a phone gets its 503 before it retransmits
+    max_delay_ms: int = 1000       # longest a new request waits while overloaded (then: 503): 2 x T1, so a
+    # stall the switch catches up with loses nothing (a retransmission meanwhile is absorbed for ~10 us)
     max_lag_ms: int = 150          # event-loop lag that counts as overload
     max_backlog: int = 10000       # requests held waiting at most (beyond: the oldest, lowest first, shed)
     retry_after_min: int = 5
@@ -44,7 +44,7 @@ def _post(v: dict[str, Any]) -> None:
 
 OVERLOAD = Table(OverloadConfig, {
     "enabled": Key(BOOLEAN, True),
-    "max_delay_ms": Key(INTEGER, 400, (between(40, 30000),)),
+    "max_delay_ms": Key(INTEGER, 1000, (between(40, 30000),)),
     "max_lag_ms": Key(INTEGER, 150, (between(10, 10000),)),
     "max_backlog": Key(INTEGER, 10000, (between(100, 1000000),)),
     "retry_after_min": Key(INTEGER, 5, (between(1, 3600),)),

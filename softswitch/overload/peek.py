@@ -39,6 +39,7 @@ class Peek:
     method: str = ""             # request method (upper case as sent), "" for a response
     ruri_user: str = ""          # user part of the Request-URI (the dialled number), "" if none
     branch: str = ""             # top Via branch ("" if none: an RFC 2543 peer)
+    sent_by: tuple[str, int | None] = ("", None)   # top Via host (lower case) and port, as transactions key it
     call_id: str = ""
     to_tag: str = ""             # the To tag ("" if none): a request with one is in a dialog
     to_user: str = ""            # user part of the To URI (a REGISTER's address-of-record)
@@ -73,6 +74,7 @@ def peek(data: bytes) -> Peek:
     m = _USER.match(parts[1])
     ruri_user = m.group(1).decode("ascii", "replace") if m else ""
     branch = call_id = to_user = cseq_method = ""
+    sent_by: tuple[str, int | None] = ("", None)
     to_tag = ""
     credentials = seen_via = seen_to = False
     cseq = -1
@@ -84,6 +86,7 @@ def peek(data: bytes) -> Peek:
                 seen_via = True
                 b = _BRANCH.search(value)
                 branch = b.group(1).decode("ascii", "replace") if b else ""
+                sent_by = _sent_by(value)
         elif name == b"to":
             if not seen_to:
                 seen_to = True
@@ -102,8 +105,26 @@ def peek(data: bytes) -> Peek:
             credentials = True
     if not (seen_via and seen_to and call_id and cseq >= 0):
         return NOTHING
-    return Peek(ok=True, method=method, ruri_user=ruri_user, branch=branch, call_id=call_id, to_tag=to_tag,
+    return Peek(ok=True, method=method, ruri_user=ruri_user, branch=branch, sent_by=sent_by, call_id=call_id,
+                to_tag=to_tag,
                 to_user=to_user, cseq=cseq, cseq_method=cseq_method, credentials=credentials)
+
+
+def _sent_by(via: bytes) -> tuple[str, int | None]:
+    """Host (lower case, IPv6 in brackets) and port of a Via value's sent-by, as ``sip.uri.parse_via`` reads
+    them; ("", None) when unreadable (the transaction layer then finds nothing: no harm)."""
+    parts = via.split(None, 1)
+    if len(parts) != 2:
+        return ("", None)
+    hostport = parts[1].split(b";", 1)[0].strip().decode("ascii", "replace").lower()
+    if hostport.startswith("["):
+        host, _, rest = hostport.partition("]")
+        host += "]"
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    port = port.strip()
+    return (host.strip(), int(port) if port.isdigit() else None)
 
 
 def _call_id(head: bytes) -> str:

@@ -43,12 +43,10 @@ OUT_CAP = 10_000    # datagrams queued for sending while the socket is full, at 
 class UdpIntake:
     """One UDP listener of the switch, served through ``admission``."""
 
-    def __init__(self, server: "Server", admission: Admission, process: Callable[[bytes, Peer], None],
-                 send: Callable[[bytes, Peer], None]):
+    def __init__(self, server: "Server", admission: Admission, process: Callable[[bytes, Peer], None]):
         self.server = server
         self.admission = admission
         self.process = process          # Server.process: the full stack for one datagram
-        self.send_answer = send         # Server._send: counted like every message sent
         self.sock: socket.socket | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timestamps = False
@@ -88,6 +86,11 @@ class UdpIntake:
         self._closing = True
         if self._probe is not None:
             self._probe.cancel()
+        fig = self.admission.figures
+        if any(fig.shed.values()):
+            log.warning("overload totals since start: %d datagrams, %d served, %d overload episode(s); shed %s",
+                        fig.offered, fig.served, fig.overloads,
+                        ", ".join(f"{n} {reason}" for reason, n in fig.shed.items() if n))
         if self.sock is not None and self.loop is not None:
             self.loop.remove_reader(self.sock.fileno())
             if self._out:
@@ -149,15 +152,16 @@ class UdpIntake:
         self._drain()
         deadline = start + SLICE
         now = time.monotonic()
+        count_out = self.server.metrics.sip_out
         while True:
             act = adm.next(now)
             if act is None:
                 break
-            peer = Peer("udp", act.source[0], act.source[1])
-            if isinstance(act, Answer):
-                self.send_answer(act.data, peer)
+            if isinstance(act, Answer):   # a 503 (or the same answer again): from the socket it came to
+                count_out(act.data)
+                self.sendto(act.data, act.source)
             else:
-                self.process(act.data, peer)
+                self.process(act.data, Peer("udp", act.source[0], act.source[1]))
             if time.perf_counter() > deadline:
                 break
             now = time.monotonic()

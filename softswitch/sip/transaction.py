@@ -629,6 +629,19 @@ class TransactionLayer:
     def find_client_tx(self, branch: str, method: str) -> ClientTransaction | None:
         return self._client.get((branch, method))
 
+    def answer_to_retransmission(self, branch: str, sent_by: tuple[str, int | None], method: str) -> bytes | None:
+        """What a retransmission of the request with this RFC 3261 branch, top Via sent-by (host lower-cased,
+        port or None) and method gets from its server transaction: the last response, when the state calls
+        for re-sending it (as ``receive`` would); None when there is no such transaction or nothing to send.
+        Lets an edge answer a retransmission without parsing it (``softswitch.overload``)."""
+        if not branch.startswith(MAGIC_COOKIE):
+            return None
+        tx = self._server.get((branch, sent_by, "INVITE" if method == "ACK" else method))
+        if tx is None or tx._last_data is None or tx.state not in (_S.PROCEEDING, _S.COMPLETED) or method == "ACK":
+            return None
+        self.retransmissions_received += 1
+        return tx._last_data
+
 
 def _from_tag(req: Request) -> str | None:
     try:

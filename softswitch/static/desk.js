@@ -64,16 +64,23 @@
     try { showState(await api("POST", "/api/agents/" + encodeURIComponent(me.user) + "/state", Object.assign({ action }, extra || {}))); }
     catch (e) { text("agent-error", e.message); }
   }
+  let phoneExt = null, phoneStarting = null;   // the extension the browser phone registered; a start under way
+  function startPhone() {
+    text("agent-error", "");
+    phoneStarting = phone.start().then((ext) => { phoneExt = ext; $("agent-ext").value = ext; return true; },
+      (e) => { phoneExt = null; text("agent-error", "browser phone: " + e.message); return false; })
+      .finally(() => { phoneStarting = null; });
+    return phoneStarting;
+  }
   $("btn-login").addEventListener("click", async () => {
-    let ext = $("agent-ext").value.trim();
-    if (phone && $("browser-phone").checked) {  // the agent's extension rings this page
-      try { ext = await phone.start(); $("agent-ext").value = ext; }
-      catch (e) { text("agent-error", "browser phone: " + e.message); return; }
-    }
+    if (phone && $("browser-phone").checked && !phoneExt && !(await (phoneStarting || startPhone()))) return;
+    const ext = $("agent-ext").value.trim();   // with the browser phone: its extension rings this page
     agentAction("login", ext ? { extension: ext } : {});
   });
   $("browser-phone").addEventListener("change", () => {
-    if (phone && !$("browser-phone").checked) phone.stop();
+    if (!phone) return;
+    if ($("browser-phone").checked) startPhone();
+    else { phone.stop(); phoneExt = null; }
   });
   $("btn-ready").addEventListener("click", () => agentAction("ready"));
   $("btn-notready").addEventListener("click", () => agentAction("not_ready", { reason: $("notready-reason").value }));
@@ -99,7 +106,11 @@
 
   function handle(msg) {
     if (msg.type === "hello") { showState(msg.agent); return; }
-    if (phone && typeof msg.type === "string" && msg.type.startsWith("phone.")) { phone.handle(msg); return; }
+    if (phone && typeof msg.type === "string" && msg.type.startsWith("phone.")) {
+      if (msg.type === "phone.stopped" && msg.reason) { $("browser-phone").checked = false; phoneExt = null; }
+      phone.handle(msg);
+      return;
+    }
     if (msg.type === "agent_state" && msg.agent === me.user) { showState({ state: msg.state, reason: msg.reason }); return; }
     if (msg.type === "offer" && msg.agent === me.user) { showPop(msg); return; }
     if (msg.type === "connected" && msg.agent === me.user && call && call.id === msg.call) { setStatus("talking"); return; }
@@ -127,6 +138,7 @@
     text("pop-region", pop.region || "");
     text("pop-queue", msg.queue || "");
     text("pop-warnings", (pop.warnings || []).map((w) => w.list + ": " + w.pattern + (w.reason ? " — " + w.reason : "")).join("; "));
+    showOutbound(msg.variables || {});
     const ctx = Object.assign({}, msg.variables || {}, msg.context || {});
     text("pop-context", Object.keys(ctx).map((k) => k + ": " + ctx[k]).join(" · ") || "—");
     const ul = $("pop-orders");
@@ -147,6 +159,46 @@
     text("wo-result", "");
     text("call-error", "");
   }
+
+  // ------------------------------------------------------------------ outbound (docs/outbound.md)
+  function showOutbound(v) {
+    $("ob-box").hidden = !v.outbound;
+    text("ob-msg", "");
+    const audio = $("ob-audio");
+    audio.hidden = true; audio.removeAttribute("src");
+    $("ob-dial").hidden = $("ob-skip").hidden = true;
+    if (!v.outbound) return;
+    call.contact = v.contact;
+    const what = v.kind === "campaign" ? "campaign " + v.campaign : "callback (" + v.kind + ")";
+    text("ob-what", what + (v.name ? " — " + v.name : "") + (v.note ? " — " + v.note : ""));
+    if (v.audio) { audio.src = "/api/outbound/contacts/" + encodeURIComponent(v.contact) + "/audio"; audio.hidden = false; }
+    if (v.mode === "preview") $("ob-dial").hidden = $("ob-skip").hidden = false;
+  }
+  async function preview(action) {
+    if (await callAction("preview", { action })) { $("ob-dial").hidden = $("ob-skip").hidden = true; }
+  }
+  // click-to-dial: the agent's phone rings first, then the customer; the offer event pops his record
+  $("c2d-button").addEventListener("click", async () => {
+    const to = $("c2d-number").value.trim();
+    text("call-error", "");
+    if (!/^\+?[0-9][0-9 ()./-]{0,39}$/.test(to)) { text("call-error", "enter the number to call"); return; }
+    try {
+      const who = await api("GET", "/api/me");
+      if (!who.agent || !who.agent.extension) throw new Error("log in to the queues first: your phone rings first");
+      await api("POST", "/api/calls", { from: who.agent.extension, to: to.replace(/[ ()./-]/g, "") });
+      $("c2d-number").value = "";
+    } catch (e) { text("call-error", e.message); }
+  });
+  $("ob-dial").addEventListener("click", () => preview("dial"));
+  $("ob-skip").addEventListener("click", () => preview("skip"));
+  $("ob-save").addEventListener("click", async () => {
+    text("ob-msg", "");
+    if (!call || call.contact == null) { text("ob-msg", "no outbound contact on screen"); return; }
+    try {
+      const c = await api("POST", "/api/outbound/contacts/" + encodeURIComponent(call.contact) + "/result", { result: $("ob-result").value });
+      text("ob-msg", "saved: " + c.last_result + (c.next_due ? ", next try " + when(c.next_due) : ""));
+    } catch (e) { text("ob-msg", e.message); }
+  });
 
   function addOrder(o) {
     const ul = $("pop-orders");

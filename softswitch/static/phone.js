@@ -97,6 +97,12 @@ window.DeskPhone = (function () {
           break;
         case "phone.muted":
           break;
+        case "phone.stopped":
+          if (msg.reason) {                // started in another window: this page's phone is off
+            wanted = false; if (pc) pc.close(); pc = null; calls.clear(); current = null;
+            status("off"); error(msg.reason);
+          }
+          break;
         case "phone.error":
           error(msg.error);
           if (pending) { pending.reject(new Error(msg.error)); pending = null; status("off"); }

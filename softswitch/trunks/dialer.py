@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("softswitch.trunks")
 
-FAILOVER_STATUSES = frozenset({408, 500, 502, 503, 504, 580})
+# the trunk's failure, not the callee's answer: 5xx, time-outs, and a challenge our credentials did not pass
+FAILOVER_STATUSES = frozenset({401, 407, 408, 500, 502, 503, 504, 580})
 
 
 class DialResult(str, Enum):

@@ -1,0 +1,159 @@
+"""The fast path: a plain two-party call's packets forwarded as they arrive, without decoding, mixing or encoding.
+
+Most anchored calls are two phones talking: same codec, same packet time, nobody recording, listening in,
+playing a prompt or music, no DTMF to send. For those the full path (jitter buffer, decode, mix, encode,
+re-packetise to 20 ms) does work nobody hears: a relay such as rtpengine forwards each packet with its
+header rewritten. So does this module, for the pairs ``update_relays`` finds eligible whenever the
+topology changes (``MediaEngine._compile``):
+
+- an audio packet of leg A that passed the engine's checks (latched source address, RFC 3550 statistics,
+  SRTP legs are never relayed) is sent at once from B's port to B's phone with B's payload type, B's SSRC,
+  and sequence number and timestamp moved by offsets fixed when A's stream was first relayed (so loss and
+  timing stay visible to B, and B sees one continuous stream: the first relayed packet continues the
+  sequence and timestamp the engine used before, with the marker bit set);
+- RFC 4733 events and RTCP are not forwarded: the engine still takes them (DTMF digits reach call control,
+  RTCP reports stay per leg); a leg whose audio is searched for in-band DTMF (``[media] inband_dtmf`` on, and
+  the phone has sent no RFC 4733 event yet) is not relayed, so a deployment whose phones send no
+  telephone-event relays only with ``inband_dtmf = false`` (what rtpengine does: it never looks);
+- anything that needs the audio (a prompt, music or hold, recording, a listened-to leg, a supervisor
+  joining, DTMF to send, a re-INVITE that changes codec, ptime or direction) makes ``update_relays`` return
+  the pair to the full path in the same tick: the legs' jitter buffers start afresh, the next packets the
+  tick sends continue the sequence numbers with the marker bit set.
+
+The engine logs each pair entering and leaving the fast path (INFO, with the reason) and counts
+``relay_pairs`` (now) and ``relayed_packets`` (since start); ``LegStats.relayed`` goes into call records.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .engine import Endpoint, MediaEngine
+
+log = logging.getLogger("softswitch.media")
+_HDR_TAIL = struct.Struct(">BHII")    # byte 1 (marker | payload type), sequence, timestamp, SSRC
+
+
+def why_not(eng: "MediaEngine", a: "Endpoint", b: "Endpoint") -> str | None:
+    """Why the bridged pair ``a``, ``b`` cannot be relayed now (None: it can)."""
+    bridge = a.bridge
+    if bridge is None or bridge is not b.bridge or len(bridge.members) != 2:
+        return "not a two-party bridge"
+    for ep in (a, b):
+        p = ep.params
+        if p is None or ep.remote is None:
+            return "not negotiated"
+        if ep.released or ep.port_failed:
+            return "released"
+        if bridge.members[ep.row].mode != "full":
+            return "monitoring"
+        if ep.srtp is not None:
+            return "SRTP"
+        if not (p.send and p.receive) or ep.holding or ep.held:
+            return "hold"
+        if ep.prompt is not None:
+            return "prompt"
+        if ep.music is not None:
+            return "music"
+        if ep.dtmf_tx.busy:
+            return "sending DTMF"
+        if ep in eng._listening:
+            return "speech input"
+        if eng.inband[ep.row]:
+            return "in-band DTMF detection"
+    pa, pb = a.params, b.params
+    assert pa is not None and pb is not None
+    if pa.codec != pb.codec:
+        return "transcoding"
+    if pa.ptime != pb.ptime:
+        return "ptime"
+    rec = eng._recorder
+    if rec is not None and rec.active:
+        for r in rec.active.values():
+            if a.row in r.left or a.row in r.right or b.row in r.left or b.row in r.right:
+                return "recording"
+    return None
+
+
+def update_relays(eng: "MediaEngine") -> bool:
+    """Decide which legs are relayed after a topology change; True when that set changed.
+
+    Legs entering the fast path get fresh offsets at their first relayed packet; legs leaving it get an
+    empty jitter buffer and the marker bit on the next packet the tick sends them."""
+    cap = len(eng.relay_to)
+    want = np.full(cap, -1, np.int64)
+    reasons: dict[int, str] = {}
+    if eng.config.fast_path:
+        seen: set[int] = set()
+        for ep in eng.endpoints.values():
+            b = ep.bridge
+            if b is None or b.id in seen:
+                continue
+            seen.add(b.id)
+            if len(b.members) != 2:
+                why = "monitoring" if any(m.mode != "full" for m in b.members.values()) else "conference"
+                reasons.update((r, why) for r in b.members)
+                continue
+            ra, rb = b.members
+            a, c = eng._by_row.get(ra), eng._by_row.get(rb)
+            if a is None or c is None:
+                continue
+            reason = why_not(eng, a, c)
+            if reason is None:
+                want[ra], want[rb] = rb, ra
+            else:
+                reasons[ra] = reasons[rb] = reason
+    old = eng.relay_to.copy()
+    changed = np.flatnonzero(old != want)
+    if not len(changed):
+        return False
+    for r in changed.tolist():
+        if old[r] >= 0:                                     # leaving (or changing peer)
+            eng.jitter.reset(r)
+            eng.prev[r] = 0
+            eng.conceal_run[r] = 0
+            eng.marker[r] = True                            # what the tick sends this leg now is a new talkspurt
+        if want[r] >= 0:
+            eng.rl_ssrc[r] = -1                             # offsets fixed at the first relayed packet to r
+    eng.relay_to[:] = want
+    for r in changed.tolist():
+        leg = eng._by_row.get(r)
+        if leg is None or r > (want[r] if want[r] >= 0 else old[r]):
+            continue                                        # log each pair once (from its lower row)
+        peer = eng._by_row.get(int(want[r] if want[r] >= 0 else old[r]))
+        if want[r] >= 0:
+            log.info("media: call %s: %s <-> %s on the fast path (relayed, %s)", leg.call_id, leg.label,
+                     peer.label if peer else "?", leg.codec)
+        else:
+            log.info("media: call %s: %s <-> %s on the full path (%s)", leg.call_id, leg.label,
+                     peer.label if peer else "?", reasons.get(r, "unbridged"))
+    eng.relay_pairs = int(np.count_nonzero(want >= 0)) // 2
+    return True
+
+
+def relay_packet(eng: "MediaEngine", src: "Endpoint", dst_row: int, data: bytes, seq: int, ts: int, ssrc: int,
+                 marker: int) -> "tuple[int, bytes, tuple[str, int]] | None":
+    """One audio packet of ``src`` (already admitted and counted by the engine) rewritten for its peer's phone:
+    (port to send from, packet, address), or None when the pair is being taken apart (the tick decides)."""
+    dst = eng._by_row.get(dst_row)
+    if dst is None or dst.remote is None or dst.bridge is not src.bridge:
+        return None
+    if eng.rl_ssrc[dst_row] != ssrc:                       # a new source: continue the stream dst knows
+        eng.rl_ssrc[dst_row] = ssrc
+        eng.rl_seq_off[dst_row] = (int(eng.seq[dst_row]) - seq) & 0xFFFF
+        eng.rl_ts_off[dst_row] = (int(eng.ts[dst_row]) - ts) & 0xFFFFFFFF
+        marker = 0x80
+    out_seq = (seq + int(eng.rl_seq_off[dst_row])) & 0xFFFF
+    pkt = bytearray(data)
+    _HDR_TAIL.pack_into(pkt, 1, (0x80 if marker else 0) | int(eng.pt[dst_row]), out_seq,
+                        (ts + int(eng.rl_ts_off[dst_row])) & 0xFFFFFFFF, int(eng.ssrc[dst_row]))
+    eng.seq[dst_row] = out_seq + 1
+    eng.tx_packets[dst_row] += 1
+    eng.tx_octets[dst_row] += len(data) - 12
+    eng.relayed[dst_row] += 1
+    eng.relayed_packets += 1
+    return dst.port, bytes(pkt), dst.remote

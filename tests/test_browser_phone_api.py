@@ -1,0 +1,114 @@
+"""The browser phone's signalling on the desk's WebSocket, against a real switch: a phone is bound to the
+authenticated session that started it (another agent's socket cannot drive it, a supervisor without an
+extension gets none), it registers the agent's own extension only while that WebSocket lives, bad offers
+and a page that loops on phone.start are refused with a clear message. The WebRTC offers come from aiortc
+in the test (no browser needed for signalling)."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+ws_client = pytest.importorskip("websockets.sync.client")
+pytest.importorskip("aiortc")
+
+from .test_api_calls import Socket  # noqa: E402
+from .test_api_support import start_api_switch, wait_for  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
+
+
+def webrtc_offer() -> str:
+    async def make() -> str:
+        from aiortc import RTCPeerConnection
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+    return asyncio.run(make())
+
+
+def send(sock: Socket, **msg) -> None:
+    sock.ws.send(json.dumps(msg))
+
+
+def registered(boss, agent: str) -> bool:
+    return next(a for a in boss.get("/api/agents")[1] if a["id"] == agent)["registered"]
+
+
+def test_a_browser_phone_belongs_to_the_session_that_started_it(switch_factory):
+    sw, anon = start_api_switch(switch_factory, EXTS)
+    alice, bob, boss = anon.login("2001"), anon.login("2002"), anon.login("boss")
+    offer = webrtc_offer()
+    a = Socket(sw.api_port, alice.token)
+    b = Socket(sw.api_port, bob.token)
+    s = Socket(sw.api_port, boss.token)
+    a2: Socket | None = None
+    try:
+        for sock in (a, b, s):
+            sock.next("hello")
+        alice.post("/api/agents/2001/state", {"action": "login"})
+        assert not registered(boss, "2001")                   # logged in to the queues at an unregistered phone
+        send(a, type="phone.answer", call="c1")
+        assert "start the browser phone first" in a.next("phone.error")["error"]
+        send(a, type="phone.start", sdp="not an offer")
+        assert "needs the page's WebRTC offer" in a.next("phone.error")["error"]
+
+        send(a, type="phone.start", sdp=offer)
+        ready = a.next("phone.ready", timeout=20)
+        assert ready["extension"] == "1002" and ready["sdp"].startswith("v=0")
+        sw.wait_log(r"registered 1002 contact sip:1002@127\.0\.0\.1:\d+ \(browser phone of agent 2001\)")
+        assert registered(boss, "2001")
+
+        # another agent's socket drives no phone but its own; a supervisor has no extension to register
+        send(b, type="phone.dial", number="1001")
+        assert "start the browser phone first" in b.next("phone.error")["error"]
+        send(s, type="phone.start", sdp=offer)
+        assert "needs an agent with an extension" in s.next("phone.error")["error"]
+        # the owner's commands are checked too
+        send(a, type="phone.dtmf", call="c1", digits="12; DROP")
+        assert "DTMF digits are" in a.next("phone.error")["error"]
+        send(a, type="phone.dial", number="sip:evil@example.com")
+        assert "dial an extension" in a.next("phone.error")["error"]
+        send(a, type="phone.hangup", call="c42")
+        assert a.next("phone.error")["error"] == "no call c42"
+        # the agent opens the desk in a second window and starts the phone there: the first page's stops
+        a2 = Socket(sw.api_port, alice.token)
+        a2.next("hello")
+        send(a2, type="phone.start", sdp=offer)
+        a2.next("phone.ready", timeout=20)
+        assert "another window" in a.next("phone.stopped")["reason"]
+        send(a, type="phone.hangup", call="c1")
+        assert "start the browser phone first" in a.next("phone.error")["error"]
+        a.close()                                 # closing the old window leaves the new one's phone alone
+        send(a2, type="phone.hangup", call="c42")
+        assert a2.next("phone.error")["error"] == "no call c42"
+        assert "browser phone of agent 2001 stopped" not in sw.log()
+    finally:
+        a.close()
+        b.close()
+        s.close()
+        if a2 is not None:
+            a2.close()
+    # the WebSocket is gone: so is the phone and its registration
+    sw.wait_log(r"browser phone of agent 2001 stopped", timeout=10)
+    sw.wait_log(r"unregistered 1002 contact sip:1002@127\.0\.0\.1")
+    assert wait_for(lambda: not registered(boss, "2001"))      # (the ACD skips the agent: no phone left)
+
+    # a page that loops on phone.start is refused after 6 starts a minute
+    a = Socket(sw.api_port, alice.token)
+    try:
+        a.next("hello")
+        for _ in range(4):                      # (two starts above: 6 in all)
+            send(a, type="phone.start", sdp=offer)
+            a.next("phone.ready", timeout=20)
+        send(a, type="phone.start", sdp=offer)
+        assert "started too often" in a.next("phone.error")["error"]
+        assert sw.log().count("browser phone of agent 2001 started") == 6
+    finally:
+        a.close()

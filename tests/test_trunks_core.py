@@ -1,0 +1,161 @@
+"""Trunks through the sans-IO core with a fake clock: channels, hairpins, the carrier's challenge,
+failover order, registration and keep-alive requests (no sockets; see test_trunks_e2e.py and
+test_trunks_kamailio_e2e.py for real carriers)."""
+from __future__ import annotations
+
+from softswitch.config import parse_config
+from softswitch.core import SwitchCore
+from softswitch.sip.message import Request, Response, parse_message
+from softswitch.sip.transaction import Peer
+
+from .core_harness import DOMAIN, SDP, Net, Phone, answer, requests, responses
+
+CARRIER = Peer("udp", "203.0.113.5", 5060)
+BACKUP = Peer("udp", "198.51.100.9", 5060)
+DID = "4008001234"
+
+
+def make(*, carrier: dict | None = None, backup: dict | None = None, rules: list | None = None,
+         media: bool = False) -> Net:
+    data: dict = {
+        "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+        "store": {"path": "var/test.db", "country_code": "86"},
+        "extensions": [{"number": n, "password": f"pw-{n}-x"} for n in ("1001", "1002")],
+        "media": {"enabled": media},
+        "trunks": [{"name": "carrier", "host": CARRIER.host, "dids": {DID: "1002", "4008009999": "013800138000"},
+                    "options_interval": 0, **(carrier or {})},
+                   {"name": "backup", "host": BACKUP.host, "options_interval": 0, **(backup or {})}],
+        "dial_rules": rules if rules is not None else [{"prefix": "0", "trunks": ["carrier", "backup"]}],
+    }
+    core = SwitchCore(parse_config(data), secret=b"k" * 32)
+    core.set_local("udp", "127.0.0.1", 5060)
+    return Net(core)
+
+
+def carrier_invite(net: Net, did: str, caller: str = "013800138000", call_id: str = "c1@carrier",
+                   peer: Peer = CARRIER) -> list:
+    msg = (f"INVITE sip:{did}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {peer.host}:{peer.port};branch=z9hG4bK{call_id}\r\n"
+           f"Max-Forwards: 70\r\nFrom: <sip:{caller}@carrier>;tag=k1\r\nTo: <sip:{did}@127.0.0.1>\r\n"
+           f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{caller}@{peer.host}:{peer.port}>\r\n"
+           f"Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n").encode() + SDP
+    return net.deliver(msg, peer)
+
+
+def final(out: list) -> Response:
+    finals = [r for r in responses(out) if r.status >= 200]
+    assert finals, out
+    return finals[-1]
+
+
+def phone(net: Net, number: str, port: int) -> Phone:
+    p = Phone(net, number, f"pw-{number}-x", Peer("udp", "127.0.0.1", port))
+    assert p.register().status == 200
+    return p
+
+
+def test_inbound_channels_are_limited_per_trunk():
+    net = make(carrier={"max_channels": 1})
+    phone(net, "1002", 6002)
+    out = carrier_invite(net, DID, call_id="c1@carrier")
+    assert [m.ruri.user for _, m in requests(out, "INVITE")] == ["1002"]   # it rings the agent
+    out = carrier_invite(net, DID, call_id="c2@carrier")
+    resp = final(out)
+    assert resp.status == 503 and resp.headers.get("Retry-After") == "5"
+    assert not requests(out, "INVITE")
+
+
+def test_a_call_from_a_trunk_does_not_go_out_again_unless_a_rule_allows_it():
+    net = make()
+    resp = final(carrier_invite(net, "4008009999"))       # the DID maps to an external number
+    assert resp.status == 403
+    assert not [p for p, _ in requests(net.sent, "INVITE") if p.host in (CARRIER.host, BACKUP.host)]
+    net = make(rules=[{"prefix": "0", "trunks": ["backup"], "from_trunks": True}])
+    out = carrier_invite(net, "4008009999")
+    assert [(p.host, m.ruri.user) for p, m in requests(out, "INVITE")] == [(BACKUP.host, "013800138000")]
+
+
+def test_the_carriers_challenge_is_answered_once_then_the_next_trunk_is_tried():
+    net = make(carrier={"username": "acct", "password": "trunk-pw"})
+    desk = phone(net, "1001", 6001)
+    _, out = desk.invite("013800138000")
+    [(peer, inv)] = requests(out, "INVITE")
+    assert peer.host == CARRIER.host and inv.cseq.number == 1
+    challenge = 'Digest realm="carrier", nonce="n1", qop="auth"'
+    out = net.deliver(answer(inv, 407).replace(b"Content-Length", f"Proxy-Authenticate: {challenge}\r\n"
+                                                                   "Content-Length".encode()), CARRIER)
+    [(peer, inv2)] = requests(out, "INVITE")
+    auth = inv2.headers.get("Proxy-Authorization") or ""
+    assert peer.host == CARRIER.host and inv2.cseq.number == 2 and inv2.call_id == inv.call_id
+    assert 'username="acct"' in auth and "trunk-pw" not in inv2.serialize().decode()
+    # challenged again: the credentials are wrong; the call goes out the backup, the phone never sees a 407
+    out = net.deliver(answer(inv2, 407).replace(b"Content-Length", f"Proxy-Authenticate: {challenge}\r\n"
+                                                                    "Content-Length".encode()), CARRIER)
+    [(peer, inv3)] = requests(out, "INVITE")
+    assert peer.host == BACKUP.host
+    out = net.deliver(answer(inv3, 503), BACKUP)
+    resp = final(out)
+    assert resp.status == 503 and [r.status for r in responses(out) if r.status >= 400] == [503]
+
+
+def test_outbound_skips_a_full_trunk_and_busy_is_not_failed_over():
+    net = make(carrier={"max_channels": 1})
+    desk = phone(net, "1001", 6001)
+    _, out = desk.invite("013800138000")
+    [(peer, inv)] = requests(out, "INVITE")
+    assert peer.host == CARRIER.host
+    net.deliver(answer(inv, 180), CARRIER)
+    other = Phone(net, "1001", "pw-1001-x", Peer("udp", "127.0.0.1", 6011))
+    _, out = other.invite("013900139000")
+    [(peer, inv2)] = requests(out, "INVITE")
+    assert peer.host == BACKUP.host                          # the carrier's one channel is taken
+    out = net.deliver(answer(inv2, 486), BACKUP)
+    assert final(out).status == 486 and not requests(out, "INVITE")   # busy: the callee's answer, passed on
+
+
+def test_registration_and_keepalive_requests_go_to_the_carrier():
+    net = make(carrier={"username": "acct", "password": "trunk-pw", "register": True, "options_interval": 10})
+    out = net.advance(0.1)
+    regs = requests(out, "REGISTER")
+    opts = requests(out, "OPTIONS")
+    assert [p.host for p, _ in regs] == [CARRIER.host] and [p.host for p, _ in opts] == [CARRIER.host]
+    reg: Request = regs[0][1]
+    assert reg.headers.get("Contact") == "<sip:acct@127.0.0.1:5060>" and reg.headers.get("Expires") == "600"
+    challenge = 'Digest realm="carrier", nonce="n9"'
+    out = net.deliver(answer(reg, 401).replace(b"Content-Length", f"WWW-Authenticate: {challenge}\r\n"
+                                                                  "Content-Length".encode()), CARRIER)
+    [(_, reg2)] = requests(out, "REGISTER")
+    assert "Authorization" in reg2.headers
+    ok = parse_message(answer(reg2, 200, contact="<sip:acct@127.0.0.1:5060>;expires=300"))
+    net.deliver(ok.serialize(), CARRIER)
+    net.deliver(answer(opts[0][1], 200), CARRIER)
+    [status] = [t for t in net.core.trunk_runtime.status(net.now) if t["name"] == "carrier"]
+    assert status["health"] == "up" and status["registration"]["state"] == "registered"
+    assert "trunk-pw" not in repr(status)
+    out = net.advance(300 * 0.8 + 1)                         # the refresh, and the pings every 10 s
+    assert {m.cseq.number for _, m in requests(out, "REGISTER")} == {3}   # one refresh (and its retransmissions)
+    assert len({m.call_id for _, m in requests(out, "OPTIONS")}) >= 20
+
+
+def test_a_reload_swaps_the_table_and_registers_a_new_trunk():
+    """softswitch.reload (the edge's SIGHUP / API reload) applies new trunks, rules and permissions."""
+    net = make()
+    net.advance(0.1)
+    assert not requests(net.sent, "REGISTER")
+    desk = phone(net, "1001", 6001)
+    _, out = desk.invite("0044207946000")
+    assert final(out).status == 403                              # international: not with the default class
+    data = {"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+            "store": {"path": "var/test.db", "country_code": "86"},
+            "extensions": [{"number": n, "password": f"pw-{n}-x", "permission": "international"}
+                           for n in ("1001", "1002")],
+            "media": {"enabled": False},
+            "trunks": [{"name": "intl", "host": "192.0.2.7", "username": "u", "password": "pw-intl",
+                        "register": True, "options_interval": 0}],
+            "dial_rules": [{"prefix": "00", "trunks": ["intl"]}]}
+    new = parse_config(data)
+    result = net.core.reload(new, net.now)
+    assert result.ok, result
+    out = net._run(result.actions) + net.advance(0.1)
+    assert [p.host for p, _ in requests(out, "REGISTER")] == ["192.0.2.7"]
+    _, out = desk.invite("0044207946000")
+    assert [(p.host, m.ruri.user) for p, m in requests(out, "INVITE")] == [("192.0.2.7", "0044207946000")]
