@@ -401,6 +401,8 @@ class MediaEngine:
         self._dtmf_open: set[Endpoint] = set()
         self._listening: dict[Endpoint, list[np.ndarray]] = {}  # legs whose audio goes out as AudioChunk
         self.dropped_packets = 0
+        self.foreign_packets = 0                   # RTP/RTCP from an address a leg does not accept (_admit)
+        self.srtp_rejected = 0                     # SRTP/SRTCP packets failing authentication (or replays)
         self._n_srtp = 0                           # legs with SRTP (the ingest and the tick look only then)
         self._srtp_port = np.zeros(1 << 16, bool)  # RTP and RTCP ports of SRTP legs
         self.relay_pairs = 0                       # two-party calls on the fast path now (media.relay)
@@ -840,7 +842,7 @@ class MediaEngine:
             return data
         plain = ep.srtp.unprotect_rtcp(data) if port & 1 else ep.srtp.unprotect(data)
         if plain is None:
-            self.dropped_packets += 1
+            self.srtp_rejected += 1
         return plain
 
     def _take(self, port: int, data: bytes, addr: tuple[str, int], now: float) -> None:
@@ -854,6 +856,7 @@ class MediaEngine:
                 ep.rtcp.on_packet(data, now, int(self.ssrc[ep.row]))
             else:
                 ep.rx_foreign += 1
+                self.foreign_packets += 1
             return
         if len(data) < 12:
             self.dropped_packets += 1
@@ -924,10 +927,12 @@ class MediaEngine:
         """
         if ep.latched:
             ep.rx_foreign += 1
+            self.foreign_packets += 1
             return False
         if addr != ep.remote:
             if not self._justified_ip(ep, addr[0]):
                 ep.rx_foreign += 1
+                self.foreign_packets += 1
                 return False
             cand = ep.learning
             if cand is not None and cand[0] == addr and cand[1] == ssrc and (cand[2] + 1) & 0xFFFF == seq:

@@ -118,7 +118,7 @@ class StoreConfig:
 class Extension:
     """An extension (a phone line). Its digest secret is the plain ``password`` or, so that the config
     holds no plaintext, ``ha1_md5``/``ha1_sha256``: H(number:realm:password) in hex (``softswitch
-    ha1`` or ``printf '%s' "1001:realm:pw" | md5sum``); a phone is offered only the algorithms it
+    ha1 NUMBER``, or ``printf '%s' "1001:realm:pw" | md5sum``); a phone is offered only the algorithms it
     has a secret for. An HA1 is bound to the realm: changing ``[sip] realm`` invalidates it."""
 
     number: str

@@ -358,6 +358,11 @@ class SwitchMetrics:
                            "error).", (), lambda: self._media_edge_attr(lambda m: m.send_drops + m.send_errors)))
         r.add(_ReadCounter("softswitch_media_stray_packets_total", "Datagrams for no open leg, dropped.", (),
                            lambda: self._media_engine_attr(lambda e: e.dropped_packets)))
+        r.add(_ReadCounter("softswitch_media_foreign_packets_total", "RTP/RTCP for a leg from an address its "
+                           "signalling and SDP do not justify (docs/security.md), dropped.", (),
+                           lambda: self._media_engine_attr(lambda e: e.foreign_packets)))
+        r.add(_ReadCounter("softswitch_media_srtp_rejected_total", "SRTP/SRTCP packets failing authentication "
+                           "or replayed, dropped.", (), lambda: self._media_engine_attr(lambda e: e.srtp_rejected)))
         self.lost = r.counter("softswitch_media_packets_lost_total", "RTP packets lost (sequence gaps) on the "
                               "legs of ended calls.", ("role",), [(x,) for x in ROLES])
         self.leg_rx = r.histogram("softswitch_media_leg_received_packets", "RTP packets received per leg, at "

@@ -23,7 +23,7 @@ import functools
 import io
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dialler import events as de
 from dialler.config import CALLBACKS
@@ -32,9 +32,6 @@ from dialler.rules import AGENT_CODES, Result
 from store.outbound import attempts_of, load_outbound, save_outbound, work_order_contacts
 
 from .events import CampaignFigures, DiallerInput, VoicemailLeft
-
-if TYPE_CHECKING:
-    from .transport import Server
 
 log = logging.getLogger("softswitch.outbound")
 
@@ -51,7 +48,7 @@ class BadRequest(ValueError):
 
 
 class DiallerService:
-    def __init__(self, server: "Server"):
+    def __init__(self, server: Any):
         self.server = server
         self.config = server.config.outbound
         self.dialler = Dialler(self.config)
@@ -416,7 +413,7 @@ def _save(save: de.Save, conn: Any) -> None:
     save_outbound(conn, save.contacts, save.attempts, save.dnc)
 
 
-def wire(server: "Server", item: Any) -> bool:
+def wire(server: Any, item: Any) -> bool:
     """``Server._execute``'s hook: ``DiallerInput`` goes to the dialler service."""
     if isinstance(item, DiallerInput):
         svc = getattr(server, "outbound", None)

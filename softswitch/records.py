@@ -17,9 +17,9 @@ from collections import OrderedDict
 from typing import Any
 
 from store.crm import CallCentre
-from store.numbers import NumberPlan
 from store.validation import NotFoundError, ValidationError
 
+from .trunks.numbers import NumberFormat
 from .events import AgentStateChanged, CallEnded, SwitchEvent, VoicemailLeft, WrapUpEnded
 
 log = logging.getLogger("softswitch.records")
@@ -28,11 +28,12 @@ MAX_EARLY_WRAPUPS = 10_000  # wrap-ups waiting for their call's record (a call w
 
 
 def centre_for(store: Any, config: Any) -> CallCentre:
-    """``CallCentre`` with the country code, the number-prefix → region table and the region → service
-    point dispatch of ``[store]`` (a new caller's region shows in the screen pop; work orders go to the
-    region's service point)."""
+    """``CallCentre`` with the number plan (country code, prefixes: ``[numbering]``, by default ``[store]``'s
+    country code; the one the SIP trunks normalise callers with), the number-prefix → region table and the
+    region → service point dispatch of ``[store]`` (a new caller's region shows in the screen pop; work
+    orders go to the region's service point)."""
     s = config.store
-    return CallCentre(store, plan=NumberPlan(country_code=s.country_code.lstrip("+")), regions=s.regions,
+    return CallCentre(store, plan=NumberFormat.from_config(config).plan, regions=s.regions,
                       service_points=s.service_points, default_service_point=s.default_service_point or None)
 
 

@@ -13,14 +13,11 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ivr.tts import SpeechCache, order_status_text
 
 from .events import SpeakRequest
-
-if TYPE_CHECKING:
-    from .transport import Server
 
 log = logging.getLogger("softswitch.tts")
 
@@ -28,7 +25,7 @@ MAX_PENDING = 64
 
 
 class RuntimeSpeech:
-    def __init__(self, server: "Server", directory: Path | None = None):
+    def __init__(self, server: Any, directory: Path | None = None):
         self.server = server
         store_dir = Path(server.config.store.path).parent
         self.cache = SpeechCache(directory or store_dir / "tts")

@@ -33,6 +33,11 @@ class NumberPlan:
     international_prefix: str = "00"
     trunk_prefix: str = "0"
     internal_max_len: int = 6       # numbers this short are extensions: never rewritten
+    # numbers without any prefix and at least this long are national numbers written without the trunk
+    # prefix (mobiles in China: "13800138000" is "+8613800138000"); one that starts with the country code
+    # and is longer still is an international number without its prefix, as carriers send it
+    # ("8613800138000"). 0 = off: without prefix a number stays as written (SIP trunks set it: [numbering]).
+    national_min_len: int = 0
 
     def normalise(self, raw: object, *, field_name: str = "number", prefix: bool = False) -> str:
         """The normal form of ``raw``; ``ValidationError`` if it is not a number. ``prefix``: ``raw``
@@ -52,6 +57,11 @@ class NumberPlan:
             return "+" + text[len(self.international_prefix):]
         if self.trunk_prefix and text.startswith(self.trunk_prefix):
             return "+" + self.country_code + text[len(self.trunk_prefix):]
+        n = self.national_min_len
+        if n and not prefix and len(text) >= n:
+            if text.startswith(self.country_code) and len(text) >= n + len(self.country_code):
+                return "+" + text
+            return "+" + self.country_code + text
         return text
 
 

@@ -39,6 +39,7 @@ def test_stranger_before_the_phone_is_dropped_and_gets_nothing():
         assert not sent_to(out, STRANGER)
         clock.t += 0.02
     assert not ea.latched and ea.remote == a.addr and ea.rx_packets == 0 and ea.rx_foreign == 40
+    assert eng.foreign_packets == 40                      # softswitch_media_foreign_packets_total
     assert ea.rtcp_remote is None
     eng.datagram_received(ea.port, a.audio(tone()), a.addr, clock.t)   # the phone: taken at once (SDP address)
     assert ea.latched and ea.remote == a.addr and ea.rx_packets == 1

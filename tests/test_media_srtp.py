@@ -79,6 +79,7 @@ def test_answered_srtp_call_carries_audio_both_ways_and_drops_forgeries(suite):
     assert np.sqrt(np.mean(got ** 2)) > 3000                          # b hears a's tone (5657 RMS, after the buffer)
     assert ea.rx_packets == 30 and eng.leg_stats(ea).srtp == suite and eng.leg_stats(eb).srtp is None
     assert ea.srtp is not None and ea.srtp.rx_errors == 30            # the 30 forgeries
+    assert eng.srtp_rejected == 30 and eng.foreign_packets == 0       # softswitch_media_srtp_rejected_total
 
 
 def test_policies_in_offer_and_answer():

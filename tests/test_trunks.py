@@ -206,3 +206,16 @@ def test_keepalive_goes_down_after_missed_pings_and_up_on_an_answer():
     assert ka.health is Health.DOWN
     assert ka.due(30.0)
     assert ka.answered(30.2) is True and ka.health is Health.UP     # back up: the runtime re-registers
+
+
+def test_the_store_and_the_trunks_write_a_number_alike():
+    """The store's plan (records.centre_for) is the trunks' (NumberFormat.plan): a mobile typed into the CRM
+    without prefix, the carrier's national form and its international form without '+' are one number."""
+    from softswitch.records import centre_for
+    from store.numbers import NumberPlan
+    centre = centre_for(type("FakeStore", (), {"writer": None})(), config(numbering={"country_code": "86"}))
+    t = TrunkTable.from_config(config(numbering={"country_code": "86"}))
+    for raw in ("138 0013 8000", "013800138000", "8613800138000", "+8613800138000"):
+        assert centre.plan.normalise(raw) == t.numbers.normalise(raw) == "+8613800138000", raw
+    assert centre.plan.normalise("1001") == "1001" and centre.plan.normalise("12345678") == "12345678"
+    assert NumberPlan(country_code="86").normalise("13800138000") == "13800138000"   # off by default

@@ -327,6 +327,11 @@ class ApiServer(FloorApi, OutboundOps):
         session = self.signer.verify(token)
         if session is None or session.user not in self.users or self.users[session.user].role != session.role:
             raise ApiError(401, "session expired or invalid; log in again")
+        if request.headers.get("Upgrade", "").lower() == "websocket" and not self._origin_allowed(request):
+            log.info("api: WebSocket %s for %s from origin %s refused (not %s, not in [api] allowed_origins)",
+                     request.path[:60], session.user, (request.headers.get("Origin") or "")[:100],
+                     request.headers.get("Host", "")[:100])
+            raise ApiError(403, "this origin may not open the WebSocket ([api] allowed_origins)")
         return session
 
     def _operation(self, op: dict) -> Callable:
@@ -804,11 +809,7 @@ class ApiServer(FloorApi, OutboundOps):
         return bool(host) and origin in (f"http://{host}", f"https://{host}")
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        session = self.session_of(request)
-        if not self._origin_allowed(request):
-            log.info("api: WebSocket for %s from origin %s refused (not %s, not in [api] allowed_origins)",
-                     session.user, (request.headers.get("Origin") or "")[:100], request.headers.get("Host", "")[:100])
-            raise ApiError(403, "this origin may not open the WebSocket ([api] allowed_origins)")
+        session = self.session_of(request)  # (checks the Origin of a WebSocket upgrade too)
         # (16 KiB: a browser phone's WebRTC offer, with its ICE candidates, is 3-8 KB; everything else is small)
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16384)
         await ws.prepare(request)

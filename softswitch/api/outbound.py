@@ -3,16 +3,20 @@ contact lists, callback tasks, result codes at wrap-up, the do-not-call list. A 
 work is ``softswitch.outbound.DiallerService``'s (docs/outbound.md)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from ..outbound import BadRequest
 from .validate import ApiError
 
-if TYPE_CHECKING:
-    from .app import Ctx
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    """JSON as the rest of the API answers it (``app.reply``; not imported: app imports this module)."""
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False,
+                                                                             separators=(",", ":")))
 
 
 class OutboundOps:
@@ -29,14 +33,10 @@ class OutboundOps:
     def _bad(e: BadRequest) -> Exception:
         return ApiError(400, str(e), e.field)
 
-    async def op_list_campaigns(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_list_campaigns(self, ctx: Any) -> web.Response:
         return reply(self._dialler().campaigns())
 
-    async def op_add_contacts(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_add_contacts(self, ctx: Any) -> web.Response:
         svc = self._dialler()
         name = ctx.path["campaign"]
         body = ctx.body
@@ -51,9 +51,7 @@ class OutboundOps:
             raise self._bad(e) from None
         return reply({"added": added, "figures": svc.campaign(name)["figures"]})
 
-    async def op_campaign_state(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_campaign_state(self, ctx: Any) -> web.Response:
         svc = self._dialler()
         name = ctx.path["campaign"]
         try:
@@ -62,9 +60,7 @@ class OutboundOps:
             raise ApiError(404, f"no campaign {name}", "campaign") from None
         return reply(svc.campaign(name))
 
-    async def op_get_contact(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_get_contact(self, ctx: Any) -> web.Response:
         svc = self._dialler()
         cid = ctx.path["id"]
         try:
@@ -74,9 +70,7 @@ class OutboundOps:
             raise ApiError(404, f"no contact {cid}", "id") from None
         return reply(out)
 
-    async def op_contact_result(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_contact_result(self, ctx: Any) -> web.Response:
         svc = self._dialler()
         cid = ctx.path["id"]
         try:
@@ -86,7 +80,7 @@ class OutboundOps:
         except BadRequest as e:
             raise (ApiError(409, str(e), "result") if "in progress" in str(e) else self._bad(e)) from None
 
-    async def op_contact_audio(self, ctx: "Ctx") -> web.StreamResponse:
+    async def op_contact_audio(self, ctx: Any) -> web.StreamResponse:
         svc = self._dialler()
         cid = ctx.path["id"]
         try:
@@ -107,14 +101,10 @@ class OutboundOps:
         return web.FileResponse(real, headers={"Content-Type": "audio/wav",
                                                "Content-Disposition": f'attachment; filename="{real.name}"'})
 
-    async def op_list_callbacks(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_list_callbacks(self, ctx: Any) -> web.Response:
         return reply(self._dialler().tasks(ctx.query.get("queue") or ""))
 
-    async def op_request_callback(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_request_callback(self, ctx: Any) -> web.Response:
         svc = self._dialler()
         b = ctx.body
         try:
@@ -124,18 +114,14 @@ class OutboundOps:
             raise self._bad(e) from None
         return reply(svc.contact(cid), 201)
 
-    async def op_dnc(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_dnc(self, ctx: Any) -> web.Response:
         try:
             await self._dialler().set_dnc(ctx.body["number"], ctx.body.get("add", True))
         except BadRequest as e:
             raise self._bad(e) from None
         return reply({"ok": True})
 
-    async def op_call_preview(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
-
+    async def op_call_preview(self, ctx: Any) -> web.Response:
         call_id = ctx.path["call"]
         try:
             self.control.preview(call_id, ctx.body["action"] == "skip", ctx.user, ctx.supervisor)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from store.numbers import NumberPlan
 from store.validation import ValidationError
@@ -37,11 +38,12 @@ class NumberFormat:
         cc = (numbering.country_code or getattr(store, "country_code", "") or "").lstrip("+")
         return cls(numbering, cc)
 
-    @property
+    @cached_property
     def plan(self) -> NumberPlan:
         n = self.numbering
         return NumberPlan(country_code=self.country_code, international_prefix=n.international_prefix,
-                          trunk_prefix=n.national_prefix, internal_max_len=n.internal_max_len)
+                          trunk_prefix=n.national_prefix, internal_max_len=n.internal_max_len,
+                          national_min_len=max(n.local_max_len, n.internal_max_len) + 1)
 
     def clean(self, raw: str) -> str:
         """Digits and an optional leading '+', or "" when ``raw`` holds no number."""
@@ -57,18 +59,10 @@ class NumberFormat:
         text = self.clean(raw)
         if not text:
             return ANONYMOUS
-        cc = self.country_code
-        n = self.numbering
-        if cc and not text.startswith("+") and text.startswith(cc) and not text.startswith(n.national_prefix or "\0") \
-                and len(text) > n.local_max_len + len(cc):
-            return "+" + text  # "8613800138000": international without its prefix, as many carriers send
         try:
-            out = self.plan.normalise(text)
+            return self.plan.normalise(text)   # the store's rules: one form for the store and the switch
         except ValidationError:
             return ANONYMOUS
-        if cc and not out.startswith("+") and len(out) > n.internal_max_len:
-            return "+" + cc + out  # a national number without its prefix ("13800138000")
-        return out
 
     def classify(self, dialled: str) -> str:
         """The permission class a dialled number needs: emergency, local, national or international.
