@@ -1,11 +1,18 @@
 """Issue 11, signalling and API: a real switch process attacked from other loopback addresses (127.0.0.x) with raw
-sockets, as a hostile network would. Each test failed on the code before the fix (noted per test).
+sockets, pjsua2 phones and HTTP, as a hostile network would. Each test failed on the code before the fix (the ones
+that configure new keys fail there at start-up, the others on their assertions).
 
 - guesses interleaved with valid logins still end in a ban (a success no longer clears the count);
 - a captured digest answer cannot be replayed (qop-less answers are single-use, nc must increase) nor reused for
   another Request-URI;
-- spoofed packets with forged or foreign nonces ban nobody;
-- the API's login throttle never refuses the right password from another address; a non-ASCII token is a 401.
+- spoofed packets with forged or foreign nonces, or spoofed toll-fraud INVITEs over UDP, ban nobody;
+  ban_exempt addresses are never banned;
+- an impostor cannot log in as an agent, by feature code or through the API;
+- a slowloris / connection flood is capped and timed out while registered TCP phones keep calling; a banned
+  address is reset at accept; a maximal message is refused before it is parsed;
+- bans survive a restart; extensions may hold HA1 hashes instead of passwords;
+- the API's login throttle never refuses the right password from another address; a non-ASCII token is a 401;
+  sessions are revocable (also across a restart) and refreshed while in use; WebSockets check Origin.
 """
 from __future__ import annotations
 
@@ -387,8 +394,8 @@ def test_bans_survive_a_restart(switch_factory, peers, tmp_path):
     assert peers("127.0.0.13", sw2.port).register("1001", EXTS["1001"])[0].status == 200  # type: ignore[union-attr]
 
 
-def _ws_status(port: int, token: str, origin: str | None) -> int:
-    """The status of a WebSocket upgrade of /api/ws with this Origin (101: opened)."""
+def _ws_status(port: int, token: str, origin: str | None, path: str = "/api/ws") -> int:
+    """The status of a WebSocket upgrade of ``path`` with this Origin (101: opened)."""
     import base64
     import os
     import socket
@@ -419,7 +426,10 @@ def test_sessions_are_revocable_and_the_websocket_checks_origin(switch_factory):
     assert _ws_status(port, token, None) == 101                               # not a browser
     assert _ws_status(port, token, f"http://127.0.0.1:{port}") == 101         # the desk's own page
     assert _ws_status(port, token, "https://evil.example") == 403             # another site's page
-    sw.wait_log(r"WebSocket for 2001 from origin https://evil\.example refused")
+    sw.wait_log(r"WebSocket /api/ws for 2001 from origin https://evil\.example refused")
+    _, boss, _ = http_from("127.0.0.1", port, "POST", "/api/session", {"user": "boss", "password": PASSWORDS["boss"]})
+    assert _ws_status(port, boss["token"], "https://evil.example", "/api/wallboard/ws") == 403  # the wallboard too
+    assert _ws_status(port, boss["token"], f"http://127.0.0.1:{port}", "/api/wallboard/ws") == 101
     assert http_from("127.0.0.1", port, "DELETE", "/api/session", headers=auth)[0] == 200
     assert http_from("127.0.0.1", port, "GET", "/api/me", headers=auth)[0] == 401
     assert _ws_status(port, token, None) == 401
@@ -468,7 +478,12 @@ def test_extensions_with_ha1_instead_of_a_password(switch_factory, peers, phones
     import hashlib
     from .conftest import free_port
     port = free_port()
-    md5 = hashlib.md5(f"1001:{DOMAIN}:secret-1001".encode()).hexdigest()
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "softswitch.cli", "ha1", "1001", "--realm", DOMAIN],
+                         input="secret-1001\n", capture_output=True, text=True, timeout=30).stdout
+    md5 = out.split('ha1_md5 = "')[1].split('"')[0]  # `softswitch ha1` writes the lines for the config
+    assert md5 == hashlib.md5(f"1001:{DOMAIN}:secret-1001".encode()).hexdigest()
     sha = hashlib.sha256(f"1002:{DOMAIN}:secret-1002".encode()).hexdigest()
     text = (f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\n[api]\nenabled = false\n'
             '[store]\npath = "var/softswitch.db"\n'

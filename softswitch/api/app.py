@@ -37,6 +37,7 @@ from .outbound import OutboundOps
 from ..control import Control
 from . import spec as spec_mod
 from .floor import FloorApi
+from .reports import ReportsApi
 from .ops import Ops
 from .auth import SUPERVISING, Session, TokenSigner, check_password
 from .throttle import LoginThrottle
@@ -47,6 +48,7 @@ log = logging.getLogger("softswitch.api")
 STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
                 "wallboard.html": "text/html", "wallboard.js": "text/javascript", "wallboard.css": "text/css",
+                "reports.html": "text/html", "reports.js": "text/javascript",
                 "phone.js": "text/javascript"}
 COOKIE = "session"
 CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -147,7 +149,7 @@ class Ctx:
         return self.session is not None and self.session.supervisor
 
 
-class ApiServer(FloorApi, OutboundOps):
+class ApiServer(FloorApi, ReportsApi, OutboundOps):
     def __init__(self, server: Any):
         self.server = server
         self.settings = server.config.api
@@ -190,6 +192,7 @@ class ApiServer(FloorApi, OutboundOps):
         app.router.add_get("/desk", self._desk)
         app.router.add_get("/static/{name}", self._static)
         self._floor_routes(app)
+        self._reports_routes(app)
         return app
 
     async def start(self) -> None:
@@ -327,6 +330,11 @@ class ApiServer(FloorApi, OutboundOps):
         session = self.signer.verify(token)
         if session is None or session.user not in self.users or self.users[session.user].role != session.role:
             raise ApiError(401, "session expired or invalid; log in again")
+        if request.headers.get("Upgrade", "").lower() == "websocket" and not self._origin_allowed(request):
+            log.info("api: WebSocket %s for %s from origin %s refused (not %s, not in [api] allowed_origins)",
+                     request.path[:60], session.user, (request.headers.get("Origin") or "")[:100],
+                     request.headers.get("Host", "")[:100])
+            raise ApiError(403, "this origin may not open the WebSocket ([api] allowed_origins)")
         return session
 
     def _operation(self, op: dict) -> Callable:
@@ -804,11 +812,7 @@ class ApiServer(FloorApi, OutboundOps):
         return bool(host) and origin in (f"http://{host}", f"https://{host}")
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        session = self.session_of(request)
-        if not self._origin_allowed(request):
-            log.info("api: WebSocket for %s from origin %s refused (not %s, not in [api] allowed_origins)",
-                     session.user, (request.headers.get("Origin") or "")[:100], request.headers.get("Host", "")[:100])
-            raise ApiError(403, "this origin may not open the WebSocket ([api] allowed_origins)")
+        session = self.session_of(request)  # (checks the Origin of a WebSocket upgrade too)
         # (16 KiB: a browser phone's WebRTC offer, with its ICE candidates, is 3-8 KB; everything else is small)
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16384)
         await ws.prepare(request)
