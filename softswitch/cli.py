@@ -1,5 +1,5 @@
 """softswitch: a SIP softswitch with a call-centre ACD. Commands: ``run --config FILE``, ``check-config FILE``,
-and the tools below (``users``, ``prompts``, ``staffing``, ``customers``, ``records``, ``hash-password``)."""
+and the tools below (``users``, ``prompts``, ``staffing``, ``customers``, ``records``, ``hash-password``, ``ha1``)."""
 from __future__ import annotations
 
 import signal
@@ -174,6 +174,8 @@ DELEGATED = {
               "the desk's users: users add ID [--role agent|supervisor] | passwd ID | remove ID | list [--config FILE]"),
     "hash-password": ("softswitch.api.cli_tools:hash_password_main",
                       "print a password hash for [[api.users]] password_hash (reads the password from stdin)"),
+    "ha1": ("softswitch.api.cli_tools:ha1_main",
+            "print ha1_md5/ha1_sha256 for an extension instead of its password: ha1 NUMBER [--realm R | --config FILE]"),
     "backup": ("softswitch.backup:backup_main",
                "copy the database to FILE while the switch runs: backup FILE [--config FILE | --db PATH] [--force]"),
     "restore": ("softswitch.backup:restore_main",

@@ -35,6 +35,7 @@ from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 from media.srtp import SUITES as SRTP_SUITES
 
+from .reports.config import REPORTS, ReportsConfig
 from .wallboard.config import WALLBOARD, WallboardConfig
 from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
@@ -118,7 +119,7 @@ class StoreConfig:
 class Extension:
     """An extension (a phone line). Its digest secret is the plain ``password`` or, so that the config
     holds no plaintext, ``ha1_md5``/``ha1_sha256``: H(number:realm:password) in hex (``softswitch
-    ha1`` or ``printf '%s' "1001:realm:pw" | md5sum``); a phone is offered only the algorithms it
+    ha1 NUMBER``, or ``printf '%s' "1001:realm:pw" | md5sum``); a phone is offered only the algorithms it
     has a secret for. An HA1 is bound to the realm: changing ``[sip] realm`` invalidates it."""
 
     number: str
@@ -220,6 +221,7 @@ class Config:
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
     wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
+    reports: ReportsConfig = field(default_factory=ReportsConfig)         # the nightly export (softswitch.reports)
     overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
@@ -568,6 +570,7 @@ ROOT = Table(None, {
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
     "wallboard": Key(WALLBOARD, {}),
+    "reports": Key(REPORTS, {}),
     "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),

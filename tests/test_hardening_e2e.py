@@ -478,7 +478,12 @@ def test_extensions_with_ha1_instead_of_a_password(switch_factory, peers, phones
     import hashlib
     from .conftest import free_port
     port = free_port()
-    md5 = hashlib.md5(f"1001:{DOMAIN}:secret-1001".encode()).hexdigest()
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "softswitch.cli", "ha1", "1001", "--realm", DOMAIN],
+                         input="secret-1001\n", capture_output=True, text=True, timeout=30).stdout
+    md5 = out.split('ha1_md5 = "')[1].split('"')[0]  # `softswitch ha1` writes the lines for the config
+    assert md5 == hashlib.md5(f"1001:{DOMAIN}:secret-1001".encode()).hexdigest()
     sha = hashlib.sha256(f"1002:{DOMAIN}:secret-1002".encode()).hexdigest()
     text = (f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\n[api]\nenabled = false\n'
             '[store]\npath = "var/softswitch.db"\n'

@@ -388,8 +388,12 @@ def test_what_cannot_be_served_in_time_is_refused_at_once():
     assert isinstance(first, Answer) and parse_message(first.data).status == 503
     assert a.figures.shed["rejected"] - rejected >= 250
     served = [x for x in drain(a, now) if isinstance(x, Process)]
-    assert len(served) <= 50                      # about rate x max_delay were kept, and served newest first
+    assert len(served) <= 50                      # about rate x 0.4 s were kept, and served newest first
     assert peek(served[0].data).to_user == "20299"
+    for _ in range(60):                           # calm: normal again, and the next episode measures anew
+        now += 0.1
+        a.next(now)
+    assert a.mode is Mode.NORMAL and a.rate is None
 
 
 def test_a_reload_brings_new_priorities_and_limits():

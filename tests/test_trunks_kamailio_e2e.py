@@ -180,6 +180,7 @@ def test_customer_via_provider_reaches_an_agent_through_the_did(switch_factory, 
     assert rows == [(CUSTOMER_E164, "support", "answered", "inbound", "provider", DID, CUSTOMER_E164)], rows
 
 
+@pytest.mark.slow
 def test_extension_dials_out_through_the_provider_answering_its_407(switch_factory, kamailio, phones, tmp_path):
     """Also: the far end's early media (183 with SDP) reaches the caller before the answer, and RFC 4733
     digits cross the bridged call both ways (working a carrier's or a bank's IVR)."""
@@ -211,20 +212,21 @@ def test_extension_dials_out_through_the_provider_answering_its_407(switch_facto
     customer.wait_call_state(c_in["call"], "CONFIRMED", timeout=10)
     heard_by_desk, heard_by_customer = talk(desk, call, customer, c_in["call"], tmp_path)
     assert heard_by_desk > 0.8 and heard_by_customer > 0.8, (heard_by_desk, heard_by_customer)
-    # digits both ways: RFC 4733 events from one phone are regenerated towards the other
-    desk.dtmf(call, "12#")
-    got = [customer.wait_event("dtmf", call=c_in["call"], timeout=10)["digit"] for _ in range(3)]
-    assert got == ["1", "2", "#"], got
-    customer.dtmf(c_in["call"], "9*")
-    got = [desk.wait_event("dtmf", call=call, timeout=10)["digit"] for _ in range(2)]
-    assert got == ["9", "*"], got
+    # digits both ways: RFC 4733 events from one phone are regenerated towards the other (one at a time,
+    # each after the far phone reported the previous one: tests/README.md)
+    for digit in "12#":
+        desk.dtmf(call, digit)
+        assert customer.wait_event("dtmf", call=c_in["call"], timeout=10)["digit"] == digit
+    for digit in "9*":
+        customer.dtmf(c_in["call"], digit)
+        assert desk.wait_event("dtmf", call=call, timeout=10)["digit"] == digit
     desk.hangup(call)
     customer.wait_call_state(c_in["call"], "DISCONNECTED", timeout=10)
     sw.wait_log(rf"1001 -> \{CUSTOMER_E164} out via trunk provider as {CUSTOMER}")
     assert f"provider: INVITE from callcentre for {CUSTOMER}" in kamailio.log()   # it passed the 407
     rows = wait_for(lambda: db_rows(sw, "SELECT caller, callee, disposition, direction, trunk, external "
                                         "FROM call_records"), timeout=10)
-    assert rows == [("1001", CUSTOMER, "answered", "outbound", "provider", CUSTOMER_E164)], rows
+    assert rows == [("1001", CUSTOMER_E164, "answered", "outbound", "provider", CUSTOMER_E164)], rows
 
 
 def test_registration_survives_the_provider_restarting(switch_factory, kamailio, tmp_path):
@@ -272,4 +274,4 @@ def test_click_to_dial_an_external_number_through_the_provider(switch_factory, k
     sw.wait_log(rf"call {body['id']}: 1002 -> \{CUSTOMER_E164} out via trunk provider as {CUSTOMER}")
     rows = wait_for(lambda: db_rows(sw, "SELECT caller, callee, disposition, direction, trunk, external "
                                         "FROM call_records"), timeout=10)
-    assert rows == [("1002", CUSTOMER, "answered", "outbound", "provider", CUSTOMER_E164)], rows
+    assert rows == [("1002", CUSTOMER_E164, "answered", "outbound", "provider", CUSTOMER_E164)], rows

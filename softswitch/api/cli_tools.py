@@ -148,3 +148,39 @@ def hash_password_main(argv: list[str]) -> int:
         return 1
     print(hash_password(pw, iterations=args.iterations))
     return 0
+
+
+def ha1_main(argv: list[str]) -> int:
+    """``softswitch ha1 NUMBER``: the ``ha1_md5``/``ha1_sha256`` lines for an extension, so that the config
+    holds no plaintext password (docs/security.md). The realm is ``--realm`` or the config's ``[sip] realm``."""
+    from ..sip.digest import compute_ha1
+    p = argparse.ArgumentParser(prog="softswitch ha1",
+                                description="print ha1_md5 / ha1_sha256 for an [[extensions]] block; the password is "
+                                            "read from standard input (first line) or asked for on a terminal")
+    p.add_argument("number", help="the extension number (the digest user name)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--realm", help="the digest realm ([sip] realm, by default its domain)")
+    g.add_argument("--config", default="config.toml", help="read the realm from this config (default config.toml)")
+    args = p.parse_args(argv)
+    realm = args.realm
+    if realm is None:
+        from ..config import ConfigError, load_config
+        try:
+            realm = load_config(args.config).sip.realm
+        except ConfigError as e:
+            print(f"softswitch ha1: {e} (or give --realm)", file=sys.stderr)
+            return 1
+    if sys.stdin.isatty():
+        pw = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != pw:
+            print("softswitch ha1: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        pw = sys.stdin.readline().rstrip("\r\n")
+    if len(pw) < 4:
+        print("softswitch ha1: at least 4 characters", file=sys.stderr)
+        return 1
+    print(f"# extension {args.number}, realm {realm!r} (changing the realm invalidates these)")
+    print(f'ha1_md5 = "{compute_ha1(args.number, realm, pw, "MD5")}"')
+    print(f'ha1_sha256 = "{compute_ha1(args.number, realm, pw, "SHA-256")}"')
+    return 0

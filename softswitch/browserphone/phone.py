@@ -255,8 +255,6 @@ class BrowserPhone:
                     self._do(ua.hold(c.id, False, now))
             self.conference = (cid, other)
             self.to_page({"type": "phone.conference", "calls": [cid, other]})
-        elif t == "phone.split":
-            self.conference = None
         else:
             raise PhoneError(f"unknown message {t!r}")
 

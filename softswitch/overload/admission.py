@@ -24,9 +24,10 @@ at twice its capacity the switch used to complete a fifth of its clean rate). So
   given up) and every new request or refresh that has waited ``max_delay_ms`` (the call centre's
   traffic and answers to challenges: twice that) is answered 503 with a Retry-After spread over
   ``[retry_after_min, retry_after_max]`` seconds: a few microseconds instead of a parse, a digest and a
-  store write. What cannot be served within ``max_delay_ms`` at the rate the switch serves while
-  overloaded is answered at once instead of after waiting for it: the phones get their 503 before their
-  retransmission timer fires, and the backlog stays small. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
+  store write. Once overload has lasted long enough to measure the rate the switch serves at, what
+  cannot be served before the phones' first retransmission (0.8 x T1) at that rate is answered at once
+  instead of after waiting for it: the phones get their 503 before they retransmit, and the backlog stays
+  small. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
   nothing shed and the loop on time.
 * **Retransmissions** of a request still waiting are absorbed; of a request whose transaction has
   answered, given that answer again from the transaction layer without parsing; of a request served but
@@ -159,6 +160,7 @@ class Admission:
         retransmission of that request gets from its server transaction, if any (the transaction layer's
         ``answer_to_retransmission``)."""
         self.lifetime = 64 * t1                      # a transaction's life (Timers B, F): older is stale
+        self.t1 = t1
         self.configure(config, centre_numbers=centre_numbers, centre_extensions=centre_extensions, carrier=carrier)
         self.known_phone = known_phone
         self.resend = resend
@@ -381,13 +383,15 @@ class Admission:
                     self._refuse(item, "rejected", now)
 
     def _shed_excess(self, now: float) -> None:
-        """Overloaded: what cannot be served within ``max_delay`` at the rate the switch is serving now is
-        answered 503 at once, oldest and lowest first, instead of after waiting for it: the phone learns it
-        before its retransmission timer fires, and the backlog stays small."""
+        """Overloaded for a while (a service rate measured in this episode): what cannot be served before
+        the phone's first retransmission (0.8 x T1, or ``max_delay`` if shorter) at that rate is answered
+        503 at once, oldest and lowest first, instead of after waiting ``max_delay`` for it: the phone learns
+        it before it retransmits, no copy comes to be absorbed, and the backlog stays small. (A stall that
+        the switch catches up with has no measured rate yet: ``max_delay`` alone applies.)"""
         rate = self.rate
         if rate is None:
             return
-        allowance = max(MIN_ALLOWANCE, rate * self.max_delay)
+        allowance = max(MIN_ALLOWANCE, rate * min(self.max_delay, 0.8 * self.t1))
         queues = self._queues
         total = sum(len(queues[r]) for r in DEFERRED)
         for rank in reversed(DEFERRED):
@@ -473,6 +477,7 @@ class Admission:
         since = fig.overloaded_since or now
         fig.mode = move(fig.mode, Mode.NORMAL, MODE_TRANSITIONS, "overload")
         fig.overloaded_since = None
+        self.rate = None              # the next episode measures its own (the load may differ)
         log.warning("overload over after %.1f s: %s", now - since, self._shed_summary())
 
     def _shed_summary(self) -> str:

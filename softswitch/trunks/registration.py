@@ -209,8 +209,9 @@ class Registration:
         ])
         if auth is not None:
             req.headers.add(*auth)
-        if why:
-            log.info("trunk %s: registering to %s:%d (%s)", t.name, t.host, t.port, why)
+        if why:  # refreshes are routine: DEBUG; starts, retries and recoveries: INFO
+            log.log(logging.DEBUG if why == "refresh" else logging.INFO, "trunk %s: registering to %s:%d (%s)",
+                    t.name, t.host, t.port, why)
         self.request = req
         self.deadline = None
         self._move(RegState.REGISTERING)
