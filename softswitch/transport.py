@@ -265,8 +265,9 @@ class Server:
 
             self.media_edge = MediaEdge(self.core.media, self._on_media_events)
             self.media_edge.start()
-            log.info("media anchored on %s, RTP ports %s", self.core.media.config.address,
-                     self.config.media.rtp_ports)
+            log.info("media anchored on %s, RTP ports %s; one media tick in this process; fast path %s",
+                     self.core.media.config.address, self.config.media.rtp_ports,
+                     "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
         self._start_nightly_export()
         if self.config.api.enabled:
             await self._start_api()
