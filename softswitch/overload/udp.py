@@ -92,9 +92,10 @@ class UdpIntake:
             self._probe.cancel()
         fig = self.admission.figures
         if any(fig.shed.values()):
-            log.warning("overload totals since start: %d datagrams, %d served, %d overload episode(s); shed %s",
-                        fig.offered, fig.served, fig.overloads,
-                        ", ".join(f"{n} {reason}" for reason, n in fig.shed.items() if n))
+            log.warning("overload totals since start: %d datagrams, %d served, %d overload episode(s); shed %s; "
+                        "503s by rank: %s", fig.offered, fig.served, fig.overloads,
+                        ", ".join(f"{n} {reason}" for reason, n in fig.shed.items() if n),
+                        ", ".join(f"{n} {rank}" for rank, n in fig.refused.items() if n) or "none")
         if self.sock is not None and self.loop is not None:
             self.loop.remove_reader(self.sock.fileno())
             if self._out:
