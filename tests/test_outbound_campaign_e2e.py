@@ -28,6 +28,10 @@ def number(i: int) -> str:
     return f"{prefix}{i:07d}"
 
 
+def national(n: str) -> str:
+    return "0" + n[3:] if n.startswith("+86") else n
+
+
 def config(ports: dict[str, int], api_port: int) -> str:
     text = '[numbering]\ncountry_code = "86"\n'
     for prefix, kind in KINDS.items():
@@ -121,10 +125,9 @@ def test_campaign_of_200_runs_to_completion_with_exactly_the_expected_attempts(s
         assert figures["remaining"] == 0, (figures, sw.log()[-3000:])
         # exactly: one attempt for each customer who answers, three (max_attempts) for every other
         assert figures["attempts"] == 80 + 3 * 120 and figures["reached"] == 80, figures
-        # (the store keeps numbers in E.164 under [numbering] country_code "86": back to the dialled form)
-        rows = [("0" + n[3:] if n.startswith("+86") else n, r)
-                for n, r in db_rows(sw, "SELECT c.number, a.result FROM outbound_attempts a "
-                                        "JOIN outbound_contacts c ON c.id = a.contact_id")]
+        rows = db_rows(sw, "SELECT c.number, a.result FROM outbound_attempts a "
+                           "JOIN outbound_contacts c ON c.id = a.contact_id")
+        rows = [(national(n), r) for n, r in rows]   # stored in E.164 (+86...), dialled nationally
         per_number = Counter(n for n, _ in rows)
         results = {KINDS[n[:4]]: set() for n, _ in rows}
         for n, r in rows:

@@ -406,6 +406,9 @@ PATHS.update({
                                                       "schema": {"type": "string", "enum": list(REPORT_CHARTS)}}]),
                                             "responses": {"200": {"description": "the chart", "content": {
                                                 "image/svg+xml": {"schema": {"type": "string"}}}}, **ERRORS}}},
+    "/api/overdue-orders": {"get": op("overdue_orders", "Work orders past their due time, not resolved or closed, "
+                                                        "oldest first, with who they were escalated to",
+                                      arr({"type": "object", "additionalProperties": True}))},
     "/api/admin/reload": {"post": op("reload_config", "Re-read config.toml: extensions, agents, skills, queues, IVR "
                                                       "flows, lists change for new calls; calls in progress go on. "
                                                       "A config with an error is refused (422, `error` says file, "
