@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -205,12 +206,24 @@ def looped_pcap(dst: Path, seconds: float) -> tuple[int, float]:
 UNLIMITED = "max_calls = 0\ninvite_rate = 0\n"
 
 
-def write_config(path: Path, port: int, n: int) -> None:
+FEATURES = {
+    # plain two-party calls as a relay sees them: no recording, no in-band DTMF search (the fast path)
+    "plain": 'inband_dtmf = false\n',
+    # every call through the full path: recorded, searched for in-band DTMF, no relay
+    "full": 'record = "all"\ninband_dtmf = true\nfast_path = false\n',
+    # the engine as before the fast path (mixing path, in-band DTMF search, no recording)
+    "mixed": 'fast_path = false\n',
+}
+
+
+def write_config(path: Path, port: int, n: int, features: str = "mixed", workers: int | None = None) -> None:
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\nauth_algorithms = ["MD5"]\n',
              '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              # INFO: the switch's end-of-call media statistics (a handful of lines per call)
              '[log]\nlevel = "INFO"\n',
-             '[media]\nrtp_ports = "20000-40000"\ncodecs = ["PCMA", "PCMU"]\nrecord = "none"\n',
+             '[media]\nrtp_ports = "20000-40000"\ncodecs = ["PCMA", "PCMU"]\n'
+             + ('record = "none"\n' if features != "full" else "") + FEATURES[features]
+             + ("" if workers is None else f"workers = {workers}\n"),
              '[store]\npath = "bench.db"\n']
     for base in (CALLERS, CALLEES):
         for u in range(base, base + n):
@@ -230,6 +243,48 @@ def answers_options(port: int) -> bool:
             return s.recv(4096).startswith(b"SIP/2.0 200")
         except OSError:
             return False
+
+
+def options_rtt(port: int, timeout: float = 2.0) -> float | None:
+    """Seconds until the switch answers an OPTIONS (None: no answer within ``timeout``)."""
+    msg = (f"OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKrtt{time.time_ns()}\r\n"
+           f"From: <sip:ping@{DOMAIN}>;tag=1\r\nTo: <sip:{DOMAIN}>\r\nCall-ID: rtt{time.time_ns()}@bench\r\n"
+           "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+        t0 = time.perf_counter()
+        try:
+            s.send(msg)
+            if s.recv(4096).startswith(b"SIP/2.0 200"):
+                return time.perf_counter() - t0
+        except OSError:
+            pass
+    return None
+
+
+def rss_kib(pids: list[int]) -> int:
+    """Resident memory of the processes (the switch and its media workers), KiB."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and its child processes (media workers)."""
+    out = [pid]
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            out += [int(c) for c in open(f"/proc/{pid}/task/{tid}/children").read().split()]
+    except OSError:
+        pass
+    return out
 
 
 def cpu_ticks(pid: int) -> int:
@@ -337,7 +392,7 @@ class Bench:
         a = self.args
         self.packets, self.pcap_s = looped_pcap(self.work / "media.pcap", a.seconds)
         cfg = self.work / "config.toml"
-        write_config(cfg, self.port, self.n)
+        write_config(cfg, self.port, self.n, a.features, a.workers)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         if a.blas_threads:      # numpy's BLAS (OpenBLAS) thread pool in the switch process
             env.update(OPENBLAS_NUM_THREADS=str(a.blas_threads), OMP_NUM_THREADS=str(a.blas_threads))
@@ -354,6 +409,7 @@ class Bench:
             raise SystemExit(f"switch did not start:\n{self.log.read_text()[-3000:]}")
         if self.switch.poll() is not None:
             raise SystemExit(f"switch exited:\n{self.log.read_text()[-3000:]}")
+        self.rss_idle = rss_kib(family(self.switch.pid))
         self.sink = self.spawn([sys.executable, str(Path(__file__).resolve()), "--sink", str(self.sink_port)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         json.loads(pipe(self.sink.stdout).readline())
@@ -390,13 +446,21 @@ class Bench:
         w0, w1 = ramp + 1.0, max(ramp + 2.0, a.seconds - 0.5)
         time.sleep(max(0.0, t0 + w0 - time.time()))
         pids = {"switch": self.switch.pid, "sink": self.sink.pid, "sipp_uac": uac.pid, "sipp_uas": self.uas.pid}
+        workers = family(self.switch.pid)[1:]
         c0 = {k: cpu_ticks(p) for k, p in pids.items()}
+        cw0 = sum(cpu_ticks(p) for p in workers)
+        rss = rss_kib([self.switch.pid, *workers])
+        rtts: list[float | None] = []
+        prober = threading.Thread(target=self._probe, args=(rtts, t0 + w1), daemon=True)
+        prober.start()
         th0 = thread_ticks(self.switch.pid)
         m0, tw0 = machine_ticks(), time.time()
         drops0 = udp_drops(20000, 40000)
         time.sleep(max(0.0, t0 + w1 - time.time()))
         c1 = {k: cpu_ticks(p) for k, p in pids.items()}
+        cw1 = sum(cpu_ticks(p) for p in workers)
         th1 = thread_ticks(self.switch.pid)
+        prober.join()
         m1, tw1 = machine_ticks(), time.time()
         drops1 = udp_drops(20000, 40000)        # switch sockets are per call: read while the calls are up
         sink_drops = udp_drops(self.sink_port, self.sink_port)
@@ -404,6 +468,12 @@ class Bench:
         time.sleep(1.5)                          # last packets, end-of-call lines
         dt = tw1 - tw0
         cpu = {k: 100.0 * (c1[k] - c0[k]) / HZ / dt for k in pids}
+        cpu["workers"] = 100.0 * (cw1 - cw0) / HZ / dt       # media worker processes (0 without them)
+        answered = sorted(x for x in rtts if x is not None)
+        options = {"sent": len(rtts), "answered": len(answered),
+                   "p50_ms": 1000 * answered[len(answered) // 2] if answered else None,
+                   "max_ms": 1000 * answered[-1] if answered else None,
+                   "over_50ms": sum(1 for x in rtts if x is None or x > 0.05)}
         threads = {k: round(100.0 * (v - th0.get(k, 0)) / HZ / dt) for k, v in th1.items()}
         cpu["machine"] = 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * CPUS
         pipe(self.sink.stdin).write("report\n")
@@ -418,7 +488,14 @@ class Bench:
             view["sipp_errors"] = errs[-1].read_text(errors="replace")[-1500:] if errs else ""
         return {"conc": conc, "ok": ok, "failed": bad, "seconds": round(time.time() - t0, 1), "window_s": dt,
                 "cpu": cpu, "switch_threads": threads, "sink": sink, "switch": view, "switch_sock_drops": drops1 - drops0,
-                "sink_sock_drops": sink_drops, "exit": uac.returncode}
+                "sink_sock_drops": sink_drops, "exit": uac.returncode, "options": options,
+                "rss_kib": rss, "rss_idle_kib": self.rss_idle, "workers": len(workers)}
+
+    def _probe(self, out: list[float | None], until: float) -> None:
+        """OPTIONS to the switch every 200 ms until ``until``: how fast signalling answers under media load."""
+        while time.time() < until:
+            out.append(options_rtt(self.port))
+            time.sleep(0.2)
 
 
 def row(r: dict) -> str:
@@ -474,6 +551,10 @@ def main() -> None:
                     help="set OPENBLAS_NUM_THREADS/OMP_NUM_THREADS for the switch (default: numpy's default)")
     ap.add_argument("--write", action="store_true", help="write the table into bench/MEDIA.md")
     ap.add_argument("--json", help="also dump the raw per-step results here")
+    ap.add_argument("--features", choices=sorted(FEATURES), default="mixed",
+                    help="plain: fast path (no in-band DTMF search); full: recording + in-band DTMF, no fast path; "
+                         "mixed: the mixing path without recording (as before the fast path)")
+    ap.add_argument("--workers", type=int, default=None, help="[media] workers (default: the switch's default)")
     args = ap.parse_args()
     if args.sink:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -492,7 +573,9 @@ def main() -> None:
             r = b.step(conc)
             results.append(r)
             print(row(r), flush=True)
-            print(f"   switch threads (CPU %): {r['switch_threads']}", flush=True)
+            print(f"   switch threads (CPU %): {r['switch_threads']}; workers {r['workers']} "
+                  f"({r['cpu']['workers']:.0f} %); RSS {r['rss_kib'] / 1024:.0f} MiB "
+                  f"(idle {r['rss_idle_kib'] / 1024:.0f}); OPTIONS {r['options']}", flush=True)
             if r["switch"]["warnings"] or r.get("sipp_errors"):
                 print("   switch warnings:", r["switch"]["warnings"][:3], "\n   sipp:",
                       (r.get("sipp_errors") or "")[-600:], flush=True)

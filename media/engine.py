@@ -62,7 +62,7 @@ from .srtp import SrtpContext
 from .jitter import JitterTable, JitterView
 from .reception import ReceptionTable, ReceptionView
 from .rtp import FRAME, LOST, PLAY
-from .relay import relay_packet, update_relays
+from .relay import relay_batch, relay_packet, update_relays
 
 _log = logging.getLogger("softswitch.media")
 _HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
@@ -500,6 +500,12 @@ class MediaEngine:
             ep.port_failed = True
             self._events.append(PortFailed(ep, port, reason))
 
+    def take_datagrams(self) -> list[Datagram]:
+        """The datagrams waiting for the next tick, now: what the fast path forwarded since the last tick
+        (``media.relay``), and RTCP BYEs of released legs. The edge sends them between ticks."""
+        out, self._pending = self._pending, []
+        return out
+
     def take_events(self) -> list[MediaEvent]:
         """The events waiting for the next tick, now (the edge delivers a ``PortFailed`` at once)."""
         events, self._events = self._events, []
@@ -891,6 +897,7 @@ class MediaEngine:
         if pt == params.pt:
             dst = self._m_relay_to[r]
             if dst >= 0:                                       # the fast path: forwarded, not buffered
+                self.rxt.unwrap(r, ts)                         # (kept current: the batch path needs it)
                 fwd = relay_packet(self, ep, dst, data, seq, ts, ssrc, marker)
                 if fwd is not None:                            # sent with this tick's datagrams
                     self._pending.append(Datagram(*fwd))
@@ -981,6 +988,11 @@ class MediaEngine:
             self._rebuild_lists()                     # fresh latched / remote mirrors
         ports, datas, addrs, nows = zip(*batch)
         rows_all = self._row_of_port[np.array(ports, np.int64)]   # RTCP (odd) ports map to -1
+        relayed_i = rows_all[:0]
+        if self.relay_pairs:                          # the fast path's common packets (media.relay)
+            relayed_i, fwd = relay_batch(self, rows_all, datas, addrs, nows)
+            if fwd:
+                self._pending += map(tuple.__new__, repeat(Datagram, len(fwd)), fwd)
         size = 12 + FRAME
         cand = (np.fromiter(map(len, datas), np.int64, n) == size) & (rows_all >= 0)
         if self.relay_pairs:
@@ -1028,10 +1040,11 @@ class MediaEngine:
                 self.timeout_reported[rf] = False
                 self.rx_packets[rf] += 1
                 self.jitter.put_batch(rf, extf, pk[ok, 12:])
-        if len(fast_i) == n:
+        if len(fast_i) + len(relayed_i) == n:
             return
         slow = np.ones(n, bool)
         slow[fast_i] = False
+        slow[relayed_i] = False
         recv = self._take
         for i in np.flatnonzero(slow).tolist():
             recv(*batch[i])
@@ -1059,9 +1072,14 @@ class MediaEngine:
         self._lists_dirty = False
 
     def _compile(self) -> None:
+        if update_relays(self):                  # relayed legs are neither mixed nor sent by the tick
+            self._lists_dirty = True
+        relay = self._m_relay_to
         hold_row = None
         routes = []
         for ep in self.endpoints.values():
+            if relay[ep.row] >= 0:
+                continue
             needs_hold = ep.held or (ep.bridge is not None and any(
                 self._by_row[r].holding for r in ep.bridge.members if r != ep.row and r in self._by_row))
             if needs_hold and hold_row is None:
@@ -1072,8 +1090,6 @@ class MediaEngine:
         self._direct_of_row = np.full(self._cap, -1, np.int64)
         self._direct_of_row[self._plan.direct_rows] = self._plan.direct_players
         self._topology_dirty = False
-        if update_relays(self):
-            self._lists_dirty = True
 
     def tick(self, now: float | None = None, due: float | None = None) -> TickOutput:
         """One 20 ms step: play out, detect, mix, record, encode and packetise for every leg."""

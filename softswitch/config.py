@@ -35,7 +35,9 @@ from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 from media.srtp import SUITES as SRTP_SUITES
 
+from .reports.config import REPORTS, ReportsConfig
 from .wallboard.config import WALLBOARD, WallboardConfig
+from .workorders.config import WORK_ORDERS, WorkOrdersConfig
 from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
 from .trunks.config import DialRule, Numbering, Trunk
@@ -220,6 +222,8 @@ class Config:
     acd: AcdConfig | None = None   # queues, agents, skills, dialplan; the [acd] table (all defaults if absent)
     ivr: IvrConfig | None = None   # None: no IVR configured
     wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
+    reports: ReportsConfig = field(default_factory=ReportsConfig)         # the nightly export (softswitch.reports)
+    work_orders: WorkOrdersConfig = field(default_factory=WorkOrdersConfig)   # overdue orders, escalation
     overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
@@ -568,6 +572,8 @@ ROOT = Table(None, {
     "acd": Key(ACD, {}),
     "ivr": Key(IVR, None),
     "wallboard": Key(WALLBOARD, {}),
+    "reports": Key(REPORTS, {}),
+    "work_orders": Key(WORK_ORDERS, {}),
     "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),

@@ -187,6 +187,7 @@ class Server:
         self.subscribers.add(self.metrics.on_event)
         self.ops: Any = None  # softswitch.api.ops.OpsServer: /metrics, /health, /ready on a listener of their own
         self.running = False  # started and not stopping (/ready)
+        self.nightly: Any = None  # softswitch.reports.nightly.NightlyExport when [reports] export_dir is set
         self.on_reload: set = set()  # callables taking the new Config after a reload (the API's users...)
         from .sdnotify import Notifier
         self.systemd = Notifier.from_env()  # READY=1, watchdog pings, STOPPING=1 under systemd (Type=notify)
@@ -264,8 +265,10 @@ class Server:
 
             self.media_edge = MediaEdge(self.core.media, self._on_media_events)
             self.media_edge.start()
-            log.info("media anchored on %s, RTP ports %s", self.core.media.config.address,
-                     self.config.media.rtp_ports)
+            log.info("media anchored on %s, RTP ports %s; one media tick in this process; fast path %s",
+                     self.core.media.config.address, self.config.media.rtp_ports,
+                     "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
+        self._start_nightly_export()
         if self.config.api.enabled:
             await self._start_api()
         await self._start_ops()
@@ -287,6 +290,20 @@ class Server:
             raise OSError(f"api cannot listen on {self.config.api.listen}: {e.strerror or e} (another softswitch "
                           "running? set [api] listen, or [api] enabled = false)") from e
         self.api = api
+
+    def _start_nightly_export(self) -> None:
+        """``[reports] export_dir``: the day's (week's, month's) report written there each night."""
+        rc = self.config.reports
+        if rc.export_dir is None or self.centre is None:
+            return
+        from .reports.build import switch_report
+        from .reports.nightly import NightlyExport
+
+        centre = self.centre
+        self.nightly = NightlyExport(rc.export_dir, rc.export_time, rc.formats,
+                                     lambda period, since, until: switch_report(centre, self.config, period, since,
+                                                                                until))
+        self.nightly.start()
 
     async def _agent_logins(self) -> dict[str, tuple[str, str, str | None]]:
         """Each agent's state when the switch last stopped (agent -> state, reason, extension)."""
@@ -504,6 +521,8 @@ class Server:
         if self._guard_timer is not None:
             self._guard_timer.cancel()
         self.vip.stop()
+        if self.nightly is not None:
+            await self.nightly.stop()
         if self.outbound is not None:
             await self.outbound.stop()
         if self.tts is not None:

@@ -8,7 +8,7 @@ import numpy as np
 from media import MediaConfig, MediaEngine, g711, rtp
 from media.engine import DtmfReceived, PlaybackFinished
 from media.jobs import SyncRunner
-from media.testing import Clock, Phone, run_ticks
+from media.testing import Clock, Phone, deliver, run_ticks
 
 
 def _engine(tmp_path=None, **kw):
@@ -189,3 +189,49 @@ def test_a_leg_searched_for_inband_dtmf_is_mixed_until_it_sends_rfc4733():
                               phone.addr, clock.t)
     run_ticks(eng, clock, [(a, ea), (b, eb)], 5, source=_tone(440))
     assert eng.relay_pairs == 1
+
+
+def test_a_drained_batch_is_relayed_with_numpy_and_odd_packets_go_the_packet_by_packet_way():
+    """MediaEdge.drain hands a batch: the common relayed packets are rewritten together; a stranger's packet,
+    a packet of another size and a second packet of one leg in the same batch are handled one by one."""
+    eng, clock = _engine()
+    calls = [_call(eng) for _ in range(6)]
+    phones = {}
+    for i, (a, ea, b, eb, _) in enumerate(calls):             # distinct addresses per call
+        a.addr, b.addr = ("10.0.1.%d" % (i + 1), 4000), ("10.0.2.%d" % (i + 1), 4000)
+        eng.answer(ea, a.sdp(version=2))
+        eng.answer(eb, b.sdp(version=2))
+        phones[ea.port], phones[eb.port] = (a, b), (b, a)
+    legs = [(p, e) for a, ea, b, eb, _ in calls for p, e in ((a, ea), (b, eb))]
+    run_ticks(eng, clock, legs, 5, source=_tone(300))
+    assert eng.relay_pairs == 6
+    for p, _ in legs:
+        p.inbox.clear()
+    stranger = Phone(("6.6.6.6", 4000))
+    for k in range(3):
+        batch, want = [], {}
+        for p, e in legs:
+            if e is legs[1][1]:                                 # this leg's phone is quiet; a stranger is not
+                batch.append((e.port, stranger.packet(b"\x22" * 160), stranger.addr, clock.t))
+                continue
+            payload = bytes([(k * 16 + e.port) & 0xFF]) * (160 if e.port != legs[3][1].port or k < 2 else 240)
+            batch.append((e.port, p.packet(payload, advance=160), p.addr, clock.t))
+            want.setdefault(phones[e.port][1].addr, []).append(payload)
+        batch.insert(4, (legs[0][1].port, stranger.packet(b"\x00" * 160), stranger.addr, clock.t))
+        p0, e0 = legs[5]
+        extra = p0.packet(b"\x11" * 160)
+        want[phones[e0.port][1].addr].append(b"\x11" * 160)
+        batch.append((e0.port, extra, p0.addr, clock.t))           # a second packet of one leg
+        eng.datagrams_received(batch)
+        out = eng.tick(clock.t)
+        deliver([p for p, _ in legs], out.datagrams)
+        clock.t += 0.02
+        got: dict = {}
+        for dg in out.datagrams:
+            pk = rtp.parse(dg.data)
+            if pk.pt in (0, 8):
+                got.setdefault(dg.addr, []).append(pk.payload)
+        assert got == want
+    for p, _ in legs[1:]:                                       # (legs[0]'s phone heard only the quiet one)
+        _continuous(_stream(p))
+    assert legs[0][1].rx_foreign >= 3 and legs[1][1].rx_foreign >= 3

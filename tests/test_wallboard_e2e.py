@@ -16,7 +16,7 @@ pytest.importorskip("playwright.sync_api")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN  # noqa: E402
+from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import start_api_switch  # noqa: E402
 from .test_desk_e2e import browser_page  # noqa: E402,F401  (the Chromium fixture)
 
@@ -48,7 +48,7 @@ def agent_state_is(page, agent: str, state: str, timeout: float = WITHIN) -> flo
 
 def test_wallboard_live_alarm_barge_and_logout(switch_factory, phones, browser_page, tmp_path):  # noqa: F811
     page = browser_page
-    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    lo = rtp_low()
     sw, anon = start_api_switch(
         switch_factory, EXTS,
         extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'

@@ -340,7 +340,11 @@ PATHS: dict[str, dict] = {
                                                 "queue's configured service_level_threshold")])},
 }
 
-# the supervisor's floor (softswitch.api.floor): wallboard, monitoring, caller lists, config reload
+# the supervisor's floor (softswitch.api.floor): wallboard, monitoring, caller lists, config reload; reports
+REPORT_SECTIONS = ("queues", "agents", "campaigns", "orders", "order_regions", "overdue")   # store.reports.SECTIONS
+REPORT_CHARTS = ("calls", "service_level", "handle_time", "satisfaction", "agent_states", "work_orders")
+REPORT_RANGE = [{**q("since", TIME), "required": True}, {**q("until", TIME), "required": True},
+                q("period", {"type": "string", "enum": ["day", "week", "month"]})]
 LIST_NAME = {"name": "list", "in": "path", "required": True, "schema": {"type": "string", "enum": ["block", "warn"]}}
 SCHEMAS.update({
     "Floor": obj({"type": _STR, "at": num(), "queues": arr({"type": "object", "additionalProperties": True}),
@@ -357,6 +361,14 @@ SCHEMAS.update({
     "ListEntryNew": obj({"pattern": s(41, pattern=r"^\+?[0-9]{1,40}\*?$",
                                       description="a number, or a prefix ending in '*'"),
                          "reason": s(500), "expires_at": {**TIME, "nullable": True}}, ("pattern",)),
+    "Report": obj({"period": _STR, "since": num(), "until": num(), "utc_offset_s": integer(),
+                   "queues": arr({"type": "object", "additionalProperties": True}),
+                   "agents": arr({"type": "object", "additionalProperties": True}),
+                   "campaigns": arr({"type": "object", "additionalProperties": True}),
+                   "orders": arr({"type": "object", "additionalProperties": True}),
+                   "order_regions": arr({"type": "object", "additionalProperties": True}),
+                   "overdue": arr({"type": "object", "additionalProperties": True})},
+                  ("period", "queues", "agents", "campaigns", "orders", "overdue"), extra=True),
     "ReloadResult": obj({"ok": {"type": "boolean"}, "error": _STR, "changed": arr(_STR),
                          "restart_needed": arr(_STR), "agents_added": arr(_STR), "agents_removed": arr(_STR),
                          "queues_changed": arr(_STR)}, ("ok",), extra=True),
@@ -375,6 +387,30 @@ PATHS.update({
                                      "call)", ref("ListEntry"), body="ListEntryNew", params=[LIST_NAME], status="201")},
     "/api/lists/entries/{id}": {"delete": op("remove_list_entry", "Remove a list entry (in force for the next call)",
                                              ref("Ok"), params=[path_id()])},
+    "/api/reports": {"get": op("report", "The call centre's report over a range of days: per queue, agent and "
+                                         "campaign per day/week/month (offered, answered, abandoned and their wait, "
+                                         "service level, ASA, AHT = talk + hold + wrap-up, transfers, overflow, "
+                                         "voicemails, dispositions, satisfaction, occupancy and state time), work "
+                                         "orders by kind/status/region, escalations, overdue orders (docs/reports.md)",
+                               ref("Report"), role="supervisor", params=REPORT_RANGE)},
+    "/api/reports/export": {"get": {**op("report_export", "The report as CSV (one `section`) or XLSX (a sheet per "
+                                                          "section)", None, role="supervisor",
+                                         params=REPORT_RANGE + [
+                                             q("format", {"type": "string", "enum": ["csv", "xlsx"]}),
+                                             q("section", {"type": "string", "enum": list(REPORT_SECTIONS)})]),
+                                    "responses": {"200": {"description": "the file", "content": {
+                                        "text/csv": {"schema": {"type": "string"}},
+                                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                                            "schema": {"type": "string", "format": "binary"}}}}, **ERRORS}}},
+    "/api/reports/charts/{chart}": {"get": {**op("report_chart", "A chart of the report (SVG drawn by the server)",
+                                                 None, role="supervisor", params=REPORT_RANGE + [
+                                                     {"name": "chart", "in": "path", "required": True,
+                                                      "schema": {"type": "string", "enum": list(REPORT_CHARTS)}}]),
+                                            "responses": {"200": {"description": "the chart", "content": {
+                                                "image/svg+xml": {"schema": {"type": "string"}}}}, **ERRORS}}},
+    "/api/overdue-orders": {"get": op("overdue_orders", "Work orders past their due time, not resolved or closed, "
+                                                        "oldest first, with who they were escalated to",
+                                      arr({"type": "object", "additionalProperties": True}))},
     "/api/admin/reload": {"post": op("reload_config", "Re-read config.toml: extensions, agents, skills, queues, IVR "
                                                       "flows, lists change for new calls; calls in progress go on. "
                                                       "A config with an error is refused (422, `error` says file, "

@@ -1,0 +1,212 @@
+"""Reports checked against hand-computed figures on a scripted day (``store.reports``): calls, agent states and
+work orders written to a real store with known times; the day's and the week's figures per queue, per agent
+and per campaign, the work-order sections, the CSV and XLSX exports and the charts all show the numbers
+worked out by hand below; the nightly export writes its files once."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from softswitch.reports.charts import CHARTS, chart
+from softswitch.reports.export import to_csv, to_xlsx
+from softswitch.reports.nightly import NightlyExport, due, next_run
+from store.crm import CallCentre
+from store.db import Store
+from store.reports import build_report
+
+D = 1_772_409_600.0          # 2026-03-02 00:00 UTC, a Monday
+H = 3600.0
+
+
+def at(hours: float, day: int = 0) -> float:
+    return D + day * 86400 + hours * H
+
+
+async def scripted_day(path: Path) -> tuple[Store, CallCentre, list[float]]:
+    clock = [at(8)]
+    store = await Store.open(path)
+    centre = CallCentre(store, clock=lambda: clock[0])
+    # support (threshold 20 s) and sales (30 s). (queue, agent, arrived, wait, talk, wrap, disposition, score)
+    calls = [
+        ("support", "2001", at(9), 10, 120, 30, "answered", 5),
+        ("support", "2002", at(9.05), 30, 60, 20, "answered", 3),       # answered after the threshold
+        ("support", None, at(9.1), 40, None, None, "abandoned", None),
+        ("support", "2001", at(9.2), 5, 200, 10, "transferred", 4),
+        ("support", None, at(10), 8, None, None, "abandoned", None),
+        ("support", None, at(10.5), 60, None, None, "voicemail", None),
+        ("sales", "2002", at(11), 25, 100, 0, "answered", 5),
+        ("sales", None, at(11.5), 90, None, None, "timeout", None),
+        ("support", "2001", at(9, day=1), 12, 50, 10, "answered", None),   # Tuesday: in the week, not the day
+    ]
+    for i, (queue, agent, arrived, wait, talk, wrap, disp, score) in enumerate(calls):
+        fields: dict[str, Any] = {"call_ref": f"c{i}", "caller": f"13800138{i:03d}", "queue": queue, "arrived_at": arrived,
+                  "queued_at": arrived, "disposition": disp}
+        if talk is not None:
+            fields.update(agent=agent, answered_at=arrived + wait, ended_at=arrived + wait + talk, wrap_s=wrap,
+                          talk_ended_at=arrived + wait + talk)
+        else:
+            fields.update(ended_at=arrived + wait)
+        if score is not None:
+            fields["survey_score"] = score
+        await centre.add_call(**fields)
+    # agent 2001: ready 8-9, on a call 9-9:30, wrap-up 9:30-9:40, ready to 12, lunch 12-13, ready to 17, out
+    for state, hours in (("ready", 8), ("on-call", 9), ("wrap-up", 9.5), ("ready", 9 + 40 / 60), ("not-ready", 12),
+                         ("ready", 13), ("logged-out", 17)):
+        await centre.set_agent_state("2001", state, at=at(hours))
+    # agent 2002: ready 22:00 Monday to 02:00 Tuesday (cut at midnight)
+    await centre.set_agent_state("2002", "ready", at=at(22))
+    await centre.set_agent_state("2002", "logged-out", at=at(2, day=1))
+    # work orders created on Monday
+    cust = await centre.create_customer(name="C", phones=["13800138999"], region="north")
+    await centre.create_order(kind="repair", customer_id=cust.id, created_by="2001", region="north")
+    late = await centre.create_order(kind="delivery", customer_id=cust.id, created_by="2001", due_at=at(12))
+    await centre.create_order(kind="delivery", customer_id=cust.id, created_by="2001", due_at=at(0, day=5))
+    complaint = await centre.create_order(kind="complaint", customer_id=cust.id, created_by="2002", region="south")
+    clock[0] = at(14)
+    await centre.assign(complaint.id, "boss", actor="2002")
+    await centre.escalate(complaint.id, actor="boss")
+    await centre.escalate(complaint.id, actor="boss")
+    # an outbound campaign's attempts: one reached (call c0's record), one busy
+    await store.writer.run(lambda conn: conn.executemany(
+        "INSERT INTO outbound_contacts (id, campaign, kind, number, state, created_at, updated_at) VALUES (?, "
+        "'renewals', 'campaign', ?, 'done', ?, ?)", [(1, "13800138000", at(8), at(8)), (2, "13800138111", at(8), at(8))]))
+    await store.writer.run(lambda conn: conn.executemany(
+        "INSERT INTO outbound_attempts (contact_id, campaign, number, agent, call_ref, started_at, ended_at, result) "
+        "VALUES (?, 'renewals', ?, ?, ?, ?, ?, ?)",
+        [(1, "13800138000", "2001", "c0", at(9), at(9.1), "completed"),
+         (2, "13800138111", "", "", at(9.5), at(9.51), "busy")]))
+    await centre.close()
+    return store, centre, [late.id]
+
+
+@pytest.fixture
+def day(tmp_path):
+    loop = asyncio.new_event_loop()
+    store, centre, ids = loop.run_until_complete(scripted_day(tmp_path / "r.db"))
+
+    def report(period: str, since: float, until: float) -> dict:
+        return loop.run_until_complete(store.read_sync(lambda conn: build_report(
+            conn, period=period, since=since, until=until, now=at(0, day=2),
+            thresholds={"support": 20, "sales": 30})))
+    yield report, ids, loop, store
+    loop.run_until_complete(store.close())
+    loop.close()
+
+
+def row(rows: list[dict], **match) -> dict:
+    [r] = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    return r
+
+
+def test_the_days_queue_figures_are_the_hand_computed_ones(day):
+    report, *_ = day
+    r = report("day", D, D + 86400)
+    s = row(r["queues"], queue="support")
+    # offered 6; answered 3 (10 s, 30 s, 5 s); 2 within 20 s; abandoned 2 (after 40 s and 8 s)
+    assert (s["period"], s["offered"], s["answered"], s["abandoned"], s["answered_within"]) == ("2026-03-02", 6, 3, 2, 2)
+    assert s["service_level_pct"] == 40.0                   # 2 / (3 + 2)
+    assert s["asa_s"] == 15.0                               # (10 + 30 + 5) / 3
+    assert s["aht_s"] == 146.67                             # (120 + 60 + 200 + 30 + 20 + 10) / 3
+    assert s["abandoned_wait_s"] == 24.0                    # (40 + 8) / 2
+    assert (s["transferred"], s["voicemail"], s["overflow"], s["timed_out"]) == (1, 1, 0, 0)
+    assert s["dispositions"] == {"answered": 2, "abandoned": 2, "voicemail": 1, "transferred": 1}
+    assert s["satisfaction"] == {"1": 0, "2": 0, "3": 1, "4": 1, "5": 1} and s["satisfaction_avg"] == 4.0
+    sales = row(r["queues"], queue="sales")
+    assert (sales["offered"], sales["answered"], sales["abandoned"], sales["timed_out"]) == (2, 1, 0, 1)
+    assert (sales["service_level_pct"], sales["asa_s"], sales["aht_s"], sales["sl_threshold_s"]) == (100.0, 25.0, 100.0, 30.0)
+
+
+def test_the_week_adds_tuesday(day):
+    report, *_ = day
+    w = row(report("week", D, D + 7 * 86400)["queues"], queue="support")
+    assert (w["period"], w["offered"], w["answered"], w["answered_within"]) == ("2026-03-02", 7, 4, 3)
+    assert w["service_level_pct"] == 50.0                   # 3 / (4 + 2)
+    assert w["asa_s"] == 14.25                              # (45 + 12) / 4
+    assert w["aht_s"] == 125.0                              # (440 + 60) / 4
+    days = report("day", D, D + 2 * 86400)["queues"]
+    assert [(x["period"], x["queue"]) for x in days] == [("2026-03-02", "sales"), ("2026-03-02", "support"),
+                                                         ("2026-03-03", "support")]
+
+
+def test_agent_figures_occupancy_and_state_time(day):
+    report, *_ = day
+    r = report("day", D, D + 86400)
+    a = row(r["agents"], agent="2001")
+    assert (a["handled"], a["talk_s"], a["wrap_s"], a["aht_s"], a["transferred"]) == (2, 320.0, 40.0, 180.0, 1)
+    assert a["satisfaction_avg"] == 4.5
+    assert a["state_s"] == {"logged-out": 25200.0, "not-ready": 3600.0, "on-call": 1800.0, "ready": 26400.0,
+                            "wrap-up": 600.0}
+    assert a["logged_in_s"] == 32400.0                      # 8:00-17:00
+    assert a["occupancy_pct"] == 8.33                       # (1800 + 600) / (26400 + 1800 + 600)
+    b = row(r["agents"], agent="2002")
+    assert (b["handled"], b["aht_s"], b["state_s"]) == (2, 90.0, {"ready": 7200.0})   # 22:00-24:00 only
+    tuesday = row(report("day", D + 86400, D + 2 * 86400)["agents"], agent="2002")
+    assert tuesday["state_s"] == {"logged-out": 79200.0, "ready": 7200.0}
+
+
+def test_campaigns_and_work_orders(day):
+    report, ids, *_ = day
+    r = report("day", D, D + 86400)
+    [c] = r["campaigns"]
+    assert (c["campaign"], c["attempts"], c["answered"], c["contact_rate_pct"], c["aht_s"]) == ("renewals", 2, 1, 50.0, 150.0)
+    assert c["results"] == {"busy": 1, "completed": 1}
+    assert row(r["orders"], kind="delivery")["created"] == 2
+    complaint = row(r["orders"], kind="complaint")
+    assert (complaint["created"], complaint["assigned"], complaint["escalations"]) == (1, 1, 2)
+    assert {(x["region"], x["created"]) for x in r["order_regions"]} == {("north", 3), ("south", 1)}
+    assert [o["id"] for o in r["overdue"]] == ids           # due Monday 12:00, not resolved; the other is due Friday
+    assert r["overdue"][0]["overdue_s"] == 36 * 3600
+
+
+def test_exports_and_charts_carry_the_same_figures(day):
+    report, *_ = day
+    r = report("day", D, D + 86400)
+    rows = list(csv.DictReader(io.StringIO(to_csv(r, "queues"))))
+    s = next(x for x in rows if x["queue"] == "support")
+    assert (s["service_level_pct"], s["aht_s"], s["satisfaction.5"], s["dispositions.transferred"]) == (
+        "40.0", "146.67", "1", "1")
+    book = zipfile.ZipFile(io.BytesIO(to_xlsx(r)))
+    sheets = book.read("xl/workbook.xml").decode()
+    assert all(f'name="{n}"' in sheets for n in ("queues", "agents", "campaigns", "orders", "overdue"))
+    openpyxl = pytest.importorskip("openpyxl", reason="reading the workbook back needs openpyxl")
+    wb = openpyxl.load_workbook(io.BytesIO(to_xlsx(r)))
+    header = [c.value for c in wb["queues"][1]]
+    support = next(rw for rw in wb["queues"].iter_rows(min_row=2, values_only=True) if rw[header.index("queue")] == "support")
+    assert support[header.index("aht_s")] == 146.67
+
+
+def test_charts_render_the_reports_figures(day):
+    report, *_ = day
+    r = report("day", D, D + 86400)
+    for name in CHARTS:
+        svg = chart(name, r).decode()
+        assert svg.startswith("<?xml") and "<svg" in svg and "<script" not in svg, name
+    assert "Service level" in chart("service_level", r).decode()
+    assert "support" in chart("calls", r).decode() and "2001" in chart("agent_states", r).decode()
+
+
+def test_the_nightly_export_writes_once(day, tmp_path):
+    report, ids, loop, store = day
+    assert [p for p, *_ in due(dt.date(2026, 3, 3))] == ["day"]
+    assert [p for p, *_ in due(dt.date(2026, 3, 2))] == ["day", "week"]
+    assert [p for p, *_ in due(dt.date(2026, 3, 1))] == ["day", "month"]
+    assert next_run(dt.datetime(2026, 3, 2, 0, 30), "00:15") == dt.datetime(2026, 3, 3, 0, 15)
+    assert next_run(dt.datetime(2026, 3, 2, 0, 10), "00:15") == dt.datetime(2026, 3, 2, 0, 15)
+
+    async def build(period: str, since: float, until: float) -> dict:
+        return await store.read_sync(lambda conn: build_report(
+            conn, period=period, since=since, until=until, now=at(0, day=2), thresholds={"support": 20}))
+
+    out = tmp_path / "exports"
+    nightly = NightlyExport(out, "00:15", ["csv", "xlsx"], build)
+    files = loop.run_until_complete(nightly.run(dt.date(2026, 3, 3)))   # writes Monday's day report
+    names = sorted(p.name for p in files)
+    assert "report-day-2026-03-02.xlsx" in names and "report-day-2026-03-02-queues.csv" in names
+    assert loop.run_until_complete(nightly.run(dt.date(2026, 3, 3))) == []   # already there: not again
