@@ -28,7 +28,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, free_port, wait_udp_bound  # noqa: E402
+from .conftest import DOMAIN, free_port, rtp_low, wait_udp_bound  # noqa: E402
 from .test_api_calls import Socket  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
@@ -89,7 +89,7 @@ def phones(tmp_path):
 
 
 def trunk_config(k: Kamailio) -> str:
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     return f"""
 [media]
 rtp_ports = "{lo}-{lo + 99}"

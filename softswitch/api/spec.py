@@ -106,6 +106,8 @@ SCHEMAS: dict[str, dict] = {
                      "shed": {"type": "object", "additionalProperties": integer(),
                               "description": "datagrams not served, by reason (rejected, backlog, retransmission, "
                                              "stale, refused_dialog)"},
+                     "refused_by_rank": {"type": "object", "additionalProperties": integer(),
+                                         "description": "503s by rank (urgent, centre, answer, refresh, new)"},
                      "overloads": integer(description="times the switch went into overload"),
                      "overloaded_for_s": num(nullable=True)}, ("mode",), extra=True),
     "Customer": obj({"id": integer(nullable=True), "name": _STR, "address": _STR, "region": {"type": "string", "nullable": True},
