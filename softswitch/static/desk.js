@@ -49,6 +49,7 @@
     $("login").hidden = true; $("desk").hidden = false;
     text("whoami", me.user + (me.role === "supervisor" ? " (supervisor)" : ""));
     showState(me.agent);
+    $("sup-links").hidden = !(me.role === "supervisor" || me.role === "admin");
     connect();
   }
 
