@@ -49,6 +49,7 @@ def reconfigured(old: Acd, config: AcdConfig, now: float) -> tuple[Acd, list[Act
         config, skills=list(config.skills) + kept_skills, queues=list(config.queues) + kept_queues,
         agents=list(config.agents) + [dataclasses.replace(a, skills={}) for a in retiring])
     new = Acd(full, wall_offset=old.wall_offset)
+    new.pins = old.pins  # a reload does not forgive a phone its wrong PINs (acd.identity)
     new.router.rng = old.router.rng
     new._seq = old._seq
 

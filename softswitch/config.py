@@ -37,6 +37,7 @@ from media.srtp import SUITES as SRTP_SUITES
 
 from .reports.config import REPORTS, ReportsConfig
 from .wallboard.config import WALLBOARD, WallboardConfig
+from .workorders.config import WORK_ORDERS, WorkOrdersConfig
 from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
 from .trunks.config import DialRule, Numbering, Trunk
@@ -222,6 +223,7 @@ class Config:
     ivr: IvrConfig | None = None   # None: no IVR configured
     wallboard: WallboardConfig = field(default_factory=WallboardConfig)   # thresholds and alarms of /wallboard
     reports: ReportsConfig = field(default_factory=ReportsConfig)         # the nightly export (softswitch.reports)
+    work_orders: WorkOrdersConfig = field(default_factory=WorkOrdersConfig)   # overdue orders, escalation
     overload: OverloadConfig = field(default_factory=OverloadConfig)  # admission control (softswitch.overload)
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
@@ -571,6 +573,7 @@ ROOT = Table(None, {
     "ivr": Key(IVR, None),
     "wallboard": Key(WALLBOARD, {}),
     "reports": Key(REPORTS, {}),
+    "work_orders": Key(WORK_ORDERS, {}),
     "overload": Key(OVERLOAD, {}),
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),

@@ -139,6 +139,16 @@ class QueueLeft(SwitchEvent):
 
 
 @dataclass(frozen=True)
+class TrunkStateChanged(SwitchEvent):
+    """A trunk's OPTIONS keep-alive says it went down, or came back up (the wallboard's trunk alarm)."""
+    type = "trunk_state"
+    trunk: str
+    up: bool
+    reason: str = ""
+    at: float = 0.0                      # wall clock
+
+
+@dataclass(frozen=True)
 class WrapUpEnded(SwitchEvent):
     """An agent's after-call work on ``call`` is over (its call record gets the wrap-up time)."""
     type = "wrapup_end"

@@ -407,6 +407,14 @@ class SwitchMetrics:
         r.add(_ReadCounter("softswitch_overload_episodes_total", "Times the switch went into overload.", (),
                            lambda: self._overload(lambda f: f.overloads)))
 
+        # SIP trunks
+        r.gauge("softswitch_trunk_up", "1 while the trunk's OPTIONS keep-alive is answered, 0 when it is down "
+                "(absent while unknown or keep-alive is off).", ("trunk",), fn=lambda: self._trunks("up"))
+        r.gauge("softswitch_trunk_registered", "1 while the switch is registered to the trunk's carrier "
+                "(trunks with register = true).", ("trunk",), fn=lambda: self._trunks("registered"))
+        r.gauge("softswitch_trunk_channels", "Calls on the trunk now (in and out).", ("trunk",),
+                fn=lambda: self._trunks("channels"))
+
         # call centre
         r.gauge("softswitch_queue_waiting", "Callers waiting in the queue now.", ("queue",),
                 fn=lambda: self._queue(lambda s: s.waiting))
@@ -581,6 +589,17 @@ class SwitchMetrics:
 
     def _acd(self) -> Any:
         return self.core.router.queue.acd
+
+    def _trunks(self, what: str) -> dict[Labels, float | None]:
+        out: dict[Labels, float | None] = {}
+        for t in self.core.trunk_runtime.status(self.server.now()):
+            if what == "up" and t["health"] != "unknown":
+                out[(t["name"],)] = 1.0 if t["health"] == "up" else 0.0
+            elif what == "registered" and t["registration"] is not None:
+                out[(t["name"],)] = 1.0 if t["registration"]["state"] == "registered" else 0.0
+            elif what == "channels":
+                out[(t["name"],)] = float(t["channels"])
+        return out
 
     def _queue(self, fn: Callable[[Any], float | None]) -> dict[Labels, float | None]:
         acd = self._acd()

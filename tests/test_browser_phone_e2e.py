@@ -187,7 +187,7 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
 def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_completes_the_transfer(
         switch_factory, phones, browser_page, mic_wav, tmp_path):
     page = browser_page
-    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    lo = rtp_low()
     sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
                                                              f'rtp_ports = "{lo}-{lo + 99}"\n')
     boss = anon.login("boss")

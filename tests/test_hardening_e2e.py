@@ -256,6 +256,26 @@ def test_an_impostor_cannot_log_in_as_an_agent(switch_factory, phones):
     status, body = agent_login("2002", {"extension": "1001", "pin": "4711"})  # hot-desking with the PIN
     assert status == 200 and body["extension"] == "1001", body
 
+    # Bob at his own phone dials *11 and is asked for his PIN, which he keys in (it never shows in a dialled
+    # number, a call history or a log line)
+    _, boss, _ = http_from("127.0.0.1", api_port, "POST", "/api/session", {"user": "boss", "password": PASSWORDS["boss"]})
+    assert http_from("127.0.0.1", api_port, "POST", "/api/agents/2002/state", {"action": "logout"},
+                     headers={"Authorization": f"Bearer {boss['token']}"})[0] == 200
+    bob = phones("bob")
+    assert bob.register("1003", EXTS["1003"], DOMAIN, f"sip:{sw.addr}")["code"] == 200
+    call = bob.call(f"sip:*11@{DOMAIN}")
+    bob.wait_call_state(call, "CONFIRMED", timeout=10)
+    sw.wait_log(r"feature code \*11 from 1003: PIN asked for agent 2002")
+    import numpy as np
+    from . import audio
+    hiss = (np.random.default_rng(3).standard_normal(8000) * 0.002).astype(np.float32)
+    bob.play(call, audio.write_wav(sw.config_path.parent / "hiss.wav", hiss), loop=True)  # pjsua keeps sending RTP
+    bob.dtmf(call, "4711#")
+    sw.wait_log(r"feature code \*11\*2002\*\*\*\*\* from 1003: ok \(logged in\)", timeout=15)
+    bob.wait_call_state(call, "DISCONNECTED", timeout=10)
+    assert state("2002") in ("ready", "unregistered")
+    assert "4711" not in sw.log()
+
 
 # ------------------------------------------------------------------------------------- TCP connections
 

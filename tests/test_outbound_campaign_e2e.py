@@ -28,6 +28,10 @@ def number(i: int) -> str:
     return f"{prefix}{i:07d}"
 
 
+def national(n: str) -> str:
+    return "0" + n[3:] if n.startswith("+86") else n
+
+
 def config(ports: dict[str, int], api_port: int) -> str:
     text = '[numbering]\ncountry_code = "86"\n'
     for prefix, kind in KINDS.items():
@@ -123,6 +127,7 @@ def test_campaign_of_200_runs_to_completion_with_exactly_the_expected_attempts(s
         assert figures["attempts"] == 80 + 3 * 120 and figures["reached"] == 80, figures
         rows = db_rows(sw, "SELECT c.number, a.result FROM outbound_attempts a "
                            "JOIN outbound_contacts c ON c.id = a.contact_id")
+        rows = [(national(n), r) for n, r in rows]   # stored in E.164 (+86...), dialled nationally
         per_number = Counter(n for n, _ in rows)
         results = {KINDS[n[:4]]: set() for n, _ in rows}
         for n, r in rows:
@@ -135,7 +140,7 @@ def test_campaign_of_200_runs_to_completion_with_exactly_the_expected_attempts(s
         # progressive: no customer was rung before an agent was on the line (the switch rings the customer
         # only on that path: one "on the line; ringing" per attempt, after the agent's answer)
         log = sw.log()
-        on_line = re.findall(r"call (\w+): agent (\d+) on the line; ringing (\d+)", log)
+        on_line = re.findall(r"call (\w+): agent (\d+) on the line; ringing (\+?\d+)", log)
         assert len(on_line) == 440
         offered = set(re.findall(r"call (\w+): ob-\d+ offered to agent", log))
         assert {c for c, _, _ in on_line} <= offered

@@ -29,7 +29,7 @@ def caller_scenario(tmp: Path, name: str, after_ack: str) -> Path:
     return p
 
 
-PRESS_1 = f'''  <pause milliseconds="1800"/>
+PRESS_1 = f'''  <pause milliseconds="2500"/>
   <nop><action><exec play_pcap_audio="{PCAP_DIR}/dtmf_2833_1.pcap"/></action></nop>
   <recv request="BYE"/>
   <send>
@@ -46,7 +46,7 @@ PRESS_1 = f'''  <pause milliseconds="1800"/>
   </send>
 '''
 
-WAIT_THEN_BYE = '''  <pause milliseconds="9000"/>
+WAIT_THEN_BYE = '''  <pause milliseconds="20000"/>
   <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0

@@ -407,3 +407,12 @@ def test_a_reload_brings_new_priorities_and_limits():
     reconfigure(a, parse_config({**BASE, "overload": {"priority_numbers": ["4000"], "max_delay_ms": 800}}))
     a.offer(request("INVITE", user="4000", branch="z9hG4bK2"), SRC, 0.0, 0.0)
     assert a.next(0.0).rank is Rank.CENTRE and a.max_delay == 0.8
+
+
+def test_refusals_are_counted_by_rank():
+    a = admission()
+    flood(a, 20, 0.0, 0.0)
+    a.offer(request("INVITE", user="500", branch="z9hG4bKq1", call_id="q1"), SRC, 0.0, 0.0)
+    drain(a, 3.0)                                 # everything waited 3 s: refused
+    snap = a.snapshot(3.0)
+    assert snap["refused_by_rank"] == {"urgent": 0, "centre": 1, "answer": 0, "refresh": 0, "new": 20}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok
+from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, rtp_low, sipp, sipp_ok
 from .test_api_support import PASSWORDS, Http, start_api_switch
 from .test_sipp_e2e import callee, finish, register
 
@@ -53,7 +53,7 @@ def flood(sw, tmp: Path) -> subprocess.Popen:
 
 
 def test_a_flood_sheds_new_registrations_while_a_bye_and_a_queue_call_go_through(switch_factory, tmp_path):
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     extensions = {**EXTS, **{str(u): f"pw-{u}" for u in FLOOD_USERS}}
     sw, _ = start_api_switch(switch_factory, extensions, extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
     # the agent's phone and phone B register and wait for their call; the agent logs in at the desk (API)

@@ -15,7 +15,7 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, ROOT, free_port, write_config  # noqa: E402
+from .conftest import DOMAIN, ROOT, free_port, rtp_low, write_config  # noqa: E402
 from .test_api_support import Http  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -113,7 +113,7 @@ def talk_both_ways(a, a_call, b, b_call, tmp, seed: int) -> None:
 
 
 def test_reload_adds_an_agent_and_changes_the_strategy_while_a_call_is_up(switch_factory, phones, tmp_path):
-    api_port, rtp = free_port(), 20000 + (free_port() % 200) * 100
+    api_port, rtp = free_port(), rtp_low()
     sw = switch_factory(EXTS, extra=config(api_port, rtp, "longest-idle", [("2001", "1002")]))
     sw.wait_log(r"api listening")
     alice, carol = register(sw, phones, "alice", "1002"), register(sw, phones, "carol", "1003")

@@ -219,3 +219,21 @@ def test_the_store_and_the_trunks_write_a_number_alike():
         assert centre.plan.normalise(raw) == t.numbers.normalise(raw) == "+8613800138000", raw
     assert centre.plan.normalise("1001") == "1001" and centre.plan.normalise("12345678") == "12345678"
     assert NumberPlan(country_code="86").normalise("13800138000") == "13800138000"   # off by default
+
+
+def test_numbers_stored_in_e164_match_the_dial_rules_as_dialled_here(table):
+    """The CRM, callbacks and campaigns keep E.164; dial rules are written as people dial ("0", "00")."""
+    r = table.dialplan.resolve("+8613800138000")
+    assert r is not None and r.rule.prefix == "0" and r.send == "013800138000" and r.needs == "national"
+    r = table.dialplan.resolve("+44207946000")
+    assert r is not None and r.rule.prefix == "00" and r.send == "44207946000" and r.needs == "international"
+
+
+def test_vip_levels_find_a_trunk_caller_in_e164():
+    """VipTable (queue priority from the customer's vip_level) with the store's plan: the customer saved as
+    "138 0013 8000" is the carrier's caller "+8613800138000"."""
+    from softswitch.vip import VipTable
+    plan = TrunkTable.from_config(config(numbering={"country_code": "86"})).numbers.plan
+    vip = VipTable(normalise=plan.normalise)
+    vip.set({plan.normalise("138 0013 8000"): 3}, {})
+    assert vip.priority("+8613800138000", {}) == 3 and vip.priority("anonymous", {}) == 0

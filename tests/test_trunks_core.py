@@ -16,7 +16,7 @@ DID = "4008001234"
 
 
 def make(*, carrier: dict | None = None, backup: dict | None = None, rules: list | None = None,
-         media: bool = False) -> Net:
+         media: bool = False, security: dict | None = None) -> Net:
     data: dict = {
         "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
         "store": {"path": "var/test.db", "country_code": "86"},
@@ -26,6 +26,7 @@ def make(*, carrier: dict | None = None, backup: dict | None = None, rules: list
                     "options_interval": 0, **(carrier or {})},
                    {"name": "backup", "host": BACKUP.host, "options_interval": 0, **(backup or {})}],
         "dial_rules": rules if rules is not None else [{"prefix": "0", "trunks": ["carrier", "backup"]}],
+        "security": security or {},
     }
     core = SwitchCore(parse_config(data), secret=b"k" * 32)
     core.set_local("udp", "127.0.0.1", 5060)
@@ -159,3 +160,46 @@ def test_a_reload_swaps_the_table_and_registers_a_new_trunk():
     assert [p.host for p, _ in requests(out, "REGISTER")] == ["192.0.2.7"]
     _, out = desk.invite("0044207946000")
     assert [(p.host, m.ruri.user) for p, m in requests(out, "INVITE")] == [("192.0.2.7", "0044207946000")]
+
+
+def test_toll_fraud_scans_are_refused_and_banned():
+    """Refused with 403 and a log line; over TCP (a source that cannot be spoofed) repeated scans ban the
+    address, over UDP they do not (ten forged datagrams must not silence an office: issue 11)."""
+    net = make(security={"max_auth_failures": 3})
+    for transport in ("udp", "tcp"):
+        scanner = Peer(transport, "192.0.2.66", 5070)
+        answers = []
+        for i in range(4):
+            msg = (f"INVITE sip:0046701234567@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport.upper()} {scanner.host}:"
+                   f"{scanner.port};branch=z9hG4bKscan{transport}{i}\r\nMax-Forwards: 70\r\n"
+                   f"From: <sip:100@{scanner.host}>;tag=s{i}\r\nTo: <sip:0046701234567@127.0.0.1>\r\n"
+                   f"Call-ID: scan{transport}{i}@x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+            answers.append([r.status for r in responses(net.deliver(msg, scanner))])
+        assert answers == ([[403]] * 4 if transport == "udp" else [[403], [403], [403], []]), (transport, answers)
+    assert not [p for p, _ in requests(net.sent, "INVITE") if p.host in (CARRIER.host, BACKUP.host)]
+    # the carrier is never banned, whatever it sends
+    for i in range(5):
+        final(carrier_invite(net, "4009999999", call_id=f"x{i}@carrier"))   # not a DID: 404 each time
+    assert final(carrier_invite(net, DID, call_id="ok@carrier")).status == 480   # 1002 not registered
+
+
+def test_an_extension_can_withhold_its_number():
+    net = make()
+    object.__setattr__(net.core.config.extension("1001"), "caller_id", "anonymous")   # [[extensions]] caller_id
+    desk = phone(net, "1001", 6001)
+    _, out = desk.invite("013800138000")
+    [(_, inv)] = requests(out, "INVITE")
+    assert inv.headers.get("Privacy") == "id" and "P-Asserted-Identity" not in inv.headers
+    assert "anonymous@" in (inv.headers.get("From") or "")
+
+
+def test_round_robin_rules_share_the_load():
+    net = make(rules=[{"prefix": "0", "trunks": ["carrier", "backup"], "order": "round-robin"}])
+    hosts = []
+    for i in range(4):
+        desk = Phone(net, "1001", "pw-1001-x", Peer("udp", "127.0.0.1", 6100 + i))
+        if i == 0:
+            assert desk.register().status == 200
+        _, out = desk.invite(f"01380013800{i}")
+        hosts += [p.host for p, _ in requests(out, "INVITE")]
+    assert hosts == [CARRIER.host, BACKUP.host, CARRIER.host, BACKUP.host]

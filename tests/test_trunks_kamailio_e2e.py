@@ -28,7 +28,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, free_port, wait_udp_bound  # noqa: E402
+from .conftest import DOMAIN, free_port, rtp_low, wait_udp_bound  # noqa: E402
 from .test_api_calls import Socket  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
@@ -89,7 +89,7 @@ def phones(tmp_path):
 
 
 def trunk_config(k: Kamailio) -> str:
-    lo = 20000 + (free_port() % 200) * 100
+    lo = rtp_low()
     return f"""
 [media]
 rtp_ports = "{lo}-{lo + 99}"
@@ -164,7 +164,7 @@ def test_customer_via_provider_reaches_an_agent_through_the_did(switch_factory, 
         assert offer["caller"] == CUSTOMER_E164, offer          # the screen pop: the normalised number
         assert offer["pop"]["customer"]["name"] == "Li Lei", offer["pop"]   # ... and the customer it is
         customer.wait_call_state(call, "CONFIRMED", timeout=20)
-        a_in = alice.events("incoming")[0]
+        a_in = alice.wait_event("incoming", timeout=20)
         alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
         customer.wait_event("media_state", call=call, active=True, timeout=5)
         alice.wait_event("media_state", call=a_in["call"], active=True, timeout=5)
@@ -239,9 +239,14 @@ def test_registration_survives_the_provider_restarting(switch_factory, kamailio,
         ("provider", "up", "registered")], trunks
     assert "trunk-secret" not in json.dumps(trunks) and "trunk-secret" not in sw.log()
     assert anon.login("2001").get("/api/trunks")[0] == 403      # supervisors only
+    metrics = anon.get("/metrics")[1].decode()
+    for line in ('softswitch_trunk_up{trunk="provider"} 1', 'softswitch_trunk_registered{trunk="provider"} 1',
+                 'softswitch_trunk_channels{trunk="provider"} 0'):
+        assert line in metrics, metrics
     kamailio.stop()
     sw.wait_log(r"trunk provider: down \(2 OPTIONS unanswered\)", timeout=20)
     assert boss.get("/api/trunks")[1][0]["health"] == "down"
+    assert 'softswitch_trunk_up{trunk="provider"} 0' in anon.get("/metrics")[1].decode()
     kamailio.start()
     sw.wait_log(r"trunk provider: registering to 127\.0\.0\.1:\d+ \(the carrier is reachable again\)", timeout=20)
     wait_for(lambda: sw.log().count("trunk provider: registered to") >= 2, timeout=20)

@@ -2,7 +2,7 @@
 supervisor logs in on /wallboard; an agent's state change is on the page within 1 s, a call waiting within 1 s
 of its INVITE, and the longest-wait alarm turns on once the wait passes its threshold; the agent answers,
 the supervisor barges in from the page (her phone rings, she answers) and both the agent and the caller hear
-her; the supervisor logs the agent out from the page."""
+her; the supervisor logs the agent out from the page; the switch restarts and the page reconnects by itself."""
 from __future__ import annotations
 
 import time
@@ -16,7 +16,7 @@ pytest.importorskip("playwright.sync_api")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN  # noqa: E402
+from .conftest import DOMAIN, rtp_low, start_switch  # noqa: E402
 from .test_api_support import start_api_switch  # noqa: E402
 from .test_desk_e2e import browser_page  # noqa: E402,F401  (the Chromium fixture)
 
@@ -48,7 +48,7 @@ def agent_state_is(page, agent: str, state: str, timeout: float = WITHIN) -> flo
 
 def test_wallboard_live_alarm_barge_and_logout(switch_factory, phones, browser_page, tmp_path):  # noqa: F811
     page = browser_page
-    lo = 20000 + (int(time.time() * 1000) % 200) * 100
+    lo = rtp_low()
     sw, anon = start_api_switch(
         switch_factory, EXTS,
         extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
@@ -128,3 +128,16 @@ def test_wallboard_live_alarm_barge_and_logout(switch_factory, phones, browser_p
     q = next(x for x in floor["queues"] if x["queue"] == "support")
     assert (q["offered"], q["answered"], q["abandoned"]) == (1, 1, 0), q
     assert seen < WITHIN / 1000
+
+    # the switch restarts: the page says offline, reconnects by itself and is live again (same session)
+    config_text = sw.config_path.read_text()
+    assert sw.stop() == 0
+    page.wait_for_selector("#conn.offline", timeout=5000)
+    sw2 = start_switch(tmp_path, EXTS, config_text=config_text, port=sw.port)
+    try:
+        page.wait_for_selector("#conn:not(.offline)", timeout=20_000)
+        page.wait_for_selector('tr[data-agent="2001"] .state.logged-out', timeout=WITHIN)
+        assert boss.post("/api/agents/2001/state", {"action": "login", "extension": "1002"})[0] == 200
+        agent_state_is(page, "2001", "ready")
+    finally:
+        assert sw2.stop() == 0

@@ -37,6 +37,7 @@ from .outbound import OutboundOps
 from ..control import Control
 from . import spec as spec_mod
 from .floor import FloorApi
+from .orders import OrdersApi
 from .reports import ReportsApi
 from .ops import Ops
 from .auth import SUPERVISING, Session, TokenSigner, check_password
@@ -49,6 +50,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
                 "wallboard.html": "text/html", "wallboard.js": "text/javascript", "wallboard.css": "text/css",
                 "reports.html": "text/html", "reports.js": "text/javascript",
+                "orders.html": "text/html", "orders.js": "text/javascript",
                 "phone.js": "text/javascript"}
 COOKIE = "session"
 CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -149,7 +151,7 @@ class Ctx:
         return self.session is not None and self.session.supervisor
 
 
-class ApiServer(FloorApi, ReportsApi, OutboundOps):
+class ApiServer(FloorApi, ReportsApi, OrdersApi, OutboundOps):
     def __init__(self, server: Any):
         self.server = server
         self.settings = server.config.api
@@ -193,6 +195,7 @@ class ApiServer(FloorApi, ReportsApi, OutboundOps):
         app.router.add_get("/static/{name}", self._static)
         self._floor_routes(app)
         self._reports_routes(app)
+        self._orders_routes(app)
         return app
 
     async def start(self) -> None:

@@ -70,7 +70,7 @@ class FloorApi:
         self._floor_stale()
 
     # --------------------------------------------------------------------------- the model
-    def floor_snapshot(self) -> dict[str, Any]:
+    def _floor_queues(self) -> list[dict[str, Any]]:
         acd = self.server.core.router.queue.acd
         now = self.server.now()
         queues = []
@@ -80,6 +80,10 @@ class FloorApi:
             queues.append({"queue": q.name, "waiting": st.waiting, "longest_wait": st.longest_wait,
                            "agents": st.agents, "counters": asdict(acd.counters[i]),
                            "sl_threshold": q.service_level_threshold})
+        return queues
+
+    def floor_snapshot(self) -> dict[str, Any]:
+        queues = self._floor_queues()
         extras: dict[str, Any] = {}
         for name, fn in list(self.floor_extras.items()):
             try:
@@ -95,8 +99,12 @@ class FloorApi:
                 for c in self.control.campaigns()]
 
     def _floor_event(self, ev: dict) -> None:
-        if self.floor.on_event(ev, time.time()):
-            self._floor_stale()
+        wall = time.time()
+        if self.floor.on_event(ev, wall):
+            if self.wallboards:
+                self._floor_stale()
+            else:   # nobody watching: today's baseline still follows the counters (see Floor.observe)
+                self.floor.observe({q["queue"]: q["counters"] for q in self._floor_queues()}, wall)
 
     def _floor_stale(self) -> None:
         if not self.wallboards or self._floor_push_at is not None:

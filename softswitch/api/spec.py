@@ -106,6 +106,8 @@ SCHEMAS: dict[str, dict] = {
                      "shed": {"type": "object", "additionalProperties": integer(),
                               "description": "datagrams not served, by reason (rejected, backlog, retransmission, "
                                              "stale, refused_dialog)"},
+                     "refused_by_rank": {"type": "object", "additionalProperties": integer(),
+                                         "description": "503s by rank (urgent, centre, answer, refresh, new)"},
                      "overloads": integer(description="times the switch went into overload"),
                      "overloaded_for_s": num(nullable=True)}, ("mode",), extra=True),
     "Customer": obj({"id": integer(nullable=True), "name": _STR, "address": _STR, "region": {"type": "string", "nullable": True},
@@ -406,6 +408,9 @@ PATHS.update({
                                                       "schema": {"type": "string", "enum": list(REPORT_CHARTS)}}]),
                                             "responses": {"200": {"description": "the chart", "content": {
                                                 "image/svg+xml": {"schema": {"type": "string"}}}}, **ERRORS}}},
+    "/api/overdue-orders": {"get": op("overdue_orders", "Work orders past their due time, not resolved or closed, "
+                                                        "oldest first, with who they were escalated to",
+                                      arr({"type": "object", "additionalProperties": True}))},
     "/api/admin/reload": {"post": op("reload_config", "Re-read config.toml: extensions, agents, skills, queues, IVR "
                                                       "flows, lists change for new calls; calls in progress go on. "
                                                       "A config with an error is refused (422, `error` says file, "

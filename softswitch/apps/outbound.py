@@ -10,8 +10,8 @@ no customer is ever rung before an agent is on the line. A queue caller who pres
 but not the ACD: his entry stays in line, marked held (no wait limit, no announcements), and when it
 reaches the front it is offered to an agent exactly like a waiting caller.
 
-Customer-first calls (notification and predictive campaigns) are plain originated calls to the
-customer; on answer a notification goes to its IVR flow (whose "press 1" node can queue the caller) and a
+Customer-first calls (notification and predictive campaigns) are originated calls to the customer (an
+extension, or an external number through the dial rules' trunks with failover); on answer a notification goes to its IVR flow (whose "press 1" node can queue the caller) and a
 predictive call to the campaign's queue, where a customer no agent takes within ``ABANDON_AFTER``
 seconds hears an apology and is counted abandoned.
 
@@ -129,7 +129,6 @@ class OutboundApp(Application):
         self.by_call: dict[str, VirtualCall] = {}        # switch call id -> virtual call
         self.direct: dict[str, DirectCall] = {}          # switch call id -> customer-first call
         self._timers: Timers[str] = Timers()
-        self._seq = 0
         self._offered: set[str] = set()                  # queue calls (ACD ids) offered "press 1"
         self._leaving: set[str] = set()                  # calls that chose a callback: confirmation, then hang up
 
@@ -149,7 +148,6 @@ class OutboundApp(Application):
                 log.warning("attempt %d: no queue %s", d.attempt, d.queue)
                 self._to_dialler(de.AttemptEnded(d.attempt, Result.UNREACHABLE, counted=False))
                 return False
-            self._seq += 1
             vc = VirtualCall(f"ob-{d.attempt}", d.queue, d.number, d.caller_id, d.contact, d.attempt, d.mode, d.kind,
                              d.campaign, d.name, d.audio, d.note, dict(d.data))
             self._enqueue(vc, now)

@@ -140,6 +140,7 @@ class Figures:
     offered: int = 0            # datagrams offered since start
     served: int = 0             # datagrams served (Process) since start
     shed: dict[str, int] = field(default_factory=lambda: {r: 0 for r in SHED_REASONS})
+    refused: dict[str, int] = field(default_factory=lambda: {r.name.lower(): 0 for r in Rank})  # 503s by rank
     overloads: int = 0          # times the switch entered overload
     overloaded_since: float | None = None
 
@@ -349,6 +350,7 @@ class Admission:
         """Answer ``item`` 503 (remembered, so that its retransmissions get the same) and forget it."""
         data = item.data
         self._drop(item, reason)
+        self.figures.refused[item.rank.name.lower()] += 1
         self._last_shed = now
         retry = self.rng.randint(self.config.retry_after_min, self.config.retry_after_max)
         p = item.peek
@@ -497,6 +499,7 @@ class Admission:
         fig = self.figures
         return {"mode": fig.mode.value, "load": round(fig.load, 3), "lag_ms": round(fig.lag * 1000, 1),
                 "delay_ms": round(fig.delay * 1000, 1), "backlog": fig.backlog, "offered": fig.offered,
-                "served": fig.served, "shed": dict(fig.shed), "overloads": fig.overloads,
+                "served": fig.served, "shed": dict(fig.shed), "refused_by_rank": dict(fig.refused),
+                "overloads": fig.overloads,
                 "overloaded_for_s": round(now - fig.overloaded_since, 1) if fig.overloaded_since is not None
                 else None}

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import socket
 import struct
+import sys
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
@@ -33,7 +34,8 @@ log = logging.getLogger("softswitch.overload")
 BATCH = 2000        # datagrams read per wake at most (the loop must not starve while a flood arrives)
 SLICE = 0.008       # seconds of serving per loop turn (media ticks every 20 ms and must not start late)
 PROBE = 0.1         # seconds between event-loop lag probes
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux; the receive time of each datagram
+# the kernel's receive time of each datagram (Linux; Python 3.11 lacks the constant): elsewhere, the read time
+SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 _TIMESPEC = struct.Struct("@qq")
 _ANC = socket.CMSG_SPACE(_TIMESPEC.size)
 _MAX = 65535
@@ -68,6 +70,8 @@ class UdpIntake:
             sock.bind(address)
             receive_buffer(sock)
             try:
+                if SO_TIMESTAMPNS is None:
+                    raise OSError("not Linux")
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self._timestamps = True
             except OSError:
@@ -88,9 +92,10 @@ class UdpIntake:
             self._probe.cancel()
         fig = self.admission.figures
         if any(fig.shed.values()):
-            log.warning("overload totals since start: %d datagrams, %d served, %d overload episode(s); shed %s",
-                        fig.offered, fig.served, fig.overloads,
-                        ", ".join(f"{n} {reason}" for reason, n in fig.shed.items() if n))
+            log.warning("overload totals since start: %d datagrams, %d served, %d overload episode(s); shed %s; "
+                        "503s by rank: %s", fig.offered, fig.served, fig.overloads,
+                        ", ".join(f"{n} {reason}" for reason, n in fig.shed.items() if n),
+                        ", ".join(f"{n} {rank}" for rank, n in fig.refused.items() if n) or "none")
         if self.sock is not None and self.loop is not None:
             self.loop.remove_reader(self.sock.fileno())
             if self._out:
@@ -127,8 +132,8 @@ class UdpIntake:
                 if ts:
                     data, anc, _flags, addr = sock.recvmsg(_MAX, _ANC)
                     arrived = now
-                    for _level, _type, cdata in anc:
-                        if len(cdata) >= 16:
+                    for level, kind, cdata in anc:
+                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
                             sec, ns = unpack(cdata[:16])
                             arrived = min(now, sec + ns * 1e-9 - offset)
                 else:

@@ -49,6 +49,7 @@
     $("login").hidden = true; $("desk").hidden = false;
     text("whoami", me.user + (me.role === "supervisor" ? " (supervisor)" : ""));
     showState(me.agent);
+    $("sup-links").hidden = !(me.role === "supervisor" || me.role === "admin");
     connect();
   }
 
@@ -106,6 +107,11 @@
 
   function handle(msg) {
     if (msg.type === "hello") { showState(msg.agent); return; }
+    if (msg.type === "order_overdue" || msg.type === "order_escalated") {   // supervisors: the work-order loop
+      text("order-alerts", "Work order #" + msg.order + " (" + msg.kind + ") overdue" + (msg.type === "order_escalated"
+        ? ", escalated to " + (msg.to || "nobody named") : "") + " — /orders");
+      return;
+    }
     if (phone && typeof msg.type === "string" && msg.type.startsWith("phone.")) {
       if (msg.type === "phone.stopped" && msg.reason) { $("browser-phone").checked = false; phoneExt = null; }
       phone.handle(msg);

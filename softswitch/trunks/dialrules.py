@@ -36,20 +36,32 @@ class DialPlan:
         return bool(self.rules)
 
     def rule_for(self, dialled: str) -> DialRule | None:
-        number = self.numbers.clean(dialled)
-        if not number:
-            return None
-        for r in self.rules:
-            if number.startswith(r.prefix) and r.min_length <= len(number) <= r.max_length:
-                return r
+        found = self._match(dialled)
+        return found[0] if found is not None else None
+
+    def _match(self, dialled: str) -> tuple[DialRule, str] | None:
+        """The rule and the form of the number it matched: as dialled, else (for an E.164 number, as the
+        CRM, callbacks and campaigns store them) as it is dialled here: national or international."""
+        for number in self._forms(self.numbers.clean(dialled)):
+            for r in self.rules:
+                if number.startswith(r.prefix) and r.min_length <= len(number) <= r.max_length:
+                    return r, number
         return None
 
+    def _forms(self, number: str) -> list[str]:
+        if not number.startswith("+"):
+            return [number] if number else []
+        n, cc = self.numbers.numbering, self.numbers.country_code
+        if cc and number.startswith("+" + cc):
+            return [number, n.national_prefix + number[1 + len(cc):]]
+        return [number, n.international_prefix + number[1:]]
+
     def resolve(self, dialled: str) -> Route | None:
-        rule = self.rule_for(dialled)
-        if rule is None:
+        found = self._match(dialled)
+        if found is None:
             return None
+        rule, number = found
         numbers = self.numbers
-        number = numbers.clean(dialled)
         own = numbers.classify(number)
         needs = own if own == "emergency" else _stricter(rule.permission, own)
         send = rule.add + numbers.send_as(number, rule.send)[rule.strip:]

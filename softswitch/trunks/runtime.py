@@ -88,8 +88,11 @@ class TrunkRuntime:
             for req in reg.on_timer(now):
                 self._send(name, "register", req, now)
         for ka in self.keepalives.values():
+            before = ka.health
             if ka.due(now):
                 self._ping(ka.trunk, now)
+            if ka.health is Health.DOWN and before is not Health.DOWN:   # the wallboard's trunk alarm
+                self._health_event(ka.trunk.name, False, f"{ka.missed} OPTIONS unanswered", now)
 
     def _start_registrations(self, now: float) -> None:
         for t in self.table.trunks.values():
@@ -123,6 +126,10 @@ class TrunkRuntime:
         ])
         self._send(t.name, "options", req, now)
 
+    def _health_event(self, name: str, up: bool, reason: str, now: float) -> None:
+        from ..events import TrunkStateChanged
+        self.core.out.append(TrunkStateChanged(name, up, reason, self.core.router.wall(now)))
+
     def _send(self, name: str, kind: str, req: Any, now: float) -> None:
         trunk = self.table.trunks[name]
         tx, actions = self.core.tl.send_request(req, _peer(trunk), now)
@@ -140,6 +147,7 @@ class TrunkRuntime:
         if kind == "options":
             ka = self.keepalives.get(name)
             if ka is not None and ka.answered(now):
+                self._health_event(name, True, "OPTIONS answered", now)
                 reg = self.registrations.get(name)
                 if reg is not None:  # back up after being down: the carrier may have forgotten us
                     for req in reg.kick(now):

@@ -7,7 +7,8 @@ the picture would change with no event at all (a waiting call passing a threshol
 state, midnight), so the edge pushes then and never polls. No clock, socket or file here.
 
 "Today" is since local midnight: the ACD's counters run since the switch started, so the floor keeps
-each queue's counters as they were at the day's start (its baseline) and shows the difference. A switch
+each queue's counters as they were at the day's start (its baseline: the last counters observed the day
+before; the edge observes them at every queue event) and shows the difference. A switch
 started during the day counts from its start (the stored report has the whole day).
 """
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Floor:
         self.config = config
         self.day_start = day_start
         self.today = _Today()
+        self._last: dict[str, dict[str, float]] = {}             # the counters at the last observation
         self.since: dict[str, tuple[str, float]] = {}          # agent -> (state, since, wall clock)
         self.trunks: dict[str, tuple[bool, float, str]] = {}  # trunk -> (up, since, reason)
         self.external: dict[str, list[Alarm]] = {}             # alarms raised by hooks (work orders, campaigns)
@@ -86,20 +88,22 @@ class Floor:
         """Alarms a hook computes itself (overdue work orders, a campaign's dialler): replaced per source."""
         self.external[source] = list(alarms)
 
-    def _roll(self, wall: float, counters: dict[str, dict[str, float]] | None = None) -> None:
+    def observe(self, counters: dict[str, dict[str, float]], wall: float) -> None:
+        """The ACD's counters now (after every change: the edge calls this on each queue event, pushed or
+        not). The first observation of a new day takes the last one of the day before as its baseline, so
+        calls after midnight count today even when nobody watched the wallboard at midnight."""
         day = self.day_start(wall)
-        if day == self.today.day:
-            return
-        first = self.today.day < 0
-        self.today = _Today(day=day, base={} if first or counters is None else
-                            {q: dict(c) for q, c in counters.items()})
+        if day != self.today.day:
+            first = self.today.day < 0
+            self.today = _Today(day=day, base={} if first else {q: dict(c) for q, c in self._last.items()})
+        self._last = {q: dict(c) for q, c in counters.items()}
 
     # ------------------------------------------------------------------------------ output
     def snapshot(self, queues: list[dict[str, Any]], agents: list[dict[str, Any]], wall: float,
                  extras: dict[str, Any] | None = None) -> dict[str, Any]:
         """The wallboard's message: ``queues`` rows carry the ACD's live stats (``waiting``, ``longest_wait``,
         ``agents``) and raw ``counters`` and the queue's ``sl_threshold``; ``agents`` as ``Control.agents``."""
-        self._roll(wall, {q["queue"]: q["counters"] for q in queues})
+        self.observe({q["queue"]: q["counters"] for q in queues}, wall)
         cfg = self.config
         rows, alarms = [], []
         for q in queues:
