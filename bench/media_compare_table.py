@@ -51,7 +51,7 @@ def main() -> None:
         else:
             cells += [""] * 4
         others = []
-        for r, own in ((p, "switch"), (a, "rtpengine")):
+        for r in (p, a):
             if r:
                 c = r["cpu"]
                 others.append(f"{c['machine'] - sum(v for k, v in c.items() if k != 'machine'):.0f} %")
