@@ -4,9 +4,6 @@ kept for queue and hotline calls, and a queue call still gets one and is answere
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,29 +14,18 @@ pytest.importorskip("pjsua2")
 from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, ROOT, rtp_range  # noqa: E402
+from .conftest import DOMAIN, rtp_range  # noqa: E402
+from .test_acd_e2e import sounds  # noqa: E402,F401  (the English prompts the queue plays, built once)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
 
 
-@pytest.fixture(scope="module")
-def sounds(tmp_path_factory) -> Path:
-    """The English prompts, built once (as `softswitch prompts build`): the queue plays them."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (bin/setup installs it)")
-    out = tmp_path_factory.mktemp("prompts")
-    r = subprocess.run([sys.executable, "-m", "softswitch.cli", "prompts", "build", "--prompts", str(ROOT / "prompts"),
-                        "--out", str(out), "--lang", "en"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out
-
-
-def config(tmp: Path, sounds: Path) -> str:
+def config(tmp: Path, prompts: Path) -> str:
     """Six port pairs, two of them kept for queue/hotline calls; extension 1001 may place two calls at once."""
     (tmp / "var").mkdir(exist_ok=True)
-    (tmp / "var" / "prompts").symlink_to(sounds, target_is_directory=True)
+    (tmp / "var" / "prompts").symlink_to(prompts, target_is_directory=True)
     return f'''auth_algorithms = ["MD5", "SHA-256"]
 [media]
 rtp_ports = "{rtp_range(12)}"
@@ -81,7 +67,7 @@ def phones(tmp_path):
     pool.close()
 
 
-def test_extension_call_limit_and_the_port_reserve_for_queue_calls(switch_factory, phones, sounds, tmp_path):
+def test_extension_call_limit_and_the_port_reserve_for_queue_calls(switch_factory, phones, sounds, tmp_path):  # noqa: F811
     sw = switch_factory(extensions={}, extra=config(tmp_path, sounds))
     a, b, c = phones("a"), phones("b"), phones("c")
     for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):

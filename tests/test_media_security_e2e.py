@@ -26,7 +26,7 @@ from tests.phones import Phones  # noqa: E402
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_range, wait_for  # noqa: E402
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
 ATTACK_HZ = 2900.0            # the attacker's tone: far from anything the phones play
 

@@ -191,3 +191,15 @@ def test_an_extension_can_withhold_its_number():
     [(_, inv)] = requests(out, "INVITE")
     assert inv.headers.get("Privacy") == "id" and "P-Asserted-Identity" not in inv.headers
     assert "anonymous@" in (inv.headers.get("From") or "")
+
+
+def test_round_robin_rules_share_the_load():
+    net = make(rules=[{"prefix": "0", "trunks": ["carrier", "backup"], "order": "round-robin"}])
+    hosts = []
+    for i in range(4):
+        desk = Phone(net, "1001", "pw-1001-x", Peer("udp", "127.0.0.1", 6100 + i))
+        if i == 0:
+            assert desk.register().status == 200
+        _, out = desk.invite(f"01380013800{i}")
+        hosts += [p.host for p, _ in requests(out, "INVITE")]
+    assert hosts == [CARRIER.host, BACKUP.host, CARRIER.host, BACKUP.host]

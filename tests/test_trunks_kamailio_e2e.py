@@ -164,7 +164,7 @@ def test_customer_via_provider_reaches_an_agent_through_the_did(switch_factory, 
         assert offer["caller"] == CUSTOMER_E164, offer          # the screen pop: the normalised number
         assert offer["pop"]["customer"]["name"] == "Li Lei", offer["pop"]   # ... and the customer it is
         customer.wait_call_state(call, "CONFIRMED", timeout=20)
-        a_in = alice.events("incoming")[0]
+        a_in = alice.wait_event("incoming", timeout=20)
         alice.wait_call_state(a_in["call"], "CONFIRMED", timeout=10)
         customer.wait_event("media_state", call=call, active=True, timeout=5)
         alice.wait_event("media_state", call=a_in["call"], active=True, timeout=5)

@@ -25,6 +25,7 @@ TRANSPORTS = ("udp", "tcp", "tls")
 CLASSES = ("internal", "local", "national", "international")
 RULE_CLASSES = ("", "local", "national", "international", "emergency")
 SEND_FORMATS = ("dialled", "e164", "e164-no-plus", "national")
+ORDERS = ("failover", "round-robin")
 DEFAULT_EMERGENCY = ["110", "112", "119", "120", "122", "911", "999"]
 
 
@@ -83,6 +84,8 @@ class DialRule:
     min_length: int = 1
     max_length: int = 32
     from_trunks: bool = False                  # a call from a trunk may go out again (hairpin)
+    order: str = "failover"                    # failover: always the first trunk first; round-robin: each
+                                               # call starts at the next trunk (load sharing), then fails over
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,7 @@ DIAL_RULE = Table(DialRule, {
     "min_length": Key(INTEGER, 1, (between(1, 32),)),
     "max_length": Key(INTEGER, 32, (between(1, 32),)),
     "from_trunks": Key(BOOLEAN, False),
+    "order": Key(STRING, "failover", (one_of(*ORDERS, fold=str.lower),)),
 }, post=_rule_post)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import legs as L
 from ..sip.transaction import Peer
-from .config import Trunk
+from .config import DialRule, Trunk
 from .dialrules import Route
 from .numbers import ANONYMOUS, allowed
 from .table import TrunkTable
@@ -63,6 +63,7 @@ class Dialer:
         self.ring_timeout = ring_timeout
         self.is_up = is_up                          # the keep-alive's verdict (runtime)
         self.attempts: dict[str, Attempt] = {}      # call id -> its outbound attempt
+        self._turn: dict[int, int] = {}             # round-robin rules: id(rule) -> calls started
 
     def serves(self, number: str) -> bool:
         return self.table.dialplan.rule_for(number) is not None
@@ -85,9 +86,19 @@ class Dialer:
                         number, route.needs, permission)
             return DialResult.FORBIDDEN
         call.notes.update(direction="outbound", external=route.external)
-        at = Attempt(call, route, caller_id, self._order(route.rule.trunks))
+        at = Attempt(call, route, caller_id, self._order(self._rotated(route.rule)))
         self.attempts[call.id] = at
         return DialResult.RINGING if self._next(at, now) else DialResult.NO_TRUNK
+
+    def _rotated(self, rule: DialRule) -> list[str]:
+        """The rule's trunks, starting at the next one for each call when the rule shares the load."""
+        names = list(rule.trunks)
+        if rule.order != "round-robin" or len(names) < 2:
+            return names
+        n = self._turn.get(id(rule), 0)
+        self._turn[id(rule)] = n + 1
+        k = n % len(names)
+        return names[k:] + names[:k]
 
     def _order(self, names: list[str]) -> list[str]:
         trunks = [n for n in names if n in self.table.trunks and self.table.trunks[n].enabled]
