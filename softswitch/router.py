@@ -101,7 +101,8 @@ class Router:
         if isinstance(ev, L.IncomingCall):
             app = self.route(ev.number)
             call.app = app
-            if self.config.extension(ev.caller) is not None:
+            if not call.caller.trunk and self.config.extension(ev.caller) is not None:  # (a carrier's caller
+                # may present a short number that is also one of our extensions: it is not that phone)
                 # whatever it called (a colleague, the hotline, a queue), a phone in a call is not offered
                 # queue calls: not even its own
                 self.presence.mark(call.id, ev.caller, now)
