@@ -57,12 +57,24 @@ def test_srtp_required_call_has_audio_both_ways_and_a_plain_phone_gets_488(switc
     time.sleep(3.5)  # pacing: 2.5 s of audio each way in real time, and the jitter buffers' delay
     a.stop_record(ca)
     b.stop_record(cb)
+    # hold and resume: re-INVITEs with (pjsua: new) keys; the stream goes on encrypted
+    a.hold(ca)
+    sw.wait_log(r"caller put the call on hold")
+    a.unhold(ca)
+    sw.wait_log(r"caller resumed the call")
+    src_c = audio.write_wav(tmp_path / "a_again.wav", audio.melody(2.0, seed=63))
+    b.record(cb, tmp_path / "b_heard_after.wav")
+    a.play(ca, src_c)
+    time.sleep(3.0)  # pacing: 2 s of audio in real time, and the jitter buffer
+    b.stop_record(cb)
     a.hangup(ca)
     b.wait_call_state(cb, "DISCONNECTED", timeout=10)
     corr_ab = audio.windowed_correlation(audio.read_mono(src_a), audio.read_mono(tmp_path / "b_heard.wav"))
     corr_ba = audio.windowed_correlation(audio.read_mono(src_b), audio.read_mono(tmp_path / "a_heard.wav"))
     assert corr_ab > 0.7, f"b did not hear a over SRTP: {corr_ab:.2f}"
     assert corr_ba > 0.7, f"a did not hear b over SRTP: {corr_ba:.2f}"
+    corr_c = audio.windowed_correlation(audio.read_mono(src_c), audio.read_mono(tmp_path / "b_heard_after.wav"))
+    assert corr_c > 0.6, f"after hold/resume b does not hear a over SRTP: {corr_c:.2f}"   # pjsua drifts after unhold
     log = sw.wait_log(r"ended: caller hung up", timeout=10) and sw.log()
     for role in ("caller", "callee"):     # both legs were SRTP, and the switch took the phones' packets
         m = re.search(rf"{role} media PCM[UA] SRTP AES_CM_128_HMAC_SHA1_(80|32): rx (\d+) packets", log)
