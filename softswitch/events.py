@@ -80,6 +80,7 @@ class CallEnded(SwitchEvent):
     trunk: str = ""                      # the trunk it came in on or went out on
     did: str = ""                        # the carrier's number the customer dialled (inbound)
     external: str = ""                   # the external party's number, E.164 ("anonymous" if withheld)
+    transfers: int = 0                   # blind or attended transfers of the answered call
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()
@@ -136,6 +137,7 @@ class QueueLeft(SwitchEvent):
     call: str
     queue: str
     at: float = 0.0                      # wall clock
+    reason: str = ""                     # "completed" | "abandoned" | "transferred"
 
 
 @dataclass(frozen=True)

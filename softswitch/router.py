@@ -101,7 +101,8 @@ class Router:
         if isinstance(ev, L.IncomingCall):
             app = self.route(ev.number)
             call.app = app
-            if self.config.extension(ev.caller) is not None:
+            if not call.caller.trunk and self.config.extension(ev.caller) is not None:  # (a carrier's caller
+                # may present a short number that is also one of our extensions: it is not that phone)
                 # whatever it called (a colleague, the hotline, a queue), a phone in a call is not offered
                 # queue calls: not even its own
                 self.presence.mark(call.id, ev.caller, now)
@@ -122,6 +123,8 @@ class Router:
         """Blind transfer: the caller leaves the party it talks to (hung up) for ``target``: an
         extension, a queue or an IVR number. Its notes (``context``) travel with it."""
         old_party = call.answered.party if call.answered is not None else ""
+        if call.answered is not None:   # a person handed the caller on (reports count transferred calls)
+            call.notes["transfers"] = call.notes.get("transfers", 0) + 1
         if call.app is not None:
             call.app.release(call, now, target)
         self.b2bua.do(L.Detach(call), now)
@@ -138,6 +141,7 @@ class Router:
     def _merged(self, call: "Call", referrer: str, gone: "Call", now: float) -> None:
         """Attended transfer joined ``call``'s remaining party with a party of ``gone``: the result is
         a plain two-party call; the referrer's phone is free, the joined party's busy mark moves."""
+        call.notes["transfers"] = call.notes.get("transfers", 0) + 1
         if call.app is not None and call.app is not self.extension:
             call.app.release(call, now, call.answered.party if call.answered is not None else "")
             call.app = self.extension
@@ -183,7 +187,7 @@ class Router:
             quality=dict(call.quality), service=bool(notes.get("service")),
             queued=w(notes["queued_at"]) if notes.get("queued_at") is not None else None,
             talk_ended=w(notes["talk_ended"]) if notes.get("talk_ended") is not None else None,
-            direction=notes.get("direction", ""), trunk=notes.get("trunk", ""), did=notes.get("did", ""),
+            transfers=int(notes.get("transfers", 0)), direction=notes.get("direction", ""), trunk=notes.get("trunk", ""), did=notes.get("did", ""),
             external=notes.get("external", ""))
 
     def blocked(self, caller: str, callee: str, now: float) -> None:

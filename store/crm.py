@@ -107,6 +107,7 @@ class CallRecord:
     trunk: str = ""                     # the trunk it came in or went out on
     did: str = ""                       # the carrier's number the customer dialled (inbound)
     external: str = ""                  # the outside party's number, E.164 ("anonymous" when withheld)
+    transfers: int = 0                  # times an agent (or a phone) transferred the caller on
 
 
 @dataclass
@@ -268,6 +269,7 @@ CALL_FIELDS = {
     "trunk": Field(str, NAME),
     "did": Field(str, 64),
     "external": Field(str, 64),
+    "transfers": Field(int, check=non_negative),
 }
 CALL_UPDATABLE = frozenset(CALL_FIELDS) - {"caller", "arrived_at", "call_ref"}
 

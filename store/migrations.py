@@ -366,6 +366,11 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE call_records ADD COLUMN external TEXT NOT NULL DEFAULT '';
         CREATE INDEX call_records_trunk ON call_records (trunk, arrived_at) WHERE trunk <> '';
     """),
+    Migration(8, "call records: how many times the call was transferred", """
+        -- A blind or attended transfer hands the caller on; the call's disposition stays what the end was
+        -- (answered...). Reports count the calls transferred (transfers > 0) per queue and agent.
+        ALTER TABLE call_records ADD COLUMN transfers INTEGER NOT NULL DEFAULT 0 CHECK (transfers >= 0);
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -6,6 +6,8 @@ Definitions are those of ``base.figures`` and docs/reports.md (the live wallboar
 
 * service level = answered within the queue's threshold ÷ (answered + abandoned);
 * ASA = Σ wait of answered calls ÷ answered; abandoned wait = Σ wait of abandoned calls ÷ abandoned;
+* transferred = calls an agent (or a phone) handed on, blind or attended (``transfers`` > 0), and calls
+  whose disposition is ``transferred`` (a caller who chose to be called back keeps his place);
 * AHT = (Σ talk + Σ wrap-up) ÷ answered. Hold is part of talk here: a call on hold is still the agent's
   (the switch's hold is music to the caller during the talk), so talk + hold + wrap-up = talk_s + wrap_s;
 * occupancy = time on calls and in wrap-up ÷ time available (ready, ringing, on a call, in wrap-up), from the
@@ -82,24 +84,26 @@ def _calls(conn: sqlite3.Connection, since: float, until: float, off: int, thres
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN wait_s END),
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN talk_s END),
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN wrap_s END),
-               TOTAL(CASE WHEN disposition = 'abandoned' THEN wait_s END)
+               TOTAL(CASE WHEN disposition = 'abandoned' THEN wait_s END),
+               SUM(transfers > 0 OR disposition = 'transferred')
         FROM call_records WHERE arrived_at >= :since AND arrived_at < :until
         GROUP BY d, queue, agent, disposition, survey_score""", params).fetchall()
 
 
 def _empty() -> dict[str, Any]:
     return {"offered": 0, "answered": 0, "within": 0, "wait": 0.0, "talk": 0.0, "wrap": 0.0, "abandoned": 0,
-            "abandon_wait": 0.0, "dispositions": defaultdict(int), "scores": defaultdict(int)}
+            "abandon_wait": 0.0, "transferred": 0, "dispositions": defaultdict(int), "scores": defaultdict(int)}
 
 
 def _fold(acc: dict[str, Any], row: tuple) -> None:
-    _, _, _, disp, score, n, answered, within, wait, talk, wrap, abandon_wait = row
+    _, _, _, disp, score, n, answered, within, wait, talk, wrap, abandon_wait, transferred = row
     acc["offered"] += n
     acc["answered"] += answered
     acc["within"] += within
     acc["wait"] += wait
     acc["talk"] += talk
     acc["wrap"] += wrap
+    acc["transferred"] += transferred
     if disp == "abandoned":
         acc["abandoned"] += n
         acc["abandon_wait"] += abandon_wait
@@ -133,7 +137,7 @@ def _queues(conn: sqlite3.Connection, period: str, since: float, until: float, o
             "asa_s": _r(average_speed_of_answer(a["wait"], a["answered"])),
             "aht_s": _r(average_handle_time(a["talk"], a["wrap"], a["answered"])),
             "talk_s": _r(a["talk"]), "wrap_s": _r(a["wrap"]),
-            "transferred": disp.get("transferred", 0), "overflow": disp.get("overflow", 0),
+            "transferred": a["transferred"], "overflow": disp.get("overflow", 0),
             "voicemail": disp.get("voicemail", 0), "timed_out": disp.get("timeout", 0),
             "no_agents": disp.get("no_agents", 0),
             "dispositions": {d: disp[d] for d in DISPOSITIONS if disp.get(d)},
@@ -181,7 +185,7 @@ def _agents(conn: sqlite3.Connection, period: str, since: float, until: float, o
         out.append({
             "period": p, "agent": agent, "handled": a["answered"], "talk_s": _r(a["talk"]), "wrap_s": _r(a["wrap"]),
             "aht_s": _r(average_handle_time(a["talk"], a["wrap"], a["answered"])),
-            "transferred": a["dispositions"].get("transferred", 0),
+            "transferred": a["transferred"],
             "logged_in_s": _r(sum(v for s, v in st.items() if s not in ("logged-out", "unknown"))),
             "occupancy_pct": _r(100.0 * working / available) if available else None,
             "state_s": st, "satisfaction": dist, "satisfaction_avg": avg,

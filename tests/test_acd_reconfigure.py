@@ -82,6 +82,13 @@ def test_a_removed_queue_keeps_its_calls_until_they_end():
     assert "old" not in rig.acd.queue_index
 
 
+def test_a_phone_locked_out_of_pin_logins_stays_locked():
+    rig = Rig(config(AGENTS, [{"name": "q"}]))
+    pins = rig.acd.pins
+    reload(rig, config(AGENTS, [{"name": "q"}]))
+    assert rig.acd.pins is pins
+
+
 def test_a_ringing_offer_and_its_timer_survive_a_reload():
     rig = Rig(config(AGENTS, [{"name": "q", "ring_time": 10, "wrapup_time": 0}]))
     rig.do(AgentLogin("2001"))

@@ -65,6 +65,8 @@ next = "bye"
 [ivr.flows.main.nodes.bye]
 type = "hangup"
 '''
+    if len(agents) > 1:   # the reload also adds the new agent's desk login
+        text += '[[api.users]]\nid = "2003"\npassword = "carol-pw-55"\n'
     for agent_id, ext in agents:
         text += f'[[acd.agents]]\nid = "{agent_id}"\nname = "Agent {agent_id}"\nextension = "{ext}"\n' \
                 f'skills = {{ support = 5 }}\n'
@@ -130,7 +132,8 @@ def test_reload_adds_an_agent_and_changes_the_strategy_while_a_call_is_up(switch
     # the reload: agent 2003 at 1003, ring-all; SIGHUP as an administrator would send it
     write_config(sw.config_path, sw.port, EXTS, config(api_port, rtp, "ring-all", [("2001", "1002"), ("2003", "1003")]))
     sw.proc.send_signal(signal.SIGHUP)
-    sw.wait_log(r"configuration reloaded; changed: acd; agents added: 2003; queues changed: support", timeout=10)
+    sw.wait_log(r"configuration reloaded; changed: api, acd; agents added: 2003; queues changed: support", timeout=10)
+    assert Http(api_port).login("2003", "carol-pw-55").token                   # the new user logs in
     talk_both_ways(caller, call, alice, a_in["call"], tmp_path, seed=71)     # the call goes on
 
     # a broken config through the admin API: refused, the running one stays

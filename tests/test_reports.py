@@ -55,6 +55,8 @@ async def scripted_day(path: Path) -> tuple[Store, CallCentre, list[float]]:
             fields.update(ended_at=arrived + wait)
         if score is not None:
             fields["survey_score"] = score
+        if i == 1:
+            fields["transfers"] = 1          # 2002 transferred the caller on (the call stays "answered")
         await centre.add_call(**fields)
     # agent 2001: ready 8-9, on a call 9-9:30, wrap-up 9:30-9:40, ready to 12, lunch 12-13, ready to 17, out
     for state, hours in (("ready", 8), ("on-call", 9), ("wrap-up", 9.5), ("ready", 9 + 40 / 60), ("not-ready", 12),
@@ -115,7 +117,7 @@ def test_the_days_queue_figures_are_the_hand_computed_ones(day):
     assert s["asa_s"] == 15.0                               # (10 + 30 + 5) / 3
     assert s["aht_s"] == 146.67                             # (120 + 60 + 200 + 30 + 20 + 10) / 3
     assert s["abandoned_wait_s"] == 24.0                    # (40 + 8) / 2
-    assert (s["transferred"], s["voicemail"], s["overflow"], s["timed_out"]) == (1, 1, 0, 0)
+    assert (s["transferred"], s["voicemail"], s["overflow"], s["timed_out"]) == (2, 1, 0, 0)   # c1 and c3
     assert s["dispositions"] == {"answered": 2, "abandoned": 2, "voicemail": 1, "transferred": 1}
     assert s["satisfaction"] == {"1": 0, "2": 0, "3": 1, "4": 1, "5": 1} and s["satisfaction_avg"] == 4.0
     sales = row(r["queues"], queue="sales")
@@ -146,7 +148,7 @@ def test_agent_figures_occupancy_and_state_time(day):
     assert a["logged_in_s"] == 32400.0                      # 8:00-17:00
     assert a["occupancy_pct"] == 8.33                       # (1800 + 600) / (26400 + 1800 + 600)
     b = row(r["agents"], agent="2002")
-    assert (b["handled"], b["aht_s"], b["state_s"]) == (2, 90.0, {"ready": 7200.0})   # 22:00-24:00 only
+    assert (b["handled"], b["aht_s"], b["transferred"], b["state_s"]) == (2, 90.0, 1, {"ready": 7200.0})  # 22-24 h
     tuesday = row(report("day", D + 86400, D + 2 * 86400)["agents"], agent="2002")
     assert tuesday["state_s"] == {"logged-out": 79200.0, "ready": 7200.0}
 
@@ -163,6 +165,16 @@ def test_campaigns_and_work_orders(day):
     assert {(x["region"], x["created"]) for x in r["order_regions"]} == {("north", 3), ("south", 1)}
     assert [o["id"] for o in r["overdue"]] == ids           # due Monday 12:00, not resolved; the other is due Friday
     assert r["overdue"][0]["overdue_s"] == 36 * 3600
+
+
+def test_a_blind_transfer_is_counted_in_the_call_record():
+    from .callcentre_harness import DOMAIN as DOM, plain_call, setup
+    core, net, ph = setup(acd=False)
+    _, b = plain_call(net, ph["1001"], ph["1002"])
+    call = next(iter(core.b2bua.calls.values()))
+    b.req("REFER", extra=[f"Refer-To: <sip:1003@{DOM}>", f"Referred-By: <sip:1002@{DOM}>"])
+    rec = core.router._record(call, net.now)
+    assert rec.transfers == 1 and rec.as_dict()["transfers"] == 1
 
 
 def test_exports_and_charts_carry_the_same_figures(day):

@@ -29,11 +29,12 @@ def _verify(unit_text: str, tmp: Path) -> subprocess.CompletedProcess:
         shutil.rmtree(root)
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)
-    exec_start = next(line for line in unit_text.splitlines() if line.startswith("ExecStart="))
-    binary = root / exec_start.split("=", 1)[1].split()[0].lstrip("/")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    binary.write_text("#!/bin/sh\nexit 0\n")
-    binary.chmod(0o755)
+    for line in unit_text.splitlines():   # the switch for ExecStart, kill for ExecReload
+        if line.startswith(("ExecStart=", "ExecReload=")):
+            binary = root / line.split("=", 1)[1].split()[0].lstrip("/")
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            binary.write_text("#!/bin/sh\nexit 0\n")
+            binary.chmod(0o755)
     (root / "etc/systemd/system/softswitch.service").write_text(unit_text)
     return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "softswitch.service"],
                           capture_output=True, text=True, timeout=60)
@@ -62,7 +63,7 @@ def test_unit_settings():
     assert lines["ExecStart"].endswith("run --config /etc/softswitch/config.toml")
     assert lines["StateDirectory"] == "softswitch" and lines["WorkingDirectory"] == "/var/lib/softswitch"
     assert lines["DynamicUser"] == "yes" and lines["ProtectSystem"] == "strict" and lines["NoNewPrivileges"] == "yes"
-    assert "ExecReload" not in lines and "Reload: not live yet" in text
+    assert lines["ExecReload"] == "/bin/kill -HUP $MAINPID"   # the config reload (softswitch.reload)
 
 
 def _listen(path: Path) -> socket.socket:

@@ -203,3 +203,13 @@ def test_round_robin_rules_share_the_load():
         _, out = desk.invite(f"01380013800{i}")
         hosts += [p.host for p, _ in requests(out, "INVITE")]
     assert hosts == [CARRIER.host, BACKUP.host, CARRIER.host, BACKUP.host]
+
+
+def test_a_carrier_caller_presenting_an_extension_number_is_not_that_phone():
+    net = make()
+    phone(net, "1002", 6002)
+    out = carrier_invite(net, DID, caller="1001")
+    assert [m.ruri.user for _, m in requests(out, "INVITE")] == ["1002"]
+    call = next(iter(net.core.b2bua.calls.values()))
+    assert call.caller_number == "1001" and call.caller.trunk == "carrier"
+    assert not net.core.router.presence.has(call.id, "1001")   # extension 1001 stays free for queue calls

@@ -36,7 +36,7 @@ def test_todays_figures_restart_at_midnight_and_the_service_level_alarm():
     assert (q["offered"], q["answered"], q["abandoned"], q["service_level"], q["asa"], q["aht"]) == (
         4, 3, 1, 25.0, 20.0, 110.0)
     assert [a["kind"] for a in s["alarms"]] == ["service_level"]          # 25 % < 80 % with 4 calls
-    floor.on_event({"type": "call_end", "queue": "support", "disposition": "transferred"}, 10 * DAY + 3700)
+    floor.on_event({"type": "queue_left", "queue": "support", "reason": "transferred"}, 10 * DAY + 3700)
     last = dict(offered=4, answered=3, answered_within=1, abandoned=1)   # the last counters of the day
     assert floor.snapshot([queue(**last)], [], 10 * DAY + 3800)["queues"][0]["transferred"] == 1
     s = floor.snapshot([queue(offered=6, answered=4, answered_within=2, abandoned=1)], [], 11 * DAY + 10)

@@ -167,7 +167,7 @@ def users_main(argv: list[str]) -> int:
         except KeyError:
             raise SystemExit(f"softswitch users: no [[api.users]] block with id {args.id!r} in {path}") from None
         _write_checked(path, new)
-        print(f"user {args.id} removed from {path}; restart the switch to apply")
+        print(f"user {args.id} removed from {path}; reload (kill -HUP) or restart the switch to apply")
         return 0
 
     pw, made_up = _password(args)
@@ -179,7 +179,7 @@ def users_main(argv: list[str]) -> int:
             raise SystemExit(f"softswitch users: no [[api.users]] block with id {args.id!r} in {path}") from None
         _write_checked(path, new)
         print(f"new password for {args.id} in {path}" + (f": {pw}" if made_up else "")
-              + "; restart the switch to apply")
+              + "; reload (systemctl reload softswitch, kill -HUP) or restart the switch to apply")
         return 0
 
     if args.id in users:
@@ -196,5 +196,6 @@ def users_main(argv: list[str]) -> int:
         return 0
     _write_checked(path, add_user_block(text, args.id, args.role, digest))
     print(f"user {args.id} ({args.role}) added to {path}" + (f"; password: {pw}" if made_up else "")
-          + "\nrestart the switch to apply (registrations, agent states and desk sessions survive a restart)")
+          + "\nreload (systemctl reload softswitch, kill -HUP) or restart the switch to apply (registrations, agent "
+              "states and desk sessions survive both)")
     return 0

@@ -154,7 +154,9 @@ class QueueApp(Application):
             del self.by_call[qc.call.id]
         self.router.outbound.forget(qc.acd_id)
         self.feed(event, now)
-        self.router.out.append(ev.QueueLeft(qc.call.id, qc.queue, self.router.wall(now)))
+        reason = ("abandoned" if isinstance(event, acd_events.CallAbandoned) else
+                  "transferred" if isinstance(event, acd_events.CallTransferred) else "completed")
+        self.router.out.append(ev.QueueLeft(qc.call.id, qc.queue, self.router.wall(now), reason))
 
     def release(self, call: "Call", now: float, target: str = "") -> None:
         """The call leaves for another application (a blind or attended transfer)."""

@@ -70,6 +70,9 @@
       $("conn").textContent = "offline — reconnecting"; $("conn").className = "conn offline";
       if (ev.code === 1008 || ev.code === 4401) { location.reload(); return; }
       retry = Math.min(retry + 1, 6);
+      if (retry >= 3) {   // still failing: an ended session (401) needs a new login, not more retries
+        api("GET", "/api/me").catch((e) => { if (e.status === 401) location.reload(); });
+      }
       setTimeout(connect, 500 * 2 ** (retry - 1));   // 0.5 s, 1 s, 2 s ... 16 s
     };
   }

@@ -70,13 +70,14 @@ class Floor:
         if t == "agent_state":
             self.since[ev["agent"]] = (ev["state"], float(ev.get("at") or wall))
             return True
+        if t == "queue_left" and ev.get("reason") == "transferred":   # an agent transferred the caller on
+            q = ev.get("queue") or ""
+            self.today.transferred[q] = self.today.transferred.get(q, 0) + 1
+            return True
         if t == "call_end":
             q, disp = ev.get("queue") or "", ev.get("disposition")
-            if q and not ev.get("service"):
-                if disp == "transferred":
-                    self.today.transferred[q] = self.today.transferred.get(q, 0) + 1
-                elif disp == "voicemail":
-                    self.today.voicemail[q] = self.today.voicemail.get(q, 0) + 1
+            if q and not ev.get("service") and disp == "voicemail":
+                self.today.voicemail[q] = self.today.voicemail.get(q, 0) + 1
             return bool(q)
         if t == "trunk_state":   # from the trunks module when it exists: {"trunk", "up", "reason", "at"}
             self.trunks[str(ev.get("trunk"))] = (bool(ev.get("up")), float(ev.get("at") or wall),
