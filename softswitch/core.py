@@ -105,6 +105,12 @@ class SwitchCore:
         self.router.set_trunks(table)
         self.trunk_runtime.set_table(table, now)
 
+    def unregister_trunks(self, now: float) -> list:
+        """At shutdown: REGISTER with Expires 0 to every carrier we are registered to (the edge sends it
+        before it closes its sockets)."""
+        self._guard(self.trunk_runtime.unregister_all, now)
+        return self.drain(now)
+
     def set_nonce_secret(self, secret: bytes) -> None:
         """The key that signs digest nonces. The edge passes the one kept in the store's directory, so
         nonces issued before a restart stay good (phones re-register without a new challenge)."""

@@ -536,6 +536,10 @@ class Server:
             log.info("media: %d endpoint(s) open, %d RTP port(s) in use at shutdown",
                      len(media.endpoints), media.ports.in_use)
             await self.media_edge.stop()
+        self._execute(self.core.unregister_trunks(self.now()))  # carriers stop sending calls to us
+        give_up = time.monotonic() + 2.0   # (their digest challenge answered; at most 2 s)
+        while self.core.trunk_runtime.unregistering() and time.monotonic() < give_up:
+            await asyncio.sleep(0.02)
         for srv in self._servers:
             srv.close()
         for proto in self._udp.values():

@@ -416,3 +416,17 @@ def test_refusals_are_counted_by_rank():
     drain(a, 3.0)                                 # everything waited 3 s: refused
     snap = a.snapshot(3.0)
     assert snap["refused_by_rank"] == {"urgent": 0, "centre": 1, "answer": 0, "refresh": 0, "new": 20}
+
+
+def test_a_byte_identical_copy_is_recognised_without_a_second_look(monkeypatch):
+    import softswitch.overload.admission as admission_module
+
+    looks = []
+    monkeypatch.setattr(admission_module, "peek", lambda data: looks.append(data) or peek(data))
+    a = admission()
+    data = request("REGISTER", user="1010", branch="z9hG4bKcopy", call_id="copy")
+    a.offer(data, SRC, 0.0, 0.0)
+    a.offer(bytes(data), SRC, 0.5, 0.5)                   # the phone's retransmission: same bytes
+    assert len(looks) == 1 and a.figures.shed["retransmission"] == 1
+    a.offer(bytes(data), ("192.0.2.99", 5060), 0.6, 0.6)  # the same bytes from elsewhere: looked at
+    assert len(looks) == 2

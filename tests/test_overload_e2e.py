@@ -21,7 +21,7 @@ EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "10
         "1005": "secret-1005"}
 FLOOD_USERS = range(3000, 3200)
 FLOOD_RATE = 6000       # REGISTERs/s offered: several times what one Python core serves
-FLOOD_SECONDS = 10
+FLOOD_SECONDS = 30      # at most: stopped once the calls are checked
 
 
 def caller_scenario(tmp: Path, pause_ms: int) -> Path:
@@ -84,14 +84,12 @@ def test_a_flood_sheds_new_registrations_while_a_bye_and_a_queue_call_go_through
         finish(b, tmp_path, timeout=40)
         assert storm.poll() is None, "the storm ended before the calls: it proved nothing"
     finally:
-        out, _ = storm.communicate(timeout=FLOOD_SECONDS + 40)
+        storm.kill()
+        storm.communicate(timeout=20)
     log = sw.log()
     assert re.search(r"call \S+: 1004 connected to agent 2001 at 1002", log), log[-3000:]
     assert re.search(r"1001 -> 1005 ended", log), log[-3000:]
-    # the storm got answers (200 or 503), and the switch counted what it shed
-    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", out)
-    assert ok and int(ok[-1]) > 0, out[-2000:]
-    # what it shed, in the API (supervisors) and the metrics
+    # what it served and shed, in the API (supervisors) and the metrics
     status, fig = Http(sw.api_port).login("boss").get("/api/overload")
     assert status == 200 and fig["overloads"] >= 1 and fig["shed"]["rejected"] > 0, fig
     assert fig["served"] > 0 and fig["offered"] >= fig["served"] + fig["shed"]["rejected"]

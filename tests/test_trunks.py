@@ -237,3 +237,13 @@ def test_vip_levels_find_a_trunk_caller_in_e164():
     vip = VipTable(normalise=plan.normalise)
     vip.set({plan.normalise("138 0013 8000"): 3}, {})
     assert vip.priority("+8613800138000", {}) == 3 and vip.priority("anonymous", {}) == 0
+
+
+def test_registration_unregisters_at_shutdown():
+    r = _reg()
+    assert r.unregister(0.0) == []                                      # not registered: nothing to undo
+    [req] = r.start(0.0)
+    r.on_response(_reply(req, 200, [("Contact", "<sip:cc@10.0.0.1:5060>;expires=120")]), 0.1)
+    [bye] = r.unregister(5.0)
+    assert bye.headers.get("Expires") == "0" and bye.cseq.number == req.cseq.number + 1
+    assert r.on_response(_reply(bye, 200), 5.1) == [] and r.state is RegState.IDLE and r.next_deadline() is None

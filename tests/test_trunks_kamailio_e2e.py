@@ -251,6 +251,10 @@ def test_registration_survives_the_provider_restarting(switch_factory, kamailio,
     sw.wait_log(r"trunk provider: registering to 127\.0\.0\.1:\d+ \(the carrier is reachable again\)", timeout=20)
     wait_for(lambda: sw.log().count("trunk provider: registered to") >= 2, timeout=20)
     wait_for(lambda: kamailio.log().count("provider: registered callcentre") >= 2, timeout=5)
+    # stopping, the switch unregisters: the provider no longer sends calls to a contact that is gone
+    assert sw.stop() == 0
+    assert "trunk provider: unregistering from" in sw.log()
+    wait_for(lambda: "provider: unregistered callcentre" in kamailio.log(), timeout=5)
 
 
 def test_click_to_dial_an_external_number_through_the_provider(switch_factory, kamailio, phones, tmp_path):

@@ -29,7 +29,8 @@ at twice its capacity the switch used to complete a fifth of its clean rate). So
   instead of after waiting for it: the phones get their 503 before they retransmit, and the backlog stays
   small. Back to normal (FIFO, nothing shed) after ``CALM`` seconds with no request waiting long,
   nothing shed and the loop on time.
-* **Retransmissions** of a request still waiting are absorbed; of a request whose transaction has
+* **Retransmissions** (recognised byte for byte from the same sender without a second look, else by
+  branch and method) of a request still waiting are absorbed; of a request whose transaction has
   answered, given that answer again from the transaction layer without parsing; of a request served but
   not answered yet (or answered statelessly, a challenge), absorbed while overloaded (served again
   otherwise); of a request we answered 503, answered with the same 503 again (its ACK absorbed). **Stale** datagrams, older than a transaction lives
@@ -170,6 +171,7 @@ class Admission:
         self._queues: list[deque[_Item]] = [deque() for _ in Rank]
         self._waiting = 0                            # items in the queues, all ranks
         self._seen: OrderedDict[tuple[str, str], _Item] = OrderedDict()
+        self._copies: OrderedDict[int, _Item] = OrderedDict()   # hash of a request's bytes -> its item
         self._rejected: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self._refused: OrderedDict[tuple[str, str], float] = OrderedDict()   # (Call-ID, To tag) of our 503s
         self._answers: deque[Answer] = deque()
@@ -213,8 +215,13 @@ class Admission:
         if now - arrived > self.lifetime:
             self._shed("stale")
             return
-        p = peek(data)
-        rank = self._rank(p, source)
+        digest = hash(data)
+        copy = self._copies.get(digest)
+        if copy is not None and copy.source == source:   # byte for byte a request seen: a retransmission
+            p, rank = copy.peek, copy.rank               # (no second look at it: that is most of its cost)
+        else:
+            p = peek(data)
+            rank = self._rank(p, source)
         if p.to_tag and (p.call_id, p.to_tag) in self._refused:   # no dialog can exist: a 503 named it
             self._shed("refused_dialog")
             if p.method != "ACK":
@@ -246,7 +253,7 @@ class Admission:
         self._queues[rank].append(item)
         self._waiting += 1
         if rank is not Rank.URGENT and p.ok and p.branch:
-            self._remember(p.key, item)
+            self._remember(p.key, item, digest)
         if self._waiting > self.config.max_backlog:
             self._shed_oldest(now)
 
@@ -271,12 +278,17 @@ class Admission:
             return Rank.CENTRE
         return Rank.ANSWER if p.credentials else Rank.NEW
 
-    def _remember(self, key: tuple[str, str], item: _Item) -> None:
+    def _remember(self, key: tuple[str, str], item: _Item, digest: int) -> None:
         seen = self._seen
         seen[key] = item
         seen.move_to_end(key)
         while len(seen) > SEEN_CAP:
             seen.popitem(last=False)
+        copies = self._copies
+        copies[digest] = item
+        copies.move_to_end(digest)
+        while len(copies) > SEEN_CAP:
+            copies.popitem(last=False)
 
     # ------------------------------------------------------------------------- measures
     def lag(self, seconds: float, now: float) -> None:

@@ -102,6 +102,10 @@ class Registration:
             if min_expires.strip().isdigit() and int(min_expires) > self.expires:
                 self.expires = int(min_expires)
                 return self._send(now, None, f"interval too brief: asking {self.expires} s")
+        if 200 <= resp.status < 300 and self.expires == 0:
+            log.info("trunk %s: unregistered from %s:%d", self.trunk.name, self.trunk.host, self.trunk.port)
+            self._move(RegState.IDLE)
+            return []
         if 200 <= resp.status < 300:
             granted = self._granted(resp)
             if granted <= 0:
@@ -128,6 +132,16 @@ class Registration:
         if self.state is RegState.REGISTERING:
             return []
         return self._send(now, None, "the carrier is reachable again")
+
+    def unregister(self, now: float) -> list[Request]:
+        """At shutdown: Expires 0, so that the carrier stops sending calls to a contact that is going away
+        (fire and forget: nobody waits for the answer). Nothing while we are not registered."""
+        if self.state is not RegState.REGISTERED:
+            return []
+        self.expires = 0
+        [req] = self._send(now, None, "shutting down")
+        self.deadline = None
+        return [req]
 
     def next_deadline(self) -> float | None:
         return self.deadline
@@ -210,8 +224,8 @@ class Registration:
         if auth is not None:
             req.headers.add(*auth)
         if why:  # refreshes are routine: DEBUG; starts, retries and recoveries: INFO
-            log.log(logging.DEBUG if why == "refresh" else logging.INFO, "trunk %s: registering to %s:%d (%s)",
-                    t.name, t.host, t.port, why)
+            log.log(logging.DEBUG if why == "refresh" else logging.INFO, "trunk %s: %s %s:%d (%s)",
+                    t.name, "unregistering from" if self.expires == 0 else "registering to", t.host, t.port, why)
         self.request = req
         self.deadline = None
         self._move(RegState.REGISTERING)

@@ -110,6 +110,16 @@ class TrunkRuntime:
         h = f"[{host}]" if ":" in host else host
         return Registration(t, f"<sip:{user}@{h}:{port}{transport}>", lambda branch: self.core.via(peer, branch), host)
 
+    def unregistering(self) -> bool:
+        """Whether an unregistration (shutdown) still waits for the carrier's answer."""
+        return any(r.expires == 0 and r.state.value == "registering" for r in self.registrations.values())
+
+    def unregister_all(self, now: float) -> None:
+        """At shutdown: every registered trunk gets a REGISTER with Expires 0 (into the core's outbox)."""
+        for name, reg in self.registrations.items():
+            for req in reg.unregister(now):
+                self._send(name, "register", req, now)
+
     # ------------------------------------------------------------------------------ sending
     def _ping(self, t: Trunk, now: float) -> None:
         peer = _peer(t)
