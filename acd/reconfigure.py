@@ -52,8 +52,6 @@ def reconfigured(old: Acd, config: AcdConfig, now: float) -> tuple[Acd, list[Act
     new.pins = old.pins  # a reload does not forgive a phone its wrong PINs (acd.identity)
     new.router.rng = old.router.rng
     new._seq = old._seq
-    if hasattr(old, "pins"):
-        new.pins = old.pins   # phones locked out of PIN logins stay locked
 
     amap = np.full(len(old.agents), -1, np.int64)  # old agent index -> new
     for a, agent in enumerate(old.agents):

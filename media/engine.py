@@ -62,7 +62,7 @@ from .srtp import SrtpContext
 from .jitter import JitterTable, JitterView
 from .reception import ReceptionTable, ReceptionView
 from .rtp import FRAME, LOST, PLAY
-from .relay import relay_batch, relay_packet, update_relays
+from .relay import detach, relay_batch, relay_packet, update_relays
 
 _log = logging.getLogger("softswitch.media")
 _HOUSEKEEPING_TICKS = 250         # every leg is visited once per 5 s (RTCP, jitter target, timeouts)
@@ -587,6 +587,7 @@ class MediaEngine:
         if ep.released:
             return
         ep.released = True
+        detach(self, ep.row, "released")                # before the row can be reused (media.relay)
         self.leave(ep)
         self.stop_playback(ep)
         ep.music = None
@@ -707,6 +708,7 @@ class MediaEngine:
         b = ep.bridge
         if b is None:
             return
+        detach(self, ep.row, "left the bridge")
         b.members.pop(ep.row, None)
         for row, m in list(b.members.items()):
             if ep.row in m.whisper_to:

@@ -135,6 +135,26 @@ def update_relays(eng: "MediaEngine") -> bool:
     return True
 
 
+def detach(eng: "MediaEngine", r: int, why: str) -> None:
+    """Take row ``r`` and its peer off the fast path at once (``release``, ``leave``): no packet may be
+    forwarded to a row that is gone or, worse, reused by another call before the next tick decides."""
+    d = int(eng.relay_to[r])
+    if d < 0:
+        return
+    for x in (r, d):
+        eng.relay_to[x] = -1
+        eng.jitter.reset(x)
+        eng.prev[x] = 0
+        eng.conceal_run[x] = 0
+        eng.marker[x] = True
+    eng.relay_pairs -= 1
+    eng._lists_dirty = True
+    leg, peer = eng._by_row.get(r), eng._by_row.get(d)
+    if leg is not None:
+        log.info("media: call %s: %s <-> %s on the full path (%s)", leg.call_id, leg.label,
+                 peer.label if peer else "?", why)
+
+
 def relay_packet(eng: "MediaEngine", src: "Endpoint", dst_row: int, data: bytes, seq: int, ts: int, ssrc: int,
                  marker: int) -> "tuple[int, bytes, tuple[str, int]] | None":
     """One audio packet of ``src`` (already admitted and counted by the engine) rewritten for its peer's phone:
@@ -201,7 +221,7 @@ def relay_batch(eng: "MediaEngine", rows_all: np.ndarray, datas: "tuple[bytes, .
     ssrc = (h[:, 8] << 24) | (h[:, 9] << 16) | (h[:, 10] << 8) | h[:, 11]
     d = eng.relay_to[r]
     ok = ((h[:, 0] == 0x80) & ((h[:, 1] & 0x7F) == eng.pt[r]) & (ssrc == eng.rx_ssrc[r]) & eng.latched[r]
-          & (eng.rl_ssrc[d] == ssrc) & eng.rxt.steady(r, seq))
+          & (eng.rl_ssrc[d] == ssrc) & (eng.relay_to[d] == r) & eng.rxt.steady(r, seq))
     if ok.any():
         remotes = eng._remote_of_row
         oi = np.flatnonzero(ok)

@@ -356,6 +356,10 @@ class SwitchMetrics:
                            "media engine.", ("direction",), self._media_packets))
         r.add(_ReadCounter("softswitch_media_send_failures_total", "Media datagrams not sent (socket full or "
                            "error).", (), lambda: self._media_edge_attr(lambda m: m.send_drops + m.send_errors)))
+        r.gauge("softswitch_media_relayed_calls", "Two-party calls on the media fast path now (relayed packet "
+                "for packet, not mixed).", fn=lambda: self._media_engine_attr(lambda e: e.relay_pairs))
+        r.add(_ReadCounter("softswitch_media_relayed_packets_total", "RTP packets forwarded by the media fast "
+                           "path.", (), lambda: self._media_engine_attr(lambda e: e.relayed_packets)))
         r.add(_ReadCounter("softswitch_media_stray_packets_total", "Datagrams for no open leg, dropped.", (),
                            lambda: self._media_engine_attr(lambda e: e.dropped_packets)))
         r.add(_ReadCounter("softswitch_media_foreign_packets_total", "RTP/RTCP for a leg from an address its "

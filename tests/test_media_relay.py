@@ -235,3 +235,30 @@ def test_a_drained_batch_is_relayed_with_numpy_and_odd_packets_go_the_packet_by_
     for p, _ in legs[1:]:                                       # (legs[0]'s phone heard only the quiet one)
         _continuous(_stream(p))
     assert legs[0][1].rx_foreign >= 3 and legs[1][1].rx_foreign >= 3
+
+
+def test_a_released_leg_gets_nothing_more_and_its_row_reused_by_another_call_hears_nothing_of_this_one():
+    eng, clock = _engine()
+    calls = [_call(eng) for _ in range(5)]
+    for i, (a, ea, b, eb, _) in enumerate(calls):
+        a.addr, b.addr = ("10.0.1.%d" % (i + 1), 4000), ("10.0.2.%d" % (i + 1), 4000)
+        eng.answer(ea, a.sdp(version=2))
+        eng.answer(eb, b.sdp(version=2))
+    legs = [(p, e) for a, ea, b, eb, _ in calls for p, e in ((a, ea), (b, eb))]
+    run_ticks(eng, clock, legs, 5, source=_tone(300))
+    assert eng.relay_pairs == 5
+    a0, ea0, b0, eb0, _ = calls[0]
+    eng.release(eb0)                                  # the callee hangs up; the caller's leg stays a moment
+    stranger = Phone(("10.9.9.9", 4000))
+    en = eng.allocate("call-new", "new")              # takes the released row
+    assert en.row == eb0.row
+    eng.answer(en, stranger.sdp())
+    # the old caller keeps sending, in a batch (numpy path) and alone (packet by packet): no exception, and the
+    # new leg gets none of it
+    batch = [(e.port, p.audio(_tone(300)(p, 0)), p.addr, clock.t) for p, e in legs if e is not eb0]
+    eng.datagrams_received(batch)
+    eng.datagram_received(ea0.port, a0.audio(_tone(300)(a0, 1)), a0.addr, clock.t)
+    out = eng.tick(clock.t)
+    assert not [d for d in out.datagrams if d.addr == stranger.addr and rtp.parse(d.data).pt in (0, 8)
+                and rtp.parse(d.data).payload != bytes([g711.SILENCE_BYTE[g711.ULAW]]) * 160]
+    assert eng.relay_pairs == 4
