@@ -430,3 +430,16 @@ def test_a_byte_identical_copy_is_recognised_without_a_second_look(monkeypatch):
     assert len(looks) == 1 and a.figures.shed["retransmission"] == 1
     a.offer(bytes(data), ("192.0.2.99", 5060), 0.6, 0.6)  # the same bytes from elsewhere: looked at
     assert len(looks) == 2
+
+
+def test_a_low_service_rate_estimate_is_corrected_upwards_when_the_queue_runs_dry():
+    a = admission()
+    flood(a, 50, 0.0, 0.3)
+    a.next(0.3)
+    assert a.mode is Mode.OVERLOADED
+    a.rate = 10.0                                  # far too low: everything beyond 20 waiting is refused
+    now = 0.3
+    for _ in range(4):                             # the queue is empty at every look: not saturated
+        now += 0.26
+        drain(a, now)
+    assert a.rate is not None and a.rate > 15.0

@@ -422,9 +422,12 @@ class Admission:
         now (a window with idle moments measures the demand, not the capacity, and is not counted)."""
         mark = self._rate_mark
         if mark is None or now - mark[0] >= RATE_WINDOW:
-            if mark is not None and self._saturated and self.figures.mode is Mode.OVERLOADED:
-                sample = (self._served_deferred - mark[1]) / (now - mark[0])
-                self.rate = sample if self.rate is None else 0.5 * self.rate + 0.5 * sample
+            if mark is not None and self.figures.mode is Mode.OVERLOADED:
+                if self._saturated:
+                    sample = (self._served_deferred - mark[1]) / (now - mark[0])
+                    self.rate = sample if self.rate is None else 0.5 * self.rate + 0.5 * sample
+                elif self.rate is not None:   # it ran dry while refusing: the estimate is low, allow more
+                    self.rate *= 1.25         # (else a low estimate would never be corrected upwards)
             self._rate_mark = (now, self._served_deferred)
             self._saturated = True
 
