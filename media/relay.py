@@ -18,8 +18,11 @@ topology changes (``MediaEngine._compile``):
 - anything that needs the audio (a prompt, music or hold, recording, a listened-to leg, a supervisor
   joining, DTMF to send, a re-INVITE that changes codec, ptime or direction) makes ``update_relays`` return
   the pair to the full path in the same tick: the legs' jitter buffers start afresh, the next packets the
-  tick sends continue the sequence numbers with the marker bit set.
+  tick sends continue the sequence numbers with the marker bit set; a leg released or leaving its bridge
+  takes itself and its peer off the relay at once (``detach``), before its row can be reused.
 
+The common packets of a drained batch are checked and rewritten together with numpy (``relay_batch``), the
+rest one by one (``relay_packet``); the edge forwards between ticks (``MediaEdge.relay_step``).
 The engine logs each pair entering and leaving the fast path (INFO, with the reason) and counts
 ``relay_pairs`` (now) and ``relayed_packets`` (since start); ``LegStats.relayed`` goes into call records.
 """
