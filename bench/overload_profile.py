@@ -6,8 +6,8 @@ REGISTERs/s (the overload bench's scenario, users registered once first, so most
     .venv/bin/python bench/overload_profile.py RATE [SECONDS]
 
 Prints SIPp's ok/failed, the switch's CPU, and the share of samples by activity (receiving, the cheap look,
-absorbing copies, 503s, serving: parse, digest, registrar, store; the event loop's own work), from the
-collapsed stacks py-spy writes (kept in the work folder for a flame graph).
+absorbing copies, 503s, serving: parse, digest, registrar; the store's thread; the event loop's own work),
+from the collapsed stacks py-spy writes (kept in the work folder for a flame graph).
 """
 from __future__ import annotations
 
@@ -24,34 +24,27 @@ sys.path.insert(0, str(ROOT))
 
 from bench.overload import SCENARIOS, Bench, _cpu_ticks, _pids, start_switch, stop  # noqa: E402
 
-# (label, substring of a frame) in order of precedence: the innermost matching frame names the activity
-BUCKETS = (
-    ("recv (kernel read)", "recvmsg"),
-    ("recv (kernel read)", "recvfrom"),
-    ("send (kernel write)", "sendto ("),
-    ("503/481 built", "reject ("),
-    ("503/481 built", "answer ("),
-    ("peek", "peek ("),
-    ("resend from transactions", "answer_to_retransmission"),
-    ("admission queues", "admission.py"),
-    ("parse", "parse"),
-    ("digest", "digest"),
-    ("digest", "auth"),
-    ("registrar", "registrar"),
-    ("store", "store/"),
-    ("transaction layer", "transaction"),
-    ("event loop", "asyncio"),
-    ("event loop", "uvloop"),
+# (label, frames that must all be in a stack), first match wins: what the switch was doing in a sample
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("store thread (SQLite, commits)", ("sqlite_thread",)),
+    ("store thread (SQLite, commits)", ("GroupWriter",)),
+    ("intake: peek", ("UdpIntake._drain", "peek (")),
+    ("intake: transaction lookups", ("UdpIntake._drain", "answer_to_retransmission")),
+    ("intake: ranks, copies, queues", ("UdpIntake._drain", "Admission.offer")),
+    ("intake: recvmsg loop", ("UdpIntake._drain",)),
+    ("503s built", ("Admission.next", "reject (")),
+    ("admission: choosing, shedding", ("Admission.next",)),
+    ("sendto", ("UdpIntake.sendto",)),
+    ("serving: parse, digest, registrar, calls", ("Server.process",)),
+    ("store write (loop side)", ("Server._persist",)),
 )
 
 
 def classify(stack: str) -> str:
-    frames = stack.split(";")
-    for frame in reversed(frames):
-        for label, needle in BUCKETS:
-            if needle in frame:
-                return label
-    return "other"
+    for label, needles in BUCKETS:
+        if all(n in stack for n in needles):
+            return label
+    return "event loop, timers, other"
 
 
 def main() -> None:
@@ -92,8 +85,8 @@ def main() -> None:
             continue
         shares[classify(stack)] += int(n)
         total += int(n)
-    for label, n in shares.most_common():
-        print(f"  {label:<28} {100 * n / max(total, 1):5.1f} %")
+    for label, count in shares.most_common():
+        print(f"  {label:<42} {100 * count / max(total, 1):5.1f} %")
     log = (work / "on" / "switch.log").read_text().splitlines()
     for line in log[-3:]:
         print("  switch log:", line[:300])
