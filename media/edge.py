@@ -36,6 +36,7 @@ from .jobs import JobRunner, ThreadRunner
 
 log = logging.getLogger("softswitch.media")
 TICK = 0.020
+DRAIN_ROUNDS = 64    # poll rounds per drain at most (each takes one datagram from every ready socket)
 RELAY_STEP = 0.005    # while calls are relayed (media.relay): drain and forward this often between ticks
 # Bind errors that say something about the port (another program holds it, or it is forbidden): that port is
 # retired for a while. Any other error (EMFILE/ENFILE: too many open files, ENOBUFS, ENOMEM) is the process's
@@ -150,22 +151,41 @@ class MediaEdge:
 
     # ------------------------------------------------------------------ one tick
     def drain(self, now: float) -> int:
-        """Read every waiting datagram into the engine; returns how many."""
+        """Read every waiting datagram into the engine; returns how many.
+
+        With epoll: rounds of one ``poll(0)`` and one ``recvfrom`` per ready socket, until a poll finds none
+        (at most ``DRAIN_ROUNDS``: a flooded socket cannot hold the loop). A leg's socket holds one or two
+        packets per tick, so this costs one poll per round instead of a failing ``recvfrom`` (and its
+        BlockingIOError) per socket: ~30 % of the relay's socket calls (bench/MEDIA.md)."""
         batch: list[tuple[int, bytes, tuple[str, int], float]] = []
         add = batch.append
         clock = time.monotonic  # the tick's clock (loop.time()); per packet, so jitter is not quantised to 20 ms
-        ready = ([self._fd[fd] for fd, _ in self._poll.poll(0) if fd in self._fd] if self._poll is not None
-                 else [(s, p) for p, s in self.socks.items()])
-        for s, port in ready:
-            recv = s.recvfrom
-            while True:
-                try:
-                    data, addr = recv(2048)
-                except (BlockingIOError, InterruptedError):
+        if self._poll is not None:
+            fds, poll = self._fd, self._poll.poll
+            for _ in range(DRAIN_ROUNDS):
+                events = poll(0)
+                if not events:
                     break
-                except OSError:               # ICMP port unreachable reported on a later recv: ignore
-                    continue
-                add((port, data, addr, clock()))
+                for fd, _ev in events:
+                    entry = fds.get(fd)
+                    if entry is None:
+                        continue
+                    try:
+                        data, addr = entry[0].recvfrom(2048)
+                    except OSError:           # EAGAIN, or an ICMP error reported on this recv: next round
+                        continue
+                    add((entry[1], data, addr, clock()))
+        else:
+            for port, sock in list(self.socks.items()):
+                recv = sock.recvfrom
+                while True:
+                    try:
+                        data, addr = recv(2048)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:           # ICMP port unreachable reported on a later recv: ignore
+                        continue
+                    add((port, data, addr, clock()))
         if batch:
             self.engine.datagrams_received(batch)    # one call: the common packets are taken in with numpy
         n = len(batch)

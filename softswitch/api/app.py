@@ -14,7 +14,6 @@ without the API.)
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import ipaddress
 import json
 import logging
@@ -41,6 +40,7 @@ from .orders import OrdersApi
 from .reports import ReportsApi
 from .ops import Ops
 from .auth import SUPERVISING, Session, TokenSigner, check_password
+from .context import Ctx, _dumps, _plain, error, reply
 from .throttle import LoginThrottle
 from .validate import ApiError, check, parse_path, parse_query
 
@@ -80,20 +80,6 @@ for _name in ("aiohttp.server", "aiohttp.web", "aiohttp.access"):
         logging.getLogger(_name).addFilter(_filter)
 
 
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return obj.item()
-    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
-        return None
-    return obj
-
-
 def _public_file(path: Any, base: Path | None) -> Any:
     """A stored file's name as the API shows it: relative to its directory (voicemail, recordings), never
     the absolute path (it tells an outsider where and as whom the switch runs)."""
@@ -112,43 +98,10 @@ def _public_file(path: Any, base: Path | None) -> Any:
     return p.name if p.is_absolute() else path
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(_plain(obj), ensure_ascii=False, separators=(",", ":"))
-
-
-def reply(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=_dumps)
-
-
-def error(status: int, message: str, field: str = "") -> web.Response:
-    body = {"error": message, "status": status}
-    if field:
-        body["field"] = field
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
 def pop_json(pop: ScreenPop) -> dict:
     return {"number": pop.number, "is_new": pop.is_new, "region": pop.customer.region,
             "customer": _plain(pop.customer), "calls": _plain(pop.calls), "orders": _plain(pop.orders),
             "warnings": _plain(pop.warnings)}
-
-
-@dataclasses.dataclass
-class Ctx:
-    request: web.Request
-    session: Session | None
-    path: dict[str, Any]
-    query: dict[str, Any]
-    body: Any
-
-    @property
-    def user(self) -> str:
-        assert self.session is not None
-        return self.session.user
-
-    @property
-    def supervisor(self) -> bool:
-        return self.session is not None and self.session.supervisor
 
 
 class ApiServer(FloorApi, ReportsApi, OrdersApi, OutboundOps):

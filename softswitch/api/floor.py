@@ -18,15 +18,14 @@ import json
 import logging
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
 from ..wallboard import Floor
 from .validate import ApiError
+from .context import Ctx, reply
 
-if TYPE_CHECKING:
-    from .app import Ctx
 
 log = logging.getLogger("softswitch.api")
 
@@ -155,13 +154,11 @@ class FloorApi:
         return ws
 
     async def op_wallboard(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         return reply(self.floor_snapshot())
 
     async def op_monitor(self, ctx: "Ctx") -> web.Response:
         """A supervisor listens to, whispers to or barges in on an agent's call from the wallboard or the
         desk: the switch rings her phone, and when she answers she joins as with ``*21``/``*22``/``*23``."""
-        from .app import reply
         b = ctx.body
         agent, mode, ext = b["agent"], b["mode"], b["extension"]
         if ext not in self.server.config.acd.supervisors:
@@ -176,11 +173,9 @@ class FloorApi:
 
     # ---------------------------------------------------------------------- caller lists
     async def op_list_entries(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         return reply(await self.centre.list_entries(ctx.path["list"]))
 
     async def op_add_list_entry(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         b = ctx.body
         entry_id = await self.centre.add_to_list(ctx.path["list"], b["pattern"], reason=b.get("reason", ""),
                                                  added_by=ctx.user, expires_at=b.get("expires_at"))
@@ -193,7 +188,6 @@ class FloorApi:
         return reply(entry, 201)
 
     async def op_remove_list_entry(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         if not await self.centre.remove_from_list(ctx.path["id"]):
             raise ApiError(404, f"no list entry {ctx.path['id']}", "id")
         await self.server.refresh_lists()
@@ -201,7 +195,6 @@ class FloorApi:
 
     # ----------------------------------------------------------------------------- admin
     async def op_reload_config(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         log.info("api: %s asks for a configuration reload", ctx.user)
         result = self.server.reload()
         return reply(result.as_dict(), 200 if result.ok else 422)

@@ -8,16 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from store.crm import MAX_ESCALATION
 
 from ..workorders.overdue import Alert, Escalate, OverdueOrder, OverdueWatch
-
-if TYPE_CHECKING:
-    from .app import Ctx
+from .context import Ctx, reply
 
 log = logging.getLogger("softswitch.orders")
 
@@ -110,7 +108,6 @@ class OrdersApi:
             await self.centre.escalate(o.id, actor=ACTOR, note=note)
 
     async def op_overdue_orders(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         now = time.time()
         watch = self.orders_watch
         orders = await self.centre.store.read_sync(lambda conn: _overdue_rows(conn, now))

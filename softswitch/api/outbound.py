@@ -3,20 +3,14 @@ contact lists, callback tasks, result codes at wrap-up, the do-not-call list. A 
 work is ``softswitch.outbound.DiallerService``'s (docs/outbound.md)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from ..outbound import BadRequest
+from .context import reply
 from .validate import ApiError
-
-
-def reply(data: Any, status: int = 200) -> web.Response:
-    """JSON as the rest of the API answers it (``app.reply``; not imported: app imports this module)."""
-    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False,
-                                                                             separators=(",", ":")))
 
 
 class OutboundOps:

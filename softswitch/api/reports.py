@@ -2,7 +2,7 @@
 /reports page that shows them (supervisors). A mixin of ``ApiServer``; figures from ``store.reports``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -10,9 +10,7 @@ from ..reports.build import switch_report
 from ..reports.charts import chart
 from ..reports.export import to_csv, to_xlsx
 from .validate import ApiError
-
-if TYPE_CHECKING:
-    from .app import Ctx
+from .context import Ctx, reply
 
 MAX_RANGE = 400 * 86400   # a report covers at most ~13 months
 
@@ -37,7 +35,6 @@ class ReportsApi:
         return await switch_report(self.centre, self.server.config, q.get("period", "day"), since, until)
 
     async def op_report(self, ctx: "Ctx") -> web.Response:
-        from .app import reply
         return reply(await self._report(ctx))
 
     async def op_report_export(self, ctx: "Ctx") -> web.StreamResponse:
