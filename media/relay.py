@@ -30,12 +30,59 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from .engine import Endpoint, MediaEngine
+from .jitter import JitterTable
+from .reception import ReceptionTable
+from .recording import Recorder
+
+# What the fast path reads and writes of the engine, named here so that this module does not import the
+# engine that imports it. The engine's legs (``media.engine.Endpoint``) are ``Endpoint`` below.
+Endpoint = Any
+
+
+class _Config(Protocol):
+    @property
+    def fast_path(self) -> bool: ...
+
+
+class MediaEngine(Protocol):
+    """The part of ``media.engine.MediaEngine`` the fast path works on: its leg table (one row per leg)."""
+    @property
+    def config(self) -> _Config: ...
+    endpoints: dict[int, Endpoint]
+    _by_row: dict[int, Endpoint]
+    _listening: dict[Endpoint, list[NDArray[Any]]]
+    _lists_dirty: bool
+    _recorder: Recorder | None
+    _remote_of_row: list[tuple[str, int] | None]
+    jitter: JitterTable
+    rxt: ReceptionTable
+    relay_pairs: int
+    relayed_packets: int
+    pt: NDArray[np.int64]
+    seq: NDArray[np.int64]
+    ts: NDArray[np.int64]
+    ssrc: NDArray[np.int64]
+    marker: NDArray[np.bool_]
+    inband: NDArray[np.bool_]
+    conceal_run: NDArray[np.int16]
+    tx_packets: NDArray[np.int64]
+    tx_octets: NDArray[np.int64]
+    prev: NDArray[np.float32]
+    rx_ssrc: NDArray[np.int64]
+    last_rx: NDArray[np.float64]
+    rx_packets: NDArray[np.int64]
+    timeout_reported: NDArray[np.bool_]
+    latched: NDArray[np.bool_]
+    relay_to: NDArray[np.int64]
+    rl_ssrc: NDArray[np.int64]
+    rl_seq_off: NDArray[np.int64]
+    rl_ts_off: NDArray[np.int64]
+    relayed: NDArray[np.int64]
 
 log = logging.getLogger("softswitch.media")
 _HDR_TAIL = struct.Struct(">BHII")    # byte 1 (marker | payload type), sequence, timestamp, SSRC

@@ -698,12 +698,17 @@ class Server:
     async def _persist(self, p: PersistBindings) -> None:
         """Registrations to the store, then their 200 OKs: the store's group-commit writer puts every
         REGISTER that arrives while a commit runs into the next one (one fsync per burst)."""
+        adm = self.overload   # admission holds back new REGISTERs while commits lag (softswitch.overload)
+        write = adm.write_started(self.now()) if adm is not None else None
         try:
             assert self.store is not None
             await self.store.save_bindings([self._wall_change(c) for c in p.changes])
         except Exception:
             log.exception("store write failed; registration not acknowledged")
             return  # no 200 OK: the phone retransmits or retries
+        finally:
+            if write is not None and adm is not None:
+                adm.write_done(write, self.now())
         self._execute(self.core.after_persist(p, self.now()))
         self._rearm()
 

@@ -443,3 +443,59 @@ def test_a_low_service_rate_estimate_is_corrected_upwards_when_the_queue_runs_dr
         now += 0.26
         drain(a, now)
     assert a.rate is not None and a.rate > 15.0
+
+
+# ------------------------------------------------------------------------------ the store's lag
+
+def test_first_legs_wait_while_the_store_lags_and_answers_to_challenges_go_on():
+    """A registration committed for longer than 0.4 x T1: refreshes and new REGISTERs (each a challenge
+    now and a write later) are held back, without a busy loop; an answer to a challenge is served (its
+    challenge is paid for); once the commit is done the held ones are served."""
+    a = admission()
+    write = a.write_started(0.0)
+    a.offer(request("REGISTER", user="1003", branch="z9hG4bKr", call_id="r"), SRC, 0.1, 0.1)   # a refresh
+    a.offer(request("REGISTER", user="1004", branch="z9hG4bKn", call_id="n"), SRC, 0.1, 0.1)   # a newcomer
+    a.offer(request("REGISTER", user="1005", branch="z9hG4bKa", call_id="a", auth=True), SRC, 0.25, 0.25)
+    assert a.ready(0.15)                           # 150 ms: within the budget (200 ms), nothing held
+    first = a.next(0.25)                           # 250 ms: held; the answer to a challenge goes on
+    assert isinstance(first, Process) and first.rank is Rank.ANSWER
+    assert a.next(0.25) is None and a.pending and not a.ready(0.25)   # held: the edge does not spin
+    assert a.figures.held == 1 and a.snapshot(0.25)["held_for_store"] == 1
+    a.write_done(write, 0.3)
+    assert a.ready(0.3)
+    assert [x.rank for x in drain(a, 0.3)] == [Rank.REFRESH, Rank.NEW]
+
+
+def test_a_lagging_store_counts_as_overload_and_held_requests_are_refused_as_they_age():
+    a = admission()
+    a.write_started(0.0)                           # never committed in this test
+    flood(a, 10, 0.25, 0.25)
+    assert a.next(0.25) is None and a.mode is Mode.OVERLOADED
+    assert a.snapshot(0.25)["write_delay_ms"] == 250.0
+    out = drain_held(a, 0.25 + 0.4 + 0.01)         # max_delay (0.4 s) later: every one answered 503
+    assert len(out) == 10 and all(parse_message(x.data).status == 503 for x in out)
+
+
+def drain_held(a: Admission, now: float) -> list:
+    out = []
+    while (x := a.next(now)) is not None:
+        out.append(x)
+    return out
+
+
+def test_a_new_request_does_not_ask_the_transaction_layer_and_a_copy_of_a_waiting_one_nothing():
+    asked = []
+
+    def resend(branch: str, sent_by: tuple[str, int | None], method: str) -> bytes | None:
+        asked.append(branch)
+        return None
+
+    a = Admission(OverloadConfig(), t1=0.5, resend=resend)
+    data = request("REGISTER", user="1010", branch="z9hG4bKnew", call_id="new")
+    a.offer(data, SRC, 0.0, 0.0)
+    a.offer(data.replace(b";rport", b";rport;x"), SRC, 0.1, 0.1)   # not byte for byte: looked at, a copy
+    a.offer(bytes(data), SRC, 0.2, 0.2)                             # byte for byte: absorbed at once
+    assert asked == [] and a.figures.shed["retransmission"] == 2
+    assert isinstance(a.next(0.2), Process) and a.next(0.2) is None
+    a.offer(bytes(data), SRC, 0.6, 0.6)            # served before: the transaction layer may hold its answer
+    assert asked == ["z9hG4bKnew"]

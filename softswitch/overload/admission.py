@@ -98,6 +98,9 @@ RATE_WINDOW = 0.5   # seconds over which the service rate is measured while over
 MIN_ALLOWANCE = 20  # requests that may always wait (the service rate estimate is noisy)
 SEEN_CAP = 50_000   # requests remembered for retransmission matching (older ones: the transaction layer's job)
 REJECTED_CAP = 20_000   # 503s remembered to answer retransmissions alike
+WRITE_BUDGET = 0.4      # x T1: a registration's commit older than this holds back first legs (see ``write_started``)
+HOUSEKEEPING = 0.002    # seconds between looks over the queues (mode, rate, what waited too long) while serving
+# with nothing new offered: a few requests' worth of service, far below the 250 ms that counts as strain
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,14 @@ class _Item:
     # waiting request from a copy of a served one (its bytes are dropped then)
 
 
+@dataclass(slots=True, eq=False)
+class Write:
+    """A registration being committed by the store: its 200 OK waits for the commit (``write_started``)."""
+
+    started: float
+    done: bool = False
+
+
 @dataclass
 class Figures:
     """What the API, the metrics and the logs show."""
@@ -142,6 +153,8 @@ class Figures:
     served: int = 0             # datagrams served (Process) since start
     shed: dict[str, int] = field(default_factory=lambda: {r: 0 for r in SHED_REASONS})
     refused: dict[str, int] = field(default_factory=lambda: {r.name.lower(): 0 for r in Rank})  # 503s by rank
+    write_delay: float = 0.0    # seconds the oldest registration still being committed has waited
+    held: int = 0               # times first legs were held back because the store lagged
     overloads: int = 0          # times the switch entered overload
     overloaded_since: float | None = None
 
@@ -163,6 +176,7 @@ class Admission:
         ``answer_to_retransmission``)."""
         self.lifetime = 64 * t1                      # a transaction's life (Timers B, F): older is stale
         self.t1 = t1
+        self.write_budget = WRITE_BUDGET * t1
         self.configure(config, centre_numbers=centre_numbers, centre_extensions=centre_extensions, carrier=carrier)
         self.known_phone = known_phone
         self.resend = resend
@@ -175,6 +189,10 @@ class Admission:
         self._rejected: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self._refused: OrderedDict[tuple[str, str], float] = OrderedDict()   # (Call-ID, To tag) of our 503s
         self._answers: deque[Answer] = deque()
+        self._writes: deque[Write] = deque()   # registrations being committed, oldest first
+        self._held = False                  # first legs held back: the store lags (``_holding``)
+        self._fresh = False                 # offered since the queues were last looked over (``_update``)
+        self._housekept = -1e9
         self._calm_since = 0.0
         self._last_shed = -1e9
         self._next_report = 0.0
@@ -207,6 +225,44 @@ class Admission:
         """Something waits to be served or sent."""
         return self._waiting > 0 or bool(self._answers)
 
+    def ready(self, now: float) -> bool:
+        """Something can be served or sent now: the edge comes back at once only then (what is held back
+        while the store lags waits for the next datagram or the next probe, without a busy loop)."""
+        if self._answers or self._queues[Rank.URGENT]:
+            return True
+        if not self._waiting:
+            return False
+        if not self._holding(now):
+            return True
+        return any(self._queues[r] for r in PATIENT)
+
+    # ------------------------------------------------------------------- the store's lag
+    def write_started(self, now: float) -> Write:
+        """A served REGISTER's binding goes to the store; its 200 OK waits for the commit. Under a flood the
+        store's thread gets little of the interpreter, commits fall behind, and a phone whose 200 OK comes
+        after its retransmission timer (T1) retransmits, then gives up at its own time-out: the work done
+        for it (a challenge, a digest, a write) is lost. So while the oldest commit has waited more than
+        ``WRITE_BUDGET`` x T1, first legs (refreshes and new requests: each one a challenge now and a write
+        later) are held back, and refused 503 as they age; answers to challenges go on (their challenge is
+        paid for) and the store catches up. Tell ``write_done`` when it is committed (or failed)."""
+        w = Write(now)
+        self._writes.append(w)
+        return w
+
+    def write_done(self, write: Write, now: float) -> None:
+        write.done = True
+        writes = self._writes
+        while writes and writes[0].done:
+            writes.popleft()
+
+    def _holding(self, now: float) -> bool:
+        writes = self._writes
+        held = bool(writes) and now - writes[0].started > self.write_budget
+        if held and not self._held:
+            self.figures.held += 1
+        self._held = held
+        return held
+
     # --------------------------------------------------------------------------- input
     def offer(self, data: bytes, source: tuple[str, int], arrived: float, now: float) -> None:
         """A datagram received by the kernel at ``arrived`` (same clock as ``now``)."""
@@ -218,6 +274,9 @@ class Admission:
         digest = hash(data)
         copy = self._copies.get(digest)
         if copy is not None and copy.source == source:   # byte for byte a request seen: a retransmission
+            if copy.waiting:          # of one still waiting: nothing to learn, nothing to look up (the
+                self._shed("retransmission")   # commonest copy under a flood, made as cheap as can be)
+                return
             p, rank = copy.peek, copy.rank               # (no second look at it: that is most of its cost)
         else:
             p = peek(data)
@@ -238,18 +297,25 @@ class Admission:
                 else:
                     self._answers.append(Answer(rejected[1], source))
                 return
-            if self.resend is not None and p.method != "ACK":   # answered already: the same answer, unparsed
+            first = self._seen.get(key) if rank is not Rank.URGENT else None
+            if first is not None and first.waiting:      # a copy of a request still waiting
+                self._shed("retransmission")
+                return
+            # answered already: the same answer, unparsed. Asked only of a request served before (or one
+            # ``_seen`` may have forgotten, or an in-dialog one, which ``_seen`` does not keep): for a new
+            # request, most of a flood, the lookup would be wasted
+            if (self.resend is not None and p.method != "ACK"
+                    and (first is not None or rank is Rank.URGENT or len(self._seen) >= SEEN_CAP)):
                 again = self.resend(p.branch, p.sent_by, p.method)
                 if again is not None:
                     self._shed("retransmission")
                     self._answers.append(Answer(again, source))
                     return
-            if rank is not Rank.URGENT:
-                first = self._seen.get(key)
-                if first is not None and (first.waiting or fig.mode is Mode.OVERLOADED):
-                    self._shed("retransmission")
-                    return
+            if first is not None and fig.mode is Mode.OVERLOADED:
+                self._shed("retransmission")
+                return
         item = _Item(data, source, arrived, p, rank)
+        self._fresh = True
         self._queues[rank].append(item)
         self._waiting += 1
         if rank is not Rank.URGENT and p.ok and p.branch:
@@ -321,14 +387,20 @@ class Admission:
                     self._drop(item, "stale")
                     continue
                 return self._take(item, now)
-        self._update(now)
+        if self._fresh or now - self._housekept >= HOUSEKEEPING:   # not before every request: a flood is
+            self._fresh = False                                     # served a few hundred µs apiece, and
+            self._housekept = now                                   # these walk every queue
+            self._update(now)
+            if self.figures.mode is Mode.OVERLOADED:
+                self._shed_waited(now)
+                self._shed_excess(now)
+                if self._answers:
+                    return self._answers.popleft()
         overloaded = self.figures.mode is Mode.OVERLOADED
-        if overloaded:
-            self._shed_waited(now)
-            self._shed_excess(now)
-            if self._answers:
-                return self._answers.popleft()
+        holding = self._holding(now)
         for rank in DEFERRED:
+            if holding and rank not in PATIENT:
+                break                           # the store lags: first legs wait (or are refused as they age)
             q = queues[rank]
             while q:
                 item = q.pop() if overloaded else q.popleft()
@@ -337,7 +409,11 @@ class Admission:
                         self._drop(item, "stale")
                         continue
                     return self._take(item, now)
+        if holding and self._waiting:
+            return None      # held back, not idle: the service rate measured now is the switch's capacity
         self._saturated = False
+        fig = self.figures                   # nothing waits: the figures say so (``_update`` may not have run)
+        fig.backlog, fig.delay = self._waiting, 0.0
         return None
 
     def _take(self, item: _Item, now: float) -> Process:
@@ -462,7 +538,8 @@ class Admission:
         oldest = self._oldest()
         fig.delay = now - oldest if oldest is not None else 0.0
         fig.backlog = self._waiting
-        strained = (fig.delay > self.strain_delay or fig.lag > self.max_lag
+        fig.write_delay = now - self._writes[0].started if self._writes else 0.0
+        strained = (fig.delay > self.strain_delay or fig.lag > self.max_lag or fig.write_delay > self.write_budget
                     or self._waiting > self.config.max_backlog // 2)
         if fig.mode is Mode.NORMAL:
             if strained:
@@ -507,6 +584,7 @@ class Admission:
         fig = self.figures
         rate = f"serving {self.rate:.0f}/s, " if self.rate is not None else ""
         return (f"{fig.mode}, oldest waiting {fig.delay * 1000:.0f} ms, loop lag {fig.lag * 1000:.0f} ms, "
+                f"oldest commit {fig.write_delay * 1000:.0f} ms, "
                 f"{fig.backlog} waiting, {rate}load {fig.load:.0%}; {self._shed_summary()} since it began")
 
     def snapshot(self, now: float) -> dict[str, object]:
@@ -515,6 +593,7 @@ class Admission:
         return {"mode": fig.mode.value, "load": round(fig.load, 3), "lag_ms": round(fig.lag * 1000, 1),
                 "delay_ms": round(fig.delay * 1000, 1), "backlog": fig.backlog, "offered": fig.offered,
                 "served": fig.served, "shed": dict(fig.shed), "refused_by_rank": dict(fig.refused),
+                "write_delay_ms": round(fig.write_delay * 1000, 1), "held_for_store": fig.held,
                 "overloads": fig.overloads,
                 "overloaded_for_s": round(now - fig.overloaded_since, 1) if fig.overloaded_since is not None
                 else None}

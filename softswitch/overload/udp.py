@@ -127,13 +127,15 @@ class UdpIntake:
         offset = time.time() - now       # kernel timestamps are wall clock; admission works on monotonic
         ts = self._timestamps
         unpack = _TIMESPEC.unpack
+        offer, count_in = adm.offer, self.server.metrics.sip_in   # per datagram: no attribute lookups
         for _ in range(BATCH):
             try:
                 if ts:
                     data, anc, _flags, addr = sock.recvmsg(_MAX, _ANC)
                     arrived = now
-                    for level, kind, cdata in anc:
-                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                    if anc:   # the one ancillary item asked for (SO_TIMESTAMPNS is the only option set)
+                        cdata = anc[0][2]
+                        if len(cdata) >= 16:
                             sec, ns = unpack(cdata[:16])
                             arrived = min(now, sec + ns * 1e-9 - offset)
                 else:
@@ -145,8 +147,8 @@ class UdpIntake:
                 log.debug("udp receive error: %s", e)
                 continue
             if data:
-                self.server.metrics.sip_in(data)
-                adm.offer(data, (addr[0], addr[1]), arrived, now)
+                count_in(data)
+                offer(data, addr[:2], arrived, now)
 
     def _serve(self) -> None:
         """Drain the socket, then serve for at most ``SLICE``; come back on the next loop turn if work is
@@ -170,8 +172,9 @@ class UdpIntake:
             if time.perf_counter() > deadline:
                 break
             now = time.monotonic()
-        adm.busy(time.perf_counter() - start, time.monotonic())
-        if adm.pending and not self._scheduled and not self._closing and self.loop is not None:
+        now = time.monotonic()
+        adm.busy(time.perf_counter() - start, now)
+        if adm.ready(now) and not self._scheduled and not self._closing and self.loop is not None:
             self._scheduled = True
             self.loop.call_soon(self._serve)
 
