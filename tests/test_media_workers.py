@@ -40,7 +40,9 @@ def test_an_oversized_or_garbled_frame_is_refused():
 
 def test_ports_are_split_in_whole_pairs_without_overlap():
     slices = split_ports("10000-10100", 3)
-    assert slices == ["10000-10032", "10032-10066", "10066-10100"]
+    assert slices == ["10000-10031", "10032-10065", "10066-10099"]
+    from media.ports import PortAllocator
+    assert sum(PortAllocator(x).capacity for x in slices) == PortAllocator("10000-10100").capacity
     with pytest.raises(ValueError):
         split_ports("10000-10004", 3)
 

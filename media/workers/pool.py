@@ -49,7 +49,7 @@ def split_ports(spec: str, n: int) -> list[str]:
     for i in range(n):
         a = first + 2 * (pairs * i // n)
         b = first + 2 * (pairs * (i + 1) // n)
-        out.append(f"{a}-{b}")
+        out.append(f"{a}-{b - 1}")               # the last pair's RTCP port is b - 1
     return out
 
 
@@ -374,6 +374,7 @@ class WorkerMedia:
                     continue
                 events.append(dataclasses.replace(ev, endpoint=ep))
             elif isinstance(m, W.Stats):
+                slot.received, slot.sent = m.received, m.sent
                 for leg, st in m.legs:
                     if leg in slot.gen_of:
                         self._stats[leg] = st
@@ -460,7 +461,7 @@ class WorkerEdge:
         self.engine = pool
         self.on_events = on_events
         self._task: asyncio.Task[None] | None = None
-        self.received = self.sent = self.send_drops = self.send_errors = 0
+        self.send_drops = self.send_errors = 0
         self.ports_failed = self.socket_errors = 0
 
     async def start_async(self) -> None:
@@ -469,6 +470,15 @@ class WorkerEdge:
 
     async def _watch(self) -> None:
         await asyncio.Event().wait()       # alive while the switch runs (systemd's watchdog looks at it)
+
+    @property
+    def received(self) -> int:
+        """RTP/RTCP packets the live workers received (as last reported; a restarted worker counts afresh)."""
+        return sum(s.received for s in self.engine.slots)
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.engine.slots)
 
     def sync_ports(self) -> int:
         return 0

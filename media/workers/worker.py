@@ -39,6 +39,7 @@ class Worker:
         self.recs: dict[int, Recording] = {}
         self.rec_ids: dict[int, int] = {}               # id(our Recording) -> controller id
         self.playbacks: dict[tuple[int, int], int] = {}  # (leg, engine playback) -> controller playback
+        self.edge: MediaEdge | None = None              # its packet counters go out with the stats
 
     def handle(self, m: Any) -> bool:
         """Execute one command; False for Shutdown."""
@@ -126,7 +127,8 @@ class Worker:
         e = self.engine
         ids = list(self.eps) if legs is None else legs
         out = tuple((x, e.leg_stats(self.eps[x])) for x in ids if x in self.eps)
-        self.send(W.Stats(out, 0, 0))
+        edge = self.edge
+        self.send(W.Stats(out, edge.received if edge else 0, edge.sent if edge else 0))
 
 
 async def serve(sock: socket.socket) -> None:
@@ -149,6 +151,7 @@ async def serve(sock: socket.socket) -> None:
     engine = MediaEngine(init.config)
     worker = Worker(engine, send)
     edge = MediaEdge(engine, worker.events)
+    worker.edge = edge
     edge.start()
     send(W.Ready(init.index, os.getpid()))
     log.info("media worker %d (pid %d): RTP ports %s", init.index, os.getpid(), init.config.rtp_ports)
