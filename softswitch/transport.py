@@ -269,6 +269,9 @@ class Server:
                 wedge = WorkerEdge(self.core.media, self._on_media_events)
                 await wedge.start_async()
                 self.media_edge = wedge  # type: ignore[assignment]
+                log.info("media anchored on %s, RTP ports %s; media tick in %d worker process(es); fast path %s",
+                         self.core.media.config.address, self.config.media.rtp_ports, self.config.media.workers,
+                         "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
             else:
                 self.media_edge = MediaEdge(self.core.media, self._on_media_events)
                 self.media_edge.start()

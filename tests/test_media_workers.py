@@ -43,6 +43,7 @@ def test_ports_are_split_in_whole_pairs_without_overlap():
     assert slices == ["10000-10031", "10032-10065", "10066-10099"]
     from media.ports import PortAllocator
     assert sum(PortAllocator(x).capacity for x in slices) == PortAllocator("10000-10100").capacity
+    assert sum(PortAllocator(x).capacity for x in split_ports("10000-10019", 2)) == 10
     with pytest.raises(ValueError):
         split_ports("10000-10004", 3)
 
@@ -127,3 +128,50 @@ def test_a_dead_worker_loses_its_legs_frees_their_ports_and_gets_no_commands():
     assert len(writers[0].frames) == n
     with pytest.raises(PortsExhausted):                  # no live worker until the restart
         pool.allocate("call-2", "caller")
+
+
+def test_a_sound_made_here_is_sent_to_the_worker_once_before_it_is_played():
+    pool, writers = _pool(1)
+    a = pool.allocate("call-1", "caller")
+    snd = pool.bank.add("<confirm>", [1000.0] * 800)
+    p1 = pool.play(a, snd)
+    p2 = pool.play(a, "<confirm>")
+    frames = writers[0].frames
+    kinds = [type(m).__name__ for m in frames]
+    assert kinds == ["Allocate", "AddSound", "Play", "Play"], kinds
+    assert frames[1].name == "<confirm>" and len(frames[1].samples) == 800 and float(frames[1].samples[0]) == 1000.0
+    assert (frames[2].playback, frames[3].playback) == (p1, p2) and p1 != p2
+    with pytest.raises(KeyError):                        # not loaded: refused here, as the engine refuses it
+        pool.play(a, "nowhere.wav")
+
+
+def test_the_worker_core_adds_a_sent_sound_and_plays_it():
+    engine = MediaEngine(MediaConfig(rtp_ports="20000-20100", address="127.0.0.1"))
+    w = Worker(engine, lambda m: None)
+    w.handle(W.Allocate(5, 20010, "c", "caller", None, "off"))
+    w.handle(W.AddSound("<beep>", [500.0] * 160))
+    w.handle(W.Play(5, "<beep>", False, False, 42))
+    assert engine.bank.find("<beep>") is not None and 42 in w.playbacks.values()
+
+
+def test_a_port_another_program_holds_is_never_handed_out():
+    import socket
+
+    from .conftest import rtp_low
+
+    lo = rtp_low()
+    pool = WorkerMedia(MediaConfig(rtp_ports=f"{lo}-{lo + 19}", address="127.0.0.1"), 1)
+    slot = pool.slots[0]
+    slot.writer, slot.alive, slot.generation = _Writer(), True, 1    # type: ignore[assignment]
+    held = []
+    try:
+        for k in range(7):                                 # seven of ten pairs: the RTP port of some, RTCP of others
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", lo + 2 * k + (k & 1)))
+            held.append(s)
+        eps = [pool.allocate(f"c{i}", "caller") for i in range(3)]
+        assert {e.port for e in eps} == {lo + 14, lo + 16, lo + 18}, [e.port for e in eps]
+        assert slot.shadow.ports.quarantined <= {lo + 2 * k for k in range(7)}
+    finally:
+        for s in held:
+            s.close()

@@ -76,6 +76,14 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class AddSound:
+    """A sound made in the signalling process (tones, prompt sequences: ``SoundBank.add``), not a file the
+    worker could read: its 8 kHz samples, sent once per worker before the first ``Play`` of it."""
+    name: str
+    samples: Any
+
+
+@dataclass(frozen=True)
 class Play:
     leg: int
     sound: str          # the sound's file (the worker loads it into its own bank)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 from ..engine import Endpoint, LegStats, MediaConfig, MediaEngine, MediaEvent, MediaLost, RecordingFailed, TickStats
 from ..mixer import Bridge
 from ..playback import Sound, SoundBank
+from ..edge import PORT_ERRORS
 from ..ports import PortsExhausted, parse_port_range
 from . import messages as W
 from .channel import FrameDecoder, FrameError, encode
@@ -42,7 +43,7 @@ def split_ports(spec: str, n: int) -> list[str]:
     """``rtp_ports`` cut into ``n`` slices of whole even/odd pairs ("10000-20000", 2 → two 2,500-pair slices)."""
     low, high = parse_port_range(spec)
     first = low + (low & 1)
-    pairs = (high - first) // 2
+    pairs = len(range(first, high, 2))        # as PortAllocator counts them (RTCP = RTP + 1 <= high)
     if pairs < n:
         raise ValueError(f"rtp_ports {spec} has {pairs} pair(s): too few for {n} media worker(s)")
     out = []
@@ -79,6 +80,7 @@ class WorkerSlot:
     received: int = 0
     sent: int = 0
     gen_of: dict[int, int] = field(default_factory=dict)     # leg -> generation it was allocated in
+    sounds: set[str] = field(default_factory=set)            # AddSound sent to this generation
 
 
 class _Ports:
@@ -157,8 +159,9 @@ class WorkerMedia:
     def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
                  use_reserve: bool = True, srtp: str = "off") -> Endpoint:
         slot = self._pick(call_id)
+        port = self._usable_port(slot, use_reserve)
         slot.shadow._next_id = self._next_id              # one id space over all workers
-        ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp)
+        ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp, port=port)
         slot.shadow.take_port_changes()                    # the shadow binds nothing
         self._next_id += 1
         self._worker_of[ep.id] = slot.index
@@ -169,6 +172,28 @@ class WorkerMedia:
         self._send(slot, W.Allocate(ep.id, ep.port, call_id, label, source, srtp))
         log.debug("media: leg %d (%s %s) on worker %d, port %d", ep.id, call_id, label, slot.index, ep.port)
         return ep
+
+    def _usable_port(self, slot: WorkerSlot, use_reserve: bool) -> int:
+        """A port of the worker's slice that binds now: the worker has no spares to offer across the channel,
+        so the controller test-binds the pair (and closes it again: the worker binds it within milliseconds)
+        and quarantines a port another program holds, as the in-process edge does with its spares — an SDP
+        should never name a port that will not open. Raises PortsExhausted."""
+        ports = slot.shadow.ports
+        now = time.monotonic()
+        for _ in range(16):
+            port, _bound = ports.allocate(now, use_reserve)
+            err = probe_bind(self.config.bind_address or self.config.address, port)
+            if err is None:
+                ports.release(port)
+                return port                              # taken again by allocate(port=) at once
+            if err.errno in PORT_ERRORS:
+                log.warning("media: RTP port %d unusable (%s): not handed out for %.0f s", port, err,
+                            ports.retry_after)
+                ports.quarantine(port, now)
+            else:
+                ports.unbindable(port)
+                raise PortsExhausted(f"no RTP socket can be opened now: {err}")
+        raise PortsExhausted("no bindable RTP port found in 16 tries")
 
     def release(self, ep: Endpoint) -> None:
         if ep.released:
@@ -240,11 +265,21 @@ class WorkerMedia:
     def preload(self, paths: Iterable[str] = ()) -> list[Sound]:
         return [self.bank.load(p) for p in paths]
 
+    def _sound(self, ep: Endpoint, sound: Sound | str) -> str:
+        """The name the worker knows the sound by; a sound made here (no file behind it) is sent first."""
+        snd = self.bank.lookup(sound)          # KeyError for a sound not loaded, as the engine's play
+        name = snd.name
+        slot = self._slot(ep)
+        if name not in slot.sounds and (name.startswith(("<", "seq:")) or not os.path.isfile(name)):
+            samples = self.bank.pcm[snd.offset:snd.offset + snd.length].copy()
+            self._to(ep, W.AddSound(name, samples))
+            slot.sounds.add(name)
+        return name
+
     def play(self, ep: Endpoint, sound: Sound | str, loop: bool = False, mix: bool = False) -> int:
         pb = self._next_playback
         self._next_playback += 1
-        name = sound.name if isinstance(sound, Sound) else str(sound)
-        self._to(ep, W.Play(ep.id, name, loop, mix, pb))
+        self._to(ep, W.Play(ep.id, self._sound(ep, sound), loop, mix, pb))
         return pb
 
     def stop_playback(self, ep: Endpoint) -> None:
@@ -254,8 +289,7 @@ class WorkerMedia:
         self._to(ep, W.Listen(ep.id, on))
 
     def play_music(self, ep: Endpoint, sound: Sound | str | None = None) -> None:
-        name = sound.name if isinstance(sound, Sound) else (str(sound) if sound is not None else None)
-        self._to(ep, W.Music(ep.id, name))
+        self._to(ep, W.Music(ep.id, self._sound(ep, sound) if sound is not None else None))
 
     def stop_music(self, ep: Endpoint) -> None:
         self._to(ep, W.StopMusic(ep.id))
@@ -340,6 +374,7 @@ class WorkerMedia:
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         slot.proc, slot.writer, slot.alive = proc, writer, True
         slot.generation += 1
+        slot.sounds = set()
         slot.started = time.monotonic()
         writer.write(encode(W.Init(slot.index, slot.config)))
         log.info("media worker %d started (pid %d), RTP ports %s", slot.index, proc.pid, slot.config.rtp_ports)
@@ -487,6 +522,22 @@ class WorkerEdge:
         await self.engine.stop()
         if self._task is not None:
             self._task.cancel()
+
+
+def probe_bind(address: str, port: int) -> OSError | None:
+    """Bind the RTP port and the RTCP port above it and close them again: the error, or None."""
+    opened = []
+    try:
+        for p in (port, port + 1):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            opened.append(s)
+            s.bind((address, p))
+        return None
+    except OSError as e:
+        return e
+    finally:
+        for s in opened:
+            s.close()
 
 
 def _ids(eps: Endpoint | Iterable[Endpoint]) -> tuple[int, ...]:

@@ -51,6 +51,9 @@ class Worker:
             self.eps[m.leg] = ep
             self.legs[ep.id] = m.leg
             return True
+        if isinstance(m, W.AddSound):
+            e.bank.add(m.name, m.samples)
+            return True
         if isinstance(m, W.MakeBridge):
             eps = [self.eps[x] for x in m.legs if x in self.eps]
             self.bridges[m.bridge] = e.bridge(*eps)
@@ -89,14 +92,14 @@ class Worker:
         elif isinstance(m, W.Hold):
             e.hold(ep, m.on)
         elif isinstance(m, W.Play):
-            e.load(m.sound)
+            self._load(m.sound)
             pb = e.play(ep, m.sound, m.loop, m.mix)
             self.playbacks[(m.leg, pb)] = m.playback
         elif isinstance(m, W.StopPlayback):
             e.stop_playback(ep)
         elif isinstance(m, W.Music):
             if m.sound is not None:
-                e.load(m.sound)
+                self._load(m.sound)
             e.play_music(ep, m.sound)
         elif isinstance(m, W.StopMusic):
             e.stop_music(ep)
@@ -105,6 +108,11 @@ class Worker:
         elif isinstance(m, W.SendDtmf):
             e.send_dtmf(ep, m.digits, m.duration_ms)
         return True
+
+    def _load(self, name: str) -> None:
+        """A file sound from disk (cached; reloaded when changed); a sound sent by ``AddSound`` is in the bank."""
+        if name not in self.engine.bank.sounds:
+            self.engine.load(name)
 
     def events(self, events: list[MediaEvent]) -> None:
         """The engine's events, their endpoints replaced by leg ids, to the controller."""
