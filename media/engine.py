@@ -100,6 +100,8 @@ class MediaConfig:
     # relay plain two-party calls packet for packet (``media.relay``); config.toml's default is true, the
     # sans-IO default false so that unit tests of the mixing path see it
     fast_path: bool = False
+    # media worker processes (``media.workers``): 0 runs the engine in the switch's own process
+    workers: int = 0
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -157,7 +159,15 @@ class RecordingFailed:
     error: str
 
 
-MediaEvent = DtmfReceived | PlaybackFinished | RtpTimeout | AudioChunk | SourceLatched | PortFailed | RecordingFailed
+@dataclass(frozen=True)
+class MediaLost:
+    """The media worker process carrying this leg died (``media.workers``): the leg has no media any more;
+    call control ends its call like an RTP time-out."""
+    endpoint: "Endpoint"
+    reason: str = ""
+
+
+MediaEvent = MediaLost | DtmfReceived | PlaybackFinished | RtpTimeout | AudioChunk | SourceLatched | PortFailed | RecordingFailed
 
 
 class PortChanges(NamedTuple):
@@ -537,14 +547,15 @@ class MediaEngine:
 
     # ------------------------------------------------------------------------------ endpoints
     def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
-                 use_reserve: bool = True, srtp: str = "off") -> Endpoint:
+                 use_reserve: bool = True, srtp: str = "off", port: int | None = None) -> Endpoint:
         """A new endpoint with an RTP port from the pool (raises ports.PortsExhausted: answer 503).
 
         ``source``: the IP address the leg's signalling comes from (the INVITE's source, or where the
         callee's phone registered from): media is accepted only from the SDP's address or, learned once,
         from this IP (``datagram_received``). ``use_reserve=False``: refused when only the pairs kept for
         queue and hotline calls are left (``MediaConfig.reserve_ports``). ``srtp``: the phone's SRTP policy,
-        "off" | "optional" | "required" (``media.srtp``; offers and answers follow it).
+        "off" | "optional" | "required" (``media.srtp``; offers and answers follow it). ``port``: this very
+        port (a media worker: its controller chose it), bound by the edge before the next tick.
 
         Nothing is bound here: a spare the edge bound already is handed out first; otherwise the port is
         recorded for the edge (``take_port_changes``), which opens it before the next tick; if it cannot, a
@@ -554,7 +565,11 @@ class MediaEngine:
         now = self._clock()
         if now < self.sockets_blocked_until and not self.ports.spares:
             raise PortsExhausted("no RTP socket can be opened now (too many open files)")
-        port, bound = self.ports.allocate(now, use_reserve)
+        if port is not None:
+            self.ports.take(port)
+            bound = False
+        else:
+            port, bound = self.ports.allocate(now, use_reserve)
         if not bound:
             self._port_changes[port] = True
         if not self._free_rows:

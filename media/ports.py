@@ -106,6 +106,19 @@ class PortAllocator:
         self._used.add(port)
         return port, False
 
+    def take(self, port: int) -> None:
+        """Hold this very port for a leg (a media worker: the controller chose it from the worker's slice)."""
+        if port in self._used:
+            raise PortsExhausted(f"RTP port {port} is in use")
+        for pool in (self._free, self._ready):
+            if port in pool:
+                pool.remove(port)
+        if port in self._cooling:
+            self._cooling.remove(port)
+        self._pending.discard(port)
+        self._quarantined.pop(port, None)
+        self._used.add(port)
+
     def release(self, port: int) -> None:
         """Return a port; releasing one that is not allocated is a bug in the caller and raises."""
         self._used.remove(port)

@@ -84,6 +84,7 @@ class B2BUA:
         self._media_handlers: dict[type, Callable[[Leg, Any, float], None]] = {
             M.PlaybackFinished: self._media_playback, M.AudioChunk: self._media_audio,
             M.DtmfReceived: self._media_dtmf, M.RtpTimeout: self._media_timeout, M.PortFailed: self._media_port_failed,
+            M.MediaLost: self._media_lost,
         }
 
     # ------------------------------------------------------------------------------ commands
@@ -982,6 +983,15 @@ class B2BUA:
             # a phone that vanished (power cut, lost network) sends no BYE: free the call and the agent
             log.info("call %s: no RTP from %s for %.0fs: hanging up", call.id, leg.role, ev.silent_for)
             self._hangup(L.Hangup(call, f"RTP timeout ({leg.role})"), now)
+
+    def _media_lost(self, leg: Leg, ev: Any, now: float) -> None:
+        """The media worker carrying this leg died (``media.workers``): end the call like an RTP time-out."""
+        call = leg.call
+        log.error("call %s: media of the %s leg lost (%s): hanging up", call.id, leg.role, ev.reason)
+        if call.caller.state is not CONFIRMED and call.caller.tx is not None and not call.caller.outgoing:
+            self._reject(L.Reject(call, 503, "Media Lost", (("Retry-After", "5"),)), now)
+        else:
+            self._hangup(L.Hangup(call, "media lost (worker died)"), now)
 
     def _media_port_failed(self, leg: Leg, ev: Any, now: float) -> None:
         call = leg.call

@@ -484,6 +484,7 @@ MEDIA = Table(MediaConfig, {
     "rtp_timeout": Key(INTEGER, 60, (between(5, 3600),)),
     "inband_dtmf": Key(BOOLEAN, True),
     "fast_path": Key(BOOLEAN, True),
+    "workers": Key(INTEGER, 0, (between(0, 64),)),
     "hold_music": Key(PATH, None, (existing_file,)),
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),

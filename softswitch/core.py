@@ -608,7 +608,12 @@ def make_media_engine(config: Config) -> Any:
         log.warning("[media] address not set and the switch listens on %s: SDP will name 127.0.0.1; "
                     "set [media] address (or [sip] advertised_address) to the switch's LAN address", address)
         address = "127.0.0.1"
-    return MediaEngine(dataclasses.replace(m, address=address, bind_address=m.bind_address or address))
+    cfg = dataclasses.replace(m, address=address, bind_address=m.bind_address or address)
+    if m.workers > 0:  # the media tick in worker processes (media.workers); SDP stays here
+        from media.workers.pool import WorkerMedia
+
+        return WorkerMedia(cfg, m.workers)
+    return MediaEngine(cfg)
 
 
 def _tag() -> str:

@@ -263,11 +263,18 @@ class Server:
         if self.core.media is not None:
             from media.edge import MediaEdge
 
-            self.media_edge = MediaEdge(self.core.media, self._on_media_events)
-            self.media_edge.start()
-            log.info("media anchored on %s, RTP ports %s; one media tick in this process; fast path %s",
-                     self.core.media.config.address, self.config.media.rtp_ports,
-                     "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
+            if getattr(self.core.media, "remote", False):  # [media] workers >= 1 (media.workers)
+                from media.workers.pool import WorkerEdge
+
+                wedge = WorkerEdge(self.core.media, self._on_media_events)
+                await wedge.start_async()
+                self.media_edge = wedge  # type: ignore[assignment]
+            else:
+                self.media_edge = MediaEdge(self.core.media, self._on_media_events)
+                self.media_edge.start()
+                log.info("media anchored on %s, RTP ports %s; one media tick in this process; fast path %s",
+                         self.core.media.config.address, self.config.media.rtp_ports,
+                         "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
         self._start_nightly_export()
         if self.config.api.enabled:
             await self._start_api()

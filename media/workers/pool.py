@@ -1,0 +1,504 @@
+"""The controller: the media facade call control talks to when ``[media] workers`` ≥ 1.
+
+``WorkerMedia`` has the ``MediaEngine`` methods the B2BUA uses. Per worker it keeps a *shadow* engine that
+never ticks and owns no socket: it allocates the worker's ports (its ``rtp_ports`` is the worker's slice),
+builds offers and answers, and keeps what call control reads synchronously (``holding``, the codec); every
+change of a leg's media goes to the worker as a command. The two legs of a call go to the same worker (a
+bridge, the fast path and recording need both in one engine), a new call to the live worker with fewest legs.
+
+A worker's death (EOF on its channel): every leg it carried gets a ``MediaLost`` event (call control hangs
+the call up like an RTP time-out), its legs are released in the shadow (ports free for the new worker, which
+binds them afresh: the kernel closed the dead one's sockets), and a new worker starts after a back-off
+(0.5 s doubling to 10 s; reset after 30 s of life). Commands for a dead worker's legs are dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..engine import Endpoint, LegStats, MediaConfig, MediaEngine, MediaEvent, MediaLost, RecordingFailed, TickStats
+from ..mixer import Bridge
+from ..playback import Sound, SoundBank
+from ..ports import PortsExhausted, parse_port_range
+from . import messages as W
+from .channel import FrameDecoder, FrameError, encode
+
+log = logging.getLogger("softswitch.media")
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 10.0
+STABLE_AFTER = 30.0
+
+
+def split_ports(spec: str, n: int) -> list[str]:
+    """``rtp_ports`` cut into ``n`` slices of whole even/odd pairs ("10000-20000", 2 → two 2,500-pair slices)."""
+    low, high = parse_port_range(spec)
+    first = low + (low & 1)
+    pairs = (high - first) // 2
+    if pairs < n:
+        raise ValueError(f"rtp_ports {spec} has {pairs} pair(s): too few for {n} media worker(s)")
+    out = []
+    for i in range(n):
+        a = first + 2 * (pairs * i // n)
+        b = first + 2 * (pairs * (i + 1) // n)
+        out.append(f"{a}-{b - 1}")               # the last pair's RTCP port is b - 1
+    return out
+
+
+@dataclass
+class RemoteRecording:
+    """What call control holds for a recording running in a worker (it reads ``path``)."""
+    id: int
+    path: Path
+    call_id: str
+    worker: int
+    generation: int
+
+
+@dataclass
+class WorkerSlot:
+    index: int
+    config: MediaConfig
+    shadow: MediaEngine
+    generation: int = 0
+    alive: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+    writer: asyncio.StreamWriter | None = None
+    task: asyncio.Task[None] | None = None
+    started: float = 0.0
+    backoff: float = BACKOFF_FIRST
+    restarts: int = 0
+    received: int = 0
+    sent: int = 0
+    gen_of: dict[int, int] = field(default_factory=dict)     # leg -> generation it was allocated in
+
+
+class _Ports:
+    """The pool's port figures, summed over the shadows (ops checks and the shutdown line read these)."""
+
+    def __init__(self, pool: "WorkerMedia"):
+        self._pool = pool
+
+    @property
+    def in_use(self) -> int:
+        return sum(s.shadow.ports.in_use for s in self._pool.slots)
+
+    @property
+    def available(self) -> int:
+        return sum(s.shadow.ports.available for s in self._pool.slots if s.alive)
+
+    @property
+    def capacity(self) -> int:
+        return sum(s.shadow.ports.capacity for s in self._pool.slots)
+
+    @property
+    def quarantined(self) -> frozenset[int]:
+        return frozenset()
+
+
+class WorkerMedia:
+    """The media facade over worker processes (the B2BUA's ``media``)."""
+
+    remote = True
+
+    def __init__(self, config: MediaConfig, n: int):
+        self.config = config
+        self.bank = SoundBank()
+        self.stats = TickStats()
+        self.slots: list[WorkerSlot] = []
+        for i, rng in enumerate(split_ports(config.rtp_ports, n)):
+            cfg = dataclasses.replace(config, rtp_ports=rng, workers=0, spare_ports=0)
+            shadow = MediaEngine(cfg, bank=self.bank)
+            self.slots.append(WorkerSlot(i, cfg, shadow))
+        self.ports = _Ports(self)
+        self._next_id = 1
+        self._next_bridge = 1
+        self._next_playback = 1
+        self._next_rec = 1
+        self._worker_of: dict[int, int] = {}          # leg -> worker index
+        self._call_worker: dict[str, tuple[int, int]] = {}   # call id -> (worker, legs of it allocated)
+        self._bridge_worker: dict[int, int] = {}
+        self._stats: dict[int, LegStats] = {}
+        self._events: list[MediaEvent] = []
+        self.on_events: Callable[[list[MediaEvent]], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self.restarts = 0
+        self.relay_pairs = 0
+        self.relayed_packets = 0
+        self.dropped_packets = self.foreign_packets = self.srtp_rejected = 0
+
+    # ------------------------------------------------------------------ engine surface (call control)
+    @property
+    def endpoints(self) -> dict[int, Endpoint]:
+        out: dict[int, Endpoint] = {}
+        for s in self.slots:
+            out.update(s.shadow.endpoints)
+        return out
+
+    def _pick(self, call_id: str) -> WorkerSlot:
+        if call_id and call_id in self._call_worker:
+            i = self._call_worker[call_id][0]
+            if self.slots[i].alive:
+                return self.slots[i]
+        live = [s for s in self.slots if s.alive]
+        if not live:
+            raise PortsExhausted("no media worker is running (one is being restarted)")
+        return min(live, key=lambda s: (len(s.shadow.endpoints), s.index))
+
+    def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
+                 use_reserve: bool = True, srtp: str = "off") -> Endpoint:
+        slot = self._pick(call_id)
+        slot.shadow._next_id = self._next_id              # one id space over all workers
+        ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp)
+        slot.shadow.take_port_changes()                    # the shadow binds nothing
+        self._next_id += 1
+        self._worker_of[ep.id] = slot.index
+        slot.gen_of[ep.id] = slot.generation
+        if call_id:
+            w, n = self._call_worker.get(call_id, (slot.index, 0))
+            self._call_worker[call_id] = (slot.index, n + 1)
+        self._send(slot, W.Allocate(ep.id, ep.port, call_id, label, source, srtp))
+        log.debug("media: leg %d (%s %s) on worker %d, port %d", ep.id, call_id, label, slot.index, ep.port)
+        return ep
+
+    def release(self, ep: Endpoint) -> None:
+        if ep.released:
+            return
+        slot = self._slot(ep)
+        self._to(ep, W.Release(ep.id))
+        slot.shadow.release(ep)
+        slot.shadow.take_port_changes()
+        slot.shadow.take_datagrams()
+        self._forget(ep)
+
+    def _forget(self, ep: Endpoint) -> None:
+        i = self._worker_of.pop(ep.id, None)
+        if i is not None:
+            self.slots[i].gen_of.pop(ep.id, None)
+        self._stats.pop(ep.id, None)
+        if ep.call_id in self._call_worker:
+            w, n = self._call_worker[ep.call_id]
+            if n <= 1:
+                del self._call_worker[ep.call_id]
+            else:
+                self._call_worker[ep.call_id] = (w, n - 1)
+
+    def offer(self, ep: Endpoint, direction: str = "sendrecv", prefer: str | Endpoint | None = None) -> str:
+        return self._slot(ep).shadow.offer(ep, direction, prefer)
+
+    def accept_answer(self, ep: Endpoint, answer: str | bytes, offered_direction: str = "sendrecv") -> None:
+        self._slot(ep).shadow.accept_answer(ep, answer, offered_direction)
+        self._apply(ep)
+
+    def answer(self, ep: Endpoint, offer: str | bytes) -> str:
+        body = self._slot(ep).shadow.answer(ep, offer)
+        self._apply(ep)
+        return body
+
+    def _apply(self, ep: Endpoint) -> None:
+        if ep.params is not None:
+            self._to(ep, W.Apply(ep.id, ep.params))
+
+    def bridge(self, *eps: Endpoint) -> Bridge:
+        b = Bridge(self._next_bridge)
+        self._next_bridge += 1
+        workers = {self._worker_of.get(e.id) for e in eps}
+        if len(workers) != 1 or None in workers:
+            log.error("media: bridge %d of legs in different media workers %s: not connected", b.id, workers)
+            return b
+        i = workers.pop()
+        assert i is not None
+        self._bridge_worker[b.id] = i
+        self._send(self.slots[i], W.MakeBridge(b.id, tuple(e.id for e in eps)), eps[0].id if eps else None)
+        return b
+
+    def join(self, b: Bridge, ep: Endpoint, mode: str = "full", whisper_to: Endpoint | Iterable[Endpoint] = ()) -> None:
+        self._to(ep, W.Join(b.id, ep.id, mode, _ids(whisper_to)))
+
+    def set_mode(self, b: Bridge, ep: Endpoint, mode: str, whisper_to: Endpoint | Iterable[Endpoint] = (),
+                 **_: Any) -> None:
+        self._to(ep, W.SetMode(b.id, ep.id, mode, _ids(whisper_to)))
+
+    def leave(self, ep: Endpoint) -> None:
+        self._to(ep, W.Leave(ep.id))
+
+    def hold(self, ep: Endpoint, on: bool = True) -> None:
+        self._to(ep, W.Hold(ep.id, on))
+
+    def load(self, path: str) -> Sound:
+        return self.bank.load(path)
+
+    def preload(self, paths: Iterable[str] = ()) -> list[Sound]:
+        return [self.bank.load(p) for p in paths]
+
+    def play(self, ep: Endpoint, sound: Sound | str, loop: bool = False, mix: bool = False) -> int:
+        pb = self._next_playback
+        self._next_playback += 1
+        name = sound.name if isinstance(sound, Sound) else str(sound)
+        self._to(ep, W.Play(ep.id, name, loop, mix, pb))
+        return pb
+
+    def stop_playback(self, ep: Endpoint) -> None:
+        self._to(ep, W.StopPlayback(ep.id))
+
+    def listen(self, ep: Endpoint, on: bool = True) -> None:
+        self._to(ep, W.Listen(ep.id, on))
+
+    def play_music(self, ep: Endpoint, sound: Sound | str | None = None) -> None:
+        name = sound.name if isinstance(sound, Sound) else (str(sound) if sound is not None else None)
+        self._to(ep, W.Music(ep.id, name))
+
+    def stop_music(self, ep: Endpoint) -> None:
+        self._to(ep, W.StopMusic(ep.id))
+
+    def send_dtmf(self, ep: Endpoint, digits: str, duration_ms: int = 100) -> None:
+        self._to(ep, W.SendDtmf(ep.id, digits, duration_ms))
+
+    def start_recording(self, call_id: str, left: Endpoint | list[Endpoint], right: Endpoint | list[Endpoint],
+                        parties: dict[str, str] | None = None, name: str | None = None) -> RemoteRecording:
+        lt = [left] if isinstance(left, Endpoint) else list(left)
+        rt = [right] if isinstance(right, Endpoint) else list(right)
+        rid = self._next_rec
+        self._next_rec += 1
+        fname = name or f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{_safe(call_id)}-w{rid}.wav"
+        path = (Path(self.config.recordings_dir) / fname).absolute()
+        first = (lt + rt)[0]
+        slot = self._slot(first)
+        rec = RemoteRecording(rid, path, call_id, slot.index, slot.generation)
+        self._to(first, W.StartRecording(rid, call_id, tuple(e.id for e in lt), tuple(e.id for e in rt), parties,
+                                         str(path)))
+        return rec
+
+    def stop_recording(self, rec: RemoteRecording) -> None:
+        slot = self.slots[rec.worker]
+        if slot.alive and slot.generation == rec.generation:
+            self._send(slot, W.StopRecording(rec.id))
+
+    def leg_stats(self, ep: Endpoint) -> LegStats:
+        """The last statistics the worker reported for the leg (every second, and at release)."""
+        st = self._stats.get(ep.id)
+        if st is not None:
+            return st
+        return LegStats(ep.codec, ep.remote, 0, 0, 0.0, 0, 0, 0, 0, 0, None, None, None)
+
+    def take_events(self) -> list[MediaEvent]:
+        ev, self._events = self._events, []
+        return ev
+
+    # ------------------------------------------------------------------ commands
+    def _slot(self, ep: Endpoint) -> WorkerSlot:
+        return self.slots[self._worker_of.get(ep.id, _shadow_index(self, ep))]
+
+    def _to(self, ep: Endpoint, m: Any) -> None:
+        i = self._worker_of.get(ep.id)
+        if i is None or ep.released:
+            return
+        slot = self.slots[i]
+        if slot.gen_of.get(ep.id) != slot.generation:
+            return                                      # a leg of a worker that died: nothing to tell
+        self._send(slot, m)
+
+    def _send(self, slot: WorkerSlot, m: Any, leg: int | None = None) -> None:
+        if slot.alive and slot.writer is not None and not slot.writer.is_closing():
+            slot.writer.write(encode(m))
+
+    # ------------------------------------------------------------------ processes
+    async def start(self, on_events: Callable[[list[MediaEvent]], None]) -> None:
+        self.on_events = on_events
+        self._loop = asyncio.get_running_loop()
+        log.info("media: %d worker process(es), RTP ports %s split %s", len(self.slots), self.config.rtp_ports,
+                 ", ".join(s.config.rtp_ports for s in self.slots))
+        for s in self.slots:
+            await self._spawn(s)
+
+    async def _spawn(self, slot: WorkerSlot) -> None:
+        if self._stopping:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "media.workers.worker", str(theirs.fileno())],
+                                    pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        except OSError as e:
+            ours.close()
+            theirs.close()
+            log.error("media worker %d could not start: %s", slot.index, e)
+            self._schedule_restart(slot)
+            return
+        theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        slot.proc, slot.writer, slot.alive = proc, writer, True
+        slot.generation += 1
+        slot.started = time.monotonic()
+        writer.write(encode(W.Init(slot.index, slot.config)))
+        log.info("media worker %d started (pid %d), RTP ports %s", slot.index, proc.pid, slot.config.rtp_ports)
+        assert self._loop is not None
+        slot.task = self._loop.create_task(self._read(slot, reader, slot.generation))
+
+    async def _read(self, slot: WorkerSlot, reader: asyncio.StreamReader, gen: int) -> None:
+        decoder = FrameDecoder()
+        why = "channel closed"
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                self._deliver(slot, decoder.feed(data))
+        except FrameError as e:
+            why = f"bad frame: {e}"
+        except (ConnectionError, OSError) as e:
+            why = f"channel error: {e}"
+        if slot.generation == gen:
+            self._died(slot, why)
+
+    def _deliver(self, slot: WorkerSlot, msgs: list[Any]) -> None:
+        events: list[MediaEvent] = []
+        for m in msgs:
+            if isinstance(m, W.Event):
+                ev = m.event
+                if isinstance(ev, RecordingFailed):
+                    continue        # logged by the worker; call control keeps the path it has
+                ep = slot.shadow.endpoints.get(ev.endpoint)
+                if ep is None or slot.gen_of.get(ep.id) != slot.generation:
+                    continue
+                events.append(dataclasses.replace(ev, endpoint=ep))
+            elif isinstance(m, W.Stats):
+                slot.received, slot.sent = m.received, m.sent
+                for leg, st in m.legs:
+                    if leg in slot.gen_of:
+                        self._stats[leg] = st
+            elif isinstance(m, W.Ready):
+                slot.backoff = slot.backoff if time.monotonic() - slot.started < STABLE_AFTER else BACKOFF_FIRST
+        if events:
+            self._emit(events)
+
+    def _emit(self, events: list[MediaEvent]) -> None:
+        if self.on_events is not None:
+            self.on_events(events)
+        else:
+            self._events.extend(events)
+
+    def _died(self, slot: WorkerSlot, why: str) -> None:
+        slot.alive = False
+        if slot.writer is not None:
+            slot.writer.close()
+        code = None
+        if slot.proc is not None:
+            try:
+                code = slot.proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                slot.proc.kill()
+                code = slot.proc.wait()
+        if self._stopping:
+            return
+        lost = list(slot.shadow.endpoints.values())
+        if time.monotonic() - slot.started > STABLE_AFTER:
+            slot.backoff = BACKOFF_FIRST
+        log.error("media worker %d (pid %s) died (%s, exit %s): %d leg(s) lost; restarting in %.1f s",
+                  slot.index, slot.proc.pid if slot.proc else "?", why, code, len(lost), slot.backoff)
+        self._emit([MediaLost(ep, f"media worker {slot.index} died") for ep in lost])
+        for ep in lost:                         # whatever call control did not release: free it now
+            if not ep.released:
+                slot.shadow.release(ep)
+                self._forget(ep)
+        slot.shadow.take_port_changes()
+        slot.shadow.take_datagrams()
+        self._schedule_restart(slot)
+
+    def _schedule_restart(self, slot: WorkerSlot) -> None:
+        if self._stopping or self._loop is None:
+            return
+        delay = slot.backoff
+        slot.backoff = min(BACKOFF_MAX, slot.backoff * 2)
+        slot.restarts += 1
+        self.restarts += 1
+
+        def again() -> None:
+            if not self._stopping and self._loop is not None:
+                self._loop.create_task(self._spawn(slot))
+        self._loop.call_later(delay, again)
+
+    async def stop(self) -> None:
+        """Tell every worker to shut down (each logs its own shutdown line) and wait for it."""
+        self._stopping = True
+        for s in self.slots:
+            if s.alive and s.writer is not None:
+                s.writer.write(encode(W.Shutdown()))
+                try:
+                    await s.writer.drain()
+                except (ConnectionError, OSError):
+                    pass
+        for s in self.slots:
+            if s.proc is not None:
+                deadline = time.monotonic() + 5.0
+                while s.proc.poll() is None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                if s.proc.poll() is None:
+                    s.proc.kill()
+                    s.proc.wait()
+            if s.writer is not None:
+                s.writer.close()
+            if s.task is not None:
+                s.task.cancel()
+            s.alive = False
+
+
+class WorkerEdge:
+    """Stands where ``MediaEdge`` stands in the switch (``transport``, ``metrics``): the pool's edge."""
+
+    def __init__(self, pool: WorkerMedia, on_events: Callable[[list[MediaEvent]], None]):
+        self.engine = pool
+        self.on_events = on_events
+        self._task: asyncio.Task[None] | None = None
+        self.send_drops = self.send_errors = 0
+        self.ports_failed = self.socket_errors = 0
+
+    async def start_async(self) -> None:
+        await self.engine.start(self.on_events)
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        await asyncio.Event().wait()       # alive while the switch runs (systemd's watchdog looks at it)
+
+    @property
+    def received(self) -> int:
+        """RTP/RTCP packets the live workers received (as last reported; a restarted worker counts afresh)."""
+        return sum(s.received for s in self.engine.slots)
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.engine.slots)
+
+    def sync_ports(self) -> int:
+        return 0
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _ids(eps: Endpoint | Iterable[Endpoint]) -> tuple[int, ...]:
+    return (eps.id,) if isinstance(eps, Endpoint) else tuple(e.id for e in eps)
+
+
+def _shadow_index(pool: WorkerMedia, ep: Endpoint) -> int:
+    for s in pool.slots:
+        if ep.id in s.shadow.endpoints:
+            return s.index
+    return 0
+
+
+def _safe(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)[:40]
