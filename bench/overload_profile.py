@@ -3,7 +3,7 @@
 REGISTERs/s (the overload bench's scenario, users registered once first, so most floods are refreshes).
 
     .venv/bin/pip install py-spy   # not a project dependency: a tool for this measurement only
-    .venv/bin/python bench/overload_profile.py RATE [SECONDS]
+    .venv/bin/python bench/overload_profile.py RATE [SECONDS] [--calls]
 
 Prints SIPp's ok/failed, the switch's CPU, and the share of samples by activity (receiving, the cheap look,
 absorbing copies, 503s, serving: parse, digest, registrar; the store's thread; the event loop's own work),
@@ -48,8 +48,10 @@ def classify(stack: str) -> str:
 
 
 def main() -> None:
-    rate = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
-    secs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    args = [a for a in sys.argv[1:] if a != "--calls"]
+    calls = "--calls" in sys.argv          # the calls flood (SIPp's UAS answers, 100 ms talk) instead
+    rate = int(args[0]) if args else 8000
+    secs = int(args[1]) if len(args) > 1 else 5
     work = Path(tempfile.mkdtemp(prefix="overload-profile-"))
     proc = start_switch(work, 5090, True)
     try:
@@ -60,6 +62,11 @@ def main() -> None:
                                 "-d", str(secs + 3), "-f", "raw", "-o", str(out), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
+        if calls:
+            step = b.calls(rate)[0]
+            spy.wait()
+            print(step.row(), f"ok per CPU-second {step.ok / (step.cpu / 100 * step.seconds):.0f}")
+            return _report(out, work)
         pids = _pids(proc.pid)
         c0, t0 = _cpu_ticks(pids), time.time()
         p = subprocess.Popen(["sipp", "-nostdin", "-buff_size", "4194304", "-sf", str(SCENARIOS / "reg_auth.xml"),
@@ -77,6 +84,10 @@ def main() -> None:
     ok, failed = _counts(sipp_out)
     print(f"REGISTER {rate}/s: ok {ok} failed {failed} in {dt:.1f}s, goodput {ok / dt:.0f}/s, switch cpu {cpu:.0f}%, "
           f"ok per CPU-second {ok / (cpu / 100 * dt):.0f}, load {os.getloadavg()[0]:.1f}")
+    _report(out, work)
+
+
+def _report(out: Path, work: Path) -> None:
     shares: collections.Counter[str] = collections.Counter()
     total = 0
     for line in out.read_text().splitlines():

@@ -66,6 +66,10 @@ class B2BUA:
         self.out = out                # the core's outbox: SIP sends (and whatever else callers append)
         self.media = core.media       # media.engine.MediaEngine, or None when SDP passes through
         self.calls: dict[str, Call] = {}
+        # ids of the calls each extension's phone placed (sent the INVITE for), so that the per-extension
+        # limit (``calls_placed``) costs a look-up, not a walk over every call on every INVITE
+        self._placed: dict[str, set[str]] = {}
+        self._placed_by: dict[str, str] = {}     # call id -> the extension it is filed under in ``_placed``
         self.events: deque[L.LegEvent] = deque()   # for the applications (drained by the router)
         self.should_record: Callable[[Call], bool] = lambda call: False  # recording policy (call control's)
         self._by_dialog: dict[tuple[str, str], Leg] = {}
@@ -106,8 +110,12 @@ class B2BUA:
 
     def calls_placed(self, number: str) -> int:
         """Live calls extension ``number`` placed (its phone sent the INVITE): ``[[extensions]] max_calls``."""
-        return sum(1 for c in self.calls.values()
-                   if c.live and c.caller_number == number and not c.caller.outgoing)
+        n = 0
+        for cid in self._placed.get(number, ()):
+            c = self.calls.get(cid)
+            if c is not None and c.live and c.caller_number == number and not c.caller.outgoing:
+                n += 1
+        return n
 
     def srtp_policy(self, leg: Leg) -> str:
         """The SRTP policy of the extension whose phone is on ``leg`` (``[[extensions]] srtp``); "off" for
@@ -251,6 +259,8 @@ class B2BUA:
         a.dialog = Dialog.as_uas(req, new_tag())
         call.caller = a
         self.calls[call.id] = call
+        self._placed.setdefault(caller, set()).add(call.id)
+        self._placed_by[call.id] = caller
         self._by_dialog[a.key] = a  # type: ignore[index]
         tx.b2bua_leg = a  # type: ignore[attr-defined]  # lets CANCEL find the call
         self.emit(L.IncomingCall(a, target, caller))
@@ -1066,6 +1076,13 @@ class B2BUA:
             if leg.key is not None and self._by_dialog.get(leg.key) is leg:
                 del self._by_dialog[leg.key]
         self.calls.pop(call.id, None)
+        number = self._placed_by.pop(call.id, None)
+        if number is not None:
+            ids = self._placed.get(number)
+            if ids is not None:
+                ids.discard(call.id)
+                if not ids:
+                    del self._placed[number]
 
     def _leg_gone(self, leg: Leg) -> None:
         leg.state = TERMINATED

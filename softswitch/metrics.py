@@ -408,6 +408,9 @@ class SwitchMetrics:
                 "(from the kernel's receive time).", fn=lambda: self._overload(lambda f: f.delay))
         r.gauge("softswitch_overload_load_ratio", "Share of the last second the SIP edge spent reading and "
                 "serving (0..1).", fn=lambda: self._overload(lambda f: f.load))
+        r.gauge("softswitch_overload_write_delay_seconds", "How long the oldest registration being committed "
+                "by the store has waited (past 0.4 x T1, new REGISTERs are held back).",
+                fn=lambda: self._overload(lambda f: f.write_delay))
         r.add(_ReadCounter("softswitch_overload_episodes_total", "Times the switch went into overload.", (),
                            lambda: self._overload(lambda f: f.overloads)))
 

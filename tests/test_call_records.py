@@ -226,3 +226,18 @@ def test_feature_codes_are_service_calls_and_an_overflowed_call_is_overflow():
                               via_host="10.0.0.1", via_port=5060))
     rec = ended(net)[-1]
     assert (rec.disposition, rec.queue, rec.service) == (Disposition.OVERFLOWED, "spill", False)
+
+
+def test_the_calls_an_extension_placed_are_counted_by_look_up_and_forgotten_with_the_call():
+    """``max_calls`` counts an extension's live calls from an index kept with the calls (not a walk over
+    every call on each INVITE, bench/OVERLOAD.md): up while the call rings, down when it ends, and nothing
+    left of it once the ended call is forgotten."""
+    core, net, ph = boot(media={"enabled": True})
+    b2bua = core.b2bua
+    _, out = ph["1001"].invite("1002", body=sdp(4000, "10.0.0.1"))
+    inv = reqs_to(out, ph["1002"].peer, "INVITE")[0]
+    assert b2bua.calls_placed("1001") == 1 and b2bua.calls_placed("1002") == 0
+    ph["1002"].send(answer(inv, 486, to_tag="b"))
+    assert b2bua.calls_placed("1001") == 0
+    net.advance(40.0)                                   # past the ended call's linger (64*T1)
+    assert not b2bua.calls and not b2bua._placed and not b2bua._placed_by

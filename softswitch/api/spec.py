@@ -108,6 +108,9 @@ SCHEMAS: dict[str, dict] = {
                                              "stale, refused_dialog)"},
                      "refused_by_rank": {"type": "object", "additionalProperties": integer(),
                                          "description": "503s by rank (urgent, centre, answer, refresh, new)"},
+                     "write_delay_ms": num(description="how long the oldest registration being committed "
+                                                       "has waited (past 0.4 x T1 new REGISTERs are held back)"),
+                     "held_for_store": integer(description="times new REGISTERs were held back for the store"),
                      "overloads": integer(description="times the switch went into overload"),
                      "overloaded_for_s": num(nullable=True)}, ("mode",), extra=True),
     "Customer": obj({"id": integer(nullable=True), "name": _STR, "address": _STR, "region": {"type": "string", "nullable": True},

@@ -21,13 +21,22 @@ import struct
 import sys
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..sip.transaction import Peer
 from .admission import Admission, Answer
 
-if TYPE_CHECKING:
-    from ..transport import Server
+
+
+class _Counters(Protocol):
+    def sip_in(self, data: bytes) -> None: ...
+    def sip_out(self, data: bytes) -> None: ...
+
+
+class Server(Protocol):
+    """What the intake needs of ``softswitch.transport.Server`` (not imported: it imports this module)."""
+    @property
+    def metrics(self) -> _Counters: ...
 
 log = logging.getLogger("softswitch.overload")
 
@@ -45,7 +54,7 @@ OUT_CAP = 10_000    # datagrams queued for sending while the socket is full, at 
 class UdpIntake:
     """One UDP listener of the switch, served through ``admission``."""
 
-    def __init__(self, server: "Server", admission: Admission, process: Callable[[bytes, Peer], None]):
+    def __init__(self, server: Server, admission: Admission, process: Callable[[bytes, Peer], None]):
         self.server = server
         self.admission = admission
         self.process = process          # Server.process: the full stack for one datagram
