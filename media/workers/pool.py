@@ -362,7 +362,8 @@ class WorkerMedia:
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "media.workers.worker", str(theirs.fileno())],
+            level = str(logging.getLogger().getEffectiveLevel())     # the switch's [log] level
+            proc = subprocess.Popen([sys.executable, "-m", "media.workers.worker", str(theirs.fileno()), level],
                                     pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
         except OSError as e:
             ours.close()
@@ -431,7 +432,7 @@ class WorkerMedia:
         code = None
         if slot.proc is not None:
             try:
-                code = slot.proc.wait(timeout=2.0)
+                code = slot.proc.wait(timeout=0.5)     # EOF: it is gone or going (a hung one is killed)
             except subprocess.TimeoutExpired:
                 slot.proc.kill()
                 code = slot.proc.wait()

@@ -202,7 +202,8 @@ async def serve(sock: socket.socket) -> None:
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    level = int(argv[2]) if len(argv) > 2 and argv[2].isdigit() else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = socket.socket(fileno=int(argv[1]))
     try:
