@@ -175,3 +175,41 @@ def test_a_port_another_program_holds_is_never_handed_out():
     finally:
         for s in held:
             s.close()
+
+
+def test_a_leg_of_another_worker_joins_a_bridge_over_a_trunk_and_leaves_no_port_behind():
+    pool, writers = _pool(2)
+    a = pool.allocate("call-1", "caller")
+    b = pool.allocate("call-1", "agent")
+    sup = pool.allocate("call-2", "supervisor")          # fewest legs: the other worker
+    home, other = pool._worker_of[a.id], pool._worker_of[sup.id]
+    assert home != other
+    br = pool.bridge(a, b)
+    for w in writers:
+        w.frames.clear()
+    pool.join(br, sup, "whisper", whisper_to=b)
+    near, far = pool._trunks[sup.id][0]
+    assert (pool._worker_of[near.id], pool._worker_of[far.id]) == (other, home)
+    assert near.params is not None and far.params is not None
+    assert (near.params.remote_port, far.params.remote_port) == (far.port, near.port)   # each sends to the other
+    there = [type(m).__name__ for m in writers[other].frames]
+    here = [type(m).__name__ for m in writers[home].frames]
+    assert there == ["Allocate", "Apply", "MakeBridge"] and here == ["Allocate", "Apply", "Join"], (there, here)
+    join = writers[home].frames[-1]
+    assert (join.bridge, join.leg, join.mode, join.whisper_to) == (br.id, far.id, "whisper", (b.id,))
+    pool.set_mode(br, sup, "barge")
+    assert writers[home].frames[-1] == W.SetMode(br.id, far.id, "barge", ())
+    pool.release(sup)                                     # the supervisor hangs up: the trunk goes with it
+    assert pool.ports.in_use == 2 and not pool._partner
+    assert any(isinstance(m, W.Release) and m.leg == far.id for m in writers[home].frames)
+
+
+def test_a_dead_worker_takes_the_other_half_of_its_trunks_with_it():
+    pool, writers = _pool(2)
+    a = pool.allocate("call-1", "caller")
+    b = pool.allocate("call-1", "agent")
+    sup = pool.allocate("call-2", "supervisor")
+    br = pool.bridge(a, b)
+    pool.join(br, sup, "listen")
+    pool._died(pool.slots[pool._worker_of[a.id]], "test")
+    assert pool.ports.in_use == 1 and not pool._partner     # only the supervisor's own leg is left

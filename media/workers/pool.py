@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..engine import Endpoint, LegStats, MediaConfig, MediaEngine, MediaEvent, MediaLost, RecordingFailed, TickStats
+from ..g711 import ULAW
 from ..mixer import Bridge
+from ..sdp import StreamParams
 from ..playback import Sound, SoundBank
 from ..edge import PORT_ERRORS
 from ..ports import PortsExhausted, parse_port_range
@@ -128,6 +130,8 @@ class WorkerMedia:
         self._worker_of: dict[int, int] = {}          # leg -> worker index
         self._call_worker: dict[str, tuple[int, int]] = {}   # call id -> (worker, legs of it allocated)
         self._bridge_worker: dict[int, int] = {}
+        self._trunks: dict[int, list[tuple[Endpoint, Endpoint]]] = {}   # leg -> its (near, far) trunk pairs
+        self._partner: dict[int, Endpoint] = {}          # trunk leg -> the other half (another worker)
         self._stats: dict[int, LegStats] = {}
         self._events: list[MediaEvent] = []
         self.on_events: Callable[[list[MediaEvent]], None] | None = None
@@ -157,8 +161,10 @@ class WorkerMedia:
         return min(live, key=lambda s: (len(s.shadow.endpoints), s.index))
 
     def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
-                 use_reserve: bool = True, srtp: str = "off") -> Endpoint:
-        slot = self._pick(call_id)
+                 use_reserve: bool = True, srtp: str = "off", worker: int | None = None) -> Endpoint:
+        slot = self._pick(call_id) if worker is None else self.slots[worker]
+        if not slot.alive:
+            raise PortsExhausted(f"media worker {slot.index} is being restarted")
         port = self._usable_port(slot, use_reserve)
         slot.shadow._next_id = self._next_id              # one id space over all workers
         ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp, port=port)
@@ -198,6 +204,7 @@ class WorkerMedia:
     def release(self, ep: Endpoint) -> None:
         if ep.released:
             return
+        self._drop_trunks(ep)
         slot = self._slot(ep)
         self._to(ep, W.Release(ep.id))
         slot.shadow.release(ep)
@@ -234,27 +241,71 @@ class WorkerMedia:
             self._to(ep, W.Apply(ep.id, ep.params))
 
     def bridge(self, *eps: Endpoint) -> Bridge:
+        """Legs in one worker are bridged there; legs in other workers reach the bridge's worker (the one with
+        most of them) over a *trunk*: a pair of plain RTP legs, one in each worker, sending to each other."""
         b = Bridge(self._next_bridge)
         self._next_bridge += 1
-        workers = {self._worker_of.get(e.id) for e in eps}
-        if len(workers) != 1 or None in workers:
-            log.error("media: bridge %d of legs in different media workers %s: not connected", b.id, workers)
+        if not eps or any(e.id not in self._worker_of for e in eps):
             return b
-        i = workers.pop()
-        assert i is not None
-        self._bridge_worker[b.id] = i
-        self._send(self.slots[i], W.MakeBridge(b.id, tuple(e.id for e in eps)), eps[0].id if eps else None)
+        by_worker: dict[int, list[Endpoint]] = {}
+        for e in eps:
+            by_worker.setdefault(self._worker_of[e.id], []).append(e)
+        home = max(by_worker, key=lambda i: len(by_worker[i]))
+        self._bridge_worker[b.id] = home
+        members = [e.id for e in by_worker[home]]
+        for e in eps:
+            if self._worker_of[e.id] != home:
+                near, far = self._trunk(e, home)
+                self._to(e, W.MakeBridge(b.id, (e.id, near.id)))
+                members.append(far.id)
+        self._send(self.slots[home], W.MakeBridge(b.id, tuple(members)))
         return b
 
     def join(self, b: Bridge, ep: Endpoint, mode: str = "full", whisper_to: Endpoint | Iterable[Endpoint] = ()) -> None:
-        self._to(ep, W.Join(b.id, ep.id, mode, _ids(whisper_to)))
+        home = self._bridge_worker.get(b.id)
+        if home is None or self._worker_of.get(ep.id) in (home, None):
+            self._to(ep, W.Join(b.id, ep.id, mode, _ids(whisper_to)))
+            return
+        near, far = self._trunk(ep, home)                # a leg of another worker (a supervisor's): over a trunk
+        self._to(ep, W.MakeBridge(b.id, (ep.id, near.id)))
+        self._to(far, W.Join(b.id, far.id, mode, _ids(whisper_to)))
 
     def set_mode(self, b: Bridge, ep: Endpoint, mode: str, whisper_to: Endpoint | Iterable[Endpoint] = (),
                  **_: Any) -> None:
-        self._to(ep, W.SetMode(b.id, ep.id, mode, _ids(whisper_to)))
+        far = self._far(ep, self._bridge_worker.get(b.id))
+        target = far if far is not None else ep
+        self._to(target, W.SetMode(b.id, target.id, mode, _ids(whisper_to)))
 
     def leave(self, ep: Endpoint) -> None:
+        self._drop_trunks(ep)
         self._to(ep, W.Leave(ep.id))
+
+    def _trunk(self, ep: Endpoint, home: int) -> tuple[Endpoint, Endpoint]:
+        """A trunk between ``ep``'s worker and ``home``: (near: in ep's worker, far: in home)."""
+        pair = []
+        for i in (self._worker_of[ep.id], home):
+            leg = self.allocate("", f"trunk {ep.id}", source=self.config.address, worker=i)
+            pair.append(leg)
+        near, far = pair
+        for a, z in ((near, far), (far, near)):
+            self._slot(a).shadow._apply(a, StreamParams(self.config.address, z.port, ULAW, 0, None, 20,
+                                                         "sendrecv", "sendrecv"))
+            self._apply(a)
+        self._partner[near.id], self._partner[far.id] = far, near
+        self._trunks.setdefault(ep.id, []).append((near, far))
+        return near, far
+
+    def _far(self, ep: Endpoint, home: int | None) -> Endpoint | None:
+        for _near, far in self._trunks.get(ep.id, ()):
+            if self._worker_of.get(far.id) == home:
+                return far
+        return None
+
+    def _drop_trunks(self, ep: Endpoint) -> None:
+        for near, far in self._trunks.pop(ep.id, ()):
+            for t in (near, far):
+                self._partner.pop(t.id, None)
+                self.release(t)
 
     def hold(self, ep: Endpoint, on: bool = True) -> None:
         self._to(ep, W.Hold(ep.id, on))
@@ -445,6 +496,10 @@ class WorkerMedia:
                   slot.index, slot.proc.pid if slot.proc else "?", why, code, len(lost), slot.backoff)
         self._emit([MediaLost(ep, f"media worker {slot.index} died") for ep in lost])
         for ep in lost:                         # whatever call control did not release: free it now
+            partner = self._partner.pop(ep.id, None)
+            if partner is not None:             # a trunk's other half, in a live worker
+                self._partner.pop(partner.id, None)
+                self.release(partner)
             if not ep.released:
                 slot.shadow.release(ep)
                 self._forget(ep)
