@@ -21,6 +21,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
+# a SIPp scenario step for the far end hanging up: wait for its BYE and answer it 200 OK
+SIPP_ANSWER_BYE = '''  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+'''
 DOMAIN = "callcenter.local"
 
 

@@ -113,9 +113,9 @@ async def run_call(codec: str, tmp: Any) -> dict:
         await asyncio.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
     # idle: the server's track stops sending (no Opus for silence)
     idle[0] = True
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)            # the frames already queued when the call went idle drain
     frames_idle = server_track.pacer.frames
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)            # a measuring window: an idle phone encodes nothing in it (25 frames if it did)
     still = server_track.pacer.frames - frames_idle
     codec_used = server.getTransceivers()[0]._codecs[0].mimeType
     await page.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for, wait_udp_bound
+from .conftest import DOMAIN, SIPP_ANSWER_BYE, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for, wait_udp_bound
 from .test_api_support import db_rows, start_api_switch
 from .test_media_e2e import PCAP_DIR, media_extra
 
@@ -31,20 +31,7 @@ def caller_scenario(tmp: Path, name: str, after_ack: str) -> Path:
 
 PRESS_1 = f'''  <pause milliseconds="2500"/>
   <nop><action><exec play_pcap_audio="{PCAP_DIR}/dtmf_2833_1.pcap"/></action></nop>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-'''
+{SIPP_ANSWER_BYE}'''
 
 WAIT_THEN_BYE = '''  <pause milliseconds="20000"/>
   <send retrans="500">

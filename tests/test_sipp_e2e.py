@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOMAIN, SIPP_DIR, UdpClient, free_port, requires_sipp, sipp, sipp_ok, wait_udp_bound
+from .conftest import DOMAIN, SIPP_ANSWER_BYE, SIPP_DIR, UdpClient, free_port, requires_sipp, sipp, sipp_ok, wait_udp_bound
 
 pytestmark = [pytest.mark.e2e, requires_sipp, pytest.mark.timeout(90)]
 
@@ -150,19 +150,6 @@ def _caller_waits_for_bye() -> str:
     """caller.xml, but the callee hangs up: after the ACK, wait for the BYE and answer it."""
     text = (SIPP_DIR / "caller.xml").read_text()
     start = text.index('  <pause milliseconds="300"/>')
-    return text[:start] + """  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <Reference variables="sdp"/>
+    return text[:start] + SIPP_ANSWER_BYE + """  <Reference variables="sdp"/>
 </scenario>
 """
