@@ -100,7 +100,8 @@ class MediaConfig:
     # relay plain two-party calls packet for packet (``media.relay``); config.toml's default is true, the
     # sans-IO default false so that unit tests of the mixing path see it
     fast_path: bool = False
-    # media worker processes (``media.workers``): 0 runs the engine in the switch's own process
+    # media worker processes (``media.workers``): 0 runs the engine in the switch's own process; -1 ("auto"
+    # in config.toml, the shipped default) one per spare core, resolved by the switch when it starts
     workers: int = 0
 
 

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 def _setup_logging(level: str, fmt: str = "plain") -> None:
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if fmt == "json":  # [log] format: one JSON object per line (softswitch.logfmt)
-        from .logfmt import JsonFormatter
+    if fmt == "json":  # [log] format: one JSON object per line (base.logfmt)
+        from base.logfmt import JsonFormatter
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)  # one line per SQL statement otherwise

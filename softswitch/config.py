@@ -470,6 +470,19 @@ def _media_post(v: dict[str, Any]) -> None:
                       ".jitter_min_ms")
 
 
+def _workers(v: int | str) -> int:
+    """``workers``: 0-64, or "auto" (kept as -1: one per spare core, counted where the switch starts, so a
+    config file means the same on every machine it is copied to)."""
+    if isinstance(v, str):
+        if v.strip().lower() == "auto":
+            return -1
+        raise Invalid(f'must be "auto" or a number 0-64, got {quote(v)}')
+    return int(between(0, 64)(v))
+
+
+WORKERS = Scalar('integer or "auto"', (int, str))
+
+
 MEDIA = Table(MediaConfig, {
     "enabled": Key(BOOLEAN, True),
     "address": Key(STRING, "", (lambda v: hostname(v) if v else v,)),
@@ -484,7 +497,7 @@ MEDIA = Table(MediaConfig, {
     "rtp_timeout": Key(INTEGER, 60, (between(5, 3600),)),
     "inband_dtmf": Key(BOOLEAN, True),
     "fast_path": Key(BOOLEAN, True),
-    "workers": Key(INTEGER, 0, (between(0, 64),)),
+    "workers": Key(WORKERS, -1, (_workers,)),
     "hold_music": Key(PATH, None, (existing_file,)),
     "recordings_dir": Key(PATH, Path("var/recordings")),
     "recording_fsync": Key(BOOLEAN, False),

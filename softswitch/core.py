@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,9 @@ class Stats:
 
 
 class SwitchCore:
-    def __init__(self, config: Config, *, secret: bytes | None = None):
+    def __init__(self, config: Config, *, secret: bytes | None = None, media_workers: int = 0):
+        """``media_workers``: media worker processes (``media_worker_count``); the edge that starts the switch
+        decides, so a core built in a test (no event loop, no processes) always carries its media in-process."""
         self.config = config
         sip = config.sip
         self.tl = TransactionLayer(Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000))
@@ -78,7 +81,7 @@ class SwitchCore:
         self.bans = BanTracker(BanPolicy(max_failures=sec.max_auth_failures, window=float(sec.failure_window),
                                          ban_time=float(sec.ban_time), exempt=tuple(sec.ban_exempt) + trunk_nets))
         self.registrar = Registrar(config)
-        self.media = make_media_engine(config) if config.media.enabled else None
+        self.media = make_media_engine(config, media_workers) if config.media.enabled else None
         self.out: list = []  # the one output path: SIP to send, events and work for the edge
         self.b2bua = B2BUA(self, self.out)
         self.call_limits = CallLimits()   # calls one extension may place at once and per minute
@@ -598,8 +601,21 @@ class SwitchCore:
         return []
 
 
-def make_media_engine(config: Config) -> Any:
-    """The media engine for ``[media]``: its SDP address defaults to the advertised or listen address."""
+def media_worker_count(configured: int) -> int:
+    """``[media] workers`` for this machine: "auto" (-1) is one per spare core — the CPUs this process may run
+    on, less one for signalling and call control (so 0, the tick in-process, on a one-CPU machine)."""
+    if configured >= 0:
+        return configured
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(0, min(64, cpus - 1))
+
+
+def make_media_engine(config: Config, workers: int = 0) -> Any:
+    """The media engine for ``[media]``: its SDP address defaults to the advertised or listen address;
+    ``workers`` ≥ 1 puts the tick in that many worker processes behind a facade (``media.workers``)."""
     from media.engine import MediaEngine
 
     m = config.media
@@ -609,10 +625,10 @@ def make_media_engine(config: Config) -> Any:
                     "set [media] address (or [sip] advertised_address) to the switch's LAN address", address)
         address = "127.0.0.1"
     cfg = dataclasses.replace(m, address=address, bind_address=m.bind_address or address)
-    if m.workers > 0:  # the media tick in worker processes (media.workers); SDP stays here
+    if workers > 0:  # the media tick in worker processes (media.workers); SDP stays here
         from media.workers.pool import WorkerMedia
 
-        return WorkerMedia(cfg, m.workers)
+        return WorkerMedia(dataclasses.replace(cfg, workers=workers), workers, log_format=config.log.format)
     return MediaEngine(cfg)
 
 

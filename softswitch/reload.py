@@ -36,7 +36,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("SIP domain/realm", "sip.realm"),
     ("SIP transaction timers", "sip.t1_ms"),
     ("TLS certificate", "sip.tls"),
-    ("media (addresses, RTP ports, codecs)", "media"),
+    ("media (addresses, RTP ports, codecs, workers)", "media"),
     ("store", "store"),
     ("API listener", "api.listen"),
     ("API on/off", "api.enabled"),

@@ -28,7 +28,7 @@ from media.jobs import ThreadRunner
 
 from .config import Config, ListenAddress, config_warnings
 from .connections import ConnectionGuard, ConnectionLimits
-from .core import PersistBindings, SwitchCore
+from .core import PersistBindings, SwitchCore, media_worker_count
 from .events import (
     AgentStateChanged, DiallerInput, SaveVoicemailIndex, SpeakRequest, SpeechAudio, SpeechStart, SpeechStop, SwitchEvent,
     WriteQueueLog,
@@ -146,7 +146,8 @@ class _Stream(asyncio.Protocol):
 class Server:
     def __init__(self, config: Config):
         self.config = config
-        self.core = SwitchCore(config)
+        # the process topology is the edge's choice: "auto" workers counted on this machine (core.media_worker_count)
+        self.core = SwitchCore(config, media_workers=media_worker_count(config.media.workers))
         self.store: Store | None = None
         self._udp: dict[str, _Udp] = {}
         self._servers: list[asyncio.AbstractServer] = []
@@ -269,14 +270,16 @@ class Server:
                 wedge = WorkerEdge(self.core.media, self._on_media_events)
                 await wedge.start_async()
                 self.media_edge = wedge  # type: ignore[assignment]
-                log.info("media anchored on %s, RTP ports %s; media tick in %d worker process(es); fast path %s",
-                         self.core.media.config.address, self.config.media.rtp_ports, self.config.media.workers,
+                log.info("media anchored on %s, RTP ports %s; media tick in %d worker process(es)%s; fast path %s",
+                         self.core.media.config.address, self.config.media.rtp_ports, self.core.media.config.workers,
+                         " (auto: one per spare core)" if self.config.media.workers < 0 else "",
                          "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
             else:
                 self.media_edge = MediaEdge(self.core.media, self._on_media_events)
                 self.media_edge.start()
-                log.info("media anchored on %s, RTP ports %s; one media tick in this process; fast path %s",
+                log.info("media anchored on %s, RTP ports %s; one media tick in this process%s; fast path %s",
                          self.core.media.config.address, self.config.media.rtp_ports,
+                         " (auto: no spare core for a media worker)" if self.config.media.workers < 0 else "",
                          "on (plain two-party calls relayed)" if self.config.media.fast_path else "off")
         self._start_nightly_export()
         if self.config.api.enabled:

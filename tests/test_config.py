@@ -386,3 +386,15 @@ def test_parse_config_errors_use_the_given_source_name():
 def test_config_error_without_key():
     e = ConfigError("a.toml", None, "file not found")
     assert (str(e), e.file, e.key, e.reason) == ("a.toml: file not found", "a.toml", None, "file not found")
+
+
+def test_media_workers_is_a_count_or_auto():
+    d = base()
+    assert parse_config(d, "test.toml").media.workers == -1          # the default: "auto", resolved at start
+    for given, kept in (("auto", -1), ("AUTO", -1), (0, 0), (2, 2)):
+        d["media"] = {"workers": given}
+        assert parse_config(d, "test.toml").media.workers == kept
+    for bad in ("two", 65, -1, True):
+        d["media"] = {"workers": bad}
+        e = parse_error(d)
+        assert e.key == "media.workers", (bad, e)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from softswitch.config import parse_config
-from softswitch.logfmt import JsonFormatter, fields_of
+from base.logfmt import JsonFormatter, fields_of
 
 from .conftest import ROOT
 
@@ -70,8 +70,9 @@ def test_config():
 
 @pytest.mark.e2e
 def test_switch_logs_json_lines(switch_factory):
-    sw = switch_factory(extra='[log]\nformat = "json"\n[api]\nenabled = false\n')
+    sw = switch_factory(extra='[log]\nformat = "json"\n[api]\nenabled = false\n[media]\nworkers = 1\n')
     sw.wait_log(r'"message": "softswitch running')
+    sw.wait_log(r'"message": "media worker 0 \(pid \d+\): RTP ports')     # a worker process's own line
     assert sw.stop() == 0
     lines = [line for line in sw.log().splitlines() if line.strip()]
     assert len(lines) > 3
@@ -79,3 +80,4 @@ def test_switch_logs_json_lines(switch_factory):
         entry = json.loads(line)
         assert {"time", "level", "logger", "message"} <= set(entry), entry
     assert any(json.loads(line)["message"] == "stopped" for line in lines)
+    assert any(json.loads(line)["message"].startswith("media worker 0: 0 endpoint(s) open") for line in lines)

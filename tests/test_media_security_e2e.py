@@ -74,16 +74,34 @@ def band_level(x: np.ndarray, hz: float, rate: int = audio.RATE, width: float = 
     return float(np.sqrt(2.0 * band.sum()) / len(x))
 
 
-def udp_ports_of(pid: int) -> set[int]:
-    """The UDP ports process ``pid`` has bound (its sockets' inodes looked up in /proc/net/udp)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (the switch's media workers, ``[media] workers``)."""
+    kids: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
         try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
         except OSError:
             continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
+    return [pid, *kids]
+
+
+def udp_ports_of(pid: int) -> set[int]:
+    """The UDP ports process ``pid`` and its children (media workers) have bound (their sockets' inodes looked
+    up in /proc/net/udp)."""
+    inodes = set()
+    for p in with_children(pid):
+        try:
+            fds = os.listdir(f"/proc/{p}/fd")
+        except OSError:                           # a worker that just ended
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{p}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
     ports = set()
     with open("/proc/net/udp") as f:
         for line in f.readlines()[1:]:

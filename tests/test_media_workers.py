@@ -213,3 +213,54 @@ def test_a_dead_worker_takes_the_other_half_of_its_trunks_with_it():
     pool.join(br, sup, "listen")
     pool._died(pool.slots[pool._worker_of[a.id]], "test")
     assert pool.ports.in_use == 1 and not pool._partner     # only the supervisor's own leg is left
+
+
+def test_the_worker_reports_its_tick_times_and_counters_once_each():
+    engine = MediaEngine(MediaConfig(rtp_ports="20200-20300", address="127.0.0.1"))
+    sent: list[Any] = []
+    w = Worker(engine, sent.append)
+    for t in (0.001, 0.002, 0.003):
+        engine.stats.add(t, 0.010 if t == 0.003 else 0.0)    # the third started 10 ms late
+    engine.relayed_packets = 42
+    w._stats()
+    w._stats()
+    first, second = sent
+    assert first.ticks == (0.001, 0.002, 0.003) and second.ticks == ()     # no tick reported twice
+    counters = dict(first.counters)
+    assert set(counters) == set(W.COUNTERS)
+    assert counters["late_ticks"] == 1 and counters["relayed_packets"] == 42
+
+
+def test_the_controller_sums_worker_counters_and_keeps_a_dead_workers_share():
+    pool, _ = _pool(2)
+    one, two = pool.slots
+    stats = {k: 0 for k in W.COUNTERS}
+    pool._deliver(one, [W.Stats((), 100, 90, (0.004, 0.005),
+                                tuple({**stats, "relayed_packets": 70, "relay_pairs": 3, "late_ticks": 2}.items()))])
+    pool._deliver(two, [W.Stats((), 10, 9, (0.006,), tuple({**stats, "relayed_packets": 5, "relay_pairs": 1}.items()))])
+    assert pool.relayed_packets == 75 and pool.relay_pairs == 4 and pool.stats.late_ticks == 2
+    assert pool.stats.ticks == 3 and list(pool.stats.recent) == [0.004, 0.005, 0.006]    # the metrics fold these
+    pool._died(one, "test")
+    assert pool.relayed_packets == 75 and pool.relay_pairs == 1     # a counter never goes back; a level does
+    pool._deliver(one, [W.Stats((), 1, 1, (), tuple({**stats, "relayed_packets": 4}.items()))])   # its successor
+    assert pool.relayed_packets == 79
+
+
+def test_a_failed_recording_in_a_worker_reaches_call_control_as_its_own_recording():
+    from media.engine import RecordingFailed
+    pool, _ = _pool(1)
+    events: list[Any] = []
+    pool.on_events = events.extend
+    a = pool.allocate("call-1", "caller")
+    b = pool.allocate("call-1", "callee")
+    rec = pool.start_recording("call-1", a, b)
+    pool._deliver(pool.slots[0], [W.Event(RecordingFailed(rec.id, "No space left on device"))])  # type: ignore[arg-type]
+    assert events == [RecordingFailed(rec, "No space left on device")]     # type: ignore[arg-type]
+
+
+def test_auto_workers_is_one_per_spare_core():
+    import os
+    from softswitch.core import media_worker_count
+    cpus = len(os.sched_getaffinity(0))
+    assert media_worker_count(-1) == max(0, cpus - 1)
+    assert media_worker_count(0) == 0 and media_worker_count(3) == 3

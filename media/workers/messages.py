@@ -156,7 +156,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Stats:
-    """Every second and at release: the legs' statistics (``leg_stats``) and the worker's counters."""
+    """Every second and at release: the legs' statistics (``leg_stats``) and the worker's counters (the
+    switch's metrics sum them over workers): packets in and out, the durations of the ticks run since the
+    last report, and the engine's and edge's counters (``COUNTERS``, cumulative since the worker started)."""
     legs: tuple[tuple[int, LegStats], ...]
     received: int
     sent: int
+    ticks: tuple[float, ...] = ()
+    counters: tuple[tuple[str, int], ...] = ()
+
+
+# engine / edge counters a worker reports (``Stats.counters``); relay_pairs is a level, the rest only grow
+COUNTERS = ("late_ticks", "relay_pairs", "relayed_packets", "dropped_packets", "foreign_packets", "srtp_rejected",
+            "send_failures")

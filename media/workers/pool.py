@@ -81,6 +81,7 @@ class WorkerSlot:
     restarts: int = 0
     received: int = 0
     sent: int = 0
+    counters: dict[str, int] = field(default_factory=dict)    # W.COUNTERS as last reported by this generation
     gen_of: dict[int, int] = field(default_factory=dict)     # leg -> generation it was allocated in
     sounds: set[str] = field(default_factory=set)            # AddSound sent to this generation
 
@@ -113,8 +114,10 @@ class WorkerMedia:
 
     remote = True
 
-    def __init__(self, config: MediaConfig, n: int):
+    def __init__(self, config: MediaConfig, n: int, log_format: str = "plain"):
+        """``log_format``: the switch's ``[log] format``, so the workers' lines read like its own."""
         self.config = config
+        self.log_format = log_format
         self.bank = SoundBank()
         self.stats = TickStats()
         self.slots: list[WorkerSlot] = []
@@ -138,9 +141,37 @@ class WorkerMedia:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self.restarts = 0
-        self.relay_pairs = 0
-        self.relayed_packets = 0
-        self.dropped_packets = self.foreign_packets = self.srtp_rejected = 0
+        self._retired: dict[str, int] = {}             # counters of worker generations that died or stopped
+        self._recordings: dict[int, RemoteRecording] = {}   # running, by id: a RecordingFailed names one
+
+    # ------------------------------------------------------------------ the workers' counters (metrics)
+    def _counter(self, name: str) -> int:
+        """A worker counter summed over the live generations and the ones before them (so it never goes back)."""
+        return self._retired.get(name, 0) + sum(s.counters.get(name, 0) for s in self.slots)
+
+    @property
+    def relay_pairs(self) -> int:
+        return sum(s.counters.get("relay_pairs", 0) for s in self.slots if s.alive)
+
+    @property
+    def relayed_packets(self) -> int:
+        return self._counter("relayed_packets")
+
+    @property
+    def dropped_packets(self) -> int:
+        return self._counter("dropped_packets")
+
+    @property
+    def foreign_packets(self) -> int:
+        return self._counter("foreign_packets")
+
+    @property
+    def srtp_rejected(self) -> int:
+        return self._counter("srtp_rejected")
+
+    @property
+    def send_failures(self) -> int:
+        return self._counter("send_failures")
 
     # ------------------------------------------------------------------ engine surface (call control)
     @property
@@ -359,11 +390,13 @@ class WorkerMedia:
         first = (lt + rt)[0]
         slot = self._slot(first)
         rec = RemoteRecording(rid, path, call_id, slot.index, slot.generation)
+        self._recordings[rid] = rec
         self._to(first, W.StartRecording(rid, call_id, tuple(e.id for e in lt), tuple(e.id for e in rt), parties,
                                          str(path)))
         return rec
 
     def stop_recording(self, rec: RemoteRecording) -> None:
+        self._recordings.pop(rec.id, None)
         slot = self.slots[rec.worker]
         if slot.alive and slot.generation == rec.generation:
             self._send(slot, W.StopRecording(rec.id))
@@ -414,7 +447,8 @@ class WorkerMedia:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             level = str(logging.getLogger().getEffectiveLevel())     # the switch's [log] level
-            proc = subprocess.Popen([sys.executable, "-m", "media.workers.worker", str(theirs.fileno()), level],
+            proc = subprocess.Popen([sys.executable, "-m", "media.workers.worker", str(theirs.fileno()), level,
+                                     self.log_format],
                                     pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
         except OSError as e:
             ours.close()
@@ -454,14 +488,21 @@ class WorkerMedia:
         for m in msgs:
             if isinstance(m, W.Event):
                 ev = m.event
-                if isinstance(ev, RecordingFailed):
-                    continue        # logged by the worker; call control keeps the path it has
+                if isinstance(ev, RecordingFailed):      # the worker names the recording by our id
+                    rec = self._recordings.pop(ev.recording, None)   # type: ignore[call-overload]
+                    if rec is not None:
+                        events.append(dataclasses.replace(ev, recording=rec))
+                    continue
                 ep = slot.shadow.endpoints.get(ev.endpoint)
                 if ep is None or slot.gen_of.get(ep.id) != slot.generation:
                     continue
                 events.append(dataclasses.replace(ev, endpoint=ep))
             elif isinstance(m, W.Stats):
                 slot.received, slot.sent = m.received, m.sent
+                slot.counters = dict(m.counters)
+                for dt in m.ticks:
+                    self.stats.add(dt, None)
+                self.stats.late_ticks = self._counter("late_ticks")
                 for leg, st in m.legs:
                     if leg in slot.gen_of:
                         self._stats[leg] = st
@@ -476,8 +517,17 @@ class WorkerMedia:
         else:
             self._events.extend(events)
 
+    def _retire(self, slot: WorkerSlot) -> None:
+        """A generation's counters move to the retired sums (its successor reports from zero)."""
+        for k, v in [*slot.counters.items(), ("received", slot.received), ("sent", slot.sent)]:
+            if k != "relay_pairs":
+                self._retired[k] = self._retired.get(k, 0) + v
+        slot.counters = {}
+        slot.received = slot.sent = 0
+
     def _died(self, slot: WorkerSlot, why: str) -> None:
         slot.alive = False
+        self._retire(slot)
         if slot.writer is not None:
             slot.writer.close()
         code = None
@@ -552,7 +602,7 @@ class WorkerEdge:
         self.engine = pool
         self.on_events = on_events
         self._task: asyncio.Task[None] | None = None
-        self.send_drops = self.send_errors = 0
+        self.send_errors = 0                # the workers' send drops and errors are summed in send_drops
         self.ports_failed = self.socket_errors = 0
 
     async def start_async(self) -> None:
@@ -564,12 +614,16 @@ class WorkerEdge:
 
     @property
     def received(self) -> int:
-        """RTP/RTCP packets the live workers received (as last reported; a restarted worker counts afresh)."""
-        return sum(s.received for s in self.engine.slots)
+        """RTP/RTCP packets the workers received (as last reported, every second; dead workers' included)."""
+        return self.engine._retired.get("received", 0) + sum(s.received for s in self.engine.slots)
 
     @property
     def sent(self) -> int:
-        return sum(s.sent for s in self.engine.slots)
+        return self.engine._retired.get("sent", 0) + sum(s.sent for s in self.engine.slots)
+
+    @property
+    def send_drops(self) -> int:
+        return self.engine.send_failures
 
     def sync_ports(self) -> int:
         return 0

@@ -40,6 +40,7 @@ class Worker:
         self.rec_ids: dict[int, int] = {}               # id(our Recording) -> controller id
         self.playbacks: dict[tuple[int, int], int] = {}  # (leg, engine playback) -> controller playback
         self.edge: MediaEdge | None = None              # its packet counters go out with the stats
+        self.ticks_reported = 0                         # engine.stats.ticks at the last Stats
 
     def handle(self, m: Any) -> bool:
         """Execute one command; False for Shutdown."""
@@ -136,7 +137,16 @@ class Worker:
         ids = list(self.eps) if legs is None else legs
         out = tuple((x, e.leg_stats(self.eps[x])) for x in ids if x in self.eps)
         edge = self.edge
-        self.send(W.Stats(out, edge.received if edge else 0, edge.sent if edge else 0))
+        st = e.stats
+        new = min(st.ticks - self.ticks_reported, len(st.recent))   # the tick times since the last report
+        self.ticks_reported = st.ticks
+        ticks = tuple(st.recent[i] for i in range(len(st.recent) - new, len(st.recent))) if new > 0 else ()
+        counters = {"late_ticks": st.late_ticks, "relay_pairs": e.relay_pairs, "relayed_packets": e.relayed_packets,
+                    "dropped_packets": e.dropped_packets, "foreign_packets": e.foreign_packets,
+                    "srtp_rejected": e.srtp_rejected,
+                    "send_failures": (edge.send_drops + edge.send_errors) if edge else 0}
+        self.send(W.Stats(out, edge.received if edge else 0, edge.sent if edge else 0, ticks,
+                          tuple((k, int(counters[k])) for k in W.COUNTERS)))
 
 
 async def serve(sock: socket.socket) -> None:
@@ -201,10 +211,15 @@ async def serve(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """``worker FD [LEVEL [FORMAT]]``: LEVEL and FORMAT ("plain" or "json") are the switch's ``[log]``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     level = int(argv[2]) if len(argv) > 2 and argv[2].isdigit() else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if len(argv) > 3 and argv[3] == "json":      # the same lines as the switch's own (base.logfmt)
+        from base.logfmt import JsonFormatter
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     sock = socket.socket(fileno=int(argv[1]))
     try:
         import uvloop
