@@ -264,3 +264,30 @@ def test_auto_workers_is_one_per_spare_core():
     cpus = len(os.sched_getaffinity(0))
     assert media_worker_count(-1) == max(0, cpus - 1)
     assert media_worker_count(0) == 0 and media_worker_count(3) == 3
+
+
+def test_a_new_call_goes_to_another_worker_when_its_first_choice_has_no_port_left():
+    pool = WorkerMedia(MediaConfig(rtp_ports="30400-30420", address="127.0.0.1", reserve_ports=0), 2)
+    for s in pool.slots:
+        s.writer, s.alive, s.generation = _Writer(), True, 1    # type: ignore[assignment]
+    first = pool.slots[0]
+    taken = [first.shadow.ports.allocate(0.0, True)[0] for _ in range(first.shadow.ports.capacity)]
+    assert first.shadow.ports.available == 0 and taken           # worker 0's slice is full (not by legs)
+    a = pool.allocate("call-1", "caller")                         # worker 0 has fewer legs, but no port
+    assert pool._worker_of[a.id] == 1
+    b = pool.allocate("call-1", "callee")                         # the call's later legs follow it
+    assert pool._worker_of[b.id] == 1
+    second = pool.slots[1].shadow.ports
+    while second.available:
+        second.allocate(0.0, True)
+    with pytest.raises(PortsExhausted):                           # no worker has a port: 503 for the call
+        pool.allocate("call-2", "caller")
+
+
+def test_the_controller_remembers_a_leg_it_put_on_hold():
+    pool, writers = _pool(1)
+    a = pool.allocate("call-1", "caller")
+    pool.hold(a, True)                                   # the API's on_hold reads the endpoint, not the worker
+    assert a.held and writers[0].frames[-1] == W.Hold(a.id, True)
+    pool.hold(a, False)
+    assert not a.held

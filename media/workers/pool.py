@@ -196,7 +196,24 @@ class WorkerMedia:
         slot = self._pick(call_id) if worker is None else self.slots[worker]
         if not slot.alive:
             raise PortsExhausted(f"media worker {slot.index} is being restarted")
-        port = self._usable_port(slot, use_reserve)
+        try:
+            port = self._usable_port(slot, use_reserve)
+        except PortsExhausted:
+            # a call's first leg may go to any live worker with a port (its later legs follow it); a later leg
+            # stays with its call: a bridge across workers would need a trunk port in the full one anyway
+            placed = call_id in self._call_worker and self.slots[self._call_worker[call_id][0]].alive
+            others = [s for s in self.slots if s.alive and s is not slot]
+            if worker is not None or placed or not others:
+                raise
+            for other in sorted(others, key=lambda s: (len(s.shadow.endpoints), s.index)):
+                try:
+                    port = self._usable_port(other, use_reserve)
+                except PortsExhausted:
+                    continue
+                slot = other
+                break
+            else:
+                raise
         slot.shadow._next_id = self._next_id              # one id space over all workers
         ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp, port=port)
         slot.shadow.take_port_changes()                    # the shadow binds nothing
@@ -339,6 +356,7 @@ class WorkerMedia:
                 self.release(t)
 
     def hold(self, ep: Endpoint, on: bool = True) -> None:
+        ep.held = on                   # the shadow's endpoint says so too (the API's on_hold reads it)
         self._to(ep, W.Hold(ep.id, on))
 
     def load(self, path: str) -> Sound:
@@ -528,6 +546,7 @@ class WorkerMedia:
     def _died(self, slot: WorkerSlot, why: str) -> None:
         slot.alive = False
         self._retire(slot)
+        self._recordings = {k: r for k, r in self._recordings.items() if r.worker != slot.index}
         if slot.writer is not None:
             slot.writer.close()
         code = None
