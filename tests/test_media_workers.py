@@ -38,6 +38,28 @@ def test_an_oversized_or_garbled_frame_is_refused():
     assert FrameDecoder().feed(struct.pack(">I", 10) + b"abc") == []    # incomplete: held, not an error
 
 
+class _Evil:
+    def __reduce__(self) -> Any:
+        import os
+        return (os.system, ("touch /tmp/media-channel-pwned",))
+
+
+def test_a_frame_naming_anything_but_a_message_part_is_refused_not_run():
+    import pickle
+    import numpy as np
+    from pathlib import Path
+    from media.engine import AudioChunk
+    for bad in (_Evil(), print, Path.home):
+        payload = pickle.dumps(bad)
+        with pytest.raises(FrameError):
+            FrameDecoder().feed(struct.pack(">I", len(payload)) + payload)
+    ok = [W.Init(0, MediaConfig(recordings_dir=Path("/tmp"))), W.AddSound("<t>", np.arange(160, dtype=np.int16)),
+          W.Event(AudioChunk(3, np.zeros(160, np.float32)))]          # type: ignore[arg-type]
+    got = FrameDecoder().feed(b"".join(encode(m) for m in ok))
+    assert got[0] == ok[0] and np.array_equal(got[1].samples, ok[1].samples)
+    assert np.array_equal(got[2].event.samples, ok[2].event.samples)
+
+
 def test_ports_are_split_in_whole_pairs_without_overlap():
     slices = split_ports("10000-10100", 3)
     assert slices == ["10000-10031", "10032-10065", "10066-10099"]
