@@ -313,3 +313,24 @@ def test_the_controller_remembers_a_leg_it_put_on_hold():
     assert a.held and writers[0].frames[-1] == W.Hold(a.id, True)
     pool.hold(a, False)
     assert not a.held
+
+
+def test_a_worker_that_stops_reporting_is_killed_once():
+    from media.workers import pool as P
+
+    class Proc:
+        pid, kills = 4321, 0
+
+        def kill(self) -> None:
+            self.kills += 1
+
+    pool, _ = _pool(2)
+    procs = [Proc(), Proc()]
+    for s, p in zip(pool.slots, procs):
+        s.proc, s.heard = p, 100.0                         # type: ignore[assignment]
+    assert pool.check_hung(100.0 + P.HUNG_AFTER_START - 1) == []     # starting: more patience
+    pool._deliver(pool.slots[1], [], now=140.0)                    # worker 1 reports; worker 0 never did
+    assert pool.check_hung(131.0) == [0]
+    assert pool.check_hung(144.0) == []                           # worker 1 heard 4 s ago; 0 already killed
+    assert pool.check_hung(140.0 + P.HUNG_AFTER + 0.1) == [1]
+    assert [p.kills for p in procs] == [1, 1] and pool.slots[0].hung.startswith("no report for")

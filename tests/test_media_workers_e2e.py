@@ -81,3 +81,40 @@ def test_a_worker_carries_audio_and_its_death_ends_the_call_cleanly(switch_facto
     assert "media: 0 endpoint(s) open, 0 RTP port(s) in use at shutdown" in log, log[-3000:]
     assert len(re.findall(r"media worker \d: 0 endpoint\(s\) open, 0 RTP port\(s\) in use at shutdown", log)) == 2, \
         log[-3000:]
+
+
+def test_a_hung_worker_is_killed_and_its_call_ended(switch_factory, phones, tmp_path):  # noqa: F811
+    """A worker that stops (SIGSTOP: as a tick stuck in a loop would look) holds its calls' media silently
+    unless the switch notices: it kills a worker that has not reported for 5 s, the call ends with a BYE to
+    both phones and a record, and a new worker takes the next call."""
+    sw = switch_factory(extra=media_extra(tmp_path) + "workers = 1\n")
+    wait_for(lambda: len(_worker_pids(sw.log())) == 1, timeout=10)
+    victim = _worker_pids(sw.log())[0]
+    a, ca, b, cb = connect(sw, phones)
+    sw.wait_log(r"media: leg \d+ \(.*?\) on worker 0")
+    stopped_at = time.monotonic()
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        sw.wait_log(rf"media worker 0 \(pid {victim}\) has sent nothing for [\d.]+ s: killing it", timeout=15)
+        waited = time.monotonic() - stopped_at
+        sw.wait_log(rf"media worker 0 \(pid {victim}\) died \(hung, no report for .*2 leg\(s\) lost", timeout=10)
+    finally:
+        try:
+            os.kill(victim, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert 4.0 < waited < 10.0, waited                  # HUNG_AFTER (5 s) after its last report, within a second
+    a.wait_call_state(ca, "DISCONNECTED", timeout=10)
+    b.wait_call_state(cb, "DISCONNECTED", timeout=10)
+    sw.wait_log(r"1001 -> 1002 ended: media lost \(worker died\)", timeout=10)
+    wait_for(lambda: len(_worker_pids(sw.log())) == 2, timeout=15)   # restarted
+    ca2 = a.call(f"sip:1002@{DOMAIN}")
+    cb2 = b.wait_event("incoming", timeout=10)["call"]
+    a.wait_call_state(ca2, "CONFIRMED", timeout=10)
+    b.wait_call_state(cb2, "CONFIRMED", timeout=10)
+    corr_ab, corr_ba = _talk(a, ca2, b, cb2, tmp_path, "after")
+    assert corr_ab > 0.8 and corr_ba > 0.8, (corr_ab, corr_ba)
+    a.hangup(ca2)
+    b.wait_call_state(cb2, "DISCONNECTED", timeout=10)
+    assert sw.stop() == 0
+    assert "media: 0 endpoint(s) open, 0 RTP port(s) in use at shutdown" in sw.log()

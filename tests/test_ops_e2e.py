@@ -69,6 +69,9 @@ def test_metrics_health_and_ready_on_the_api_listener(switch_factory, udp_client
     status, body, _ = get(port, "/ready")
     assert status == 200, body
     assert '"ready":true' in body and '"store":true' in body and '"listening":true' in body
+    from softswitch.core import media_worker_count
+    n = media_worker_count(-1)                       # [media] workers = "auto", the default, on this machine
+    assert (f'"media_workers":"{n}/{n}"' in body) if n else ('"media_workers"' not in body), body
 
 
 def test_allow_list_and_disabled_metrics(switch_factory):

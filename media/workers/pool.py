@@ -39,6 +39,10 @@ log = logging.getLogger("softswitch.media")
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 STABLE_AFTER = 30.0
+# a worker reports every second (``worker.STATS_EVERY``); one silent this long has a stuck loop or tick and is
+# killed (its calls end as for a crash); before its first message it may take longer (imports on a busy host)
+HUNG_AFTER = 5.0
+HUNG_AFTER_START = 30.0
 
 
 def split_ports(spec: str, n: int) -> list[str]:
@@ -81,6 +85,9 @@ class WorkerSlot:
     restarts: int = 0
     received: int = 0
     sent: int = 0
+    heard: float = 0.0                  # monotonic time of its last message (or of its start)
+    heard_any: bool = False             # it has sent something since it started
+    hung: str = ""                      # why the watchdog killed it (the death line says so)
     counters: dict[str, int] = field(default_factory=dict)    # W.COUNTERS as last reported by this generation
     gen_of: dict[int, int] = field(default_factory=dict)     # leg -> generation it was allocated in
     sounds: set[str] = field(default_factory=set)            # AddSound sent to this generation
@@ -479,7 +486,8 @@ class WorkerMedia:
         slot.proc, slot.writer, slot.alive = proc, writer, True
         slot.generation += 1
         slot.sounds = set()
-        slot.started = time.monotonic()
+        slot.started = slot.heard = time.monotonic()
+        slot.heard_any, slot.hung = False, ""
         writer.write(encode(W.Init(slot.index, slot.config)))
         log.info("media worker %d started (pid %d), RTP ports %s", slot.index, proc.pid, slot.config.rtp_ports)
         assert self._loop is not None
@@ -499,9 +507,11 @@ class WorkerMedia:
         except (ConnectionError, OSError) as e:
             why = f"channel error: {e}"
         if slot.generation == gen:
-            self._died(slot, why)
+            self._died(slot, f"hung, {slot.hung}" if slot.hung else why)
 
-    def _deliver(self, slot: WorkerSlot, msgs: list[Any]) -> None:
+    def _deliver(self, slot: WorkerSlot, msgs: list[Any], now: float | None = None) -> None:
+        slot.heard = time.monotonic() if now is None else now
+        slot.heard_any = True
         events: list[MediaEvent] = []
         for m in msgs:
             if isinstance(m, W.Event):
@@ -534,6 +544,24 @@ class WorkerMedia:
             self.on_events(events)
         else:
             self._events.extend(events)
+
+    def check_hung(self, now: float) -> list[int]:
+        """Kill every live worker that has said nothing for ``HUNG_AFTER`` s (``HUNG_AFTER_START`` before its
+        first message): a stopped or spinning worker would otherwise hold its calls' media silently. The
+        channel's EOF then runs the usual death path (calls ended with records, restart). Returns the indexes."""
+        killed = []
+        for slot in self.slots:
+            limit = HUNG_AFTER if slot.heard_any else HUNG_AFTER_START
+            if slot.alive and slot.proc is not None and not slot.hung and now - slot.heard > limit:
+                slot.hung = f"no report for {now - slot.heard:.1f} s: killed"
+                log.error("media worker %d (pid %d) has sent nothing for %.1f s: killing it", slot.index,
+                          slot.proc.pid, now - slot.heard)
+                try:
+                    slot.proc.kill()
+                except OSError:
+                    pass
+                killed.append(slot.index)
+        return killed
 
     def _retire(self, slot: WorkerSlot) -> None:
         """A generation's counters move to the retired sums (its successor reports from zero)."""
@@ -629,7 +657,10 @@ class WorkerEdge:
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        await asyncio.Event().wait()       # alive while the switch runs (systemd's watchdog looks at it)
+        """Alive while the switch runs (systemd's watchdog looks at it); kills hung workers (``check_hung``)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.engine.check_hung(time.monotonic())
 
     @property
     def received(self) -> int:

@@ -112,9 +112,14 @@ async def readiness(server: Any) -> tuple[list[str], dict[str, Any]]:
         edge = server.media_edge
         task = getattr(edge, "_task", None)
         tick_ok = edge is not None and task is not None and not task.done()
+        slots = getattr(engine, "slots", None)          # media worker processes ([media] workers)
+        if slots:
+            alive = sum(1 for s in slots if s.alive)
+            checks["media_workers"] = f"{alive}/{len(slots)}"
+            tick_ok = tick_ok and alive > 0
         checks["media_tick"] = tick_ok
         if not tick_ok:
-            reasons.append("media tick not running")
+            reasons.append("media tick not running" + (" (no media worker is up; restarting)" if slots else ""))
     return reasons, checks
 
 
