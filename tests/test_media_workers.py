@@ -315,22 +315,35 @@ def test_the_controller_remembers_a_leg_it_put_on_hold():
     assert not a.held
 
 
+class _Proc:
+    pid, kills = 4321, 0
+
+    def kill(self) -> None:
+        self.kills += 1
+
+
 def test_a_worker_that_stops_reporting_is_killed_once():
     from media.workers import pool as P
-
-    class Proc:
-        pid, kills = 4321, 0
-
-        def kill(self) -> None:
-            self.kills += 1
+    Proc = _Proc
 
     pool, _ = _pool(2)
     procs = [Proc(), Proc()]
     for s, p in zip(pool.slots, procs):
         s.proc, s.heard = p, 100.0                         # type: ignore[assignment]
     assert pool.check_hung(100.0 + P.HUNG_AFTER_START - 1) == []     # starting: more patience
-    pool._deliver(pool.slots[1], [], now=140.0)                    # worker 1 reports; worker 0 never did
-    assert pool.check_hung(131.0) == [0]
-    assert pool.check_hung(144.0) == []                           # worker 1 heard 4 s ago; 0 already killed
-    assert pool.check_hung(140.0 + P.HUNG_AFTER + 0.1) == [1]
+    pool._deliver(pool.slots[1], [], now=129.5)                    # worker 1 reports; worker 0 never did
+    assert pool.check_hung(130.5) == [0]
+    for t in (131.5, 132.5, 133.5):
+        assert pool.check_hung(t) == []                           # worker 1 heard < 5 s ago; 0 already killed
+    assert pool.check_hung(134.6) == [1]
     assert [p.kills for p in procs] == [1, 1] and pool.slots[0].hung.startswith("no report for")
+
+
+def test_a_stall_of_the_switch_itself_kills_no_worker():
+    pool, _ = _pool(1)
+    pool.slots[0].proc, pool.slots[0].heard, pool.slots[0].heard_any = _Proc(), 100.0, True   # type: ignore[assignment]
+    assert pool.check_hung(100.5) == []
+    assert pool.check_hung(109.0) == []            # 8.5 s between checks: this process stalled, not the worker
+    for t in (110.0, 111.0, 112.0, 113.0, 114.0):
+        assert pool.check_hung(t) == []            # its reports get their time back (5 s from the stall)
+    assert pool.check_hung(114.5) == [0]           # and a worker still silent after that is killed

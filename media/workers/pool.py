@@ -150,6 +150,7 @@ class WorkerMedia:
         self.restarts = 0
         self._retired: dict[str, int] = {}             # counters of worker generations that died or stopped
         self._recordings: dict[int, RemoteRecording] = {}   # running, by id: a RecordingFailed names one
+        self._last_check: float | None = None          # check_hung's last run
 
     # ------------------------------------------------------------------ the workers' counters (metrics)
     def _counter(self, name: str) -> int:
@@ -549,7 +550,14 @@ class WorkerMedia:
         """Kill every live worker that has said nothing for ``HUNG_AFTER`` s (``HUNG_AFTER_START`` before its
         first message): a stopped or spinning worker would otherwise hold its calls' media silently. The
         channel's EOF then runs the usual death path (calls ended with records, restart). Returns the indexes."""
-        killed = []
+        killed: list[int] = []
+        last, self._last_check = self._last_check, now
+        if last is not None and now - last > HUNG_AFTER / 2:
+            # this process itself stalled (the checks run every second): the workers' reports may be waiting
+            # unread in the channel — give them the time back instead of killing healthy workers
+            for slot in self.slots:
+                slot.heard = max(slot.heard, now)
+            return killed
         for slot in self.slots:
             limit = HUNG_AFTER if slot.heard_any else HUNG_AFTER_START
             if slot.alive and slot.proc is not None and not slot.hung and now - slot.heard > limit:
