@@ -51,7 +51,8 @@ class Trunk:
     retry_max: int = 300                       # doubling up to this
     options_interval: int = 30                 # OPTIONS keep-alive every N seconds; 0 = off
     options_failures: int = 2                  # missed OPTIONS before the trunk counts as down
-    codecs: list[str] = field(default_factory=list)  # preferred order on this trunk; [] = [media] codecs
+    codecs: list[str] = field(default_factory=list)  # the only codecs with this carrier, in order; [] = [media]
+                                               # codecs (its leg is negotiated alone: the engine transcodes)
     max_channels: int = 0                      # concurrent calls in + out; 0 = no limit
     caller_id: str = ""                        # number presented on outbound calls (e.g. the hotline)
     progress_timeout: int = 5                  # seconds without any answer to our INVITE before failing over
