@@ -16,7 +16,7 @@ DID = "4008001234"
 
 
 def make(*, carrier: dict | None = None, backup: dict | None = None, rules: list | None = None,
-         media: bool = False, security: dict | None = None) -> Net:
+         media: bool = False, security: dict | None = None, more: list | None = None) -> Net:
     data: dict = {
         "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
         "store": {"path": "var/test.db", "country_code": "86"},
@@ -24,7 +24,8 @@ def make(*, carrier: dict | None = None, backup: dict | None = None, rules: list
         "media": {"enabled": media},
         "trunks": [{"name": "carrier", "host": CARRIER.host, "dids": {DID: "1002", "4008009999": "013800138000"},
                     "options_interval": 0, **(carrier or {})},
-                   {"name": "backup", "host": BACKUP.host, "options_interval": 0, **(backup or {})}],
+                   {"name": "backup", "host": BACKUP.host, "options_interval": 0, **(backup or {})},
+                   *(more or [])],
         "dial_rules": rules if rules is not None else [{"prefix": "0", "trunks": ["carrier", "backup"]}],
         "security": security or {},
     }
@@ -274,3 +275,63 @@ def test_inbound_from_a_trunk_answers_only_with_its_codecs_and_488_without_one()
                       agent.peer)
     ok = [m for m in responses(out) if m.status == 200 and m.cseq.method == "INVITE" and m.call_id == "u2@carrier"]
     assert ok and _payloads(ok[0].body) == ["8"] and _codec_names(ok[0].body) == {"PCMA"}
+
+
+# ------------------------------------------------------------------ weighted round-robin
+THIRD = Peer("udp", "192.0.2.77", 5060)
+
+
+def _dial_many(net: Net, n: int, first_port: int = 6200) -> list[tuple[Peer, Request]]:
+    """``n`` calls from 1001 (each phone on its own port, the first registered); the trunk INVITE of each."""
+    invites = []
+    for i in range(n):
+        desk = Phone(net, "1001", "pw-1001-x", Peer("udp", "127.0.0.1", first_port + i))
+        if i == 0:
+            assert desk.register().status == 200
+        _, out = desk.invite(f"0138001{i:05d}")
+        [(peer, inv)] = [(p, m) for p, m in requests(out, "INVITE") if p.host != "127.0.0.1"]
+        invites.append((peer, inv))
+    return invites
+
+
+def test_trunk_weights_share_new_calls_3_to_1_smoothly():
+    net = make(carrier={"weight": 3}, backup={"weight": 1},
+               rules=[{"prefix": "0", "trunks": ["carrier", "backup"], "order": "round-robin"}])
+    hosts = [p.host for p, _ in _dial_many(net, 8)]
+    c, b = CARRIER.host, BACKUP.host
+    assert hosts == [c, c, b, c, c, c, b, c]          # nginx's smooth order: 3:1, never b twice in a row
+
+
+def test_weighted_round_robin_skips_full_and_down_trunks_without_spending_their_turn():
+    net = make(carrier={"weight": 3, "max_channels": 1}, backup={"weight": 1},
+               rules=[{"prefix": "0", "trunks": ["carrier", "backup"], "order": "round-robin"}])
+    [(p1, inv1), (p2, _), (p3, _)] = _dial_many(net, 3)
+    assert (p1.host, p2.host, p3.host) == (CARRIER.host, BACKUP.host, BACKUP.host)   # carrier's 1 channel busy
+    net.deliver(answer(inv1, 486), CARRIER)                                      # its call ends: channel free
+    [(p4, _), (p5, _)] = _dial_many(net, 2, first_port=6300)
+    assert (p4.host, p5.host) == (CARRIER.host, BACKUP.host)
+
+    # a trunk the keep-alive marks down takes no first calls (it is still the last resort)
+    net = make(carrier={"weight": 1}, backup={"weight": 5, "options_interval": 10, "options_failures": 2},
+               rules=[{"prefix": "0", "trunks": ["carrier", "backup"], "order": "round-robin"}])
+    net.advance(40)                                                              # OPTIONS unanswered
+    [status] = [t for t in net.core.trunk_runtime.status(net.now) if t["name"] == "backup"]
+    assert status["health"] == "down" and status["weight"] == 5
+    assert [p.host for p, _ in _dial_many(net, 3)] == [CARRIER.host] * 3
+
+
+def test_after_the_weighted_pick_failover_goes_on_around_the_rule():
+    net = make(carrier={"weight": 1}, backup={"weight": 1},
+               more=[{"name": "third", "host": THIRD.host, "options_interval": 0, "weight": 2}],
+               rules=[{"prefix": "0", "trunks": ["carrier", "backup", "third"], "order": "round-robin"}])
+    picks = _dial_many(net, 3)
+    assert [p.host for p, _ in picks] == [THIRD.host, CARRIER.host, BACKUP.host]
+    out = net.deliver(answer(picks[2][1], 503), BACKUP)          # the third call's trunk fails: the next ones
+    assert [p.host for p, _ in requests(out, "INVITE")] == [THIRD.host]
+    out = net.deliver(answer(requests(out, "INVITE")[0][1], 503), THIRD)
+    assert [p.host for p, _ in requests(out, "INVITE")] == [CARRIER.host]
+
+
+def test_a_failover_rule_ignores_weights():
+    net = make(carrier={"weight": 1}, backup={"weight": 9})
+    assert [p.host for p, _ in _dial_many(net, 3)] == [CARRIER.host] * 3
