@@ -84,7 +84,9 @@ SCHEMAS: dict[str, dict] = {
     "Originate": obj({
         "from": {**EXTENSION, "description": "the extension rung first (A); an agent may only give her own"},
         "to": {**EXTENSION, "description": "the number rung when A answers (B)"},
-        "caller_id": {**EXTENSION, "description": "the number A's phone shows (default: `to`)"}},
+        "caller_id": {**EXTENSION, "description": "the number A's phone shows (default: `to`)"},
+        "queue": s(64, description="the call is made for this queue: an external `to` is shown the queue's "
+                                   "`caller_id` (default: `[outbound] caller_id`)")},
         ("from", "to")),
     "Originated": obj({"id": _STR}, ("id",), extra=True),
     "Empty": obj({}),
