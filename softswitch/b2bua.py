@@ -160,8 +160,10 @@ class B2BUA:
         leg's signalling IP or SDP address (``MediaEngine.allocate``); calls between extensions leave the
         last ``[media] reserve_ports`` pairs to queue and hotline calls (``media_reserve_ok``)."""
         try:
+            extra = {"codecs": leg.codecs} if leg.codecs else {}   # a trunk's codecs: nothing else in its SDP
             leg.media = self.media.allocate(leg.call.id, label, source=leg.peer.host,  # type: ignore[union-attr]
-                                            use_reserve=self.media_reserve_ok(leg.call), srtp=self.srtp_policy(leg))
+                                            use_reserve=self.media_reserve_ok(leg.call), srtp=self.srtp_policy(leg),
+                                            **extra)
         except PortsExhausted as e:
             log.warning("call %s: no RTP port for %s: %s", leg.call.id, label, e)
             return False
@@ -246,16 +248,17 @@ class B2BUA:
 
     # ------------------------------------------------------------------------ new INVITE
     def on_invite(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, now: float,
-                  target: str | None = None, trunk: str = "") -> Call:
+                  target: str | None = None, trunk: str = "", codecs: tuple[str, ...] = ()) -> Call:
         """A new call; ``target``: the number to route (a trunk's DID mapped to our dialplan), by
-        default the Request-URI's user."""
+        default the Request-URI's user; ``codecs``: the trunk's, the only ones our answer may pick (488
+        when the carrier offers none of them)."""
         self.out += self._respond(tx, make_response(req, 100), now)
         if target is None:
             target = req.ruri.user_unescaped if hasattr(req.ruri, "user_unescaped") else None
             target = (target or "").split(";")[0]
         call = Call(id=new_tag() + new_tag(), caller_number=caller, callee_number=target, created=now)
         call.delayed_offer = not req.body
-        a = Leg(call, "caller", peer, req, tx, trunk=trunk)
+        a = Leg(call, "caller", peer, req, tx, trunk=trunk, codecs=codecs)
         a.inside = peer.host in ("127.0.0.1", "::1") and (req.headers.get("User-Agent") or "").startswith(INSIDE_UA)
         a.dialog = Dialog.as_uas(req, new_tag())
         call.caller = a
@@ -344,7 +347,7 @@ class B2BUA:
 
     def _new_outgoing(self, call: Call, dest: Peer, contact_uri: str, number: str, display: str,
                       max_forwards: str = "70", prefer: Any = None, role: str = "callee", from_user: str | None = None,
-                      domain: str | None = None, inside: bool = False) -> Leg | None:
+                      domain: str | None = None, inside: bool = False, codecs: tuple[str, ...] = ()) -> Leg | None:
         core = self.core
         domain = domain or core.config.sip.domain
         user = call.caller_number if from_user is None else from_user
@@ -360,7 +363,7 @@ class B2BUA:
             ("Allow", ALLOW),
             ("User-Agent", core.config.sip.user_agent),
         ])
-        leg = Leg(call, role, dest, req, outgoing=True, extension=number, inside=inside)
+        leg = Leg(call, role, dest, req, outgoing=True, extension=number, inside=inside, codecs=codecs)
         if self.media is not None:
             if not self._attach(leg, f"{role} {number}"):
                 return None
@@ -395,7 +398,7 @@ class B2BUA:
                     variables=dict(cmd.variables))
         leg = self._new_outgoing(call, cmd.peer, cmd.uri, cmd.number, (cmd.display or "").replace('"', ""),
                                  prefer=cmd.codecs[0] if cmd.codecs else None, role="caller",
-                                 from_user=cmd.caller_id, domain=cmd.domain or None)
+                                 from_user=cmd.caller_id, domain=cmd.domain or None, codecs=cmd.codecs)
         if leg is None:
             return None
         leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
@@ -417,7 +420,7 @@ class B2BUA:
         number = cmd.uri.split(":", 1)[-1].split("@", 1)[0]
         prefer: Any = cmd.codecs[0] if cmd.codecs else call.caller.media
         leg = self._new_outgoing(call, cmd.peer, cmd.uri, number, (cmd.display or "").replace('"', ""),
-                                 prefer=prefer, from_user=cmd.caller, domain=cmd.domain)
+                                 prefer=prefer, from_user=cmd.caller, domain=cmd.domain, codecs=cmd.codecs)
         if leg is None:
             return None
         leg.trunk, leg.credentials = cmd.trunk, cmd.credentials

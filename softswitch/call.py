@@ -42,6 +42,7 @@ class Leg:
     reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
     pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
     trunk: str = ""                 # the trunk this leg goes to or came from (softswitch.trunks)
+    codecs: tuple[str, ...] = ()    # the only codecs its SDP may name (a trunk's codecs); () = [media] codecs
     credentials: tuple[str, str, str] | None = None  # (user, password, realm) for the far end's 401/407
     auth_tries: int = 0             # challenges answered on this INVITE (one per realm at most)
 

@@ -324,3 +324,35 @@ def test_click_to_dial_pops_the_customer_on_the_agents_desk_and_is_recorded():
     bye_from(ph["1005"], inv_b, "b")
     rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
     assert (rec.agent, rec.disposition) == ("2001", Disposition.ANSWERED) and rec.recordings
+
+
+def test_customer_first_campaign_calls_share_the_trunks_by_weight_with_their_codecs(tmp_path):
+    """A round-robin rule's weights (2:1) and a trunk's codecs (PCMA only) hold for campaign calls too."""
+    from softswitch.config import parse_config
+    from softswitch.core import SwitchCore
+
+    data = {
+        "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+        "store": {"path": "var/test.db", "country_code": "86"},
+        "extensions": [{"number": n, "password": p} for n, p in EXTS.items()],
+        "media": {"enabled": True},
+        "trunks": [{"name": "first", "host": "10.0.0.8", "options_interval": 0, "weight": 2, "codecs": ["PCMA"]},
+                   {"name": "second", "host": "10.0.0.9", "options_interval": 0}],
+        "dial_rules": [{"prefix": "0", "trunks": ["first", "second"], "order": "round-robin"}],
+        "ivr": {"default_language": "en", "languages": ["en"], "sounds_dir": str(tmp_path), "numbers": {"4100": "f"},
+                "flows": {"f": {"start": "bye", "nodes": {"bye": {"type": "hangup", "reason": "notified"}}}}},
+        "outbound": {"caller_id": HOTLINE},
+    }
+    core = SwitchCore(parse_config(data), secret=b"k" * 32)
+    core.set_local("udp", "127.0.0.1", 5060)
+    net = Recorder(core)
+    hosts, bodies = [], []
+    for i in range(3):
+        d = de.Dial(20 + i, 30 + i, "remind", "notification", f"+861380013800{i}", caller_id=HOTLINE, flow="f")
+        out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+        [(peer, inv)] = [(p, m) for p, m in out if getattr(m, "method", "") == "INVITE"]
+        hosts.append(peer.host)
+        bodies.append(inv.body.decode())
+    assert hosts == ["10.0.0.8", "10.0.0.9", "10.0.0.8"]          # smooth 2:1 (a b a), not a a b
+    m_lines = [next(ln for ln in b.splitlines() if ln.startswith("m=audio")).split()[3:] for b in bodies]
+    assert m_lines == [["8", "101"], ["0", "8", "101"], ["8", "101"]]

@@ -427,14 +427,12 @@ class OutboundApp(Application):
                 "name": d.name}
 
     def _trunks_for(self, number: str) -> tuple[Any, list[str]] | None:
-        """The dial rule's route for an external ``number`` and its trunks, those up first (None: no rule)."""
-        trunks = self.router.trunks
-        route = trunks.dialplan.resolve(number)
+        """The dial rule's route for an external ``number`` and its trunks as the dialer orders them (round-robin
+        rules by weight, those up first) (None: no rule)."""
+        route = self.router.trunks.dialplan.resolve(number)
         if route is None:
             return None
-        names = [n for n in route.rule.trunks if n in trunks.trunks and trunks.trunks[n].enabled]
-        dialer = self.router.dialer
-        return route, [n for n in names if dialer.is_up(n)] + [n for n in names if not dialer.is_up(n)]
+        return route, self.router.dialer.trunks_for(route.rule)
 
     def _originate_trunk(self, d: de.Dial, route: Any, remaining: list[str], now: float) -> "Call | None":
         """A customer-first call out through the next trunk of ``remaining`` that takes it (as the trunk
