@@ -12,6 +12,7 @@ from softswitch.events import CallEnded
 from softswitch.holds import HoldTally, sdp_holds
 from softswitch.records import Records
 from store.crm import CallCentre
+from store.reports import build_report
 
 from .callcentre_harness import plain_call, sdp
 from .test_call_records import boot, ended
@@ -78,6 +79,14 @@ def test_desk_hold_twice_counts_two_holds_and_their_seconds(tmp_path):
         # live AHT (wallboard) = talk incl. hold + wrap-up = the report's talk + hold + wrap-up
         live = rig.stats()
         assert live.aht == 75.0
+        report = await centre.store.read_sync(lambda conn: build_report(
+            conn, period="day", since=0, until=1e11, now=rig.net.now, utc_offset_s=0))
+        [q] = report["queues"]   # talk without hold 35 + hold 35 + wrap-up 5, one answered call
+        assert (q["talk_s"], q["hold_s"], q["avg_hold_s"], q["holds"], q["wrap_s"], q["aht_s"]) == (
+            35.0, 35.0, 35.0, 2, 5.0, 75.0)
+        assert q["aht_s"] == round(live.aht, 2)
+        [ag] = report["agents"]
+        assert (ag["talk_s"], ag["hold_s"], ag["holds"], ag["aht_s"]) == (35.0, 35.0, 2, 75.0)
 
     with_records(tmp_path, script)
 
