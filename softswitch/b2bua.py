@@ -31,6 +31,7 @@ from .sip.message import Request, Response, make_response, new_request
 from .sip.transaction import ClientTransaction, Peer, Send, ServerTransaction, new_branch
 from .sip.uri import parse_name_addr
 from .call import CALLING, CONFIRMED, EARLY, TERMINATED, Call, Leg, Relay
+from .holds import leg_holder, sdp_holds
 from .states import LEG_TRANSITIONS, CallState, LegState, move
 from .timers import Timers
 
@@ -787,6 +788,9 @@ class B2BUA:
             leg.reinvite = tx
         if method in ("INVITE", "UPDATE"):
             leg.dialog.update_target(req)  # type: ignore[union-attr]
+            held = sdp_holds(req.body) if req.body else None
+            if held is not None:
+                self._hold_seen(leg, held, now)
         out = other.dialog.create_request(method, via=self.core.via(other.peer, new_branch()),
                                           contact=self.core.contact(other.peer), body=req.body or b"",
                                           content_type=req.headers.get("Content-Type"))
@@ -819,6 +823,7 @@ class B2BUA:
         if leg.awaiting_answer and req.body and leg.media is not None:
             leg.awaiting_answer = False
             self._accept(leg, req.body)
+            self._hold_seen(leg, bool(leg.media.holding), now)
         if leg is call.caller and not call.caller_acked and req.cseq.number == leg.invite.cseq.number:
             call.caller_acked = True
             if self.media is None and call.delayed_offer and call.answered is not None and call.answered.ack is None:
@@ -859,7 +864,18 @@ class B2BUA:
             body = b""
         if ep.holding != was_holding:
             log.info("call %s: %s %s", leg.call.id, leg.role, "put the call on hold" if ep.holding else "resumed the call")
+        self._hold_seen(leg, bool(ep.holding), now)
         self.out += self._respond(tx, self._answer(leg, req, 200, None, body, "application/sdp" if body else None), now)
+
+    @staticmethod
+    def _hold_seen(leg: Leg, holding: bool, now: float) -> None:
+        """A phone's own hold or resume (its re-INVITE's direction), for the call's hold time; only a
+        party of the conversation (the caller, the answering leg) holds the call."""
+        call = leg.call
+        if call.state is CallState.ANSWERED and (leg is call.caller or leg is call.answered):
+            call.hold.set(leg_holder(leg), holding, now)
+        elif not holding:
+            call.hold.set(leg_holder(leg), False, now)
 
     # ---------------------------------------------------------------------------- transfer
     def _on_refer(self, req: Request, leg: Leg, tx: ServerTransaction, now: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .holds import HoldTally
 from .sip.dialog import Dialog
 from .sip.message import Request, Response
 from .sip.transaction import Peer
@@ -89,6 +90,7 @@ class Call:
     context: dict = field(default_factory=dict)    # notes that travel with the call to the next agent
     notes: dict = field(default_factory=dict)      # what applications note for the call record (queue, agent...)
     served_locally: bool = False    # the switch answers it (IVR, queue): may use the reserved RTP ports
+    hold: HoldTally = field(default_factory=HoldTally)  # holds and hold time (softswitch.holds), for the record
 
     def set_state(self, new: CallState) -> None:
         self.state = move(self.state, new, CALL_TRANSITIONS, f"call {self.id}")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from acd import events as acd_events
 
 from .events import SwitchEvent
+from .holds import DESK
 from .states import CallState
 
 
@@ -114,6 +115,8 @@ class Control:
         if media is None or call.caller.media is None:
             raise ValueError("hold needs anchored media")
         media.hold(call.caller.media, on)
+        if call.state is CallState.ANSWERED or not on:  # the hold time of the call record (softswitch.holds)
+            self._run(lambda now: call.hold.set(DESK, on, now))
 
     def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer of the caller to an extension, a queue number or an IVR number."""
