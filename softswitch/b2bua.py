@@ -544,9 +544,12 @@ class B2BUA:
         if call.recording is not None:
             self._record(L.Record(call, False), now)
         call.answered, call.media_partner, call.bridge = None, None, None
+        call.hold.close(now)
         if call.state is CallState.ANSWERED:
             call.set_state(CallState.QUEUED)
         if self.media is not None and call.caller.media is not None:
+            if getattr(call.caller.media, "held", False):  # the desk's hold was the leaving party's: the next one gets the caller unheld
+                self.media.hold(call.caller.media, False)
             self.media.leave(call.caller.media)
             if cmd.music:
                 self.media.play_music(call.caller.media)

@@ -176,3 +176,48 @@ def test_sdp_directions():
     session_level = base.replace(b"a=sendrecv\r\n", b"").replace(b"t=0 0\r\n", b"t=0 0\r\na=sendonly\r\n")
     assert sdp_holds(session_level) is True
     assert sdp_holds(b"not sdp") is None
+
+
+def test_the_browser_phones_hold_counts_and_a_hang_up_on_hold_closes_it():
+    """The desk's browser phone is a SIP UA inside the switch: its hold button is a re-INVITE (sendonly) that
+    the B2BUA sees like a desk phone's (test_browser_phone_ua's wiring: its UA and the real core, fake clock)."""
+    from .test_browser_phone_ua import Wire, incoming_call
+
+    w = Wire()
+    cid, _ = incoming_call(w)
+    call = next(iter(w.core.b2bua.calls.values()))
+    w.ua_did(w.ua.answer(cid, ("127.0.0.1", 30000), w.net.now))
+    w.net.advance(4)
+    w.ua_did(w.ua.hold(cid, True, w.net.now))                # 4..13
+    w.net.advance(9)
+    w.ua_did(w.ua.hold(cid, False, w.net.now))
+    w.net.advance(2)
+    w.ua_did(w.ua.hold(cid, True, w.net.now))                # 15..18, then the agent hangs up while holding
+    w.net.advance(3)
+    assert call.hold.on_hold and call.hold.total(w.net.now) == 12.0
+    seen: list = []
+    run = w.net._run
+
+    def keep_events(actions: list) -> list:              # the call's end event (the fake network drops events)
+        seen.extend(a for a in actions if isinstance(a, CallEnded))
+        return run(actions)
+    w.net._run = keep_events  # type: ignore[method-assign]
+    w.ua_did(w.ua.hangup(cid, w.net.now))
+    assert not call.live
+    [rec] = seen
+    assert (rec.hold_seconds, rec.holds, call.hold.on_hold) == (12.0, 2, False)
+
+
+def test_a_transfer_ends_the_desks_hold_and_the_next_party_gets_the_caller_unheld(tmp_path):
+    async def script(records: Records, centre: CallCentre):
+        rig = Rig(records)
+        desk = Control(Edge(rig.core, rig.net))
+        a, leg, call = connected(rig)
+        rig.at(10)
+        desk.hold(call.id, True)                      # 10..20, then the agent transfers the held caller
+        rig.at(20)
+        desk.transfer(call.id, "1003")
+        assert not call.caller.media.held and not call.hold.on_hold
+        assert (call.hold.seconds, call.hold.holds) == (10.0, 1)
+
+    with_records(tmp_path, script)
