@@ -257,7 +257,7 @@ window.DeskPhone = (function () {
       if (c && d) { send({ type: "phone.dtmf", call: c.id, digits: d }); $("ph-digits").value = ""; }
     });
 
-    return { start, stop, handle, reconnected, calls, get pc() { return pc; } };
+    return { start, stop, handle, reconnected, calls };
   }
   return { create };
 })();
