@@ -105,6 +105,9 @@ class AcdQueue:
     sticky_window: int = 0  # seconds a caller stays attached to the last agent; 0 = off
     sticky_wait: int = 10  # seconds to wait for that agent before any agent may take the call
     survey: str = ""  # IVR flow the caller goes to when the agent hangs up ("" = the call ends)
+    # the number customers see on calls made for this queue (its callbacks, its campaigns' calls), e.g. its
+    # own hotline; "" = [outbound] caller_id (then the dial rule's, the trunk's): docs/outbound.md
+    caller_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,13 @@ def name(v: str) -> str:
 def no_pipe(v: str) -> str:
     if "|" in v:
         raise Invalid("must not contain '|' (it separates queue_log fields)")
+    return v
+
+
+def caller_id(v: str) -> str:
+    """A number presented to customers (and carriers): digits with an optional '+', or "anonymous"."""
+    if v and v != "anonymous" and not re.fullmatch(r"\+?[0-9]{1,32}", v):
+        raise Invalid(f"must be a number (digits, optional leading '+') or \"anonymous\", got {quote(v)}")
     return v
 
 
@@ -337,6 +347,7 @@ QUEUE = Table(AcdQueue, {
     "sticky_window": Key(INTEGER, 0, (between(0, 30 * 86400),)),
     "sticky_wait": Key(INTEGER, 10, (between(0, 3600),)),
     "survey": Key(STRING, "", (printable,)),
+    "caller_id": Key(STRING, "", (caller_id,)),
 }, post=_queue_post)
 
 DIALPLAN = Table(DialplanEntry, {

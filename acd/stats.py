@@ -42,7 +42,7 @@ class QueueStats:
     exited_empty: int
     service_level: float | None  # answered within threshold / (answered + abandoned); None before any
     asa: float | None  # average speed of answer, seconds
-    aht: float | None  # average handle time = (talk + wrap-up) / calls whose talk ended, seconds
+    aht: float | None  # average handle time = (talk, hold inside + wrap-up) / calls whose talk ended, seconds
 
     @classmethod
     def of(cls, queue: str, c: QueueCounters, waiting: int, longest_wait: float,

@@ -8,7 +8,9 @@ report over the same calls show the same numbers (docs/reports.md).
   no agent logged in — and calls still waiting are neither answered nor abandoned: they are not in
   the formula.
 * **ASA** (average speed of answer) = time waited in the queue by answered calls ÷ answered.
-* **AHT** (average handle time) = (talk time + wrap-up time) ÷ calls whose talk ended.
+* **AHT** (average handle time) = (talk time + hold time + wrap-up time) ÷ calls whose talk ended. The live
+  figures measure talk as the connected time (hold inside it); the reports give talk without hold and hold
+  apart (the call records' ``hold_seconds``): the same sum, so the same AHT.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def average_speed_of_answer(wait_total: float, answered: int) -> float | None:
     return wait_total / answered if answered else None
 
 
-def average_handle_time(talk_total: float, wrap_total: float, handled: int) -> float | None:
-    """Talk plus wrap-up per handled call (a call whose talk ended); None before the first."""
-    return (talk_total + wrap_total) / handled if handled else None
+def average_handle_time(talk_total: float, wrap_total: float, handled: int, hold_total: float = 0.0) -> float | None:
+    """Talk plus hold plus wrap-up per handled call (a call whose talk ended); None before the first.
+    ``hold_total`` is for talk measured without hold; talk measured as connected time has it inside already."""
+    return (talk_total + hold_total + wrap_total) / handled if handled else None

@@ -6,13 +6,14 @@
 #      the same SIPp callers, callee UAS and echoing sink
 #   3. the switch, every call on the full path (recording + in-band DTMF search), --features full
 # Usage: [WORKERS=N] bench/media_compare.sh OUT_DIR [STEPS] [FULL_STEPS]   (JSON per run in OUT_DIR; needs rtpengine-daemon)
-#   WORKERS: the switch's [media] workers for both of its runs (default 0: the tick in the switch's process)
+#   WORKERS: the switch's [media] workers for both of its runs (default -1: "auto", as shipped; 0: the tick in
+#   the switch's process)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?OUT_DIR}
 steps=${2:-100,200,300,400,500}
 full_steps=${3:-50,100,200}
-workers=${WORKERS:-0}
+workers=${WORKERS:--1}
 anchor=${ANCHOR:-$here/../shared/bench/kamailio-rtpengine}
 rev=${ANCHOR_DRIVER_REV:-2b1f9a7}
 py=$here/.venv/bin/python

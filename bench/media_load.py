@@ -20,8 +20,9 @@ Usage: bench/media_load.py [--steps 50,100,200,300,400] [--seconds 14] [--rate 1
   --features: plain = the fast path (no in-band DTMF search), full = recording + in-band DTMF, no relay,
   mixed (default) = the mixing path without recording. Per step it also reports the switch's RSS (and its
   child processes') and the round trips of an OPTIONS sent every 200 ms during the window.
-  --workers N: [media] workers = N (media worker processes, media/workers; 0 = the tick in the switch);
-  the "workers" CPU column is then theirs, and OPTIONS tells whether signalling keeps its core.
+  --workers N: [media] workers = N (media worker processes, media/workers; 0 = the tick in the switch;
+  -1, the default, = "auto" as shipped: one per spare core); the "workers" CPU column is then theirs, and
+  OPTIONS tells whether signalling keeps its core.
 """
 from __future__ import annotations
 
@@ -222,13 +223,14 @@ FEATURES = {
 }
 
 
-def write_config(path: Path, port: int, n: int, features: str = "mixed", workers: int = 0) -> None:
+def write_config(path: Path, port: int, n: int, features: str = "mixed", workers: int = -1) -> None:
     lines = [f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\ndomain = "{DOMAIN}"\nauth_algorithms = ["MD5"]\n',
              '[api]\nenabled = false\n',  # signalling and media only (and no port 8080 taken)
              # INFO: the switch's end-of-call media statistics (a handful of lines per call)
              '[log]\nlevel = "INFO"\n',
              '[media]\nrtp_ports = "20000-40000"\ncodecs = ["PCMA", "PCMU"]\n'
-             + ('record = "none"\n' if features != "full" else "") + FEATURES[features] + f"workers = {workers}\n",
+             + ('record = "none"\n' if features != "full" else "") + FEATURES[features]
+             + (f"workers = {workers}\n" if workers >= 0 else 'workers = "auto"\n'),
              '[store]\npath = "bench.db"\n']
     for base in (CALLERS, CALLEES):
         for u in range(base, base + n):
@@ -560,8 +562,9 @@ def main() -> None:
                     help="plain: fast path (no in-band DTMF search); full: recording + in-band DTMF, no fast path; "
                          "mixed: the mixing path without recording (as before the fast path)")
 
-    ap.add_argument("--workers", type=int, default=0,
-                    help="[media] workers: media worker processes (0: the media tick in the switch's process)")
+    ap.add_argument("--workers", type=int, default=-1,
+                    help="[media] workers: media worker processes (0: the media tick in the switch's process; "
+                         "-1: \"auto\", the shipped default)")
     args = ap.parse_args()
     if args.sink:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -95,6 +95,12 @@ class OutboundConfig:
     def zone_name(self, campaign: Campaign | None) -> str:
         return (campaign.timezone if campaign is not None else "") or self.timezone
 
+    def presented(self, campaign: Campaign | None, queue_caller_id: str = "") -> str:
+        """The number customers see on a call of ``campaign`` (None: a callback task) made for a queue whose
+        ``caller_id`` is ``queue_caller_id``: the campaign's own, else the queue's, else ``[outbound]
+        caller_id``; "" leaves it to the dial rule's, then the trunk's (softswitch.trunks.dialer)."""
+        return (campaign.caller_id if campaign is not None else "") or queue_caller_id or self.caller_id
+
     def attempts_limit(self, campaign: Campaign | None) -> int:
         own = campaign.max_attempts if campaign is not None else self.callbacks.max_attempts
         return own or self.max_attempts

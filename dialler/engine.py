@@ -156,9 +156,11 @@ class _Lane:
 
 
 class Dialler:
-    def __init__(self, config: OutboundConfig, *, normalise: Callable[[str], str] = lambda n: n):
+    def __init__(self, config: OutboundConfig, *, normalise: Callable[[str], str] = lambda n: n,
+                 queue_caller_id: Callable[[str], str] = lambda queue: ""):
         self.config = config
         self.normalise = normalise
+        self.queue_caller_id = queue_caller_id   # a queue's own caller_id ("" = none), read at each dial (reloads)
         self.contacts: dict[int, Contact] = {}
         self.by_key: dict[tuple[str, str], int] = {}           # (campaign, source key) -> contact
         self.by_ref: dict[str, int] = {}                       # held queue callbacks: their call id -> contact
@@ -528,7 +530,7 @@ class Dialler:
     def _dial(self, c: Contact, a: _Attempt) -> Dial:
         camp = self._campaigns[c.campaign]
         mode = "callback" if camp is None else camp.mode
-        caller_id = (camp.caller_id if camp is not None else "") or self.config.caller_id
+        caller_id = self.config.presented(camp, self.queue_caller_id(c.queue) if c.queue else "")
         return Dial(a.id, c.id, c.campaign, mode, c.number, c.queue, caller_id, camp.flow if camp is not None else "",
                     c.name, c.kind, c.audio, c.note, dict(c.data))
 

@@ -548,7 +548,8 @@ class MediaEngine:
 
     # ------------------------------------------------------------------------------ endpoints
     def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
-                 use_reserve: bool = True, srtp: str = "off", port: int | None = None) -> Endpoint:
+                 use_reserve: bool = True, srtp: str = "off", port: int | None = None,
+                 codecs: Sequence[str] = ()) -> Endpoint:
         """A new endpoint with an RTP port from the pool (raises ports.PortsExhausted: answer 503).
 
         ``source``: the IP address the leg's signalling comes from (the INVITE's source, or where the
@@ -576,7 +577,8 @@ class MediaEngine:
         if not self._free_rows:
             self._grow(self._cap * 2)
         row = self._free_rows.pop()
-        local = sdp_mod.LocalSdp(self.config.address, port, self.codecs, self.config.telephone_event_pt,
+        laws = tuple(CODEC_BY_NAME[c.upper()] for c in codecs) if codecs else self.codecs
+        local = sdp_mod.LocalSdp(self.config.address, port, laws, self.config.telephone_event_pt,
                                  self.config.ptime, srtp=srtp, suites=tuple(self.config.srtp_suites))
         self.jitter.init_row(row, max(1, self.config.jitter_min_ms // 20), max(2, self.config.jitter_max_ms // 20))
         self.rxt.reset(row)

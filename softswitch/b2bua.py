@@ -31,6 +31,7 @@ from .sip.message import Request, Response, make_response, new_request
 from .sip.transaction import ClientTransaction, Peer, Send, ServerTransaction, new_branch
 from .sip.uri import parse_name_addr
 from .call import CALLING, CONFIRMED, EARLY, TERMINATED, Call, Leg, Relay
+from .holds import leg_holder, sdp_holds
 from .states import LEG_TRANSITIONS, CallState, LegState, move
 from .timers import Timers
 
@@ -159,8 +160,10 @@ class B2BUA:
         leg's signalling IP or SDP address (``MediaEngine.allocate``); calls between extensions leave the
         last ``[media] reserve_ports`` pairs to queue and hotline calls (``media_reserve_ok``)."""
         try:
+            extra = {"codecs": leg.codecs} if leg.codecs else {}   # a trunk's codecs: nothing else in its SDP
             leg.media = self.media.allocate(leg.call.id, label, source=leg.peer.host,  # type: ignore[union-attr]
-                                            use_reserve=self.media_reserve_ok(leg.call), srtp=self.srtp_policy(leg))
+                                            use_reserve=self.media_reserve_ok(leg.call), srtp=self.srtp_policy(leg),
+                                            **extra)
         except PortsExhausted as e:
             log.warning("call %s: no RTP port for %s: %s", leg.call.id, label, e)
             return False
@@ -245,16 +248,17 @@ class B2BUA:
 
     # ------------------------------------------------------------------------ new INVITE
     def on_invite(self, req: Request, peer: Peer, tx: ServerTransaction, caller: str, now: float,
-                  target: str | None = None, trunk: str = "") -> Call:
+                  target: str | None = None, trunk: str = "", codecs: tuple[str, ...] = ()) -> Call:
         """A new call; ``target``: the number to route (a trunk's DID mapped to our dialplan), by
-        default the Request-URI's user."""
+        default the Request-URI's user; ``codecs``: the trunk's, the only ones our answer may pick (488
+        when the carrier offers none of them)."""
         self.out += self._respond(tx, make_response(req, 100), now)
         if target is None:
             target = req.ruri.user_unescaped if hasattr(req.ruri, "user_unescaped") else None
             target = (target or "").split(";")[0]
         call = Call(id=new_tag() + new_tag(), caller_number=caller, callee_number=target, created=now)
         call.delayed_offer = not req.body
-        a = Leg(call, "caller", peer, req, tx, trunk=trunk)
+        a = Leg(call, "caller", peer, req, tx, trunk=trunk, codecs=codecs)
         a.inside = peer.host in ("127.0.0.1", "::1") and (req.headers.get("User-Agent") or "").startswith(INSIDE_UA)
         a.dialog = Dialog.as_uas(req, new_tag())
         call.caller = a
@@ -343,7 +347,7 @@ class B2BUA:
 
     def _new_outgoing(self, call: Call, dest: Peer, contact_uri: str, number: str, display: str,
                       max_forwards: str = "70", prefer: Any = None, role: str = "callee", from_user: str | None = None,
-                      domain: str | None = None, inside: bool = False) -> Leg | None:
+                      domain: str | None = None, inside: bool = False, codecs: tuple[str, ...] = ()) -> Leg | None:
         core = self.core
         domain = domain or core.config.sip.domain
         user = call.caller_number if from_user is None else from_user
@@ -359,7 +363,7 @@ class B2BUA:
             ("Allow", ALLOW),
             ("User-Agent", core.config.sip.user_agent),
         ])
-        leg = Leg(call, role, dest, req, outgoing=True, extension=number, inside=inside)
+        leg = Leg(call, role, dest, req, outgoing=True, extension=number, inside=inside, codecs=codecs)
         if self.media is not None:
             if not self._attach(leg, f"{role} {number}"):
                 return None
@@ -394,7 +398,7 @@ class B2BUA:
                     variables=dict(cmd.variables))
         leg = self._new_outgoing(call, cmd.peer, cmd.uri, cmd.number, (cmd.display or "").replace('"', ""),
                                  prefer=cmd.codecs[0] if cmd.codecs else None, role="caller",
-                                 from_user=cmd.caller_id, domain=cmd.domain or None)
+                                 from_user=cmd.caller_id, domain=cmd.domain or None, codecs=cmd.codecs)
         if leg is None:
             return None
         leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
@@ -416,7 +420,7 @@ class B2BUA:
         number = cmd.uri.split(":", 1)[-1].split("@", 1)[0]
         prefer: Any = cmd.codecs[0] if cmd.codecs else call.caller.media
         leg = self._new_outgoing(call, cmd.peer, cmd.uri, number, (cmd.display or "").replace('"', ""),
-                                 prefer=prefer, from_user=cmd.caller, domain=cmd.domain)
+                                 prefer=prefer, from_user=cmd.caller, domain=cmd.domain, codecs=cmd.codecs)
         if leg is None:
             return None
         leg.trunk, leg.credentials = cmd.trunk, cmd.credentials
@@ -540,9 +544,12 @@ class B2BUA:
         if call.recording is not None:
             self._record(L.Record(call, False), now)
         call.answered, call.media_partner, call.bridge = None, None, None
+        call.hold.close(now)
         if call.state is CallState.ANSWERED:
             call.set_state(CallState.QUEUED)
         if self.media is not None and call.caller.media is not None:
+            if getattr(call.caller.media, "held", False):  # the desk's hold was the leaving party's: the next one gets the caller unheld
+                self.media.hold(call.caller.media, False)
             self.media.leave(call.caller.media)
             if cmd.music:
                 self.media.play_music(call.caller.media)
@@ -784,6 +791,9 @@ class B2BUA:
             leg.reinvite = tx
         if method in ("INVITE", "UPDATE"):
             leg.dialog.update_target(req)  # type: ignore[union-attr]
+            held = sdp_holds(req.body) if req.body else None
+            if held is not None:
+                self._hold_seen(leg, held, now)
         out = other.dialog.create_request(method, via=self.core.via(other.peer, new_branch()),
                                           contact=self.core.contact(other.peer), body=req.body or b"",
                                           content_type=req.headers.get("Content-Type"))
@@ -816,6 +826,7 @@ class B2BUA:
         if leg.awaiting_answer and req.body and leg.media is not None:
             leg.awaiting_answer = False
             self._accept(leg, req.body)
+            self._hold_seen(leg, bool(leg.media.holding), now)
         if leg is call.caller and not call.caller_acked and req.cseq.number == leg.invite.cseq.number:
             call.caller_acked = True
             if self.media is None and call.delayed_offer and call.answered is not None and call.answered.ack is None:
@@ -856,7 +867,18 @@ class B2BUA:
             body = b""
         if ep.holding != was_holding:
             log.info("call %s: %s %s", leg.call.id, leg.role, "put the call on hold" if ep.holding else "resumed the call")
+        self._hold_seen(leg, bool(ep.holding), now)
         self.out += self._respond(tx, self._answer(leg, req, 200, None, body, "application/sdp" if body else None), now)
+
+    @staticmethod
+    def _hold_seen(leg: Leg, holding: bool, now: float) -> None:
+        """A phone's own hold or resume (its re-INVITE's direction), for the call's hold time; only a
+        party of the conversation (the caller, the answering leg) holds the call."""
+        call = leg.call
+        if call.state is CallState.ANSWERED and (leg is call.caller or leg is call.answered):
+            call.hold.set(leg_holder(leg), holding, now)
+        elif not holding:
+            call.hold.set(leg_holder(leg), False, now)
 
     # ---------------------------------------------------------------------------- transfer
     def _on_refer(self, req: Request, leg: Leg, tx: ServerTransaction, now: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .holds import HoldTally
 from .sip.dialog import Dialog
 from .sip.message import Request, Response
 from .sip.transaction import Peer
@@ -41,6 +42,7 @@ class Leg:
     reinvite: Any = None            # server tx of a re-INVITE relayed from this leg, awaiting its 2xx/ACK
     pending_ack_to: tuple["Leg", int] | None = None   # (other leg, CSeq) to ACK when this leg ACKs a relayed 2xx
     trunk: str = ""                 # the trunk this leg goes to or came from (softswitch.trunks)
+    codecs: tuple[str, ...] = ()    # the only codecs its SDP may name (a trunk's codecs); () = [media] codecs
     credentials: tuple[str, str, str] | None = None  # (user, password, realm) for the far end's 401/407
     auth_tries: int = 0             # challenges answered on this INVITE (one per realm at most)
 
@@ -88,6 +90,7 @@ class Call:
     context: dict = field(default_factory=dict)    # notes that travel with the call to the next agent
     notes: dict = field(default_factory=dict)      # what applications note for the call record (queue, agent...)
     served_locally: bool = False    # the switch answers it (IVR, queue): may use the reserved RTP ports
+    hold: HoldTally = field(default_factory=HoldTally)  # holds and hold time (softswitch.holds), for the record
 
     def set_state(self, new: CallState) -> None:
         self.state = move(self.state, new, CALL_TRANSITIONS, f"call {self.id}")

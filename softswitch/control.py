@@ -12,6 +12,7 @@ from typing import Any, Callable
 from acd import events as acd_events
 
 from .events import SwitchEvent
+from .holds import DESK
 from .states import CallState
 
 
@@ -114,6 +115,8 @@ class Control:
         if media is None or call.caller.media is None:
             raise ValueError("hold needs anchored media")
         media.hold(call.caller.media, on)
+        if call.state is CallState.ANSWERED or not on:  # the hold time of the call record (softswitch.holds)
+            self._run(lambda now: call.hold.set(DESK, on, now))
 
     def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer of the caller to an extension, a queue number or an IVR number."""
@@ -122,11 +125,14 @@ class Control:
             return
         self._run(lambda now: self.router.transfer(call, target, now))
 
-    def originate(self, a: str, b: str, caller_id: str = "", external_caller_id: str = "") -> str | None:
+    def originate(self, a: str, b: str, caller_id: str = "", external_caller_id: str = "",
+                  queue: str = "") -> str | None:
         """Ring extension ``a``, then connect it to ``b`` (click-to-dial); the new call's id, or None. An
         external ``b`` goes out through the dial rules and trunks with ``a``'s permission, presenting
-        ``external_caller_id``, by default ``[outbound] caller_id`` (the hotline; docs/trunks.md)."""
-        shown = external_caller_id or self.server.config.outbound.caller_id
+        ``external_caller_id``, by default the number of ``queue`` when the call is made for a queue
+        (``[[acd.queues]] caller_id``), else ``[outbound] caller_id`` (the hotline; docs/outbound.md)."""
+        shown = external_caller_id or (self.router.outbound.queue_caller_id(queue) if queue else
+                                       self.server.config.outbound.caller_id)
         call = self._run(lambda now: self.router.outbound.click_to_dial(a, b, now, caller_id, external_caller_id=shown))
         return call.id if call is not None else None
 

@@ -568,7 +568,8 @@ class SwitchCore:
         if req.body and not _acceptable_body(req):
             return self.tl.respond(tx, make_response(req, 415, to_tag=_tag(),
                                                      extra=[("Accept", "application/sdp")]), now)
-        call = self.b2bua.on_invite(req, peer, tx, inb.caller, now, target=inb.target, trunk=trunk.name)
+        call = self.b2bua.on_invite(req, peer, tx, inb.caller, now, target=inb.target, trunk=trunk.name,
+                                    codecs=tuple(trunk.codecs))
         call.notes.update(direction="inbound", trunk=trunk.name, did=inb.did, external=inb.caller)
         if verdict.warned:
             call.variables["warning"] = "1"  # flagged for the agent's screen pop

@@ -81,6 +81,8 @@ class CallEnded(SwitchEvent):
     did: str = ""                        # the carrier's number the customer dialled (inbound)
     external: str = ""                   # the external party's number, E.164 ("anonymous" if withheld)
     transfers: int = 0                   # blind or attended transfers of the answered call
+    hold_seconds: float = 0.0            # time on hold (desk hold or a phone's own hold; part of the talk)
+    holds: int = 0                       # times the call was put on hold
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()

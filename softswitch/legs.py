@@ -131,7 +131,7 @@ class Dial:
     credentials: tuple[str, str, str] | None = None
     progress_timeout: float | None = None
     limit: float | None = None          # hard ring limit in seconds (as Ring)
-    codecs: tuple[str, ...] = ()        # preferred codecs on this leg
+    codecs: tuple[str, ...] = ()        # the only codecs offered on this leg, in this order (a trunk's); () = all
     trunk: str = ""                     # noted on the leg (channels, failover)
 
 

@@ -51,8 +51,8 @@ class DiallerService:
     def __init__(self, server: Any):
         self.server = server
         self.config = server.config.outbound
-        self.dialler = Dialler(self.config)
         self.app = server.core.router.outbound
+        self.dialler = Dialler(self.config, queue_caller_id=self.app.queue_number)
         self._queue: asyncio.Queue[tuple[Any, asyncio.Future[list[Any]] | None]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -82,7 +82,7 @@ class DiallerService:
 
             def restore() -> None:
                 for c in held:
-                    self.app.restore_held(c, self.config.caller_id, now)
+                    self.app.restore_held(c, self.app.queue_caller_id(c.queue), now)
             self._run(restore)
         log.info("dialler: %d contact(s) and callback task(s) loaded, %d interrupted attempt(s) rescheduled, "
                  "%d held callback(s) back in line", len(rows), len(opened), len(held))

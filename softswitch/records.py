@@ -164,7 +164,7 @@ class Records:
             # an agent on the desk's browser phone: the WebRTC leg's figures (the engine's leg is a loopback hop)
             agent_loss_pct=loss(agent_leg), agent_jitter_ms=jitter(agent_leg),
             direction=ev.direction, trunk=ev.trunk[:200], did=ev.did[:64], external=ev.external[:64],
-            transfers=max(0, ev.transfers))
+            transfers=max(0, ev.transfers), hold_seconds=max(0.0, float(ev.hold_seconds)), holds=max(0, ev.holds))
         parties = [p for p in (ev.caller, ev.agent) if p]
         for f, s, e in ev.recordings:
             await self.centre.add_recording(file=f, started_at=s, duration_s=max(0.0, e - s), call_id=rid,

@@ -123,6 +123,7 @@ class Router:
         """Blind transfer: the caller leaves the party it talks to (hung up) for ``target``: an
         extension, a queue or an IVR number. Its notes (``context``) travel with it."""
         old_party = call.answered.party if call.answered is not None else ""
+        call.hold.close(now)            # whoever held the caller let go: the next party starts afresh
         if call.answered is not None:   # a person handed the caller on (reports count transferred calls)
             call.notes["transfers"] = call.notes.get("transfers", 0) + 1
         if call.app is not None:
@@ -142,6 +143,7 @@ class Router:
         """Attended transfer joined ``call``'s remaining party with a party of ``gone``: the result is
         a plain two-party call; the referrer's phone is free, the joined party's busy mark moves."""
         call.notes["transfers"] = call.notes.get("transfers", 0) + 1
+        call.hold.close(now)   # the referrer held the caller while consulting: that hold is over
         if call.app is not None and call.app is not self.extension:
             call.app.release(call, now, call.answered.party if call.answered is not None else "")
             call.app = self.extension
@@ -177,6 +179,7 @@ class Router:
             else:
                 disposition = Disposition.FAILED
         w = self.wall
+        call.hold.close(now)   # a call hung up on hold: its hold lasted to the hang-up
         return CallEnded(
             call=call.id, caller=call.caller_number, callee=call.callee_number, disposition=disposition,
             arrived=w(call.created), answered=None if answered is None else w(answered), ended=w(now),
@@ -188,7 +191,7 @@ class Router:
             queued=w(notes["queued_at"]) if notes.get("queued_at") is not None else None,
             talk_ended=w(notes["talk_ended"]) if notes.get("talk_ended") is not None else None,
             transfers=int(notes.get("transfers", 0)), direction=notes.get("direction", ""), trunk=notes.get("trunk", ""), did=notes.get("did", ""),
-            external=notes.get("external", ""))
+            external=notes.get("external", ""), hold_seconds=round(call.hold.seconds, 3), holds=call.hold.holds)
 
     def blocked(self, caller: str, callee: str, now: float) -> None:
         """A call refused before it became a call (blacklisted caller) still gets its record."""

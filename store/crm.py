@@ -108,6 +108,8 @@ class CallRecord:
     did: str = ""                       # the carrier's number the customer dialled (inbound)
     external: str = ""                  # the outside party's number, E.164 ("anonymous" when withheld)
     transfers: int = 0                  # times an agent (or a phone) transferred the caller on
+    hold_seconds: float = 0.0           # on hold (desk or phone hold), part of talk_s: talk without hold = the rest
+    holds: int = 0                      # times the call was put on hold
 
 
 @dataclass
@@ -270,6 +272,8 @@ CALL_FIELDS = {
     "did": Field(str, 64),
     "external": Field(str, 64),
     "transfers": Field(int, check=non_negative),
+    "hold_seconds": Field(float, check=non_negative),
+    "holds": Field(int, check=non_negative),
 }
 CALL_UPDATABLE = frozenset(CALL_FIELDS) - {"caller", "arrived_at", "call_ref"}
 

@@ -371,6 +371,13 @@ MIGRATIONS: list[Migration] = [
         -- (answered...). Reports count the calls transferred (transfers > 0) per queue and agent.
         ALTER TABLE call_records ADD COLUMN transfers INTEGER NOT NULL DEFAULT 0 CHECK (transfers >= 0);
     """),
+    Migration(9, "call records: hold time and number of holds", """
+        -- Time the answered call spent on hold (the agent's desk hold, a phone's own hold) and how many
+        -- times it was put on hold. hold_seconds is part of talk_s (the connected time); reports show talk
+        -- without hold, hold and wrap-up apart (AHT = talk + hold + wrap-up). Earlier calls read as 0.
+        ALTER TABLE call_records ADD COLUMN hold_seconds REAL NOT NULL DEFAULT 0 CHECK (hold_seconds >= 0);
+        ALTER TABLE call_records ADD COLUMN holds INTEGER NOT NULL DEFAULT 0 CHECK (holds >= 0);
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -8,8 +8,11 @@ Definitions are those of ``base.figures`` and docs/reports.md (the live wallboar
 * ASA = Σ wait of answered calls ÷ answered; abandoned wait = Σ wait of abandoned calls ÷ abandoned;
 * transferred = calls an agent (or a phone) handed on, blind or attended (``transfers`` > 0), and calls
   whose disposition is ``transferred`` (a caller who chose to be called back keeps his place);
-* AHT = (Σ talk + Σ wrap-up) ÷ answered. Hold is part of talk here: a call on hold is still the agent's
-  (the switch's hold is music to the caller during the talk), so talk + hold + wrap-up = talk_s + wrap_s;
+* AHT = (Σ talk + Σ hold + Σ wrap-up) ÷ answered, as commercial ACDs report it, each shown on its own:
+  ``hold_s`` is the call records' ``hold_seconds`` (desk or phone hold), ``talk_s`` the talk *without* hold
+  (the records' ``talk_s`` is the connected time, hold included, so talk + hold = Σ talk_s and AHT is the
+  live wallboard's (connected time + wrap-up) ÷ handled); ``avg_hold_s`` = Σ hold ÷ answered, ``holds`` the
+  number of holds;
 * occupancy = time on calls and in wrap-up ÷ time available (ready, ringing, on a call, in wrap-up), from the
   agent state history, cut at period boundaries.
 
@@ -85,23 +88,28 @@ def _calls(conn: sqlite3.Connection, since: float, until: float, off: int, thres
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN talk_s END),
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN wrap_s END),
                TOTAL(CASE WHEN disposition = 'abandoned' THEN wait_s END),
-               SUM(transfers > 0 OR disposition = 'transferred')
+               SUM(transfers > 0 OR disposition = 'transferred'),
+               TOTAL(CASE WHEN answered_at IS NOT NULL THEN MIN(hold_seconds, COALESCE(talk_s, 0.0)) END),
+               TOTAL(CASE WHEN answered_at IS NOT NULL THEN holds END)
         FROM call_records WHERE arrived_at >= :since AND arrived_at < :until
         GROUP BY d, queue, agent, disposition, survey_score""", params).fetchall()
 
 
 def _empty() -> dict[str, Any]:
-    return {"offered": 0, "answered": 0, "within": 0, "wait": 0.0, "talk": 0.0, "wrap": 0.0, "abandoned": 0,
-            "abandon_wait": 0.0, "transferred": 0, "dispositions": defaultdict(int), "scores": defaultdict(int)}
+    return {"offered": 0, "answered": 0, "within": 0, "wait": 0.0, "talk": 0.0, "hold": 0.0, "holds": 0, "wrap": 0.0,
+            "abandoned": 0, "abandon_wait": 0.0, "transferred": 0, "dispositions": defaultdict(int),
+            "scores": defaultdict(int)}
 
 
 def _fold(acc: dict[str, Any], row: tuple) -> None:
-    _, _, _, disp, score, n, answered, within, wait, talk, wrap, abandon_wait, transferred = row
+    _, _, _, disp, score, n, answered, within, wait, talk, wrap, abandon_wait, transferred, hold, holds = row
     acc["offered"] += n
     acc["answered"] += answered
     acc["within"] += within
     acc["wait"] += wait
-    acc["talk"] += talk
+    acc["talk"] += talk - hold          # talk without hold (a record's hold is within its talk_s)
+    acc["hold"] += hold
+    acc["holds"] += int(holds)
     acc["wrap"] += wrap
     acc["transferred"] += transferred
     if disp == "abandoned":
@@ -110,6 +118,13 @@ def _fold(acc: dict[str, Any], row: tuple) -> None:
     acc["dispositions"][disp] += n
     if score is not None:
         acc["scores"][int(score)] += n
+
+
+def _handle(a: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of the handle time: talk without hold, hold (total, per answered call, how many holds), wrap-up."""
+    return {"talk_s": _r(a["talk"]), "hold_s": _r(a["hold"]),
+            "avg_hold_s": _r(a["hold"] / a["answered"]) if a["answered"] else None, "holds": a["holds"],
+            "wrap_s": _r(a["wrap"])}
 
 
 def _satisfaction(scores: Mapping[int, int]) -> tuple[dict[str, int], float | None]:
@@ -135,9 +150,8 @@ def _queues(conn: sqlite3.Connection, period: str, since: float, until: float, o
             "answered_within": a["within"], "sl_threshold_s": float(thresholds.get(q, default)),
             "service_level_pct": _r(None if sl is None else 100.0 * sl),
             "asa_s": _r(average_speed_of_answer(a["wait"], a["answered"])),
-            "aht_s": _r(average_handle_time(a["talk"], a["wrap"], a["answered"])),
-            "talk_s": _r(a["talk"]), "wrap_s": _r(a["wrap"]),
-            "transferred": a["transferred"], "overflow": disp.get("overflow", 0),
+            "aht_s": _r(average_handle_time(a["talk"], a["wrap"], a["answered"], a["hold"])),
+            **_handle(a), "transferred": a["transferred"], "overflow": disp.get("overflow", 0),
             "voicemail": disp.get("voicemail", 0), "timed_out": disp.get("timeout", 0),
             "no_agents": disp.get("no_agents", 0),
             "dispositions": {d: disp[d] for d in DISPOSITIONS if disp.get(d)},
@@ -183,8 +197,8 @@ def _agents(conn: sqlite3.Connection, period: str, since: float, until: float, o
         working = sum(st.get(s, 0.0) for s in WORKING)
         dist, avg = _satisfaction(a["scores"])
         out.append({
-            "period": p, "agent": agent, "handled": a["answered"], "talk_s": _r(a["talk"]), "wrap_s": _r(a["wrap"]),
-            "aht_s": _r(average_handle_time(a["talk"], a["wrap"], a["answered"])),
+            "period": p, "agent": agent, "handled": a["answered"], **_handle(a),
+            "aht_s": _r(average_handle_time(a["talk"], a["wrap"], a["answered"], a["hold"])),
             "transferred": a["transferred"],
             "logged_in_s": _r(sum(v for s, v in st.items() if s not in ("logged-out", "unknown"))),
             "occupancy_pct": _r(100.0 * working / available) if available else None,

@@ -30,7 +30,10 @@ def make_core(extensions: dict[str, str] | None = None, **sections) -> SwitchCor
     }
     data["media"] = {"enabled": False}  # SDP passes through unless a test asks for anchored media
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(name, {}).update(values)
+        else:   # an array of tables ([[trunks]], [[dial_rules]])
+            data[name] = values
     core = SwitchCore(parse_config(data), secret=b"k" * 32)
     core.set_local("udp", "127.0.0.1", 5060)
     core.set_local("tcp", "127.0.0.1", 5060)

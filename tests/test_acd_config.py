@@ -100,6 +100,8 @@ CASES = [
     ("not_ready_reasons", {"1": ""}, "acd.not_ready_reasons.1", "non-empty"),
     ("agents", {"id": "2001"}, "acd.agents", "write each entry as [[agents]]"),
     ("queue", [], "acd.queue", 'unknown key (did you mean "queues"?)'),
+    ("queues.0.caller_id", "hotline", "acd.queues[0].caller_id", "must be a number"),
+    ("queues.0.caller_id", 862012345678, "acd.queues[0].caller_id", "expected string, got integer"),
 ]
 
 

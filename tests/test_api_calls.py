@@ -101,9 +101,27 @@ def test_screen_pop_call_control_transfer_and_call_record(switch_factory, phones
         assert [c["id"] for c in calls] == [call_id] and calls[0]["agent"] == "2001"
         assert bob_api.get("/api/calls")[1] == []                       # not bob's call
         assert bob_api.post(f"/api/calls/{call_id}/hold", {"on": True})[0] == 404
+        # two holds, each bracketed by the test's clock (the switch acted between t0 and t1, t2 and t3...):
+        # the desk's hold, then the customer's phone holding with a re-INVITE (sendonly)
+        t0 = time.monotonic()
         assert alice_api.post(f"/api/calls/{call_id}/hold", {"on": True}) == (200, {"ok": True})
+        t1 = time.monotonic()
         assert wait_for(lambda: alice_api.get("/api/calls")[1][0]["on_hold"])
+        time.sleep(1.0)  # pacing: the hold lasts about a second (its length is asserted in the call record)
+        t2 = time.monotonic()
         assert alice_api.post(f"/api/calls/{call_id}/hold", {"on": False})[0] == 200
+        t3 = time.monotonic()
+        assert not alice_api.get("/api/calls")[1][0]["on_hold"]
+        t4 = time.monotonic()
+        caller.hold(call)
+        assert wait_for(lambda: alice_api.get("/api/calls")[1][0]["on_hold"])
+        t5 = time.monotonic()
+        time.sleep(0.8)  # pacing: the phone's hold
+        t6 = time.monotonic()
+        caller.unhold(call)
+        assert wait_for(lambda: not alice_api.get("/api/calls")[1][0]["on_hold"])
+        t7 = time.monotonic()
+        held_min, held_max = (t2 - t1) + (t6 - t5), (t3 - t0) + (t7 - t4)
         assert alice_api.post(f"/api/calls/{call_id}/recording", {"on": True})[0] == 200
         assert alice_api.get("/api/calls")[1][0]["recording"] is True
         status, live = alice_api.post(f"/api/calls/{call_id}/context", {"issue": "billing", "note_2001": "angry"})
@@ -132,6 +150,7 @@ def test_screen_pop_call_control_transfer_and_call_record(switch_factory, phones
     rec = wait_for(lambda: boss.get("/api/records?caller=1001")[1]["items"])[0]
     assert rec["agent"] == "2002" and rec["queue"] == "support" and rec["disposition"] == "answered"
     assert rec["call_ref"] == call_id and rec["talk_s"] > 0.5 and rec["recording"]
+    assert rec["holds"] == 2 and held_min - 0.01 <= rec["hold_seconds"] <= held_max + 0.01, (rec, held_min, held_max)
     assert bob_api.get("/api/records")[1]["items"][0]["id"] == rec["id"]
     assert alice_api.get("/api/records")[1]["items"] == []       # not alice's (the call ended with bob)
     assert alice_api.get(f"/api/records/{rec['id']}")[0] == 404

@@ -249,3 +249,29 @@ def test_config_mistakes_name_their_key(raw, key):
     with pytest.raises(ConfigError) as e:
         Walker(Context("test", __import__("pathlib").Path("."))).table(OUTBOUND, raw, "outbound")
     assert e.value.key == key
+
+
+def test_calls_for_a_queue_present_its_number_unless_the_campaign_has_its_own():
+    """Precedence: the campaign's caller_id, then the queue's ([[acd.queues]] caller_id), then [outbound]'s."""
+    queues = {"service": "+862012345678", "sales": ""}
+    cfg = config(caller_id="4008001234", campaigns=[
+        {"name": "followup", "queue": "service"},
+        {"name": "promo", "queue": "service", "caller_id": "+862099990000"},
+        {"name": "upsell", "queue": "sales"}])
+    d = Dialler(cfg, queue_caller_id=lambda q: queues.get(q, ""))
+    d.handle(contacts(1), T0)
+    d.handle(ContactsAdded("promo", (NewContact("13800009998", key="p"),)), T0)
+    d.handle(ContactsAdded("upsell", (NewContact("13800009997", key="u"),)), T0)
+    d.handle(CallbackRequested("service", "13900000001", kind="web"), T0)
+    d.handle(CallbackRequested("sales", "13900000002", kind="web"), T0)
+    placed = dials(d.handle(Tick({"service": 5, "sales": 5}), T0 + 1))
+    shown = {(p.campaign, p.number): p.caller_id for p in placed}
+    assert shown == {("callbacks", "13900000001"): "+862012345678",      # a callback task of the queue
+                     ("callbacks", "13900000002"): "4008001234",         # a queue without its own number
+                     ("followup", "13800000000"): "+862012345678",       # a campaign for the queue
+                     ("promo", "13800009998"): "+862099990000",          # a campaign with its own number
+                     ("upsell", "13800009997"): "4008001234"}
+    queues["sales"] = "+862055550000"                                      # read at each dial (a reload)
+    d.handle(CallbackRequested("sales", "13900000003", kind="web"), T0 + 2)
+    [again] = dials(d.handle(Tick({"sales": 5}), T0 + 3))
+    assert again.caller_id == "+862055550000"

@@ -347,3 +347,11 @@ def test_a_stall_of_the_switch_itself_kills_no_worker():
     for t in (110.0, 111.0, 112.0, 113.0, 114.0):
         assert pool.check_hung(t) == []            # its reports get their time back (5 s from the stall)
     assert pool.check_hung(114.5) == [0]           # and a worker still silent after that is killed
+
+
+def test_a_legs_codecs_restrict_its_sdp_under_workers_too():
+    """A trunk's codecs (``allocate(codecs=)``) reach the shadow that negotiates for the worker."""
+    pool, _ = _pool(1)
+    t = pool.allocate("call-1", "trunk", codecs=("PCMA",))
+    m_line = next(ln for ln in pool.offer(t).splitlines() if ln.startswith("m=audio"))
+    assert m_line.split()[3:] == ["8", "101"]

@@ -125,6 +125,9 @@ def test_originate_permissions_and_unreachable_extension(switch_factory):
     # a supervisor may use any extension; still nothing registered
     status, body = boss.post("/api/calls", {"from": "1001", "to": "1002", "caller_id": "4000"})
     assert status == 409 and "1001" in body["error"], body
+    # a call made for a queue (it presents the queue's caller_id) names a queue that exists
+    status, body = boss.post("/api/calls", {"from": "1001", "to": "1002", "queue": "no-such-queue"})
+    assert status == 400 and body["field"] == "queue" and "no queue no-such-queue" in body["error"], body
     # numbers are checked against the document
     for bad in ({"from": "10 01", "to": "1002"}, {"from": "1001"}, {"from": "1001", "to": "sip:x@y"},
                 {"from": "1001", "to": "1002", "caller_id": "<script>"}, {"from": "1001", "to": "1002", "x": 1}):

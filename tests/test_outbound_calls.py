@@ -6,6 +6,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dialler import events as de
 from dialler.rules import Result
@@ -29,11 +30,11 @@ class Recorder(Net):
         return super()._run(actions)
 
 
-def boot(tmp_path: Path | None = None, **outbound):
+def boot(tmp_path: Path | None = None, queue_extra: dict | None = None, sections: dict | None = None, **outbound):
     queue: dict = dict(ACD["queues"][0])  # type: ignore[index]
-    acd = {**ACD, "queues": [{**queue, "strategy": "longest-idle", "max_wait": 120}]}
+    acd = {**ACD, "queues": [{**queue, "strategy": "longest-idle", "max_wait": 120, **(queue_extra or {})}]}
     core = make_core(EXTS, media={"enabled": True}, acd=acd,
-                     outbound={"caller_id": HOTLINE, **outbound})
+                     outbound={"caller_id": HOTLINE, **outbound}, **(sections or {}))
     net = Recorder(core)
     ph = {}
     for i, n in enumerate(EXTS):
@@ -152,8 +153,9 @@ def _caller_in_queue(core, net, ph):
                                      next(iter(core.router.queue.by_call))]
 
 
-def test_press_1_keeps_the_callers_place_and_the_callback_rings_an_agent_then_him(tmp_path):
-    core, net, ph = boot(tmp_path, callbacks={"offer_after": 10})
+@pytest.mark.parametrize("queue_number", ["", "+862012345678"])
+def test_press_1_keeps_the_callers_place_and_the_callback_rings_an_agent_then_him(tmp_path, queue_number):
+    core, net, ph = boot(tmp_path, {"caller_id": queue_number}, callbacks={"offer_after": 10})
     login(core, net, "2001")
     net._run(core.run(core.router.queue.feed, __import__("acd.events", fromlist=["x"]).AgentNotReady("2001", "lunch"),
                       net.now, now=net.now))
@@ -180,7 +182,8 @@ def test_press_1_keeps_the_callers_place_and_the_callback_rings_an_agent_then_hi
     assert "callback" in inv_a.headers.get("From")
     out = ph["1002"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1002@10.0.0.2>", body=sdp(4000, "10.0.0.2")))
     inv_b = reqs_to(out, ph["1001"].peer, "INVITE")[0]
-    assert f"sip:{HOTLINE}@" in inv_b.headers.get("From") and DOMAIN
+    # the queue's own number when it has one ([[acd.queues]] caller_id), else [outbound] caller_id
+    assert f"sip:{queue_number or HOTLINE}@{DOMAIN}" in inv_b.headers.get("From")
     [started] = dialler_input(net, de.QueueCallbackStarted)
     assert started.ref == first.call.id and started.agent == "2001"
     out = ph["1001"].send(answer(inv_b, 200, to_tag="b", contact="<sip:1001@10.0.0.1>", body=sdp(5000, "10.0.0.1")))
@@ -324,3 +327,53 @@ def test_click_to_dial_pops_the_customer_on_the_agents_desk_and_is_recorded():
     bye_from(ph["1005"], inv_b, "b")
     rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
     assert (rec.agent, rec.disposition) == ("2001", Disposition.ANSWERED) and rec.recordings
+
+
+def test_customer_first_campaign_calls_share_the_trunks_by_weight_with_their_codecs(tmp_path):
+    """A round-robin rule's weights (2:1) and a trunk's codecs (PCMA only) hold for campaign calls too."""
+    from softswitch.config import parse_config
+    from softswitch.core import SwitchCore
+
+    data = {
+        "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+        "store": {"path": "var/test.db", "country_code": "86"},
+        "extensions": [{"number": n, "password": p} for n, p in EXTS.items()],
+        "media": {"enabled": True},
+        "trunks": [{"name": "first", "host": "10.0.0.8", "options_interval": 0, "weight": 2, "codecs": ["PCMA"]},
+                   {"name": "second", "host": "10.0.0.9", "options_interval": 0}],
+        "dial_rules": [{"prefix": "0", "trunks": ["first", "second"], "order": "round-robin"}],
+        "ivr": {"default_language": "en", "languages": ["en"], "sounds_dir": str(tmp_path), "numbers": {"4100": "f"},
+                "flows": {"f": {"start": "bye", "nodes": {"bye": {"type": "hangup", "reason": "notified"}}}}},
+        "outbound": {"caller_id": HOTLINE},
+    }
+    core = SwitchCore(parse_config(data), secret=b"k" * 32)
+    core.set_local("udp", "127.0.0.1", 5060)
+    net = Recorder(core)
+    hosts, bodies = [], []
+    for i in range(3):
+        d = de.Dial(20 + i, 30 + i, "remind", "notification", f"+861380013800{i}", caller_id=HOTLINE, flow="f")
+        out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+        [(peer, inv)] = [(p, m) for p, m in out if getattr(m, "method", "") == "INVITE"]
+        hosts.append(peer.host)
+        bodies.append(inv.body.decode())
+    assert hosts == ["10.0.0.8", "10.0.0.9", "10.0.0.8"]          # smooth 2:1 (a b a), not a a b
+    m_lines = [next(ln for ln in b.splitlines() if ln.startswith("m=audio")).split()[3:] for b in bodies]
+    assert m_lines == [["8", "101"], ["0", "8", "101"], ["8", "101"]]
+
+
+@pytest.mark.parametrize("queue", ["", "support"])
+def test_click_to_dial_presents_the_queues_number_only_when_made_for_the_queue(queue):
+    """An agent's click-to-dial keeps today's presentation (the dial rule's, then the trunk's number) unless
+    it is made for a queue: then the queue's caller_id goes out in From and P-Asserted-Identity."""
+    trunk = {"numbering": {"country_code": "86"},
+             "trunks": [{"name": "carrier", "host": "10.0.0.8", "options_interval": 0, "caller_id": "+864008001234"}],
+             "dial_rules": [{"prefix": "0", "trunks": ["carrier"]}]}
+    core, net, ph = boot(None, {"caller_id": "+862012345678"}, trunk, caller_id="")
+    made: list = []
+    out = net._run(core.run(lambda: made.append(core.router.outbound.click_to_dial(
+        "1002", "013800138000", net.now, queue=queue)), now=net.now))
+    inv_a = reqs_to(out, ph["1002"].peer, "INVITE")[0]
+    out = ph["1002"].send(answer(inv_a, 200, to_tag="a", contact="<sip:1002@10.0.0.2>", body=sdp(4000, "10.0.0.2")))
+    [inv_b] = reqs_to(out, Peer("udp", "10.0.0.8", 5060), "INVITE")
+    shown = "+862012345678" if queue else "+864008001234"
+    assert f"<sip:{shown}@" in inv_b.headers.get("P-Asserted-Identity") and f"sip:{shown}@" in inv_b.headers.get("From")

@@ -29,6 +29,11 @@ def at(hours: float, day: int = 0) -> float:
     return D + day * 86400 + hours * H
 
 
+# calls put on hold: call index -> (hold seconds, holds). c0 (2001) held twice, 30 s in all; c3 (2001) once, 45 s;
+# Tuesday's c8 (2001) once, 10 s. Nobody else held.
+HOLDS = {0: (30.0, 2), 3: (45.0, 1), 8: (10.0, 1)}
+
+
 async def scripted_day(path: Path) -> tuple[Store, CallCentre, list[float]]:
     clock = [at(8)]
     store = await Store.open(path)
@@ -57,6 +62,8 @@ async def scripted_day(path: Path) -> tuple[Store, CallCentre, list[float]]:
             fields["survey_score"] = score
         if i == 1:
             fields["transfers"] = 1          # 2002 transferred the caller on (the call stays "answered")
+        if i in HOLDS:
+            fields["hold_seconds"], fields["holds"] = HOLDS[i]   # within the talk: talk_s stays the connected time
         await centre.add_call(**fields)
     # agent 2001: ready 8-9, on a call 9-9:30, wrap-up 9:30-9:40, ready to 12, lunch 12-13, ready to 17, out
     for state, hours in (("ready", 8), ("on-call", 9), ("wrap-up", 9.5), ("ready", 9 + 40 / 60), ("not-ready", 12),
@@ -116,6 +123,9 @@ def test_the_days_queue_figures_are_the_hand_computed_ones(day):
     assert s["service_level_pct"] == 40.0                   # 2 / (3 + 2)
     assert s["asa_s"] == 15.0                               # (10 + 30 + 5) / 3
     assert s["aht_s"] == 146.67                             # (120 + 60 + 200 + 30 + 20 + 10) / 3
+    # the same AHT, as talk (without hold) + hold + wrap-up: (305 + 75 + 60) / 3
+    assert (s["talk_s"], s["hold_s"], s["wrap_s"]) == (305.0, 75.0, 60.0)  # talk: (120-30) + 60 + (200-45)
+    assert (s["avg_hold_s"], s["holds"]) == (25.0, 3)       # 75 / 3 answered; 2 + 1 holds
     assert s["abandoned_wait_s"] == 24.0                    # (40 + 8) / 2
     assert (s["transferred"], s["voicemail"], s["overflow"], s["timed_out"]) == (2, 1, 0, 0)   # c1 and c3
     assert s["dispositions"] == {"answered": 2, "abandoned": 2, "voicemail": 1, "transferred": 1}
@@ -123,6 +133,7 @@ def test_the_days_queue_figures_are_the_hand_computed_ones(day):
     sales = row(r["queues"], queue="sales")
     assert (sales["offered"], sales["answered"], sales["abandoned"], sales["timed_out"]) == (2, 1, 0, 1)
     assert (sales["service_level_pct"], sales["asa_s"], sales["aht_s"], sales["sl_threshold_s"]) == (100.0, 25.0, 100.0, 30.0)
+    assert (sales["talk_s"], sales["hold_s"], sales["avg_hold_s"], sales["holds"]) == (100.0, 0.0, 0.0, 0)   # never held
 
 
 def test_the_week_adds_tuesday(day):
@@ -132,6 +143,7 @@ def test_the_week_adds_tuesday(day):
     assert w["service_level_pct"] == 50.0                   # 3 / (4 + 2)
     assert w["asa_s"] == 14.25                              # (45 + 12) / 4
     assert w["aht_s"] == 125.0                              # (440 + 60) / 4
+    assert (w["talk_s"], w["hold_s"], w["avg_hold_s"], w["holds"]) == (345.0, 85.0, 21.25, 4)   # + c8: 40 talk, 10 hold
     days = report("day", D, D + 2 * 86400)["queues"]
     assert [(x["period"], x["queue"]) for x in days] == [("2026-03-02", "sales"), ("2026-03-02", "support"),
                                                          ("2026-03-03", "support")]
@@ -141,7 +153,9 @@ def test_agent_figures_occupancy_and_state_time(day):
     report, *_ = day
     r = report("day", D, D + 86400)
     a = row(r["agents"], agent="2001")
-    assert (a["handled"], a["talk_s"], a["wrap_s"], a["aht_s"], a["transferred"]) == (2, 320.0, 40.0, 180.0, 1)
+    # talk without hold (120 - 30) + (200 - 45); hold 30 + 45 in 3 holds; AHT (245 + 75 + 40) / 2, as before holds
+    assert (a["handled"], a["talk_s"], a["wrap_s"], a["aht_s"], a["transferred"]) == (2, 245.0, 40.0, 180.0, 1)
+    assert (a["hold_s"], a["avg_hold_s"], a["holds"]) == (75.0, 37.5, 3)
     assert a["satisfaction_avg"] == 4.5
     assert a["state_s"] == {"logged-out": 25200.0, "not-ready": 3600.0, "on-call": 1800.0, "ready": 26400.0,
                             "wrap-up": 600.0}
@@ -149,6 +163,7 @@ def test_agent_figures_occupancy_and_state_time(day):
     assert a["occupancy_pct"] == 8.33                       # (1800 + 600) / (26400 + 1800 + 600)
     b = row(r["agents"], agent="2002")
     assert (b["handled"], b["aht_s"], b["transferred"], b["state_s"]) == (2, 90.0, 1, {"ready": 7200.0})  # 22-24 h
+    assert (b["talk_s"], b["hold_s"], b["holds"]) == (160.0, 0.0, 0)
     tuesday = row(report("day", D + 86400, D + 2 * 86400)["agents"], agent="2002")
     assert tuesday["state_s"] == {"logged-out": 79200.0, "ready": 7200.0}
 
@@ -184,6 +199,9 @@ def test_exports_and_charts_carry_the_same_figures(day):
     s = next(x for x in rows if x["queue"] == "support")
     assert (s["service_level_pct"], s["aht_s"], s["satisfaction.5"], s["dispositions.transferred"]) == (
         "40.0", "146.67", "1", "1")
+    assert (s["talk_s"], s["hold_s"], s["avg_hold_s"], s["holds"], s["wrap_s"]) == ("305.0", "75.0", "25.0", "3", "60.0")
+    agents = list(csv.DictReader(io.StringIO(to_csv(r, "agents"))))
+    assert next(x for x in agents if x["agent"] == "2001")["hold_s"] == "75.0"
     book = zipfile.ZipFile(io.BytesIO(to_xlsx(r)))
     sheets = book.read("xl/workbook.xml").decode()
     assert all(f'name="{n}"' in sheets for n in ("queues", "agents", "campaigns", "orders", "overdue"))
@@ -192,6 +210,8 @@ def test_exports_and_charts_carry_the_same_figures(day):
     header = [c.value for c in wb["queues"][1]]
     support = next(rw for rw in wb["queues"].iter_rows(min_row=2, values_only=True) if rw[header.index("queue")] == "support")
     assert support[header.index("aht_s")] == 146.67
+    assert (support[header.index("hold_s")], support[header.index("avg_hold_s")], support[header.index("holds")]) == (
+        75.0, 25.0, 3)
 
 
 def test_charts_render_the_reports_figures(day):
@@ -201,6 +221,7 @@ def test_charts_render_the_reports_figures(day):
         svg = chart(name, r).decode()
         assert svg.startswith("<?xml") and "<svg" in svg and "<script" not in svg, name
     assert "Service level" in chart("service_level", r).decode()
+    assert "average hold" in chart("handle_time", r).decode()
     assert "support" in chart("calls", r).decode() and "2001" in chart("agent_states", r).decode()
 
 

@@ -57,6 +57,7 @@ def test_report_page_charts_and_downloads_of_a_scripted_day(switch_factory, brow
     page.wait_for_selector("body[data-loaded='1']")
     table = page.inner_text("#t-queues")
     assert "support" in table and "146.67" in table and "40" in table
+    assert "hold_s" in table and "avg_hold_s" in table and "25" in table   # hold apart: 75 s over 3 answered calls
     assert "renewals" in page.inner_text("#t-campaigns")
     charts = page.locator("img[data-chart]")
     deadline = time.monotonic() + 15

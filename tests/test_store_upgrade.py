@@ -159,7 +159,9 @@ def test_upgrade_from_each_earlier_version_keeps_everything(tmp_path, start):
             await cc.add_call(caller="+4930123456", arrived_at=now, queued_at=now + 10, ended_at=now + 70,
                               disposition=d, queue="support")
         if start >= 2:  # an old call record gets a wrap-up; the rows pointing at call records still join
-            assert (await cc.add_wrap_up("call-1", 3.0)).wrap_s == 10.0
+            old_call = await cc.add_wrap_up("call-1", 3.0)
+            assert old_call.wrap_s == 10.0
+            assert (old_call.hold_seconds, old_call.holds) == (0.0, 0)   # recorded before hold time: none
             assert (await cc.get_order(1)).call_id == 1
             with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced again after the upgrade
                 await store.read_sync(lambda conn: conn.execute("DELETE FROM call_records WHERE id = 1"))

@@ -129,6 +129,9 @@ def test_inbound_anonymous_and_did_in_other_forms(table):
     ([{"name": "a", "host": "10.0.0.1", "dids": {"x1": "4000"}}], [], "trunks[0].dids.x1"),
     ([{"name": "a", "host": "10.0.0.1"}], [{"prefix": "0", "trunks": ["b"]}], "dial_rules[0].trunks[0]"),
     ([{"name": "a", "host": "10.0.0.1"}], [{"prefix": "", "trunks": ["a"]}], "dial_rules[0].prefix"),
+    ([{"name": "a", "host": "10.0.0.1", "weight": 0}], [], "trunks[0].weight"),
+    ([{"name": "a", "host": "10.0.0.1", "weight": "3"}], [], "trunks[0].weight"),
+    ([{"name": "a", "host": "10.0.0.1", "codecs": ["G729"]}], [], "trunks[0].codecs[0]"),
 ])
 def test_config_errors_name_the_key(trunks, rules, key):
     with pytest.raises(ConfigError) as e:

@@ -5,7 +5,8 @@ switch runs as its own process on 127.0.0.1.
   E.164 from P-Asserted-Identity; the same INVITE from an unknown address is refused (403), an INVITE
   from the carrier to a number that is not its DID is refused (404);
 - outbound: a phone dials a national number; the first trunk fails (503, or never answers), the call
-  goes out the second with the dial rule's caller ID; an extension without the permission class gets
+  goes out the second with the dial rule's caller ID, its INVITE offering only the second trunk's codec
+  (PCMA, while the phone talks PCMU: the switch transcodes); an extension without the permission class gets
   403 for an international number; a stranger's INVITE to an international number (toll fraud) gets 403.
 """
 from __future__ import annotations
@@ -52,6 +53,7 @@ port = {second_port}
 match = ["127.0.0.1:{second_port}"]
 options_interval = 0
 caller_id = "{HOTLINE_CID}"
+codecs = ["PCMA"]
 
 [[dial_rules]]
 prefix = "0"
@@ -178,7 +180,11 @@ def test_outbound_fails_over_to_the_second_trunk(switch_factory, tmp_path, first
     first, second = free_port(), free_port()
     sw = start(switch_factory, tmp_path, free_port(), first, second, progress_timeout=1)
     dead = background(sw, "trunk_fails.xml", first, tmp_path) if first_fails_by == "503" else None
-    good = background(sw, "trunk_uas.xml", second, tmp_path)
+    # the second trunk is PCMA-only (codecs = ["PCMA"]): its carrier answers in A-law
+    alaw = tmp_path / "trunk_uas_alaw.xml"
+    alaw.write_text((SIPP_DIR / "trunk_uas.xml").read_text().replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+                    .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000"))
+    good = background(sw, alaw, second, tmp_path)
     sipp_ok(_caller(sw, tmp_path, "1001", "013800138000"), tmp_path)
     finish(good, tmp_path)
     if dead is not None:
@@ -189,8 +195,13 @@ def test_outbound_fails_over_to_the_second_trunk(switch_factory, tmp_path, first
         sw.wait_log(r"trunk first failed \(408 No Response\): trying the next")
     sw.wait_log(r"1001 -> \+8613800138000 out via trunk second as 013800138000")
     sw.wait_log(r"1001 -> 013800138000 answered by 013800138000")
-    invite = messages(tmp_path, "trunk_uas").split("INVITE sip:", 1)[1]
+    invite = messages(tmp_path, "trunk_uas_alaw").split("INVITE sip:", 1)[1]
     assert invite.startswith(f"013800138000@127.0.0.1:{second} SIP/2.0"), invite[:200]
+    # the trunk's codecs restrict the offer: A-law and telephone-event only (the phone offered PCMU)
+    sdp = invite.split("\n-----", 1)[0].split("\r\n\r\n", 1)[-1]      # the trace's first message, its body
+    assert re.search(r"^m=audio \d+ RTP/AVP 8 101\r?$", sdp, re.M), invite[:1200]
+    assert "PCMU" not in sdp and "a=rtpmap:8 PCMA/8000" in sdp, sdp
+    assert "unusable SDP answer" not in sw.log()
     assert re.search(r"From: .*<sip:\+864008001234@127\.0\.0\.1>", invite), invite[:800]  # the hotline's number
     assert "P-Asserted-Identity: <sip:+864008001234@127.0.0.1>" in invite
 

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ..engine import Endpoint, LegStats, MediaConfig, MediaEngine, MediaEvent, MediaLost, RecordingFailed, TickStats
 from ..g711 import ULAW
@@ -200,7 +200,8 @@ class WorkerMedia:
         return min(live, key=lambda s: (len(s.shadow.endpoints), s.index))
 
     def allocate(self, call_id: str = "", label: str = "", source: str | None = None,
-                 use_reserve: bool = True, srtp: str = "off", worker: int | None = None) -> Endpoint:
+                 use_reserve: bool = True, srtp: str = "off", worker: int | None = None,
+                 codecs: Sequence[str] = ()) -> Endpoint:
         slot = self._pick(call_id) if worker is None else self.slots[worker]
         if not slot.alive:
             raise PortsExhausted(f"media worker {slot.index} is being restarted")
@@ -223,7 +224,8 @@ class WorkerMedia:
             else:
                 raise
         slot.shadow._next_id = self._next_id              # one id space over all workers
-        ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp, port=port)
+        # SDP is negotiated on the shadow (codecs restrict its offers and answers); the worker gets the result
+        ep = slot.shadow.allocate(call_id, label, source, use_reserve, srtp, port=port, codecs=codecs)
         slot.shadow.take_port_changes()                    # the shadow binds nothing
         self._next_id += 1
         self._worker_of[ep.id] = slot.index

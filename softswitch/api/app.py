@@ -530,7 +530,10 @@ class ApiServer(FloorApi, ReportsApi, OrdersApi, OutboundOps):
             agent = self._agent(ctx.user)
             if agent is None or agent.get("extension") != a:
                 raise ApiError(403, "agents may only originate calls from their own extension", "from")
-        call_id = self.control.originate(a, b, caller_id)
+        queue = ctx.body.get("queue", "")
+        if queue and self.control.router.config.acd.queue(queue) is None:
+            raise ApiError(400, f"no queue {queue}", "queue")
+        call_id = self.control.originate(a, b, caller_id, queue=queue)
         if call_id is None:
             raise ApiError(409, f"extension {a} cannot be rung (not registered, or no media port free)", "from")
         log.info("api: %s originates call %s: %s, then %s", ctx.user, call_id, a, b)

@@ -22,7 +22,7 @@ __all__ = ["customers_main", "records_main", "hash_password_main"]
 
 RECORD_COLUMNS = ("id", "call_ref", "caller", "callee", "queue", "agent", "ivr_path", "arrived_at", "answered_at",
                   "ended_at", "wait_s", "talk_s", "wrap_s", "disposition", "recording", "survey_score",
-                  "caller_loss_pct", "caller_jitter_ms", "agent_loss_pct", "agent_jitter_ms")
+                  "caller_loss_pct", "caller_jitter_ms", "agent_loss_pct", "agent_jitter_ms", "hold_seconds", "holds")
 
 
 def _config(path: str) -> Any:

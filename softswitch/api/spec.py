@@ -84,7 +84,9 @@ SCHEMAS: dict[str, dict] = {
     "Originate": obj({
         "from": {**EXTENSION, "description": "the extension rung first (A); an agent may only give her own"},
         "to": {**EXTENSION, "description": "the number rung when A answers (B)"},
-        "caller_id": {**EXTENSION, "description": "the number A's phone shows (default: `to`)"}},
+        "caller_id": {**EXTENSION, "description": "the number A's phone shows (default: `to`)"},
+        "queue": s(64, description="the call is made for this queue: an external `to` is shown the queue's "
+                                   "`caller_id` (default: `[outbound] caller_id`)")},
         ("from", "to")),
     "Originated": obj({"id": _STR}, ("id",), extra=True),
     "Empty": obj({}),
@@ -151,7 +153,8 @@ SCHEMAS: dict[str, dict] = {
                        "callee": _STR, "queue": {"type": "string", "nullable": True},
                        "agent": {"type": "string", "nullable": True}, "arrived_at": num(),
                        "answered_at": num(nullable=True), "ended_at": num(nullable=True),
-                       "talk_s": num(nullable=True), "disposition": _STR,
+                       "talk_s": num(nullable=True), "hold_seconds": num(), "holds": integer(),
+                       "disposition": _STR,
                        "recording": {"type": "string", "nullable": True}}, ("id", "caller", "arrived_at"), extra=True),
     "CallRecordPage": obj({"items": arr(ref("CallRecord")), "next": {"type": "string", "nullable": True}}, ("items", "next")),
     "ScreenPop": obj({"number": _STR, "is_new": {"type": "boolean"}, "region": {"type": "string", "nullable": True},
@@ -171,8 +174,8 @@ SCHEMAS: dict[str, dict] = {
                            "abandoned": integer(), "answered_within": integer(),
                            "service_level_pct": num(nullable=True, description="100 x answered within the threshold "
                                                     "/ (answered + abandoned); docs/reports.md"),
-                           "asa_s": num(nullable=True), "aht_s": num(nullable=True, description="(talk + wrap-up) / "
-                                                                    "answered"),
+                           "asa_s": num(nullable=True), "aht_s": num(nullable=True, description="(talk + hold + "
+                                                                    "wrap-up) / answered"),
                            "timed_out": integer(), "no_agents": integer(),
                            "sl_threshold_s": num(nullable=True, description="the queue's service_level_threshold "
                                                  "(or the sl_threshold_s asked for)")}, extra=True),
@@ -392,7 +395,8 @@ PATHS.update({
                                              ref("Ok"), params=[path_id()])},
     "/api/reports": {"get": op("report", "The call centre's report over a range of days: per queue, agent and "
                                          "campaign per day/week/month (offered, answered, abandoned and their wait, "
-                                         "service level, ASA, AHT = talk + hold + wrap-up, transfers, overflow, "
+                                         "service level, ASA, AHT = talk + hold + wrap-up with talk (without "
+                                         "hold), hold and its average apart, transfers, overflow, "
                                          "voicemails, dispositions, satisfaction, occupancy and state time), work "
                                          "orders by kind/status/region, escalations, overdue orders (docs/reports.md)",
                                ref("Report"), role="supervisor", params=REPORT_RANGE)},

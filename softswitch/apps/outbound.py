@@ -159,11 +159,27 @@ class OutboundApp(Application):
         log.info("%s %s for %s enters queue %s (agent first)", vc.mode, vc.acd_id, vc.number, vc.queue)
         self.queue.feed(acd_events.CallArrived(vc.acd_id, vc.queue, vc.number, priority), now)
 
+    # ------------------------------------------------------------------ presented numbers
+    def queue_number(self, queue: str) -> str:
+        """``[[acd.queues]] caller_id`` of ``queue`` ("" when it has none or there is no such queue); read
+        from the live config, so a reload takes effect at the next call."""
+        q = self.config.acd.queue(queue) if queue else None
+        return q.caller_id if q is not None else ""
+
+    def queue_caller_id(self, queue: str) -> str:
+        """The number a callback of ``queue`` presents: the queue's, else ``[outbound] caller_id`` (the
+        dialler's campaigns put their own ``caller_id`` first: ``OutboundConfig.presented``)."""
+        return self.config.outbound.presented(None, self.queue_number(queue))
+
     # ------------------------------------------------------------------------ click-to-dial
     def click_to_dial(self, a: str, b: str, now: float, caller_id: str = "",
-                      external_caller_id: str = "") -> "Call | None":
+                      external_caller_id: str = "", queue: str = "") -> "Call | None":
         """The agent's phone (extension ``a``) rings, then ``b`` (``apps.originate``); the call is recorded,
-        gets the agent in its call record, and pops ``b``'s record on the agent's desk like an inbound offer."""
+        gets the agent in its call record, and pops ``b``'s record on the agent's desk like an inbound offer.
+        ``queue``: the call is made for that queue: without an ``external_caller_id`` it presents the
+        queue's number (``queue_caller_id``)."""
+        if queue and not external_caller_id:
+            external_caller_id = self.queue_caller_id(queue)
         call = self.router.originator.originate(a, b, now, caller_id, external_caller_id=external_caller_id)
         if call is None:
             return None
@@ -207,7 +223,7 @@ class OutboundApp(Application):
         dialler persists the task; the caller hears the confirmation and the call ends."""
         call = qc.call
         self._offered.discard(qc.acd_id)
-        vc = VirtualCall(qc.acd_id, qc.queue, call.caller_number, self.config.outbound.caller_id, 0, 0, "callback",
+        vc = VirtualCall(qc.acd_id, qc.queue, call.caller_number, self.queue_caller_id(qc.queue), 0, 0, "callback",
                          "queue", "callbacks", data={"ref": call.id})
         self.virtual[vc.acd_id] = vc
         self.queue.feed(acd_events.CallbackHeld(qc.acd_id), now)
@@ -427,14 +443,12 @@ class OutboundApp(Application):
                 "name": d.name}
 
     def _trunks_for(self, number: str) -> tuple[Any, list[str]] | None:
-        """The dial rule's route for an external ``number`` and its trunks, those up first (None: no rule)."""
-        trunks = self.router.trunks
-        route = trunks.dialplan.resolve(number)
+        """The dial rule's route for an external ``number`` and its trunks as the dialer orders them (round-robin
+        rules by weight, those up first) (None: no rule)."""
+        route = self.router.trunks.dialplan.resolve(number)
         if route is None:
             return None
-        names = [n for n in route.rule.trunks if n in trunks.trunks and trunks.trunks[n].enabled]
-        dialer = self.router.dialer
-        return route, [n for n in names if dialer.is_up(n)] + [n for n in names if not dialer.is_up(n)]
+        return route, self.router.dialer.trunks_for(route.rule)
 
     def _originate_trunk(self, d: de.Dial, route: Any, remaining: list[str], now: float) -> "Call | None":
         """A customer-first call out through the next trunk of ``remaining`` that takes it (as the trunk

@@ -149,6 +149,7 @@ class QueueApp(Application):
         """The call leaves the ACD (the one way out)."""
         if not isinstance(event, acd_events.CallAbandoned):
             qc.call.notes["talk_ended"] = now  # the agent's part is over (the caller may stay for a survey)
+            qc.call.hold.close(now)            # and so is any hold of it (hold time counts within the talk)
         self.calls.pop(qc.acd_id, None)
         if self.by_call.get(qc.call.id) is qc:
             del self.by_call[qc.call.id]

@@ -51,11 +51,12 @@ def service_level(report: dict[str, Any]) -> Any:
 
 
 def handle_time(report: dict[str, Any]) -> Any:
-    """AHT (talk + hold + wrap-up) and ASA per queue, seconds."""
+    """AHT (talk + hold + wrap-up), the average hold in it, and ASA per queue, seconds."""
     rows = report["queues"]
-    c = pygal.Bar(title="Average handle time and speed of answer (s)", x_label_rotation=20, **OPTIONS)
+    c = pygal.Bar(title="Average handle time, hold and speed of answer (s)", x_label_rotation=20, **OPTIONS)
     c.x_labels = [f"{r['queue']} {r['period']}" for r in rows]
     c.add("AHT", [r["aht_s"] for r in rows])
+    c.add("average hold", [r["avg_hold_s"] for r in rows])
     c.add("ASA", [r["asa_s"] for r in rows])
     c.add("abandoned after", [r["abandoned_wait_s"] for r in rows])
     return c

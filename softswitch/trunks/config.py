@@ -51,11 +51,13 @@ class Trunk:
     retry_max: int = 300                       # doubling up to this
     options_interval: int = 30                 # OPTIONS keep-alive every N seconds; 0 = off
     options_failures: int = 2                  # missed OPTIONS before the trunk counts as down
-    codecs: list[str] = field(default_factory=list)  # preferred order on this trunk; [] = [media] codecs
+    codecs: list[str] = field(default_factory=list)  # the only codecs with this carrier, in order; [] = [media]
+                                               # codecs (its leg is negotiated alone: the engine transcodes)
     max_channels: int = 0                      # concurrent calls in + out; 0 = no limit
     caller_id: str = ""                        # number presented on outbound calls (e.g. the hotline)
     progress_timeout: int = 5                  # seconds without any answer to our INVITE before failing over
     enabled: bool = True
+    weight: int = 1                            # share of new calls in round-robin dial rules (3 vs 1: 3:1)
 
     @property
     def auth_user(self) -> str:
@@ -69,6 +71,7 @@ class Trunk:
         """What the API and logs may show: never the password."""
         return {"name": self.name, "host": self.host, "port": self.port, "transport": self.transport,
                 "register": self.register, "username": self.username, "max_channels": self.max_channels,
+                "weight": self.weight,
                 "dids": sorted(self.dids)}
 
 
@@ -85,7 +88,8 @@ class DialRule:
     max_length: int = 32
     from_trunks: bool = False                  # a call from a trunk may go out again (hairpin)
     order: str = "failover"                    # failover: always the first trunk first; round-robin: each
-                                               # call starts at the next trunk (load sharing), then fails over
+                                               # call starts at the next trunk by the trunks' weights (load
+                                               # sharing, smooth weighted round-robin), then fails over
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,7 @@ TRUNK = Table(Trunk, {
     "caller_id": Key(STRING, "", (caller_id,)),
     "progress_timeout": Key(INTEGER, 5, (between(1, 120),)),
     "enabled": Key(BOOLEAN, True),
+    "weight": Key(INTEGER, 1, (between(1, 1000),)),
 }, post=_trunk_post)
 
 

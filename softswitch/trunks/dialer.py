@@ -11,6 +11,13 @@ callee's answer, not the trunk's failure: they are not retried elsewhere.
 
 Trunks are tried in the rule's order; a trunk whose keep-alive says it is down, or that has no free
 channel, is skipped (a down trunk is still tried last: a keep-alive may be wrong, a call should not be).
+
+A rule with ``order = "round-robin"`` shares the load by the trunks' ``weight`` (default 1): the first
+trunk of each call is chosen by smooth weighted round-robin (nginx's upstream algorithm: every
+eligible trunk gains its weight, the one with the most is chosen and pays back the sum), so weights
+3 and 1 give a, a, b, a, a, a, b, a, ... — deterministic and evenly interleaved, never random. Only
+trunks that could take the call now compete (enabled, not down, a free channel); the others keep
+their credit. The rest of the rule follows the chosen trunk around the list, as failover.
 """
 from __future__ import annotations
 
@@ -63,7 +70,8 @@ class Dialer:
         self.ring_timeout = ring_timeout
         self.is_up = is_up                          # the keep-alive's verdict (runtime)
         self.attempts: dict[str, Attempt] = {}      # call id -> its outbound attempt
-        self._turn: dict[int, int] = {}             # round-robin rules: id(rule) -> calls started
+        # round-robin rules: the rule's key -> each trunk's current weight (smooth weighted round-robin)
+        self._credit: dict[tuple[Any, ...], dict[str, int]] = {}
 
     def serves(self, number: str) -> bool:
         return self.table.dialplan.rule_for(number) is not None
@@ -86,19 +94,47 @@ class Dialer:
                         number, route.needs, permission)
             return DialResult.FORBIDDEN
         call.notes.update(direction="outbound", external=route.external)
-        at = Attempt(call, route, caller_id, self._order(self._rotated(route.rule)))
+        at = Attempt(call, route, caller_id, self.trunks_for(route.rule))
         self.attempts[call.id] = at
         return DialResult.RINGING if self._next(at, now) else DialResult.NO_TRUNK
 
+    def trunks_for(self, rule: DialRule) -> list[str]:
+        """The trunks a new call of ``rule`` tries, in order: for a round-robin rule starting at the trunk
+        whose turn it is (by weight), then around the list; enabled ones only, those down last. Each call
+        asks once (it advances the rotation): the dialer here and the campaigns' customer-first calls."""
+        return self._order(self._rotated(rule))
+
     def _rotated(self, rule: DialRule) -> list[str]:
-        """The rule's trunks, starting at the next one for each call when the rule shares the load."""
+        """The rule's trunks, starting at the one whose turn it is when the rule shares the load."""
         names = list(rule.trunks)
         if rule.order != "round-robin" or len(names) < 2:
             return names
-        n = self._turn.get(id(rule), 0)
-        self._turn[id(rule)] = n + 1
-        k = n % len(names)
+        first = self._weighted_pick(rule, names)
+        if first is None:
+            return names          # none could take a call now: failover order (down last, full ones skipped)
+        k = names.index(first)
         return names[k:] + names[:k]
+
+    def _weighted_pick(self, rule: DialRule, names: list[str]) -> str | None:
+        """Smooth weighted round-robin among the trunks that could take a call now (nginx's
+        ngx_http_upstream_get_peer): each gains its weight, the richest is chosen and pays the total.
+        Ties go to the one written first, so equal weights alternate exactly as plain round-robin."""
+        credit = self._credit.setdefault(_rule_key(rule), {})
+        total, best = 0, None
+        for name in names:
+            trunk = self.table.trunks.get(name)
+            if trunk is None or not trunk.enabled or not self.is_up(name) or self._full(trunk):
+                continue
+            credit[name] = credit.get(name, 0) + trunk.weight
+            total += trunk.weight
+            if best is None or credit[name] > credit[best]:
+                best = name
+        if best is not None:
+            credit[best] -= total
+        return best
+
+    def _full(self, trunk: Trunk) -> bool:
+        return bool(trunk.max_channels) and channels_in_use(self.b2bua, trunk.name) >= trunk.max_channels
 
     def _order(self, names: list[str]) -> list[str]:
         trunks = [n for n in names if n in self.table.trunks and self.table.trunks[n].enabled]
@@ -109,7 +145,7 @@ class Dialer:
         while at.remaining:
             name = at.remaining.pop(0)
             trunk = self.table.trunks[name]
-            if trunk.max_channels and channels_in_use(self.b2bua, name) >= trunk.max_channels:
+            if self._full(trunk):
                 log.info("call %s: trunk %s full (%d channels)", at.call.id, name, trunk.max_channels)
                 continue
             leg = self.b2bua.do(self._command(at, trunk), now)
@@ -165,6 +201,12 @@ class Dialer:
     def leg_of(self, call: "Call") -> "Leg | None":
         at = self.attempts.get(call.id)
         return at.leg if at is not None else None
+
+
+def _rule_key(rule: DialRule) -> tuple[Any, ...]:
+    """A rule's identity for its rotation: what makes it the rule it is (the same after a reload that did
+    not change it; a changed rule starts afresh)."""
+    return (rule.prefix, rule.min_length, rule.max_length, tuple(rule.trunks), rule.order)
 
 
 def channels_in_use(b2bua: Any, trunk: str) -> int:

@@ -136,6 +136,7 @@ class Floor:
                 "service_level": None if sl is None else round(sl * 100, 1), "service_level_level": sl_level,
                 "sl_threshold": q.get("sl_threshold"),
                 "asa": _round(average_speed_of_answer(d["hold_total"], int(d["answered"]))),
+                # the ACD's talk is the connected time, hold inside: talk + hold + wrap-up, as in the reports
                 "aht": _round(average_handle_time(d["talk_total"], d["wrap_total"], int(d["talk_count"]))),
             })
         out_agents = []
