@@ -184,18 +184,49 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     assert rec_agent > 0.6 and rec_caller > 0.6, (first, rec_agent, rec_caller)
 
 
+# every RTCPeerConnection the page makes, for the test to read its configuration back
+RECORD_PCS_JS = """(() => {
+  const Orig = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (config) { const pc = new Orig(config); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Orig.prototype;
+})();"""
+
+
+@pytest.fixture
+def ice_server():
+    from .ice_server import IceServer
+    with IceServer(ICE_SECRET) as srv:       # STUN, and a coturn-like TURN login check (it relays nothing)
+        yield srv
+
+
+ICE_SECRET = "e2e-static-auth-secret"
+
+
 def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_completes_the_transfer(
-        switch_factory, phones, browser_page, mic_wav, tmp_path):
+        ice_server, switch_factory, phones, browser_page, mic_wav, tmp_path):   # (ICE server: stops last)
     page = browser_page
+    page.add_init_script(RECORD_PCS_JS)
     lo = rtp_low()
-    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
-                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+    ice = ice_server
+    sw, anon = start_api_switch(
+        switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
+        f'[browser_phone]\nturn_secret = "{ICE_SECRET}"\nturn_ttl = 600\nice_servers = [{{ urls = "stun:127.0.0.1:{ice.port}" }},'
+        f' {{ urls = "turn:127.0.0.1:{ice.port}?transport=udp" }}]\n')
     boss = anon.login("boss")
     bob = register(sw, phones, "bob", "1003")
     carol = register(sw, phones, "carol", "1004")
     bob.auto_answer(code=200, delay_ms=200)
     carol.auto_answer(code=200, delay_ms=200)
     login_with_browser_phone(page, sw)
+    # the page's peer connection has the configured servers and an ephemeral login for agent 2001; both
+    # the browser and the switch authenticated to the TURN server with their own (it checks the HMAC)
+    servers = page.evaluate("window.__pcs.at(-1).getConfiguration().iceServers")
+    assert [s["urls"] for s in servers] == [[f"stun:127.0.0.1:{ice.port}"], [f"turn:127.0.0.1:{ice.port}?transport=udp"]]
+    expiry, user = servers[1]["username"].split(":")
+    assert user == "2001" and 0 < int(expiry) - time.time() <= 600
+    assert wait_for(lambda: sorted({u.split(":")[1] for u in ice.allocations}) == ["2001", "switch.2001"])
+    assert ice.refused == [] and ice.bindings >= 2
 
     # the agent dials bob from the page (an INVITE authenticated with extension 1002's credentials)
     page.fill("#ph-number", "1003")
