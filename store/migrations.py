@@ -378,6 +378,12 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE call_records ADD COLUMN hold_seconds REAL NOT NULL DEFAULT 0 CHECK (hold_seconds >= 0);
         ALTER TABLE call_records ADD COLUMN holds INTEGER NOT NULL DEFAULT 0 CHECK (holds >= 0);
     """),
+    Migration(10, "outbound attempts: the answering-machine detector's decision", """
+        -- A campaign with amd = true listens to the customer's answer (dialler.amd, Asterisk app_amd's
+        -- algorithm): its decision and cause, e.g. 'MACHINE LONGGREETING-1500-1500', 'HUMAN HUMAN-800-800'.
+        -- '' = not analysed (no detection, not answered, or recorded before v10).
+        ALTER TABLE outbound_attempts ADD COLUMN amd TEXT NOT NULL DEFAULT '';
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
