@@ -35,6 +35,8 @@ from ivr.config import IVR, IvrConfig, QueueNode, missing_prompt_files
 from media.engine import MediaConfig
 from media.srtp import SUITES as SRTP_SUITES
 
+from .browserphone.config import BROWSER_PHONE, BrowserPhoneConfig
+from .browserphone.config import warnings as browser_phone_warnings
 from .reports.config import REPORTS, ReportsConfig
 from .wallboard.config import WALLBOARD, WallboardConfig
 from .workorders.config import WORK_ORDERS, WorkOrdersConfig
@@ -229,6 +231,7 @@ class Config:
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
     numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
+    browser_phone: BrowserPhoneConfig = field(default_factory=BrowserPhoneConfig)   # ICE servers (browserphone)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -593,6 +596,7 @@ ROOT = Table(None, {
     "dial_rules": Key(trunks_config.DIAL_RULES, []),
     "numbering": Key(trunks_config.NUMBERING, {}),
     "outbound": Key(OUTBOUND, {}),
+    "browser_phone": Key(BROWSER_PHONE, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key
 assert_fields(Config, ROOT.keys)
 
@@ -699,4 +703,5 @@ def config_warnings(config: Config, file: str = "config.toml") -> list[str]:
         if missing:
             out.append(f"{len(missing)} prompt file(s) the IVR plays are not built (e.g. {missing[0]}): callers "
                        f"would hear silence; run: softswitch prompts build --config {file}")
+    out += browser_phone_warnings(config.browser_phone)
     return out

@@ -113,3 +113,80 @@ def test_a_browser_phone_belongs_to_the_session_that_started_it(switch_factory):
         # by a thread of its own: a line may reach the file after the message that followed it)
     finally:
         a.close()
+
+
+def test_the_page_gets_ice_servers_with_an_ephemeral_turn_login_and_the_switch_uses_them(switch_factory):
+    """[browser_phone] with a STUN and a TURN server (tests/ice_server.py: checks TURN logins as coturn's
+    use-auth-secret does): phone.ice gives the agent's page the servers and a credential for the agent that
+    expires turn_ttl from now; the switch's own end gathers a reflexive and a relayed candidate with a login
+    of its own; the secret is in no message and no log line; a supervisor without an extension gets nothing."""
+    import base64
+    import hashlib
+    import hmac
+    import time
+
+    from .ice_server import PUBLIC, IceServer
+
+    secret = "coturn-static-auth-secret-7f3a"
+    with IceServer(secret) as srv:
+        extra = f'''[browser_phone]
+turn_secret = "{secret}"
+turn_ttl = 900
+[[browser_phone.ice_servers]]
+urls = "stun:127.0.0.1:{srv.port}"
+[[browser_phone.ice_servers]]
+urls = ["turn:127.0.0.1:{srv.port}?transport=udp", "turns:turn.example.com:443?transport=tcp"]
+'''
+        sw, anon = start_api_switch(switch_factory, EXTS, extra=extra)
+        alice, boss = anon.login("2001"), anon.login("boss")
+        a = Socket(sw.api_port, alice.token)
+        s = Socket(sw.api_port, boss.token)
+        got: list[dict] = []
+        try:
+            a.next("hello")
+            s.next("hello")
+            send(s, type="phone.ice")
+            assert "needs an agent with an extension" in s.next("phone.error")["error"]
+
+            before = time.time()
+            send(a, type="phone.ice")
+            ice = a.next("phone.ice")
+            got.append(ice)
+            assert ice["iceTransportPolicy"] == "all" and ice["expires_in"] == 900
+            stun, turn = ice["iceServers"]
+            assert stun == {"urls": [f"stun:127.0.0.1:{srv.port}"]}
+            assert turn["urls"] == [f"turn:127.0.0.1:{srv.port}?transport=udp", "turns:turn.example.com:443?transport=tcp"]
+            expiry, user = turn["username"].split(":")
+            assert user == "2001" and before + 900 - 1 <= int(expiry) <= time.time() + 900
+            want = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
+            assert turn["credential"] == want
+            assert srv.password(turn["username"]) == want        # what the TURN server will accept
+
+            send(a, type="phone.start", sdp=webrtc_offer())
+            ready = a.next("phone.ready", timeout=30)
+            got.append(ready)
+            assert f" {PUBLIC} " in ready["sdp"] and " typ srflx " in ready["sdp"] and " typ relay " in ready["sdp"]
+            assert [u.split(":", 1)[1] for u in srv.allocations] == ["switch.2001"] and srv.refused == []
+            sw.wait_log(r"browser phones: the switch's own ICE uses stun:127\.0\.0\.1:\d+ and "
+                        r"turn:127\.0\.0\.1:\d+\?transport=udp; not used by aiortc: "
+                        r"turns:turn\.example\.com:443\?transport=tcp \(aiortc uses one TURN server\)")
+            # the page restarts its phone (fresh credentials before they expire): no "another window" stop
+            send(a, type="phone.ice")
+            got.append(a.next("phone.ice"))
+            send(a, type="phone.start", sdp=webrtc_offer())
+            got.append(a.next("phone.ready", timeout=30))
+            assert not any(m["type"] == "phone.stopped" for m in a.seen)
+            assert wait_for(lambda: sw.log().count("browser phone of agent 2001 started") == 2)
+            # the TURN server stops answering: closing the page still ends the phone within seconds (aiortc
+            # would wait on the allocation's release for a minute and more)
+            srv.stop()
+            a.close()
+            t0 = time.monotonic()
+            sw.wait_log(r"browser phone of agent 2001 stopped", timeout=15)
+            assert time.monotonic() - t0 < 8
+            sw.wait_log(r"WebRTC close took over 2 s \(TURN server not answering\?\)")
+        finally:
+            a.close()
+            s.close()
+        assert secret not in json.dumps(got + a.seen + s.seen)
+        assert secret not in sw.log()

@@ -8,7 +8,8 @@ samples back, in which the caller's melody is found; a supervisor listening (*21
 call's recording has the caller on the left and the browser agent on the right. Then the agent transfers the caller from the page to
 a SIP extension (blind, REFER), and the call record carries the browser leg's WebRTC figures. Then the
 other buttons: dial, DTMF, hold, consult, a three-way conference (everyone hears the others, nobody
-their own echo) and the attended transfer that leaves the two parties talking."""
+their own echo) and the attended transfer that leaves the two parties talking, with the page's media only
+through a TURN server (coturn, [browser_phone] ice_transport_policy = "relay", ephemeral credentials)."""
 from __future__ import annotations
 
 import shutil
@@ -184,18 +185,63 @@ def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
     assert rec_agent > 0.6 and rec_caller > 0.6, (first, rec_agent, rec_caller)
 
 
+# every RTCPeerConnection the page makes, for the test to read its configuration back
+RECORD_PCS_JS = """(() => {
+  const Orig = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (config) { const pc = new Orig(config); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Orig.prototype;
+})();"""
+
+
+TURN_SECRET = "e2e-static-auth-secret"
+SELECTED_CANDIDATE_JS = """async () => {
+  const st = await window.__pcs.at(-1).getStats();
+  let pair = null;
+  st.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) pair = st.get(r.selectedCandidatePairId); });
+  return pair && pair.state === "succeeded" ? st.get(pair.localCandidateId).candidateType : null;
+}"""
+
+
+@pytest.fixture
+def turn_server(tmp_path):
+    from . import coturn
+    if not coturn.available():
+        pytest.skip("coturn not installed (bin/setup --test installs Debian's coturn)")
+    with coturn.Coturn(tmp_path, TURN_SECRET) as srv:
+        yield srv
+
+
 def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_completes_the_transfer(
-        switch_factory, phones, browser_page, mic_wav, tmp_path):
+        turn_server, switch_factory, phones, browser_page, mic_wav, tmp_path):   # (coturn: stops last)
+    """... with the page's media only through TURN (coturn, use-auth-secret, ice_transport_policy "relay"):
+    the page behaves as an agent at home behind a firewall would have to."""
     page = browser_page
+    page.add_init_script(RECORD_PCS_JS)
     lo = rtp_low()
-    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
-                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+    turn = turn_server
+    sw, anon = start_api_switch(
+        switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
+        f'[browser_phone]\nturn_secret = "{TURN_SECRET}"\nturn_ttl = 600\nice_transport_policy = "relay"\n'
+        f'ice_servers = [{{ urls = "stun:127.0.0.1:{turn.port}" }}, {{ urls = "turn:127.0.0.1:{turn.port}?transport=udp" }}]\n')
     boss = anon.login("boss")
     bob = register(sw, phones, "bob", "1003")
     carol = register(sw, phones, "carol", "1004")
     bob.auto_answer(code=200, delay_ms=200)
     carol.auto_answer(code=200, delay_ms=200)
     login_with_browser_phone(page, sw)
+    # the page's peer connection has the configured servers and an ephemeral login for agent 2001; coturn
+    # granted allocations to the browser and to the switch, each with its own login; the page's media goes
+    # through the relay (the audio checks below run over it)
+    servers = page.evaluate("window.__pcs.at(-1).getConfiguration()")
+    assert servers["iceTransportPolicy"] == "relay"
+    assert [s["urls"] for s in servers["iceServers"]] == [[f"stun:127.0.0.1:{turn.port}"],
+                                                         [f"turn:127.0.0.1:{turn.port}?transport=udp"]]
+    expiry, user = servers["iceServers"][1]["username"].split(":")
+    assert user == "2001" and 0 < int(expiry) - time.time() <= 600
+    assert wait_for(lambda: {u.split(":")[1] for u in turn.allocated()} == {"2001", "switch.2001"}), turn.log()[-2000:]
+    assert turn.refused() == []
+    assert wait_for(lambda: page.evaluate(SELECTED_CANDIDATE_JS) == "relay")
 
     # the agent dials bob from the page (an INVITE authenticated with extension 1002's credentials)
     page.fill("#ph-number", "1003")

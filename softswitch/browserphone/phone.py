@@ -18,6 +18,7 @@ from .ua import MediaDown, MediaUp, PhoneCallState, PhoneError, PhoneUA, ToPage
 
 log = logging.getLogger("softswitch.browserphone")
 
+CLOSE_WAIT = 2.0        # seconds a closing peer connection may take (TURN deallocation) before it is cut short
 STATS_EVERY = 2.0       # seconds between WebRTC statistics snapshots into the live call's quality figures
 
 
@@ -57,9 +58,12 @@ class BrowserPhone:
         self.closed = False
 
     # ------------------------------------------------------------------------------ lifecycle
-    async def start(self, offer_sdp: str) -> str:
-        """Open the SIP socket and the peer connection; returns aiortc's SDP answer for the page."""
-        from aiortc import RTCPeerConnection, RTCSessionDescription
+    async def start(self, offer_sdp: str, ice_servers: list[Any] | None = None) -> str:
+        """Open the SIP socket and the peer connection; returns aiortc's SDP answer for the page.
+
+        ``ice_servers`` (``RTCIceServer``s, ``ice.server_ice_servers``): the STUN/TURN servers of the
+        switch's end; none means host candidates only (never aiortc's default, Google's public STUN)."""
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _SipSocket(self), local_addr=("127.0.0.1", 0))
@@ -67,7 +71,7 @@ class BrowserPhone:
         local = transport.get_extra_info("sockname")[:2]
         self.ua = PhoneUA(self.extension, self.password, self.domain, (local[0], local[1]), self.switch,
                           ha1=self.ha1)
-        self.pc = pc = RTCPeerConnection()
+        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers or [])))
         self.track = engine_track(self._heard, idle=lambda: not any(h.sending for h in self.hops.values()))
 
         @pc.on("track")
@@ -108,7 +112,14 @@ class BrowserPhone:
         for t in list(self._tasks):
             t.cancel()
         if self.pc is not None:
-            await self.pc.close()
+            # closing gives back TURN allocations (a Refresh with lifetime 0, retried for up to ~40 s when the
+            # TURN server is unreachable): not worth holding a WebSocket's end or the switch's shutdown for;
+            # aioice closes its socket when cancelled and the server frees the allocation when it expires
+            try:
+                await asyncio.wait_for(self.pc.close(), CLOSE_WAIT)
+            except asyncio.TimeoutError:
+                log.info("browser phone %s (agent %s): WebRTC close took over %.0f s (TURN server not answering?)",
+                         self.extension, self.user, CLOSE_WAIT)
         if self._sock is not None:
             # (a BYE or CANCEL just sent is on the wire; its retransmissions are not needed on loopback)
             self._sock.close()

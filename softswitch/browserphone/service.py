@@ -9,9 +9,11 @@ agent: a second page that starts one replaces the first (the agent moved to anot
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from ..sip.transaction import Peer
+from .ice import page_ice, server_choice, server_ice_servers
 from .ua import PhoneError
 
 log = logging.getLogger("softswitch.browserphone")
@@ -46,12 +48,16 @@ class BrowserPhones:
         self.socket_of: dict[str, int] = {}        # agent id -> id() of the WebSocket whose page started it
         self._refresh: Any = None
         self._starts: dict[str, list[float]] = {}     # agent id -> monotonic times of recent phone.start
+        self._ice_told = ""                            # which ICE servers the switch's end uses (logged once)
 
     # ------------------------------------------------------------------------------ messages
     async def handle(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
         """One ``phone.*`` message of ``user``'s WebSocket ``ws``."""
         t = msg.get("type")
         try:
+            if t == "phone.ice":
+                self._ice(user, send)
+                return
             if t == "phone.start":
                 await self._start(user, ws, msg, send)
                 return
@@ -68,6 +74,12 @@ class BrowserPhones:
         except Exception:  # a bug must not close the agent's WebSocket (and with it the desk)
             log.exception("browser phone of agent %s: %s failed", user, t)
             send({"type": "phone.error", "call": msg.get("call"), "error": "internal error (see the switch's log)"})
+
+    def _ice(self, user: str, send: Callable[[dict], None]) -> None:
+        """``phone.ice``: the RTCConfiguration the page makes its peer connection with (before its offer),
+        with TURN credentials minted now for this agent; only an agent who may have a phone gets one."""
+        self._extension_of(user)
+        send(page_ice(self.server.config.browser_phone, user, time.time()))
 
     async def _start(self, user: str, ws: Any, msg: dict, send: Callable[[dict], None]) -> None:
         from .phone import BrowserPhone
@@ -89,15 +101,21 @@ class BrowserPhones:
             raise PhoneRefused(f"extension {ext} is not configured")
         switch = self._switch_peer()
         old = self.phones.pop(user, None)
-        if old is not None:                         # the agent moved to another window: the old page stops
+        if old is not None and self.socket_of.get(user) != id(ws):   # the agent moved to another window:
             old.to_page({"type": "phone.stopped", "reason": "the browser phone was started in another window"})
+        if old is not None:                         # (or this page restarts its phone: new ICE credentials)
             await self._unbind(old)
             await old.close()
         ha1 = {alg: v for alg in ("MD5", "SHA-256") if (v := getattr(extension, "ha1", lambda a: None)(alg))}
         phone = BrowserPhone(user, ext, extension.password, config.sip.domain, switch, send, self.server.now,
                              on_quality=self._quality, ha1=ha1)
+        ice = self.server.config.browser_phone
+        choice = server_choice(ice).describe()
+        if choice != self._ice_told:
+            self._ice_told = choice
+            log.info("browser phones: %s", choice)
         try:
-            answer = await phone.start(sdp)
+            answer = await phone.start(sdp, server_ice_servers(ice, user, time.time()))
         except Exception as e:
             await phone.close()
             log.warning("browser phone for agent %s could not start: %s", user, e)

@@ -32,8 +32,11 @@ window.DeskPhone = (function () {
       status("starting");
       if (!ringCtx) makeRinger();
       if (!stream) stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+      // the switch's STUN/TURN servers, with TURN credentials minted for this start ([browser_phone])
+      const ice = await iceConfig();
       if (pc) pc.close();
-      pc = new RTCPeerConnection();
+      pc = new RTCPeerConnection({ iceServers: ice.iceServers || [], iceTransportPolicy: ice.iceTransportPolicy || "all" });
+      scheduleRenew(ice.expires_in);
       for (const t of stream.getAudioTracks()) { t.enabled = !muted; sender = pc.addTrack(t, stream); }
       sending = null;
       pc.ontrack = (e) => { $("phone-audio").srcObject = (e.streams && e.streams[0]) || new MediaStream([e.track]); };
@@ -50,8 +53,32 @@ window.DeskPhone = (function () {
     }
     let pending = null;
 
+    let iceWait = null, renewTimer = null;
+    function iceConfig() {
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => { iceWait = null; reject(new Error("the switch sent no ICE configuration")); }, 10000);
+        iceWait = { resolve: (m) => { clearTimeout(t); resolve(m); }, reject: (e) => { clearTimeout(t); reject(e); } };
+        send({ type: "phone.ice" });
+      });
+    }
+    // ephemeral TURN credentials expire (turn_ttl): the phone is started again, with fresh ones, a while
+    // before they do, when no call is up (a call in progress is not cut: it is retried every 30 s)
+    function scheduleRenew(secs) {
+      if (renewTimer) clearTimeout(renewTimer);
+      renewTimer = null;
+      if (!secs) return;
+      renewTimer = setTimeout(renew, Math.min(Math.max(secs - 300, secs / 2) * 1000, 2147483647));
+    }
+    function renew() {
+      renewTimer = null;
+      if (!wanted) return;
+      if (calls.size) { renewTimer = setTimeout(renew, 30000); return; }
+      start().catch((e) => error(e.message));
+    }
+
     function stop() {
       wanted = false;
+      scheduleRenew(null);
       send({ type: "phone.stop" });
       if (pc) pc.close();
       pc = null; calls.clear(); current = null; render();
@@ -61,6 +88,9 @@ window.DeskPhone = (function () {
 
     async function handle(msg) {
       switch (msg.type) {
+        case "phone.ice":
+          if (iceWait) { iceWait.resolve(msg); iceWait = null; }
+          return;
         case "phone.ready":
           ready = msg.extension;
           await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
@@ -99,12 +129,13 @@ window.DeskPhone = (function () {
           break;
         case "phone.stopped":
           if (msg.reason) {                // started in another window: this page's phone is off
-            wanted = false; if (pc) pc.close(); pc = null; calls.clear(); current = null;
+            wanted = false; scheduleRenew(null); if (pc) pc.close(); pc = null; calls.clear(); current = null;
             status("off"); error(msg.reason);
           }
           break;
         case "phone.error":
           error(msg.error);
+          if (iceWait && !msg.call) { iceWait.reject(new Error(msg.error)); iceWait = null; status("off"); }
           if (pending) { pending.reject(new Error(msg.error)); pending = null; status("off"); }
           break;
       }
