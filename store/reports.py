@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from base.figures import average_handle_time, average_speed_of_answer, service_level
 
-__all__ = ["PERIODS", "SECTIONS", "build_report", "period_key"]
+__all__ = ["PERIODS", "SECTIONS", "build_report", "period_key", "queue_totals"]
 
 PERIODS = ("day", "week", "month")
 SECTIONS = ("queues", "agents", "campaigns", "orders", "order_regions", "overdue")
@@ -118,6 +118,20 @@ def _fold(acc: dict[str, Any], row: tuple) -> None:
     acc["dispositions"][disp] += n
     if score is not None:
         acc["scores"][int(score)] += n
+
+
+def queue_totals(conn: sqlite3.Connection, *, since: float, until: float,
+                 thresholds: Mapping[str, float] | None = None, default_threshold: float = 20.0
+                 ) -> dict[str, dict[str, Any]]:
+    """Each queue's raw sums over [since, until), unrounded, as the queue report folds them (the same query
+    and fold): offered, answered, within, wait, talk (without hold), hold, holds, wrap, abandoned,
+    abandon_wait, transferred, dispositions. The wallboard seeds today's figures with them at start
+    (``softswitch.wallboard.TodaySeed``), so the live board and the report count the same calls alike."""
+    acc: dict[str, dict[str, Any]] = defaultdict(_empty)
+    for row in _calls(conn, since, until, 0, dict(thresholds or {}), default_threshold):
+        if row[1] is not None:
+            _fold(acc[row[1]], row)
+    return {q: {**a, "dispositions": dict(a["dispositions"]), "scores": dict(a["scores"])} for q, a in acc.items()}
 
 
 def _handle(a: Mapping[str, Any]) -> dict[str, Any]:

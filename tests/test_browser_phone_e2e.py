@@ -8,7 +8,8 @@ samples back, in which the caller's melody is found; a supervisor listening (*21
 call's recording has the caller on the left and the browser agent on the right. Then the agent transfers the caller from the page to
 a SIP extension (blind, REFER), and the call record carries the browser leg's WebRTC figures. Then the
 other buttons: dial, DTMF, hold, consult, a three-way conference (everyone hears the others, nobody
-their own echo) and the attended transfer that leaves the two parties talking."""
+their own echo) and the attended transfer that leaves the two parties talking, with the page's media only
+through a TURN server (coturn, [browser_phone] ice_transport_policy = "relay", ephemeral credentials)."""
 from __future__ import annotations
 
 import shutil
@@ -193,40 +194,54 @@ RECORD_PCS_JS = """(() => {
 })();"""
 
 
+TURN_SECRET = "e2e-static-auth-secret"
+SELECTED_CANDIDATE_JS = """async () => {
+  const st = await window.__pcs.at(-1).getStats();
+  let pair = null;
+  st.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) pair = st.get(r.selectedCandidatePairId); });
+  return pair && pair.state === "succeeded" ? st.get(pair.localCandidateId).candidateType : null;
+}"""
+
+
 @pytest.fixture
-def ice_server():
-    from .ice_server import IceServer
-    with IceServer(ICE_SECRET) as srv:       # STUN, and a coturn-like TURN login check (it relays nothing)
+def turn_server(tmp_path):
+    from . import coturn
+    if not coturn.available():
+        pytest.skip("coturn not installed (bin/setup --test installs Debian's coturn)")
+    with coturn.Coturn(tmp_path, TURN_SECRET) as srv:
         yield srv
 
 
-ICE_SECRET = "e2e-static-auth-secret"
-
-
 def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_completes_the_transfer(
-        ice_server, switch_factory, phones, browser_page, mic_wav, tmp_path):   # (ICE server: stops last)
+        turn_server, switch_factory, phones, browser_page, mic_wav, tmp_path):   # (coturn: stops last)
+    """... with the page's media only through TURN (coturn, use-auth-secret, ice_transport_policy "relay"):
+    the page behaves as an agent at home behind a firewall would have to."""
     page = browser_page
     page.add_init_script(RECORD_PCS_JS)
     lo = rtp_low()
-    ice = ice_server
+    turn = turn_server
     sw, anon = start_api_switch(
         switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
-        f'[browser_phone]\nturn_secret = "{ICE_SECRET}"\nturn_ttl = 600\nice_servers = [{{ urls = "stun:127.0.0.1:{ice.port}" }},'
-        f' {{ urls = "turn:127.0.0.1:{ice.port}?transport=udp" }}]\n')
+        f'[browser_phone]\nturn_secret = "{TURN_SECRET}"\nturn_ttl = 600\nice_transport_policy = "relay"\n'
+        f'ice_servers = [{{ urls = "stun:127.0.0.1:{turn.port}" }}, {{ urls = "turn:127.0.0.1:{turn.port}?transport=udp" }}]\n')
     boss = anon.login("boss")
     bob = register(sw, phones, "bob", "1003")
     carol = register(sw, phones, "carol", "1004")
     bob.auto_answer(code=200, delay_ms=200)
     carol.auto_answer(code=200, delay_ms=200)
     login_with_browser_phone(page, sw)
-    # the page's peer connection has the configured servers and an ephemeral login for agent 2001; both
-    # the browser and the switch authenticated to the TURN server with their own (it checks the HMAC)
-    servers = page.evaluate("window.__pcs.at(-1).getConfiguration().iceServers")
-    assert [s["urls"] for s in servers] == [[f"stun:127.0.0.1:{ice.port}"], [f"turn:127.0.0.1:{ice.port}?transport=udp"]]
-    expiry, user = servers[1]["username"].split(":")
+    # the page's peer connection has the configured servers and an ephemeral login for agent 2001; coturn
+    # granted allocations to the browser and to the switch, each with its own login; the page's media goes
+    # through the relay (the audio checks below run over it)
+    servers = page.evaluate("window.__pcs.at(-1).getConfiguration()")
+    assert servers["iceTransportPolicy"] == "relay"
+    assert [s["urls"] for s in servers["iceServers"]] == [[f"stun:127.0.0.1:{turn.port}"],
+                                                         [f"turn:127.0.0.1:{turn.port}?transport=udp"]]
+    expiry, user = servers["iceServers"][1]["username"].split(":")
     assert user == "2001" and 0 < int(expiry) - time.time() <= 600
-    assert wait_for(lambda: sorted({u.split(":")[1] for u in ice.allocations}) == ["2001", "switch.2001"])
-    assert ice.refused == [] and ice.bindings >= 2
+    assert wait_for(lambda: {u.split(":")[1] for u in turn.allocated()} == {"2001", "switch.2001"}), turn.log()[-2000:]
+    assert turn.refused() == []
+    assert wait_for(lambda: page.evaluate(SELECTED_CANDIDATE_JS) == "relay")
 
     # the agent dials bob from the page (an INVITE authenticated with extension 1002's credentials)
     page.fill("#ph-number", "1003")
@@ -286,3 +301,40 @@ def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_complet
     assert page.text_content("#phone-error") == ""
     bob.hangup(bob_in["call"])
     carol.wait_call_state(carol_in["call"], "DISCONNECTED", timeout=10)
+
+
+def test_browser_phone_starts_again_with_fresh_turn_credentials_before_they_expire(
+        turn_server, switch_factory, phones, browser_page):
+    """turn_ttl = 600: the page restarts its phone 5 minutes before its credentials expire (the page's clock
+    is moved on), with a new ephemeral login, without a call up; a call ringing holds the renewal back."""
+    page = browser_page
+    page.add_init_script(RECORD_PCS_JS)
+    page.clock.install()                    # (time flows as usual until the test moves it on)
+    turn = turn_server
+    sw, anon = start_api_switch(
+        switch_factory, EXTS, extra=f'[browser_phone]\nturn_secret = "{TURN_SECRET}"\nturn_ttl = 600\n'
+        f'ice_transport_policy = "relay"\nice_servers = [{{ urls = "turn:127.0.0.1:{turn.port}?transport=udp" }}]\n')
+    login_with_browser_phone(page, sw)
+    first = page.evaluate("window.__pcs.at(-1).getConfiguration().iceServers[0].username")
+    assert wait_for(lambda: page.evaluate(SELECTED_CANDIDATE_JS) == "relay")
+
+    # a call rings in the page when the renewal is due: it waits (30 s steps) while the call is there
+    caller = register(sw, phones, "caller", "1001")
+    call = caller.call(f"sip:1002@{DOMAIN}")
+    page.wait_for_selector("#phone-calls li[data-state='ringing']", timeout=15_000)
+    page.clock.fast_forward("05:01")
+    time.sleep(1.0)  # pacing: give a (wrong) restart the time to show in the log
+    assert sw.log().count("browser phone of agent 2001 started") == 1
+    caller.hangup(call)
+    page.wait_for_selector("#phone-calls li", state="detached", timeout=10_000)
+
+    # no call: the next step restarts the phone with a fresh login; the page is ready again, relayed
+    time.sleep(1.0)  # (so that the new login's expiry second differs from the first's)
+    page.clock.fast_forward("00:31")
+    assert wait_for(lambda: sw.log().count("browser phone of agent 2001 started") == 2, timeout=20)
+    page.wait_for_selector("#phone-status:has-text('ready (1002)')", timeout=20_000)
+    second = page.evaluate("window.__pcs.at(-1).getConfiguration().iceServers[0].username")
+    assert second != first and second.endswith(":2001") and int(second.split(":")[0]) > int(first.split(":")[0])
+    assert "another window" not in (page.text_content("#phone-error") or "")
+    assert wait_for(lambda: page.evaluate(SELECTED_CANDIDATE_JS) == "relay")
+    assert wait_for(lambda: sum(u.endswith(":2001") for u in turn.allocated()) == 2)

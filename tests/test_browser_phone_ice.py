@@ -19,6 +19,8 @@ from softswitch.browserphone.config import BrowserPhoneConfig
 from softswitch.browserphone.ice import page_ice, server_choice, server_ice_servers, turn_rest_credential
 from softswitch.config import ConfigError, parse_config
 
+from .conftest import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "north-cc-turn-secret"
 
@@ -213,3 +215,45 @@ def test_a_static_turn_password_is_warned_about():
     assert w.startswith("browser_phone.ice_servers[1]: this static TURN password") and "pw" not in w
     assert not [w for w in config_warnings(parse_config(tomllib.loads((ROOT / "config.toml").read_text()),
                                                         "config.toml", ROOT)) if "browser_phone" in w]
+
+
+def test_coturn_accepts_both_ends_ephemeral_logins_and_refuses_a_wrong_or_expired_one(tmp_path):
+    """Real coturn (use-auth-secret): the page's login (as phone.ice gives it) and the switch's get relay
+    allocations; a credential made with another secret and one whose time has passed are refused."""
+    pytest.importorskip("aiortc")
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+    from . import coturn
+    if not coturn.available():
+        pytest.skip("coturn not installed (bin/setup --test installs Debian's coturn)")
+
+    async def relay_candidates(servers: list) -> list[str]:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        await pc.close()
+        return [line for line in pc.localDescription.sdp.splitlines() if " typ relay " in line]
+
+    with coturn.Coturn(tmp_path, SECRET) as turn:
+        c = cfg({"ice_servers": [{"urls": f"turn:127.0.0.1:{turn.port}?transport=udp"}], "turn_secret": SECRET,
+                 "turn_ttl": 600})
+        now = time.time()
+        page = page_ice(c, "2001", now)["iceServers"][0]
+        wrong = turn_rest_credential("another secret", "2002", now, 600)
+        expired = turn_rest_credential(SECRET, "2003", now - 3600, 600)
+        url = f"turn:127.0.0.1:{turn.port}?transport=udp"
+
+        tcp = cfg({"ice_servers": [{"urls": f"turn:127.0.0.1:{turn.port}?transport=tcp"}], "turn_secret": SECRET})
+
+        async def run() -> list[list[str]]:
+            return [await relay_candidates(s) for s in (
+                [RTCIceServer(url, page["username"], page["credential"])], server_ice_servers(c, "2001", now),
+                server_ice_servers(tcp, "2004", now),           # TURN over TCP (firewalls that drop UDP)
+                [RTCIceServer(url, *wrong)], [RTCIceServer(url, *expired)])]
+
+        got = asyncio.run(asyncio.wait_for(run(), 60))
+        assert [len(g) for g in got] == [1, 1, 1, 0, 0], got
+        assert " 127.0.0.1 " in got[0][0]
+        assert sorted(u.split(":")[1] for u in turn.allocated()) == ["2001", "switch.2001", "switch.2004"]
+        assert wait_for(lambda: sorted(u.split(":")[1] for u in turn.refused()) == ["2002", "2003"])
+

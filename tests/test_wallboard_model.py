@@ -5,10 +5,12 @@ trunks' runtime, through the sans-IO core) and a red alarm until it answers agai
 from __future__ import annotations
 
 from softswitch.events import TrunkStateChanged
-from softswitch.wallboard import Floor, WallboardConfig
+from softswitch.wallboard import Floor, TodaySeed, WallboardConfig
+from store.reports import queue_totals
 
 from .core_harness import answer, requests
 from .test_call_records import Recorder
+from .test_reports import D, day  # noqa: F401  (the scripted day's store)
 from .test_trunks_core import CARRIER, make
 
 CFG = WallboardConfig(longest_wait_warning=30, longest_wait_alarm=60, service_level_target=80,
@@ -79,3 +81,40 @@ def test_a_trunk_that_stops_answering_raises_an_alarm_until_it_answers():
     assert up.up and up.trunk == "carrier"
     floor.on_event(up.as_dict(), up.at)
     assert floor.snapshot([], [], up.at + 1)["alarms"] == []
+
+
+def test_a_seed_from_the_days_call_records_shows_the_reports_figures_then_counts_on_live(day):  # noqa: F811
+    """A switch restarted at 20:00 on the scripted day of test_reports: the floor seeded with the queue
+    report's sums over the calls before the start (``queue_totals``) shows what the day's report shows, the
+    calls after the start (the ACD's live counters) add to them, and midnight starts the next day from zero."""
+    report, _, loop, store = day
+    start = D + 20 * 3600
+    thresholds = {"support": 20, "sales": 30}
+    totals = loop.run_until_complete(store.read_sync(
+        lambda conn: queue_totals(conn, since=D, until=start, thresholds=thresholds)))
+    by_queue = {r["queue"]: r for r in report("day", D, D + DAY)["queues"]}
+    floor = Floor(CFG, day_start=lambda t: t - (t - D) % DAY)
+    assert floor.seed(TodaySeed.from_report(D, start, totals))
+    assert not floor.seed(TodaySeed.from_report(D, start, totals))           # once a day: never counted twice
+    live = [dict(queue(), queue=name, sl_threshold=thresholds[name]) for name in ("support", "sales")]
+    snap = floor.snapshot(live, [], start + 1)
+    for q in snap["queues"]:
+        r = by_queue[q["queue"]]
+        assert (q["offered"], q["answered"], q["abandoned"], q["transferred"], q["voicemail"], q["timed_out"],
+                q["no_agents"]) == (r["offered"], r["answered"], r["abandoned"], r["transferred"], r["voicemail"],
+                                    r["timed_out"], r["no_agents"]), q["queue"]
+        assert q["service_level"] == round(r["service_level_pct"], 1)
+        assert q["asa"] == round(r["asa_s"], 1) and q["aht"] == round(r["aht_s"], 1), q["queue"]
+    support = snap["queues"][0]
+    assert (support["offered"], support["service_level"], support["asa"], support["aht"]) == (6, 40.0, 15.0, 146.7)
+    # after the start, one more support call answered in 10 s, talk 100 s (no wrap-up), and one transferred
+    live[0] = dict(live[0], counters=counters(offered=1, answered=1, answered_within=1, hold_total=10, talk_total=100,
+                                              talk_count=1))
+    floor.on_event({"type": "queue_left", "queue": "support", "reason": "transferred"}, start + 50)
+    support = floor.snapshot(live, [], start + 60)["queues"][0]
+    assert (support["offered"], support["answered"], support["abandoned"], support["transferred"]) == (7, 4, 2, 3)
+    assert (support["service_level"], support["asa"], support["aht"]) == (50.0, 13.8, 135.0)  # 3/6; 55/4; 540/4
+    assert [a["kind"] for a in floor.snapshot(live, [], start + 60)["alarms"]] == ["service_level"]
+    tomorrow = floor.snapshot(live, [], D + DAY + 10)["queues"][0]                     # midnight: from zero again
+    assert (tomorrow["offered"], tomorrow["answered"], tomorrow["transferred"], tomorrow["aht"]) == (0, 0, 0, None)
+    assert not floor.seed(TodaySeed.from_report(D, start, totals))           # yesterday's seed comes too late

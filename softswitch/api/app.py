@@ -162,6 +162,10 @@ class ApiServer(FloorApi, ReportsApi, OrdersApi, OutboundOps):
         for u in self.settings.users:
             if u.role == "agent" and u.id not in agent_ids:
                 log.warning("api: user %s has role agent but is not an [[acd.agents]] id", u.id)
+        try:   # before the first wallboard connects: its first message has the whole day
+            await self._floor_seed()
+        except Exception:
+            log.exception("wallboard: today's calls before the start not read (the figures count from now)")
         host, _, port = self.settings.listen.rpartition(":")
         host = host.strip("[]")
         # long query strings (a 200-character name in percent-encoded UTF-8 is 2,400 bytes) reach the

@@ -7,6 +7,10 @@ leaving a queue, an offer, an agent's state, a call's end) marks it stale, and o
 waiting past a threshold, an agent stuck in a state, midnight — so after each push a timer is set for
 the moment the model (``softswitch.wallboard.Floor``) says the picture would change next.
 
+"Today" includes the calls before a restart: at start the edge reads the day's call records up to the
+switch's start (``_floor_seed``, on the store's reader thread, summed by the queue report's own query) and
+gives them to the model as a ``TodaySeed``; the live counters add to it.
+
 Hooks for other modules: ``floor_extras[name] = fn`` adds ``fn()`` under ``name`` to every push
 (campaigns' live figures); ``floor.set_external(source, alarms)`` adds alarms (overdue work orders);
 an event of type ``trunk_state`` ({"trunk", "up", "reason", "at"}) raises or clears a trunk alarm.
@@ -22,7 +26,8 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
-from ..wallboard import Floor
+from ..reports.build import switch_queue_totals
+from ..wallboard import Floor, TodaySeed
 from .validate import ApiError
 from .context import Ctx, reply
 
@@ -49,6 +54,17 @@ class FloorApi:
         on_reload = getattr(self.server, "on_reload", None)
         if on_reload is not None:
             on_reload.add(self._floor_reloaded)
+
+    async def _floor_seed(self) -> None:
+        """Today's calls before this switch started (a restart, a crash) from the store: the calls that
+        arrived between local midnight and the process's start — every later one is counted live."""
+        started = getattr(getattr(self.server, "metrics", None), "started", None) or time.time()
+        day = self.floor.day_start(started)
+        totals = await switch_queue_totals(self.centre, self.server.config, day, started)
+        if self.floor.seed(TodaySeed.from_report(day, started, totals)):
+            log.info("wallboard: today's figures include %d call(s) of %d queue(s) before the start",
+                     sum(int(a["offered"]) for a in totals.values()), len(totals))
+            self._floor_stale()
 
     def _floor_routes(self, app: web.Application) -> None:
         app.router.add_get("/wallboard", self._wallboard_page)

@@ -8,20 +8,22 @@ state, midnight), so the edge pushes then and never polls. No clock, socket or f
 
 "Today" is since local midnight: the ACD's counters run since the switch started, so the floor keeps
 each queue's counters as they were at the day's start (its baseline: the last counters observed the day
-before; the edge observes them at every queue event) and shows the difference. A switch
-started during the day counts from its start (the stored report has the whole day).
+before; the edge observes them at every queue event) and shows the difference. A switch started during
+the day is told what happened earlier that day by a ``TodaySeed`` — the day's calls from the store, summed
+by the queue report's own query (``store.reports.queue_totals``) and read by the edge at start — which
+is added to the live difference until midnight; the next day starts from zero as before.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from base.figures import average_handle_time, average_speed_of_answer, service_level
 
 from .config import WallboardConfig
 
-__all__ = ["Alarm", "Floor", "local_midnight"]
+__all__ = ["Alarm", "Floor", "TodaySeed", "local_midnight"]
 
 COUNTERS = ("offered", "answered", "answered_within", "abandoned", "timed_out", "exited_empty", "hold_total",
             "talk_total", "talk_count", "wrap_total", "wrap_count")
@@ -45,10 +47,42 @@ class Alarm:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TodaySeed:
+    """The day's figures before the switch started: per queue, the ACD's counters as if it had run since
+    midnight (``counters``), and the calls transferred and sent to voicemail. ``day`` is the local midnight
+    they belong to (a seed for another day is ignored); ``until`` the wall time they were counted up to
+    (the switch's start: later calls are counted live, never twice)."""
+    day: float
+    until: float
+    counters: Mapping[str, Mapping[str, float]]
+    transferred: Mapping[str, int]
+    voicemail: Mapping[str, int]
+
+    @classmethod
+    def from_report(cls, day: float, until: float, totals: Mapping[str, Mapping[str, Any]]) -> TodaySeed:
+        """From ``store.reports.queue_totals`` (the queue report's sums). The report's talk is without hold
+        and the ACD's is the connected time (hold inside): talk + hold, so AHT is the same number; every
+        answered call of the report has ended, so it is a handled call (talk_count) and had its wrap-up."""
+        counters: dict[str, dict[str, float]] = {}
+        for q, a in totals.items():
+            disp = a.get("dispositions", {})
+            counters[q] = {
+                "offered": a["offered"], "answered": a["answered"], "answered_within": a["within"],
+                "abandoned": a["abandoned"], "timed_out": disp.get("timeout", 0), "exited_empty": disp.get("no_agents", 0),
+                "hold_total": a["wait"], "talk_total": a["talk"] + a["hold"], "talk_count": a["answered"],
+                "wrap_total": a["wrap"], "wrap_count": a["answered"]}
+        return cls(day=day, until=until, counters=counters,
+                   transferred={q: int(a["transferred"]) for q, a in totals.items()},
+                   voicemail={q: int(a.get("dispositions", {}).get("voicemail", 0)) for q, a in totals.items()})
+
+
 @dataclass
 class _Today:
     day: float = -1.0
     base: dict[str, dict[str, float]] = field(default_factory=dict)      # queue -> counters at the day's start
+    seed: dict[str, dict[str, float]] = field(default_factory=dict)      # queue -> counted before the start
+    seeded: bool = False
     transferred: dict[str, int] = field(default_factory=dict)            # queue -> transferred today
     voicemail: dict[str, int] = field(default_factory=dict)
 
@@ -89,6 +123,21 @@ class Floor:
         """Alarms a hook computes itself (overdue work orders, a campaign's dialler): replaced per source."""
         self.external[source] = list(alarms)
 
+    def seed(self, seed: TodaySeed) -> bool:
+        """Today's calls before the switch started (see ``TodaySeed``); True when taken (False: a seed of
+        another day — midnight passed while the store was read — or a second seed for the same day)."""
+        if self.today.day < 0:
+            self.today.day = seed.day      # before the first observation: its base is empty as then
+        if seed.day != self.today.day or self.today.seeded:
+            return False
+        self.today.seeded = True
+        self.today.seed = {q: dict(c) for q, c in seed.counters.items()}
+        for q, n in seed.transferred.items():
+            self.today.transferred[q] = self.today.transferred.get(q, 0) + n
+        for q, n in seed.voicemail.items():
+            self.today.voicemail[q] = self.today.voicemail.get(q, 0) + n
+        return True
+
     def observe(self, counters: dict[str, dict[str, float]], wall: float) -> None:
         """The ACD's counters now (after every change: the edge calls this on each queue event, pushed or
         not). The first observation of a new day takes the last one of the day before as its baseline, so
@@ -110,8 +159,8 @@ class Floor:
         for q in queues:
             name = q["queue"]
             c = q["counters"]
-            base = self.today.base.get(name, {})
-            d = {k: c.get(k, 0) - base.get(k, 0) for k in COUNTERS}
+            base, seed = self.today.base.get(name, {}), self.today.seed.get(name, {})
+            d = {k: seed.get(k, 0) + c.get(k, 0) - base.get(k, 0) for k in COUNTERS}
             sl = service_level(int(d["answered_within"]), int(d["answered"]), int(d["abandoned"]))
             wait = float(q.get("longest_wait") or 0.0)
             level = ("alarm" if cfg.longest_wait_alarm and wait >= cfg.longest_wait_alarm else
