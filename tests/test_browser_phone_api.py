@@ -190,3 +190,54 @@ urls = ["turn:127.0.0.1:{srv.port}?transport=udp", "turns:turn.example.com:443?t
             s.close()
         assert secret not in json.dumps(got + a.seen + s.seen)
         assert secret not in sw.log()
+
+
+def test_the_page_trickles_candidates_gathered_after_its_offer(switch_factory):
+    """A page whose TURN allocation outlasts its 3 s wait sends the late candidates after phone.start: the
+    switch adds them to the peer connection (aiortc here plays the page and sends its offer without
+    candidates, then each one); bad or too many candidates are refused with a clear message."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    sw, anon = start_api_switch(switch_factory, EXTS)
+    alice = anon.login("2001")
+    a = Socket(sw.api_port, alice.token)
+    try:
+        a.next("hello")
+
+        async def page() -> str:
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver("audio", direction="sendrecv")
+            await pc.setLocalDescription(await pc.createOffer())
+            lines = pc.localDescription.sdp.splitlines()
+            cands = [ln[2:] for ln in lines if ln.startswith("a=candidate:")]
+            assert cands
+            bare = "\r\n".join(ln for ln in lines if not ln.startswith(("a=candidate:", "a=end-of-candidates"))) + "\r\n"
+            send(a, type="phone.ice")
+            await asyncio.to_thread(a.next, "phone.ice")
+            send(a, type="phone.start", sdp=bare)
+            ready = await asyncio.to_thread(a.next, "phone.ready", 30)
+            for c in cands:
+                send(a, type="phone.candidate", candidate=c, sdpMid="0", sdpMLineIndex=0)
+            send(a, type="phone.candidate", candidate=None)
+            await pc.setRemoteDescription(RTCSessionDescription(ready["sdp"], "answer"))
+            for _ in range(200):
+                if pc.connectionState == "connected":
+                    break
+                await asyncio.sleep(0.05)
+            state = pc.connectionState
+            await asyncio.to_thread(refusals)        # (before the page closes: that ends the phone's WebRTC)
+            await pc.close()
+            return state
+
+        def refusals() -> None:
+            for bad in ("candidate:1 1 udp 1 1.2.3.4 5 typ host\r\na=evil", "candidate:x", "not a candidate", 42):
+                send(a, type="phone.candidate", candidate=bad, sdpMid="0")
+                assert "needs an ICE candidate line" in a.next("phone.error")["error"], bad
+            for i in range(40):
+                send(a, type="phone.candidate", candidate=f"candidate:{i} 1 udp 1 192.0.2.{i} 9 typ host", sdpMid="0")
+            assert "at most 32 ICE candidates" in a.next("phone.error")["error"]
+
+        assert asyncio.run(page()) == "connected"
+        sw.wait_log(r"browser phone 1002 \(agent 2001\): a host candidate from the page after its offer")
+    finally:
+        a.close()

@@ -301,3 +301,40 @@ def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_complet
     assert page.text_content("#phone-error") == ""
     bob.hangup(bob_in["call"])
     carol.wait_call_state(carol_in["call"], "DISCONNECTED", timeout=10)
+
+
+def test_browser_phone_starts_again_with_fresh_turn_credentials_before_they_expire(
+        turn_server, switch_factory, phones, browser_page):
+    """turn_ttl = 600: the page restarts its phone 5 minutes before its credentials expire (the page's clock
+    is moved on), with a new ephemeral login, without a call up; a call ringing holds the renewal back."""
+    page = browser_page
+    page.add_init_script(RECORD_PCS_JS)
+    page.clock.install()                    # (time flows as usual until the test moves it on)
+    turn = turn_server
+    sw, anon = start_api_switch(
+        switch_factory, EXTS, extra=f'[browser_phone]\nturn_secret = "{TURN_SECRET}"\nturn_ttl = 600\n'
+        f'ice_transport_policy = "relay"\nice_servers = [{{ urls = "turn:127.0.0.1:{turn.port}?transport=udp" }}]\n')
+    login_with_browser_phone(page, sw)
+    first = page.evaluate("window.__pcs.at(-1).getConfiguration().iceServers[0].username")
+    assert wait_for(lambda: page.evaluate(SELECTED_CANDIDATE_JS) == "relay")
+
+    # a call rings in the page when the renewal is due: it waits (30 s steps) while the call is there
+    caller = register(sw, phones, "caller", "1001")
+    call = caller.call(f"sip:1002@{DOMAIN}")
+    page.wait_for_selector("#phone-calls li[data-state='ringing']", timeout=15_000)
+    page.clock.fast_forward("05:01")
+    time.sleep(1.0)  # pacing: give a (wrong) restart the time to show in the log
+    assert sw.log().count("browser phone of agent 2001 started") == 1
+    caller.hangup(call)
+    page.wait_for_selector("#phone-calls li", state="detached", timeout=10_000)
+
+    # no call: the next step restarts the phone with a fresh login; the page is ready again, relayed
+    time.sleep(1.0)  # (so that the new login's expiry second differs from the first's)
+    page.clock.fast_forward("00:31")
+    assert wait_for(lambda: sw.log().count("browser phone of agent 2001 started") == 2, timeout=20)
+    page.wait_for_selector("#phone-status:has-text('ready (1002)')", timeout=20_000)
+    second = page.evaluate("window.__pcs.at(-1).getConfiguration().iceServers[0].username")
+    assert second != first and second.endswith(":2001") and int(second.split(":")[0]) > int(first.split(":")[0])
+    assert "another window" not in (page.text_content("#phone-error") or "")
+    assert wait_for(lambda: page.evaluate(SELECTED_CANDIDATE_JS) == "relay")
+    assert wait_for(lambda: sum(u.endswith(":2001") for u in turn.allocated()) == 2)

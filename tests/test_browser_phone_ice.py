@@ -243,14 +243,17 @@ def test_coturn_accepts_both_ends_ephemeral_logins_and_refuses_a_wrong_or_expire
         expired = turn_rest_credential(SECRET, "2003", now - 3600, 600)
         url = f"turn:127.0.0.1:{turn.port}?transport=udp"
 
+        tcp = cfg({"ice_servers": [{"urls": f"turn:127.0.0.1:{turn.port}?transport=tcp"}], "turn_secret": SECRET})
+
         async def run() -> list[list[str]]:
             return [await relay_candidates(s) for s in (
                 [RTCIceServer(url, page["username"], page["credential"])], server_ice_servers(c, "2001", now),
+                server_ice_servers(tcp, "2004", now),           # TURN over TCP (firewalls that drop UDP)
                 [RTCIceServer(url, *wrong)], [RTCIceServer(url, *expired)])]
 
         got = asyncio.run(asyncio.wait_for(run(), 60))
-        assert [len(g) for g in got] == [1, 1, 0, 0], got
+        assert [len(g) for g in got] == [1, 1, 1, 0, 0], got
         assert " 127.0.0.1 " in got[0][0]
-        assert sorted(u.split(":")[1] for u in turn.allocated()) == ["2001", "switch.2001"]
+        assert sorted(u.split(":")[1] for u in turn.allocated()) == ["2001", "switch.2001", "switch.2004"]
         assert wait_for(lambda: sorted(u.split(":")[1] for u in turn.refused()) == ["2002", "2003"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any, Callable
 
@@ -18,6 +19,9 @@ from .ua import MediaDown, MediaUp, PhoneCallState, PhoneError, PhoneUA, ToPage
 
 log = logging.getLogger("softswitch.browserphone")
 
+MAX_TRICKLED = 32       # ICE candidates a page may send after its offer (each may cost a connectivity check)
+_CANDIDATE = re.compile(r"candidate:[!-~]{1,32} [0-9]{1,3} (?i:udp|tcp) [0-9]{1,10} [!-~]{1,255} [0-9]{1,5} "
+                        r"typ (?:host|srflx|prflx|relay)(?: [!-~]{1,64})*")
 CLOSE_WAIT = 2.0        # seconds a closing peer connection may take (TURN deallocation) before it is cut short
 STATS_EVERY = 2.0       # seconds between WebRTC statistics snapshots into the live call's quality figures
 
@@ -55,6 +59,7 @@ class BrowserPhone:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._base: dict[str, dict[str, float]] = {}   # per call: WebRTC counters when it started
+        self._trickled = 0                    # ICE candidates the page sent after its offer
         self.closed = False
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -178,6 +183,36 @@ class BrowserPhone:
         if d is not None:
             self._timer = asyncio.get_running_loop().call_later(max(0.0, d - self.now()), self._on_timer)
 
+    # ------------------------------------------------------------------------------------ ICE
+    async def _remote_candidate(self, msg: dict) -> None:
+        """A candidate the page gathered after it sent its offer (trickle ICE, page to switch): a TURN
+        allocation that took longer than the page waits (3 s) still counts; ``candidate`` null or "" is the
+        end of the page's candidates. At most ``MAX_TRICKLED`` per phone."""
+        from aiortc.sdp import candidate_from_sdp
+
+        assert self.pc is not None
+        text = msg.get("candidate")
+        if text in (None, ""):
+            await self.pc.addIceCandidate(None)
+            return
+        self._trickled += 1
+        if self._trickled > MAX_TRICKLED:
+            raise PhoneError(f"at most {MAX_TRICKLED} ICE candidates after the offer")
+        mid, index = msg.get("sdpMid"), msg.get("sdpMLineIndex")
+        if (not isinstance(text, str) or len(text) > 512 or not _CANDIDATE.fullmatch(text)
+                or not (mid is None or isinstance(mid, str)) or not (index is None or type(index) is int)):
+            raise PhoneError("phone.candidate needs an ICE candidate line (candidate:...) with sdpMid or sdpMLineIndex")
+        try:
+            cand = candidate_from_sdp(text.split(":", 1)[1])
+        except (AssertionError, ValueError, IndexError):
+            raise PhoneError("phone.candidate needs an ICE candidate line (candidate:...)") from None
+        cand.sdpMid, cand.sdpMLineIndex = mid, index
+        if mid is None and index is None:
+            cand.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(cand)
+        log.info("browser phone %s (agent %s): a %s candidate from the page after its offer",
+                 self.extension, self.user, cand.type)
+
     # ---------------------------------------------------------------------------------- audio
     def _heard(self) -> Any:
         """The next 20 ms for the browser: the active call's, or in a conference both calls mixed."""
@@ -240,6 +275,8 @@ class BrowserPhone:
                 self._hold_others(cid, now)
                 self._focus(cid)
             self._do(ua.hold(cid, on, now))
+        elif t == "phone.candidate":
+            await self._remote_candidate(msg)
         elif t == "phone.mute":
             for hop in self.hops.values():
                 hop.muted = bool(msg.get("on", True))

@@ -44,11 +44,26 @@ window.DeskPhone = (function () {
         if (pc.connectionState === "connected") status("ready" + (ready ? " (" + ready + ")" : ""));
         else if (pc.connectionState === "failed") status("failed");
       };
+      // candidates gathered after the offer went (a TURN allocation slower than 3 s) follow it: trickle ICE
+      let offered = null, trickle = false;
+      const conn = pc;
+      pc.onicecandidate = (e) => {
+        if (offered === null || conn !== pc) return;        // (still in the offer; or an old connection)
+        if (e.candidate && e.candidate.candidate && !offered.includes(e.candidate.candidate)) {
+          trickle = true;
+          send({ type: "phone.candidate", candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid,
+                 sdpMLineIndex: e.candidate.sdpMLineIndex });
+        } else if (!e.candidate && trickle) {
+          send({ type: "phone.candidate", candidate: null });   // end of candidates
+        }
+      };
       await pc.setLocalDescription(await pc.createOffer());
       await iceDone(pc, 3000);
       return new Promise((resolve, reject) => {
         pending = { resolve, reject };
-        send({ type: "phone.start", sdp: pc.localDescription.sdp });
+        offered = pc.localDescription.sdp;
+        trickle = pc.iceGatheringState !== "complete";
+        send({ type: "phone.start", sdp: offered });
       });
     }
     let pending = null;
