@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agentparts import AgentParts
 from .holds import HoldTally
 from .sip.dialog import Dialog
 from .sip.message import Request, Response
@@ -91,6 +92,7 @@ class Call:
     notes: dict = field(default_factory=dict)      # what applications note for the call record (queue, agent...)
     served_locally: bool = False    # the switch answers it (IVR, queue): may use the reserved RTP ports
     hold: HoldTally = field(default_factory=HoldTally)  # holds and hold time (softswitch.holds), for the record
+    parts: AgentParts = field(default_factory=AgentParts)  # each agent's part (softswitch.agentparts), for the record
 
     def set_state(self, new: CallState) -> None:
         self.state = move(self.state, new, CALL_TRANSITIONS, f"call {self.id}")

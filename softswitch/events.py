@@ -13,6 +13,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .agentparts import AgentPart
+
 
 class Disposition(str, Enum):
     """How a call ended, as the call record and the reports count it (the store's vocabulary)."""
@@ -83,6 +85,7 @@ class CallEnded(SwitchEvent):
     transfers: int = 0                   # blind or attended transfers of the answered call
     hold_seconds: float = 0.0            # time on hold (desk hold or a phone's own hold; part of the talk)
     holds: int = 0                       # times the call was put on hold
+    parts: tuple[AgentPart, ...] = ()    # each agent's part: who answered, talked, held, transferred on
 
     def as_dict(self) -> dict[str, Any]:
         d = super().as_dict()

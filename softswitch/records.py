@@ -43,7 +43,7 @@ class Records:
         self._queue: asyncio.Queue[SwitchEvent | None] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.written = 0
-        self._early_wrap: OrderedDict[str, float] = OrderedDict()  # call ref -> wrap-up seconds before its record
+        self._early_wrap: OrderedDict[str, dict[str, float]] = OrderedDict()  # call ref -> agent -> wrap-up s before its record
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -99,9 +99,10 @@ class Records:
     async def _wrap_up(self, ev: WrapUpEnded) -> None:
         ref = ev.call[:200]
         try:
-            await self.centre.add_wrap_up(ref, max(0.0, float(ev.seconds)))
+            await self.centre.add_wrap_up(ref, max(0.0, float(ev.seconds)), agent=ev.agent[:200])
         except NotFoundError:  # the call goes on (the caller is in the survey): kept for its record
-            self._early_wrap[ref] = self._early_wrap.get(ref, 0.0) + max(0.0, float(ev.seconds))
+            per_agent = self._early_wrap.setdefault(ref, {})
+            per_agent[ev.agent] = per_agent.get(ev.agent, 0.0) + max(0.0, float(ev.seconds))
             while len(self._early_wrap) > MAX_EARLY_WRAPUPS:
                 self._early_wrap.popitem(last=False)
 
@@ -152,19 +153,28 @@ class Records:
             return None if t is None else min(max(t, ev.arrived), ev.ended)
 
         agent_leg = "browser" if q.get("browser") else "callee"
+        early = self._early_wrap.pop(ev.call[:200], None) or {}
+        parts = [{"agent": p.agent[:200], "queue": p.queue[:200], "answered_at": within(p.answered),
+                  "ended_at": within(p.ended), "hold_seconds": max(0.0, p.hold_seconds), "holds": max(0, p.holds),
+                  "transferred": p.transferred} for p in ev.parts if p.agent]
+        for agent, seconds in early.items():   # an agent's wrap-up goes to her last part of the call
+            mine = [p for p in parts if p["agent"] == agent]
+            if mine:
+                mine[-1]["wrap_s"] = seconds
         score = ev.survey_score if ev.survey_score is not None and 1 <= ev.survey_score <= 5 else None
         rid = await self.centre.add_call(
             call_ref=ev.call[:200], caller=ev.caller or "", callee=ev.callee or "", queue=ev.queue or None,
             agent=ev.agent or None, ivr_path=ev.ivr[:200], arrived_at=ev.arrived, answered_at=ev.answered,
             ended_at=ev.ended, queued_at=within(ev.queued) if ev.queue else None,
             talk_ended_at=within(ev.talk_ended) if ev.answered is not None else None,
-            wrap_s=self._early_wrap.pop(ev.call[:200], None), disposition=ev.disposition.value,
+            wrap_s=sum(early.values()) if early else None, disposition=ev.disposition.value,
             recording=ev.recordings[-1][0] if ev.recordings else None, survey_score=score,
             caller_loss_pct=loss("caller"), caller_jitter_ms=jitter("caller"),
             # an agent on the desk's browser phone: the WebRTC leg's figures (the engine's leg is a loopback hop)
             agent_loss_pct=loss(agent_leg), agent_jitter_ms=jitter(agent_leg),
             direction=ev.direction, trunk=ev.trunk[:200], did=ev.did[:64], external=ev.external[:64],
-            transfers=max(0, ev.transfers), hold_seconds=max(0.0, float(ev.hold_seconds)), holds=max(0, ev.holds))
+            transfers=max(0, ev.transfers), hold_seconds=max(0.0, float(ev.hold_seconds)), holds=max(0, ev.holds),
+            parts=parts)
         parties = [p for p in (ev.caller, ev.agent) if p]
         for f, s, e in ev.recordings:
             await self.centre.add_recording(file=f, started_at=s, duration_s=max(0.0, e - s), call_id=rid,

@@ -126,6 +126,7 @@ class Router:
         call.hold.close(now)            # whoever held the caller let go: the next party starts afresh
         if call.answered is not None:   # a person handed the caller on (reports count transferred calls)
             call.notes["transfers"] = call.notes.get("transfers", 0) + 1
+            call.parts.end(now, call.hold, transferred=True)   # the agent's part ends in a transfer
         if call.app is not None:
             call.app.release(call, now, target)
         self.b2bua.do(L.Detach(call), now)
@@ -144,14 +145,34 @@ class Router:
         a plain two-party call; the referrer's phone is free, the joined party's busy mark moves."""
         call.notes["transfers"] = call.notes.get("transfers", 0) + 1
         call.hold.close(now)   # the referrer held the caller while consulting: that hold is over
+        call.parts.end(now, call.hold, transferred=True)
         if call.app is not None and call.app is not self.extension:
             call.app.release(call, now, call.answered.party if call.answered is not None else "")
             call.app = self.extension
         self.presence.unmark(call.id, referrer, now)
         joined = call.answered.party if call.answered is not None else ""
+        self.agent_answered(call, joined, now)
         if self.presence.has(gone.id, joined):  # marked here before unmarked there: no false "free"
             self.presence.mark(call.id, joined, now)
             self.presence.unmark(gone.id, joined, now)
+
+    def agent_answered(self, call: "Call", extension: str, now: float) -> None:
+        """A transferred caller now talks to ``extension``: when an agent is there and the call had an
+        agent's part before (a queue call handed on), her own part begins (softswitch.agentparts). Direct
+        calls to an agent's extension stay out of the agent figures, as before."""
+        if not call.parts.any:
+            return
+        agent = self.agent_at(extension)
+        if agent:
+            call.parts.begin(agent, "", now, call.hold)
+
+    def agent_at(self, extension: str) -> str:
+        """The agent logged in at ``extension``, else the one whose home extension it is; '' for none."""
+        acd = self.queue.acd
+        i = acd.by_extension.get(extension)
+        if i is None:
+            i = next((n for n, a in enumerate(acd.agents) if a.home == extension), None)
+        return acd.agents[i].id if i is not None else ""
 
     # ---------------------------------------------------------------------------- the end
     def _gone(self, call: "Call", now: float) -> None:
@@ -180,6 +201,7 @@ class Router:
                 disposition = Disposition.FAILED
         w = self.wall
         call.hold.close(now)   # a call hung up on hold: its hold lasted to the hang-up
+        call.parts.end(now, call.hold, transferred=False)   # an agent's part still open ends with the call
         return CallEnded(
             call=call.id, caller=call.caller_number, callee=call.callee_number, disposition=disposition,
             arrived=w(call.created), answered=None if answered is None else w(answered), ended=w(now),
@@ -191,7 +213,8 @@ class Router:
             queued=w(notes["queued_at"]) if notes.get("queued_at") is not None else None,
             talk_ended=w(notes["talk_ended"]) if notes.get("talk_ended") is not None else None,
             transfers=int(notes.get("transfers", 0)), direction=notes.get("direction", ""), trunk=notes.get("trunk", ""), did=notes.get("did", ""),
-            external=notes.get("external", ""), hold_seconds=round(call.hold.seconds, 3), holds=call.hold.holds)
+            external=notes.get("external", ""), hold_seconds=round(call.hold.seconds, 3), holds=call.hold.holds,
+            parts=call.parts.finish(w))
 
     def blocked(self, caller: str, callee: str, now: float) -> None:
         """A call refused before it became a call (blacklisted caller) still gets its record."""

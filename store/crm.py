@@ -560,12 +560,18 @@ class CallCentre:
         return await self.store.read_sync(body)
 
     # ------------------------------------------------------------------------------- call records
-    async def add_call(self, *, create_customer: bool = True, **fields: Any) -> int:
+    async def add_call(self, *, create_customer: bool = True, parts: Sequence[Mapping[str, Any]] = (),
+                       **fields: Any) -> int:
         """Record a call; returns its id. Required: caller, arrived_at, disposition. The caller and
         callee are normalised; wait_s and talk_s are derived from the times. With
         ``create_customer`` (the default), an unknown caller gets a customer stub (the first call
-        creates the customer)."""
+        creates the customer). ``parts``: each agent's part of the call, in order (``PART_FIELDS``:
+        agent, queue, answered_at, ended_at, hold_seconds, holds, wrap_s, transferred), stored in
+        ``call_agent_parts`` with the record (needs a call_ref); per-agent reports credit them."""
         values = self._check_call(fields, required=("caller", "arrived_at", "disposition"))
+        rows = [_check_part(p, i) for i, p in enumerate(parts)]
+        if rows and not values.get("call_ref"):
+            raise ValidationError("parts", "agent parts need the call's call_ref")
         caller = values["caller"]
         now = self.clock()
         region = self.region_of(caller)
@@ -578,6 +584,11 @@ class CallCentre:
             cur = conn.execute(f"INSERT INTO call_records ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                                tuple(values.values()))
             _derive_times(conn, cur.lastrowid)  # type: ignore[arg-type]
+            conn.executemany(
+                "INSERT INTO call_agent_parts (call_ref, seq, agent, queue, answered_at, ended_at, talk_s, hold_seconds,"
+                " holds, wrap_s, transferred) VALUES (:call_ref, :seq, :agent, :queue, :answered_at, :ended_at,"
+                " :talk_s, :hold_seconds, :holds, :wrap_s, :transferred)",
+                [{**r, "call_ref": values["call_ref"], "seq": i} for i, r in enumerate(rows)])
             return cur.lastrowid  # type: ignore[return-value]
 
         return await self.writer.run(body)
@@ -606,18 +617,24 @@ class CallCentre:
 
         return await self.writer.run(and_read)
 
-    async def add_wrap_up(self, call_ref: str, seconds: float) -> CallRecord:
+    async def add_wrap_up(self, call_ref: str, seconds: float, agent: str = "") -> CallRecord:
         """The agent's after-call work on the call the switch knows as ``call_ref``: added to its
-        ``wrap_s`` (a call handled twice, transferred into a queue again, has two wrap-ups).
+        ``wrap_s`` (a call handled twice, transferred into a queue again, has two wrap-ups) and, with
+        ``agent``, to that agent's last part of the call (``call_agent_parts``), if it has one.
         ``NotFoundError`` when no record has that call_ref (yet)."""
         ref = check_value("call_ref", Field(str, NAME, check=non_empty), call_ref)
         wrap = check_value("seconds", Field(float, check=non_negative), seconds)
+        who = check_value("agent", Field(str, NAME), agent)
 
         def body(conn: sqlite3.Connection) -> CallRecord:
             row = conn.execute(f"UPDATE call_records SET wrap_s = COALESCE(wrap_s, 0) + ? WHERE call_ref = ? "
                                f"RETURNING {_CALL_COLS}", (wrap, ref)).fetchone()
             if row is None:
                 raise NotFoundError("call_ref", f"no call record for call {ref}")
+            if who:
+                conn.execute("UPDATE call_agent_parts SET wrap_s = COALESCE(wrap_s, 0) + ? WHERE id = (SELECT id FROM "
+                             "call_agent_parts WHERE call_ref = ? AND agent = ? ORDER BY seq DESC LIMIT 1)",
+                             (wrap, ref, who))
             return CallRecord(*row)
 
         return await self.writer.run(body)
@@ -1207,6 +1224,24 @@ def _with_phones(conn: sqlite3.Connection, c: Customer) -> Customer:
     c.phones = [r[0] for r in conn.execute(
         "SELECT number FROM customer_phones WHERE customer_id = ? ORDER BY added_at, number", (c.id,))]
     return c
+
+
+PART_FIELDS: dict[str, Field] = {
+    "agent": Field(str, NAME, check=non_empty), "queue": Field(str, NAME), "answered_at": Field(float),
+    "ended_at": Field(float), "hold_seconds": Field(float, check=non_negative), "holds": Field(int, check=non_negative),
+    "wrap_s": Field(float, nullable=True, check=non_negative), "transferred": Field(bool)}
+
+
+def _check_part(part: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """One agent's part of a call, checked; talk_s derived (the connected time, hold inside)."""
+    v = {"queue": "", "hold_seconds": 0.0, "holds": 0, "wrap_s": None, "transferred": False,
+         **check_fields(f"parts[{i}]", PART_FIELDS, part, required=("agent", "answered_at", "ended_at"))}
+    if v["ended_at"] < v["answered_at"]:
+        raise ValidationError(f"parts[{i}].ended_at", "is before its answered_at")
+    v["talk_s"] = v["ended_at"] - v["answered_at"]
+    v["hold_seconds"] = min(v["hold_seconds"], v["talk_s"])
+    v["transferred"] = int(v["transferred"])
+    return v
 
 
 def _derive_times(conn: sqlite3.Connection, call_id: int) -> None:

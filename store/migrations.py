@@ -378,10 +378,32 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE call_records ADD COLUMN hold_seconds REAL NOT NULL DEFAULT 0 CHECK (hold_seconds >= 0);
         ALTER TABLE call_records ADD COLUMN holds INTEGER NOT NULL DEFAULT 0 CHECK (holds >= 0);
     """),
-    Migration(10, "outbound attempts: the answering-machine detector's decision", """
+    Migration(10, "call agent parts: each agent's part of a call (transfers credited per agent)", """
+        -- One row per agent who talked to the caller, in order (seq): the agent who answered and transferred
+        -- the caller on has her part (transferred = 1, her talk and hold), the agent who took the caller
+        -- next has hers. Per-agent reports read these; the call record keeps the call's totals (queues).
+        -- Calls recorded before this table have no parts: reports credit their record's agent as before.
+        CREATE TABLE call_agent_parts (
+            id           INTEGER PRIMARY KEY,
+            call_ref     TEXT    NOT NULL,              -- the call record's call_ref
+            seq          INTEGER NOT NULL CHECK (seq >= 0),
+            agent        TEXT    NOT NULL,
+            queue        TEXT    NOT NULL DEFAULT '',   -- the queue she took it from ('': at her extension)
+            answered_at  REAL    NOT NULL,
+            ended_at     REAL    NOT NULL,
+            talk_s       REAL    NOT NULL CHECK (talk_s >= 0),   -- connected time, hold inside
+            hold_seconds REAL    NOT NULL DEFAULT 0 CHECK (hold_seconds >= 0),
+            holds        INTEGER NOT NULL DEFAULT 0 CHECK (holds >= 0),
+            wrap_s       REAL,                          -- her after-call work for this call
+            transferred  INTEGER NOT NULL DEFAULT 0 CHECK (transferred IN (0, 1)),
+            UNIQUE (call_ref, seq)
+        );
+        CREATE INDEX call_agent_parts_agent ON call_agent_parts (agent, answered_at);
+    """),
+    Migration(11, "outbound attempts: the answering-machine detector's decision", """
         -- A campaign with amd = true listens to the customer's answer (dialler.amd, Asterisk app_amd's
         -- algorithm): its decision and cause, e.g. 'MACHINE LONGGREETING-1500-1500', 'HUMAN HUMAN-800-800'.
-        -- '' = not analysed (no detection, not answered, or recorded before v10).
+        -- '' = not analysed (no detection, not answered, or recorded before v11).
         ALTER TABLE outbound_attempts ADD COLUMN amd TEXT NOT NULL DEFAULT '';
     """),
 ]

@@ -13,6 +13,9 @@ Definitions are those of ``base.figures`` and docs/reports.md (the live wallboar
   (the records' ``talk_s`` is the connected time, hold included, so talk + hold = Σ talk_s and AHT is the
   live wallboard's (connected time + wrap-up) ÷ handled); ``avg_hold_s`` = Σ hold ÷ answered, ``holds`` the
   number of holds;
+* per agent, each agent's own part of a call (``call_agent_parts``: an agent who transferred the caller on
+  has a handled and transferred call with her talk, hold and wrap-up; the agent who took the caller next a
+  handled one with hers); calls recorded without parts (before migration 10) count for their record's agent;
 * occupancy = time on calls and in wrap-up ÷ time available (ready, ringing, on a call, in wrap-up), from the
   agent state history, cut at period boundaries.
 
@@ -72,7 +75,7 @@ def build_report(conn: sqlite3.Connection, *, period: str, since: float, until: 
 
 
 def _calls(conn: sqlite3.Connection, since: float, until: float, off: int, thresholds: Mapping[str, float],
-           default: float) -> list[tuple]:
+           default: float, without_parts: bool = False) -> list[tuple]:
     params: dict[str, Any] = {"since": since, "until": until, "off": off, "t": default}
     cases = []
     for i, (name, t) in enumerate(thresholds.items()):
@@ -91,8 +94,28 @@ def _calls(conn: sqlite3.Connection, since: float, until: float, off: int, thres
                SUM(transfers > 0 OR disposition = 'transferred'),
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN MIN(hold_seconds, COALESCE(talk_s, 0.0)) END),
                TOTAL(CASE WHEN answered_at IS NOT NULL THEN holds END)
-        FROM call_records WHERE arrived_at >= :since AND arrived_at < :until
+        FROM call_records WHERE arrived_at >= :since AND arrived_at < :until{_WITHOUT_PARTS if without_parts else ""}
         GROUP BY d, queue, agent, disposition, survey_score""", params).fetchall()
+
+
+# calls recorded with their agents' parts are credited per part (``_parts``); the others to their record's agent
+_WITHOUT_PARTS = """
+          AND NOT EXISTS (SELECT 1 FROM call_agent_parts p WHERE p.call_ref = call_records.call_ref)"""
+
+
+def _parts(conn: sqlite3.Connection, since: float, until: float, off: int) -> list[tuple]:
+    """Each agent's parts of the calls that arrived in the range, in ``_calls``' row shape (so ``_fold`` sums
+    them): one answered call per part, her talk (connected, hold inside), hold, wrap-up, and ``transferred``
+    when her part ended by handing the caller on. The survey score goes to the agent whose part was not
+    transferred (the one the caller was with at the end). Wait and service level are the queue's, not here."""
+    return conn.execute("""
+        SELECT CAST((c.arrived_at + :off) / 86400 AS INTEGER) AS d, p.queue, p.agent, 'answered' AS disp,
+               CASE WHEN p.transferred THEN NULL ELSE c.survey_score END AS score,
+               COUNT(*), COUNT(*), 0, 0.0, TOTAL(p.talk_s), TOTAL(p.wrap_s), 0.0, SUM(p.transferred),
+               TOTAL(MIN(p.hold_seconds, p.talk_s)), TOTAL(p.holds)
+        FROM call_agent_parts p JOIN call_records c ON c.call_ref = p.call_ref
+        WHERE c.arrived_at >= :since AND c.arrived_at < :until
+        GROUP BY d, p.queue, p.agent, score""", {"since": since, "until": until, "off": off}).fetchall()
 
 
 def _empty() -> dict[str, Any]:
@@ -198,7 +221,7 @@ def _state_time(conn: sqlite3.Connection, period: str, since: float, until: floa
 def _agents(conn: sqlite3.Connection, period: str, since: float, until: float, off: int,
             now: float) -> list[dict[str, Any]]:
     acc: dict[tuple[str, str], dict[str, Any]] = defaultdict(_empty)
-    for row in _calls(conn, since, until, off, {}, 0.0):
+    for row in _calls(conn, since, until, off, {}, 0.0, without_parts=True) + _parts(conn, since, until, off):
         if row[2] is not None:
             _fold(acc[(period_key(row[0], period), row[2])], row)
     states = _state_time(conn, period, since, until, off, now)

@@ -305,8 +305,8 @@ def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_complet
 
 def test_browser_phone_starts_again_with_fresh_turn_credentials_before_they_expire(
         turn_server, switch_factory, phones, browser_page):
-    """turn_ttl = 600: the page restarts its phone 5 minutes before its credentials expire (the page's clock
-    is moved on), with a new ephemeral login, without a call up; a call ringing holds the renewal back."""
+    """turn_ttl = 600: the page restarts its phone after half of its credentials' time (the page's clock is
+    moved on), with a new ephemeral login, without a call up; a call ringing holds the renewal back."""
     page = browser_page
     page.add_init_script(RECORD_PCS_JS)
     page.clock.install()                    # (time flows as usual until the test moves it on)

@@ -106,7 +106,7 @@ def test_the_shipped_config_and_the_documented_example_are_valid():
     ({"ice_servers": [{"urls": "turn:t.example"}], "turn_secret": " "}, "browser_phone.turn_secret",
      "non-empty printable"),
     ({"ice_servers": [{"urls": "turn:t.example"}], "turn_secret": "x", "turn_ttl": 10}, "browser_phone.turn_ttl",
-     "must be between 60 and 604800"),
+     "must be between 600 and 604800"),
     ({"ice_servers": [{"urls": "stun:s.example"}], "ice_transport_policy": "relay"},
      "browser_phone.ice_transport_policy", '"relay" needs a turn: or turns: server'),
     ({"ice_transport_policy": "public"}, "browser_phone.ice_transport_policy", "must be one of all, relay"),
@@ -257,3 +257,40 @@ def test_coturn_accepts_both_ends_ephemeral_logins_and_refuses_a_wrong_or_expire
         assert sorted(u.split(":")[1] for u in turn.allocated()) == ["2001", "switch.2001", "switch.2004"]
         assert wait_for(lambda: sorted(u.split(":")[1] for u in turn.refused()) == ["2002", "2003"])
 
+
+
+def test_coturn_keeps_refreshing_an_allocation_whose_login_has_expired(tmp_path):
+    """What the renewal design relies on (docs/browser-phone.md): a call relayed through coturn is not cut
+    when the ephemeral login expires during it: coturn 4.6 refreshes an allocation made while the login was
+    valid. (Only new allocations need a valid one: hence the page's renewal when idle.)"""
+    from aioice import stun
+    from aioice.turn import create_turn_endpoint
+
+    from . import coturn
+    if not coturn.available():
+        pytest.skip("coturn not installed (bin/setup --test installs Debian's coturn)")
+
+    with coturn.Coturn(tmp_path, SECRET) as turn:
+        async def run() -> tuple[int, int]:
+            login = turn_rest_credential(SECRET, "2001", time.time(), 2)
+            transport, _ = await create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", turn.port), *login)
+            client = transport._TurnTransport__inner_protocol       # type: ignore[attr-defined]
+            await asyncio.sleep(max(0.0, int(login[0].split(":")[0]) + 1.1 - time.time()))   # the login expires
+            refresh = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
+            refresh.attributes["LIFETIME"] = 600
+            response, _ = await client.request_with_retry(refresh)
+            again = await relay_after(login)
+            transport.close()
+            return response.attributes["LIFETIME"], again
+
+        async def relay_after(login: tuple[str, str]) -> int:
+            try:
+                transport, _ = await create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", turn.port), *login)
+            except Exception:
+                return 0
+            transport.close()
+            return 1
+
+        lifetime, new_allocation = asyncio.run(asyncio.wait_for(run(), 30))
+        assert lifetime == 600                 # refreshed, though the login expired
+        assert new_allocation == 0             # but a new allocation with it is refused

@@ -158,7 +158,7 @@ def test_progressive_shows_the_decision_to_the_agent_on_the_line() -> None:
 
 def test_the_dialler_keeps_the_decision_on_the_attempt_counts_machines_and_retries_them(tmp_path: Path) -> None:
     """A machine is retried by the `machine` rule (every 4 h); the attempt row keeps the detector's decision
-    (store migration 10); the campaign's figures count machines (the wallboard's `campaign` event)."""
+    (store migration 11); the campaign's figures count machines (the wallboard's `campaign` event)."""
     import asyncio
 
     from dialler.engine import Dialler

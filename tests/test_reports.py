@@ -65,6 +65,17 @@ async def scripted_day(path: Path) -> tuple[Store, CallCentre, list[float]]:
         if i in HOLDS:
             fields["hold_seconds"], fields["holds"] = HOLDS[i]   # within the talk: talk_s stays the connected time
         await centre.add_call(**fields)
+    # queue billing (threshold 20 s): agent 2003 answers after 10 s, talks 60 s and blind-transfers the caller to
+    # agent 2004 at her extension, who talks 90 s; 2003's wrap-up is 15 s. The record is the one the switch writes:
+    # the queue's call, answered by 2003, its talk the queue agent's part (60 s), one transfer; the parts say who
+    # did what (softswitch.agentparts).
+    t = at(14)
+    await centre.add_call(call_ref="c-billing", caller="13800138555", queue="billing", agent="2003", arrived_at=t,
+                          queued_at=t, answered_at=t + 10, talk_ended_at=t + 70, ended_at=t + 160, wrap_s=15,
+                          transfers=1, disposition="answered", survey_score=2,
+                          parts=[{"agent": "2003", "queue": "billing", "answered_at": t + 10, "ended_at": t + 70,
+                                  "transferred": True, "wrap_s": 15.0},
+                                 {"agent": "2004", "answered_at": t + 70, "ended_at": t + 160}])
     # agent 2001: ready 8-9, on a call 9-9:30, wrap-up 9:30-9:40, ready to 12, lunch 12-13, ready to 17, out
     for state, hours in (("ready", 8), ("on-call", 9), ("wrap-up", 9.5), ("ready", 9 + 40 / 60), ("not-ready", 12),
                          ("ready", 13), ("logged-out", 17)):
@@ -145,8 +156,8 @@ def test_the_week_adds_tuesday(day):
     assert w["aht_s"] == 125.0                              # (440 + 60) / 4
     assert (w["talk_s"], w["hold_s"], w["avg_hold_s"], w["holds"]) == (345.0, 85.0, 21.25, 4)   # + c8: 40 talk, 10 hold
     days = report("day", D, D + 2 * 86400)["queues"]
-    assert [(x["period"], x["queue"]) for x in days] == [("2026-03-02", "sales"), ("2026-03-02", "support"),
-                                                         ("2026-03-03", "support")]
+    assert [(x["period"], x["queue"]) for x in days] == [("2026-03-02", "billing"), ("2026-03-02", "sales"),
+                                                         ("2026-03-02", "support"), ("2026-03-03", "support")]
 
 
 def test_agent_figures_occupancy_and_state_time(day):
@@ -166,6 +177,27 @@ def test_agent_figures_occupancy_and_state_time(day):
     assert (b["talk_s"], b["hold_s"], b["holds"]) == (160.0, 0.0, 0)
     tuesday = row(report("day", D + 86400, D + 2 * 86400)["agents"], agent="2002")
     assert tuesday["state_s"] == {"logged-out": 79200.0, "ready": 7200.0}
+
+
+def test_a_transfer_is_credited_to_each_agents_own_part(day):
+    """Agent 2003 answers, talks 60 s (wrap-up 15 s) and blind-transfers the caller to 2004, who talks 90 s: 2003
+    handled one call and transferred it (talk 60 s, AHT 75 s); 2004 answered one (talk 90 s, not transferred) and
+    the survey's score (the caller was with her at the end); the queue counts the call once, as before."""
+    report, *_ = day
+    r = report("day", D, D + 86400)
+    a, b = row(r["agents"], agent="2003"), row(r["agents"], agent="2004")
+    assert (a["handled"], a["transferred"], a["talk_s"], a["hold_s"], a["wrap_s"], a["aht_s"]) == (
+        1, 1, 60.0, 0.0, 15.0, 75.0)
+    assert a["satisfaction_avg"] is None
+    assert (b["handled"], b["transferred"], b["talk_s"], b["hold_s"], b["wrap_s"], b["aht_s"]) == (
+        1, 0, 90.0, 0.0, 0.0, 90.0)
+    assert b["satisfaction"]["2"] == 1
+    q = row(r["queues"], queue="billing")      # the queue's totals: the call record's, one call
+    assert (q["offered"], q["answered"], q["abandoned"], q["transferred"], q["asa_s"], q["service_level_pct"]) == (
+        1, 1, 0, 1, 10.0, 100.0)
+    assert (q["talk_s"], q["wrap_s"], q["aht_s"]) == (60.0, 15.0, 75.0)
+    # 2001 and 2002 (no parts recorded: calls of before the parts) keep their record-based figures
+    assert row(r["agents"], agent="2001")["handled"] == 2 and row(r["agents"], agent="2002")["transferred"] == 1
 
 
 def test_campaigns_and_work_orders(day):
@@ -243,3 +275,60 @@ def test_the_nightly_export_writes_once(day, tmp_path):
     names = sorted(p.name for p in files)
     assert "report-day-2026-03-02.xlsx" in names and "report-day-2026-03-02-queues.csv" in names
     assert loop.run_until_complete(nightly.run(dt.date(2026, 3, 3))) == []   # already there: not again
+
+
+def test_the_switch_records_each_agents_part_of_a_transferred_call(tmp_path):
+    """The same case through the sans-IO core (fake clock) and the records service into a real store: the
+    queue call rings agent 2001 (at 1002), she answers at once, holds the caller 10..20 s, and at 60 s her phone
+    blind-transfers (REFER) the caller to 1003, agent 2002's extension, which answers; the caller hangs up at
+    150 s; 2001's wrap-up (5 s) ends at 65 s. The call's parts, the stored rows and the per-agent report credit
+    2001 with a transferred call (talk 50 s without hold, hold 10 s, wrap-up 5 s) and 2002 with an answered
+    one (talk 90 s); the queue's figures are the call record's, as before."""
+    from softswitch.control import Control
+    from softswitch.events import CallEnded
+
+    from .callcentre_harness import DOMAIN as DOM, answer as sip_answer, reqs_to
+    from .test_call_holds import Edge, connected
+    from .test_report_figures import ACD, Rig, with_records
+
+    acd = {**ACD, "agents": ACD["agents"] + [{"id": "2002", "name": "B", "extension": "1003",
+                                               "skills": {"support": 5}}]}
+
+    async def script(records: Any, centre: CallCentre) -> None:
+        rig = Rig(records, acd=acd)
+        desk = Control(Edge(rig.core, rig.net))
+        caller, leg, call = connected(rig)              # t=0: 2001 answers
+        rig.at(10)
+        desk.hold(call.id, True)
+        rig.at(20)
+        desk.hold(call.id, False)
+        rig.at(60)
+        leg.req("REFER", extra=[f"Refer-To: <sip:1003@{DOM}>", f"Referred-By: <sip:1002@{DOM}>"])
+        b = rig.phones["1003"]
+        inv = reqs_to(rig.net.sent, b.peer, "INVITE")[-1]
+        b.send(sip_answer(inv, 200, to_tag="b1", contact="<sip:1003@10.0.0.3>", body=TALK_SDP_B))
+        rig.at(150)
+        caller.req("BYE")
+        rig.at(160)
+        await records.flush()
+        [rec] = [e for e in rig.net.events if isinstance(e, CallEnded)]
+        start = rec.answered
+        assert rec.transfers == 1 and rec.agent == "2001" and start is not None
+        assert [(p.agent, p.queue, round(p.answered - start, 3), round(p.ended - start, 3), p.hold_seconds, p.holds,
+                 p.transferred) for p in rec.parts] == [("2001", "support", 0.0, 60.0, 10.0, 1, True),
+                                                        ("2002", "", 60.0, 150.0, 0.0, 0, False)]
+        r = await centre.store.read_sync(lambda conn: build_report(
+            conn, period="day", since=0, until=start + 86400, now=start + 200, thresholds={"support": 15}))
+        a, bb = row(r["agents"], agent="2001"), row(r["agents"], agent="2002")
+        assert (a["handled"], a["transferred"], a["talk_s"], a["hold_s"], a["holds"], a["wrap_s"]) == (
+            1, 1, 50.0, 10.0, 1, 5.0)
+        assert (bb["handled"], bb["transferred"], bb["talk_s"], bb["hold_s"], bb["wrap_s"]) == (1, 0, 90.0, 0.0, 0.0)
+        q = row(r["queues"], queue="support")
+        assert (q["offered"], q["answered"], q["transferred"], q["talk_s"], q["hold_s"], q["wrap_s"]) == (
+            1, 1, 1, 50.0, 10.0, 5.0)
+
+    with_records(tmp_path, script)
+
+
+TALK_SDP_B = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\n"
+              b"m=audio 5002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")

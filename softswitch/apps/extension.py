@@ -105,6 +105,8 @@ class ExtensionApp(Application):
             if r is not None and r.transfer:
                 log.info("call %s: transfer to %s answered", call.id, r.number)
             self.do(L.Connect(call, event.leg), now)
+            if r is not None and r.transfer:
+                self.router.agent_answered(call, r.number, now)   # an agent's part, if an agent took it
         elif isinstance(event, L.LegFailed):
             self._failed(event, now)
         else:

@@ -150,6 +150,7 @@ class QueueApp(Application):
         if not isinstance(event, acd_events.CallAbandoned):
             qc.call.notes["talk_ended"] = now  # the agent's part is over (the caller may stay for a survey)
             qc.call.hold.close(now)            # and so is any hold of it (hold time counts within the talk)
+            qc.call.parts.end(now, qc.call.hold, transferred=isinstance(event, acd_events.CallTransferred))
         self.calls.pop(qc.acd_id, None)
         if self.by_call.get(qc.call.id) is qc:
             del self.by_call[qc.call.id]
@@ -333,6 +334,7 @@ class QueueApp(Application):
         qc.move(QueueCallState.CONNECTING)
         qc.agent = a.agent_id
         call.notes["agent"] = a.agent_id
+        call.parts.begin(a.agent_id, qc.queue, now, call.hold)   # her part of the call (softswitch.agentparts)
         qc.prompt = qc.agent_prompt = None
         log.info("call %s: %s connected to agent %s at %s", call.id, call.caller_number, a.agent_id, a.extension)
         self.router.out.append(ev.AgentConnected(a.agent_id, call.id, call.caller_number, qc.queue))

@@ -126,7 +126,8 @@ class BrowserPhoneConfig:
 
     ice_servers: list[IceServer] = field(default_factory=list)
     turn_secret: str = field(default="", repr=False)   # coturn static-auth-secret: never logged, never sent
-    turn_ttl: int = 86400            # seconds an ephemeral TURN credential is valid (the page renews it)
+    turn_ttl: int = 86400            # seconds an ephemeral TURN credential is valid (the page renews it when
+    # idle after half of it: the phone re-registers, a second in which the ACD skips the agent)
     ice_transport_policy: str = "all"   # the page's: "relay" sends all media through TURN
 
     @property
@@ -157,7 +158,7 @@ def _secret(v: str) -> str:
 BROWSER_PHONE = Table(BrowserPhoneConfig, {
     "ice_servers": Key(Tables(ICE_SERVER), []),
     "turn_secret": Key(STRING, "", (lambda v: _secret(v) if v else v,)),
-    "turn_ttl": Key(INTEGER, 86400, (between(60, 7 * 86400),)),
+    "turn_ttl": Key(INTEGER, 86400, (between(600, 7 * 86400),)),
     "ice_transport_policy": Key(STRING, "all", (one_of("all", "relay"),)),
 }, post=_post)
 

@@ -76,13 +76,14 @@ window.DeskPhone = (function () {
         send({ type: "phone.ice" });
       });
     }
-    // ephemeral TURN credentials expire (turn_ttl): the phone is started again, with fresh ones, a while
-    // before they do, when no call is up (a call in progress is not cut: it is retried every 30 s)
+    // ephemeral TURN credentials expire (turn_ttl): an allocation made with them lives on (coturn refreshes
+    // it), but a new one (a network change, ICE failing over) needs a valid login. So the phone is started
+    // again, with fresh ones, at the first moment without a call after half their time (checked every 30 s)
     function scheduleRenew(secs) {
       if (renewTimer) clearTimeout(renewTimer);
       renewTimer = null;
       if (!secs) return;
-      renewTimer = setTimeout(renew, Math.min(Math.max(secs - 300, secs / 2) * 1000, 2147483647));
+      renewTimer = setTimeout(renew, Math.min(secs / 2 * 1000, 2147483647));
     }
     function renew() {
       renewTimer = null;
