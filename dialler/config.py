@@ -24,17 +24,43 @@ Validated with ``base.schema`` like every section, so a typo is refused at start
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from base.checks import between, nonempty, one_of, printable
 from base.schema import BOOLEAN, FLOAT, INTEGER, STRING, Array, Invalid, Key, Scalar, Table, Tables, quote
 
+from .amd import AmdParams
 from .rules import DEFAULT_RULES, CallingHours, Result, RetryRule, parse_hours, parse_window, zone
 
-__all__ = ["CALLBACKS", "Campaign", "CallbackSettings", "MODES", "OUTBOUND", "OutboundConfig"]
+__all__ = ["AMD", "AMD_MACHINE", "AmdSettings", "CALLBACKS", "Campaign", "CallbackSettings", "MODES", "OUTBOUND", "OutboundConfig"]
 
 MODES = ("preview", "progressive", "predictive", "notification")
+AMD_MACHINE = ("hangup", "message")   # what a campaign does with an answering machine
+
+
+@dataclass(frozen=True)
+class AmdSettings:
+    """``[outbound.amd]``: answering-machine detection (dialler.amd) for campaigns with ``amd = true``; the
+    analysis parameters are Asterisk's amd.conf (names and defaults); a campaign's ``amd_settings``
+    overrides any key."""
+    machine: str = "hangup"               # hangup | message: after the greeting's end, play ``message``
+    message: str = ""                     # the prompt (prompts/ name) left on a machine
+    message_wait: int = 20                # seconds waiting for the greeting's end (the beep) before speaking
+    initial_silence: int = 2500
+    greeting: int = 1500
+    after_greeting_silence: int = 800
+    total_analysis_time: int = 5000
+    min_word_length: int = 100
+    between_words_silence: int = 50
+    maximum_number_of_words: int = 2
+    maximum_word_length: int = 5000
+    silence_threshold: int = 256
+
+    def params(self) -> AmdParams:
+        return AmdParams(self.initial_silence, self.greeting, self.after_greeting_silence, self.total_analysis_time,
+                         self.min_word_length, self.between_words_silence, self.maximum_number_of_words,
+                         self.maximum_word_length, self.silence_threshold)
 CALLBACKS = "callbacks"   # the built-in campaign that holds callback tasks
 
 
@@ -55,6 +81,10 @@ class Campaign:
     max_ratio: float = 2.5                # predictive: customers dialled per free agent at most
     abandon_target: float = 0.03          # predictive: abandoned / answered over the last 100 answers
     source: str = ""                      # generated from the store: "closed_work_orders" | "work_order_due"
+    amd: bool = False                     # answering-machine detection on the customer's answer
+    amd_machine: str = ""                 # hangup | message ("" = [outbound.amd] machine)
+    amd_message: str = ""                 # the prompt left on machines ("" = [outbound.amd] message)
+    amd_settings: dict[str, Any] = field(default_factory=dict)   # overrides of [outbound.amd]'s other keys
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,7 @@ class OutboundConfig:
     tick: float = 1.0                     # seconds between pacing passes
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     campaigns: list[Campaign] = field(default_factory=list)
+    amd: AmdSettings = field(default_factory=AmdSettings)
 
     # ------------------------------------------------------------------ resolved settings
     def campaign(self, name: str) -> Campaign | None:
@@ -100,6 +131,14 @@ class OutboundConfig:
         ``caller_id`` is ``queue_caller_id``: the campaign's own, else the queue's, else ``[outbound]
         caller_id``; "" leaves it to the dial rule's, then the trunk's (softswitch.trunks.dialer)."""
         return (campaign.caller_id if campaign is not None else "") or queue_caller_id or self.caller_id
+
+    def amd_for(self, campaign: Campaign | None) -> AmdSettings | None:
+        """The campaign's answering-machine detection settings, None when it does not detect (callbacks
+        never do: the customer asked for the call)."""
+        if campaign is None or not campaign.amd:
+            return None
+        return replace(self.amd, **campaign.amd_settings, machine=campaign.amd_machine or self.amd.machine,
+                       message=campaign.amd_message or self.amd.message)
 
     def attempts_limit(self, campaign: Campaign | None) -> int:
         own = campaign.max_attempts if campaign is not None else self.callbacks.max_attempts
@@ -157,11 +196,52 @@ RULES = Scalar("table", (dict,))
 HOURS = Array(STRING, each=(_window,))
 
 
+# [outbound.amd] keys: (minimum, maximum) of the integers (milliseconds, the threshold of 32767)
+_AMD_RANGES = {
+    "message_wait": (1, 120),
+    "initial_silence": (100, 30000),
+    "greeting": (100, 30000),
+    "after_greeting_silence": (100, 10000),
+    "total_analysis_time": (500, 30000),
+    "min_word_length": (20, 5000),
+    "between_words_silence": (20, 5000),
+    "maximum_number_of_words": (1, 100),
+    "maximum_word_length": (100, 30000),
+    "silence_threshold": (1, 32767),
+}
+
+
+def _amd_post(v: dict[str, Any]) -> None:
+    if v["machine"] == "message" and not v["message"]:
+        raise Invalid('required: the prompt left on an answering machine (machine = "message")', at="message")
+
+
+def _amd_overrides(raw: dict[str, Any]) -> dict[str, Any]:
+    """A campaign's ``amd_settings = {greeting = 2000, maximum_number_of_words = 3}``: any ``[outbound.amd]``
+    number, checked as there (``machine`` and ``message`` are the campaign's ``amd_machine``, ``amd_message``)."""
+    for k, val in raw.items():
+        if k not in _AMD_RANGES:
+            raise Invalid(f"unknown key (keys: {', '.join(_AMD_RANGES)}; machine and message are the campaign's "
+                          "amd_machine and amd_message)", at=f".{k}")
+        lo, hi = _AMD_RANGES[k]
+        if not isinstance(val, int) or isinstance(val, bool):
+            raise Invalid("expected integer", at=f".{k}")
+        if not lo <= val <= hi:
+            raise Invalid(f"must be between {lo} and {hi}, got {val}", at=f".{k}")
+    return dict(raw)
+
+
 def _campaign_post(v: dict[str, Any]) -> None:
     if v["mode"] in ("preview", "progressive", "predictive") and not v["queue"]:
         raise Invalid(f'required: the queue whose agents take the calls of a {v["mode"]} campaign', at="queue")
     if v["mode"] == "notification" and not v["flow"]:
         raise Invalid("required: the IVR flow played when a notification is answered", at="flow")
+    for key in ("amd_settings", "amd_machine", "amd_message"):
+        if v[key] and not v["amd"]:
+            raise Invalid(f"{key} without amd = true: answering-machine detection is off", at=key)
+    if v["amd"] and v["mode"] == "preview":
+        raise Invalid("preview campaigns cannot detect machines: the agent listens before the customer "
+                      "is dialled", at="amd")
 
 
 CAMPAIGN = Table(Campaign, {
@@ -180,6 +260,10 @@ CAMPAIGN = Table(Campaign, {
     "max_ratio": Key(FLOAT, 2.5, (between(1.0, 10.0),)),
     "abandon_target": Key(FLOAT, 0.03, (between(0.0, 0.5),)),
     "source": Key(STRING, "", (one_of("", "closed_work_orders", "work_order_due"),)),
+    "amd": Key(BOOLEAN, False),
+    "amd_machine": Key(STRING, "", (one_of("", *AMD_MACHINE, fold=str.lower),)),
+    "amd_message": Key(STRING, ""),
+    "amd_settings": Key(Scalar("table", (dict,)), {}, (_amd_overrides,)),
 }, post=_campaign_post)
 
 
@@ -201,6 +285,21 @@ CALLBACK_SETTINGS = Table(CallbackSettings, {
     "voicemail_queue": Key(STRING, ""),
 })
 
+AMD = Table(AmdSettings, {
+    "machine": Key(STRING, "hangup", (one_of(*AMD_MACHINE, fold=str.lower),)),
+    "message": Key(STRING, ""),
+    **{k: Key(INTEGER, getattr(AmdSettings, k), (between(lo, hi),)) for k, (lo, hi) in _AMD_RANGES.items()},
+}, post=_amd_post)
+
+def _outbound_post(v: dict[str, Any]) -> None:
+    """A campaign leaving messages on machines names its message (its own, or [outbound.amd]'s)."""
+    amd: AmdSettings = v["amd"]
+    for i, c in enumerate(v["campaigns"]):
+        if c.amd and (c.amd_machine or amd.machine) == "message" and not (c.amd_message or amd.message):
+            raise Invalid('required: the prompt left on an answering machine (amd_machine = "message")',
+                          at=f"campaigns[{i}].amd_message")
+
+
 OUTBOUND = Table(OutboundConfig, {
     "caller_id": Key(STRING, "", (printable,)),
     "timezone": Key(STRING, "UTC", (_zone,)),
@@ -211,4 +310,5 @@ OUTBOUND = Table(OutboundConfig, {
     "tick": Key(FLOAT, 1.0, (between(0.05, 60.0),)),
     "callbacks": Key(CALLBACK_SETTINGS, {}),
     "campaigns": Key(Tables(CAMPAIGN), [], (_unique_names,)),
-})
+    "amd": Key(AMD, {}),
+}, post=_outbound_post)

@@ -119,6 +119,8 @@ class _Figures:
     reached: int = 0
     answered: int = 0            # customer answered (predictive / notification: with or without an agent)
     abandoned: int = 0
+    machines: int = 0            # attempts whose result is machine (the detector's or the agent's)
+    amd: int = 0                 # attempts the answering-machine detector analysed
 
     def as_dict(self) -> dict[str, float]:
         return {"contacts": self.contacts, "waiting": self.waiting, "held": self.held, "dialling": self.dialling,
@@ -126,7 +128,8 @@ class _Figures:
                 "reached": self.reached,
                 "contact_rate": round(self.reached / self.attempts, 4) if self.attempts else 0.0,
                 "abandoned": self.abandoned,
-                "abandon_rate": round(self.abandoned / self.answered, 4) if self.answered else 0.0}
+                "abandon_rate": round(self.abandoned / self.answered, 4) if self.answered else 0.0,
+                "machines": self.machines, "amd": self.amd}
 
 
 class _Lane:
@@ -215,6 +218,8 @@ class Dialler:
             f.attempts += c.attempts
             if c.last_result in REACHED:
                 f.reached += 1
+            if c.last_result == Result.MACHINE.value:
+                f.machines += 1
             a = open_by_contact.get(c.id)
             if c.state is ContactState.DIALLING:
                 c.state = ContactState.WAITING if c.kind != "queue" or c.attempts else ContactState.HELD
@@ -321,7 +326,7 @@ class Dialler:
         self.in_flight[c.campaign] = self.in_flight.get(c.campaign, 1) - 1
         self._attempt_rows.append(AttemptRow(a.id, c.id, c.campaign, c.number, a.started, now,
                                              e.result.value if e.counted else "not_dialled", e.agent or a.agent,
-                                             e.call or a.call))
+                                             e.call or a.call, e.amd))
         f = self.figures[c.campaign]
         if not e.counted:  # the agent never answered: the customer was not called; due again at once
             self._count(c, -1)
@@ -347,6 +352,10 @@ class Dialler:
             self.recent.setdefault(c.campaign, deque(maxlen=100)).append((answered, e.abandoned))
         if e.result in REACHED:
             f.reached += 1
+        if e.result is Result.MACHINE:
+            f.machines += 1
+        if e.amd:
+            f.amd += 1
         self._settle(c, e.result, a.started, now)
 
     def _on_ResultCode(self, e: ResultCode, now: float, dials: list[Any]) -> None:
@@ -360,6 +369,8 @@ class Dialler:
         was = Result(c.last_result) if c.last_result in Result._value2member_map_ else None
         if (was in REACHED) != (e.result in REACHED):
             f.reached += 1 if e.result in REACHED else -1
+        if (was is Result.MACHINE) != (e.result is Result.MACHINE):   # the agent corrected it (either way)
+            f.machines += 1 if e.result is Result.MACHINE else -1
         if e.due is not None and e.result is Result.CALLBACK:
             c.last_result = e.result.value
             self._count(c, -1)

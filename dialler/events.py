@@ -79,6 +79,7 @@ class AttemptEnded:
     counted: bool = True                 # False: the customer was never dialled (the agent did not answer)
     contact: int = 0
     ref: str = ""
+    amd: str = ""                        # answering-machine detection: "MACHINE LONGGREETING-1500-1500" ("" = none)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class AttemptRow:
     result: str = ""
     agent: str = ""
     call: str = ""
+    amd: str = ""                        # the answering-machine detector's decision and cause
 
 
 @dataclass(frozen=True)

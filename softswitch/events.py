@@ -107,6 +107,20 @@ class OfferPresented(SwitchEvent):
 
 
 @dataclass(frozen=True)
+class AmdDetected(SwitchEvent):
+    """Answering-machine detection (dialler.amd) decided on an answered campaign call: what it heard and
+    what the switch does (docs/outbound.md). Sent to the agent on the line (agent-first campaigns)."""
+    type = "amd"
+    call: str
+    campaign: str
+    contact: int
+    verdict: str                         # HUMAN | MACHINE | NOTSURE
+    cause: str                           # Asterisk's AMDCAUSE, e.g. "LONGGREETING-1500-1500"
+    action: str                          # agent | flow | hangup | message | shown (agent-first: to the agent)
+    agent: str = ""                      # the agent already on the line (progressive), else ""
+
+
+@dataclass(frozen=True)
 class AgentConnected(SwitchEvent):
     type = "connected"
     agent: str

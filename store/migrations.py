@@ -400,6 +400,12 @@ MIGRATIONS: list[Migration] = [
         );
         CREATE INDEX call_agent_parts_agent ON call_agent_parts (agent, answered_at);
     """),
+    Migration(11, "outbound attempts: the answering-machine detector's decision", """
+        -- A campaign with amd = true listens to the customer's answer (dialler.amd, Asterisk app_amd's
+        -- algorithm): its decision and cause, e.g. 'MACHINE LONGGREETING-1500-1500', 'HUMAN HUMAN-800-800'.
+        -- '' = not analysed (no detection, not answered, or recorded before v11).
+        ALTER TABLE outbound_attempts ADD COLUMN amd TEXT NOT NULL DEFAULT '';
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -25,9 +25,9 @@ _UPSERT_CONTACT = (
     "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
     + ", updated_at = excluded.updated_at")
 _UPSERT_ATTEMPT = (
-    "INSERT INTO outbound_attempts (id, contact_id, campaign, number, agent, call_ref, started_at, ended_at, result) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET agent = excluded.agent, "
-    "call_ref = excluded.call_ref, ended_at = excluded.ended_at, result = excluded.result")
+    "INSERT INTO outbound_attempts (id, contact_id, campaign, number, agent, call_ref, started_at, ended_at, result, "
+    "amd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET agent = excluded.agent, "
+    "call_ref = excluded.call_ref, ended_at = excluded.ended_at, result = excluded.result, amd = excluded.amd")
 
 
 def save_outbound(conn: sqlite3.Connection, contacts: Iterable[Any], attempts: Iterable[Any],
@@ -38,7 +38,7 @@ def save_outbound(conn: sqlite3.Connection, contacts: Iterable[Any], attempts: I
         tuple(json.dumps(dict(getattr(c, f)), ensure_ascii=False, default=str) if f == "data" else getattr(c, f)
               for f in CONTACT_FIELDS) + (now,) for c in contacts])
     conn.executemany(_UPSERT_ATTEMPT, [(a.id, a.contact, a.campaign, a.number, a.agent, a.call, a.started, a.ended,
-                                        a.result) for a in attempts])
+                                        a.result, a.amd) for a in attempts])
     for number, add in dnc:
         if add:
             conn.execute("INSERT OR IGNORE INTO outbound_dnc (number, added_at) VALUES (?, ?)", (number, now))
@@ -64,9 +64,9 @@ def load_outbound(conn: sqlite3.Connection) -> dict[str, Any]:
 
 def attempts_of(conn: sqlite3.Connection, contact: int) -> list[dict[str, Any]]:
     """A contact's attempts, oldest first (the API's contact history)."""
-    cols = ("id", "agent", "call", "started", "ended", "result")
+    cols = ("id", "agent", "call", "started", "ended", "result", "amd")
     return [dict(zip(cols, r)) for r in conn.execute(
-        "SELECT id, agent, call_ref, started_at, ended_at, result FROM outbound_attempts WHERE contact_id = ? "
+        "SELECT id, agent, call_ref, started_at, ended_at, result, amd FROM outbound_attempts WHERE contact_id = ? "
         "ORDER BY started_at", (contact,))]
 
 

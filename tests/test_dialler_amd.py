@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,3 +198,53 @@ def test_espeak_voicemail_greeting_is_machine(speech: dict[str, np.ndarray]) -> 
     ended = next((i for i in range(0, len(tail), CHUNK) if g.feed(tail[i:i + CHUNK])), None)
     assert ended is not None and g.beeped
     assert ended / RATE >= len(speech["greeting"]) / RATE   # never before the greeting ends
+
+
+# ----------------------------------------------------------------------------------- configuration
+
+def _outbound(raw: dict[str, Any]) -> Any:
+    from base.schema import Context, Walker
+    from dialler.config import OUTBOUND
+
+    return Walker(Context("config.toml", Path("."))).table(OUTBOUND, raw, "outbound")
+
+
+def test_settings_default_to_asterisk_and_a_campaign_overrides_them() -> None:
+    ob = _outbound({"amd": {"greeting": 2000}, "campaigns": [
+        {"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+         "amd_machine": "message", "amd_message": "reminder", "amd_settings": {"maximum_number_of_words": 3}},
+        {"name": "n", "mode": "predictive", "queue": "q"}]})
+    assert ob.amd.params() == AmdParams(greeting=2000)
+    s = ob.amd_for(ob.campaign("p"))
+    assert s is not None and (s.machine, s.message, s.greeting) == ("message", "reminder", 2000)
+    assert s.params().maximum_number_of_words == 3
+    assert ob.amd_for(ob.campaign("n")) is None and ob.amd_for(None) is None
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"amd": {"greeting": 0}}, "outbound.amd.greeting"),
+    ({"amd": {"grreeting": 1000}}, "outbound.amd.grreeting"),
+    ({"amd": {"machine": "voicemail"}}, "outbound.amd.machine"),
+    ({"amd": {"machine": "message"}}, "outbound.amd.message"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+                     "amd_settings": {"silence_threshold": 40000}}]}, "outbound.campaigns[0].amd_settings.silence_threshold"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+                     "amd_settings": {"words": 3}}]}, "outbound.campaigns[0].amd_settings.words"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q",
+                     "amd_settings": {"greeting": 3000}}]}, "outbound.campaigns[0].amd_settings"),
+    ({"campaigns": [{"name": "p", "mode": "preview", "queue": "q", "amd": True}]}, "outbound.campaigns[0].amd"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+                     "amd_machine": "message"}]}, "outbound.campaigns[0].amd_message"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+                     "amd_machine": "voicemail"}]}, "outbound.campaigns[0].amd_machine"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+                     "amd_settings": {"machine": "hangup"}}]}, "outbound.campaigns[0].amd_settings.machine"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q",
+                     "amd_machine": "message"}]}, "outbound.campaigns[0].amd_machine"),
+])
+def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
+    from base.schema import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        _outbound(raw)
+    assert e.value.key == key and e.value.file == "config.toml", str(e.value)

@@ -831,6 +831,7 @@ class ApiServer(FloorApi, ReportsApi, OrdersApi, OutboundOps):
         "agent_state": ("type", "agent", "state", "reason"),
         "call_end": ("type", "call", "caller", "callee", "queue", "agent", "reason", "disposition", "arrived",
                      "answered", "ended"),
+        "amd": ("type", "call", "campaign", "contact", "verdict", "cause", "action", "agent"),
     }
 
     def on_event(self, ev: dict) -> None:
@@ -844,6 +845,8 @@ class ApiServer(FloorApi, ReportsApi, OrdersApi, OutboundOps):
             self._send({ev["agent"]}, ev)
         elif t == "agent_state":
             self._send({ev["agent"]}, {k: ev.get(k) for k in self.WS_FIELDS["agent_state"]})
+        elif t == "amd" and ev.get("agent"):   # the agent on the line sees what the detector heard
+            self._send({ev["agent"]}, {k: ev.get(k) for k in self.WS_FIELDS["amd"]})
         elif t == "call_end":  # (its call record is written by the switch's records service)
             agents = self.offered.pop(ev["call"], set()) | ({ev["agent"]} if ev.get("agent") else set())
             self._send(agents, {k: ev.get(k) for k in self.WS_FIELDS["call_end"]})

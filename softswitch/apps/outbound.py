@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from acd import actions as acd_actions
 from acd import events as acd_events
 from dialler import events as de
+from dialler.amd import AmdDetector, Decision, GreetingEnd, Verdict
+from dialler.config import AmdSettings
 from dialler.rules import Result
 
 from .. import events as ev
@@ -97,6 +99,7 @@ class VirtualCall:
     extension: str = ""
     status: int = 0               # the customer leg's final status
     rang: bool = False            # the customer's side answered anything (a provisional response)
+    amd: "Detection | None" = None   # answering-machine detection on the customer's answer (shown to the agent)
 
     def move(self, new: VirtualState) -> None:
         self.state = move(self.state, new, TRANSITIONS, f"virtual call {self.acd_id}")
@@ -109,6 +112,23 @@ class VirtualCall:
 
 
 @dataclass(eq=False)
+class Detection:
+    """Answering-machine detection on one answered customer leg (``dialler.amd``): the switch listens to
+    the leg (``Listen``: 200 ms ``AudioReceived`` chunks, with media workers too) until the detector decides;
+    a machine that gets a message is then watched for the end of its greeting (``GreetingEnd``)."""
+    settings: AmdSettings
+    detector: AmdDetector
+    leg: Any
+    decision: Decision | None = None
+    greeting_end: GreetingEnd | None = None   # MACHINE, message: waiting for the beep
+    speaking: bool = False                    # the message to the machine plays
+
+    def summary(self) -> str:
+        """What the attempt row keeps: "MACHINE LONGGREETING-1500-1500"; "HANGUP" if the far end left first."""
+        return str(self.decision) if self.decision is not None else "HANGUP"
+
+
+@dataclass(eq=False)
 class DirectCall:
     """A customer-first call (notification, predictive)."""
     dial: de.Dial
@@ -118,6 +138,7 @@ class DirectCall:
     abandoned: bool = False
     route: Any = None                  # an external number's dial rule route (trunks.dialrules.Route)
     remaining: list[str] = field(default_factory=list)   # trunks not tried yet (failover)
+    amd: Detection | None = None
 
 
 class OutboundApp(Application):
@@ -381,6 +402,9 @@ class OutboundApp(Application):
                 self.do(L.Connect(call, leg), now)
                 log.info("call %s: agent %s talks to %s", call.id, vc.agent, vc.number)
                 self.router.out.append(ev.AgentConnected(vc.agent, call.id, vc.number, vc.queue))
+                settings = self._amd_settings(vc.campaign)   # None for callbacks (not a campaign)
+                if settings is not None:   # the agent is on the line already: the decision is shown, not acted on
+                    vc.amd = self._start_amd(call, leg, settings, now)
         elif isinstance(event, L.LegFailed):
             if leg is call.caller and vc.state is VirtualState.RINGING_AGENT:
                 self._agent_missed(vc, event.status, leg.got_provisional, now)
@@ -390,6 +414,11 @@ class OutboundApp(Application):
                 vc.rang = any(x.got_provisional for x in call.callees)
                 call.final_status = event.status
                 self.do(L.Hangup(call, f"{vc.number} did not answer ({event.status})"), now)
+        elif isinstance(event, L.AudioReceived) and vc.amd is not None and leg is vc.amd.leg:
+            if vc.amd.decision is None:
+                d = vc.amd.detector.feed(event.samples, now)
+                if d is not None:
+                    self._virtual_decided(vc, d, now)
         elif isinstance(event, L.DigitReceived) and leg is call.caller and vc.state is VirtualState.PREVIEW:
             if event.digit == "1":
                 self.start_preview(call.id, now)
@@ -432,7 +461,8 @@ class OutboundApp(Application):
         log.info("call %s: attempt %s on %s: %s", call.id, vc.attempt or "(callback)", vc.number,
                  result.value if counted else "not dialled")
         self._to_dialler(de.AttemptEnded(vc.attempt, result, call.id, vc.agent, counted=counted, contact=vc.contact,
-                                         ref="" if vc.attempt else str(vc.data.get("ref", ""))))
+                                         ref="" if vc.attempt else str(vc.data.get("ref", "")),
+                                         amd=vc.amd.summary() if vc.amd is not None else ""))
 
     def _drop(self, vc: VirtualCall) -> None:
         self.virtual.pop(vc.acd_id, None)
@@ -512,15 +542,15 @@ class OutboundApp(Application):
         call = dc.call
         if isinstance(event, L.LegAnswered) and event.leg is call.caller and not dc.answered:
             dc.answered = True
-            d = dc.dial
-            if d.mode == "notification":
-                call.answered_at = now   # the customer answered; the switch (the IVR flow) is his party
-                self.router.hand_over(call, self.router.ivr, d.flow, now)
-            else:  # predictive: the campaign's queue, ahead of everyone (this customer is on the line already)
-                dc.queued_at = now
-                self._timers.schedule(now + ABANDON_AFTER, call.id)
-                call.app = self.queue
-                self.queue.enqueue(call, d.queue, now, priority=100)
+            settings = self._amd_settings(dc.dial.campaign)
+            if settings is not None:   # person or machine? listen first; the agent or the flow only for a person
+                dc.amd = self._start_amd(call, call.caller, settings, now)
+            else:
+                self._direct_answered(dc, now)
+        elif isinstance(event, L.AudioReceived) and dc.amd is not None and event.leg is call.caller:
+            self._direct_audio(dc, event.samples, now)
+        elif isinstance(event, L.PlaybackFinished) and dc.amd is not None and dc.amd.speaking:
+            self.do(L.Hangup(call, "message left on the answering machine"), now)
         elif isinstance(event, L.PlaybackFinished) and dc.abandoned:
             self.do(L.Hangup(call, "apology played"), now)
         elif isinstance(event, L.LegFailed) and event.leg is call.caller:
@@ -530,6 +560,108 @@ class OutboundApp(Application):
             self.do(L.Hangup(call, f"{dc.dial.number} did not answer ({event.status})"), now)
         else:
             super().handle(event, now)
+
+    def _direct_answered(self, dc: DirectCall, now: float) -> None:
+        """The customer answered (a person, or not sure): to the IVR flow or the campaign's queue."""
+        call = dc.call
+        d = dc.dial
+        if d.mode == "notification":
+            call.answered_at = now   # the customer answered; the switch (the IVR flow) is his party
+            self.router.hand_over(call, self.router.ivr, d.flow, now)
+        else:  # predictive: the campaign's queue, ahead of everyone (this customer is on the line already)
+            dc.queued_at = now
+            self._timers.schedule(now + ABANDON_AFTER, call.id)
+            call.app = self.queue
+            self.queue.enqueue(call, d.queue, now, priority=100)
+
+    # -------------------------------------------------------------- answering-machine detection
+    def _amd_settings(self, campaign: str) -> AmdSettings | None:
+        """The campaign's detection settings (None: it does not detect); read at each answer (reloads)."""
+        ob = self.config.outbound
+        return ob.amd_for(ob.campaign(campaign))
+
+    def _start_amd(self, call: "Call", leg: Any, settings: AmdSettings, now: float) -> Detection:
+        det = Detection(settings, AmdDetector(settings.params(), now), leg)
+        self.do(L.Listen(leg, True), now)
+        self._timers.schedule(det.detector.deadline, f"amd:{call.id}")
+        log.info("call %s: answered; answering-machine detection for up to %d ms", call.id,
+                 settings.total_analysis_time)
+        return det
+
+    def _amd_decided(self, call: "Call", det: Detection, d: Decision, campaign: str, contact: int, action: str,
+                     agent: str, now: float) -> None:
+        """Record a decision: the call's variables (Asterisk's AMDSTATUS/AMDCAUSE, in the call record), the log,
+        the event stream."""
+        det.decision = d
+        call.variables["amd_status"], call.variables["amd_cause"] = d.verdict.value, d.detail
+        log.info("call %s: AMD %s cause %s (%d ms analysed, %d words, %d ms voice): %s", call.id, d.verdict.value,
+                 d.detail, d.analysed_ms, d.words, d.voice_ms, action)
+        self.router.out.append(ev.AmdDetected(call.id, campaign, contact, d.verdict.value, d.detail, action, agent))
+
+    def _virtual_decided(self, vc: VirtualCall, d: Decision, now: float) -> None:
+        assert vc.amd is not None and vc.call is not None
+        self.do(L.Listen(vc.amd.leg, False), now)
+        self._amd_decided(vc.call, vc.amd, d, vc.campaign, vc.contact, "shown", vc.agent, now)
+
+    def _direct_audio(self, dc: DirectCall, samples: Any, now: float) -> None:
+        det = dc.amd
+        assert det is not None
+        if det.decision is None:
+            d = det.detector.feed(samples, now)
+            if d is not None:
+                self._direct_decided(dc, d, now)
+        elif det.greeting_end is not None and not det.speaking and det.greeting_end.feed(samples):
+            self._leave_message(dc, "its beep" if det.greeting_end.beeped else "silence", now)
+
+    def _direct_decided(self, dc: DirectCall, d: Decision, now: float) -> None:
+        """HUMAN or NOTSURE: on to the agent (predictive) or the flow (notification), as without detection;
+        MACHINE: hang up, or wait for the greeting's end and leave the campaign's message."""
+        det, call = dc.amd, dc.call
+        assert det is not None
+        if d.verdict is not Verdict.MACHINE:
+            self.do(L.Listen(call.caller, False), now)
+            self._amd_decided(call, det, d, dc.dial.campaign, dc.dial.contact,
+                              "flow" if dc.dial.mode == "notification" else "agent", "", now)
+            self._direct_answered(dc, now)
+            return
+        if det.settings.machine == "message":
+            self._amd_decided(call, det, d, dc.dial.campaign, dc.dial.contact, "message", "", now)
+            det.greeting_end = GreetingEnd(det.settings.silence_threshold, det.settings.after_greeting_silence)
+            self._timers.schedule(now + det.settings.message_wait, f"amd-message:{call.id}")
+            return
+        self._amd_decided(call, det, d, dc.dial.campaign, dc.dial.contact, "hangup", "", now)
+        self.do(L.Listen(call.caller, False), now)
+        self.do(L.Hangup(call, "answering machine"), now)
+
+    def _leave_message(self, dc: DirectCall, after: str, now: float) -> None:
+        det, call = dc.amd, dc.call
+        assert det is not None
+        det.speaking = True
+        self.do(L.Listen(call.caller, False), now)
+        files = self.router.sounds.files([det.settings.message])
+        log.info("call %s: leaving the message %s on the answering machine after %s", call.id,
+                 det.settings.message, after)
+        if not files or self.do(L.Play(call.caller, self.router.sounds.sequence(files)), now) is None:
+            log.warning("call %s: no prompt %s to leave on the machine", call.id, det.settings.message)
+            self.do(L.Hangup(call, "answering machine"), now)
+
+    def _amd_timer(self, key: str, now: float) -> None:
+        kind, _, call_id = key.partition(":")
+        dc = self.direct.get(call_id)
+        det = dc.amd if dc is not None else None
+        if dc is not None and det is not None:
+            if kind == "amd" and det.decision is None:
+                d = det.detector.expired(now)
+                if d is not None:
+                    self._direct_decided(dc, d, now)
+            elif kind == "amd-message" and det.greeting_end is not None and not det.speaking:
+                self._leave_message(dc, f"{det.settings.message_wait} s (the greeting did not end)", now)
+            return
+        vc = self.by_call.get(call_id)
+        if vc is not None and vc.amd is not None and vc.amd.decision is None and kind == "amd":
+            d = vc.amd.detector.expired(now)
+            if d is not None:
+                self._virtual_decided(vc, d, now)
 
     def _failover(self, dc: DirectCall, event: L.LegFailed, now: float) -> bool:
         """A trunk failed (5xx, 408 without a word): the next trunk of the rule gets the call (a new call;
@@ -563,13 +695,16 @@ class OutboundApp(Application):
             self._direct_gone(dc, call, now)
 
     def _direct_gone(self, dc: DirectCall, call: "Call", now: float) -> None:
-        if dc.answered:
+        amd = dc.amd.summary() if dc.amd is not None else ""
+        if dc.amd is not None and dc.amd.decision is not None and dc.amd.decision.verdict is Verdict.MACHINE:
+            abandoned, result = False, Result.MACHINE   # retried by the machine rule, never an abandoned call
+        elif dc.answered:
             abandoned = dc.dial.mode == "predictive" and not call.notes.get("agent")
             result = Result.COMPLETED
         else:
             abandoned, result = False, result_for_status(call.final_status, call.caller.got_provisional)
         self._to_dialler(de.AttemptEnded(dc.dial.attempt, result, call.id, str(call.notes.get("agent", "")),
-                                         abandoned=abandoned))
+                                         abandoned=abandoned, amd=amd))
 
     def next_deadline(self) -> float | None:
         return self._timers.next_deadline()
@@ -578,6 +713,9 @@ class OutboundApp(Application):
         for call_id in self._timers.due(now):
             if call_id.startswith("offer:"):
                 self._offer(call_id[6:], now)
+                continue
+            if call_id.startswith("amd"):
+                self._amd_timer(call_id, now)
                 continue
             dc = self.direct.get(call_id)
             if dc is None:

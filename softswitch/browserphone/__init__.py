@@ -14,6 +14,8 @@ user agent runs inside the switch process and whose loudspeaker and microphone a
   RFC 4733 DTMF), and the audio track aiortc sends to the browser.
 * ``phone``: the asyncio edge for one agent: the peer connection, the UA's socket and timer, the hops.
 * ``service``: the phones of the API's WebSocket sessions (one per agent; gone with the session).
+* ``config`` and ``ice``: ``[browser_phone]``, the STUN/TURN servers of both ends, with ephemeral TURN
+  credentials per agent and phone start (coturn ``use-auth-secret``) so no TURN password reaches a browser.
 
 So the browser leg is an engine leg like any phone's: bridged, recorded, monitored (listen, whisper,
 barge) and counted in the call record, with no second mixer; the only extra work per packet is the

@@ -117,8 +117,8 @@ class BrowserPhone:
         for t in list(self._tasks):
             t.cancel()
         if self.pc is not None:
-            # closing gives back TURN allocations (a Refresh with lifetime 0, retried for up to ~40 s when the
-            # TURN server is unreachable): not worth holding a WebSocket's end or the switch's shutdown for;
+            # closing gives back TURN allocations (a Refresh with lifetime 0: with the TURN server gone, aiortc's
+            # close was seen to wait over a minute): not worth holding a WebSocket's end or the shutdown for;
             # aioice closes its socket when cancelled and the server frees the allocation when it expires
             try:
                 await asyncio.wait_for(self.pc.close(), CLOSE_WAIT)
