@@ -332,3 +332,33 @@ def test_the_switch_records_each_agents_part_of_a_transferred_call(tmp_path):
 
 TALK_SDP_B = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\n"
               b"m=audio 5002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")
+
+
+def test_agent_parts_are_checked_and_take_their_agents_wrap_up(tmp_path):
+    """The store refuses parts it could not credit (no call_ref, a part ending before it began, no agent);
+    a wrap-up named for an agent goes to her last part of the call as well as to the record."""
+    from store.validation import ValidationError
+
+    async def main() -> None:
+        store = await Store.open(tmp_path / "p.db")
+        centre = CallCentre(store, clock=lambda: D)
+        call: dict[str, Any] = {"caller": "13800138777", "queue": "support", "arrived_at": D, "answered_at": D + 5, "ended_at": D + 100,
+                "disposition": "answered"}
+        a: dict[str, Any] = {"agent": "2001", "queue": "support", "answered_at": D + 5, "ended_at": D + 40, "transferred": True}
+        for bad, parts in (("call_ref", [a]),
+                           ("ended_at", [{**a, "ended_at": D + 1}]),
+                           ("agent", [{**a, "agent": " "}])):
+            fields = call if bad == "call_ref" else {**call, "call_ref": f"x-{bad}"}
+            with pytest.raises(ValidationError, match=bad):
+                await centre.add_call(parts=parts, **fields)
+        await centre.add_call(call_ref="ok", parts=[a, {"agent": "2002", "answered_at": D + 40, "ended_at": D + 100},
+                                                    {**a, "answered_at": D + 100, "ended_at": D + 100}], **call)
+        rec = await centre.add_wrap_up("ok", 7.0, agent="2001")
+        assert rec.wrap_s == 7.0
+        rows = await store.read_sync(lambda conn: conn.execute(
+            "SELECT seq, agent, talk_s, wrap_s, transferred FROM call_agent_parts ORDER BY seq").fetchall())
+        assert rows == [(0, "2001", 35.0, None, 1), (1, "2002", 60.0, None, 0), (2, "2001", 0.0, 7.0, 1)]
+        await centre.close()
+        await store.close()
+
+    asyncio.run(main())
