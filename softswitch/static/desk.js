@@ -120,6 +120,7 @@
     if (msg.type === "agent_state" && msg.agent === me.user) { showState({ state: msg.state, reason: msg.reason }); return; }
     if (msg.type === "offer" && msg.agent === me.user) { showPop(msg); return; }
     if (msg.type === "connected" && msg.agent === me.user && call && call.id === msg.call) { setStatus("talking"); return; }
+    if (msg.type === "amd" && msg.agent === me.user && call && call.id === msg.call) { showAmd(msg); return; }
     if (msg.type === "call_end" && call && call.id === msg.call) { setStatus("ended"); }
   }
 
@@ -170,6 +171,7 @@
   function showOutbound(v) {
     $("ob-box").hidden = !v.outbound;
     text("ob-msg", "");
+    text("ob-amd", "");
     const audio = $("ob-audio");
     audio.hidden = true; audio.removeAttribute("src");
     $("ob-dial").hidden = $("ob-skip").hidden = true;
@@ -179,6 +181,11 @@
     text("ob-what", what + (v.name ? " — " + v.name : "") + (v.note ? " — " + v.note : ""));
     if (v.audio) { audio.src = "/api/outbound/contacts/" + encodeURIComponent(v.contact) + "/audio"; audio.hidden = false; }
     if (v.mode === "preview") $("ob-dial").hidden = $("ob-skip").hidden = false;
+  }
+  // answering-machine detection heard the customer (progressive: she is on the line; docs/outbound.md)
+  function showAmd(m) {
+    text("ob-amd", m.verdict === "MACHINE" ? "answering machine? (" + m.cause + ")" : "detector: " + m.verdict.toLowerCase() + " (" + m.cause + ")");
+    if (m.verdict === "MACHINE") $("ob-result").value = "machine";   // preselected; she saves it at wrap-up
   }
   async function preview(action) {
     if (await callAction("preview", { action })) { $("ob-dial").hidden = $("ob-skip").hidden = true; }
