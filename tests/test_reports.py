@@ -361,12 +361,13 @@ def test_a_transfer_back_into_the_queue_credits_the_agent_who_transferred_not_th
         rig.at(130)
         await records.flush()
         [rec] = [e for e in rig.net.events if isinstance(e, CallEnded)]
-        assert rec.transfers == 1 and rec.agent == "2002" and rec.answered is not None
+        start = rec.answered
+        assert rec.transfers == 1 and rec.agent == "2002" and start is not None
         parts = [(p.agent, p.queue, p.transferred, round(p.ended - p.answered, 3)) for p in rec.parts]
         assert parts[0] == ("2001", "support", True, 30.0)
         assert parts[1][:3] == ("2002", "support", False) and 89.0 < parts[1][3] <= 90.0   # from her answer
         r = await centre.store.read_sync(lambda conn: build_report(
-            conn, period="day", since=0, until=rec.answered + 86400, now=rec.answered + 200))
+            conn, period="day", since=0, until=start + 86400, now=start + 200))
         a, bb = row(r["agents"], agent="2001"), row(r["agents"], agent="2002")
         assert (a["handled"], a["transferred"], a["talk_s"]) == (1, 1, 30.0)
         assert (bb["handled"], bb["transferred"]) == (1, 0) and bb["talk_s"] == round(parts[1][3], 2)
