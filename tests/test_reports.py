@@ -330,6 +330,51 @@ def test_the_switch_records_each_agents_part_of_a_transferred_call(tmp_path):
     with_records(tmp_path, script)
 
 
+def test_a_transfer_back_into_the_queue_credits_the_agent_who_transferred_not_the_last_one(tmp_path):
+    """Agent 2001 answers a queue call, talks 30 s and transfers the caller back into the queue (REFER to 500);
+    agent 2002 (at 1003) takes it and talks 90 s. The record names the last agent (2002) and one transfer; the
+    report used to give 2002 the transfer and all the talk. Now: 2001 handled one and transferred it (30 s),
+    2002 handled one, not transferred (90 s)."""
+    from softswitch.events import CallEnded
+
+    from .callcentre_harness import DOMAIN as DOM, answer as sip_answer, in_dialog, login, reqs_to
+    from .test_call_holds import connected
+    from .test_report_figures import ACD, Rig, with_records
+
+    acd = {**ACD, "agents": ACD["agents"] + [{"id": "2002", "name": "B", "extension": "1003",
+                                               "skills": {"support": 5}}]}
+
+    async def script(records: Any, centre: CallCentre) -> None:
+        rig = Rig(records, acd=acd)
+        caller, leg, call = connected(rig)              # t=0: 2001 answers
+        login(rig.core, rig.net, "2002")                # 2002 ready at 1003 (no call waits: nothing rings)
+        rig.at(30)
+        leg.req("REFER", extra=[f"Refer-To: <sip:500@{DOM}>", f"Referred-By: <sip:1002@{DOM}>"])
+        b = rig.phones["1003"]
+        inv = reqs_to(rig.net.sent, b.peer, "INVITE")[-1]
+        b.send(sip_answer(inv, 200, to_tag="b2", contact="<sip:1003@10.0.0.3>", body=TALK_SDP_B))
+        b.send(in_dialog("ACK", ruri="sip:1003@10.0.0.3", from_=inv.headers.get("From"),
+                         to=inv.headers.get("To") + ";tag=b2", call_id=inv.call_id, cseq=inv.cseq.number,
+                         via_host="127.0.0.1", via_port=5060))
+        rig.at(120)
+        caller.req("BYE")
+        rig.at(130)
+        await records.flush()
+        [rec] = [e for e in rig.net.events if isinstance(e, CallEnded)]
+        start = rec.answered
+        assert rec.transfers == 1 and rec.agent == "2002" and start is not None
+        parts = [(p.agent, p.queue, p.transferred, round(p.ended - p.answered, 3)) for p in rec.parts]
+        assert parts[0] == ("2001", "support", True, 30.0)
+        assert parts[1][:3] == ("2002", "support", False) and 89.0 < parts[1][3] <= 90.0   # from her answer
+        r = await centre.store.read_sync(lambda conn: build_report(
+            conn, period="day", since=0, until=start + 86400, now=start + 200))
+        a, bb = row(r["agents"], agent="2001"), row(r["agents"], agent="2002")
+        assert (a["handled"], a["transferred"], a["talk_s"]) == (1, 1, 30.0)
+        assert (bb["handled"], bb["transferred"]) == (1, 0) and bb["talk_s"] == round(parts[1][3], 2)
+
+    with_records(tmp_path, script)
+
+
 TALK_SDP_B = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\n"
               b"m=audio 5002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")
 
