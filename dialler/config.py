@@ -46,6 +46,7 @@ class AmdSettings:
     overrides any key."""
     machine: str = "hangup"               # hangup | message: after the greeting's end, play ``message``
     message: str = ""                     # the prompt (prompts/ name) left on a machine
+    message_text: str = ""                # or runtime speech (TTS): "Dear {name}, ..." with the contact's data
     message_wait: int = 20                # seconds waiting for the greeting's end (the beep) before speaking
     initial_silence: int = 2500
     greeting: int = 1500
@@ -84,6 +85,7 @@ class Campaign:
     amd: bool = False                     # answering-machine detection on the customer's answer
     amd_machine: str = ""                 # hangup | message ("" = [outbound.amd] machine)
     amd_message: str = ""                 # the prompt left on machines ("" = [outbound.amd] message)
+    amd_message_text: str = ""            # or runtime speech with the contact's data ("" = [outbound.amd]'s)
     amd_settings: dict[str, Any] = field(default_factory=dict)   # overrides of [outbound.amd]'s other keys
 
 
@@ -137,8 +139,10 @@ class OutboundConfig:
         never do: the customer asked for the call)."""
         if campaign is None or not campaign.amd:
             return None
+        own = campaign.amd_message or campaign.amd_message_text   # the campaign's message replaces both
         return replace(self.amd, **campaign.amd_settings, machine=campaign.amd_machine or self.amd.machine,
-                       message=campaign.amd_message or self.amd.message)
+                       message=campaign.amd_message if own else self.amd.message,
+                       message_text=campaign.amd_message_text if own else self.amd.message_text)
 
     def attempts_limit(self, campaign: Campaign | None) -> int:
         own = campaign.max_attempts if campaign is not None else self.callbacks.max_attempts
@@ -211,9 +215,26 @@ _AMD_RANGES = {
 }
 
 
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _template(v: str) -> str:
+    """``"Dear {name}, ..."``: the contact's data fills it in at the call; a broken brace is refused now."""
+    try:
+        v.format_map(_Blank())
+    except (ValueError, IndexError, AttributeError) as e:
+        raise Invalid(f"not a text template ({e}): use {{name}} for a variable, {{{{ for a brace") from None
+    return v
+
+
 def _amd_post(v: dict[str, Any]) -> None:
-    if v["machine"] == "message" and not v["message"]:
-        raise Invalid('required: the prompt left on an answering machine (machine = "message")', at="message")
+    if v["machine"] == "message" and not v["message"] and not v["message_text"]:
+        raise Invalid('required: the prompt (or message_text) left on an answering machine (machine = "message")',
+                      at="message")
+    if v["message"] and v["message_text"]:
+        raise Invalid("message or message_text, not both", at="message_text")
 
 
 def _amd_overrides(raw: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +257,9 @@ def _campaign_post(v: dict[str, Any]) -> None:
         raise Invalid(f'required: the queue whose agents take the calls of a {v["mode"]} campaign', at="queue")
     if v["mode"] == "notification" and not v["flow"]:
         raise Invalid("required: the IVR flow played when a notification is answered", at="flow")
-    for key in ("amd_settings", "amd_machine", "amd_message"):
+    if v["amd_message"] and v["amd_message_text"]:
+        raise Invalid("amd_message or amd_message_text, not both", at="amd_message_text")
+    for key in ("amd_settings", "amd_machine", "amd_message", "amd_message_text"):
         if v[key] and not v["amd"]:
             raise Invalid(f"{key} without amd = true: answering-machine detection is off", at=key)
     if v["amd"] and v["mode"] == "preview":
@@ -263,6 +286,7 @@ CAMPAIGN = Table(Campaign, {
     "amd": Key(BOOLEAN, False),
     "amd_machine": Key(STRING, "", (one_of("", *AMD_MACHINE, fold=str.lower),)),
     "amd_message": Key(STRING, ""),
+    "amd_message_text": Key(STRING, "", (printable, _template)),
     "amd_settings": Key(Scalar("table", (dict,)), {}, (_amd_overrides,)),
 }, post=_campaign_post)
 
@@ -288,6 +312,7 @@ CALLBACK_SETTINGS = Table(CallbackSettings, {
 AMD = Table(AmdSettings, {
     "machine": Key(STRING, "hangup", (one_of(*AMD_MACHINE, fold=str.lower),)),
     "message": Key(STRING, ""),
+    "message_text": Key(STRING, "", (printable, _template)),
     **{k: Key(INTEGER, getattr(AmdSettings, k), (between(lo, hi),)) for k, (lo, hi) in _AMD_RANGES.items()},
 }, post=_amd_post)
 
@@ -295,9 +320,10 @@ def _outbound_post(v: dict[str, Any]) -> None:
     """A campaign leaving messages on machines names its message (its own, or [outbound.amd]'s)."""
     amd: AmdSettings = v["amd"]
     for i, c in enumerate(v["campaigns"]):
-        if c.amd and (c.amd_machine or amd.machine) == "message" and not (c.amd_message or amd.message):
-            raise Invalid('required: the prompt left on an answering machine (amd_machine = "message")',
-                          at=f"campaigns[{i}].amd_message")
+        if c.amd and (c.amd_machine or amd.machine) == "message" and not (
+                c.amd_message or c.amd_message_text or amd.message or amd.message_text):
+            raise Invalid('required: the prompt (or amd_message_text) left on an answering machine '
+                          '(amd_machine = "message")', at=f"campaigns[{i}].amd_message")
 
 
 OUTBOUND = Table(OutboundConfig, {

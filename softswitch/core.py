@@ -244,8 +244,14 @@ class SwitchCore:
         return out
 
     def speech_rendered(self, call_id: str, say_id: int, file: str | None, now: float) -> list:
-        """Runtime speech the edge rendered for an IVR ``Say`` (None: nothing to say)."""
-        self._guard(self.router.ivr.spoken, call_id, say_id, file, now)
+        """Runtime speech the edge rendered for an IVR ``Say`` or a machine's message (None: nothing to say)."""
+        try:
+            ours = self.router.outbound.spoken(call_id, say_id, file, now)
+        except Exception:
+            log.exception("error in spoken")
+            ours = True
+        if not ours:
+            self._guard(self.router.ivr.spoken, call_id, say_id, file, now)
         return self.drain(now)
 
     def reload(self, config: Config, now: float) -> Any:

@@ -219,6 +219,10 @@ def test_settings_default_to_asterisk_and_a_campaign_overrides_them() -> None:
     assert s is not None and (s.machine, s.message, s.greeting) == ("message", "reminder", 2000)
     assert s.params().maximum_number_of_words == 3
     assert ob.amd_for(ob.campaign("n")) is None and ob.amd_for(None) is None
+    ob = _outbound({"amd": {"machine": "message", "message": "generic"}, "campaigns": [
+        {"name": "p", "mode": "predictive", "queue": "q", "amd": True, "amd_message_text": "Dear {name}"}]})
+    s = ob.amd_for(ob.campaign("p"))
+    assert s is not None and (s.message, s.message_text) == ("", "Dear {name}")   # the campaign's own replaces
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -226,6 +230,10 @@ def test_settings_default_to_asterisk_and_a_campaign_overrides_them() -> None:
     ({"amd": {"grreeting": 1000}}, "outbound.amd.grreeting"),
     ({"amd": {"machine": "voicemail"}}, "outbound.amd.machine"),
     ({"amd": {"machine": "message"}}, "outbound.amd.message"),
+    ({"amd": {"message": "m", "message_text": "t"}}, "outbound.amd.message_text"),
+    ({"amd": {"message_text": "Dear {name"}}, "outbound.amd.message_text"),
+    ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
+                     "amd_message_text": "Dear {0"}]}, "outbound.campaigns[0].amd_message_text"),
     ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,
                      "amd_settings": {"silence_threshold": 40000}}]}, "outbound.campaigns[0].amd_settings.silence_threshold"),
     ({"campaigns": [{"name": "p", "mode": "predictive", "queue": "q", "amd": True,

@@ -17,7 +17,7 @@ import numpy as np
 from dialler import events as de
 from dialler.rules import Result
 from media.engine import AudioChunk
-from softswitch.events import AgentConnected, AmdDetected, CallEnded
+from softswitch.events import AgentConnected, AmdDetected, CallEnded, SpeakRequest
 
 from .callcentre_harness import answer, login, reqs_to, sdp
 from .test_outbound_calls import HOTLINE, bye_from, boot, dialler_input, play_media
@@ -35,7 +35,7 @@ def silence(seconds: float) -> np.ndarray:
 
 def campaign(mode: str = "predictive", **amd: Any) -> dict[str, Any]:
     c: dict[str, Any] = {"name": "sales", "mode": mode, "queue": "support", "amd": True}
-    for key in ("amd_machine", "amd_message"):
+    for key in ("amd_machine", "amd_message", "amd_message_text"):
         if key in amd:
             c[key] = amd.pop(key)
     if amd:
@@ -46,7 +46,8 @@ def campaign(mode: str = "predictive", **amd: Any) -> dict[str, Any]:
 def answered_predictive(tmp_path: Path | None = None, **amd: Any) -> tuple[Any, Any, Any, Any, Any]:
     core, net, ph = boot(tmp_path, **campaign(**amd))
     login(core, net, "2001")
-    d = de.Dial(6, 10, "sales", "predictive", "1005", queue="support", caller_id=HOTLINE)
+    d = de.Dial(6, 10, "sales", "predictive", "1005", queue="support", caller_id=HOTLINE, name="Ms Li",
+                data={"day": "Tuesday"})
     inv = reqs_to(net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now)), ph["1005"].peer,
                   "INVITE")[0]
     out = ph["1005"].send(answer(inv, 200, to_tag="p", contact="<sip:1005@10.0.0.5>", body=sdp(4000, "10.0.0.5")))
@@ -130,6 +131,25 @@ def test_a_machine_gets_the_message_after_its_greeting(tmp_path: Path) -> None:
     assert end.result is Result.MACHINE
     rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
     assert rec.reason == "message left on the answering machine"   # played whole, then hung up
+
+
+def test_a_machine_gets_runtime_speech_with_the_contact_s_data(tmp_path: Path) -> None:
+    """amd_message_text: rendered (TTS) while the greeting plays; the greeting ending before the speech is
+    ready waits for it; then it plays and the call ends."""
+    core, net, ph, inv, call = answered_predictive(
+        tmp_path, amd_machine="message", amd_message_text="Dear {name}, see you on {day}.{missing}")
+    speak(core, net, call, np.concatenate((silence(0.3), noise(2.0))))
+    [say] = [e for e in net.events if isinstance(e, SpeakRequest)]
+    assert (say.call, say.text, say.language) == (call.id, "Dear Ms Li, see you on Tuesday.", "en")
+    speak(core, net, call, silence(1.0))                        # the greeting ended; the speech is not ready
+    assert call.live and not reqs_to(net.sent, ph["1005"].peer, "BYE")
+    net._run(core.speech_rendered(say.call, say.id, str(tmp_path / "en" / "callback-offer.wav"), net.now))
+    play_media(core, net, 0.5)
+    assert reqs_to(net.sent, ph["1005"].peer, "BYE") and not call.live
+    rec = [e for e in net.events if isinstance(e, CallEnded)][-1]
+    assert rec.reason == "message left on the answering machine"
+    [end] = dialler_input(net, de.AttemptEnded)
+    assert end.result is Result.MACHINE
 
 
 def test_progressive_shows_the_decision_to_the_agent_on_the_line() -> None:

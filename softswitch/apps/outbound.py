@@ -122,6 +122,9 @@ class Detection:
     decision: Decision | None = None
     greeting_end: GreetingEnd | None = None   # MACHINE, message: waiting for the beep
     speaking: bool = False                    # the message to the machine plays
+    say: int = 0                              # the runtime speech (message_text) asked for, 0: none
+    spoken: str | None = None                 # its WAV once rendered ("" : nothing to say)
+    due: bool = False                         # the greeting ended while the speech was being rendered
 
     def summary(self) -> str:
         """What the attempt row keeps: "MACHINE LONGGREETING-1500-1500"; "HANGUP" if the far end left first."""
@@ -141,6 +144,13 @@ class DirectCall:
     amd: Detection | None = None
 
 
+class _Blank(dict[str, str]):
+    """A message's variables: one the contact does not have is said as nothing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 class OutboundApp(Application):
     name = "outbound"
 
@@ -152,6 +162,8 @@ class OutboundApp(Application):
         self._timers: Timers[str] = Timers()
         self._offered: set[str] = set()                  # queue calls (ACD ids) offered "press 1"
         self._leaving: set[str] = set()                  # calls that chose a callback: confirmation, then hang up
+        self._says: dict[int, str] = {}                  # runtime speech for machines: say id -> call id
+        self._next_say = 1_000_000                       # ids apart from the IVR's own
 
     @property
     def queue(self) -> Any:
@@ -628,6 +640,16 @@ class OutboundApp(Application):
             self._amd_decided(call, det, d, dc.dial.campaign, dc.dial.contact, "message", "", now)
             det.greeting_end = GreetingEnd(det.settings.silence_threshold, det.settings.after_greeting_silence)
             self._timers.schedule(now + det.settings.message_wait, f"amd-message:{call.id}")
+            if det.settings.message_text:   # rendered while the greeting plays: ready at the beep
+                self._next_say += 1
+                det.say = self._next_say
+                self._says[det.say] = call.id
+                dial = dc.dial
+                text = det.settings.message_text.format_map(_Blank(
+                    {**{k: str(v) for k, v in dial.data.items()}, "name": dial.name, "number": dial.number,
+                     "campaign": dial.campaign}))
+                language = getattr(self.config.ivr, "default_language", "en") if self.config.ivr else "en"
+                self.router.out.append(ev.SpeakRequest(call.id, det.say, text, language=language))
             return
         self._amd_decided(call, det, d, dc.dial.campaign, dc.dial.contact, "hangup", "", now)
         self.do(L.Listen(call.caller, False), now)
@@ -636,14 +658,33 @@ class OutboundApp(Application):
     def _leave_message(self, dc: DirectCall, after: str, now: float) -> None:
         det, call = dc.amd, dc.call
         assert det is not None
-        det.speaking = True
         self.do(L.Listen(call.caller, False), now)
-        files = self.router.sounds.files([det.settings.message])
-        log.info("call %s: leaving the message %s on the answering machine after %s", call.id,
-                 det.settings.message, after)
+        if det.say and det.spoken is None:   # the speech is still being rendered: it plays when ready
+            det.due = True
+            log.info("call %s: the machine's greeting ended (%s); waiting for the message's speech", call.id, after)
+            return
+        det.speaking = True
+        what = det.settings.message or "(runtime speech)"
+        files = [det.spoken] if det.say and det.spoken else [] if det.say else self.router.sounds.files(
+            [det.settings.message])
+        log.info("call %s: leaving the message %s on the answering machine after %s", call.id, what, after)
         if not files or self.do(L.Play(call.caller, self.router.sounds.sequence(files)), now) is None:
-            log.warning("call %s: no prompt %s to leave on the machine", call.id, det.settings.message)
+            log.warning("call %s: no message %s to leave on the machine", call.id, what)
             self.do(L.Hangup(call, "answering machine"), now)
+
+    def spoken(self, call_id: str, say_id: int, file: str | None, now: float) -> bool:
+        """Runtime speech for a machine's message is ready (``file``; None: nothing to say). False: not ours
+        (an IVR ``Say``)."""
+        if self._says.pop(say_id, None) != call_id:
+            return False
+        dc = self.direct.get(call_id)
+        det = dc.amd if dc is not None else None
+        if dc is None or det is None or det.say != say_id or det.speaking:
+            return True   # the call ended (or spoke) meanwhile
+        det.spoken = file or ""
+        if det.due:
+            self._leave_message(dc, "the greeting", now)
+        return True
 
     def _amd_timer(self, key: str, now: float) -> None:
         kind, _, call_id = key.partition(":")
