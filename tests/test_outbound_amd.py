@@ -152,6 +152,19 @@ def test_a_machine_gets_runtime_speech_with_the_contact_s_data(tmp_path: Path) -
     assert end.result is Result.MACHINE
 
 
+def test_speech_that_never_comes_does_not_hold_the_machine_for_ever() -> None:
+    core, net, ph, inv, call = answered_predictive(amd_machine="message", amd_message_text="Dear {name}.",
+                                                   message_wait=5)
+    speak(core, net, call, np.concatenate((silence(0.3), noise(2.0), silence(1.0))))
+    [say] = [e for e in net.events if isinstance(e, SpeakRequest)]
+    assert call.live
+    net.advance(5)                                              # message_wait: hang up without a message
+    assert not call.live and reqs_to(net.sent, ph["1005"].peer, "BYE")
+    [end] = dialler_input(net, de.AttemptEnded)
+    assert end.result is Result.MACHINE
+    net._run(core.speech_rendered(say.call, say.id, None, net.now))   # late: nothing happens
+
+
 def test_progressive_shows_the_decision_to_the_agent_on_the_line() -> None:
     core, net, ph = boot(**campaign("progressive"))
     login(core, net, "2001")

@@ -602,7 +602,7 @@ class OutboundApp(Application):
 
     def _amd_decided(self, call: "Call", det: Detection, d: Decision, campaign: str, contact: int, action: str,
                      agent: str, now: float) -> None:
-        """Record a decision: the call's variables (Asterisk's AMDSTATUS/AMDCAUSE, in the call record), the log,
+        """Record a decision: the call's variables (Asterisk's AMDSTATUS/AMDCAUSE, in the call_end event), the log,
         the event stream."""
         det.decision = d
         call.variables["amd_status"], call.variables["amd_cause"] = d.verdict.value, d.detail
@@ -622,7 +622,7 @@ class OutboundApp(Application):
             d = det.detector.feed(samples, now)
             if d is not None:
                 self._direct_decided(dc, d, now)
-        elif det.greeting_end is not None and not det.speaking and det.greeting_end.feed(samples):
+        elif det.greeting_end is not None and not det.speaking and not det.due and det.greeting_end.feed(samples):
             self._leave_message(dc, "its beep" if det.greeting_end.beeped else "silence", now)
 
     def _direct_decided(self, dc: DirectCall, d: Decision, now: float) -> None:
@@ -660,6 +660,10 @@ class OutboundApp(Application):
         assert det is not None
         self.do(L.Listen(call.caller, False), now)
         if det.say and det.spoken is None:   # the speech is still being rendered: it plays when ready
+            if det.due:   # message_wait passed as well: no machine waits for ever
+                log.warning("call %s: the message's speech was not ready in time", call.id)
+                self.do(L.Hangup(call, "answering machine"), now)
+                return
             det.due = True
             log.info("call %s: the machine's greeting ended (%s); waiting for the message's speech", call.id, after)
             return
