@@ -1,0 +1,205 @@
+"""RFC 3263 locating of trunks: SRV selection (RFC 2782) with injected randomness, NAPTR order, and the
+dnspython edge against a real DNS server answering on 127.0.0.1 (tests/dns_server.py)."""
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import pytest
+
+from softswitch.sip.transaction import Peer
+from softswitch.trunks.locate import Cache, Limits, Naptr, Srv, naptr_order, srv_names, srv_order
+from softswitch.trunks.resolver import Query, Resolver
+from tests.dns_server import DnsServer
+
+
+def seq(*values: int):
+    """rand(n) returning the given draws in turn (each must be within 0..n)."""
+    it = iter(values)
+
+    def rand(n: int) -> int:
+        v = next(it)
+        assert 0 <= v <= n, (v, n)
+        return v
+    return rand
+
+
+# RFC 2782's example: old-slow-box gets a quarter of the load, new-fast-box three quarters; the priority-1
+# boxes only when both fail
+RFC2782 = [Srv(0, 1, 9, "old-slow-box.example.com"), Srv(0, 3, 9, "new-fast-box.example.com"),
+           Srv(1, 0, 9, "sysadmins-box.example.com"), Srv(1, 0, 9, "server.example.com")]
+
+
+def names(srvs: list[Srv]) -> list[str]:
+    return [s.target.split(".")[0] for s in srvs]
+
+
+def test_rfc2782_example_by_draw() -> None:
+    # sum 4, no weight 0: a draw from 1..4 (rand(3) + 1) over the group in a fixed order (new-fast-box 3,
+    # old-slow-box 1): 1..3 reach new-fast-box's running sum (3), 4 old-slow-box's; the one left needs no
+    # draw; then priority 1 (all weights 0: no draw, the fixed order)
+    assert names(srv_order(RFC2782, seq(3))) == ["old-slow-box", "new-fast-box", "server", "sysadmins-box"]
+    assert names(srv_order(RFC2782, seq(0)))[:2] == ["new-fast-box", "old-slow-box"]
+    assert names(srv_order(RFC2782, seq(2)))[:2] == ["new-fast-box", "old-slow-box"]
+
+
+def test_rfc2782_example_shares_load_by_weight() -> None:
+    rng = random.Random(7)
+    first = Counter(srv_order(RFC2782, lambda n: rng.randint(0, n))[0].target.split(".")[0] for _ in range(4000))
+    assert set(first) == {"old-slow-box", "new-fast-box"}          # priority 1 never first
+    assert 0.70 < first["new-fast-box"] / 4000 < 0.80                 # 3:1
+
+
+def test_weight_zero_only_when_drawn_zero_or_alone() -> None:
+    recs = [Srv(10, 5, 5060, "b"), Srv(10, 0, 5060, "a")]
+    assert names(srv_order(recs, seq(0))) == ["a", "b"]     # weight 0 is put first: a draw of 0 takes it
+    assert names(srv_order(recs, seq(1))) == ["b", "a"]     # 0..5 with a weight-0 record in the group
+    assert names(srv_order(recs, seq(5))) == ["b", "a"]
+    rng = random.Random(1)
+    first = Counter(srv_order(recs, lambda n: rng.randint(0, n))[0].target for _ in range(3000))
+    assert first["a"] < 0.25 * 3000                              # about 1 in 6 (a draw of 0 of 0..5)
+    # all weights 0: every order is as good; the pick is the first of the list
+    assert names(srv_order([Srv(1, 0, 1, "y"), Srv(1, 0, 1, "x")], seq())) == ["x", "y"]
+
+
+def test_single_target_and_priority_failover() -> None:
+    assert names(srv_order([Srv(0, 0, 5060, "only")], seq())) == ["only"]     # no draw needed
+    recs = [Srv(20, 100, 5072, "second"), Srv(10, 1, 5071, "first")]
+    assert names(srv_order(recs, seq())) == ["first", "second"]   # priority beats weight, whatever the draw
+    assert srv_order([Srv(0, 0, 0, ".")], seq()) == []                   # "service decidedly not available"
+
+
+def test_naptr_order_and_transport() -> None:
+    recs = [Naptr(50, 50, "s", "SIP+D2U", "_sip._udp.c.example"), Naptr(90, 50, "s", "SIP+D2T", "_sip._tcp.c.example"),
+            Naptr(50, 10, "S", "SIPS+D2T", "_sips._tcp.c.example"), Naptr(10, 10, "u", "E2U+sip", ""),
+            Naptr(5, 5, "s", "SIP+D2S", "_sip._sctp.c.example")]
+    assert naptr_order(recs, None) == [("tls", "_sips._tcp.c.example"), ("udp", "_sip._udp.c.example"),
+                                       ("tcp", "_sip._tcp.c.example")]
+    assert naptr_order(recs, "tcp") == [("tcp", "_sip._tcp.c.example")]
+    assert srv_names("c.example", None) == [("udp", "_sip._udp.c.example"), ("tcp", "_sip._tcp.c.example"),
+                                            ("tls", "_sips._tcp.c.example")]
+    assert srv_names("c.example", "tls") == [("tls", "_sips._tcp.c.example")]
+
+
+def test_cache_clamps_ttls_and_remembers_failures() -> None:
+    c: Cache[list[str]] = Cache(Limits(min_ttl=10, max_ttl=100, negative_ttl=5))
+    c.put("a.example", "A", ["192.0.2.1"], 0, now=0)
+    assert c.get("A.example.", "A", 9.9) is not None and c.get("a.example", "A", 10) is None   # TTL 0 -> 10
+    c.put("a.example", "A", ["192.0.2.1"], 86400, now=0)
+    assert c.get("a.example", "A", 99) is not None and c.get("a.example", "A", 100) is None
+    neg = c.put_negative("gone.example", "SRV", "no such domain", now=0)
+    assert neg.value is None and c.get("gone.example", "SRV", 4) is not None and c.get("gone.example", "SRV", 5) is None
+
+
+# ------------------------------------------------------------------ against a real DNS server
+
+
+@pytest.fixture
+def dns_server():
+    with DnsServer(ttl=60) as srv:
+        yield srv
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def resolver(srv: DnsServer, clock: Clock, draws: list[int] | None = None, **limits: float) -> Resolver:
+    rand = (lambda n: 0) if draws is None else seq(*draws)
+    return Resolver([srv.address], Limits(**limits) if limits else Limits(), timeout=2.0, clock=clock, rand=rand)
+
+
+def test_naptr_srv_a_against_a_real_server(dns_server: DnsServer) -> None:
+    s = dns_server
+    s.add("carrier.example", "NAPTR", '10 50 "s" "SIP+D2T" "" _sip._tcp.carrier.example.',
+          '20 50 "s" "SIP+D2U" "" _sip._udp.carrier.example.')
+    s.add("_sip._tcp.carrier.example", "SRV", "10 1 5081 b.carrier.example.", "20 1 5082 c.carrier.example.")
+    s.add("_sip._udp.carrier.example", "SRV", "10 1 5071 b.carrier.example.")
+    s.add("b.carrier.example", "A", "127.0.0.2")
+    s.add("b.carrier.example", "AAAA", "::2")
+    s.add("c.carrier.example", "A", "127.0.0.3")
+    clock = Clock()
+    r = resolver(s, clock)
+    loc = asyncio.run(r.locate(Query("carrier.example", None, None, "rfc3263")))
+    assert loc.how == "naptr" and not loc.error
+    assert loc.targets == (Peer("tcp", "127.0.0.2", 5081), Peer("tcp", "::2", 5081), Peer("tcp", "127.0.0.3", 5082))
+    assert loc.expires == clock.t + 60
+    # the trunk's own transport wins over the carrier's NAPTR preference
+    loc = asyncio.run(r.locate(Query("carrier.example", "udp", None, "rfc3263")))
+    assert loc.targets == (Peer("udp", "127.0.0.2", 5071), Peer("udp", "::2", 5071))
+
+
+def test_srv_without_naptr_then_a_fallback(dns_server: DnsServer) -> None:
+    s = dns_server
+    s.add("srv.example", "SRV", "0 0 0 .")          # the zone exists (NAPTR: no data, not NXDOMAIN)
+    s.add("_sip._udp.srv.example", "SRV", "20 0 5072 two.srv.example.", "10 0 5071 one.srv.example.")
+    s.add("one.srv.example", "A", "127.0.0.1")
+    s.add("two.srv.example", "A", "127.0.0.1")
+    s.add("plain.example", "A", "127.0.0.9")
+    r = resolver(s, Clock())
+    loc = asyncio.run(r.locate(Query("srv.example", None, None, "rfc3263")))
+    assert loc.how == "srv" and loc.targets == (Peer("udp", "127.0.0.1", 5071), Peer("udp", "127.0.0.1", 5072))
+    loc = asyncio.run(r.locate(Query("plain.example", "tls", None, "rfc3263")))   # no SRV: A, the default port
+    assert loc.how == "a" and loc.targets == (Peer("tls", "127.0.0.9", 5061),)
+
+
+def test_explicit_port_is_a_records_only(dns_server: DnsServer) -> None:
+    s = dns_server
+    s.add("_sip._udp.carrier.example", "SRV", "10 1 5071 b.carrier.example.")
+    s.add("carrier.example", "A", "127.0.0.7")
+    r = resolver(s, Clock())
+    loc = asyncio.run(r.locate(Query("carrier.example", "udp", 5099, "rfc3263")))
+    assert loc.targets == (Peer("udp", "127.0.0.7", 5099),)
+    loc = asyncio.run(r.locate(Query("carrier.example", "udp", None, "a")))
+    assert loc.targets == (Peer("udp", "127.0.0.7", 5060),)
+    assert s.queries[("carrier.example", "NAPTR")] == 0 and s.queries[("_sip._udp.carrier.example", "SRV")] == 0
+
+
+def test_ttl_expiry_requeries_and_failures_are_cached(dns_server: DnsServer) -> None:
+    s = dns_server
+    s.add("_sip._udp.ttl.example", "SRV", "10 1 5071 a.ttl.example.", ttl=40)
+    s.add("a.ttl.example", "A", "127.0.0.1", ttl=300)
+    clock = Clock()
+    r = resolver(s, clock, min_ttl=30, max_ttl=120, negative_ttl=20)
+    q = Query("ttl.example", "udp", None, "rfc3263")
+    loc = asyncio.run(r.locate(q))
+    assert loc.targets == (Peer("udp", "127.0.0.1", 5071),)
+    assert loc.expires == clock.t + 40    # the SRV's TTL (the A's 300 s is clamped to 120; no NAPTR)
+    asyncio.run(r.locate(q))
+    assert s.queries[("_sip._udp.ttl.example", "SRV")] == 1          # cached
+    s.set("_sip._udp.ttl.example", "SRV", "10 1 5072 a.ttl.example.", ttl=40)
+    clock.t += 39
+    assert asyncio.run(r.locate(q)).targets == (Peer("udp", "127.0.0.1", 5071),)   # not expired yet
+    clock.t += 2
+    assert asyncio.run(r.locate(q)).targets == (Peer("udp", "127.0.0.1", 5072),)   # re-resolved
+    assert s.queries[("_sip._udp.ttl.example", "SRV")] == 2
+    assert s.queries[("a.ttl.example", "A")] == 1                   # its own TTL (clamped to 120) still holds
+    # an unknown name: negative, remembered for negative_ttl
+    loc = asyncio.run(r.locate(Query("nowhere.example", "udp", None, "rfc3263")))
+    assert loc.targets == () and "nowhere.example" in loc.error
+    n = s.queries[("_sip._udp.nowhere.example", "SRV")]
+    asyncio.run(r.locate(Query("nowhere.example", "udp", None, "rfc3263")))
+    assert s.queries[("_sip._udp.nowhere.example", "SRV")] == n
+    clock.t += 21
+    asyncio.run(r.locate(Query("nowhere.example", "udp", None, "rfc3263")))
+    assert s.queries[("_sip._udp.nowhere.example", "SRV")] == n + 1
+
+
+def test_weighted_pick_uses_injected_randomness(dns_server: DnsServer) -> None:
+    s = dns_server
+    s.add("_sip._udp.w.example", "SRV", "10 1 5071 a.w.example.", "10 3 5072 b.w.example.")
+    s.add("a.w.example", "A", "127.0.0.1")
+    s.add("b.w.example", "A", "127.0.0.1")
+    # the group in a fixed order (a.w.example 1, b.w.example 3), a draw 1..4: 1 -> a, 2..4 -> b
+    loc = asyncio.run(resolver(s, Clock(), draws=[1]).locate(Query("w.example", "udp", None, "rfc3263")))
+    assert [p.port for p in loc.targets] == [5072, 5071]
+    loc = asyncio.run(resolver(s, Clock(), draws=[0]).locate(Query("w.example", "udp", None, "rfc3263")))
+    assert [p.port for p in loc.targets] == [5071, 5072]
+    # each new request draws afresh from the same records (per-request load sharing, RFC 2782)
+    assert [p.port for p in loc.ordered(seq(3))] == [5072, 5071]
+    assert [p.port for p in loc.ordered(seq(0))] == [5071, 5072]
