@@ -17,7 +17,7 @@ from tests.phones import Phones  # noqa: E402
 
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_low, start_switch  # noqa: E402
-from .test_api_support import start_api_switch  # noqa: E402
+from .test_api_support import PASSWORDS, start_api_switch  # noqa: E402
 from .test_desk_e2e import browser_page  # noqa: E402,F401  (the Chromium fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -59,6 +59,11 @@ def test_wallboard_live_alarm_barge_and_logout(switch_factory, phones, browser_p
     sup = register(sw, phones, "sup", "1004")
 
     page.goto(f"http://127.0.0.1:{sw.api_port}/wallboard")
+    page.fill("#login-user", "2001")   # an agent: the shared login (static/login.js) refuses her the page
+    page.fill("#login-password", PASSWORDS["2001"])
+    page.click("#login-button")
+    page.wait_for_selector("#login-error:has-text('the wallboard is for supervisors')")
+    assert page.is_hidden("#board") and page.input_value("#login-password") == ""
     page.fill("#login-user", "boss")
     page.fill("#login-password", "boss-pw-333")
     page.click("#login-button")
