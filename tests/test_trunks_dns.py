@@ -9,8 +9,9 @@ from collections import Counter
 import pytest
 
 from softswitch.sip.transaction import Peer
-from softswitch.trunks.locate import Cache, Limits, Naptr, Srv, naptr_order, srv_names, srv_order
-from softswitch.trunks.resolver import Query, Resolver
+from softswitch.trunks.locate import (Cache, Limits, Located, Naptr, Query, ResolveTrunk, Srv, SrvTarget, naptr_order,
+                                     srv_names, srv_order)
+from softswitch.trunks.resolver import Resolver
 from tests.dns_server import DnsServer
 
 
@@ -203,3 +204,107 @@ def test_weighted_pick_uses_injected_randomness(dns_server: DnsServer) -> None:
     # each new request draws afresh from the same records (per-request load sharing, RFC 2782)
     assert [p.port for p in loc.ordered(seq(3))] == [5072, 5071]
     assert [p.port for p in loc.ordered(seq(0))] == [5071, 5072]
+
+
+# ------------------------------------------------------------------ config and the sans-IO core
+
+
+def _config(trunk: dict, dns: dict | None = None):
+    from softswitch.config import parse_config
+    return parse_config({"sip": {"listen": ["udp:127.0.0.1:5060"], "domain": "cc.example"},
+                         "store": {"path": "var/test.db", "country_code": "86"},
+                         "trunks": [{"name": "carrier", **trunk}], "dns": dns or {}})
+
+
+def test_config_resolve_defaults_and_refusals() -> None:
+    from softswitch.config import ConfigError
+    t = _config({"host": "sip.carrier.example"}).trunks[0]
+    assert (t.resolve, t.port, t.port_set, t.transport, t.transport_set) == ("rfc3263", 5060, False, "udp", False)
+    assert Query.for_trunk(t) == Query("sip.carrier.example", None, None, "rfc3263")
+    t = _config({"host": "sip.carrier.example", "port": 5070, "transport": "tcp"}).trunks[0]
+    assert t.resolve == "a" and Query.for_trunk(t) == Query("sip.carrier.example", "tcp", 5070, "a")
+    t = _config({"host": "sip.carrier.example", "resolve": "a"}).trunks[0]
+    assert Query.for_trunk(t) == Query("sip.carrier.example", None, 5060, "a")
+    assert _config({"host": "203.0.113.5"}).trunks[0].named is False
+    with pytest.raises(ConfigError, match="A/AAAA records only"):
+        _config({"host": "sip.carrier.example", "port": 5070, "resolve": "rfc3263"})
+    with pytest.raises(ConfigError, match="nameserver"):
+        _config({"host": "203.0.113.5"}, {"nameservers": ["dns.example"]})
+    c = _config({"host": "203.0.113.5"}, {"nameservers": ["127.0.0.1:5353"], "min_ttl": 5})
+    assert c.dns.nameservers == ["127.0.0.1:5353"] and c.dns.min_ttl == 5
+
+
+A = Peer("udp", "203.0.113.5", 5071)
+B = Peer("udp", "203.0.113.6", 5072)
+
+
+def _located(now: float, ttl: float = 60) -> Located:
+    return Located((A, B), now + ttl, how="srv",
+                   srv=(SrvTarget(Srv(10, 0, 5071, "a.carrier.example"), (A,)),
+                        SrvTarget(Srv(20, 0, 5072, "b.carrier.example"), (B,))))
+
+
+def _named_net(**carrier: object):
+    from tests.test_trunks_core import make
+    net = make(carrier={"host": "sip.carrier.example", "match": ["203.0.113.0/28"], **carrier})
+    actions = net.core.on_timer(net.now)
+    asks = [a for a in actions if isinstance(a, ResolveTrunk)]
+    assert [a.trunk for a in asks] == ["carrier"]          # looked up at the edge, once
+    assert not [a for a in net.core.on_timer(net.now) if isinstance(a, ResolveTrunk)]
+    return net, asks[0]
+
+
+def test_the_core_dials_srv_targets_in_order_before_the_next_trunk() -> None:
+    from tests.core_harness import answer, requests
+    from tests.test_trunks_core import BACKUP, phone
+    net, ask = _named_net()
+    desk = phone(net, "1001", 6001)
+    _, out = desk.invite("013800138000")           # not resolved yet: the carrier is skipped, not waited for
+    assert [p for p, _ in requests(out, "INVITE")] == [BACKUP]
+    net._run(net.core.trunk_located("carrier", ask.query, _located(net.now), net.now))
+    _, out = desk.invite("013800138001")
+    [(peer, inv)] = requests(out, "INVITE")
+    assert peer == A and str(inv.ruri).startswith("sip:013800138001@sip.carrier.example") and ":5071" not in str(inv.ruri)
+    out = net.deliver(answer(inv, 503), A)          # 503: the carrier's next SRV target
+    [(peer, inv2)] = requests(out, "INVITE")
+    assert peer == B and "013800138001@" in str(inv2.ruri)
+    out = net.deliver(answer(inv2, 503), B)         # its last target: the rule's next trunk
+    assert [p for p, _ in requests(out, "INVITE")] == [BACKUP]
+    # a time-out (no answer within progress_timeout) moves on the same way; a 500 leaves the trunk at once
+    _, out = desk.invite("013800138002")
+    [(peer, _)] = requests(out, "INVITE")
+    assert peer == A
+    out = net.advance(5.5)
+    assert {p for p, m in requests(out, "INVITE") if "013800138002@" in str(m.ruri) and p != A} == {B}
+    _, out = desk.invite("013800138003")
+    [(peer, inv)] = requests(out, "INVITE")
+    out = net.deliver(answer(inv, 500), A)
+    assert [p for p, _ in requests(out, "INVITE")] == [BACKUP]
+
+
+def test_targets_expire_and_are_looked_up_again_keeping_the_old_on_failure() -> None:
+    net, ask = _named_net()
+    net._run(net.core.trunk_located("carrier", ask.query, _located(net.now, ttl=30), net.now))
+    assert net.core.next_deadline() is not None and net.core.next_deadline() <= net.now + 30
+    net.now += 29
+    assert not [a for a in net.core.on_timer(net.now) if isinstance(a, ResolveTrunk)]
+    net.now += 1
+    [again] = [a for a in net.core.on_timer(net.now) if isinstance(a, ResolveTrunk)]
+    net._run(net.core.trunk_located("carrier", again.query, Located((), net.now + 30, "SERVFAIL"), net.now))
+    assert net.core.trunk_runtime.targets_for("carrier") == [A, B]      # a DNS failure keeps the carrier
+    [status] = [t for t in net.core.trunk_runtime.status(net.now) if t["name"] == "carrier"]
+    assert status["targets"] == ["udp:203.0.113.5:5071", "udp:203.0.113.6:5072"] and status["resolve"] == "rfc3263"
+
+
+def test_registration_and_keepalive_follow_the_targets() -> None:
+    from tests.core_harness import requests
+    net, ask = _named_net(username="acct", password="trunk-pw", register=True, options_interval=10,
+                          retry_min=5)
+    assert not requests(net.advance(1), "REGISTER")                 # nothing is sent before the look-up
+    out = net._run(net.core.trunk_located("carrier", ask.query, _located(net.now, ttl=3600), net.now))
+    out += net.advance(0.1)
+    regs = requests(out, "REGISTER")
+    assert {p for p, _ in regs} == {A} and str(regs[0][1].ruri) == "sip:sip.carrier.example"
+    assert {p for p, _ in requests(out, "OPTIONS")} == {A}
+    out = net.advance(40)                                          # A never answers: REGISTER times out (32 s)
+    assert B in {p for p, _ in requests(out, "REGISTER")} and B in {p for p, _ in requests(out, "OPTIONS")}

@@ -496,24 +496,24 @@ class OutboundApp(Application):
         """A customer-first call out through the next trunk of ``remaining`` that takes it (as the trunk
         dialer's legs: the hotline in From and P-Asserted-Identity, the carrier's credentials, failover on
         no response)."""
-        from ..sip.transaction import Peer
-        from ..trunks.dialer import channels_in_use
+        from ..trunks.dialer import channels_in_use, request_uri
         from ..trunks.numbers import ANONYMOUS
 
         while remaining:
             trunk = self.router.trunks.trunks[remaining.pop(0)]
             if trunk.max_channels and channels_in_use(self.b2bua, trunk.name) >= trunk.max_channels:
                 continue
+            peers = self.router.dialer.peers_for(trunk)   # a named trunk: its first RFC 3263 target
+            if not peers:
+                continue
             cid = d.caller_id or route.rule.caller_id or trunk.caller_id or ANONYMOUS
             headers = (("Privacy", "id"),) if cid == ANONYMOUS else (
                 ("P-Asserted-Identity", f"<sip:{cid}@{trunk.domain}>"),)
-            transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
-            host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
             creds = (trunk.auth_user, trunk.password, trunk.realm) if trunk.password else None
             call = self.do(L.Originate(route.send, cid, display="" if cid == ANONYMOUS else cid,
                                        variables=self._direct_variables(d),
-                                       uri=f"sip:{route.send}@{host}:{trunk.port}{transport}",
-                                       peer=Peer(trunk.transport, trunk.host, trunk.port), domain=trunk.domain,
+                                       uri=request_uri(route.send, trunk, peers[0]),
+                                       peer=peers[0], domain=trunk.domain,
                                        headers=headers, credentials=creds,
                                        progress_timeout=float(trunk.progress_timeout), codecs=tuple(trunk.codecs),
                                        trunk=trunk.name), now)

@@ -16,8 +16,9 @@ failures (NXDOMAIN, no answer, a server failure) for ``negative_ttl``, all on th
 from __future__ import annotations
 
 import ipaddress
+import random
 from dataclasses import dataclass
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from ..sip.transaction import Peer
 
@@ -29,6 +30,34 @@ DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061}
 SRV_ORDER = ("udp", "tcp", "tls")
 
 RandInt = Callable[[int], int]   # rand(n): a uniformly random integer in 0..n (inclusive)
+
+
+def system_rand() -> RandInt:
+    """The production randomness of SRV picks (tests inject a fixed sequence instead)."""
+    rng = random.SystemRandom()
+    return lambda n: rng.randint(0, n)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to locate: a trunk's host, its configured transport (None: the carrier's choice by NAPTR),
+    its explicit port (None: SRV), and the mode ("rfc3263" or "a")."""
+    host: str
+    transport: str | None
+    port: int | None
+    mode: str
+
+    @classmethod
+    def for_trunk(cls, trunk: Any) -> "Query":
+        return cls(trunk.host, trunk.transport if trunk.transport_set else None,
+                   trunk.port if trunk.port_set or trunk.resolve == "a" else None, trunk.resolve)
+
+
+@dataclass(frozen=True)
+class ResolveTrunk:
+    """Action for the edge: look ``trunk`` up and hand the ``Located`` back (``SwitchCore.trunk_located``)."""
+    trunk: str
+    query: Query
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import dns.asyncresolver
@@ -27,30 +25,24 @@ import dns.nameserver
 import dns.resolver
 
 from ..sip.transaction import Peer
-from .locate import (DEFAULT_PORT, Cache, Entry, Limits, Located, Naptr, RandInt, Srv, is_ip, naptr_order,
-                     srv_names, srv_order, srv_targets)
+from .locate import (DEFAULT_PORT, Cache, Entry, Limits, Located, Naptr, Query, RandInt, Srv, is_ip, naptr_order,
+                     srv_names, srv_order, srv_targets, system_rand)
 
 log = logging.getLogger("softswitch.trunks")
 
 Records = list[Any]   # Naptr | Srv | address strings
 
 
-@dataclass(frozen=True)
-class Query:
-    """What to locate: a trunk's host, its configured transport (None: the carrier's choice by NAPTR),
-    its explicit port (None: SRV), and the mode ("rfc3263" or "a")."""
-    host: str
-    transport: str | None
-    port: int | None
-    mode: str
-
-
-def system_rand() -> RandInt:
-    rng = random.SystemRandom()
-    return lambda n: rng.randint(0, n)
-
-
 class Resolver:
+    """Looks trunks up: ``locate(Query)`` -> ``Located``. ``from_config`` takes ``[dns]``."""
+
+    @classmethod
+    def from_config(cls, dns_config: Any, clock: Callable[[], float] | None = None,
+                    rand: RandInt | None = None) -> "Resolver":
+        return cls(list(dns_config.nameservers), Limits(float(dns_config.min_ttl), float(dns_config.max_ttl),
+                                                        float(dns_config.negative_ttl)),
+                   timeout=float(dns_config.timeout), clock=clock, rand=rand)
+
     def __init__(self, nameservers: list[str] | tuple[str, ...] = (), limits: Limits | None = None, timeout: float = 2.0,
                  clock: Callable[[], float] | None = None, rand: RandInt | None = None):
         self.cache: Cache[Records] = Cache(limits or Limits())
