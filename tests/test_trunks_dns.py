@@ -308,3 +308,37 @@ def test_registration_and_keepalive_follow_the_targets() -> None:
     assert {p for p, _ in requests(out, "OPTIONS")} == {A}
     out = net.advance(40)                                          # A never answers: REGISTER times out (32 s)
     assert B in {p for p, _ in requests(out, "REGISTER")} and B in {p for p, _ in requests(out, "OPTIONS")}
+
+
+def test_campaign_calls_fail_over_across_srv_targets_then_trunks(tmp_path) -> None:
+    """Customer-first calls (notifications, predictive) build their own legs: they follow the targets too."""
+    from dialler import events as de
+    from softswitch.config import parse_config
+    from softswitch.core import SwitchCore
+    from tests.callcentre_harness import DOMAIN, answer, reqs_to
+    from tests.test_outbound_calls import EXTS, HOTLINE, Recorder
+
+    data = {
+        "sip": {"listen": ["udp:127.0.0.1:5060"], "domain": DOMAIN},
+        "store": {"path": "var/test.db", "country_code": "86"},
+        "extensions": [{"number": n, "password": p} for n, p in EXTS.items()],
+        "numbering": {"country_code": "86"},
+        "trunks": [{"name": "first", "host": "sip.carrier.example", "options_interval": 0},
+                   {"name": "second", "host": "10.0.0.9", "options_interval": 0}],
+        "dial_rules": [{"prefix": "0", "trunks": ["first", "second"]}],
+        "outbound": {"caller_id": HOTLINE},
+    }
+    core = SwitchCore(parse_config(data), secret=b"k" * 32)
+    core.set_local("udp", "127.0.0.1", 5060)
+    net = Recorder(core)
+    [ask] = [a for a in core.on_timer(net.now) if isinstance(a, ResolveTrunk)]
+    net._run(core.trunk_located("first", ask.query, _located(net.now), net.now))
+    second = Peer("udp", "10.0.0.9", 5060)
+    d = de.Dial(8, 12, "remind", "notification", "+8613800138000", caller_id=HOTLINE, name="Li")
+    out = net._run(core.run(core.router.outbound.dial, d, net.now, now=net.now))
+    inv1 = reqs_to(out, A, "INVITE")[0]
+    assert str(inv1.ruri).startswith("sip:013800138000@sip.carrier.example")
+    out = net.deliver(answer(inv1, 503, to_tag="t1"), A)
+    inv2 = reqs_to(out, B, "INVITE")[0]                    # the same trunk's next SRV target
+    out = net.deliver(answer(inv2, 503, to_tag="t2"), B)
+    assert reqs_to(out, second, "INVITE")                   # then the rule's next trunk

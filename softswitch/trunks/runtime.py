@@ -266,6 +266,8 @@ class TrunkRuntime:
                         self._send(name, "register", req, now)
         elif kind == "register":
             reg = self.registrations.get(name)
+            if resp.status == 503:   # RFC 3263 4.3: this target is overloaded; the retry goes to the next
+                self._next_target(name, "REGISTER got 503")
             if reg is not None and reg.request is not None and resp.cseq.number == reg.cseq:
                 for req in reg.on_response(resp, now):
                     self._send(name, "register", req, now)
