@@ -295,7 +295,7 @@ def _dns_post(v: dict[str, Any]) -> None:
 
 DNS = Table(DnsConfig, {
     "nameservers": Key(Array(STRING, each=(_nameserver,)), [], (unique,)),
-    "min_ttl": Key(INTEGER, 30, (between(0, 86400),)),
+    "min_ttl": Key(INTEGER, 30, (between(1, 86400),)),
     "max_ttl": Key(INTEGER, 3600, (between(1, 604800),)),
     "negative_ttl": Key(INTEGER, 30, (between(1, 86400),)),
     "timeout": Key(FLOAT, 2.0, (between(0.1, 30),)),

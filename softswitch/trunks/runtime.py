@@ -97,6 +97,8 @@ class TrunkRuntime:
     def on_located(self, name: str, query: Query, loc: Located, now: float) -> None:
         """The edge's answer to a ``ResolveTrunk``."""
         self._resolving.discard(name)
+        if loc.expires < now + 1.0:   # never a look-up loop (a TTL of 0 with min_ttl 0, a slow answer)
+            loc = replace(loc, expires=now + 1.0)
         t = self.table.trunks.get(name)
         if t is None or Query.for_trunk(t) != query:
             return   # gone or changed by a reload meanwhile
