@@ -78,6 +78,9 @@ def test_naptr_order_and_transport() -> None:
     assert naptr_order(recs, None) == [("tls", "_sips._tcp.c.example"), ("udp", "_sip._udp.c.example"),
                                        ("tcp", "_sip._tcp.c.example")]
     assert naptr_order(recs, "tcp") == [("tcp", "_sip._tcp.c.example")]
+    # no transport written: the carrier's choice among the transports we listen on
+    assert naptr_order(recs, None, ("tcp", "udp")) == [("udp", "_sip._udp.c.example"), ("tcp", "_sip._tcp.c.example")]
+    assert srv_names("c.example", None, ("udp",)) == [("udp", "_sip._udp.c.example")]
     assert srv_names("c.example", None) == [("udp", "_sip._udp.c.example"), ("tcp", "_sip._tcp.c.example"),
                                             ("tls", "_sips._tcp.c.example")]
     assert srv_names("c.example", "tls") == [("tls", "_sips._tcp.c.example")]

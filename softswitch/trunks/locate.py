@@ -46,11 +46,13 @@ class Query:
     transport: str | None
     port: int | None
     mode: str
+    transports: tuple[str, ...] = ()   # the transports we listen on (a NAPTR/SRV choice among them); () = any
 
     @classmethod
-    def for_trunk(cls, trunk: Any) -> "Query":
+    def for_trunk(cls, trunk: Any, transports: tuple[str, ...] = ()) -> "Query":
         return cls(trunk.host, trunk.transport if trunk.transport_set else None,
-                   trunk.port if trunk.port_set or trunk.resolve == "a" else None, trunk.resolve)
+                   trunk.port if trunk.port_set or trunk.resolve == "a" else None, trunk.resolve,
+                   () if trunk.transport_set else transports)
 
 
 @dataclass(frozen=True)
@@ -119,25 +121,29 @@ def srv_order(records: Sequence[Srv], rand: RandInt) -> list[Srv]:
     return out
 
 
-def naptr_order(records: Sequence[Naptr], transport: str | None) -> list[tuple[str, str]]:
+def naptr_order(records: Sequence[Naptr], transport: str | None,
+                allowed: Sequence[str] = ()) -> list[tuple[str, str]]:
     """The (transport, SRV name) pairs NAPTR offers for SIP, in the carrier's order then preference;
     only terminal "S" records with a SIP service we speak. ``transport``: the trunk's configured
-    transport (only that one is used) or None (the carrier's choice)."""
+    transport (only that one is used) or None (the carrier's choice among ``allowed``, the transports
+    we listen on; () = any)."""
     usable = [r for r in records if r.flags.lower() == "s" and r.service.upper() in NAPTR_SERVICES
               and r.replacement not in ("", ".")]
     usable.sort(key=lambda r: (r.order, r.preference))
     out: list[tuple[str, str]] = []
     for r in usable:
         t = NAPTR_SERVICES[r.service.upper()]
-        if transport is None or t == transport:
+        if (t == transport) if transport else (not allowed or t in allowed):
             out.append((t, r.replacement.rstrip(".")))
     return out
 
 
-def srv_names(host: str, transport: str | None) -> list[tuple[str, str]]:
-    """Without NAPTR: the SRV names to query, in order (the configured transport's only, if any)."""
+def srv_names(host: str, transport: str | None, allowed: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Without NAPTR: the SRV names to query, in order (the configured transport's only, if any; else
+    those of ``allowed``, the transports we listen on, () = any)."""
     host = host.rstrip(".")
-    return [(t, SRV_PREFIX[t] + host) for t in ([transport] if transport else list(SRV_ORDER))]
+    ts = [transport] if transport else [t for t in SRV_ORDER if not allowed or t in allowed]
+    return [(t, SRV_PREFIX[t] + host) for t in ts]
 
 
 def targets_from(transport: str, srvs: Sequence[Srv], addresses: dict[str, list[str]]) -> list[Peer]:

@@ -111,12 +111,12 @@ class Resolver:
             return await self._by_address(host, q.transport or "udp", q.port)
         expires = float("inf")
         naptr = await self.query(host, "NAPTR")
-        pairs = naptr_order(naptr.value or [], q.transport)
+        pairs = naptr_order(naptr.value or [], q.transport, q.transports)
         how = "naptr" if pairs else "srv"
         if naptr.value:
             expires = naptr.expires
         if not pairs:
-            pairs = srv_names(host, q.transport)
+            pairs = srv_names(host, q.transport, q.transports)
         errors: list[str] = []
         for transport, name in pairs:
             srv = await self.query(name, "SRV")

@@ -100,7 +100,7 @@ class TrunkRuntime:
         if loc.expires < now + 1.0:   # never a look-up loop (a TTL of 0 with min_ttl 0, a slow answer)
             loc = replace(loc, expires=now + 1.0)
         t = self.table.trunks.get(name)
-        if t is None or Query.for_trunk(t) != query:
+        if t is None or self._query(t) != query:
             return   # gone or changed by a reload meanwhile
         old = self.located.get(name)
         if not loc.targets:
@@ -126,7 +126,11 @@ class TrunkRuntime:
             loc = self.located.get(t.name)
             if loc is None or now >= loc.expires:
                 self._resolving.add(t.name)
-                self.core.out.append(ResolveTrunk(t.name, Query.for_trunk(t)))
+                self.core.out.append(ResolveTrunk(t.name, self._query(t)))
+
+    def _query(self, t: Trunk) -> Query:
+        """What to look up for ``t``: a carrier's NAPTR/SRV choice only among the transports we listen on."""
+        return Query.for_trunk(t, tuple(sorted(self.core.local)))
 
     def is_up(self, name: str) -> bool:
         ka = self.keepalives.get(name)
@@ -166,11 +170,9 @@ class TrunkRuntime:
         return min(ds) if ds else None
 
     def on_timer(self, now: float) -> None:
-        if not self.table:
-            return
+        if not self.table or not self.core.local:
+            return  # nothing to do, or our listeners are not bound yet (no address for Via/Contact)
         self._resolve_due(now)
-        if not self.core.local:
-            return  # our listeners are not bound yet (no address for Via/Contact)
         if not self._started:
             self._started = True
             self._start_registrations(now)
