@@ -313,6 +313,17 @@ def test_registration_and_keepalive_follow_the_targets() -> None:
     assert B in {p for p, _ in requests(out, "REGISTER")} and B in {p for p, _ in requests(out, "OPTIONS")}
 
 
+def test_a_register_answered_503_is_retried_at_the_next_target() -> None:
+    from tests.core_harness import answer, requests
+    net, ask = _named_net(username="acct", password="trunk-pw", register=True, retry_min=5)
+    out = net._run(net.core.trunk_located("carrier", ask.query, _located(net.now, ttl=3600), net.now))
+    [(peer, reg)] = requests(out, "REGISTER")                      # registered as soon as it is located
+    assert peer == A
+    net.deliver(answer(reg, 503), A)
+    out = net.advance(6)                                           # retry_min later, at the other target
+    assert {p for p, _ in requests(out, "REGISTER")} == {B}
+
+
 def test_campaign_calls_fail_over_across_srv_targets_then_trunks(tmp_path) -> None:
     """Customer-first calls (notifications, predictive) build their own legs: they follow the targets too."""
     from dialler import events as de

@@ -40,6 +40,7 @@ class TrunkRuntime:
         self._started = False
         self.located: dict[str, Located] = {}   # named trunks: their targets (RFC 3263), until they expire
         self._resolving: set[str] = set()       # a ResolveTrunk is out at the edge
+        self._failing: set[str] = set()         # the last look-up failed (said once in the log)
         self._current: dict[str, int] = {}      # named trunks: the target REGISTER/OPTIONS go to now
         self.rand: RandInt = system_rand()      # SRV draws per call (tests inject a sequence)
         self._build(table)
@@ -104,14 +105,21 @@ class TrunkRuntime:
             return   # gone or changed by a reload meanwhile
         old = self.located.get(name)
         if not loc.targets:
+            said = name in self._failing      # the log says a failure once, and its end
+            self._failing.add(name)
             if old is not None and old.targets:
-                log.warning("trunk %s: %s not resolved (%s): keeping %s until it is", name, t.host, loc.error,
-                            _show(old.targets))
-                loc = replace(old, expires=loc.expires)
-            else:
+                if not said:
+                    log.warning("trunk %s: %s not resolved (%s): keeping %s until it is", name, t.host, loc.error,
+                                _show(old.targets))
+                loc = replace(old, expires=loc.expires, error=loc.error)
+            elif not said:
                 log.warning("trunk %s: %s not resolved (%s): not dialled until it is", name, t.host, loc.error)
-        elif old is None or old.targets != loc.targets:
-            log.info("trunk %s: %s -> %s (%s)", name, t.host, _show(loc.targets), loc.how)
+        else:
+            if name in self._failing:
+                self._failing.discard(name)
+                log.info("trunk %s: %s resolved again", name, t.host)
+            if old is None or old.targets != loc.targets:
+                log.info("trunk %s: %s -> %s (%s)", name, t.host, _show(loc.targets), loc.how)
         if old is None or set(old.targets) != set(loc.targets):
             self._current[name] = 0
         self.located[name] = loc
