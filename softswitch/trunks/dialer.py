@@ -159,16 +159,16 @@ class Dialer:
     def _next_target(self, at: Attempt, now: float) -> bool:
         """The same trunk's next target (after a 503 or a time-out of the one before)."""
         trunk = self.table.trunks.get(at.tried[-1]) if at.tried else None
-        while trunk is not None and at.hosts:
-            peer = at.hosts.pop(0)
-            leg = self.b2bua.do(self._command(at, trunk, peer), now)
-            if leg is None:
-                return False
-            at.leg = leg
-            log.info("call %s: %s -> %s out via trunk %s at %s:%s:%d", at.call.id, at.call.caller_number,
-                     at.route.external, trunk.name, peer.transport, peer.host, peer.port)
-            return True
-        return False
+        if trunk is None or not at.hosts:
+            return False
+        peer = at.hosts.pop(0)
+        leg = self.b2bua.do(self._command(at, trunk, peer), now)
+        if leg is None:
+            return False    # no media port: not the target's doing; the rule's next trunk is tried
+        at.leg = leg
+        log.info("call %s: %s -> %s out via trunk %s at %s:%s:%d", at.call.id, at.call.caller_number,
+                 at.route.external, trunk.name, peer.transport, peer.host, peer.port)
+        return True
 
     def _next(self, at: Attempt, now: float) -> bool:
         """Send the call to the next trunk that takes it; False when none is left."""

@@ -191,10 +191,11 @@ class TrunkRuntime:
             before, missed = ka.health, ka.missed
             if ka.trunk.named and ka.trunk.name not in self.located:
                 continue   # not looked up yet: nothing to ping
-            if ka.due(now):
-                self._ping(ka.trunk, now)
-            if ka.missed > missed:
+            send = ka.due(now)
+            if ka.missed > missed:      # before the next ping: it goes to the next target
                 self._next_target(ka.trunk.name, "OPTIONS unanswered")
+            if send:
+                self._ping(ka.trunk, now)
             if ka.health is Health.DOWN and before is not Health.DOWN:   # the wallboard's trunk alarm
                 self._health_event(ka.trunk.name, False, f"{ka.missed} OPTIONS unanswered", now)
 
