@@ -360,3 +360,18 @@ def test_campaign_calls_fail_over_across_srv_targets_then_trunks(tmp_path) -> No
     inv2 = reqs_to(out, B, "INVITE")[0]                    # the same trunk's next SRV target
     out = net.deliver(answer(inv2, 503, to_tag="t2"), B)
     assert reqs_to(out, second, "INVITE")                   # then the rule's next trunk
+
+
+def test_targets_of_an_ip_version_we_do_not_listen_on_are_dropped() -> None:
+    v6 = Peer("udp", "2001:db8::5", 5071)
+    loc = Located((A, v6, B), 100.0, how="srv",
+                  srv=(SrvTarget(Srv(10, 0, 5071, "a"), (A, v6)), SrvTarget(Srv(20, 0, 5072, "b"), (B,))))
+    assert loc.usable(True, True) is loc
+    only4 = loc.usable(True, False)
+    assert only4.targets == (A, B) and only4.ordered(seq()) == [A, B]
+    assert loc.usable(False, True).targets == (v6,)
+    none = Located((v6,), 100.0).usable(True, False)
+    assert none.targets == () and "IP version" in none.error
+    net, ask = _named_net()                                  # the harness listens on 127.0.0.1 only
+    net._run(net.core.trunk_located("carrier", ask.query, loc, net.now))
+    assert net.core.trunk_runtime.targets_for("carrier") == [A, B]

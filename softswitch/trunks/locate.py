@@ -242,6 +242,18 @@ class Located:
     how: str = ""          # "naptr", "srv", "a": for the log and the API
     srv: tuple[SrvTarget, ...] = ()    # the SRV records behind ``targets`` (empty: A/AAAA only)
 
+    def usable(self, v4: bool, v6: bool) -> "Located":
+        """Only the targets of the address families we can send from (a switch listening on IPv4 only
+        cannot reach an AAAA target: trying it would cost a time-out per call)."""
+        def ok(p: Peer) -> bool:
+            return v6 if ":" in p.host else v4
+        targets = tuple(p for p in self.targets if ok(p))
+        if len(targets) == len(self.targets):
+            return self
+        srv = tuple(SrvTarget(t.srv, ps) for t in self.srv if (ps := tuple(p for p in t.peers if ok(p))))
+        error = self.error or ("" if targets else "only addresses of an IP version we do not listen on")
+        return Located(targets, self.expires, error, self.how, srv)
+
     def ordered(self, rand: RandInt) -> list[Peer]:
         """The targets for one new request: SRV records drawn afresh (RFC 2782 is a choice per request:
         two equal carrier SBCs each get half of the calls, not all calls until the TTL runs out)."""

@@ -98,6 +98,7 @@ class TrunkRuntime:
     def on_located(self, name: str, query: Query, loc: Located, now: float) -> None:
         """The edge's answer to a ``ResolveTrunk``."""
         self._resolving.discard(name)
+        loc = loc.usable(*self._families())
         if loc.expires < now + 1.0:   # never a look-up loop (a TTL of 0 with min_ttl 0, a slow answer)
             loc = replace(loc, expires=now + 1.0)
         t = self.table.trunks.get(name)
@@ -135,6 +136,18 @@ class TrunkRuntime:
             if loc is None or now >= loc.expires:
                 self._resolving.add(t.name)
                 self.core.out.append(ResolveTrunk(t.name, self._query(t)))
+
+    def _families(self) -> tuple[bool, bool]:
+        """Whether we listen on IPv4, on IPv6 ("::" is taken as dual-stack)."""
+        v4 = v6 = False
+        for host, _ in self.core.local.values():
+            h = host.strip("[]")
+            if ":" in h:
+                v6 = True
+                v4 = v4 or h == "::"
+            else:
+                v4 = True
+        return v4, v6
 
     def _query(self, t: Trunk) -> Query:
         """What to look up for ``t``: a carrier's NAPTR/SRV choice only among the transports we listen on."""
