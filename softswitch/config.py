@@ -42,7 +42,7 @@ from .wallboard.config import WALLBOARD, WallboardConfig
 from .workorders.config import WORK_ORDERS, WorkOrdersConfig
 from .overload.config import OVERLOAD, OverloadConfig
 from .trunks import config as trunks_config
-from .trunks.config import DialRule, Numbering, Trunk
+from .trunks.config import DialRule, DnsConfig, Numbering, Trunk
 
 __all__ = [
     "Config", "ConfigError", "Extension", "ListenAddress", "LogConfig", "MediaConfig", "MetricsConfig", "SecurityConfig",
@@ -230,6 +230,7 @@ class Config:
     trunks: list[Trunk] = field(default_factory=list)         # carriers (softswitch/trunks, docs/trunks.md)
     dial_rules: list[DialRule] = field(default_factory=list)  # external numbers -> trunks in failover order
     numbering: Numbering = field(default_factory=Numbering)  # how numbers are written here (E.164)
+    dns: DnsConfig = field(default_factory=DnsConfig)        # trunk host names: NAPTR/SRV/A (RFC 3263)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)   # callbacks and campaigns (dialler)
     browser_phone: BrowserPhoneConfig = field(default_factory=BrowserPhoneConfig)   # ICE servers (browserphone)
     _by_number: dict[str, Extension] = field(init=False, repr=False, compare=False)
@@ -595,6 +596,7 @@ ROOT = Table(None, {
     "trunks": Key(trunks_config.TRUNKS, [], (trunks_config.unique_trunks,)),
     "dial_rules": Key(trunks_config.DIAL_RULES, []),
     "numbering": Key(trunks_config.NUMBERING, {}),
+    "dns": Key(trunks_config.DNS, {}),
     "outbound": Key(OUTBOUND, {}),
     "browser_phone": Key(BROWSER_PHONE, {}),
 })  # cls None: parse_config adds ``source``, which is not a TOML key

@@ -88,6 +88,7 @@ class SwitchCore:
         self.router = Router(self.b2bua, config, self.out)
         self.trunk_runtime = TrunkRuntime(self, self.router.trunks)  # registrations and keep-alives to carriers
         self.router.dialer.is_up = self.trunk_runtime.is_up
+        self.router.dialer.targets = self.trunk_runtime.targets_for   # named trunks' RFC 3263 targets
         self.lists = CallerLists.from_config(config)
         if self.router.ivr.ivr is not None:
             lists = self.lists
@@ -107,6 +108,11 @@ class SwitchCore:
         table = TrunkTable.from_config(config)
         self.router.set_trunks(table)
         self.trunk_runtime.set_table(table, now)
+
+    def trunk_located(self, name: str, query: Any, located: Any, now: float) -> list:
+        """The edge's answer to a ``ResolveTrunk`` (a trunk's RFC 3263 targets, ``trunks.locate``)."""
+        self._guard(self.trunk_runtime.on_located, name, query, located, now)
+        return self.drain(now)
 
     def unregister_trunks(self, now: float) -> list:
         """At shutdown: REGISTER with Expires 0 to every carrier we are registered to (the edge sends it

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from store.crm import CallCentre
 from .sip.framing import FramingError, KeepAlive, StreamFramer
 from .sip.transaction import Peer, Send
+from .trunks.locate import ResolveTrunk
 
 log = logging.getLogger("softswitch.transport")
 
@@ -167,7 +168,8 @@ class Server:
         self._connecting: dict[tuple[str, str, int], list[bytes]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._persisting: set[asyncio.Task] = set()   # registrations being committed
+        self._persisting: set[asyncio.Task] = set()   # registrations being committed, trunks being looked up
+        self.resolver: Any = None   # softswitch.trunks.resolver.Resolver, made at the first trunk look-up
         self._tls_client: ssl.SSLContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.media_edge: MediaEdge | None = None  # when [media] enabled
@@ -622,6 +624,10 @@ class Server:
             elif isinstance(a, SpeakRequest):
                 from .tts import wire as speak
                 speak(self, a)
+            elif isinstance(a, ResolveTrunk):
+                task = asyncio.ensure_future(self._locate_trunk(a))
+                self._persisting.add(task)   # kept referenced until done (and awaited at stop)
+                task.add_done_callback(self._persisting.discard)
         if failed and self.media_edge is not None:
             # a leg's port would not open (no spare was left): its caller gets 503 now, not after the next
             # tick, when the callee may have answered already
@@ -645,6 +651,8 @@ class Server:
         except Exception as e:  # a bug in applying: the tables may be half swapped; say so loudly
             log.exception("configuration reload failed while applying")
             return ReloadResult(ok=False, error=f"{self.config.source}: internal error while applying: {e}")
+        if new.dns != self.config.dns:
+            self.resolver = None   # [dns] changed: a new resolver (and cache) for the next look-up
         self.config = new
         self._execute(result.actions)
         self._rearm()
@@ -657,6 +665,21 @@ class Server:
             log.warning("%s", warning)
         log.info("%s", result.summary())
         return result
+
+    async def _locate_trunk(self, a: ResolveTrunk) -> None:
+        """A trunk's host name looked up (RFC 3263, dnspython) off the core; the answer goes in as data."""
+        from .trunks.locate import Located
+        from .trunks.resolver import Resolver
+
+        if self.resolver is None:
+            self.resolver = Resolver.from_config(self.config.dns, clock=self.now)
+        try:
+            loc = await self.resolver.locate(a.query)
+        except Exception as e:   # a bug or an odd answer: the trunk stays unresolved and is retried
+            log.exception("looking up trunk %s (%s) failed", a.trunk, a.query.host)
+            loc = Located((), self.now() + float(self.config.dns.negative_ttl), str(e))
+        self._execute(self.core.trunk_located(a.trunk, a.query, loc, self.now()))
+        self._rearm()
 
     LISTS_REFRESH = 60.0  # seconds: the store's block/warning lists as agents and tools change them
 

@@ -296,3 +296,54 @@ def rtp_range(size: int = 100) -> str:
 def rtp_low() -> int:
     """The first port of a claimed 100-port RTP range (``rtp_range``): ``rtp_ports = f"{lo}-{lo + 99}"``."""
     return int(rtp_range(100).split("-")[0])
+
+
+# ------------------------------------------------------------------------ e2e peers and prompts
+# The fixtures several end-to-end files share (they were copied into each). The switch config snippets
+# they use are in tests/e2e_configs.py; what a phone does at the switch is in tests/phones/steps.py.
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+PCAP_DIR = Path("/usr/share/sip-tester")   # SIPp's RTP pcaps (Debian sip-tester)
+
+
+@pytest.fixture
+def phones(tmp_path):
+    """A pool of pjsua2 phones, one process each (tests/phones); all closed after the test."""
+    from tests.phones import Phones
+
+    pool = Phones(log_dir=tmp_path)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory) -> Path:
+    """The English prompts, built once per module (espeak-ng through pyttsx3, as `softswitch prompts build`).
+    test_ivr_e2e has its own ``sounds``: every language."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (bin/setup installs it)")
+    out = tmp_path_factory.mktemp("prompts")
+    r = subprocess.run([sys.executable, "-m", "softswitch.cli", "prompts", "build", "--prompts", str(ROOT / "prompts"),
+                        "--out", str(out), "--lang", "en"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A page of Debian's headless Chromium driven by Playwright (a fresh profile per test)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed (bin/setup --test installs Debian's chromium)")
+    with sync_api.sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "chromium-profile"), executable_path=CHROMIUM,
+                                                    headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            ctx.close()

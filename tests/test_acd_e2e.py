@@ -4,106 +4,19 @@ Checked: which agent rings, ring-no-answer re-queueing, VIP callers first, the a
 (music, then the agent's work number, then the agent), and the queue_log lines."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
+from tests.phones.steps import feature_code, register  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, ROOT, rtp_low  # noqa: E402
+from .conftest import DOMAIN  # noqa: E402
+from .e2e_configs import ACD_EXTS as EXTS, acd_config, queue_log  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004",
-        "1005": "secret-1005"}
-
-
-@pytest.fixture(scope="module")
-def sounds(tmp_path_factory) -> Path:
-    """The English prompts, built once (espeak-ng through pyttsx3, as `softswitch prompts build`)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (bin/setup installs it)")
-    out = tmp_path_factory.mktemp("prompts")
-    r = subprocess.run([sys.executable, "-m", "softswitch.cli", "prompts", "build", "--prompts", str(ROOT / "prompts"),
-                        "--out", str(out), "--lang", "en"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out
-
-
-def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool = True,
-               whisper: bool = False) -> str:
-    """Queue "support" on number 500; agents 2001 (ext 1002, level 5) and 2002 (ext 1003, level 9);
-    caller 1005 is a VIP. Prompts come from var/prompts beside the config, as when no [ivr] is set."""
-    (tmp / "var").mkdir(exist_ok=True)
-    (tmp / "var" / "prompts").symlink_to(sounds, target_is_directory=True)
-    lo = rtp_low()
-    return f'''auth_algorithms = ["MD5", "SHA-256"]
-[media]
-rtp_ports = "{lo}-{lo + 99}"
-[acd]
-queue_log = "{tmp / 'queue_log'}"
-supervisors = ["1004"]
-[[acd.skills]]
-name = "support"
-[[acd.agents]]
-id = "2001"
-name = "Alice"
-extension = "1002"
-skills = {{ support = 5 }}
-[[acd.agents]]
-id = "2002"
-name = "Bob"
-extension = "1003"
-skills = {{ support = 9 }}
-[[acd.queues]]
-name = "support"
-skill = "support"
-strategy = "longest-idle"
-skill_level_first = true
-ring_time = {ring_time}
-wrapup_time = 1
-announce_agent = {str(announce_agent).lower()}
-whisper = {str(whisper).lower()}
-[[acd.queues.priority_rules]]
-numbers = ["1005"]
-priority = 10
-[[acd.dialplan]]
-number = "500"
-queue = "support"
-'''
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
-
-
-def register(sw, phones, name: str, number: str):
-    p = phones(name)
-    reg = p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")
-    assert reg["code"] == 200, reg
-    return p
-
-
-def feature_code(sw, phone, code: str) -> None:
-    """Dial a feature code; the switch answers, beeps and hangs up."""
-    call = phone.call(f"sip:{code}@{DOMAIN}")
-    phone.wait_call_state(call, "CONFIRMED", timeout=10)
-    phone.wait_call_state(call, "DISCONNECTED", timeout=10)
-
-
-def queue_log(tmp: Path) -> list[list[str]]:
-    path = tmp / "queue_log"
-    return [line.split("|") for line in path.read_text().splitlines()] if path.exists() else []
 
 
 @pytest.mark.slow

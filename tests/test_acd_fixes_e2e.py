@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from test_acd_e2e are parameters here)
 """Issue 12 with real phones (pjsua2) against a real switch: a ring-all miss leaves the queue serving, an
 unregistered agent is skipped and comes back when her phone registers, busy means busy for an agent on a
 queue call, and a phone waiting in the queue is never offered its own call."""
@@ -8,8 +7,10 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
+from tests.phones.steps import feature_code, register  # noqa: E402
+
 from .conftest import DOMAIN  # noqa: E402
-from .test_acd_e2e import EXTS, acd_config, feature_code, phones, queue_log, register, sounds  # noqa: E402,F401
+from .e2e_configs import ACD_EXTS as EXTS, acd_config, queue_log  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

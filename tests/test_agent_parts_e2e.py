@@ -12,8 +12,6 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
-
 from softswitch.wallboard.model import local_midnight  # noqa: E402
 
 from .conftest import DOMAIN, rtp_low, wait_for  # noqa: E402
@@ -22,13 +20,6 @@ from .test_api_support import PASSWORDS, db_rows, start_api_switch  # noqa: E402
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 @pytest.mark.parametrize("kind", ["blind", "attended"])

@@ -228,8 +228,9 @@ def test_openapi_and_desk_are_served(api):
         status, html, headers = anon.request("GET", path)
         assert status == 200 and b'src="/static/desk.js"' in html
         assert "default-src 'self'" in headers["Content-Security-Policy"]
-    status, js, headers = anon.request("GET", "/static/desk.js")
-    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    for name in ("desk.js", "login.js"):   # login.js: the login form and API helper every page shares
+        status, js, headers = anon.request("GET", f"/static/{name}")
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     assert anon.get("/static/..%2Fapi%2Fapp.py")[0] == 404
     assert anon.get("/static/config.py")[0] == 404
 

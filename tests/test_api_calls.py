@@ -14,7 +14,7 @@ pytest.importorskip("pjsua2")
 pytest.importorskip("aiohttp")
 ws_client = pytest.importorskip("websockets.sync.client")
 
-from tests.phones import Phones  # noqa: E402
+from tests.phones.steps import register  # noqa: E402
 
 from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import start_api_switch, wait_for  # noqa: E402
@@ -22,20 +22,6 @@ from .test_api_support import start_api_switch, wait_for  # noqa: E402
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
-
-
-def register(sw, phones, name: str, number: str):
-    p = phones(name)
-    reg = p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")
-    assert reg["code"] == 200, reg
-    return p
 
 
 class Socket:

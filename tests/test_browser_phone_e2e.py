@@ -12,7 +12,6 @@ their own echo) and the attended transfer that leaves the two parties talking, w
 through a TURN server (coturn, [browser_phone] ice_transport_policy = "relay", ephemeral credentials)."""
 from __future__ import annotations
 
-import shutil
 import time
 from re import escape as re_escape
 from pathlib import Path
@@ -25,20 +24,17 @@ pytest.importorskip("aiortc")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from tests import audio  # noqa: E402
-from tests.phones import Phones  # noqa: E402
+from tests.phones.steps import register  # noqa: E402
 
-from .conftest import DOMAIN, rtp_low  # noqa: E402
+from .conftest import CHROMIUM, CHROMIUM_ARGS, DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 # (about 14 s and 11 s on an idle machine; Chromium is the heavy part)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        "--autoplay-policy=no-user-gesture-required"]
+ARGS = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                        "--autoplay-policy=no-user-gesture-required"]
 
 # WebAudio capture of what the page plays (the remote track of the browser phone), for the test to read back
 CAPTURE_JS = """async () => {
@@ -53,13 +49,6 @@ CAPTURE_JS = """async () => {
   window.__capture = ctx;
   return ctx.sampleRate;
 }"""
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 @pytest.fixture
@@ -89,13 +78,6 @@ def heard_in(recorded: np.ndarray, looped: np.ndarray) -> float:
     pieces are found in it wherever the loop stood when the recording began."""
     piece = recorded[audio.RATE: 4 * audio.RATE]
     return audio.windowed_correlation(piece, np.concatenate([looped, looped, looped]))
-
-
-def register(sw, phones, name: str, number: str):
-    p = phones(name)
-    reg = p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")
-    assert reg["code"] == 200, reg
-    return p
 
 
 def login_with_browser_phone(page, sw) -> None:

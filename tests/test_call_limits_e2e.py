@@ -11,11 +11,8 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
-
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_range  # noqa: E402
-from .test_acd_e2e import sounds  # noqa: E402,F401  (the English prompts the queue plays, built once)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -60,14 +57,7 @@ password = "secret-1003"
 '''
 
 
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
-
-
-def test_extension_call_limit_and_the_port_reserve_for_queue_calls(switch_factory, phones, sounds, tmp_path):  # noqa: F811
+def test_extension_call_limit_and_the_port_reserve_for_queue_calls(switch_factory, phones, sounds, tmp_path):
     sw = switch_factory(extensions={}, extra=config(tmp_path, sounds))
     a, b, c = phones("a"), phones("b"), phones("c")
     for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):

@@ -5,56 +5,20 @@ the agent's phone still rings; the agent saves a new work order on the page duri
 the database) and transfers the caller to another extension from the page."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("pjsua2")
 pytest.importorskip("aiohttp")
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-from tests.phones import Phones  # noqa: E402
+from tests.phones.steps import register  # noqa: E402
 
 from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "1004": "secret-1004"}
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage"]
-
-
-@pytest.fixture
-def browser_page(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium not installed (bin/setup --test installs Debian's chromium)")
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "chromium-profile"), executable_path=CHROMIUM,
-                                                    headless=True, args=ARGS)
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            ctx.close()
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
-
-
-def register(sw, phones, name: str, number: str):
-    p = phones(name)
-    reg = p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")
-    assert reg["code"] == 200, reg
-    return p
 
 
 def test_agent_desk_screen_pop_work_order_and_transfer(switch_factory, phones, browser_page, tmp_path):

@@ -15,8 +15,6 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
-
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, ROOT, rtp_low  # noqa: E402
 from .test_api_support import db_rows  # noqa: E402
@@ -49,13 +47,6 @@ def hotline_config(tmp: Path, sounds: Path) -> str:
     cc = cc.replace('prompts_dir = "prompts"', f'prompts_dir = "{ROOT / "prompts"}"')
     lo = rtp_low()
     return f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n' + cc
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def keep_sending(phone, call, tmp: Path) -> None:

@@ -11,42 +11,13 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
+from tests.phones.steps import connect  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, rtp_low, sipp, sipp_ok, wait_for  # noqa: E402
+from .conftest import DOMAIN, PCAP_DIR, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for  # noqa: E402
+from .e2e_configs import media_extra  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
-
-PCAP_DIR = Path("/usr/share/sip-tester")
-
-
-def media_extra(tmp: Path, record: str = "none") -> str:
-    lo = rtp_low()  # a private RTP range per test
-    return (f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
-            f'record = "{record}"\nrecordings_dir = "{tmp / "recordings"}"\n')
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
-
-
-def connect(sw, phones, a_num="1001", b_num="1002"):
-    a, b = phones("a"), phones("b")
-    for p, n in ((a, a_num), (b, b_num)):
-        reg = p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")
-        assert reg["code"] == 200, reg
-    b.auto_answer(code=200)
-    call = a.call(f"sip:{b_num}@{DOMAIN}")
-    incoming = b.wait_event("incoming", timeout=10)
-    a.wait_call_state(call, "CONFIRMED", timeout=10)
-    b.wait_call_state(incoming["call"], "CONFIRMED", timeout=10)
-    a.wait_event("media_state", call=call, active=True, timeout=5)
-    b.wait_event("media_state", call=incoming["call"], active=True, timeout=5)
-    return a, call, b, incoming["call"]
 
 
 def test_audio_flows_both_ways_through_the_anchored_switch(switch_factory, phones, tmp_path):

@@ -10,12 +10,14 @@ import pytest
 pytest.importorskip("pjsua2")
 
 from . import audio  # noqa: E402
-from .test_media_e2e import connect, media_extra, phones  # noqa: E402,F401  (phones: a fixture)
+from tests.phones.steps import connect  # noqa: E402
+
+from .e2e_configs import media_extra  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-def test_a_plain_call_is_relayed_and_hold_falls_back_to_the_full_path(switch_factory, phones, tmp_path):  # noqa: F811
+def test_a_plain_call_is_relayed_and_hold_falls_back_to_the_full_path(switch_factory, phones, tmp_path):
     sw = switch_factory(extra=media_extra(tmp_path) + "inband_dtmf = false\n")
     a, ca, b, cb = connect(sw, phones)
     sw.wait_log(r"1001 <-> .* on the fast path \(relayed, PCM[AU]\)|<-> .*1001 on the fast path")

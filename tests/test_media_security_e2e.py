@@ -21,8 +21,6 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
-
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_range, wait_for  # noqa: E402
 
@@ -33,13 +31,6 @@ ATTACK_HZ = 2900.0            # the attacker's tone: far from anything the phone
 
 def media_extra(rtp_ports: str, more: str = "") -> str:
     return f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{rtp_ports}"\nrecord = "none"\n' + more
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def register(sw, phones, *numbers):

@@ -11,8 +11,6 @@ import pytest
 pytest.importorskip("pjsua2")
 pytest.importorskip("pylibsrtp")
 
-from tests.phones import Phones  # noqa: E402
-
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_range  # noqa: E402
 
@@ -25,13 +23,6 @@ def srtp_config(ports: str) -> str:
     return (f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{ports}"\nrecord = "none"\n'
             '[[extensions]]\nnumber = "1001"\npassword = "secret-1001"\nsrtp = "required"\n'
             '[[extensions]]\nnumber = "1002"\npassword = "secret-1002"\nsrtp = "required"\n')
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def test_srtp_required_call_has_audio_both_ways_and_a_plain_phone_gets_488(switch_factory, phones, tmp_path):

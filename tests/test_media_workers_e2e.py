@@ -16,7 +16,9 @@ pytest.importorskip("pjsua2")
 
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, wait_for  # noqa: E402
-from .test_media_e2e import connect, media_extra, phones  # noqa: E402,F401  (phones: a fixture)
+from tests.phones.steps import connect  # noqa: E402
+
+from .e2e_configs import media_extra  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -39,7 +41,7 @@ def _worker_pids(log: str) -> list[int]:
     return [int(p) for p in re.findall(r"media worker \d+ started \(pid (\d+)\)", log)]
 
 
-def test_a_worker_carries_audio_and_its_death_ends_the_call_cleanly(switch_factory, phones, tmp_path):  # noqa: F811
+def test_a_worker_carries_audio_and_its_death_ends_the_call_cleanly(switch_factory, phones, tmp_path):
     sw = switch_factory(extra=media_extra(tmp_path) + "workers = 2\n")
     sw.wait_log(r"media: 2 worker process\(es\)")
     wait_for(lambda: len(_worker_pids(sw.log())) == 2, timeout=10)
@@ -83,7 +85,7 @@ def test_a_worker_carries_audio_and_its_death_ends_the_call_cleanly(switch_facto
         log[-3000:]
 
 
-def test_a_hung_worker_is_killed_and_its_call_ended(switch_factory, phones, tmp_path):  # noqa: F811
+def test_a_hung_worker_is_killed_and_its_call_ended(switch_factory, phones, tmp_path):
     """A worker that stops (SIGSTOP: as a tick stuck in a loop would look) holds its calls' media silently
     unless the switch notices: it kills a worker that has not reported for 5 s, the call ends with a BYE to
     both phones and a record, and a new worker takes the next call."""

@@ -10,8 +10,10 @@ pytest.importorskip("pjsua2")
 pytest.importorskip("prometheus_client")
 
 from . import audio  # noqa: E402
+from tests.phones.steps import feature_code, register  # noqa: E402
+
 from .conftest import DOMAIN, free_port, wait_for  # noqa: E402
-from .test_acd_e2e import EXTS, acd_config, feature_code, phones, register, sounds  # noqa: E402,F401
+from .e2e_configs import ACD_EXTS as EXTS, acd_config  # noqa: E402
 from .test_metrics import value  # noqa: E402
 from .test_ops_e2e import scrape  # noqa: E402
 
@@ -35,7 +37,7 @@ LEG_HISTOGRAMS = ("softswitch_media_leg_received_packets", "softswitch_media_leg
                   "softswitch_media_leg_jitter_seconds", "softswitch_media_leg_mos")
 
 
-def test_scrape_during_a_queue_call(switch_factory, phones, tmp_path, sounds):  # noqa: F811
+def test_scrape_during_a_queue_call(switch_factory, phones, tmp_path, sounds):
     api = free_port()
     extra = acd_config(tmp_path, sounds, ring_time=15, announce_agent=False) + f'[api]\nlisten = "127.0.0.1:{api}"\n'
     sw = switch_factory(EXTS, extra=extra)

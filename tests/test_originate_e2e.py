@@ -11,7 +11,6 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from tests.phones import Phones  # noqa: E402
 from tests.phones.client import PhoneTimeout  # noqa: E402
 
 from . import audio  # noqa: E402
@@ -22,13 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 requires_pjsua2 = pytest.mark.skipif(importlib.util.find_spec("pjsua2") is None, reason="pjsua2 not installed")
 
 EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def _api_switch(switch_factory):

@@ -12,8 +12,6 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from tests.phones import Phones  # noqa: E402
-
 from .conftest import DOMAIN, rtp_low  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
@@ -24,13 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120),
 EXTS = {"1002": "secret-1002", "1003": "secret-1003"}
 GREETING = ("Hi, you have reached the voicemail of John Smith. I am not available to take your call right now. "
             "Please leave your name, number and a short message after the tone.")
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def campaign_switch(switch_factory, phones):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import DOMAIN, SIPP_ANSWER_BYE, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for, wait_udp_bound
+from .conftest import DOMAIN, PCAP_DIR, SIPP_ANSWER_BYE, SIPP_DIR, free_port, requires_sipp, sipp, sipp_ok, wait_for, wait_udp_bound
 from .test_api_support import db_rows, start_api_switch
-from .test_media_e2e import PCAP_DIR, media_extra
+from .e2e_configs import media_extra
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, requires_sipp, pytest.mark.timeout(120),
               pytest.mark.skipif(not (PCAP_DIR / "dtmf_2833_1.pcap").exists(), reason="SIPp RTP pcaps not installed")]

@@ -8,18 +8,9 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
-
 from .conftest import DOMAIN  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def _register(phone, sw, number: str) -> dict:

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
+from tests.phones.steps import register  # noqa: E402
 
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, ROOT, free_port, rtp_low, write_config  # noqa: E402
@@ -71,19 +71,6 @@ type = "hangup"
         text += f'[[acd.agents]]\nid = "{agent_id}"\nname = "Agent {agent_id}"\nextension = "{ext}"\n' \
                 f'skills = {{ support = 5 }}\n'
     return text
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
-
-
-def register(sw, phones, name: str, number: str):
-    p = phones(name)
-    assert p.register(number, sw.extensions[number], DOMAIN, f"sip:{sw.addr}")["code"] == 200
-    return p
 
 
 def login(phone, code: str) -> None:

@@ -15,13 +15,12 @@ pytest.importorskip("aiohttp")
 pytest.importorskip("playwright.sync_api")
 
 from .test_api_support import start_api_switch  # noqa: E402
-from .test_desk_e2e import browser_page  # noqa: E402,F401  (the Chromium fixture)
 from .test_reports import D, scripted_day  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-def test_report_page_charts_and_downloads_of_a_scripted_day(switch_factory, browser_page, tmp_path):  # noqa: F811
+def test_report_page_charts_and_downloads_of_a_scripted_day(switch_factory, browser_page, tmp_path):
     page = browser_page
     (tmp_path / "var").mkdir()
 

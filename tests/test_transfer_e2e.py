@@ -8,8 +8,6 @@ import pytest
 
 pytest.importorskip("pjsua2")
 
-from tests.phones import Phones  # noqa: E402
-
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_low  # noqa: E402
 from . import test_ivr_e2e  # noqa: E402
@@ -18,13 +16,6 @@ sounds = test_ivr_e2e.sounds            # the fixture: the shipped prompts, buil
 hotline_config = test_ivr_e2e.hotline_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def a_talks_to_b(switch_factory, phones):

@@ -25,8 +25,6 @@ import pytest
 pytest.importorskip("aiohttp")
 ws_client = pytest.importorskip("websockets.sync.client")
 
-from tests.phones import Phones  # noqa: E402
-
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, free_port, rtp_low, wait_udp_bound  # noqa: E402
 from .test_api_calls import Socket  # noqa: E402
@@ -79,13 +77,6 @@ def kamailio(tmp_path):
     k.start()
     yield k
     k.stop()
-
-
-@pytest.fixture
-def phones(tmp_path):
-    pool = Phones(log_dir=tmp_path)
-    yield pool
-    pool.close()
 
 
 def trunk_config(k: Kamailio) -> str:

@@ -15,12 +15,11 @@ pytest.importorskip("websockets.sync.client")
 
 from .test_api_calls import Socket  # noqa: E402
 from .test_api_support import start_api_switch, wait_for  # noqa: E402
-from .test_desk_e2e import browser_page  # noqa: E402,F401  (the Chromium fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-def test_overdue_alert_escalation_wallboard_and_the_orders_page(switch_factory, browser_page):  # noqa: F811
+def test_overdue_alert_escalation_wallboard_and_the_orders_page(switch_factory, browser_page):
     page = browser_page
     sw, anon = start_api_switch(switch_factory, extra='[work_orders]\noverdue_check = 1\nescalate_after = 2\n'
                                                       'escalate_to = "boss"\n')

@@ -51,7 +51,7 @@ STATIC_FILES = {"desk.html": "text/html", "desk.js": "text/javascript", "desk.cs
                 "wallboard.html": "text/html", "wallboard.js": "text/javascript", "wallboard.css": "text/css",
                 "reports.html": "text/html", "reports.js": "text/javascript",
                 "orders.html": "text/html", "orders.js": "text/javascript",
-                "phone.js": "text/javascript"}
+                "phone.js": "text/javascript", "login.js": "text/javascript"}   # login.js: every page's login
 COOKIE = "session"
 CONTEXT_KEY = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 ONE_TIME_ITERATIONS = 1_000  # the first-admin password's hash (``ApiServer._first_admin``)

@@ -141,6 +141,7 @@ class DirectCall:
     abandoned: bool = False
     route: Any = None                  # an external number's dial rule route (trunks.dialrules.Route)
     remaining: list[str] = field(default_factory=list)   # trunks not tried yet (failover)
+    hosts: list[Any] = field(default_factory=list)       # the current trunk's RFC 3263 targets not tried yet
     amd: Detection | None = None
 
 
@@ -492,47 +493,60 @@ class OutboundApp(Application):
             return None
         return route, self.router.dialer.trunks_for(route.rule)
 
-    def _originate_trunk(self, d: de.Dial, route: Any, remaining: list[str], now: float) -> "Call | None":
+    def _originate_trunk(self, d: de.Dial, route: Any, remaining: list[str], now: float,
+                         hosts: list[Any] | None = None) -> "Call | None":
         """A customer-first call out through the next trunk of ``remaining`` that takes it (as the trunk
         dialer's legs: the hotline in From and P-Asserted-Identity, the carrier's credentials, failover on
-        no response)."""
-        from ..sip.transaction import Peer
+        no response). A trunk named by host name goes to its first RFC 3263 target; the others are left
+        in ``hosts`` (failover to them first on a 503 or a time-out)."""
         from ..trunks.dialer import channels_in_use
-        from ..trunks.numbers import ANONYMOUS
 
         while remaining:
             trunk = self.router.trunks.trunks[remaining.pop(0)]
             if trunk.max_channels and channels_in_use(self.b2bua, trunk.name) >= trunk.max_channels:
                 continue
-            cid = d.caller_id or route.rule.caller_id or trunk.caller_id or ANONYMOUS
-            headers = (("Privacy", "id"),) if cid == ANONYMOUS else (
-                ("P-Asserted-Identity", f"<sip:{cid}@{trunk.domain}>"),)
-            transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
-            host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
-            creds = (trunk.auth_user, trunk.password, trunk.realm) if trunk.password else None
-            call = self.do(L.Originate(route.send, cid, display="" if cid == ANONYMOUS else cid,
-                                       variables=self._direct_variables(d),
-                                       uri=f"sip:{route.send}@{host}:{trunk.port}{transport}",
-                                       peer=Peer(trunk.transport, trunk.host, trunk.port), domain=trunk.domain,
-                                       headers=headers, credentials=creds,
-                                       progress_timeout=float(trunk.progress_timeout), codecs=tuple(trunk.codecs),
-                                       trunk=trunk.name), now)
+            peers = self.router.dialer.peers_for(trunk)
+            if not peers:
+                continue   # a name not resolved (yet)
+            if hosts is not None:
+                hosts[:] = peers[1:]
+            call = self._originate_at(d, route, trunk, peers[0], now)
             if call is not None:
-                call.notes.update(direction="outbound", external=route.external, trunk=trunk.name)
-                log.info("call %s: %s attempt %d to %s out via trunk %s", call.id, d.mode, d.attempt, route.external,
-                         trunk.name)
                 return call
         return None
+
+    def _originate_at(self, d: de.Dial, route: Any, trunk: Any, peer: Any, now: float) -> "Call | None":
+        """One customer-first call through ``trunk`` to ``peer`` (one of its targets)."""
+        from ..trunks.dialer import request_uri
+        from ..trunks.numbers import ANONYMOUS
+
+        cid = d.caller_id or route.rule.caller_id or trunk.caller_id or ANONYMOUS
+        headers = (("Privacy", "id"),) if cid == ANONYMOUS else (
+            ("P-Asserted-Identity", f"<sip:{cid}@{trunk.domain}>"),)
+        creds = (trunk.auth_user, trunk.password, trunk.realm) if trunk.password else None
+        call = self.do(L.Originate(route.send, cid, display="" if cid == ANONYMOUS else cid,
+                                   variables=self._direct_variables(d),
+                                   uri=request_uri(route.send, trunk, peer),
+                                   peer=peer, domain=trunk.domain,
+                                   headers=headers, credentials=creds,
+                                   progress_timeout=float(trunk.progress_timeout), codecs=tuple(trunk.codecs),
+                                   trunk=trunk.name), now)
+        if call is not None:
+            call.notes.update(direction="outbound", external=route.external, trunk=trunk.name)
+            log.info("call %s: %s attempt %d to %s out via trunk %s", call.id, d.mode, d.attempt, route.external,
+                     trunk.name)
+        return call
 
     def _dial_direct(self, d: de.Dial, now: float) -> bool:
         number = self.dialable(d.number)
         remaining: list[str] = []
+        hosts: list[Any] = []
         route = None
         if self.router.route(number) is self.router.external:
             found = self._trunks_for(number)
             if found is not None:
                 route, remaining = found
-                call = self._originate_trunk(d, route, remaining, now)
+                call = self._originate_trunk(d, route, remaining, now, hosts)
             else:
                 call = None
         else:
@@ -545,7 +559,7 @@ class OutboundApp(Application):
         call.app = self
         call.caller_number, call.callee_number = d.caller_id, d.number
         call.notes["outbound"] = True
-        self.direct[call.id] = DirectCall(d, call, route=route, remaining=remaining)
+        self.direct[call.id] = DirectCall(d, call, route=route, remaining=remaining, hosts=hosts)
         self._timers.schedule(now + self.config.sip.ring_timeout, call.id)
         log.info("call %s: %s attempt %d to %s", call.id, d.mode, d.attempt, d.number)
         return True
@@ -711,14 +725,21 @@ class OutboundApp(Application):
     def _failover(self, dc: DirectCall, event: L.LegFailed, now: float) -> bool:
         """A trunk failed (5xx, 408 without a word): the next trunk of the rule gets the call (a new call;
         the failed one ends without a result)."""
-        from ..trunks.dialer import FAILOVER_STATUSES
+        from ..trunks.dialer import FAILOVER_STATUSES, TARGET_FAILOVER_STATUSES
 
-        if (dc.route is None or not dc.remaining or event.status not in FAILOVER_STATUSES
+        if (dc.route is None or not (dc.remaining or dc.hosts) or event.status not in FAILOVER_STATUSES
                 or (event.status == 408 and event.leg.got_provisional)):
             return False
         old = dc.call
-        log.warning("call %s: trunk %s failed (%d): trying the next", old.id, event.leg.trunk, event.status)
-        call = self._originate_trunk(dc.dial, dc.route, dc.remaining, now)
+        call = None
+        trunk = self.router.trunks.trunks.get(event.leg.trunk)
+        if event.status in TARGET_FAILOVER_STATUSES and dc.hosts and trunk is not None:
+            log.warning("call %s: trunk %s target %s:%d failed (%d): trying its next target", old.id, trunk.name,
+                        event.leg.peer.host, event.leg.peer.port, event.status)
+            call = self._originate_at(dc.dial, dc.route, trunk, dc.hosts.pop(0), now)
+        if call is None and dc.remaining:
+            log.warning("call %s: trunk %s failed (%d): trying the next", old.id, event.leg.trunk, event.status)
+            call = self._originate_trunk(dc.dial, dc.route, dc.remaining, now, dc.hosts)
         if call is None:
             return False
         self.direct.pop(old.id, None)

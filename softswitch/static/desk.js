@@ -9,15 +9,7 @@
   // the browser phone (phone.js): its signalling rides on this page's WebSocket
   const phone = window.DeskPhone ? window.DeskPhone.create((m) => { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); }) : null;
 
-  async function api(method, path, body) {
-    const opts = { method, headers: {}, credentials: "same-origin" };
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    const r = await fetch(path, opts);
-    let data = null;
-    try { data = await r.json(); } catch (e) { data = null; }
-    if (!r.ok) { const err = new Error((data && data.error) || r.statusText); err.status = r.status; throw err; }
-    return data;
-  }
+  const api = window.Login.api;   // the JSON API with the session cookie (login.js)
 
   function text(id, value) { $(id).textContent = value == null ? "" : String(value); }
   function when(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
@@ -29,24 +21,9 @@
     el.className = "state " + st;
   }
 
-  // ------------------------------------------------------------------ login
-  async function start() {
-    try { me = await api("GET", "/api/me"); } catch (e) { me = null; }
-    if (me) enterDesk(); else { $("login").hidden = false; $("desk").hidden = true; }
-  }
-
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    text("login-error", "");
-    try {
-      me = await api("POST", "/api/session", { user: $("login-user").value.trim(), password: $("login-password").value });
-      $("login-password").value = "";
-      enterDesk();
-    } catch (e) { text("login-error", e.message); }
-  });
-
+  // ------------------------------------------------------------------ login (login.js: any role)
   function enterDesk() {
-    $("login").hidden = true; $("desk").hidden = false;
+    $("desk").hidden = false;
     text("whoami", me.user + (me.role === "supervisor" ? " (supervisor)" : ""));
     showState(me.agent);
     $("sup-links").hidden = !(me.role === "supervisor" || me.role === "admin");
@@ -270,5 +247,5 @@
     } catch (e) { text("wo-result", "Not saved: " + e.message); }
   });
 
-  start();
+  window.Login.start({ title: "Log in", userLabel: "Agent id", onEnter: (m) => { me = m; enterDesk(); } });
 })();

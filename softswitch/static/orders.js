@@ -4,15 +4,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   let me = null;
-  async function api(method, path, body) {
-    const opts = { method, headers: {}, credentials: "same-origin" };
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    const r = await fetch(path, opts);
-    let data = null;
-    try { data = await r.json(); } catch (e) { data = null; }
-    if (!r.ok) throw new Error((data && data.error) || r.statusText);
-    return data;
-  }
+  const api = window.Login.api;   // the JSON API with the session cookie (login.js)
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -77,16 +69,6 @@
   async function act(fn) { try { await fn(); } catch (e) { $("error").textContent = e.message; } await load(); }
 
   $("filter").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
-  async function start() {
-    try { me = await api("GET", "/api/me"); } catch (e) { me = null; }
-    if (me) return enter();
-    $("login").hidden = false;
-  }
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    try { me = await api("POST", "/api/session", { user: $("login-user").value.trim(), password: $("login-password").value }); enter(); }
-    catch (e) { $("login-error").textContent = e.message; }
-  });
-  function enter() { $("login").hidden = true; $("main").hidden = false; $("whoami").textContent = me.user; load(); }
-  start();
+  function enter() { $("main").hidden = false; $("whoami").textContent = me.user; load(); }
+  window.Login.start({ title: "Log in", onEnter: (m) => { me = m; enter(); } });   // any role (login.js)
 })();

@@ -3,15 +3,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  async function api(method, path, body) {
-    const opts = { method, headers: {}, credentials: "same-origin" };
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    const r = await fetch(path, opts);
-    let data = null;
-    try { data = await r.json(); } catch (e) { data = null; }
-    if (!r.ok) throw new Error((data && data.error) || r.statusText);
-    return data;
-  }
+  const api = window.Login.api;   // the JSON API with the session cookie (login.js)
   const day = (s) => new Date(s + "T00:00:00").getTime() / 1000;   // local midnight
   const iso = (d) => d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
 
@@ -55,19 +47,9 @@
     $("until").value = p.get("until") || iso(today);
     $("since").value = p.get("since") || iso(new Date(today.getTime() - 6 * 86400000));
     if (p.get("period")) $("period").value = p.get("period");
-    let me = null;
-    try { me = await api("GET", "/api/me"); } catch (e) { me = null; }
-    if (me && (me.role === "supervisor" || me.role === "admin")) return enter(me);
-    $("login").hidden = false;
+    window.Login.start({ title: "Supervisor log in", roles: window.Login.SUPERVISORS,
+      refused: "reports are for supervisors", onEnter: enter });
   }
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    try {
-      const me = await api("POST", "/api/session", { user: $("login-user").value.trim(), password: $("login-password").value });
-      if (me.role !== "supervisor" && me.role !== "admin") { $("login-error").textContent = "reports are for supervisors"; return; }
-      enter(me);
-    } catch (e) { $("login-error").textContent = e.message; }
-  });
-  function enter(me) { $("login").hidden = true; $("main").hidden = false; $("whoami").textContent = me.user; show(); }
+  function enter(me) { $("main").hidden = false; $("whoami").textContent = me.user; show(); }
   start();
 })();

@@ -6,15 +6,7 @@
   const $ = (id) => document.getElementById(id);
   let floor = null, received = 0, ws = null, retry = 0;
 
-  async function api(method, path, body) {
-    const opts = { method, headers: {}, credentials: "same-origin" };
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    const r = await fetch(path, opts);
-    let data = null;
-    try { data = await r.json(); } catch (e) { data = null; }
-    if (!r.ok) { const err = new Error((data && data.error) || r.statusText); err.status = r.status; throw err; }
-    return data;
-  }
+  const api = window.Login.api;   // the JSON API with the session cookie (login.js)
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -31,26 +23,9 @@
   function secs(v) { return v == null ? "—" : Math.round(v) + " s"; }
   const elapsed = () => (Date.now() - received) / 1000;   // since the last push: the page ticks locally
 
-  // ------------------------------------------------------------------ login
-  async function start() {
-    let me = null;
-    try { me = await api("GET", "/api/me"); } catch (e) { me = null; }
-    if (me && (me.role === "supervisor" || me.role === "admin")) return enter(me);
-    $("login").hidden = false;
-    if (me) $("login-error").textContent = "the wallboard is for supervisors";
-  }
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    try {
-      const me = await api("POST", "/api/session", { user: $("login-user").value.trim(), password: $("login-password").value });
-      $("login-password").value = "";
-      if (me.role !== "supervisor" && me.role !== "admin") { $("login-error").textContent = "the wallboard is for supervisors"; return; }
-      enter(me);
-    } catch (e) { $("login-error").textContent = e.message; }
-  });
+  // ------------------------------------------------------------------ login (login.js: supervisors)
   function enter(me) {
-    $("login").hidden = true; $("board").hidden = false;
+    $("board").hidden = false;
     $("whoami").textContent = me.user + " (" + me.role + ")";
     $("sup-ext").value = localStorage.getItem("wallboard-ext") || "";
     connect();
@@ -144,5 +119,6 @@
     catch (e) { $("action-error").textContent = mode + " " + agent + ": " + e.message; }
   }
 
-  start();
+  window.Login.start({ title: "Supervisor log in", roles: window.Login.SUPERVISORS,
+    refused: "the wallboard is for supervisors", onEnter: enter });
 })();

@@ -12,7 +12,9 @@ module:
 - ``registration``: the client state machine that registers us to a carrier (digest, back-off);
 - ``keepalive``: OPTIONS pings and the trunk's up/down state;
 - ``runtime``: the trunks' live state (registrations, keep-alives, channels), driven by the core;
-- ``dialer``: outbound calls through the dial rules with failover, for any application.
+- ``dialer``: outbound calls through the dial rules with failover, for any application;
+- ``locate``: RFC 3263 as data: SRV order (RFC 2782), NAPTR order, the TTL cache, a trunk's targets;
+- ``resolver``: the edge that looks trunk host names up (dnspython, asyncio) for ``locate``.
 
 The application for calls to external numbers (an extension dialling out) is ``softswitch.apps.external``.
 """

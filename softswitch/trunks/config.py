@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from base.checks import between, hostname, no_quote, nonempty, one_of, printable, unique
-from base.schema import BOOLEAN, INTEGER, STRING, Array, Invalid, Key, Scalar, Table, Tables, quote, toml_type
+from base.schema import BOOLEAN, FLOAT, INTEGER, STRING, Array, Invalid, Key, Scalar, Table, Tables, quote, toml_type
 
 TRANSPORTS = ("udp", "tcp", "tls")
 # permission classes, from the narrowest: an extension may dial numbers of its class and the ones below
@@ -26,6 +26,7 @@ CLASSES = ("internal", "local", "national", "international")
 RULE_CLASSES = ("", "local", "national", "international", "emergency")
 SEND_FORMATS = ("dialled", "e164", "e164-no-plus", "national")
 ORDERS = ("failover", "round-robin")
+RESOLVE_MODES = ("rfc3263", "a")
 DEFAULT_EMERGENCY = ["110", "112", "119", "120", "122", "911", "999"]
 
 
@@ -58,6 +59,15 @@ class Trunk:
     progress_timeout: int = 5                  # seconds without any answer to our INVITE before failing over
     enabled: bool = True
     weight: int = 1                            # share of new calls in round-robin dial rules (3 vs 1: 3:1)
+    resolve: str = "a"                         # a host name: "rfc3263" (NAPTR, SRV, A/AAAA) or "a" (A/AAAA);
+                                               # config: rfc3263 when host is a name and no port is given
+    port_set: bool = True                      # the port was written (config): RFC 3263 then looks up A only
+    transport_set: bool = True                 # the transport was written: NAPTR may not choose another
+
+    @property
+    def named(self) -> bool:
+        """Whether ``host`` is a name to look up (at the edge, never per request) rather than an IP."""
+        return not _is_ip(self.host)
 
     @property
     def auth_user(self) -> str:
@@ -70,7 +80,7 @@ class Trunk:
     def public(self) -> dict[str, Any]:
         """What the API and logs may show: never the password."""
         return {"name": self.name, "host": self.host, "port": self.port, "transport": self.transport,
-                "register": self.register, "username": self.username, "max_channels": self.max_channels,
+                "resolve": self.resolve if self.named else "", "register": self.register, "username": self.username, "max_channels": self.max_channels,
                 "weight": self.weight,
                 "dids": sorted(self.dids)}
 
@@ -163,6 +173,17 @@ def did_table() -> Scalar:
 
 
 def _trunk_post(v: dict[str, Any]) -> None:
+    # port and transport left out are told apart from written ones: RFC 3263 looks up SRV only without a
+    # port, and lets the carrier's NAPTR choose the transport only when the trunk does not name one
+    v["port_set"], v["transport_set"] = v["port"] != 0, v["transport"] != ""
+    v["port"] = v["port"] or 5060
+    v["transport"] = v["transport"] or "udp"
+    named = not _is_ip(v["host"])
+    if not v["resolve"]:
+        v["resolve"] = "rfc3263" if named and not v["port_set"] else "a"
+    elif v["resolve"] == "rfc3263" and v["port_set"] and named:
+        raise Invalid('a written port means A/AAAA records only (RFC 3263 4.2): leave port out for SRV, '
+                      'or write resolve = "a"', at="resolve")
     if v["register"] and not (v["username"] and v["password"]):
         raise Invalid("registration needs username and password", at="register")
     if v["retry_min"] > v["retry_max"]:
@@ -183,8 +204,9 @@ def _is_ip(host: str) -> bool:
 TRUNK = Table(Trunk, {
     "name": Key(STRING, checks=(nonempty, printable, no_quote)),
     "host": Key(STRING, checks=(nonempty, hostname, lambda v: v.strip("[]"))),
-    "port": Key(INTEGER, 5060, (between(1, 65535),)),
-    "transport": Key(STRING, "udp", (one_of(*TRANSPORTS, fold=str.lower),)),
+    "port": Key(INTEGER, 0, (between(1, 65535),)),           # 0 = not written: 5060, or SRV's port
+    "transport": Key(STRING, "", (one_of(*TRANSPORTS, fold=str.lower),)),   # "" = not written: udp or NAPTR's
+    "resolve": Key(STRING, "", (one_of(*RESOLVE_MODES, fold=str.lower),)),
     "match": Key(Array(STRING, each=(ip_match,)), []),
     "match_header": Key(STRING, "", (header_match,)),
     "dids": Key(did_table(), {}),
@@ -243,6 +265,41 @@ NUMBERING = Table(Numbering, {
     "emergency": Key(Array(STRING, each=(digits,)), list(DEFAULT_EMERGENCY), (unique,)),
     "default_permission": Key(STRING, "national", (one_of(*CLASSES, fold=str.lower),)),
 })
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """``[dns]``: how trunk host names are looked up (softswitch/trunks/resolver.py)."""
+    nameservers: list[str] = field(default_factory=list)   # "ip" or "ip:port"; [] = the system's (resolv.conf)
+    min_ttl: int = 30            # answers are kept at least this long (a TTL of 0 must not mean a query per call)
+    max_ttl: int = 3600          # and at most this long (a carrier's move is seen within the hour)
+    negative_ttl: int = 30       # a failed look-up (no such name, no records, no server) is retried after this
+    timeout: float = 2.0         # seconds for one look-up (all servers, retries included)
+
+
+def _nameserver(v: str) -> str:
+    host, port = split_host_port(v.strip())
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise Invalid(f'expected a nameserver\'s IP address, or "ip:port", got {quote(v)}') from None
+    if port is not None and not 1 <= port <= 65535:
+        raise Invalid(f"port must be between 1 and 65535 in {quote(v)}")
+    return v.strip()
+
+
+def _dns_post(v: dict[str, Any]) -> None:
+    if v["min_ttl"] > v["max_ttl"]:
+        raise Invalid(f"must not be greater than max_ttl ({v['max_ttl']})", at="min_ttl")
+
+
+DNS = Table(DnsConfig, {
+    "nameservers": Key(Array(STRING, each=(_nameserver,)), [], (unique,)),
+    "min_ttl": Key(INTEGER, 30, (between(1, 86400),)),
+    "max_ttl": Key(INTEGER, 3600, (between(1, 604800),)),
+    "negative_ttl": Key(INTEGER, 30, (between(1, 86400),)),
+    "timeout": Key(FLOAT, 2.0, (between(0.1, 30),)),
+}, post=_dns_post)
 
 
 def unique_trunks(trunks: list[Trunk]) -> list[Trunk]:

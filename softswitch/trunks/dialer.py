@@ -9,6 +9,12 @@ sees only the final outcome: ``LegRinging``/``LegAnswered`` of the leg that got 
 ``LegFailed`` of the last trunk tried. Busy (486), not found (404), declined (603) and the like are the
 callee's answer, not the trunk's failure: they are not retried elsewhere.
 
+A trunk named by host name has targets (RFC 3263: SRV by priority and weight, then A/AAAA), located at
+the edge and handed in as data (``targets``, the runtime's ``targets_for``: a fresh SRV draw per call).
+A target that answers 503 or nothing at all (408) is left for the trunk's next target before the rule's
+next trunk (RFC 3263 section 4.3); other failures (500, 502, 504, a refused challenge) leave the trunk.
+A named trunk not resolved (yet) is skipped like a full one.
+
 Trunks are tried in the rule's order; a trunk whose keep-alive says it is down, or that has no free
 channel, is skipped (a down trunk is still tried last: a keep-alive may be wrong, a call should not be).
 
@@ -40,6 +46,8 @@ log = logging.getLogger("softswitch.trunks")
 
 # the trunk's failure, not the callee's answer: 5xx, time-outs, and a challenge our credentials did not pass
 FAILOVER_STATUSES = frozenset({401, 407, 408, 500, 502, 503, 504, 580})
+# a target's failure (RFC 3263 4.3: a time-out or 503): the same trunk's next target is tried first
+TARGET_FAILOVER_STATUSES = frozenset({408, 503})
 
 
 class DialResult(str, Enum):
@@ -60,6 +68,7 @@ class Attempt:
     remaining: list[str]
     leg: "Leg | None" = None
     tried: list[str] = field(default_factory=list)
+    hosts: list[Peer] = field(default_factory=list)   # the current trunk's targets not tried yet
 
 
 class Dialer:
@@ -69,6 +78,8 @@ class Dialer:
         self.table = table
         self.ring_timeout = ring_timeout
         self.is_up = is_up                          # the keep-alive's verdict (runtime)
+        # a trunk's targets for a new call (runtime.targets_for): None = its host is an IP; [] = unresolved
+        self.targets: Callable[[str], list[Peer] | None] = lambda name: None
         self.attempts: dict[str, Attempt] = {}      # call id -> its outbound attempt
         # round-robin rules: the rule's key -> each trunk's current weight (smooth weighted round-robin)
         self._credit: dict[tuple[Any, ...], dict[str, int]] = {}
@@ -140,6 +151,25 @@ class Dialer:
         trunks = [n for n in names if n in self.table.trunks and self.table.trunks[n].enabled]
         return [n for n in trunks if self.is_up(n)] + [n for n in trunks if not self.is_up(n)]
 
+    def peers_for(self, trunk: Trunk) -> list[Peer]:
+        """Where a new call through ``trunk`` goes, in try-order ([]: a name not resolved)."""
+        peers = self.targets(trunk.name)
+        return [Peer(trunk.transport, trunk.host, trunk.port)] if peers is None else peers
+
+    def _next_target(self, at: Attempt, now: float) -> bool:
+        """The same trunk's next target (after a 503 or a time-out of the one before)."""
+        trunk = self.table.trunks.get(at.tried[-1]) if at.tried else None
+        if trunk is None or not at.hosts:
+            return False
+        peer = at.hosts.pop(0)
+        leg = self.b2bua.do(self._command(at, trunk, peer), now)
+        if leg is None:
+            return False    # no media port: not the target's doing; the rule's next trunk is tried
+        at.leg = leg
+        log.info("call %s: %s -> %s out via trunk %s at %s:%s:%d", at.call.id, at.call.caller_number,
+                 at.route.external, trunk.name, peer.transport, peer.host, peer.port)
+        return True
+
     def _next(self, at: Attempt, now: float) -> bool:
         """Send the call to the next trunk that takes it; False when none is left."""
         while at.remaining:
@@ -148,7 +178,12 @@ class Dialer:
             if self._full(trunk):
                 log.info("call %s: trunk %s full (%d channels)", at.call.id, name, trunk.max_channels)
                 continue
-            leg = self.b2bua.do(self._command(at, trunk), now)
+            peers = self.peers_for(trunk)
+            if not peers:
+                log.warning("call %s: trunk %s skipped: %s is not resolved", at.call.id, name, trunk.host)
+                continue
+            at.hosts = peers[1:]
+            leg = self.b2bua.do(self._command(at, trunk, peers[0]), now)
             if leg is None:
                 continue
             at.leg = leg
@@ -159,7 +194,7 @@ class Dialer:
             return True
         return False
 
-    def _command(self, at: Attempt, trunk: Trunk) -> L.Dial:
+    def _command(self, at: Attempt, trunk: Trunk, peer: Peer) -> L.Dial:
         route = at.route
         cid = at.caller_id or route.rule.caller_id or trunk.caller_id or at.call.caller_number or ANONYMOUS
         headers: list[tuple[str, str]] = []
@@ -167,11 +202,9 @@ class Dialer:
             headers.append(("Privacy", "id"))
         else:
             headers.append(("P-Asserted-Identity", f"<sip:{cid}@{trunk.domain}>"))
-        transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
-        host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
-        uri = f"sip:{route.send}@{host}:{trunk.port}{transport}"
+        uri = request_uri(route.send, trunk, peer)
         creds = (trunk.auth_user, trunk.password, trunk.realm) if trunk.password else None
-        return L.Dial(at.call, uri, Peer(trunk.transport, trunk.host, trunk.port), cid, trunk.domain,
+        return L.Dial(at.call, uri, peer, cid, trunk.domain,
                       display="" if cid == ANONYMOUS else cid, headers=tuple(headers), credentials=creds,
                       progress_timeout=float(trunk.progress_timeout), limit=self.ring_timeout,
                       codecs=tuple(trunk.codecs), trunk=trunk.name)
@@ -189,6 +222,11 @@ class Dialer:
             return False
         if ev.status == 408 and ev.leg.got_provisional:
             return False  # it rang and nobody answered: the callee's doing, not the trunk's
+        if ev.status in TARGET_FAILOVER_STATUSES and at.hosts:
+            log.warning("call %s: trunk %s target %s:%d failed (%d %s): trying its next target", ev.call.id,
+                        ev.leg.trunk, ev.leg.peer.host, ev.leg.peer.port, ev.status, ev.reason)
+            if self._next_target(at, now):
+                return True
         log.warning("call %s: trunk %s failed (%d %s)%s", ev.call.id, ev.leg.trunk, ev.status, ev.reason,
                     ": trying the next" if at.remaining else "")
         if self._next(at, now):
@@ -201,6 +239,17 @@ class Dialer:
     def leg_of(self, call: "Call") -> "Leg | None":
         at = self.attempts.get(call.id)
         return at.leg if at is not None else None
+
+
+def request_uri(user: str, trunk: Trunk, peer: Peer) -> str:
+    """The Request-URI of a call to ``user`` through ``trunk`` sent to ``peer``: the carrier's host as
+    configured (a name the carrier's proxy knows itself by), with the port only when it was written or
+    the host is an IP (RFC 3263: a port in the URI would mean "no SRV" to the next hop), and the
+    transport ``peer`` uses (a NAPTR may have chosen TCP or TLS)."""
+    host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+    port = "" if trunk.named and trunk.resolve == "rfc3263" else f":{trunk.port}"
+    transport = "" if peer.transport == "udp" else f";transport={peer.transport}"
+    return f"sip:{user}@{host}{port}{transport}"
 
 
 def _rule_key(rule: DialRule) -> tuple[Any, ...]:
