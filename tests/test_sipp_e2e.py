@@ -5,6 +5,7 @@ Contact naming that port; a caller SIPp places an authenticated call to its numb
 """
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,11 +26,11 @@ def switch(switch_factory):
 
 
 def register(sw, number: str, contact_port: int, tmp: Path, *, password: str | None = None,
-             transport: str = "u1", expires: int = 300) -> subprocess.CompletedProcess:
+             transport: str = "u1", expires: int = 300, timeout: float = 20) -> subprocess.CompletedProcess:
     return sipp("register.xml", sw.addr, "-s", number, "-au", number, "-ap", password or sw.extensions[number],
                 "-key", "domain", DOMAIN, "-key", "contact_host", "127.0.0.1",
                 "-key", "contact_port", str(contact_port), "-key", "expires", str(expires),
-                "-t", transport, cwd=tmp)
+                "-t", transport, cwd=tmp, timeout=timeout)
 
 
 def callee(sw, scenario: str, port: int, tmp: Path, *args: str) -> subprocess.Popen:
@@ -142,8 +143,12 @@ def test_repeated_auth_failures_ban_the_address(switch_factory, tmp_path):
     for _ in range(3):
         assert register(sw, "1001", 5999, tmp_path, password="bad-password").returncode != 0
     sw.wait_log(r"banned 127\.0\.0\.1")
-    r = register(sw, "1001", 5999, tmp_path)  # right password, but the address is banned: no answer at all
+    # right password, but the address is banned: no answer at all. SIPp sends the REGISTER and its
+    # retransmissions (every 0.5 s) for 5 s; an unbanned switch answers in milliseconds (the 20 s default
+    # was waited out in full on the success path)
+    r = register(sw, "1001", 5999, tmp_path, timeout=5)
     assert r.returncode != 0
+    assert not re.search(r"(?<!un)registered 1001 contact", sw.log()), "a banned address registered"
 
 
 def _caller_waits_for_bye() -> str:
