@@ -25,13 +25,13 @@ def test_audio_flows_both_ways_through_the_anchored_switch(switch_factory, phone
     a, ca, b, cb = connect(sw, phones)
     sdp_port = re.search(r"media anchored on 127\.0\.0\.1", sw.log())
     assert sdp_port, sw.log()[-2000:]
-    src_a = audio.write_wav(tmp_path / "a_says.wav", audio.melody(3.0, seed=1))
-    src_b = audio.write_wav(tmp_path / "b_says.wav", audio.melody(3.0, seed=2))
+    src_a = audio.write_wav(tmp_path / "a_says.wav", audio.melody(2.0, seed=1))
+    src_b = audio.write_wav(tmp_path / "b_says.wav", audio.melody(2.0, seed=2))
     b.record(cb, tmp_path / "b_heard.wav")
     a.record(ca, tmp_path / "a_heard.wav")
     a.play(ca, src_a)
     b.play(cb, src_b)
-    time.sleep(4.5)  # pacing: 3 s of audio each way, in real time, and the jitter buffers' delay
+    time.sleep(3.0)  # pacing: 2 s of audio each way, in real time, and the jitter buffers' delay
     a.stop_record(ca)
     b.stop_record(cb)
     a.hangup(ca)

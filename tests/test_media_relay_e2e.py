@@ -21,13 +21,13 @@ def test_a_plain_call_is_relayed_and_hold_falls_back_to_the_full_path(switch_fac
     sw = switch_factory(extra=media_extra(tmp_path) + "inband_dtmf = false\n")
     a, ca, b, cb = connect(sw, phones)
     sw.wait_log(r"1001 <-> .* on the fast path \(relayed, PCM[AU]\)|<-> .*1001 on the fast path")
-    src_a = audio.write_wav(tmp_path / "a_says.wav", audio.melody(3.0, seed=1))
-    src_b = audio.write_wav(tmp_path / "b_says.wav", audio.melody(3.0, seed=2))
+    src_a = audio.write_wav(tmp_path / "a_says.wav", audio.melody(2.0, seed=1))
+    src_b = audio.write_wav(tmp_path / "b_says.wav", audio.melody(2.0, seed=2))
     b.record(cb, tmp_path / "b_heard.wav")
     a.record(ca, tmp_path / "a_heard.wav")
     a.play(ca, src_a)
     b.play(cb, src_b)
-    time.sleep(4.0)  # pacing: 3 s of audio each way, in real time
+    time.sleep(3.0)  # pacing: 2 s of audio each way, in real time, and the jitter buffers' delay
     a.stop_record(ca)
     b.stop_record(cb)
     corr_ab = audio.windowed_correlation(audio.read_mono(src_a), audio.read_mono(tmp_path / "b_heard.wav"))

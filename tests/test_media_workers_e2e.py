@@ -24,13 +24,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 
 def _talk(a, ca, b, cb, tmp: Path, tag: str) -> tuple[float, float]:
-    src_a = audio.write_wav(tmp / f"{tag}_a_says.wav", audio.melody(3.0, seed=1))
-    src_b = audio.write_wav(tmp / f"{tag}_b_says.wav", audio.melody(3.0, seed=2))
+    src_a = audio.write_wav(tmp / f"{tag}_a_says.wav", audio.melody(2.0, seed=1))
+    src_b = audio.write_wav(tmp / f"{tag}_b_says.wav", audio.melody(2.0, seed=2))
     b.record(cb, tmp / f"{tag}_b_heard.wav")
     a.record(ca, tmp / f"{tag}_a_heard.wav")
     a.play(ca, src_a)
     b.play(cb, src_b)
-    time.sleep(4.5)  # pacing: 3 s of audio each way, in real time, and the jitter buffers' delay
+    time.sleep(3.0)  # pacing: 2 s of audio each way, in real time, and the jitter buffers' delay
     a.stop_record(ca)
     b.stop_record(cb)
     return (audio.windowed_correlation(audio.read_mono(src_a), audio.read_mono(tmp / f"{tag}_b_heard.wav")),
