@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 
 from ..reports.build import switch_report
-from ..reports.charts import chart
 from ..reports.export import to_csv, to_xlsx
 from .validate import ApiError
 from .context import Ctx, reply
@@ -52,6 +51,8 @@ class ReportsApi:
             "Content-Disposition": f'attachment; filename="{stem}-{section}.csv"'})
 
     async def op_report_chart(self, ctx: "Ctx") -> web.StreamResponse:
+        from ..reports.charts import chart   # pygal (~15 ms to import): loaded at the first chart, not at every start
+
         report = await self._report(ctx)
         try:
             svg = chart(ctx.path["chart"], report)
