@@ -116,6 +116,7 @@ def test_switch_metrics_from_a_core():
     core = make_core(acd=ACD, media={"enabled": True, "rtp_ports": "30000-30100"})
     net = Net(core)
     m = SwitchMetrics(_server(core, now=lambda: net.now))
+    assert m._version is None     # the installed version is looked up at the first scrape, not at start
     phone = Phone(net, "1001", "pw-1001-x", Peer("udp", "127.0.0.1", 40001))
     # the edge counts every message in and out by its first bytes
     first = phone.msg("REGISTER", f"sip:{phone.net.core.config.sip.domain}")
@@ -128,6 +129,8 @@ def test_switch_metrics_from_a_core():
     assert phone.register().status == 200               # authenticated: a registration
     phone.register(password="wrong-password")           # a failed authentication
     fams = families(m.expose())
+    from importlib.metadata import version
+    assert value(fams, "softswitch_build_info", version=version("softswitch")) == 1
     assert value(fams, "softswitch_sip_requests_received", method="REGISTER") == 1
     assert value(fams, "softswitch_sip_requests_received", method="other") == 1
     assert value(fams, "softswitch_sip_responses_received", code="1xx") == 1

@@ -70,6 +70,7 @@ class Phone:
         self._next_id = 0
         self._eof = False
         self._closed = False
+        self._quit_id: int | None = None   # a quit sent by request_quit, not yet waited for
 
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
@@ -279,6 +280,16 @@ class Phone:
         return self.wait_event("call_state", timeout=timeout, call=call, state=state, **match)
 
     # -- lifetime -------------------------------------------------------------------------
+    def request_quit(self) -> None:
+        """Ask the phone to quit without waiting: its shutdown (hang up, unregister: up to ~2 s when the
+        switch is already gone) then runs alongside other phones' (``Phones.close``). ``close`` waits."""
+        if self._closed or self._quit_id is not None or self.proc.poll() is not None:
+            return
+        try:
+            self._quit_id = self.send("quit")
+        except PhoneError:
+            pass
+
     def close(self, timeout: float = 5.0) -> int | None:
         """Quit (hang up, libDestroy), wait up to `timeout` s, then kill.  Idempotent."""
         if self._closed:
@@ -287,7 +298,7 @@ class Phone:
         deadline = time.monotonic() + timeout
         if self.proc.poll() is None:
             try:
-                msg_id = self.send("quit")
+                msg_id = self._quit_id if self._quit_id is not None else self.send("quit")
                 self.reply(msg_id, timeout=max(0.1, deadline - time.monotonic()), what="quit")
             except PhoneError:
                 pass
@@ -335,6 +346,13 @@ class Phones:
         return phone
 
     def close(self) -> None:
+        """Close every phone: all are asked to quit first, so that their shutdowns overlap (each may wait
+        ~2 s for an unregistration that a stopped switch never answers), then each is waited for."""
+        for phone in reversed(self.phones):
+            try:
+                phone.request_quit()
+            except Exception:  # noqa: BLE001
+                pass
         for phone in reversed(self.phones):
             try:
                 phone.close()
