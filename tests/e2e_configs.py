@@ -14,11 +14,18 @@ ACD_EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003",
             "1005": "secret-1005"}
 
 
+def rtp_extra(both_digests: bool = False) -> str:
+    """``[media]`` with a private RTP range for this test's switch (tests share the machine: see
+    conftest.rtp_range). ``both_digests``: also MD5 beside SHA-256, as SIPp and some phones need; the
+    ``[media]`` table is last, so a caller may append more of its keys."""
+    lo = rtp_low()
+    both = 'auth_algorithms = ["MD5", "SHA-256"]\n' if both_digests else ""
+    return both + f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
+
+
 def media_extra(tmp: Path, record: str = "none") -> str:
     """Both digest algorithms, a private RTP range per test, recording ``record`` into tmp/recordings."""
-    lo = rtp_low()  # a private RTP range per test
-    return (f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
-            f'record = "{record}"\nrecordings_dir = "{tmp / "recordings"}"\n')
+    return rtp_extra(both_digests=True) + f'record = "{record}"\nrecordings_dir = "{tmp / "recordings"}"\n'
 
 
 def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool = True,
@@ -27,11 +34,7 @@ def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool
     caller 1005 is a VIP. Prompts come from var/prompts beside the config, as when no [ivr] is set."""
     (tmp / "var").mkdir(exist_ok=True)
     (tmp / "var" / "prompts").symlink_to(sounds, target_is_directory=True)
-    lo = rtp_low()
-    return f'''auth_algorithms = ["MD5", "SHA-256"]
-[media]
-rtp_ports = "{lo}-{lo + 99}"
-[acd]
+    return rtp_extra(both_digests=True) + f'''[acd]
 queue_log = "{tmp / 'queue_log'}"
 supervisors = ["1004"]
 [[acd.skills]]

@@ -14,7 +14,8 @@ pytest.importorskip("pjsua2")
 
 from softswitch.wallboard.model import local_midnight  # noqa: E402
 
-from .conftest import DOMAIN, rtp_low, wait_for  # noqa: E402
+from .conftest import DOMAIN, wait_for  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -24,8 +25,7 @@ EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
 
 @pytest.mark.parametrize("kind", ["blind", "attended"])
 def test_a_transfer_between_agents_credits_each_agents_part(switch_factory, phones, kind):
-    lo = rtp_low()
-    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=rtp_extra())
     customer, alice_phone, bob_phone = phones("customer"), phones("alice"), phones("bob")
     for p, n in ((customer, "1001"), (alice_phone, "1002"), (bob_phone, "1003")):
         assert p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")["code"] == 200

@@ -16,7 +16,8 @@ ws_client = pytest.importorskip("websockets.sync.client")
 
 from tests.phones.steps import register  # noqa: E402
 
-from .conftest import DOMAIN, rtp_low  # noqa: E402
+from .conftest import DOMAIN  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -53,9 +54,7 @@ class Socket:
 
 
 def test_screen_pop_call_control_transfer_and_call_record(switch_factory, phones, tmp_path):
-    lo = rtp_low()
-    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
-                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=rtp_extra(both_digests=True))
     boss, alice_api, bob_api = anon.login("boss"), anon.login("2001"), anon.login("2002")
     cust = alice_api.post("/api/customers", {"name": "Grace Hopper", "vip_level": 2, "phones": ["1001"]})[1]
     order = alice_api.post("/api/orders", {"kind": "repair", "customer_id": cust["id"], "summary": "router dead"})[1]

@@ -26,7 +26,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from tests import audio  # noqa: E402
 from tests.phones.steps import register  # noqa: E402
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, DOMAIN, rtp_low  # noqa: E402
+from .conftest import CHROMIUM, CHROMIUM_ARGS, DOMAIN  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -96,9 +97,7 @@ def login_with_browser_phone(page, sw) -> None:
 def test_browser_phone_answers_a_queue_call_with_audio_both_ways_and_transfers(
         switch_factory, phones, browser_page, mic_wav, tmp_path):
     page = browser_page
-    lo = rtp_low()
-    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
-                                                             f'rtp_ports = "{lo}-{lo + 99}"\nrecord = "all"\n',
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=rtp_extra(both_digests=True) + 'record = "all"\n',
                                 extra_acd='supervisors = ["1003"]')
     boss = anon.login("boss")
     login_with_browser_phone(page, sw)
@@ -200,10 +199,9 @@ def test_browser_phone_dials_sends_digits_holds_consults_conferences_and_complet
     the page behaves as an agent at home behind a firewall would have to."""
     page = browser_page
     page.add_init_script(RECORD_PCS_JS)
-    lo = rtp_low()
     turn = turn_server
     sw, anon = start_api_switch(
-        switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
+        switch_factory, EXTS, extra=rtp_extra(both_digests=True) +
         f'[browser_phone]\nturn_secret = "{TURN_SECRET}"\nturn_ttl = 600\nice_transport_policy = "relay"\n'
         f'ice_servers = [{{ urls = "stun:127.0.0.1:{turn.port}" }}, {{ urls = "turn:127.0.0.1:{turn.port}?transport=udp" }}]\n')
     boss = anon.login("boss")

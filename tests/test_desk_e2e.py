@@ -13,7 +13,8 @@ pytest.importorskip("playwright.sync_api")
 
 from tests.phones.steps import register  # noqa: E402
 
-from .conftest import DOMAIN, rtp_low  # noqa: E402
+from .conftest import DOMAIN  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import PASSWORDS, db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -23,9 +24,7 @@ EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003", "10
 
 def test_agent_desk_screen_pop_work_order_and_transfer(switch_factory, phones, browser_page, tmp_path):
     page = browser_page
-    lo = rtp_low()
-    sw, anon = start_api_switch(switch_factory, EXTS, extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\n'
-                                                             f'rtp_ports = "{lo}-{lo + 99}"\n')
+    sw, anon = start_api_switch(switch_factory, EXTS, extra=rtp_extra(both_digests=True))
     boss = anon.login("boss")
     cust = boss.post("/api/customers", {"name": "Katherine Johnson", "phones": ["1001"], "vip_level": 1})[1]
     old = boss.post("/api/orders", {"kind": "delivery", "customer_id": cust["id"], "summary": "parcel 4711 missing"})[1]

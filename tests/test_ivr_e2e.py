@@ -16,7 +16,8 @@ import pytest
 pytest.importorskip("pjsua2")
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, ROOT, rtp_low  # noqa: E402
+from .conftest import DOMAIN, ROOT  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import db_rows  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -45,8 +46,7 @@ def hotline_config(tmp: Path, sounds: Path) -> str:
     cc = re.sub(r'(?m)^holidays = \[.*\]', 'holidays = []', cc)
     cc = cc.replace('sounds_dir = "var/prompts"', f'sounds_dir = "{sounds}"')
     cc = cc.replace('prompts_dir = "prompts"', f'prompts_dir = "{ROOT / "prompts"}"')
-    lo = rtp_low()
-    return f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n' + cc
+    return rtp_extra(both_digests=True) + cc
 
 
 def keep_sending(phone, call, tmp: Path) -> None:
@@ -183,12 +183,8 @@ def test_spoken_korean_keyword_over_rtp_picks_the_branch(switch_factory, phones,
     """espeak-ng says 예약 ("booking"); pjsua2 sends it over RTP; the switch's recogniser (vosk, Korean
     model, grammar = the menu's keywords) hears it and the menu sends the call to the booking queue."""
     model = _korean_model()
-    lo = rtp_low()
     queues = "".join(f'[[acd.queues]]\nname = "{q}"\nskill = "s"\n' for q in ("agent", "booking", "refund"))
-    extra = f'''auth_algorithms = ["MD5", "SHA-256"]
-[media]
-rtp_ports = "{lo}-{lo + 99}"
-[acd]
+    extra = rtp_extra(both_digests=True) + f'''[acd]
 [[acd.skills]]
 name = "s"
 {queues}

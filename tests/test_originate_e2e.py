@@ -14,7 +14,8 @@ pytest.importorskip("aiohttp")
 from tests.phones.client import PhoneTimeout  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, rtp_low  # noqa: E402
+from .conftest import DOMAIN  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -26,8 +27,7 @@ EXTS = {"1001": "secret-1001", "1002": "secret-1002", "1003": "secret-1003"}
 def _api_switch(switch_factory):
     """The API switch of tests/test_api_support.py (agents 2001 at 1002, 2002 at 1003, supervisor boss),
     media anchored on its own RTP port range."""
-    lo = rtp_low()
-    return start_api_switch(switch_factory, EXTS, extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
+    return start_api_switch(switch_factory, EXTS, extra=rtp_extra())
 
 
 @requires_pjsua2

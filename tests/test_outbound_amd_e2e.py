@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from .conftest import DOMAIN, rtp_low  # noqa: E402
+from .conftest import DOMAIN  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import db_rows, start_api_switch, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120),
@@ -31,10 +32,7 @@ def campaign_switch(switch_factory, phones):
     port = customer.info()["port"]
     customer.account("customer", "127.0.0.1")   # the carrier's side: takes the trunk's INVITE, no registration
     customer.auto_answer(code=200, delay_ms=300)
-    lo = rtp_low()
-    extra = f'''[media]
-rtp_ports = "{lo}-{lo + 99}"
-[numbering]
+    extra = rtp_extra() + f'''[numbering]
 country_code = "86"
 [[trunks]]
 name = "carrier"

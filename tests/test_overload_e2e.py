@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, rtp_low, sipp_ok, wait_udp_bound
+from .conftest import DOMAIN, SIPP_DIR, free_port, requires_sipp, sipp_ok, wait_udp_bound
+from .e2e_configs import rtp_extra
 from .test_api_support import PASSWORDS, Http, start_api_switch
 from .test_sipp_e2e import finish, register
 
@@ -67,9 +68,8 @@ def flood(sw, tmp: Path) -> subprocess.Popen:
 
 
 def test_a_flood_sheds_new_registrations_while_a_bye_and_a_queue_call_go_through(switch_factory, tmp_path):
-    lo = rtp_low()
     extensions = {**EXTS, **{str(u): f"pw-{u}" for u in FLOOD_USERS}}
-    sw, _ = start_api_switch(switch_factory, extensions, extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
+    sw, _ = start_api_switch(switch_factory, extensions, extra=rtp_extra())
     # the agent's phone and phone B register and wait for their call; the agent logs in at the desk (API)
     agent_port, b_port = free_port(), free_port()
     sipp_ok(register(sw, "1002", agent_port, tmp_path), tmp_path)

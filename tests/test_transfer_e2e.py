@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("pjsua2")
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, rtp_low  # noqa: E402
+from .conftest import DOMAIN  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from . import test_ivr_e2e  # noqa: E402
 
 sounds = test_ivr_e2e.sounds            # the fixture: the shipped prompts, built once per module
@@ -20,8 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 def a_talks_to_b(switch_factory, phones):
     """Phones a (1001), b (1002), c (1003) registered, b and c answering; a has called b."""
-    lo = rtp_low()
-    sw = switch_factory(extra=f'[media]\nrtp_ports = "{lo}-{lo + 99}"\n')
+    sw = switch_factory(extra=rtp_extra())
     a, b, c = phones("a"), phones("b"), phones("c")
     for p, n in ((a, "1001"), (b, "1002"), (c, "1003")):
         assert p.register(n, sw.extensions[n], DOMAIN, f"sip:{sw.addr}")["code"] == 200

@@ -16,7 +16,8 @@ pytest.importorskip("playwright.sync_api")
 from tests.phones.steps import register  # noqa: E402
 
 from . import audio  # noqa: E402
-from .conftest import DOMAIN, rtp_low, start_switch  # noqa: E402
+from .conftest import DOMAIN, start_switch  # noqa: E402
+from .e2e_configs import rtp_extra  # noqa: E402
 from .test_api_support import PASSWORDS, start_api_switch  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -34,10 +35,9 @@ def agent_state_is(page, agent: str, state: str, timeout: float = WITHIN) -> flo
 
 def test_wallboard_live_alarm_barge_and_logout(switch_factory, phones, browser_page, tmp_path):
     page = browser_page
-    lo = rtp_low()
     sw, anon = start_api_switch(
         switch_factory, EXTS,
-        extra=f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
+        extra=rtp_extra(both_digests=True) +
               '[wallboard]\nlongest_wait_warning = 1\nlongest_wait_alarm = 3\n',
         extra_acd='supervisors = ["1004"]')
     boss = anon.login("boss")

@@ -18,7 +18,8 @@ from softswitch.wallboard.model import local_midnight
 from store.crm import CallCentre
 from store.db import Store
 
-from .conftest import requires_sipp, rtp_low, sipp_ok, wait_for
+from .conftest import requires_sipp, sipp_ok, wait_for
+from .e2e_configs import rtp_extra
 from .test_api_support import Http, db_rows, start_api_switch
 from .test_overload_e2e import caller_scenario, place_call
 
@@ -54,8 +55,7 @@ def support(boss: Http) -> dict:
 def test_todays_figures_include_the_calls_before_a_restart(switch_factory, tmp_path):
     (tmp_path / "var").mkdir()
     asyncio.run(earlier_calls(tmp_path / "var" / "softswitch.db", time.time()))
-    lo = rtp_low()
-    extra = f'auth_algorithms = ["MD5", "SHA-256"]\n[media]\nrtp_ports = "{lo}-{lo + 99}"\n'
+    extra = rtp_extra(both_digests=True)
     sw, anon = start_api_switch(switch_factory, extra=extra)
     sw.wait_log(r"wallboard: today's figures include 2 call\(s\) of 1 queue\(s\) before the start")
     boss = anon.login("boss")
