@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,14 +25,9 @@ MARK = "# ----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def sounds(tmp_path_factory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (bin/setup installs it)")
-    out = tmp_path_factory.mktemp("prompts")
-    r = subprocess.run([sys.executable, "-m", "softswitch.cli", "prompts", "build", "--prompts", str(ROOT / "prompts"),
-                        "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out
+def sounds(built_prompts) -> Path:
+    """The shipped prompts in every language, built once per session (conftest ``built_prompts``)."""
+    return built_prompts(None)
 
 
 def hotline_config(tmp: Path, sounds: Path) -> str:
