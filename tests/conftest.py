@@ -54,7 +54,7 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     raise RuntimeError("no free port")
 
 
-def wait_for(fn, timeout: float = 10.0, interval: float = 0.1):
+def wait_for(fn, timeout: float = 10.0, interval: float = 0.05):
     """Poll ``fn`` until it returns something true, and return that; AssertionError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
