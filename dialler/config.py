@@ -24,7 +24,7 @@ Validated with ``base.schema`` like every section, so a typo is refused at start
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from base.checks import between, nonempty, one_of, printable
@@ -48,20 +48,19 @@ class AmdSettings:
     message: str = ""                     # the prompt (prompts/ name) left on a machine
     message_text: str = ""                # or runtime speech (TTS): "Dear {name}, ..." with the contact's data
     message_wait: int = 20                # seconds waiting for the greeting's end (the beep) before speaking
-    initial_silence: int = 2500
-    greeting: int = 1500
-    after_greeting_silence: int = 800
-    total_analysis_time: int = 5000
-    min_word_length: int = 100
-    between_words_silence: int = 50
-    maximum_number_of_words: int = 2
-    maximum_word_length: int = 5000
-    silence_threshold: int = 256
+    # the analysis parameters: AmdParams' names, defaults taken from it (one place for Asterisk's numbers)
+    initial_silence: int = AmdParams.initial_silence
+    greeting: int = AmdParams.greeting
+    after_greeting_silence: int = AmdParams.after_greeting_silence
+    total_analysis_time: int = AmdParams.total_analysis_time
+    min_word_length: int = AmdParams.min_word_length
+    between_words_silence: int = AmdParams.between_words_silence
+    maximum_number_of_words: int = AmdParams.maximum_number_of_words
+    maximum_word_length: int = AmdParams.maximum_word_length
+    silence_threshold: int = AmdParams.silence_threshold
 
     def params(self) -> AmdParams:
-        return AmdParams(self.initial_silence, self.greeting, self.after_greeting_silence, self.total_analysis_time,
-                         self.min_word_length, self.between_words_silence, self.maximum_number_of_words,
-                         self.maximum_word_length, self.silence_threshold)
+        return AmdParams(**{f.name: getattr(self, f.name) for f in fields(AmdParams)})
 CALLBACKS = "callbacks"   # the built-in campaign that holds callback tasks
 
 
