@@ -1018,20 +1018,20 @@ class B2BUA:
 
     def _media_lost(self, leg: Leg, ev: Any, now: float) -> None:
         """The media worker carrying this leg died (``media.workers``): end the call like an RTP time-out."""
-        call = leg.call
-        log.error("call %s: media of the %s leg lost (%s): hanging up", call.id, leg.role, ev.reason)
-        if call.caller.state is not CONFIRMED and call.caller.tx is not None and not call.caller.outgoing:
-            self._reject(L.Reject(call, 503, "Media Lost", (("Retry-After", "5"),)), now)
-        else:
-            self._hangup(L.Hangup(call, "media lost (worker died)"), now)
+        log.error("call %s: media of the %s leg lost (%s): hanging up", leg.call.id, leg.role, ev.reason)
+        self._end_without_media(leg.call, "Media Lost", "media lost (worker died)", now)
 
     def _media_port_failed(self, leg: Leg, ev: Any, now: float) -> None:
-        call = leg.call
-        log.error("call %s: RTP port of the %s leg could not be opened (%s): hanging up", call.id, leg.role, ev.reason)
+        log.error("call %s: RTP port of the %s leg could not be opened (%s): hanging up", leg.call.id, leg.role,
+                  ev.reason)
+        self._end_without_media(leg.call, "Out of Media Ports", "RTP port failed", now)
+
+    def _end_without_media(self, call: Call, reject_reason: str, hangup_reason: str, now: float) -> None:
+        """A call whose media is gone: a caller not yet answered gets 503 + Retry-After, else BYE both ways."""
         if call.caller.state is not CONFIRMED and call.caller.tx is not None and not call.caller.outgoing:
-            self._reject(L.Reject(call, 503, "Out of Media Ports", (("Retry-After", "5"),)), now)
+            self._reject(L.Reject(call, 503, reject_reason, (("Retry-After", "5"),)), now)
         else:
-            self._hangup(L.Hangup(call, "RTP port failed"), now)
+            self._hangup(L.Hangup(call, hangup_reason), now)
 
     # ------------------------------------------------------------------------- timers/end
     def on_ack_timeout(self, tx: ServerTransaction, now: float) -> None:
