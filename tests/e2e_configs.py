@@ -28,6 +28,23 @@ def media_extra(tmp: Path, record: str = "none") -> str:
     return rtp_extra(both_digests=True) + f'record = "{record}"\nrecordings_dir = "{tmp / "recordings"}"\n'
 
 
+def support_agents(bob: bool = True, bob_pin: str = "") -> str:
+    """The "support" skill and the agents of the ACD tests (inside an ``[acd]`` table): 2001 Alice at
+    extension 1002 (level 5) and, unless ``bob`` is False, 2002 Bob at 1003 (level 9, with a PIN if given)."""
+    text = '''[[acd.skills]]
+name = "support"
+[[acd.agents]]
+id = "2001"
+name = "Alice"
+extension = "1002"
+skills = { support = 5 }
+'''
+    if bob:
+        text += '[[acd.agents]]\nid = "2002"\nname = "Bob"\nextension = "1003"\n' + (
+            f'pin = "{bob_pin}"\n' if bob_pin else "") + "skills = { support = 9 }\n"
+    return text
+
+
 def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool = True,
                whisper: bool = False) -> str:
     """Queue "support" on number 500; agents 2001 (ext 1002, level 5) and 2002 (ext 1003, level 9);
@@ -37,19 +54,7 @@ def acd_config(tmp: Path, sounds: Path, ring_time: int = 4, announce_agent: bool
     return rtp_extra(both_digests=True) + f'''[acd]
 queue_log = "{tmp / 'queue_log'}"
 supervisors = ["1004"]
-[[acd.skills]]
-name = "support"
-[[acd.agents]]
-id = "2001"
-name = "Alice"
-extension = "1002"
-skills = {{ support = 5 }}
-[[acd.agents]]
-id = "2002"
-name = "Bob"
-extension = "1003"
-skills = {{ support = 9 }}
-[[acd.queues]]
+{support_agents()}[[acd.queues]]
 name = "support"
 skill = "support"
 strategy = "longest-idle"

@@ -12,6 +12,7 @@ from typing import Any
 from softswitch.api.auth import hash_password
 
 from .conftest import free_port
+from .e2e_configs import support_agents
 from .conftest import wait_for as wait_for  # (the API tests import it from here)
 
 PASSWORDS = {"2001": "alice-pw-1", "2002": "bob-pw-22", "boss": "boss-pw-333"}
@@ -24,19 +25,7 @@ def api_config(api_port: int, agents: bool = True, extra_acd: str = "") -> str:
     if agents:
         text += f'''[acd]
 {extra_acd}
-[[acd.skills]]
-name = "support"
-[[acd.agents]]
-id = "2001"
-name = "Alice"
-extension = "1002"
-skills = {{ support = 5 }}
-[[acd.agents]]
-id = "2002"
-name = "Bob"
-extension = "1003"
-skills = {{ support = 9 }}
-[[acd.queues]]
+{support_agents()}[[acd.queues]]
 name = "support"
 skill = "support"
 ring_time = 15

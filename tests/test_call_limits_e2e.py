@@ -13,6 +13,7 @@ pytest.importorskip("pjsua2")
 
 from . import audio  # noqa: E402
 from .conftest import DOMAIN, rtp_range  # noqa: E402
+from .e2e_configs import support_agents  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -30,14 +31,7 @@ reserve_ports = 2
 record = "none"
 [acd]
 queue_log = "{tmp / 'queue_log'}"
-[[acd.skills]]
-name = "support"
-[[acd.agents]]
-id = "2001"
-name = "Alice"
-extension = "1002"
-skills = {{ support = 5 }}
-[[acd.queues]]
+{support_agents(bob=False)}[[acd.queues]]
 name = "support"
 skill = "support"
 [[acd.dialplan]]

@@ -22,6 +22,7 @@ import pytest
 
 from .attacker import SipPeer, answer, http_from
 from .conftest import DOMAIN, wait_for
+from .e2e_configs import support_agents
 from .test_api_support import PASSWORDS, start_api_switch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -169,21 +170,8 @@ def test_non_ascii_token_is_401_not_500(switch_factory):
 
 # ----------------------------------------------------------------------------------------------- agents
 
-AGENTS_CONFIG = '''[acd]
-[[acd.skills]]
-name = "support"
-[[acd.agents]]
-id = "2001"
-name = "Alice"
-extension = "1002"
-skills = {{ support = 5 }}
-[[acd.agents]]
-id = "2002"
-name = "Bob"
-extension = "1003"
-pin = "4711"
-skills = {{ support = 9 }}
-[[acd.queues]]
+# (a str.format template: the agents' braces doubled)
+AGENTS_CONFIG = "[acd]\n" + support_agents(bob_pin="4711").replace("{", "{{").replace("}", "}}") + '''[[acd.queues]]
 name = "support"
 skill = "support"
 [api]
