@@ -1,5 +1,5 @@
 // The login shared by the pages (desk, wallboard, reports, work orders): the JSON API helper that carries
-// the session cookie, and the login form, rendered into the page's <section id="login"> placeholder.
+// the session cookie, a DOM builder (el), and the login form, rendered into the page's <section id="login"> placeholder.
 // One place, so that a change to the session (cookie, error text, the roles a page admits) reaches
 // every page. The server sets the session cookie (HttpOnly) on POST /api/session; the page never
 // stores the token itself.
@@ -20,26 +20,30 @@ window.Login = (function () {
     return data;
   }
 
-  function node(tag, attrs, ...kids) {
+  // build an element: attributes ("class" sets className, "onclick" etc. add listeners), then children
+  // (nodes, or text for anything else); the pages build their DOM with it (no markup injection)
+  function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-    e.append(...kids);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
     return e;
   }
 
   // the form, built with DOM calls (the pages' CSP allows no inline script or markup injection)
   function render(box, title, userLabel) {
     box.replaceChildren(
-      node("h2", {}, title),
-      node("form", { id: "login-form", autocomplete: "on" },
-        node("label", {}, userLabel + " ", node("input", { id: "login-user", name: "user", required: "",
+      el("h2", {}, title),
+      el("form", { id: "login-form", autocomplete: "on" },
+        el("label", {}, userLabel + " ", el("input", { id: "login-user", name: "user", required: "",
           maxlength: "200", autocomplete: "username" })),
         " ",
-        node("label", {}, "Password ", node("input", { id: "login-password", name: "password", type: "password",
+        el("label", {}, "Password ", el("input", { id: "login-password", name: "password", type: "password",
           required: "", maxlength: "1024", autocomplete: "current-password" })),
         " ",
-        node("button", { id: "login-button", type: "submit" }, "Log in"),
-        node("p", { id: "login-error", class: "error", role: "alert" })));
+        el("button", { id: "login-button", type: "submit" }, "Log in"),
+        el("p", { id: "login-error", class: "error", role: "alert" })));
   }
 
   // Show the page for the session, or the login form until someone allowed logs in.
@@ -69,5 +73,5 @@ window.Login = (function () {
     if (me) error(opts.refused);
   }
 
-  return { api, start, SUPERVISORS };
+  return { api, el, start, SUPERVISORS };
 })();

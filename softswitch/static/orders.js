@@ -5,14 +5,7 @@
   const $ = (id) => document.getElementById(id);
   let me = null;
   const api = window.Login.api;   // the JSON API with the session cookie (login.js)
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
-    }
-    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
-    return e;
-  }
+  const el = window.Login.el;    // DOM builder (login.js)
   const when = (t) => t ? new Date(t * 1000).toLocaleString() : "";
   const NEXT = { open: "assigned", assigned: "in_progress", in_progress: "resolved", resolved: "closed" };
 

@@ -7,14 +7,7 @@
   let floor = null, received = 0, ws = null, retry = 0;
 
   const api = window.Login.api;   // the JSON API with the session cookie (login.js)
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
-    }
-    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
-    return e;
-  }
+  const el = window.Login.el;    // DOM builder (login.js)
   function dur(s) {
     s = Math.max(0, Math.floor(s));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
